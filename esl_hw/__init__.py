@@ -1,0 +1,20 @@
+"""esl-hw: sparse spiking neural networks from ESL training to bit-exact FPGA cores.
+
+The core package (this folder, minus the CLI) imports only numpy and pyyaml, so the reference
+model loads fast inside a simulator's Python. The stages live in subpackages:
+``esl_hw.train`` (torch), ``esl_hw.rtl_gen`` (amaranth), ``esl_hw.sim`` (cocotb).
+"""
+
+from esl_hw.artifact import FORMAT_VERSION, Encoder, Layer, Model, load_model, save_model
+from esl_hw.errors import EslError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Encoder",
+    "EslError",
+    "Layer",
+    "Model",
+    "load_model",
+    "save_model",
+]
+__version__ = "0.1.0"
