@@ -193,9 +193,7 @@ def validate_layer(layer: Layer, where: str) -> None:
         bad = int(np.argmax(steps < 0))
         raise _fail(where, f"row_ptr not monotonic at row {bad} ({row_ptr[bad]} > {row_ptr[bad + 1]})")
     if row_ptr[-1] != len(col) or len(col) != len(weight):
-        raise _fail(
-            where, f"row_ptr ends at {row_ptr[-1]} but col has {len(col)} and weight {len(weight)}"
-        )
+        raise _fail(where, f"row_ptr ends at {row_ptr[-1]} but col has {len(col)} and weight {len(weight)}")
     if len(col) and (col.min() < 0 or col.max() >= layer.n_out):
         bad = int(col[(col < 0) | (col >= layer.n_out)][0])
         raise _fail(where, f"column index {bad} out of range 0..{layer.n_out - 1}")

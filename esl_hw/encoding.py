@@ -13,8 +13,9 @@ import numpy as np
 from esl_hw.artifact import Encoder
 
 
-def encode(images: np.ndarray, timesteps: int, encoder: Encoder = Encoder()) -> np.ndarray:
+def encode(images: np.ndarray, timesteps: int, encoder: Encoder | None = None) -> np.ndarray:
     """Encode ``images`` (``[..., n_in]`` uint8) into spikes ``[T, ..., n_in]`` (bool)."""
+    encoder = encoder or Encoder()
     pixels = np.asarray(images)
     if pixels.dtype != np.uint8:
         raise ValueError(f"images must be uint8, got {pixels.dtype}")

@@ -44,9 +44,7 @@ def leak(potential: np.ndarray, leak_shift: int | None) -> np.ndarray:
     return potential - (potential >> leak_shift)
 
 
-def lif_step(
-    potential: np.ndarray, current: np.ndarray, layer: Layer
-) -> tuple[np.ndarray, np.ndarray]:
+def lif_step(potential: np.ndarray, current: np.ndarray, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     """One LIF update: return ``(spikes, potential after reset)`` for ``[B, n_out]`` int64 arrays."""
     low, high = signed_range(layer.v_bits)
     updated = np.clip(leak(potential, layer.leak_shift) + current, low, high)
