@@ -1,0 +1,110 @@
+"""The ``esl-hw`` command line: one subcommand per pipeline stage, plus ``demo`` running them all.
+
+Bad input (a missing or malformed file, an unknown config key, an option out of range) ends with
+one line ``esl-hw: error: ...`` on stderr and exit status 2, and leaves no partial output behind.
+The stages are imported lazily so that ``esl-hw --help`` and the reference model stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from esl_hw.errors import EslError
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+SIMULATORS = ("verilator", "icarus")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise EslError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="esl-hw",
+        description="Sparse SNNs from ESL training to a bit-exact, co-simulated FPGA core.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a sparse SNN with ESL from a YAML config")
+    train.add_argument("config", type=Path, help="training config (YAML), e.g. configs/demo.yaml")
+    train.add_argument("--out", type=Path, required=True, help="run folder to create")
+    train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    train.add_argument("--force", action="store_true", help="replace an existing run folder")
+
+    export = commands.add_parser("export", help="export a trained run as a quantised model artifact")
+    export.add_argument("run", type=Path, help="run folder written by 'esl-hw train'")
+    export.add_argument("--out", type=Path, required=True, help="model artifact folder to create")
+    export.add_argument("--force", action="store_true", help="replace an existing artifact")
+
+    evaluate = commands.add_parser("eval", help="accuracy of the integer reference on a test set")
+    evaluate.add_argument("model", type=Path, help="model artifact folder")
+    evaluate.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+
+    rtl = commands.add_parser("rtl", help="generate Verilog for the event-driven LIF core")
+    rtl.add_argument("model", type=Path, help="model artifact folder")
+    rtl.add_argument("--out", type=Path, required=True, help="folder for the Verilog")
+    rtl.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    sim = commands.add_parser("sim", help="co-simulate the RTL against the reference, bit for bit")
+    sim.add_argument("model", type=Path, help="model artifact folder")
+    sim.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
+    sim.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
+
+    demo = commands.add_parser("demo", help="train, export, check, generate and co-simulate")
+    demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
+    demo.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    demo.add_argument("--config", type=Path, help="training config (default: the built-in demo)")
+    demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
+    demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    demo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+        )
+        from esl_hw import commands
+
+        return getattr(commands, f"run_{args.command}")(args)
+    except EslError as error:
+        message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        print(f"esl-hw: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("esl-hw: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

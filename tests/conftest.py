@@ -1,0 +1,46 @@
+"""Shared fixtures: small random models in the artifact format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esl_hw.artifact import Layer, Model, layer_from_dense
+
+
+def random_layer(
+    rng: np.random.Generator,
+    n_in: int,
+    n_out: int,
+    kind: str = "lif",
+    density: float = 0.3,
+    w_bits: int = 6,
+    v_bits: int = 10,
+    threshold: int | None = None,
+    leak_shift: int | None = 2,
+) -> Layer:
+    """A random CSR layer; some rows end up empty and some full at small sizes."""
+    low, high = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    mask = rng.random((n_in, n_out)) < density
+    mask[0] = False
+    if n_in > 1:
+        mask[1] = True
+    dense = rng.integers(low, high + 1, (n_in, n_out)) * mask
+    if kind == "output":
+        return layer_from_dense(dense, "output", w_bits, mask=mask)
+    if threshold is None:
+        threshold = int(rng.integers(1, 1 << (v_bits - 2)))
+    return layer_from_dense(dense, "lif", w_bits, v_bits, threshold, leak_shift, mask=mask)
+
+
+def random_model(
+    rng: np.random.Generator, sizes: tuple[int, ...] = (20, 12, 4), timesteps: int = 5, **kw
+) -> Model:
+    layers = [random_layer(rng, a, b, **kw) for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)]
+    layers.append(random_layer(rng, sizes[-2], sizes[-1], kind="output", w_bits=kw.get("w_bits", 6)))
+    return Model(tuple(layers), timesteps)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,43 @@
+"""The rate encoder against its phase-accumulator definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from esl_hw.artifact import Encoder
+from esl_hw.encoding import encode, spike_events
+
+
+def accumulator_spikes(x: int, steps: int, phase0: int) -> list[int]:
+    acc, out = phase0, []
+    for _ in range(steps):
+        acc += x
+        out.append(int(acc >= 256))
+        acc -= 256 * out[-1]
+    return out
+
+
+@pytest.mark.parametrize("phase0", [0, 128, 255])
+def test_encoder_equals_phase_accumulator(phase0: int) -> None:
+    pixels = np.arange(256, dtype=np.uint8)
+    spikes = encode(pixels, 20, Encoder(phase0=phase0))
+    assert spikes.shape == (20, 256)
+    for x in range(256):
+        assert spikes[:, x].astype(int).tolist() == accumulator_spikes(x, 20, phase0)
+
+
+def test_rate_follows_intensity() -> None:
+    spikes = encode(np.array([0, 64, 128, 255], dtype=np.uint8), 64)
+    assert spikes.sum(axis=0).tolist() == [0, 16, 32, 64]
+
+
+def test_encoder_keeps_batch_shape_and_rejects_non_uint8() -> None:
+    assert encode(np.zeros((3, 5), dtype=np.uint8), 4).shape == (4, 3, 5)
+    with pytest.raises(ValueError, match="uint8"):
+        encode(np.zeros(4, dtype=np.float32), 4)
+
+
+def test_spike_events_lists_ascending_indices_per_step() -> None:
+    spikes = np.array([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1]], dtype=bool)
+    assert spike_events(spikes) == [[1, 2], [], [0, 3]]

@@ -1,0 +1,108 @@
+"""The numpy reference against a naive event-by-event model written from docs/semantics.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_model
+
+from esl_hw.artifact import Model, layer_from_dense
+from esl_hw.encoding import encode
+from esl_hw.reference import accuracy, argmax_lowest, leak, lif_step, predict, run
+
+
+def naive_run(model: Model, spikes: np.ndarray) -> tuple[list, list, list[int]]:
+    """One sample ``[T, n_in]``, with Python integers and a CSR walk per event."""
+    hidden = model.hidden_layers
+    potential = [[0] * layer.n_out for layer in hidden]
+    acc = [0] * model.n_outputs
+    spike_log, potential_log = [], []
+    for step in spikes:
+        events = [j for j, bit in enumerate(step) if bit]
+        step_spikes, step_potentials = [], []
+        for index, layer in enumerate(hidden):
+            current = [0] * layer.n_out
+            for j in events:
+                for s in range(layer.row_ptr[j], layer.row_ptr[j + 1]):
+                    current[layer.col[s]] += int(layer.weight[s])
+            low, high = -(1 << (layer.v_bits - 1)), (1 << (layer.v_bits - 1)) - 1
+            fired = []
+            for i in range(layer.n_out):
+                v = potential[index][i]
+                leaked = v if layer.leak_shift is None else v - (v // (1 << layer.leak_shift))
+                u = min(max(leaked + current[i], low), high)
+                if u >= layer.threshold:
+                    fired.append(i)
+                    u = 0
+                potential[index][i] = u
+            step_spikes.append(fired)
+            step_potentials.append(list(potential[index]))
+            events = fired
+        out = model.output_layer
+        for j in events:
+            for s in range(out.row_ptr[j], out.row_ptr[j + 1]):
+                acc[out.col[s]] += int(out.weight[s])
+        spike_log.append(step_spikes)
+        potential_log.append(step_potentials)
+    return spike_log, potential_log, acc
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_reference_matches_naive_model_exactly(case: int) -> None:
+    rng = np.random.default_rng(case)
+    sizes = [(15, 9, 3), (10, 8, 6, 4), (7, 5, 2)][case % 3]
+    leak_shift = [None, 1, 3][case % 3]
+    model = random_model(
+        rng,
+        sizes,
+        timesteps=6,
+        w_bits=[4, 6, 8][case % 3],
+        v_bits=[6, 8, 12][case % 3],
+        leak_shift=leak_shift,
+        density=[0.2, 0.6, 1.0][case % 3],
+    )
+    spikes = rng.random((6, 4, model.n_inputs)) < 0.5
+    trace = run(model, spikes)
+    for sample in range(4):
+        spike_log, potential_log, acc = naive_run(model, spikes[:, sample])
+        for t in range(6):
+            for index in range(len(model.hidden_layers)):
+                assert np.flatnonzero(trace.spikes[index][t, sample]).tolist() == spike_log[t][index]
+                assert trace.potentials[index][t, sample].tolist() == potential_log[t][index]
+        assert trace.outputs[sample].tolist() == acc
+        assert trace.predictions[sample] == int(np.argmax(acc))
+
+
+def test_leak_is_an_arithmetic_floor_shift() -> None:
+    values = np.array([-5, -4, -3, -1, 0, 1, 3, 7])
+    assert leak(values, 1).tolist() == [-2, -2, -1, 0, 0, 1, 2, 4]
+    assert leak(values, None).tolist() == values.tolist()
+
+
+def test_lif_step_saturates_then_thresholds_and_resets() -> None:
+    layer = layer_from_dense(np.array([[1, 1, 1]]), "lif", w_bits=4, v_bits=6, threshold=20, leak_shift=None)
+    potential = np.array([[10, -30, 19]])
+    current = np.array([[100, -100, 0]])
+    fired, after = lif_step(potential, current, layer)
+    assert fired.tolist() == [[True, False, False]]
+    assert after.tolist() == [[0, -32, 19]]
+
+
+def test_argmax_ties_go_to_the_lowest_index() -> None:
+    assert argmax_lowest(np.array([[3, 7, 7, 1], [-1, -1, -1, -1]])).tolist() == [1, 0]
+
+
+def test_run_rejects_mismatched_input_shape(rng: np.random.Generator) -> None:
+    model = random_model(rng)
+    with pytest.raises(ValueError, match="do not match"):
+        run(model, np.zeros((model.timesteps + 1, 1, model.n_inputs), dtype=bool))
+
+
+def test_predict_in_batches_equals_one_batch(rng: np.random.Generator) -> None:
+    model = random_model(rng, (16, 10, 3), timesteps=4)
+    images = rng.integers(0, 256, (25, 16), dtype=np.uint8)
+    whole = run(model, encode(images, 4)).predictions
+    assert predict(model, images, batch_size=7).tolist() == whole.tolist()
+    labels = whole.copy()
+    labels[:5] = (labels[:5] + 1) % 3
+    assert accuracy(model, images, labels) == pytest.approx(20 / 25)
