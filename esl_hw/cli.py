@@ -15,8 +15,6 @@ from pathlib import Path
 
 from esl_hw.errors import EslError
 
-EXIT_OK = 0
-EXIT_MISMATCH = 1
 EXIT_USAGE = 2
 SIMULATORS = ("verilator", "icarus")
 
@@ -102,9 +100,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def entry_point() -> None:
-    sys.exit(main())
-
-
 if __name__ == "__main__":
-    entry_point()
+    sys.exit(main())

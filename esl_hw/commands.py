@@ -1,0 +1,246 @@
+"""What each ``esl-hw`` subcommand does; the parser lives in :mod:`esl_hw.cli`.
+
+Each ``run_<command>(args)`` returns the exit status. The training, RTL and simulation stages are
+imported inside the functions that need them, so the core stays free of torch, amaranth and cocotb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esl_hw.artifact import Model, load_model, save_model
+from esl_hw.datasets import Dataset, load_mnist
+from esl_hw.errors import EslError
+from esl_hw.metrics import cycle_floor, energy_per_inference
+from esl_hw.outputs import check_writable_target, staged_folder
+from esl_hw.reference import predict
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+
+
+def _load_config(path: Path | None, data: Path | None):
+    from esl_hw.train.config import default_config, load_config
+
+    config = default_config() if path is None else load_config(path)
+    if data is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
+    return config
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    """Print ``rows`` as an aligned two-column table under ``title``."""
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    print("-" * (width + 24))
+    for name, value in rows:
+        if isinstance(value, float):
+            text = f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
+        else:
+            text = str(value)
+        print(f"{name.ljust(width)}  {text}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = _load_config(args.config, args.data)
+    from esl_hw.train.loop import train
+
+    run_dir = train(config, args.out, force=args.force, progress=True)
+    print(f"trained run written to {run_dir}")
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from esl_hw.train.export import export_run
+
+    model = export_run(args.run)
+    with staged_folder(args.out, args.force) as staging:
+        save_model(model, staging, overwrite=True)
+    print(f"model artifact written to {args.out} ({model.synapses} synapses, density {model.density:.4f})")
+    return EXIT_OK
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    data = load_mnist(args.data)
+    _check_inputs(model, data)
+    predictions = predict(model, data.test.images)
+    accuracy = float(np.mean(predictions == data.test.labels))
+    print_table(
+        f"integer reference on {data.source}",
+        [("test images", len(data.test)), ("int_accuracy", accuracy)],
+    )
+    return EXIT_OK
+
+
+def run_rtl(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    check_writable_target(args.out, args.force)
+    from esl_hw.rtl_gen import emit_verilog, memory_bits
+
+    with staged_folder(args.out, args.force) as staging:
+        verilog = emit_verilog(model, staging)
+        _write_json(staging / "memory_bits.json", memory_bits(model))
+    print(f"Verilog written to {args.out / verilog.name}")
+    return EXIT_OK
+
+
+def _check_inputs(model: Model, data: Dataset) -> None:
+    if data.test.images.shape[1] != model.n_inputs:
+        raise EslError(
+            f"dataset images have {data.test.images.shape[1]} pixels, the model expects {model.n_inputs}"
+        )
+
+
+def cosim_report(model: Model, result: Any, labels: np.ndarray) -> dict[str, Any]:
+    """The co-simulation keys of ``sim.json`` and ``summary.json`` from a ``CosimResult``."""
+    from esl_hw.rtl_gen import memory_bits
+
+    cycles = np.asarray(result.cycles, dtype=np.float64)
+    sops = np.asarray(result.sops, dtype=np.float64)
+    accesses = np.asarray(result.memory_reads, dtype=np.float64) + np.asarray(
+        result.memory_writes, dtype=np.float64
+    )
+    floors = np.array([cycle_floor(model, count, result.lanes) for count in sops])
+    energy = energy_per_inference(float(sops.mean()), float(accesses.mean()))
+    bits = memory_bits(model)
+    return {
+        "simulator": result.simulator,
+        "rtl_samples": result.samples,
+        "rtl_mismatches": result.mismatches,
+        "rtl_accuracy": float(np.mean(np.asarray(result.predictions) == labels[: result.samples])),
+        "lanes": result.lanes,
+        "cycles_per_inference": float(cycles.mean()),
+        "cycles_p99": float(np.percentile(cycles, 99)),
+        "cycle_floor": float(floors.mean()),
+        "cycles_over_floor": float(cycles.mean() / floors.mean()),
+        "sops_per_inference": float(sops.mean()),
+        "memory_accesses_per_inference": float(accesses.mean()),
+        "memory_bits": {**bits, "total": int(sum(bits.values()))},
+        "energy_per_inference_j": energy["total_j"],
+        "energy_breakdown": energy,
+        "sim_seconds": result.seconds,
+    }
+
+
+def _cosimulate(model: Model, data: Dataset, samples: int, simulator: str, build_dir: Path) -> dict[str, Any]:
+    from esl_hw.sim import run_cosim
+
+    count = min(samples, len(data.test))
+    result = run_cosim(model, data.test.images[:count], simulator=simulator, build_dir=build_dir)
+    return cosim_report(model, result, data.test.labels)
+
+
+def _print_cosim(report: dict[str, Any]) -> None:
+    print_table(
+        f"RTL co-simulation ({report['simulator']})",
+        [
+            ("samples", report["rtl_samples"]),
+            ("mismatching samples", report["rtl_mismatches"]),
+            ("rtl_accuracy", report["rtl_accuracy"]),
+            ("cycles per inference", report["cycles_per_inference"]),
+            ("cycle floor", report["cycle_floor"]),
+            ("synaptic ops per inference", report["sops_per_inference"]),
+            ("memory bits", report["memory_bits"]["total"]),
+            ("energy per inference (J)", report["energy_per_inference_j"]),
+        ],
+    )
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    data = load_mnist(args.data)
+    _check_inputs(model, data)
+    if args.out is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
+            report = _cosimulate(model, data, args.samples, args.simulator, Path(build))
+    else:
+        with staged_folder(args.out, force=True) as staging:
+            report = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build")
+            _write_json(staging / "sim.json", report)
+    _print_cosim(report)
+    return EXIT_OK if report["rtl_mismatches"] == 0 else EXIT_MISMATCH
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    check_writable_target(args.out, args.force)
+    config = _load_config(args.config, args.data)
+    data = load_mnist(config.data.path)
+    from esl_hw.rtl_gen import emit_verilog
+    from esl_hw.train.export import export_run, float_accuracy, integer_predictions
+    from esl_hw.train.loop import train
+
+    seconds: dict[str, float] = {}
+    with staged_folder(args.out, args.force) as staging:
+        start = time.perf_counter()
+        run_dir = train(config, staging / "run", progress=True)
+        seconds["train"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        model = export_run(run_dir)
+        save_model(model, staging / "model")
+        seconds["export"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        reference = predict(model, data.test.images)
+        torch_integer = integer_predictions(run_dir, data.test.images)
+        float_acc = float_accuracy(run_dir, data.test.images, data.test.labels)
+        seconds["evaluate"] = time.perf_counter() - start
+        torch_mismatches = int(np.sum(reference != torch_integer))
+
+        start = time.perf_counter()
+        emit_verilog(model, staging / "rtl")
+        seconds["rtl"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        cosim = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build")
+        seconds["cosim"] = time.perf_counter() - start
+
+        summary = {
+            "dataset": data.source,
+            "test_samples": len(data.test),
+            "float_accuracy": float_acc,
+            "int_accuracy": float(np.mean(reference == data.test.labels)),
+            "torch_int_accuracy": float(np.mean(torch_integer == data.test.labels)),
+            "torch_reference_mismatches": torch_mismatches,
+            **cosim,
+            "density": model.density,
+            "synapses": model.synapses,
+            "layer_density": [layer.density for layer in model.layers],
+            "seconds": seconds,
+        }
+        _write_json(staging / "summary.json", summary)
+    print_table(
+        f"esl-hw demo: {summary['dataset']}, written to {args.out}",
+        [
+            ("float_accuracy", summary["float_accuracy"]),
+            ("int_accuracy (reference)", summary["int_accuracy"]),
+            ("torch integer vs reference", f"{torch_mismatches} of {len(data.test)} differ"),
+            ("rtl_accuracy", summary["rtl_accuracy"]),
+            ("rtl samples / mismatches", f"{summary['rtl_samples']} / {summary['rtl_mismatches']}"),
+            ("synapses (density)", f"{summary['synapses']} ({summary['density']:.4f})"),
+            ("cycles per inference", summary["cycles_per_inference"]),
+            ("cycle floor", summary["cycle_floor"]),
+            ("memory bits", summary["memory_bits"]["total"]),
+            ("energy per inference (J)", summary["energy_per_inference_j"]),
+            ("total seconds", sum(seconds.values())),
+        ],
+    )
+    ok = summary["rtl_mismatches"] == 0 and torch_mismatches == 0
+    return EXIT_OK if ok else EXIT_MISMATCH

@@ -1,0 +1,93 @@
+"""The command line's contract for bad input: one line on stderr, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import random_model
+
+from esl_hw.artifact import save_model
+from esl_hw.cli import main
+
+
+def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("esl-hw: error: ") and message in err, err
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    return save_model(random_model(np.random.default_rng(3), (784, 16, 10), timesteps=3), tmp_path / "model")
+
+
+def test_missing_and_malformed_artifacts(capsys, tmp_path: Path, model_dir: Path) -> None:
+    fails_cleanly(capsys, ["eval", str(tmp_path / "nothing")], "is not a folder")
+    header = yaml.safe_load((model_dir / "model.yaml").read_text())
+    header["format_version"] = 7
+    (model_dir / "model.yaml").write_text(yaml.safe_dump(header))
+    fails_cleanly(capsys, ["sim", str(model_dir)], "format_version 7 is not supported")
+    fails_cleanly(capsys, ["rtl", str(model_dir), "--out", str(tmp_path / "rtl")], "format_version 7")
+    assert not (tmp_path / "rtl").exists()
+
+
+def test_dataset_path_without_files(capsys, tmp_path: Path, model_dir: Path) -> None:
+    (tmp_path / "data").mkdir()
+    fails_cleanly(capsys, ["eval", str(model_dir), "--data", str(tmp_path / "data")], "lacks train-images")
+
+
+def test_usage_errors_are_one_line(capsys, model_dir: Path) -> None:
+    fails_cleanly(capsys, ["sim", str(model_dir), "--samples", "0"], "expected a positive integer")
+    fails_cleanly(capsys, ["sim", str(model_dir), "--simulator", "modelsim"], "invalid choice")
+    fails_cleanly(capsys, ["frobnicate"], "invalid choice")
+    fails_cleanly(capsys, ["rtl", str(model_dir)], "--out")
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: {hiden: [10]}\n", "hiden"),
+        ("sparsity: {density: 1.5}\n", "density"),
+        ("sparsity: {density: 0}\n", "density"),
+        ("colour: blue\n", "colour"),
+        ("model: [unclosed\n", "config"),
+    ],
+)
+def test_bad_training_configs_write_nothing(capsys, tmp_path: Path, text: str, message: str) -> None:
+    config = write_config(tmp_path, text)
+    fails_cleanly(capsys, ["train", str(config), "--out", str(tmp_path / "run")], message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_output_is_not_overwritten(capsys, tmp_path: Path, model_dir: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    fails_cleanly(capsys, ["demo", "--out", str(out)], "--force")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_help_works_for_every_subcommand() -> None:
+    for command in ("train", "export", "eval", "rtl", "sim", "demo"):
+        done = subprocess.run(
+            [sys.executable, "-m", "esl_hw", command, "--help"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0 and "usage: esl-hw " + command in done.stdout
+
+
+def test_eval_prints_reference_accuracy(capsys, model_dir: Path) -> None:
+    assert main(["eval", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "int_accuracy" in out and "embedded" in out
