@@ -85,9 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-        )
+        handler = logging.StreamHandler()
+        # Libraries (cocotb's runner) raise their own loggers to INFO: filter at the handler.
+        handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=[handler])
         from esl_hw import commands
 
         return getattr(commands, f"run_{args.command}")(args)

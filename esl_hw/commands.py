@@ -18,10 +18,11 @@ import numpy as np
 
 from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
+from esl_hw.encoding import encode
 from esl_hw.errors import EslError
-from esl_hw.metrics import cycle_floor, energy_per_inference
+from esl_hw.metrics import cycle_floor, energy_per_inference, serial_cycle_floor, synaptic_ops
 from esl_hw.outputs import check_writable_target, staged_folder
-from esl_hw.reference import predict
+from esl_hw.reference import predict, run
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     print(title)
     print("-" * (width + 24))
     for name, value in rows:
-        if isinstance(value, float):
-            text = f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
+        if isinstance(value, float) and (value == 0 or 1e-3 <= abs(value) < 100):
+            text = f"{value:.4f}"
+        elif isinstance(value, float):
+            text = f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
         else:
             text = str(value)
         print(f"{name.ljust(width)}  {text}")
@@ -59,8 +62,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = _load_config(args.config, args.data)
     from esl_hw.train.loop import train
 
-    run_dir = train(config, args.out, force=args.force, progress=True)
-    print(f"trained run written to {run_dir}")
+    result = train(config, args.out, force=args.force, progress=True)
+    print(
+        f"trained run written to {result.run_dir} (best epoch {result.best_epoch}, "
+        f"validation accuracy {result.val_accuracy:.4f}, {result.seconds:.1f} s)"
+    )
     return EXIT_OK
 
 
@@ -106,34 +112,47 @@ def _check_inputs(model: Model, data: Dataset) -> None:
         )
 
 
-def cosim_report(model: Model, result: Any, labels: np.ndarray) -> dict[str, Any]:
+def cosim_report(
+    model: Model, result: Any, images: np.ndarray, labels: np.ndarray, lanes: int = 1
+) -> dict[str, Any]:
     """The co-simulation keys of ``sim.json`` and ``summary.json`` from a ``CosimResult``."""
     from esl_hw.rtl_gen import memory_bits
 
     cycles = np.asarray(result.cycles, dtype=np.float64)
     sops = np.asarray(result.sops, dtype=np.float64)
-    accesses = np.asarray(result.memory_reads, dtype=np.float64) + np.asarray(
-        result.memory_writes, dtype=np.float64
-    )
-    floors = np.array([cycle_floor(model, count, result.lanes) for count in sops])
-    energy = energy_per_inference(float(sops.mean()), float(accesses.mean()))
-    bits = memory_bits(model)
+    reads = {kind: float(np.mean(counts)) for kind, counts in result.memory_reads.items()}
+    writes = {kind: float(np.mean(counts)) for kind, counts in result.memory_writes.items()}
+    accesses = sum(reads.values()) + sum(writes.values())
+    images = images[: result.samples]
+    spikes = encode(images, model.timesteps, model.encoder)
+    reference_sops = synaptic_ops(model, spikes, run(model, spikes, record_potentials=False))
+    floors = np.array([cycle_floor(model, layer_sops, lanes) for layer_sops in reference_sops])
+    serial = np.array([serial_cycle_floor(model, count, lanes) for count in sops])
+    energy = energy_per_inference(float(sops.mean()), accesses)
+    hidden_spikes = np.asarray(result.spikes, dtype=np.float64).reshape(len(cycles), -1)
     return {
         "simulator": result.simulator,
         "rtl_samples": result.samples,
         "rtl_mismatches": result.mismatches,
+        "rtl_problems": list(result.problems),
         "rtl_accuracy": float(np.mean(np.asarray(result.predictions) == labels[: result.samples])),
-        "lanes": result.lanes,
+        "lanes": lanes,
         "cycles_per_inference": float(cycles.mean()),
         "cycles_p99": float(np.percentile(cycles, 99)),
         "cycle_floor": float(floors.mean()),
         "cycles_over_floor": float(cycles.mean() / floors.mean()),
+        "cycle_floor_serial": float(serial.mean()),
         "sops_per_inference": float(sops.mean()),
-        "memory_accesses_per_inference": float(accesses.mean()),
-        "memory_bits": {**bits, "total": int(sum(bits.values()))},
+        "sops_per_layer": reference_sops.mean(axis=0).tolist(),
+        "sops_counter_matches_reference": bool(np.array_equal(reference_sops.sum(axis=1), result.sops)),
+        "spikes_per_inference": hidden_spikes.mean(axis=0).tolist(),
+        "memory_reads_per_inference": reads,
+        "memory_writes_per_inference": writes,
+        "memory_bits": memory_bits(model),
         "energy_per_inference_j": energy["total_j"],
         "energy_breakdown": energy,
-        "sim_seconds": result.seconds,
+        "sim_build_seconds": result.build_seconds,
+        "sim_run_seconds": result.run_seconds,
     }
 
 
@@ -142,7 +161,7 @@ def _cosimulate(model: Model, data: Dataset, samples: int, simulator: str, build
 
     count = min(samples, len(data.test))
     result = run_cosim(model, data.test.images[:count], simulator=simulator, build_dir=build_dir)
-    return cosim_report(model, result, data.test.labels)
+    return cosim_report(model, result, data.test.images, data.test.labels)
 
 
 def _print_cosim(report: dict[str, Any]) -> None:
@@ -153,7 +172,7 @@ def _print_cosim(report: dict[str, Any]) -> None:
             ("mismatching samples", report["rtl_mismatches"]),
             ("rtl_accuracy", report["rtl_accuracy"]),
             ("cycles per inference", report["cycles_per_inference"]),
-            ("cycle floor", report["cycle_floor"]),
+            ("cycle floor (ratio)", f"{report['cycle_floor']:.1f} ({report['cycles_over_floor']:.3f})"),
             ("synaptic ops per inference", report["sops_per_inference"]),
             ("memory bits", report["memory_bits"]["total"]),
             ("energy per inference (J)", report["energy_per_inference_j"]),
@@ -175,7 +194,7 @@ def run_sim(args: argparse.Namespace) -> int:
             report = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build")
             _write_json(staging / "sim.json", report)
     _print_cosim(report)
-    return EXIT_OK if report["rtl_mismatches"] == 0 else EXIT_MISMATCH
+    return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -183,13 +202,13 @@ def run_demo(args: argparse.Namespace) -> int:
     config = _load_config(args.config, args.data)
     data = load_mnist(config.data.path)
     from esl_hw.rtl_gen import emit_verilog
-    from esl_hw.train.export import export_run, float_accuracy, integer_predictions
+    from esl_hw.train.export import evaluate_float, export_run, integer_predictions
     from esl_hw.train.loop import train
 
     seconds: dict[str, float] = {}
     with staged_folder(args.out, args.force) as staging:
         start = time.perf_counter()
-        run_dir = train(config, staging / "run", progress=True)
+        run_dir = train(config, staging / "run", progress=True).run_dir
         seconds["train"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -200,7 +219,7 @@ def run_demo(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         reference = predict(model, data.test.images)
         torch_integer = integer_predictions(run_dir, data.test.images)
-        float_acc = float_accuracy(run_dir, data.test.images, data.test.labels)
+        float_acc = evaluate_float(run_dir, data.test.images, data.test.labels)
         seconds["evaluate"] = time.perf_counter() - start
         torch_mismatches = int(np.sum(reference != torch_integer))
 
@@ -236,11 +255,11 @@ def run_demo(args: argparse.Namespace) -> int:
             ("rtl samples / mismatches", f"{summary['rtl_samples']} / {summary['rtl_mismatches']}"),
             ("synapses (density)", f"{summary['synapses']} ({summary['density']:.4f})"),
             ("cycles per inference", summary["cycles_per_inference"]),
-            ("cycle floor", summary["cycle_floor"]),
+            ("cycle floor (ratio)", f"{summary['cycle_floor']:.1f} ({summary['cycles_over_floor']:.3f})"),
             ("memory bits", summary["memory_bits"]["total"]),
             ("energy per inference (J)", summary["energy_per_inference_j"]),
             ("total seconds", sum(seconds.values())),
         ],
     )
-    ok = summary["rtl_mismatches"] == 0 and torch_mismatches == 0
+    ok = summary["rtl_mismatches"] == 0 and not summary["rtl_problems"] and torch_mismatches == 0
     return EXIT_OK if ok else EXIT_MISMATCH

@@ -1,10 +1,13 @@
-"""Cost metrics per inference: the cycle floor and an energy estimate.
+"""Cost metrics per inference: synaptic operations, the cycle floor and an energy estimate.
 
-Cycle floor of an event-driven core with ``L`` lanes (docs/semantics.md, DESIGN.md)::
+Cycle floor of an event-driven layer core with ``L`` lanes (docs/metrics.md)::
 
-    floor = SOPs / L + T · N / L
+    floor_l = SOPs_l / L + T · N_l / L
 
-with SOPs the synaptic operations of the inference and ``N`` the LIF neurons swept every step.
+with ``SOPs_l`` the synaptic operations of layer ``l`` in the inference and ``N_l`` the LIF neurons
+its sweep visits every step (0 for the output layer, which has no sweep). The layer cores work
+concurrently, so the floor of the chain is ``max_l floor_l``; ``serial_cycle_floor`` is the same
+formula over the whole network, the floor of one core that runs the layers one after the other.
 
 Energy estimate (constants in :class:`EnergyConstants`, sources in docs/metrics.md)::
 
@@ -13,21 +16,46 @@ Energy estimate (constants in :class:`EnergyConstants`, sources in docs/metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from esl_hw.artifact import Model
+from esl_hw.reference import Trace
 
 
-def swept_neurons(model: Model) -> int:
-    """LIF neurons updated in every step's sweep (the output layer integrates without a sweep)."""
-    return sum(layer.n_out for layer in model.hidden_layers)
+def swept_neurons(model: Model) -> list[int]:
+    """Neurons each layer's sweep visits every step: ``n_out`` for LIF layers, 0 for the output."""
+    return [layer.n_out if layer.kind == "lif" else 0 for layer in model.layers]
 
 
-def cycle_floor(model: Model, sops: float, lanes: int = 1) -> float:
-    """``SOPs / L + T · N / L``: the fewest cycles an inference with ``sops`` synaptic ops can take."""
+def synaptic_ops(model: Model, input_spikes: np.ndarray, trace: Trace) -> np.ndarray:
+    """Synaptic operations ``[B, n_layers]``: per layer, the fan-out of every spike it received."""
+    layer_inputs = [np.asarray(input_spikes, dtype=bool), *trace.spikes]
+    ops = [
+        spikes.sum(axis=0) @ np.diff(layer.row_ptr)
+        for spikes, layer in zip(layer_inputs, model.layers, strict=True)
+    ]
+    return np.stack(ops, axis=-1).astype(np.int64)
+
+
+def _check_lanes(lanes: int) -> None:
     if lanes < 1:
         raise ValueError(f"lanes must be at least 1, got {lanes}")
-    return sops / lanes + model.timesteps * swept_neurons(model) / lanes
+
+
+def cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> float:
+    """``max_l (SOPs_l + T · N_l) / L``: the fewest cycles concurrent layer cores can take."""
+    _check_lanes(lanes)
+    sweeps = swept_neurons(model)
+    return max((sops + model.timesteps * n) / lanes for sops, n in zip(layer_sops, sweeps, strict=True))
+
+
+def serial_cycle_floor(model: Model, sops: float, lanes: int = 1) -> float:
+    """``SOPs / L + T · N / L`` over the whole network: the floor of one core running every layer."""
+    _check_lanes(lanes)
+    return (sops + model.timesteps * sum(swept_neurons(model))) / lanes
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ def staged_folder(target: str | os.PathLike[str], force: bool = False) -> Iterat
     check_writable_target(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
     try:
         yield staging
         if target.exists():

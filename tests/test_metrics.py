@@ -1,4 +1,4 @@
-"""Cycle floor and energy estimate."""
+"""Synaptic-op counts, cycle floors and the energy estimate."""
 
 from __future__ import annotations
 
@@ -6,16 +6,41 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from esl_hw.metrics import EnergyConstants, cycle_floor, energy_per_inference, swept_neurons
+from esl_hw.metrics import (
+    EnergyConstants,
+    cycle_floor,
+    energy_per_inference,
+    serial_cycle_floor,
+    swept_neurons,
+    synaptic_ops,
+)
+from esl_hw.reference import run
 
 
-def test_cycle_floor_counts_sops_and_sweeps_per_lane(rng: np.random.Generator) -> None:
+def test_synaptic_ops_count_the_fanout_of_every_received_spike(rng: np.random.Generator) -> None:
+    model = random_model(rng, (9, 6, 5, 3), timesteps=4)
+    spikes = rng.random((4, 3, 9)) < 0.5
+    trace = run(model, spikes)
+    ops = synaptic_ops(model, spikes, trace)
+    assert ops.shape == (3, 3)
+    for sample in range(3):
+        inputs = [spikes[:, sample], *(layer[:, sample] for layer in trace.spikes)]
+        for index, layer in enumerate(model.layers):
+            fanout = np.diff(layer.row_ptr)
+            expected = sum(int(fanout[j]) for step in inputs[index] for j in np.flatnonzero(step))
+            assert ops[sample, index] == expected
+
+
+def test_floors_per_layer_core_and_serial(rng: np.random.Generator) -> None:
     model = random_model(rng, (20, 12, 7, 4), timesteps=5)
-    assert swept_neurons(model) == 19
-    assert cycle_floor(model, 1000) == 1000 + 5 * 19
-    assert cycle_floor(model, 1000, lanes=4) == pytest.approx((1000 + 95) / 4)
+    assert swept_neurons(model) == [12, 7, 0]
+    assert cycle_floor(model, [100, 10, 300]) == 300
+    assert cycle_floor(model, [100, 10, 30]) == 100 + 5 * 12
+    assert cycle_floor(model, [100, 10, 30], lanes=4) == pytest.approx(160 / 4)
+    assert serial_cycle_floor(model, 1000) == 1000 + 5 * 19
+    assert serial_cycle_floor(model, 1000, lanes=2) == pytest.approx(1095 / 2)
     with pytest.raises(ValueError, match="lanes"):
-        cycle_floor(model, 10, lanes=0)
+        cycle_floor(model, [1, 1, 1], lanes=0)
 
 
 def test_energy_adds_synaptic_and_memory_parts() -> None:

@@ -1,0 +1,183 @@
+"""The whole event-driven SNN core: layer cores chained by spike FIFOs, plus performance counters.
+
+::
+
+    events ──► LIF core 0 ──► FIFO ──► LIF core 1 ──► FIFO ──► … ──► output core ──► outputs, done
+
+The host sends, per time step, the indices of the spiking inputs and then one end-of-step marker;
+after ``T`` markers the output core reads out the accumulators, the prediction and ``done``.
+
+Performance counters run from the first input event an idle core accepts to the final output
+word (inclusive) and are latched into the ``perf_*`` ports when ``done`` pulses; they assume the
+host waits for ``done`` before it sends the next inference's events.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from amaranth import Module, Signal, signed
+from amaranth.back import verilog
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from esl_hw.artifact import Model
+from esl_hw.errors import EslError
+from esl_hw.rtl_gen.integrate import event_layout
+from esl_hw.rtl_gen.lif import LifLayerCore
+from esl_hw.rtl_gen.output import OutputLayerCore, output_layout
+from esl_hw.rtl_gen.plan import COUNTER_BITS, DEFAULT_FIFO_DEPTH, check_fifo_depth, plan_model, unsigned_bits
+
+#: Counters that sum a per-cycle strobe of every layer core that has it.
+SUMMED_COUNTERS = (
+    "sops",
+    "ptr_reads",
+    "syn_reads",
+    "cur_reads",
+    "cur_writes",
+    "pot_reads",
+    "pot_writes",
+    "acc_reads",
+    "acc_writes",
+)
+
+
+def counter_names(model: Model) -> list[str]:
+    """Names of the ``perf_<name>`` counter ports of the core generated for ``model``."""
+    hidden = [f"spikes{index}" for index in range(len(model.hidden_layers))]
+    return ["cycles", *SUMMED_COUNTERS, *hidden]
+
+
+class SNNCore(wiring.Component):
+    """Event-driven LIF core for ``model``, one lane per layer, memories initialised from it.
+
+    Parameters
+    ----------
+    model : Model
+        A validated artifact (any number of LIF layers, any sizes and widths within
+        :data:`esl_hw.rtl_gen.plan.LIMITS`).
+    fifo_depth : int
+        Depth of the spike FIFOs between layers.
+
+    Attributes
+    ----------
+    events : In(stream.Signature(event_layout(bits(n_in - 1))))
+        Input events: payload ``index`` (input neuron) and ``eos`` (end-of-step marker).
+    outputs : Out(stream.Signature(output_layout(bits(n_out - 1), model.acc_bits())))
+        Output accumulators ``{index, value, last}`` after each inference.
+    done : Out(1)
+        Pulses when the final output word of an inference is accepted.
+    prediction : Out(bits(n_out - 1))
+        Argmax of the last inference's outputs (ties to the lowest index).
+    tap<l>_valid, tap<l>_index, tap<l>_step, tap<l>_potential, tap<l>_spike
+        Debug tap of LIF layer ``l``: once per neuron per step, the neuron, the step, its
+        potential after the step's reset (``v_bits`` signed) and its spike bit.
+    perf_<name> : Out(32)
+        Counters of the last completed inference, ``name`` in :func:`counter_names`: ``cycles``,
+        ``sops`` (synaptic operations), reads and writes of the pointer (``ptr``), synapse
+        (``syn``), current (``cur``), potential (``pot``) and accumulator (``acc``) memories, and
+        ``spikes<l>`` per LIF layer.
+    """
+
+    def __init__(self, model: Model, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> None:
+        if not isinstance(model, Model):
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise TypeError(f"model must be an esl_hw.artifact.Model, got {type(model).__name__}")
+        self.model = model
+        self.fifo_depth = check_fifo_depth(fifo_depth)
+        self.plans = plan_model(model)
+        first, last = self.plans[0], self.plans[-1]
+        members = {
+            "events": In(stream.Signature(event_layout(first.in_index_bits))),
+            "outputs": Out(stream.Signature(output_layout(last.out_index_bits, last.acc_bits))),
+            "done": Out(1),
+            "prediction": Out(last.out_index_bits),
+        }
+        for plan in self.plans[:-1]:
+            tap = f"tap{plan.index}_"
+            members[tap + "valid"] = Out(1)
+            members[tap + "index"] = Out(plan.out_index_bits)
+            members[tap + "step"] = Out(unsigned_bits(model.timesteps - 1))
+            members[tap + "potential"] = Out(signed(plan.layer.v_bits))
+            members[tap + "spike"] = Out(1)
+        for name in counter_names(model):
+            members[f"perf_{name}"] = Out(COUNTER_BITS)
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cores = []
+        for plan in self.plans:
+            core = LifLayerCore(plan) if plan.is_lif else OutputLayerCore(plan)
+            m.submodules[f"layer{plan.index}"] = core
+            cores.append(core)
+        wiring.connect(m, wiring.flipped(self.events), cores[0].events)
+        for plan, core, downstream in zip(self.plans, cores, cores[1:], strict=False):
+            width = plan.out_index_bits + 1
+            queue = fifo.SyncFIFOBuffered(width=width, depth=self.fifo_depth)
+            m.submodules[f"fifo{plan.index}"] = queue
+            m.d.comb += [
+                queue.w_data.eq(core.spikes.payload),
+                queue.w_en.eq(core.spikes.valid),
+                core.spikes.ready.eq(queue.w_rdy),
+                downstream.events.payload.eq(queue.r_data),
+                downstream.events.valid.eq(queue.r_rdy),
+                queue.r_en.eq(downstream.events.ready),
+            ]
+            tap = f"tap{plan.index}_"
+            for field in ("valid", "index", "step", "potential", "spike"):
+                m.d.comb += getattr(self, tap + field).eq(getattr(core, "tap_" + field))
+        output = cores[-1]
+        wiring.connect(m, output.outputs, wiring.flipped(self.outputs))
+        m.d.comb += [self.done.eq(output.done), self.prediction.eq(output.prediction)]
+        self._add_counters(m, cores)
+        return m
+
+    def _add_counters(self, m: Module, cores: list) -> None:
+        busy = Signal()
+        start = Signal()
+        m.d.comb += start.eq(self.events.valid & self.events.ready & ~busy)
+        counting = busy | start
+        with m.If(start):
+            m.d.sync += busy.eq(1)
+        with m.If(self.done):
+            m.d.sync += busy.eq(0)
+        strobes: dict[str, object] = {"cycles": 1}
+        for name in SUMMED_COUNTERS:
+            terms = [getattr(core, f"stat_{name}") for core in cores if hasattr(core, f"stat_{name}")]
+            strobes[name] = sum(terms[1:], terms[0]) if terms else 0
+        for index, core in enumerate(cores[:-1]):
+            strobes[f"spikes{index}"] = core.stat_spike
+        for name, strobe in strobes.items():
+            running = Signal(COUNTER_BITS, name=f"run_{name}")
+            total = running + strobe
+            with m.If(self.done):
+                m.d.sync += [getattr(self, f"perf_{name}").eq(total), running.eq(0)]
+            with m.Elif(start):
+                m.d.sync += running.eq(strobe)
+            with m.Elif(counting):
+                m.d.sync += running.eq(total)
+
+
+def emit_verilog(
+    model: Model,
+    out_dir: str | os.PathLike[str],
+    name: str = "snn_core",
+    fifo_depth: int = DEFAULT_FIFO_DEPTH,
+) -> Path:
+    """Write the Verilog of :class:`SNNCore` for ``model`` to ``out_dir/<name>.v`` and return its path.
+
+    The top module is ``name`` with ports ``clk``, ``rst`` and those of :class:`SNNCore`
+    (``events__valid``, ``events__ready``, ``events__payload`` …, struct payloads flattened with
+    the first field in the low bits).
+    """
+    if not name.isidentifier():
+        raise EslError(f"module name {name!r} is not a Verilog identifier")
+    core = SNNCore(model, fifo_depth=fifo_depth)
+    text = verilog.convert(core, name=name, emit_src=False)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.v"
+    path.write_text(text)
+    return path

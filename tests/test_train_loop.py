@@ -1,0 +1,113 @@
+"""Tests for esl_hw.train.loop: a tiny run learns, writes a complete run folder, refuses to overwrite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esl_hw.datasets import Split
+from esl_hw.errors import EslError
+from esl_hw.train.config import config_from_dict, load_config
+from esl_hw.train.export import load_checkpoint
+from esl_hw.train.loop import split_train_val, train
+
+TINY = {
+    "seed": 1,
+    "data": {"train_samples": 1200, "val_fraction": 0.25},
+    "model": {"hidden": [32], "timesteps": 4},
+    "sparsity": {"density": 0.3, "delta_t": 5},
+    "train": {"epochs": 3, "batch_size": 50, "lr": 0.01, "lr_schedule": "constant"},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    return train(config_from_dict(TINY), out, progress=False)
+
+
+def test_tiny_run_learns_far_above_chance(tiny_run) -> None:
+    assert tiny_run.val_accuracy > 0.6
+    assert 1 <= tiny_run.best_epoch <= 3
+    assert tiny_run.run_dir.is_dir()
+
+
+def test_run_folder_holds_config_checkpoint_and_metrics(tiny_run) -> None:
+    folder = tiny_run.run_dir
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl"]
+    assert load_config(folder / "config.yaml") == config_from_dict(TINY)
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [1, 2, 3]
+    first_density = records[0]["density"]
+    for record in records:
+        assert record["density"] == first_density  # constant density through training
+        assert 0.0 <= record["val_accuracy"] <= 1.0
+        assert record["seconds"] > 0
+    assert records[-1]["loss"] < records[0]["loss"]
+    updates = [update for record in records for update in record["esl_updates"]]
+    assert updates and all(layer["pruned"] == layer["grown"] for u in updates for layer in u["layers"])
+    assert sum(first_density[i] * n for i, n in enumerate([784 * 32, 32 * 10])) == pytest.approx(
+        0.3 * (784 * 32 + 320), rel=1e-3
+    )
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint["complete"] and checkpoint["sizes"] == [784, 32, 10]
+    best = max(records, key=lambda record: record["val_accuracy"])
+    assert checkpoint["val_accuracy"] == best["val_accuracy"]
+    assert not list(folder.parent.glob(".tiny.partial-*"))
+
+
+def test_refuses_a_non_empty_run_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    small = dict(
+        TINY, data={"train_samples": 100, "val_fraction": 0.2}, train={"epochs": 1, "batch_size": 50}
+    )
+    with pytest.raises(EslError, match="exists and is not empty"):
+        train(config_from_dict(small), out, progress=False)
+    assert (out / "notes.txt").read_text() == "keep me"
+    result = train(config_from_dict(small), out, force=True, progress=False)
+    assert not (out / "notes.txt").exists()
+    assert (result.run_dir / "checkpoint.pt").is_file()
+
+
+def test_same_seed_same_run(tmp_path: Path) -> None:
+    small = dict(
+        TINY, data={"train_samples": 200, "val_fraction": 0.2}, train={"epochs": 1, "batch_size": 50}
+    )
+    config = config_from_dict(small)
+    first = load_checkpoint(train(config, tmp_path / "a", progress=False).run_dir)
+    second = load_checkpoint(train(config, tmp_path / "b", progress=False).run_dir)
+    for key, value in first["model"].items():
+        assert torch.equal(value, second["model"][key])
+
+
+def test_missing_dataset_leaves_no_run_folder(tmp_path: Path) -> None:
+    config = config_from_dict(dict(TINY, data={"path": str(tmp_path / "nowhere")}))
+    with pytest.raises(EslError, match="not a folder"):
+        train(config, tmp_path / "run", progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EslError, match="lacks train-images"):
+        train(config_from_dict(dict(TINY, data={"path": str(empty)})), tmp_path / "run", progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty"]
+
+
+def test_validation_split_is_disjoint_and_sized() -> None:
+    split = Split(np.arange(100, dtype=np.uint8).reshape(100, 1), np.arange(100))
+    train_part, val_part = split_train_val(split, 0.1, seed=0)
+    assert len(train_part) == 90 and len(val_part) == 10
+    assert set(train_part.labels) | set(val_part.labels) == set(range(100))
+    assert not set(train_part.labels) & set(val_part.labels)
+
+
+def test_without_validation_the_last_epoch_is_kept(tmp_path: Path) -> None:
+    config = config_from_dict(dict(TINY, data={"train_samples": 100, "val_fraction": 0}, train={"epochs": 2}))
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.best_epoch == 2 and result.val_accuracy is None
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["val_accuracy"] is None

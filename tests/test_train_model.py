@@ -1,0 +1,160 @@
+"""Tests for esl_hw.train.model: integer mode equals the numpy reference bit for bit; QAT and STE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from esl_hw.artifact import signed_range
+from esl_hw.reference import leak, run
+from esl_hw.train.export import model_from_net
+from esl_hw.train.model import LIFNet, encode_batch
+
+
+def _random_net(seed: int, **overrides) -> LIFNet:
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    v_bits = int(rng.integers(3, 17))
+    options = {
+        "hidden": [int(size) for size in rng.integers(1, 12, size=rng.integers(1, 4))],
+        "n_in": 20,
+        "n_out": 5,
+        "timesteps": int(rng.integers(1, 10)),
+        "w_bits": int(rng.integers(2, 9)),
+        "v_bits": v_bits,
+        "leak_shift": [None, *range(1, v_bits)][int(rng.integers(0, v_bits))],
+        "threshold": float(rng.uniform(0.05, 3.0)),
+    }
+    options.update(overrides)
+    net = LIFNet(**options)
+    with torch.no_grad():
+        for weight, mask in zip(net.weights, net.masks(), strict=True):
+            weight.normal_(0.2, 1.0, generator=generator)
+            mask.copy_(torch.rand(mask.shape, generator=generator) < 0.6)
+    return net
+
+
+def _compare(net: LIFNet, seed: int) -> tuple[bool, bool, bool]:
+    """Assert exact equality with the reference; return (saturated high, saturated low, negative seen)."""
+    generator = torch.Generator().manual_seed(seed + 1000)
+    spikes = torch.rand(net.timesteps, 7, net.sizes[0], generator=generator) < 0.4
+    trace = net.forward_integer(spikes)
+    reference = run(model_from_net(net), spikes.numpy())
+    assert len(trace.spikes) == len(reference.spikes) == net.n_layers - 1
+    for ours, theirs in zip(trace.spikes, reference.spikes, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs)
+    for ours, theirs in zip(trace.potentials, reference.potentials, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs)
+    np.testing.assert_array_equal(trace.outputs.numpy(), reference.outputs)
+    np.testing.assert_array_equal(trace.predictions.numpy(), reference.predictions)
+    return _saturation(net, model_from_net(net), spikes.numpy(), reference)
+
+
+def _saturation(net: LIFNet, model, spikes: np.ndarray, reference) -> tuple[bool, bool, bool]:
+    """Replay the unclamped updates ``v − (v >> k) + I`` to see whether either bound was hit."""
+    low, high = signed_range(net.v_bits)
+    above = below = False
+    for index, layer in enumerate(model.hidden_layers):
+        inputs = spikes if index == 0 else reference.spikes[index - 1]
+        previous = np.zeros_like(reference.potentials[index][0])
+        for step in range(net.timesteps):
+            current = inputs[step].astype(np.int64) @ layer.dense_weight()
+            unclamped = leak(previous, layer.leak_shift) + current
+            above |= bool((unclamped > high).any())
+            below |= bool((unclamped < low).any())
+            previous = reference.potentials[index][step]
+    negative = any(bool((p < 0).any()) for p in reference.potentials)
+    return above, below, negative
+
+
+def test_integer_mode_equals_reference_on_random_models() -> None:
+    seen_high = seen_low = seen_negative = seen_no_leak = seen_deep = False
+    for seed in range(40):
+        net = _random_net(seed)
+        high, low, negative = _compare(net, seed)
+        seen_high |= high
+        seen_low |= low
+        seen_negative |= negative
+        seen_no_leak |= net.leak_shift is None
+        seen_deep |= net.n_layers >= 3
+    assert seen_high and seen_low and seen_negative and seen_no_leak and seen_deep
+
+
+@pytest.mark.parametrize("leak_shift", [None, 1, 3])
+def test_integer_mode_saturates_like_the_reference(leak_shift: int | None) -> None:
+    net = _random_net(
+        7, hidden=[9, 6], v_bits=4, w_bits=6, threshold=50.0, leak_shift=leak_shift, timesteps=6
+    )
+    high, low, _ = _compare(net, 7)
+    assert high and low
+    assert net.integer_thresholds() == [7, 7]  # θ capped at the top of the 4-bit range
+
+
+def test_qat_forward_is_the_integer_arithmetic() -> None:
+    for seed in range(10):
+        net = _random_net(seed)
+        spikes = torch.rand(net.timesteps, 5, 20, generator=torch.Generator().manual_seed(seed)) < 0.4
+        logits = net(spikes.float(), mode="qat")
+        outputs = net.forward_integer(spikes).outputs
+        rescaled = logits * net.timesteps / net.scale(net.n_layers - 1)
+        torch.testing.assert_close(rescaled, outputs.float(), rtol=1e-5, atol=1e-3)
+
+
+def test_quantisation_follows_the_stated_equations() -> None:
+    net = _random_net(3, w_bits=5, threshold=1.3)
+    for index, (weight, mask) in enumerate(zip(net.weights, net.masks(), strict=True)):
+        scale = float((weight.detach() * mask).abs().max()) / 15
+        assert float(net.scale(index)) == pytest.approx(scale)
+        expected = torch.clamp(torch.round(weight.detach() * mask / net.scale(index)), -15, 15)
+        assert torch.equal(net.integer_weights()[index], expected.to(torch.int64))
+        assert not net.integer_weights()[index][~mask].any()
+        assert int(net.integer_weights()[index].abs().max()) == 15
+    for index, theta in enumerate(net.integer_thresholds()):
+        assert theta == max(1, round(1.3 / float(net.scale(index))))
+
+
+def test_gradients_reach_active_weights_only() -> None:
+    net = LIFNet([16], n_in=30, n_out=4, timesteps=4, threshold=0.5)
+    net.reset_parameters([0.5, 1.0])
+    with torch.no_grad():
+        net.masks()[0].copy_(torch.rand(30, 16) < 0.5)
+    spikes = (torch.rand(4, 12, 30) < 0.5).float()
+    labels = torch.randint(0, 4, (12,))
+    for mode in ("qat", "float"):
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(spikes, mode=mode), labels).backward()
+        grad = net.weights[0].grad
+        assert grad[net.masks()[0]].abs().sum() > 0
+        assert not grad[~net.masks()[0]].any()
+        assert net.weights[1].grad.abs().sum() > 0
+
+
+def test_float_mode_uses_beta_and_float_threshold() -> None:
+    net = LIFNet([1], n_in=1, n_out=1, timesteps=3, leak_shift=1, threshold=1.0)
+    with torch.no_grad():
+        net.weights[0].fill_(0.6)
+        net.weights[1].fill_(1.0)
+    spikes = torch.ones(3, 1, 1)
+    # v: 0.6 -> 0.3+0.6=0.9 -> 0.45+0.6=1.05 fires at step 3 only
+    assert net(spikes, mode="float").item() == pytest.approx(1.0 / 3)
+
+
+def test_encode_batch_matches_the_encoder_shape() -> None:
+    images = np.array([[0, 255, 128]], dtype=np.uint8)
+    spikes = encode_batch(images, 4)
+    assert spikes.shape == (4, 1, 3) and spikes.dtype == torch.bool
+    assert spikes[:, 0, 0].sum() == 0 and spikes[:, 0, 1].sum() == 4 and spikes[:, 0, 2].sum() == 2
+
+
+def test_wide_potentials_switch_qat_to_float64_and_stay_exact() -> None:
+    net = _random_net(11, v_bits=30, w_bits=16, threshold=0.01, leak_shift=3)
+    assert net.qat_dtype(net.timesteps) == torch.float64
+    assert _random_net(11, v_bits=16, w_bits=8).qat_dtype(8) == torch.float32
+    spikes = torch.rand(net.timesteps, 5, 20, generator=torch.Generator().manual_seed(3)) < 0.5
+    outputs = net.forward_integer(spikes).outputs
+    reference = run(model_from_net(net), spikes.numpy())
+    np.testing.assert_array_equal(outputs.numpy(), reference.outputs)
+    logits = net(spikes.float(), mode="qat").double()
+    rescaled = logits * net.timesteps / net.scale(net.n_layers - 1).double()
+    torch.testing.assert_close(rescaled, outputs.double(), rtol=1e-6, atol=1e-2)

@@ -1,0 +1,287 @@
+"""Training configuration: a strict YAML schema mapped onto frozen dataclasses.
+
+Every key is checked: an unknown key, a value of the wrong type or out of range raises
+:class:`esl_hw.errors.EslError` naming the key, e.g. ``config: unknown key 'model.hiden'``.
+Missing keys take the defaults below, which are the tuned demo configuration (``configs/demo.yaml``).
+
+Sparsity is given either as an overall ``density`` (distributed over the layers with the
+Erdős–Rényi rule, as RigL's ER scaling) or as the ER factor ``epsilon`` directly, never both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from esl_hw.errors import EslError
+from esl_hw.train.sparse import GROW_RULES, PRUNE_RULES
+
+OPTIMIZER_NAMES = ("adam", "sgd")
+SURROGATE_NAMES = ("fast_sigmoid", "atan")
+LR_SCHEDULE_NAMES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from; ``path=None`` is the embedded MNIST subset."""
+
+    path: str | None = None
+    train_samples: int | None = None
+    val_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """LIF MLP ``784-hidden…-10`` on the integer grid (``leak_shift=None``: no leak)."""
+
+    hidden: tuple[int, ...] = (128,)
+    timesteps: int = 8
+    w_bits: int = 8
+    v_bits: int = 16
+    leak_shift: int | None = 2
+    threshold: float = 0.5
+    surrogate: str = "fast_sigmoid"
+    surrogate_slope: float = 5.0
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    """ESL: ER initialisation, then every ``delta_t`` iterations until ``t_end`` prune and regrow."""
+
+    density: float | None = 0.1
+    epsilon: float | None = None
+    dense_layers: tuple[int, ...] = ()
+    prune: str = "set"
+    grow: str = "random"
+    alpha: float = 0.3
+    delta_t: int = 25
+    t_end: float = 0.75
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: ``epochs`` passes over the training split in batches of ``batch_size``.
+
+    ``lr_schedule: cosine`` anneals the learning rate per iteration as ``lr · (1 + cos(π i / N))/2``.
+    """
+
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 0.005
+    optimizer: str = "adam"
+    lr_schedule: str = "constant"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run configuration."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "sparsity": SparsityConfig,
+    "train": TrainConfig,
+}
+
+
+def _fail(key: str, problem: str) -> EslError:
+    return EslError(f"config: {key} {problem}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
+    if not _is_int(value):
+        raise _fail(key, f"must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"{'' if low is None else low}..{'' if high is None else high}"
+        raise _fail(key, f"={value} outside {bounds}")
+    return value
+
+
+def _float(value: Any, key: str) -> float:
+    if not (_is_int(value) or isinstance(value, float)):
+        raise _fail(key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _choice(value: Any, key: str, names: tuple[str, ...]) -> str:
+    if value not in names:
+        raise _fail(key, f"={value!r} unknown (known: {', '.join(names)})")
+    return value
+
+
+def _optional(value: Any, key: str, convert: Any, *args: Any) -> Any:
+    return None if value is None else convert(value, key, *args)
+
+
+def _check_data(raw: dict[str, Any]) -> DataConfig:
+    path = raw["path"]
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise _fail("data.path", f"must be a path or null, got {path!r}")
+    fraction = _float(raw["val_fraction"], "data.val_fraction")
+    if not 0.0 <= fraction < 1.0:
+        raise _fail("data.val_fraction", f"={fraction} outside [0, 1)")
+    return DataConfig(
+        path=None if path is None else str(path),
+        train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2),
+        val_fraction=fraction,
+    )
+
+
+def _check_model(raw: dict[str, Any]) -> ModelConfig:
+    hidden = raw["hidden"]
+    if not isinstance(hidden, list | tuple) or not hidden:
+        raise _fail("model.hidden", f"must be a non-empty list of layer sizes, got {hidden!r}")
+    v_bits = _int(raw["v_bits"], "model.v_bits", 2, 48)
+    threshold = _float(raw["threshold"], "model.threshold")
+    if threshold <= 0:
+        raise _fail("model.threshold", f"={threshold} must be positive")
+    slope = _float(raw["surrogate_slope"], "model.surrogate_slope")
+    if slope <= 0:
+        raise _fail("model.surrogate_slope", f"={slope} must be positive")
+    return ModelConfig(
+        hidden=tuple(_int(size, f"model.hidden[{i}]", 1) for i, size in enumerate(hidden)),
+        timesteps=_int(raw["timesteps"], "model.timesteps", 1, 4096),
+        w_bits=_int(raw["w_bits"], "model.w_bits", 2, 24),
+        v_bits=v_bits,
+        leak_shift=_optional(raw["leak_shift"], "model.leak_shift", _int, 1, v_bits - 1),
+        threshold=threshold,
+        surrogate=_choice(raw["surrogate"], "model.surrogate", SURROGATE_NAMES),
+        surrogate_slope=slope,
+    )
+
+
+def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
+    density = _optional(raw["density"], "sparsity.density", _float)
+    epsilon = _optional(raw["epsilon"], "sparsity.epsilon", _float)
+    if (density is None) == (epsilon is None):
+        raise EslError("config: give exactly one of sparsity.density and sparsity.epsilon")
+    if density is not None and not 0.0 < density <= 1.0:
+        raise _fail("sparsity.density", f"={density} outside (0, 1]")
+    if epsilon is not None and epsilon <= 0:
+        raise _fail("sparsity.epsilon", f"={epsilon} must be positive")
+    dense = raw["dense_layers"]
+    if not isinstance(dense, list | tuple):
+        raise _fail("sparsity.dense_layers", f"must be a list of layer indices, got {dense!r}")
+    alpha = _float(raw["alpha"], "sparsity.alpha")
+    if not 0.0 <= alpha <= 1.0:
+        raise _fail("sparsity.alpha", f"={alpha} outside [0, 1]")
+    t_end = _float(raw["t_end"], "sparsity.t_end")
+    if not 0.0 < t_end <= 1.0:
+        raise _fail("sparsity.t_end", f"={t_end} outside (0, 1]")
+    return SparsityConfig(
+        density=density,
+        epsilon=epsilon,
+        dense_layers=tuple(
+            _int(index, f"sparsity.dense_layers[{i}]", 0, n_layers - 1) for i, index in enumerate(dense)
+        ),
+        prune=_choice(raw["prune"], "sparsity.prune", tuple(PRUNE_RULES)),
+        grow=_choice(raw["grow"], "sparsity.grow", tuple(GROW_RULES)),
+        alpha=alpha,
+        delta_t=_int(raw["delta_t"], "sparsity.delta_t", 1),
+        t_end=t_end,
+    )
+
+
+def _check_train(raw: dict[str, Any]) -> TrainConfig:
+    lr = _float(raw["lr"], "train.lr")
+    if lr <= 0:
+        raise _fail("train.lr", f"={lr} must be positive")
+    return TrainConfig(
+        epochs=_int(raw["epochs"], "train.epochs", 1),
+        batch_size=_int(raw["batch_size"], "train.batch_size", 1),
+        lr=lr,
+        optimizer=_choice(raw["optimizer"], "train.optimizer", OPTIMIZER_NAMES),
+        lr_schedule=_choice(raw["lr_schedule"], "train.lr_schedule", LR_SCHEDULE_NAMES),
+        threads=_optional(raw["threads"], "train.threads", _int, 1),
+    )
+
+
+def _merge_section(name: str, defaults: Any, given: Any) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise _fail(name, f"must be a mapping, got {given!r}")
+    known = {item.name for item in dataclasses.fields(defaults)}
+    for key in given:
+        if key not in known:
+            raise EslError(f"config: unknown key '{name}.{key}'")
+    merged = {key: getattr(defaults, key) for key in known}
+    merged.update(given)
+    if name == "sparsity" and "epsilon" in given and "density" not in given:
+        merged["density"] = None
+    return merged
+
+
+def config_from_dict(raw: dict[str, Any] | None) -> Config:
+    """Validate ``raw`` (a YAML mapping) over the defaults and return the frozen :class:`Config`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise EslError(f"config: top level must be a mapping, got {type(raw).__name__}")
+    for key in raw:
+        if key != "seed" and key not in _SECTIONS:
+            raise EslError(f"config: unknown key '{key}'")
+    defaults = Config()
+    sections = {name: _merge_section(name, getattr(defaults, name), raw.get(name)) for name in _SECTIONS}
+    model = _check_model(sections["model"])
+    return Config(
+        seed=_int(raw.get("seed", defaults.seed), "seed", 0),
+        data=_check_data(sections["data"]),
+        model=model,
+        sparsity=_check_sparsity(sections["sparsity"], len(model.hidden) + 1),
+        train=_check_train(sections["train"]),
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the YAML file ``path``."""
+    source = Path(path)
+    try:
+        text = source.read_text()
+    except OSError as error:
+        raise EslError(f"config {source}: cannot read ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise EslError(f"config {source}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return config_from_dict(raw)
+
+
+def default_config() -> Config:
+    """The tuned demo configuration (the dataclass defaults, identical to ``configs/demo.yaml``)."""
+    return Config()
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain YAML-ready mapping (tuples as lists) that :func:`config_from_dict` reads back."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def dump_config(config: Config) -> str:
+    """The resolved configuration as YAML text."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)

@@ -1,0 +1,159 @@
+"""From a training run to the model artifact, plus batched evaluation helpers.
+
+The artifact carries exactly the integers :meth:`LIFNet.forward_integer` uses: per layer
+``Q_l = clamp(round(W_l ⊙ M_l / s_l), ±qmax)`` in CSR form over the mask (a kept synapse that
+rounded to 0 stays a synapse), ``θ_l = max(1, round(threshold / s_l))``, the leak shift, ``v_bits``,
+``w_bits``, the rate encoder (phase0 128) and ``T``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esl_hw.artifact import Encoder, Model, layer_from_dense
+from esl_hw.errors import EslError
+from esl_hw.train.config import Config, config_from_dict
+from esl_hw.train.model import LIFNet, check_shape, encode_batch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+RUN_FORMAT = "esl-hw-run"
+
+
+def model_from_net(net: LIFNet, metadata: dict[str, Any] | None = None) -> Model:
+    """The validated artifact :class:`Model` of ``net`` (its integer weights, thresholds and masks)."""
+    weights = net.integer_weights()
+    thresholds = net.integer_thresholds()
+    layers = []
+    for index, (weight, mask) in enumerate(zip(weights, net.masks(), strict=True)):
+        lif = index < net.n_layers - 1
+        layers.append(
+            layer_from_dense(
+                weight.numpy(),
+                kind="lif" if lif else "output",
+                w_bits=net.w_bits,
+                v_bits=net.v_bits if lif else None,
+                threshold=thresholds[index] if lif else None,
+                leak_shift=net.leak_shift if lif else None,
+                mask=mask.numpy(),
+            )
+        )
+    return Model(layers=tuple(layers), timesteps=net.timesteps, encoder=Encoder(), metadata=metadata or {})
+
+
+def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint of the completed run ``run_dir``; :class:`EslError` if missing or incomplete."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise EslError(f"run folder {folder} does not exist")
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        raise EslError(f"run folder {folder} has no {CHECKPOINT_FILE} (not a completed training run)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a user-input problem
+        raise EslError(f"{path}: cannot read checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != RUN_FORMAT:
+        raise EslError(f"{path}: not an esl-hw training checkpoint")
+    if not checkpoint.get("complete"):
+        raise EslError(f"{path}: training run did not complete")
+    return checkpoint
+
+
+def net_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[LIFNet, Config]:
+    """Rebuild the trained :class:`LIFNet` (best epoch) and its :class:`Config`."""
+    config = config_from_dict(checkpoint["config"])
+    net = LIFNet.from_config(config.model, n_in=checkpoint["sizes"][0], n_out=checkpoint["sizes"][-1])
+    check_shape(net, checkpoint["sizes"])
+    try:
+        net.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise EslError(f"checkpoint does not fit the configured model: {first}") from None
+    net.eval()
+    return net, config
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[LIFNet, Config, dict[str, Any]]:
+    """``(net, config, checkpoint)`` of a completed run."""
+    checkpoint = load_checkpoint(run_dir)
+    net, config = net_from_checkpoint(checkpoint)
+    return net, config, checkpoint
+
+
+def export_run(run_dir: str | os.PathLike[str]) -> Model:
+    """The artifact :class:`Model` of the run's best epoch, with training metadata."""
+    net, config, checkpoint = load_run(run_dir)
+    metadata = {
+        "source": "esl-hw train",
+        "run_dir": str(Path(run_dir)),
+        "epoch": int(checkpoint["epoch"]),
+        "val_accuracy": checkpoint["val_accuracy"],
+        "float_val_accuracy": checkpoint["float_val_accuracy"],
+        "train_accuracy": checkpoint["train_accuracy"],
+        "scales": net.scales(),
+        "threshold_float": config.model.threshold,
+        "densities": [float(mask.float().mean()) for mask in net.masks()],
+        "config": checkpoint["config"],
+    }
+    return model_from_net(net, metadata)
+
+
+def _batches(images: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
+
+
+def _as_net(run_or_net: LIFNet | str | os.PathLike[str]) -> LIFNet:
+    return run_or_net if isinstance(run_or_net, LIFNet) else load_run(run_or_net)[0]
+
+
+@torch.no_grad()
+def predictions(
+    run_or_net: LIFNet | str | os.PathLike[str],
+    images: np.ndarray,
+    mode: str = "float",
+    batch_size: int = 500,
+) -> np.ndarray:
+    """Predicted class per image in ``"float"`` or ``"qat"`` mode."""
+    net = _as_net(run_or_net)
+    out = [
+        net(encode_batch(chunk, net.timesteps), mode=mode).argmax(dim=1).numpy()
+        for chunk in _batches(images, batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def evaluate_float(
+    run_or_net: LIFNet | str | os.PathLike[str], images: np.ndarray, labels: np.ndarray, batch_size: int = 500
+) -> float:
+    """Accuracy of the unquantised network (float weights, ``β = 1 − 2^−k``, float threshold)."""
+    if not len(labels):
+        return 0.0
+    return float(np.mean(predictions(run_or_net, images, "float", batch_size) == labels))
+
+
+def integer_predictions(
+    run_or_net: LIFNet | str | os.PathLike[str], images: np.ndarray, batch_size: int = 500
+) -> np.ndarray:
+    """Predictions of the exact integer mode (:meth:`LIFNet.forward_integer`), batched."""
+    net = _as_net(run_or_net)
+    out = [
+        net.forward_integer(encode_batch(chunk, net.timesteps), record=False).predictions.numpy()
+        for chunk in _batches(images, batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def evaluate_integer(
+    run_or_net: LIFNet | str | os.PathLike[str], images: np.ndarray, labels: np.ndarray, batch_size: int = 500
+) -> float:
+    """Accuracy of the exact integer mode."""
+    if not len(labels):
+        return 0.0
+    return float(np.mean(integer_predictions(run_or_net, images, batch_size) == labels))
