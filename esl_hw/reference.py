@@ -106,3 +106,15 @@ def predict(model: Model, images: np.ndarray, batch_size: int = 2000) -> np.ndar
 def accuracy(model: Model, images: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of ``images`` whose prediction equals ``labels``."""
     return float(np.mean(predict(model, images) == labels)) if len(labels) else 0.0
+
+
+def sample_mismatches(expected: Trace, actual: Trace) -> np.ndarray:
+    """Per sample, whether any spike, potential, output or prediction of ``actual`` differs."""
+    differs = np.any(expected.outputs != actual.outputs, axis=1) | (
+        expected.predictions != actual.predictions
+    )
+    for want, got in zip(expected.spikes, actual.spikes, strict=True):
+        differs |= np.any(want != got, axis=(0, 2))
+    for want, got in zip(expected.potentials, actual.potentials, strict=True):
+        differs |= np.any(want != got, axis=(0, 2))
+    return differs

@@ -8,7 +8,7 @@ from conftest import random_model
 
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.encoding import encode
-from esl_hw.reference import accuracy, argmax_lowest, leak, lif_step, predict, run
+from esl_hw.reference import accuracy, argmax_lowest, leak, lif_step, predict, run, sample_mismatches
 
 
 def naive_run(model: Model, spikes: np.ndarray) -> tuple[list, list, list[int]]:
@@ -106,3 +106,15 @@ def test_predict_in_batches_equals_one_batch(rng: np.random.Generator) -> None:
     labels = whole.copy()
     labels[:5] = (labels[:5] + 1) % 3
     assert accuracy(model, images, labels) == pytest.approx(20 / 25)
+
+
+def test_sample_mismatches_flags_exactly_the_altered_samples(rng: np.random.Generator) -> None:
+    model = random_model(rng, (12, 8, 6, 3), timesteps=4)
+    spikes = rng.random((4, 5, 12)) < 0.5
+    expected = run(model, spikes)
+    assert not sample_mismatches(expected, run(model, spikes)).any()
+    altered = run(model, spikes)
+    altered.potentials[1][3, 2, 0] += 1
+    altered.spikes[0][0, 4, 1] ^= True
+    altered.outputs[0, 2] -= 1
+    assert sample_mismatches(expected, altered).tolist() == [True, False, True, False, True]

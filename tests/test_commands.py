@@ -1,0 +1,108 @@
+"""The pipeline through the command line: each stage on its own with files in between, and the demo.
+
+These are the integration tests of the whole path: a tiny network is trained, exported, checked
+against the torch integer mode, turned into Verilog and co-simulated bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esl_hw.artifact import load_model
+from esl_hw.cli import main
+
+TINY_CONFIG = """\
+seed: 3
+data: {train_samples: 600, val_fraction: 0.2}
+model: {hidden: [24], timesteps: 4}
+sparsity: {density: 0.2, delta_t: 5}
+train: {epochs: 2, batch_size: 50}
+"""
+
+SUMMARY_KEYS = {
+    "float_accuracy",
+    "int_accuracy",
+    "rtl_accuracy",
+    "rtl_samples",
+    "rtl_mismatches",
+    "density",
+    "synapses",
+    "cycles_per_inference",
+    "cycle_floor",
+    "memory_bits",
+    "energy_per_inference_j",
+    "simulator",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog (iverilog) is not installed")
+def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Path, capsys) -> None:
+    run, model, rtl, sim = (tmp_path / name for name in ("run", "model", "rtl", "sim"))
+    assert main(["train", str(tiny_config), "--out", str(run)]) == 0
+    assert (run / "checkpoint.pt").is_file() and (run / "metrics.jsonl").is_file()
+    assert main(["export", str(run), "--out", str(model)]) == 0
+    artifact = load_model(model)
+    assert [layer.n_out for layer in artifact.layers] == [24, 10] and artifact.timesteps == 4
+    assert main(["eval", str(model)]) == 0
+    assert main(["rtl", str(model), "--out", str(rtl)]) == 0
+    verilog = list(rtl.glob("*.v"))
+    assert len(verilog) == 1 and "module" in verilog[0].read_text()
+    capsys.readouterr()
+    argv = ["sim", str(model), "--samples", "4", "--simulator", "icarus", "--out", str(sim)]
+    assert main(argv) == 0
+    report = json.loads((sim / "sim.json").read_text())
+    assert report["rtl_samples"] == 4 and report["rtl_mismatches"] == 0 and not report["rtl_problems"]
+    assert report["simulator"] == "icarus" and report["sops_counter_matches_reference"]
+    assert report["cycles_per_inference"] >= report["cycle_floor"] > 0
+    assert "mismatching samples" in capsys.readouterr().out
+    # a second export onto the same folder needs --force and keeps the first one intact
+    assert main(["export", str(run), "--out", str(model)]) == 2
+    assert load_model(model).synapses == artifact.synapses
+
+
+def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_config: Path) -> None:
+    out = tmp_path / "demo-out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esl_hw",
+            "demo",
+            "--out",
+            "demo-out",
+            "--config",
+            str(tiny_config),
+            "--samples",
+            "3",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary.keys() >= SUMMARY_KEYS
+    assert summary["rtl_samples"] == 3 and summary["rtl_mismatches"] == 0
+    assert summary["torch_reference_mismatches"] == 0 and summary["test_samples"] == 1000
+    assert summary["simulator"] == "verilator"
+    assert 0 < summary["density"] <= 1 and summary["synapses"] == load_model(out / "model").synapses
+    assert "rtl_accuracy" in done.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
