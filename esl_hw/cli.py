@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
     demo.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     demo.add_argument("--config", type=Path, help="training config (default: the built-in demo)")
+    demo.add_argument(
+        "--hidden", type=_positive_int, help="hidden LIF neurons H of the 784-H-10 network (default 128)"
+    )
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
     demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     demo.add_argument("--force", action="store_true", help="replace an existing output folder")

@@ -30,12 +30,14 @@ EXIT_OK = 0
 EXIT_MISMATCH = 1
 
 
-def _load_config(path: Path | None, data: Path | None):
+def _load_config(path: Path | None, data: Path | None, hidden: int | None = None):
     from esl_hw.train.config import default_config, load_config
 
     config = default_config() if path is None else load_config(path)
     if data is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
+    if hidden is not None:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, hidden=(hidden,)))
     return config
 
 
@@ -227,7 +229,7 @@ def compare_torch_integer(
 
 def run_demo(args: argparse.Namespace) -> int:
     check_writable_target(args.out, args.force)
-    config = _load_config(args.config, args.data)
+    config = _load_config(args.config, args.data, args.hidden)
     data = load_mnist(config.data.path)
     from esl_hw.rtl_gen import emit_verilog
     from esl_hw.train.export import evaluate_float, export_run

@@ -89,6 +89,8 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
             str(tiny_config),
             "--samples",
             "3",
+            "--hidden",
+            "20",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -103,6 +105,7 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
     assert summary["rtl_samples"] == 3 and summary["rtl_mismatches"] == 0
     assert summary["torch_reference_mismatches"] == 0 and summary["test_samples"] == 1000
     assert summary["simulator"] == "verilator"
-    assert 0 < summary["density"] <= 1 and summary["synapses"] == load_model(out / "model").synapses
+    model = load_model(out / "model")
+    assert model.layers[0].n_out == 20 and summary["synapses"] == model.synapses
     assert "rtl_accuracy" in done.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
