@@ -70,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
+    sim.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+
+    compare = commands.add_parser("compare", help="float, integer and RTL accuracy side by side")
+    compare.add_argument("model", type=Path, help="model artifact folder")
+    compare.add_argument("--out", type=Path, required=True, help="folder for compare.json and compare.md")
+    compare.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    compare.add_argument(
+        "--run", type=Path, help="training run of the float model (default: the run the artifact names)"
+    )
+    compare.add_argument("--samples", type=_positive_int, help="RTL test images (default: all)")
+    compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    compare.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    compare.add_argument("--force", action="store_true", help="replace an existing folder")
 
     demo = commands.add_parser("demo", help="train, export, check, generate and co-simulate")
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
@@ -80,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
     demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    demo.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
     demo.add_argument("--force", action="store_true", help="replace an existing output folder")
     return parser
 

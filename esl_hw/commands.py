@@ -76,6 +76,7 @@ def run_export(args: argparse.Namespace) -> int:
     from esl_hw.train.export import export_run
 
     model = export_run(args.run)
+    model.metadata["run_dir"] = str(args.run.resolve())
     with staged_folder(args.out, args.force) as staging:
         save_model(model, staging, overwrite=True)
     print(f"model artifact written to {args.out} ({model.synapses} synapses, density {model.density:.4f})")
@@ -158,12 +159,29 @@ def cosim_report(
     }
 
 
-def _cosimulate(model: Model, data: Dataset, samples: int, simulator: str, build_dir: Path) -> dict[str, Any]:
+#: Above this many images the potentials are not traced (the trace would grow to gigabytes);
+#: spikes, outputs and predictions are still checked bit for bit.
+POTENTIAL_TRACE_LIMIT = 1000
+
+
+def _cosimulate(
+    model: Model, data: Dataset, samples: int, simulator: str, build_dir: Path, lanes: int = 1
+) -> dict[str, Any]:
     from esl_hw.sim import run_cosim
 
     count = min(samples, len(data.test))
-    result = run_cosim(model, data.test.images[:count], simulator=simulator, build_dir=build_dir)
-    return cosim_report(model, result, data.test.images, data.test.labels)
+    trace_potentials = count <= POTENTIAL_TRACE_LIMIT
+    result = run_cosim(
+        model,
+        data.test.images[:count],
+        simulator=simulator,
+        build_dir=build_dir,
+        trace_potentials=trace_potentials,
+        lanes=lanes,
+    )
+    report = cosim_report(model, result, data.test.images, data.test.labels, lanes)
+    report["potentials_checked"] = trace_potentials
+    return report
 
 
 def _print_cosim(report: dict[str, Any]) -> None:
@@ -190,10 +208,10 @@ def run_sim(args: argparse.Namespace) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
-            report = _cosimulate(model, data, args.samples, args.simulator, Path(build))
+            report = _cosimulate(model, data, args.samples, args.simulator, Path(build), args.lanes)
     else:
         with staged_folder(args.out, force=True) as staging:
-            report = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build")
+            report = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build", args.lanes)
             _write_json(staging / "sim.json", report)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
@@ -243,6 +261,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         start = time.perf_counter()
         model = export_run(run_dir)
+        model.metadata["run_dir"] = str((args.out / "run").resolve())
         save_model(model, staging / "model")
         seconds["export"] = time.perf_counter() - start
 
@@ -256,7 +275,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds["rtl"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        cosim = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build")
+        cosim = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build", args.lanes)
         seconds["cosim"] = time.perf_counter() - start
 
         summary = {
@@ -291,3 +310,58 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     ok = summary["rtl_mismatches"] == 0 and not summary["rtl_problems"] and torch_mismatches == 0
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _float_accuracy(model: Model, run_dir: Path | None, data: Dataset) -> tuple[float | None, str]:
+    """Accuracy of the float network of ``run_dir`` (or of the run the artifact names), if present."""
+    run_dir = run_dir or (Path(model.metadata["run_dir"]) if model.metadata.get("run_dir") else None)
+    if run_dir is None or not run_dir.is_dir():
+        return None, f"no training run at {run_dir}" if run_dir else "the artifact names no training run"
+    from esl_hw.train.export import evaluate_float
+
+    return evaluate_float(run_dir, data.test.images, data.test.labels), str(run_dir)
+
+
+def compare_markdown(report: dict[str, Any]) -> str:
+    """The comparison as a Markdown table."""
+    rows = [
+        ("float model", report["float_accuracy"], report["float_source"]),
+        ("integer reference", report["int_accuracy"], f"{report['int_samples']} images"),
+        ("RTL", report["rtl_accuracy"], f"{report['rtl_samples']} images, {report['simulator']}"),
+    ]
+    lines = ["| model | accuracy | on |", "| --- | --- | --- |"]
+    for name, accuracy, source in rows:
+        lines.append(f"| {name} | {'n/a' if accuracy is None else f'{accuracy:.4f}'} | {source} |")
+    lines += [
+        "",
+        f"RTL samples whose spikes, outputs or prediction differ from the reference in any bit: "
+        f"**{report['rtl_mismatches']}** of {report['rtl_samples']} (potentials checked: "
+        f"{'yes' if report['potentials_checked'] else 'no'}); integer reference accuracy on the same "
+        f"images: {report['int_accuracy_rtl_samples']:.4f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    check_writable_target(args.out, args.force)
+    data = load_mnist(args.data)
+    _check_inputs(model, data)
+    float_acc, float_source = _float_accuracy(model, args.run, data)
+    reference = predict(model, data.test.images)
+    count = min(args.samples or len(data.test), len(data.test))
+    with staged_folder(args.out, args.force) as staging:
+        cosim = _cosimulate(model, data, count, args.simulator, staging / "sim_build", args.lanes)
+        report = {
+            "dataset": data.source,
+            "float_accuracy": float_acc,
+            "float_source": float_source,
+            "int_accuracy": float(np.mean(reference == data.test.labels)),
+            "int_samples": len(data.test),
+            "int_accuracy_rtl_samples": float(np.mean(reference[:count] == data.test.labels[:count])),
+            **cosim,
+        }
+        _write_json(staging / "compare.json", report)
+        (staging / "compare.md").write_text(compare_markdown(report))
+    print(compare_markdown(report), end="")
+    return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH

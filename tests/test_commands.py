@@ -69,6 +69,14 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert report["simulator"] == "icarus" and report["sops_counter_matches_reference"]
     assert report["cycles_per_inference"] >= report["cycle_floor"] > 0
     assert "mismatching samples" in capsys.readouterr().out
+    compared = tmp_path / "compare"
+    argv = ["compare", str(model), "--out", str(compared), "--samples", "3", "--simulator", "icarus"]
+    assert main(argv) == 0
+    comparison = json.loads((compared / "compare.json").read_text())
+    assert comparison["float_source"] == str(run.resolve()) and 0 <= comparison["float_accuracy"] <= 1
+    assert comparison["int_samples"] == 1000 and comparison["rtl_samples"] == 3
+    assert comparison["rtl_mismatches"] == 0 and comparison["potentials_checked"]
+    assert "| RTL |" in (compared / "compare.md").read_text()
     # a second export onto the same folder needs --force and keeps the first one intact
     assert main(["export", str(run), "--out", str(model)]) == 2
     assert load_model(model).synapses == artifact.synapses
