@@ -177,7 +177,7 @@ def _cosimulate(
         simulator=simulator,
         build_dir=build_dir,
         trace_potentials=trace_potentials,
-        lanes=lanes,
+        **({"lanes": lanes} if lanes != 1 else {}),
     )
     report = cosim_report(model, result, data.test.images, data.test.labels, lanes)
     report["potentials_checked"] = trace_potentials
