@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
     train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     train.add_argument("--force", action="store_true", help="replace an existing run folder")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
 
     export = commands.add_parser("export", help="export a trained run as a quantised model artifact")
     export.add_argument("run", type=Path, help="run folder written by 'esl-hw train'")
@@ -83,6 +84,39 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     compare.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
     compare.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    synth = commands.add_parser("synth", help="synthesise and place-and-route: resources, Fmax, latency")
+    synth.add_argument("model", type=Path, help="model artifact folder")
+    synth.add_argument("--target", required=True, help="ecp5-85k, ecp5-25k or ice40-up5k")
+    synth.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (power of two)")
+    synth.add_argument(
+        "--freq", type=float, help="clock constraint in MHz (default 100 on ECP5, 24 on iCE40)"
+    )
+    synth.add_argument("--out", type=Path, required=True, help="folder for the build and the reports")
+    synth.add_argument("--allow-timing-failure", action="store_true", help="exit 0 although Fmax < --freq")
+    synth.add_argument(
+        "--samples", type=int, default=4, help="images co-simulated for cycles per inference (0: none)"
+    )
+    synth.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    synth.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    synth.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    bitstream = commands.add_parser("bitstream", help="build a board bitstream with the UART host link")
+    bitstream.add_argument("model", type=Path, help="model artifact folder")
+    bitstream.add_argument("--board", required=True, help="ulx3s-85f, ulx3s-25f or icebreaker")
+    bitstream.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
+    bitstream.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core")
+    bitstream.add_argument("--out", type=Path, required=True, help="folder for the build and bitstream")
+    bitstream.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    board = commands.add_parser("run", help="run test images on a board over UART, checked bit for bit")
+    board.add_argument("model", type=Path, help="model artifact folder the board was built from")
+    board.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    board.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
+    board.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
+    board.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    board.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
+    board.add_argument("--out", type=Path, help="write the results as JSON here")
 
     demo = commands.add_parser("demo", help="train, export, check, generate and co-simulate")
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")

@@ -64,10 +64,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = _load_config(args.config, args.data)
     from esl_hw.train.loop import train
 
-    result = train(config, args.out, force=args.force, progress=True)
+    result = train(config, args.out, force=args.force, progress=True, resume=args.resume)
+    validation = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(
         f"trained run written to {result.run_dir} (best epoch {result.best_epoch}, "
-        f"validation accuracy {result.val_accuracy:.4f}, {result.seconds:.1f} s)"
+        f"validation accuracy {validation}, {result.seconds:.1f} s)"
     )
     return EXIT_OK
 
@@ -365,3 +366,21 @@ def run_compare(args: argparse.Namespace) -> int:
         (staging / "compare.md").write_text(compare_markdown(report))
     print(compare_markdown(report), end="")
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from esl_hw.fpga.commands import run_synth as synth
+
+    return synth(args)
+
+
+def run_bitstream(args: argparse.Namespace) -> int:
+    from esl_hw.fpga.commands import run_bitstream as bitstream
+
+    return bitstream(args)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from esl_hw.fpga.commands import run_run as board_run
+
+    return board_run(args)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from amaranth import Module, Signal, signed
 from amaranth.back import verilog
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import Model
@@ -27,7 +27,15 @@ from esl_hw.errors import EslError
 from esl_hw.rtl_gen.integrate import event_layout
 from esl_hw.rtl_gen.lif import LifLayerCore
 from esl_hw.rtl_gen.output import OutputLayerCore, output_layout
-from esl_hw.rtl_gen.plan import COUNTER_BITS, DEFAULT_FIFO_DEPTH, check_fifo_depth, plan_model, unsigned_bits
+from esl_hw.rtl_gen.plan import (
+    COUNTER_BITS,
+    DEFAULT_FIFO_DEPTH,
+    DEFAULT_LANE_FIFO_DEPTH,
+    DEFAULT_SPIKE_FIFO_DEPTH,
+    check_fifo_depth,
+    plan_model,
+    unsigned_bits,
+)
 
 #: Counters that sum a per-cycle strobe of every layer core that has it.
 SUMMED_COUNTERS = (
@@ -50,15 +58,22 @@ def counter_names(model: Model) -> list[str]:
 
 
 class SNNCore(wiring.Component):
-    """Event-driven LIF core for ``model``, one lane per layer, memories initialised from it.
+    """Event-driven LIF core for ``model`` with ``lanes`` lanes per layer, memories initialised from it.
 
     Parameters
     ----------
     model : Model
         A validated artifact (any number of LIF layers, any sizes and widths within
         :data:`esl_hw.rtl_gen.plan.LIMITS`).
+    lanes : int
+        Lanes per layer core ``L`` (a power of two): ``L`` synaptic operations and ``L`` neurons
+        of the sweep per cycle, memories banked by post-synaptic index mod ``L``.
     fifo_depth : int
         Depth of the spike FIFOs between layers.
+    lane_fifo_depth : int
+        Depth of each lane's event FIFO.
+    spike_fifo_depth : int
+        Depth of each LIF layer's spike-mask FIFO.
 
     Attributes
     ----------
@@ -70,9 +85,11 @@ class SNNCore(wiring.Component):
         Pulses when the final output word of an inference is accepted.
     prediction : Out(bits(n_out - 1))
         Argmax of the last inference's outputs (ties to the lowest index).
-    tap<l>_valid, tap<l>_index, tap<l>_step, tap<l>_potential, tap<l>_spike
-        Debug tap of LIF layer ``l``: once per neuron per step, the neuron, the step, its
-        potential after the step's reset (``v_bits`` signed) and its spike bit.
+    tap<l>_valid, tap<l>_group, tap<l>_step, tap<l>_potential, tap<l>_spike
+        Debug tap of LIF layer ``l``, ``L`` neurons wide: bit ``k`` of ``valid`` says that neuron
+        ``group·L + k`` is swept this cycle (once per neuron per step); ``step``; per lane its
+        potential after the step's reset (``L`` packed ``v_bits`` signed words, lane 0 lowest) and
+        its spike bit.
     perf_<name> : Out(32)
         Counters of the last completed inference, ``name`` in :func:`counter_names`: ``cycles``,
         ``sops`` (synaptic operations), reads and writes of the pointer (``ptr``), synapse
@@ -80,13 +97,27 @@ class SNNCore(wiring.Component):
         ``spikes<l>`` per LIF layer.
     """
 
-    def __init__(self, model: Model, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> None:
+    def __init__(
+        self,
+        model: Model,
+        lanes: int = 1,
+        fifo_depth: int = DEFAULT_FIFO_DEPTH,
+        lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+        spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+    ) -> None:
         if not isinstance(model, Model):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise TypeError(f"model must be an esl_hw.artifact.Model, got {type(model).__name__}")
         self.model = model
-        self.fifo_depth = check_fifo_depth(fifo_depth)
-        self.plans = plan_model(model)
+        try:
+            self.fifo_depth = check_fifo_depth(fifo_depth)
+            self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
+            self.spike_fifo_depth = check_fifo_depth(spike_fifo_depth)
+            self.plans = plan_model(model, lanes)
+        except EslError:
+            self._MustUse__silence = True
+            raise
+        self.lanes = lanes
         first, last = self.plans[0], self.plans[-1]
         members = {
             "events": In(stream.Signature(event_layout(first.in_index_bits))),
@@ -96,11 +127,11 @@ class SNNCore(wiring.Component):
         }
         for plan in self.plans[:-1]:
             tap = f"tap{plan.index}_"
-            members[tap + "valid"] = Out(1)
-            members[tap + "index"] = Out(plan.out_index_bits)
+            members[tap + "valid"] = Out(lanes)
+            members[tap + "group"] = Out(plan.local_bits)
             members[tap + "step"] = Out(unsigned_bits(model.timesteps - 1))
-            members[tap + "potential"] = Out(signed(plan.layer.v_bits))
-            members[tap + "spike"] = Out(1)
+            members[tap + "potential"] = Out(data.ArrayLayout(signed(plan.layer.v_bits), lanes))
+            members[tap + "spike"] = Out(lanes)
         for name in counter_names(model):
             members[f"perf_{name}"] = Out(COUNTER_BITS)
         super().__init__(members)
@@ -109,7 +140,10 @@ class SNNCore(wiring.Component):
         m = Module()
         cores = []
         for plan in self.plans:
-            core = LifLayerCore(plan) if plan.is_lif else OutputLayerCore(plan)
+            if plan.is_lif:
+                core = LifLayerCore(plan, self.lane_fifo_depth, self.spike_fifo_depth)
+            else:
+                core = OutputLayerCore(plan, self.lane_fifo_depth)
             m.submodules[f"layer{plan.index}"] = core
             cores.append(core)
         wiring.connect(m, wiring.flipped(self.events), cores[0].events)
@@ -126,7 +160,7 @@ class SNNCore(wiring.Component):
                 queue.r_en.eq(downstream.events.ready),
             ]
             tap = f"tap{plan.index}_"
-            for field in ("valid", "index", "step", "potential", "spike"):
+            for field in ("valid", "group", "step", "potential", "spike"):
                 m.d.comb += getattr(self, tap + field).eq(getattr(core, "tap_" + field))
         output = cores[-1]
         wiring.connect(m, output.outputs, wiring.flipped(self.outputs))
@@ -165,6 +199,7 @@ def emit_verilog(
     out_dir: str | os.PathLike[str],
     name: str = "snn_core",
     fifo_depth: int = DEFAULT_FIFO_DEPTH,
+    lanes: int = 1,
 ) -> Path:
     """Write the Verilog of :class:`SNNCore` for ``model`` to ``out_dir/<name>.v`` and return its path.
 
@@ -174,7 +209,7 @@ def emit_verilog(
     """
     if not name.isidentifier():
         raise EslError(f"module name {name!r} is not a Verilog identifier")
-    core = SNNCore(model, fifo_depth=fifo_depth)
+    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth)
     text = verilog.convert(core, name=name, emit_src=False)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

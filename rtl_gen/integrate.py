@@ -13,12 +13,17 @@ Pipeline (one register stage each)::
 An end-of-step marker waits in stage E until every earlier hit has left stage H; it is then
 offered on ``step_valid`` and held (blocking further events) until the consumer raises
 ``step_ready``, normally when its sweep or readout has finished.
+
+With ``L`` lanes every lane has its own integrator over its own CSR (the synapses whose post
+index falls in its bank, see :mod:`esl_hw.rtl_gen.plan`) and its own event FIFO;
+:func:`lane_front_ends` broadcasts each input event into all lane FIFOs, so the lanes run
+independently within a step and meet again at its end-of-step marker.
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -39,6 +44,8 @@ class CsrIntegrator(wiring.Component):
     ----------
     plan : LayerPlan
         The layer whose row pointers and synapses this front end holds.
+    lane : int
+        Which lane's CSR (``0 .. plan.lanes - 1``).
 
     Attributes
     ----------
@@ -46,8 +53,8 @@ class CsrIntegrator(wiring.Component):
         Input events ``{index, eos}``: per step the spiking inputs, then one end-of-step marker.
     hit_valid : Out(1)
         A synaptic hit is presented this cycle (no backpressure: the consumer takes one per cycle).
-    hit_col : Out(plan.out_index_bits)
-        Post-synaptic neuron of the hit.
+    hit_col : Out(plan.local_bits)
+        Post-synaptic neuron of the hit, as a bank-local index (the neuron divided by the lanes).
     hit_weight : Out(signed(plan.w_bits))
         Weight of the hit.
     step_valid : Out(1)
@@ -60,16 +67,20 @@ class CsrIntegrator(wiring.Component):
         Synapse memory words read this cycle.
     """
 
-    def __init__(self, plan: LayerPlan) -> None:
+    def __init__(self, plan: LayerPlan, lane: int = 0) -> None:
         if not isinstance(plan, LayerPlan):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise TypeError(f"plan must be a LayerPlan, got {plan!r}")
+        if not 0 <= lane < plan.lanes:
+            self._MustUse__silence = True
+            raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
         self.plan = plan
+        self.lane = lane
         super().__init__(
             {
                 "events": In(stream.Signature(event_layout(plan.in_index_bits))),
                 "hit_valid": Out(1),
-                "hit_col": Out(plan.out_index_bits),
+                "hit_col": Out(plan.local_bits),
                 "hit_weight": Out(signed(plan.w_bits)),
                 "step_valid": Out(1),
                 "step_ready": In(1),
@@ -82,10 +93,10 @@ class CsrIntegrator(wiring.Component):
         plan = self.plan
         m = Module()
         m.submodules.ptr_mem = ptr_mem = Memory(
-            shape=unsigned(plan.ptr_bits), depth=plan.n_in + 1, init=plan.ptr_init()
+            shape=unsigned(plan.ptr_bits), depth=plan.n_in + 1, init=plan.ptr_init(self.lane)
         )
         m.submodules.syn_mem = syn_mem = Memory(
-            shape=unsigned(plan.syn_bits), depth=plan.syn_depth, init=plan.syn_init()
+            shape=unsigned(plan.syn_bits), depth=plan.syn_depth(self.lane), init=plan.syn_init(self.lane)
         )
         ptr_lo = ptr_mem.read_port()
         ptr_hi = ptr_mem.read_port()
@@ -148,7 +159,44 @@ class CsrIntegrator(wiring.Component):
         m.d.sync += h_valid.eq(r_active)
         m.d.comb += [
             self.hit_valid.eq(h_valid),
-            self.hit_col.eq(syn_rd.data[: plan.out_index_bits]),
-            self.hit_weight.eq(syn_rd.data[plan.out_index_bits :].as_signed()),
+            self.hit_col.eq(syn_rd.data[: plan.local_bits]),
+            self.hit_weight.eq(syn_rd.data[plan.local_bits :].as_signed()),
         ]
         return m
+
+
+def add_strobes(strobes: list) -> object:
+    """Sum of per-lane strobes (an Amaranth expression wide enough for the total)."""
+    return sum(strobes[1:], strobes[0])
+
+
+def lane_front_ends(m: Module, plan: LayerPlan, events: stream.Interface, depth: int) -> list[CsrIntegrator]:
+    """Add one event FIFO and one :class:`CsrIntegrator` per lane to ``m``; return the integrators.
+
+    ``events`` (the layer's input stream, seen from inside the layer) is accepted only when every
+    lane FIFO has room, and then written into all of them: no event is lost or duplicated, and a
+    lane that runs ahead keeps going until its FIFO is empty. Submodules ``queue<b>`` and
+    ``front<b>``.
+    """
+    fronts = []
+    room = []
+    accept = Signal(name=f"accept{plan.index}")
+    for lane in range(plan.lanes):
+        queue = fifo.SyncFIFOBuffered(width=plan.in_index_bits + 1, depth=depth)
+        front = CsrIntegrator(plan, lane)
+        m.submodules[f"queue{lane}"] = queue
+        m.submodules[f"front{lane}"] = front
+        m.d.comb += [
+            queue.w_data.eq(events.payload.as_value()),
+            queue.w_en.eq(accept),
+            front.events.payload.eq(queue.r_data),
+            front.events.valid.eq(queue.r_rdy),
+            queue.r_en.eq(front.events.ready),
+        ]
+        room.append(queue.w_rdy)
+        fronts.append(front)
+    ready = room[0]
+    for lane_room in room[1:]:
+        ready = ready & lane_room
+    m.d.comb += [events.ready.eq(ready), accept.eq(events.valid & ready)]
+    return fronts

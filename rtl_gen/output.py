@@ -1,22 +1,23 @@
 """Output layer core: exact accumulation over all steps, then readout and argmax.
 
-Integrate phase: as in the LIF core, ``acc[col] <- acc[col] + w`` per hit by a pipelined
-read-modify-write (transparent read port, no bubble on back-to-back hits to one output). The
-accumulators keep their value across steps. After the ``T``-th end-of-step marker the core reads
-``acc[0 .. n_out-1]`` out on ``outputs`` (one word per cycle, stalling while ``outputs.ready`` is
-low), clears each accumulator, computes the prediction (argmax, ties to the lowest index) and
-pulses ``done``.
+Integrate phase: as in the LIF core, ``L`` lanes, each with its own event FIFO, CSR and bank of
+accumulators (output ``i`` in bank ``i mod L``), ``acc[col] <- acc[col] + w`` per hit by a
+pipelined read-modify-write (transparent read port, no bubble on back-to-back hits to one output).
+The accumulators keep their value across steps; the lanes meet at every end-of-step marker.
+After the ``T``-th end-of-step marker the core reads ``acc[0 .. n_out-1]`` out on ``outputs``
+(one word per cycle, bank ``i mod L``, stalling while ``outputs.ready`` is low), clears each
+accumulator, computes the prediction (argmax, ties to the lowest index) and pulses ``done``.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from esl_hw.rtl_gen.integrate import CsrIntegrator, event_layout
-from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
+from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
 
 
 def output_layout(index_bits: int, value_bits: int) -> data.StructLayout:
@@ -32,7 +33,9 @@ class OutputLayerCore(wiring.Component):
     Parameters
     ----------
     plan : LayerPlan
-        The output layer's plan (``plan.kind == "output"``).
+        The output layer's plan (``plan.kind == "output"``), which fixes the lane count ``L``.
+    lane_fifo_depth : int
+        Depth of each lane's event FIFO.
 
     Attributes
     ----------
@@ -45,50 +48,40 @@ class OutputLayerCore(wiring.Component):
     prediction : Out(plan.out_index_bits)
         Argmax of the outputs (ties to the lowest index); valid from ``done`` on, held until the
         next inference completes.
-    stat_ptr_reads, stat_syn_reads : Out(2), Out(1)
-        Pointer and synapse memory words read this cycle.
-    stat_acc_reads, stat_acc_writes : Out(1)
+    stat_ptr_reads, stat_syn_reads : Out
+        Pointer and synapse memory words read this cycle (all lanes).
+    stat_acc_reads, stat_acc_writes : Out
         Accumulator memory words read and written this cycle.
-    stat_sops : Out(1)
-        A synaptic operation (hit) happens this cycle.
+    stat_sops : Out
+        Synaptic operations (hits) this cycle.
     """
 
-    def __init__(self, plan: LayerPlan) -> None:
+    def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:
         if not isinstance(plan, LayerPlan) or plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"OutputLayerCore needs the plan of the output layer, got {plan!r}")
         self.plan = plan
+        self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
+        lanes = plan.lanes
         super().__init__(
             {
                 "events": In(stream.Signature(event_layout(plan.in_index_bits))),
                 "outputs": Out(stream.Signature(output_layout(plan.out_index_bits, plan.acc_bits))),
                 "done": Out(1),
                 "prediction": Out(plan.out_index_bits),
-                "stat_ptr_reads": Out(2),
-                "stat_syn_reads": Out(1),
-                "stat_acc_reads": Out(1),
-                "stat_acc_writes": Out(1),
-                "stat_sops": Out(1),
+                "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
+                "stat_syn_reads": Out(unsigned_bits(lanes)),
+                "stat_acc_reads": Out(unsigned_bits(lanes)),
+                "stat_acc_writes": Out(unsigned_bits(lanes)),
+                "stat_sops": Out(unsigned_bits(lanes)),
             }
         )
 
     def elaborate(self, platform) -> Module:
         plan = self.plan
+        lanes, lane_bits = plan.lanes, plan.lane_bits
         m = Module()
-        m.submodules.front = front = CsrIntegrator(plan)
-        wiring.connect(m, wiring.flipped(self.events), front.events)
-        m.submodules.acc_mem = acc_mem = Memory(shape=signed(plan.acc_bits), depth=plan.n_out, init=[])
-        acc_wr = acc_mem.write_port()
-        acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
-
-        rmw_valid = Signal()
-        rmw_col = Signal(plan.out_index_bits)
-        rmw_weight = Signal(signed(plan.w_bits))
-        m.d.sync += [
-            rmw_valid.eq(front.hit_valid),
-            rmw_col.eq(front.hit_col),
-            rmw_weight.eq(front.hit_weight),
-        ]
+        fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
 
         step = Signal(unsigned_bits(plan.timesteps - 1))
         last_step = Signal()
@@ -105,7 +98,6 @@ class OutputLayerCore(wiring.Component):
             a_active.eq(reading & (a_idx < plan.n_out)),
             b_last.eq(b_idx == plan.n_out - 1),
         ]
-        value = acc_rd.data
         stall = Signal()
         advance = Signal()
         retire = Signal()
@@ -115,28 +107,49 @@ class OutputLayerCore(wiring.Component):
             retire.eq(b_valid & ~stall),
         ]
 
-        with m.If(reading):
-            m.d.comb += [
-                acc_rd.addr.eq(a_idx),
-                acc_rd.en.eq(advance & a_active),
-                acc_wr.addr.eq(b_idx),
-                acc_wr.data.eq(0),
-                acc_wr.en.eq(retire),
+        a_lane = a_idx[:lane_bits] if lanes > 1 else 0
+        b_lane = b_idx[:lane_bits] if lanes > 1 else 0
+        ports = []
+        for lane, front in enumerate(fronts):
+            acc_mem = Memory(shape=signed(plan.acc_bits), depth=plan.groups, init=[])
+            m.submodules[f"acc_mem{lane}"] = acc_mem
+            acc_wr = acc_mem.write_port()
+            acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
+            ports.append((acc_rd, acc_wr))
+            rmw_valid = Signal(name=f"rmw_valid{lane}")
+            rmw_col = Signal(plan.local_bits, name=f"rmw_col{lane}")
+            rmw_weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
+            m.d.sync += [
+                rmw_valid.eq(front.hit_valid),
+                rmw_col.eq(front.hit_col),
+                rmw_weight.eq(front.hit_weight),
             ]
-        with m.Else():
-            m.d.comb += [
-                acc_rd.addr.eq(front.hit_col),
-                acc_rd.en.eq(front.hit_valid),
-                acc_wr.addr.eq(rmw_col),
-                acc_wr.data.eq(acc_rd.data + rmw_weight),
-                acc_wr.en.eq(rmw_valid),
-            ]
+            with m.If(reading):
+                m.d.comb += [
+                    acc_rd.addr.eq(a_idx >> lane_bits),
+                    acc_rd.en.eq(advance & a_active & (a_lane == lane)),
+                    acc_wr.addr.eq(b_idx >> lane_bits),
+                    acc_wr.data.eq(0),
+                    acc_wr.en.eq(retire & (b_lane == lane)),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    acc_rd.addr.eq(front.hit_col),
+                    acc_rd.en.eq(front.hit_valid),
+                    acc_wr.addr.eq(rmw_col),
+                    acc_wr.data.eq(acc_rd.data + rmw_weight),
+                    acc_wr.en.eq(rmw_valid),
+                ]
+        value = Signal(signed(plan.acc_bits))
+        m.d.comb += value.eq(Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data)
 
-        with m.If(front.step_valid & ~reading):
+        all_marked = Signal()
+        m.d.comb += all_marked.eq(add_strobes([front.step_valid for front in fronts]) == lanes)
+        with m.If(all_marked & ~reading):
             with m.If(last_step):
                 m.d.sync += [reading.eq(1), a_idx.eq(0)]
             with m.Else():
-                m.d.comb += front.step_ready.eq(1)
+                m.d.comb += [front.step_ready.eq(1) for front in fronts]
                 m.d.sync += step.eq(step + 1)
 
         with m.If(advance):
@@ -149,7 +162,7 @@ class OutputLayerCore(wiring.Component):
         with m.If(retire & new_best):
             m.d.sync += [best_value.eq(value), best_index.eq(b_idx)]
         with m.If(retire & b_last):
-            m.d.comb += [self.done.eq(1), front.step_ready.eq(1)]
+            m.d.comb += [self.done.eq(1), *(front.step_ready.eq(1) for front in fronts)]
             m.d.sync += [
                 self.prediction.eq(Mux(new_best, b_idx, best_index)),
                 reading.eq(0),
@@ -161,10 +174,10 @@ class OutputLayerCore(wiring.Component):
             self.outputs.payload.index.eq(b_idx),
             self.outputs.payload.value.eq(value),
             self.outputs.payload.last.eq(b_last),
-            self.stat_ptr_reads.eq(front.ptr_reads),
-            self.stat_syn_reads.eq(front.syn_reads),
-            self.stat_acc_reads.eq(acc_rd.en),
-            self.stat_acc_writes.eq(acc_wr.en),
-            self.stat_sops.eq(front.hit_valid),
+            self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
+            self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
+            self.stat_acc_reads.eq(add_strobes([rd.en for rd, _ in ports])),
+            self.stat_acc_writes.eq(add_strobes([wr.en for _, wr in ports])),
+            self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
         ]
         return m

@@ -3,12 +3,24 @@
 Everything the generated core stores is derived here from the artifact (``esl_hw.artifact``), so
 the gateware, :func:`memory_bits` and the tests agree on one set of numbers:
 
-- row pointers ``row_ptr[0 .. n_in]``, ``ptr_bits = bits(nnz)`` wide;
-- synapse words ``{col, weight}``, ``col`` in the low ``out_index_bits`` bits, ``weight``
+Lanes and banks. A core with ``L`` lanes (a power of two) splits every layer by post-synaptic
+neuron: neuron ``i`` lives in bank ``b = i mod L`` at local address ``g = i div L`` (the *group*).
+Lane ``b`` owns bank ``b`` and its own CSR: the synapses of every row whose post index falls in
+bank ``b``, in the artifact's order. The lanes never share a memory, so there is no bank conflict
+and no padding: each lane streams only real synapses. Per lane:
+
+- row pointers ``row_ptr_b[0 .. n_in]``, ``ptr_bits = bits(max_b nnz_b)`` wide;
+- synapse words ``{g, weight}``, the local index ``g`` in the low ``local_bits`` bits, ``weight``
   (two's complement, ``w_bits``) above it;
-- LIF layers: potentials (``v_bits``) and currents (``current_bits()``), one word per neuron;
-- the output layer: accumulators (``Model.acc_bits()``), one word per output;
-- spike FIFOs between layers: ``fifo_depth`` words of ``{index, end-of-step}``.
+- LIF layers: potentials (``v_bits``) and currents (``current_bits()``), ``groups = ceil(n_out/L)``
+  words per bank;
+- the output layer: accumulators (``Model.acc_bits()``), ``groups`` words per bank;
+- an event FIFO (``lane_fifo_depth`` words of ``{index, end-of-step}``) that lets the lanes drift
+  apart within a time step.
+
+Between layers: a spike-mask FIFO in every LIF layer (``spike_fifo_depth`` words of ``{group,
+mask of L spikes, end-of-step}``) and a spike event FIFO (``fifo_depth`` words of ``{index,
+end-of-step}``). With ``L = 1`` the lane CSR is the artifact's CSR.
 """
 
 from __future__ import annotations
@@ -37,6 +49,15 @@ COUNTER_BITS = 32
 #: Default depth of the spike FIFOs between layers.
 DEFAULT_FIFO_DEPTH = 16
 
+#: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
+DEFAULT_LANE_FIFO_DEPTH = 32
+
+#: Default depth of the spike-mask FIFO behind each LIF layer's sweep.
+DEFAULT_SPIKE_FIFO_DEPTH = 8
+
+#: Lane counts a core accepts (powers of two).
+MAX_LANES = 64
+
 
 def unsigned_bits(value: int) -> int:
     """Bits of an unsigned number holding ``0 .. value`` (at least 1)."""
@@ -64,6 +85,10 @@ class LayerPlan:
     ptr_bits: int
     acc_bits: int
     timesteps: int
+    lanes: int = 1
+    lane_row_ptr: tuple[np.ndarray, ...] = ()
+    lane_col: tuple[np.ndarray, ...] = ()
+    lane_weight: tuple[np.ndarray, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -86,43 +111,95 @@ class LayerPlan:
         return self.layer.w_bits
 
     @property
-    def syn_bits(self) -> int:
-        """Width of one synapse word ``{col, weight}``."""
-        return self.out_index_bits + self.w_bits
+    def lane_bits(self) -> int:
+        """``log2(lanes)``: the low bits of a neuron index that select its bank."""
+        return self.lanes.bit_length() - 1
 
     @property
-    def syn_depth(self) -> int:
-        """Depth of the synapse memory (one dummy word when the layer has no synapse)."""
-        return max(1, self.layer.nnz)
+    def groups(self) -> int:
+        """Words per bank: ``ceil(n_out / lanes)``; the sweep visits one group per cycle."""
+        return -(-self.n_out // self.lanes)
 
-    def ptr_init(self) -> list[int]:
-        """Row pointer memory image."""
-        return [int(value) for value in self.layer.row_ptr]
+    @property
+    def local_bits(self) -> int:
+        """Width of a bank-local neuron index (the group)."""
+        return unsigned_bits(self.groups - 1)
 
-    def syn_init(self) -> list[int]:
-        """Synapse memory image: ``col | (weight mod 2^w_bits) << out_index_bits``."""
-        if self.layer.nnz == 0:
+    @property
+    def syn_bits(self) -> int:
+        """Width of one synapse word ``{group, weight}``."""
+        return self.local_bits + self.w_bits
+
+    def lane_nnz(self, lane: int) -> int:
+        """Synapses held by ``lane``."""
+        return len(self.lane_col[lane])
+
+    def syn_depth(self, lane: int = 0) -> int:
+        """Depth of a lane's synapse memory (one dummy word when the lane has no synapse)."""
+        return max(1, self.lane_nnz(lane))
+
+    def ptr_init(self, lane: int = 0) -> list[int]:
+        """Row pointer memory image of ``lane``."""
+        return [int(value) for value in self.lane_row_ptr[lane]]
+
+    def syn_init(self, lane: int = 0) -> list[int]:
+        """Synapse memory image of ``lane``: ``group | (weight mod 2^w_bits) << local_bits``."""
+        if self.lane_nnz(lane) == 0:
             return [0]
-        col = self.layer.col.astype(np.int64)
-        weight = self.layer.weight.astype(np.int64) & ((1 << self.w_bits) - 1)
-        return [int(word) for word in col | (weight << self.out_index_bits)]
+        group = self.lane_col[lane] >> self.lane_bits
+        weight = self.lane_weight[lane] & ((1 << self.w_bits) - 1)
+        return [int(word) for word in group | (weight << self.local_bits)]
 
-    def memory_bits(self) -> dict[str, int]:
-        """Bits per memory kind held by this layer core."""
+    def memory_bits(
+        self, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH, spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH
+    ) -> dict[str, int]:
+        """Bits per memory kind held by this layer core (all lanes)."""
+        words = self.lanes * self.groups
         bits = {
-            "row_pointers": (self.n_in + 1) * self.ptr_bits,
-            "synapses": self.syn_depth * self.syn_bits,
+            "row_pointers": self.lanes * (self.n_in + 1) * self.ptr_bits,
+            "synapses": sum(self.syn_depth(lane) for lane in range(self.lanes)) * self.syn_bits,
+            "fifos": self.lanes * lane_fifo_depth * (self.in_index_bits + 1),
         }
         if self.is_lif:
-            bits["potentials"] = self.n_out * self.layer.v_bits
-            bits["currents"] = self.n_out * self.acc_bits
+            bits["potentials"] = words * self.layer.v_bits
+            bits["currents"] = words * self.acc_bits
+            bits["fifos"] += spike_fifo_depth * (self.local_bits + self.lanes + 1)
         else:
-            bits["accumulators"] = self.n_out * self.acc_bits
+            bits["accumulators"] = words * self.acc_bits
         return bits
 
 
-def plan_layer(model: Model, index: int) -> LayerPlan:
-    """Plan layer ``index`` of ``model``; raise :class:`EslError` when it exceeds :data:`LIMITS`."""
+def split_lanes(layer: Layer, lanes: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Per-lane CSR of ``layer``: ``(row_ptr_b, col_b, weight_b)`` for ``b = 0 .. lanes-1``.
+
+    Lane ``b`` keeps the synapses with ``col mod lanes == b``, row by row, in the artifact's
+    order; ``col_b`` keeps the global post index.
+    """
+    rows = np.repeat(np.arange(layer.n_in), np.diff(layer.row_ptr))
+    bank = layer.col % lanes
+    row_ptr, col, weight = [], [], []
+    for lane in range(lanes):
+        keep = bank == lane
+        pointers = np.zeros(layer.n_in + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[keep], minlength=layer.n_in), out=pointers[1:])
+        row_ptr.append(pointers)
+        col.append(layer.col[keep].astype(np.int64))
+        weight.append(layer.weight[keep].astype(np.int64))
+    return tuple(row_ptr), tuple(col), tuple(weight)
+
+
+def check_lanes(lanes: int) -> int:
+    """Return ``lanes`` if it is a power of two in ``1 .. MAX_LANES``, else raise :class:`EslError`."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
+        raise EslError(f"lanes must be a power of two (1, 2, 4, 8, 16, ...), got {lanes!r}")
+    if lanes > MAX_LANES:
+        raise EslError(f"lanes = {lanes} exceeds the hardware limit {MAX_LANES} by {lanes - MAX_LANES}")
+    return lanes
+
+
+def plan_layer(model: Model, index: int, lanes: int = 1) -> LayerPlan:
+    """Plan layer ``index`` of ``model`` on ``lanes`` lanes; raise :class:`EslError` beyond :data:`LIMITS`."""
+    check_lanes(lanes)
     layer = model.layers[index]
     where = f"layer {index}"
     _check_limit("neurons per layer", where, layer.n_out)
@@ -135,21 +212,26 @@ def plan_layer(model: Model, index: int) -> LayerPlan:
     else:
         acc_bits = model.acc_bits()
         _check_limit("accumulator bits", where, acc_bits)
+    row_ptr, col, weight = split_lanes(layer, lanes)
     return LayerPlan(
         index=index,
         layer=layer,
         in_index_bits=unsigned_bits(layer.n_in - 1),
         out_index_bits=unsigned_bits(layer.n_out - 1),
-        ptr_bits=unsigned_bits(layer.nnz),
+        ptr_bits=unsigned_bits(max(len(lane) for lane in col)),
         acc_bits=acc_bits,
         timesteps=model.timesteps,
+        lanes=lanes,
+        lane_row_ptr=row_ptr,
+        lane_col=col,
+        lane_weight=weight,
     )
 
 
-def plan_model(model: Model) -> list[LayerPlan]:
-    """Plan every layer of ``model`` (see :func:`plan_layer`)."""
+def plan_model(model: Model, lanes: int = 1) -> list[LayerPlan]:
+    """Plan every layer of ``model`` on ``lanes`` lanes (see :func:`plan_layer`)."""
     _check_limit("timesteps", "model", model.timesteps)
-    return [plan_layer(model, index) for index in range(len(model.layers))]
+    return [plan_layer(model, index, lanes) for index in range(len(model.layers))]
 
 
 def check_fifo_depth(fifo_depth: int) -> int:
@@ -159,19 +241,46 @@ def check_fifo_depth(fifo_depth: int) -> int:
     return fifo_depth
 
 
-def memory_bits(model: Model, fifo_depth: int = DEFAULT_FIFO_DEPTH) -> dict[str, int]:
+def memory_bits(
+    model: Model,
+    fifo_depth: int = DEFAULT_FIFO_DEPTH,
+    lanes: int = 1,
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+    spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+) -> dict[str, int]:
     """Bits of on-chip memory per kind in the core :class:`~esl_hw.rtl_gen.SNNCore` generates.
 
     Keys: ``row_pointers``, ``synapses``, ``potentials``, ``currents``, ``accumulators``,
     ``fifos`` and ``total``. The figures are depth times width of the memories actually generated
-    (a layer without synapses still has a one-word synapse memory).
+    (a lane without synapses still has a one-word synapse memory; banks are ``ceil(n_out/L)``
+    deep; FIFOs count their full depth).
     """
     check_fifo_depth(fifo_depth)
-    totals = dict.fromkeys(("row_pointers", "synapses", "potentials", "currents", "accumulators"), 0)
-    plans = plan_model(model)
+    check_fifo_depth(lane_fifo_depth)
+    check_fifo_depth(spike_fifo_depth)
+    kinds = ("row_pointers", "synapses", "potentials", "currents", "accumulators", "fifos")
+    totals = dict.fromkeys(kinds, 0)
+    plans = plan_model(model, lanes)
     for plan in plans:
-        for kind, bits in plan.memory_bits().items():
+        for kind, bits in plan.memory_bits(lane_fifo_depth, spike_fifo_depth).items():
             totals[kind] += bits
-    totals["fifos"] = sum(fifo_depth * (plan.out_index_bits + 1) for plan in plans[:-1])
+    totals["fifos"] += sum(fifo_depth * (plan.out_index_bits + 1) for plan in plans[:-1])
+    totals["total"] = sum(totals.values())
+    return totals
+
+
+def dense_memory_bits(model: Model) -> dict[str, int]:
+    """Memory of a dense design of the same network, for comparison with :func:`memory_bits`.
+
+    Every weight of the ``n_in x n_out`` matrices (``w_bits`` each, no pointers, no indices), plus
+    the same potentials, currents and accumulators (one word per neuron).
+    """
+    plans = plan_model(model)
+    totals = {
+        "weights": sum(plan.n_in * plan.n_out * plan.w_bits for plan in plans),
+        "potentials": sum(plan.n_out * plan.layer.v_bits for plan in plans if plan.is_lif),
+        "currents": sum(plan.n_out * plan.acc_bits for plan in plans if plan.is_lif),
+        "accumulators": plans[-1].n_out * plans[-1].acc_bits,
+    }
     totals["total"] = sum(totals.values())
     return totals

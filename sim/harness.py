@@ -10,8 +10,9 @@ Event file: one hex word per line, bit 31 the end-of-step flag, bits 30..0 the i
 
 Plusargs: ``+EVENTS=<file>``, ``+NEVENTS=<n>``, ``+NIMAGES=<n>``, ``+TRACE=<file>``,
 ``+POTENTIALS=<0|1>``, ``+GAP=<percent>`` (idle cycles on the input stream),
-``+BACKPRESSURE=<percent>`` (cycles the output stream is not ready), ``+SEED=<n>``,
-``+MAXCYCLES=<n>`` (watchdog).
+``+BACKPRESSURE=<percent>`` (cycles the output stream is not ready), ``+RANDOMGAPS=<percent>``
+(when non-zero: draw a new gap and backpressure share in ``0 .. percent`` for every image),
+``+SEED=<n>``, ``+MAXCYCLES=<n>`` (watchdog).
 
 Trace lines (decimal, space separated):
 
@@ -71,19 +72,27 @@ def capacity_for(n_events: int) -> int:
     return capacity
 
 
-def _tap_block(layer: int, v_bits: int) -> str:
+def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
     tap = f"tap{layer}"
-    return f"""
-  always @(posedge clk) if (!rst && {tap}_valid) begin
-    if ({tap}_spike) $fwrite(fd, "S {layer} %0d %0d %0d\\n", image, {tap}_step, {tap}_index);
+    blocks = []
+    for lane in range(lanes):
+        low = lane * v_bits
+        blocks.append(f"""
+  wire signed [{v_bits - 1}:0] {tap}_potential{lane} = {tap}_potential[{low + v_bits - 1}:{low}];
+  wire [31:0] {tap}_neuron{lane} = {tap}_group * {lanes} + {lane};
+  always @(posedge clk) if (!rst && {tap}_valid[{lane}]) begin
+    if ({tap}_spike[{lane}])
+      $fwrite(fd, "S {layer} %0d %0d %0d\\n", image, {tap}_step, {tap}_neuron{lane});
     if (trace_potentials != 0)
-      $fwrite(fd, "P {layer} %0d %0d %0d %0d\\n", image, {tap}_step, {tap}_index, {tap}_potential);
-  end"""
+      $fwrite(fd, "P {layer} %0d %0d %0d %0d\\n",
+              image, {tap}_step, {tap}_neuron{lane}, {tap}_potential{lane});
+  end""")
+    return "".join(blocks)
 
 
-def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY) -> str:
+def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY, lanes: int = 1) -> str:
     """Verilog text of the harness top ``esl_cosim_top`` for the core generated from ``model``."""
-    plans = plan_model(model)
+    plans = plan_model(model, lanes)
     in_bits = plans[0].in_index_bits
     out_plan = plans[-1]
     counters = counter_names(model)
@@ -107,13 +116,13 @@ def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY) -> str:
     taps = []
     for plan in plans[:-1]:
         tap = f"tap{plan.index}"
-        wires.append(f"  wire {tap}_valid, {tap}_spike;")
-        wires.append(f"  wire [{plan.out_index_bits - 1}:0] {tap}_index;")
+        wires.append(f"  wire [{lanes - 1}:0] {tap}_valid, {tap}_spike;")
+        wires.append(f"  wire [{plan.local_bits - 1}:0] {tap}_group;")
         wires.append(f"  wire [{max(1, (model.timesteps - 1).bit_length()) - 1}:0] {tap}_step;")
-        wires.append(f"  wire signed [{plan.layer.v_bits - 1}:0] {tap}_potential;")
-        for field in ("valid", "index", "step", "potential", "spike"):
+        wires.append(f"  wire [{lanes * plan.layer.v_bits - 1}:0] {tap}_potential;")
+        for field in ("valid", "group", "step", "potential", "spike"):
             connections.append(f".{tap}_{field}({tap}_{field})")
-        taps.append(_tap_block(plan.index, plan.layer.v_bits))
+        taps.append(_tap_block(plan.index, plan.layer.v_bits, lanes))
     for name in counters:
         wires.append(f"  wire [31:0] perf_{name};")
         connections.append(f".perf_{name}(perf_{name})")
@@ -133,6 +142,7 @@ module {HARNESS_TOP};
   reg [31:0] events [0:CAPACITY-1];
   reg [8*1024-1:0] events_file, trace_file;
   integer fd, n_events, n_images, gap_pct, backpressure_pct, trace_potentials, seed, max_cycles;
+  integer random_gaps;
   reg [31:0] ev_pos = 0, image = 0, markers = 0, cycle = 0, rnd = 32'h1234567;
   reg running = 1'b0, waiting = 1'b0, report_pending = 1'b0, idle = 1'b0, out_ready = 1'b1;
   wire [31:0] ev_word = events[ev_pos[{(capacity - 1).bit_length() - 1}:0]];
@@ -161,6 +171,7 @@ module {HARNESS_TOP};
     if (!$value$plusargs("NIMAGES=%d", n_images)) n_images = 0;
     if (!$value$plusargs("GAP=%d", gap_pct)) gap_pct = 0;
     if (!$value$plusargs("BACKPRESSURE=%d", backpressure_pct)) backpressure_pct = 0;
+    if (!$value$plusargs("RANDOMGAPS=%d", random_gaps)) random_gaps = 0;
     if (!$value$plusargs("POTENTIALS=%d", trace_potentials)) trace_potentials = 1;
     if (!$value$plusargs("SEED=%d", seed)) seed = 1;
     if (!$value$plusargs("MAXCYCLES=%d", max_cycles)) max_cycles = 100000000;
@@ -195,6 +206,10 @@ module {HARNESS_TOP};
       $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
       image <= image + 1;
       waiting <= 1'b0;
+      if (random_gaps > 0) begin
+        gap_pct <= rnd[7:0] % (random_gaps + 1);
+        backpressure_pct <= rnd[23:16] % (random_gaps + 1);
+      end
       if (image + 1 == n_images) begin
         $fclose(fd);
         done <= 1'b1;

@@ -25,7 +25,7 @@ from esl_hw.artifact import Model, save_model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS
-from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH
+from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH, check_lanes
 from esl_hw.sim import objcache
 from esl_hw.sim.harness import (
     CONFIG_ENV,
@@ -54,7 +54,7 @@ class CosimResult:
     ``mismatches`` counts samples with any bit differing from the reference; ``cycles``,
     ``sops``, ``spikes`` (per inference, per LIF layer), ``memory_reads`` and ``memory_writes``
     (per memory kind ``ptr``, ``syn``, ``cur``, ``pot``, ``acc``: one figure per inference) come
-    from the core's performance counters.
+    from the core's performance counters; ``lanes`` is the lane count of the simulated core.
     """
 
     simulator: str
@@ -74,6 +74,7 @@ class CosimResult:
     details: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     report_path: Path | None = None
+    lanes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -136,10 +137,11 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int) -> str:
+def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int, lanes: int = 1) -> str:
     """Hash identifying a build: model, options and the generator sources."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([model.header(), simulator, fifo_depth, capacity], sort_keys=True).encode())
+    options = [model.header(), simulator, fifo_depth, capacity, lanes]
+    digest.update(json.dumps(options, sort_keys=True).encode())
     for layer in model.layers:
         for array in (layer.row_ptr, layer.col, layer.weight):
             digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
@@ -149,7 +151,7 @@ def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int) -> s
     return digest.hexdigest()[:16]
 
 
-def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity: int) -> bool:
+def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity: int, lanes: int) -> bool:
     """Build into ``folder`` unless a finished build is there; return whether it built."""
     from cocotb_tools.runner import get_runner
 
@@ -158,9 +160,9 @@ def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    core = emit_verilog(model, folder, name=CORE_NAME, fifo_depth=fifo_depth)
+    core = emit_verilog(model, folder, name=CORE_NAME, fifo_depth=fifo_depth, lanes=lanes)
     harness = folder / f"{HARNESS_TOP}.v"
-    harness.write_text(harness_verilog(model, capacity))
+    harness.write_text(harness_verilog(model, capacity, lanes))
     build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
     runner = get_runner(simulator)
     try:
@@ -191,6 +193,8 @@ def run_cosim(
     seed: int = 1,
     fifo_depth: int = DEFAULT_FIFO_DEPTH,
     reference_model: Model | None = None,
+    lanes: int = 1,
+    random_gaps: int = 0,
 ) -> CosimResult:
     """Co-simulate ``model`` on ``images`` and check it bit for bit against the reference.
 
@@ -218,6 +222,13 @@ def run_cosim(
     reference_model : Model or None
         What the checker compares against (default ``model``); a different one shows that the
         checker can fail.
+    lanes : int
+        Lanes per layer core of the generated core (a power of two, see
+        :class:`esl_hw.rtl_gen.SNNCore`).
+    random_gaps : int
+        When non-zero (at most 90), the harness draws a new idle share and backpressure share in
+        ``0 .. random_gaps`` % for every image after the first (which uses ``gap_percent`` and
+        ``backpressure_percent``).
 
     Returns
     -------
@@ -229,9 +240,11 @@ def run_cosim(
         Unknown simulator, missing simulator, bad images or options, or a build or run that
         produced no report.
     """
-    for name, value in (("gap_percent", gap_percent), ("backpressure_percent", backpressure_percent)):
+    shares = (("gap_percent", gap_percent), ("backpressure_percent", backpressure_percent))
+    for name, value in (*shares, ("random_gaps", random_gaps)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 90:
             raise EslError(f"{name} must be an integer in 0..90, got {value!r}")
+    check_lanes(lanes)
     words = event_words(model, images)
     if len(images) == 0:
         raise EslError("no images to co-simulate")
@@ -243,9 +256,9 @@ def run_cosim(
         root = Path(build_dir).resolve()
         with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            folder = root / f"{simulator}-{build_key(model, simulator, fifo_depth, capacity)}"
+            folder = root / f"{simulator}-{build_key(model, simulator, fifo_depth, capacity, lanes)}"
             with _locked(folder.parent / f"{folder.name}.lock"):
-                built = _build(model, simulator, folder, fifo_depth, capacity)
+                built = _build(model, simulator, folder, fifo_depth, capacity, lanes)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(
@@ -256,11 +269,18 @@ def run_cosim(
                 simulator,
                 folder,
                 trace_potentials,
-                [f"+GAP={gap_percent}", f"+BACKPRESSURE={backpressure_percent}", f"+SEED={seed}"],
+                [
+                    f"+GAP={gap_percent}",
+                    f"+BACKPRESSURE={backpressure_percent}",
+                    f"+RANDOMGAPS={random_gaps}",
+                    f"+SEED={seed}",
+                ],
             )
             run_seconds = time.perf_counter() - started
         report_path = report_path if keep_report else None
-        return _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
+        result = _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
+        result.lanes = lanes
+        return result
 
 
 def _run(

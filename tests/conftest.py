@@ -44,3 +44,12 @@ def random_model(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--cases",
+        type=int,
+        default=200,
+        help="constrained-random co-simulation cases across both simulators (tests/test_sim_random_cases.py)",
+    )

@@ -99,10 +99,8 @@ def simulate_core(core, events: list[list[list[int]]], gaps: bool = False, seed:
                 if send and ctx.get(core.events.ready):
                     position += 1
                 for layer in range(n_hidden):
-                    if ctx.get(getattr(core, f"tap{layer}_valid")):
-                        fields = ("step", "index", "potential", "spike")
-                        values = [ctx.get(getattr(core, f"tap{layer}_{name}")) for name in fields]
-                        taps.append((layer, *values))
+                    prefix = f"tap{layer}_"
+                    taps.extend((layer, *tap) for tap in read_taps(ctx, core, prefix, core.lanes))
                 if ctx.get(core.outputs.valid) and ctx.get(core.outputs.ready):
                     outputs.append(ctx.get(core.outputs.payload.value))
                 finished = bool(ctx.get(core.done))
@@ -118,6 +116,22 @@ def simulate_core(core, events: list[list[list[int]]], gaps: bool = False, seed:
     sim.add_testbench(testbench)
     sim.run()
     return run
+
+
+def read_taps(ctx, core, prefix: str, lanes: int) -> list[tuple[int, int, int, int]]:
+    """This cycle's tap samples ``(step, neuron, potential, spike)`` of an L-wide tap."""
+    valid = ctx.get(getattr(core, prefix + "valid"))
+    if not valid:
+        return []
+    group = ctx.get(getattr(core, prefix + "group"))
+    step = ctx.get(getattr(core, prefix + "step"))
+    potentials = ctx.get(getattr(core, prefix + "potential"))
+    spikes = ctx.get(getattr(core, prefix + "spike"))
+    return [
+        (step, group * lanes + lane, int(potentials[lane]), spikes >> lane & 1)
+        for lane in range(lanes)
+        if valid >> lane & 1
+    ]
 
 
 def step_events(spikes: np.ndarray) -> list[tuple[int, int]]:
@@ -160,13 +174,8 @@ def simulate_layer(
             ctx.set(out.ready, not (gaps and rng.random() < 0.5))
             if send and ctx.get(core.events.ready):
                 position += 1
-            if is_lif and ctx.get(core.tap_valid):
-                records["tap"].append(
-                    tuple(
-                        ctx.get(getattr(core, f"tap_{name}"))
-                        for name in ("step", "index", "potential", "spike")
-                    )
-                )
+            if is_lif:
+                records["tap"].extend(read_taps(ctx, core, "tap_", core.plan.lanes))
             if ctx.get(out.valid) and ctx.get(out.ready):
                 payload = out.payload
                 if is_lif:
@@ -181,7 +190,7 @@ def simulate_layer(
                 await ctx.tick()
                 cycle += 1
                 records["done"].append((cycle, ctx.get(core.prediction)))
-                finished = position == len(stream)
+                finished = position == len(stream) and dones == expected_markers // core.plan.timesteps
             else:
                 await ctx.tick()
                 cycle += 1

@@ -12,10 +12,11 @@ from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore, counter_names, emit_verilog
 
 
-def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed: int = 0):
+def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed: int = 0, lanes: int = 1):
     """Run the core on spikes ``[T, B, n_in]`` and compare everything with the reference."""
     events = [spike_events(spikes[:, sample]) for sample in range(spikes.shape[1])]
-    result = simulate_core(SNNCore(model, fifo_depth=fifo_depth), events, gaps=gaps, seed=seed)
+    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth)
+    result = simulate_core(core, events, gaps=gaps, seed=seed)
     reference = run(model, spikes)
     for sample in range(spikes.shape[1]):
         layers = len(model.hidden_layers)
@@ -33,7 +34,7 @@ def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed
     return result, reference
 
 
-def expected_counters(model, spikes: np.ndarray, reference, sample: int) -> dict[str, int]:
+def expected_counters(model, spikes: np.ndarray, reference, sample: int, lanes: int = 1) -> dict[str, int]:
     """Counter values the core must report for one sample (all but ``cycles``)."""
     inputs = [spikes[:, sample]] + [
         reference.spikes[layer][:, sample] for layer in range(len(model.hidden_layers))
@@ -50,7 +51,7 @@ def expected_counters(model, spikes: np.ndarray, reference, sample: int) -> dict
     neurons = model.timesteps * sum(layer.n_out for layer in model.hidden_layers)
     counts = {
         "sops": sops,
-        "ptr_reads": 2 * events,
+        "ptr_reads": 2 * events * lanes,
         "syn_reads": sops,
         "cur_reads": hidden_sops + neurons,
         "cur_writes": hidden_sops + neurons,
@@ -65,27 +66,31 @@ def expected_counters(model, spikes: np.ndarray, reference, sample: int) -> dict
 
 
 @pytest.mark.parametrize(
-    ("sizes", "leak_shift", "threshold", "fifo_depth", "gaps", "seed"),
+    ("sizes", "leak_shift", "threshold", "fifo_depth", "gaps", "seed", "lanes"),
     [
-        ([12, 9, 5], 2, 25, 16, False, 5),
-        ([10, 8, 7, 4], None, 25, 2, True, 6),
-        ([6, 1, 1], 1, 5, 2, True, 1),
+        ([12, 9, 5], 2, 25, 16, False, 5, 1),
+        ([10, 8, 7, 4], None, 25, 2, True, 6, 1),
+        ([6, 1, 1], 1, 5, 2, True, 1, 1),
+        ([12, 9, 5], 2, 25, 16, True, 5, 2),
+        ([10, 8, 7, 4], None, 25, 2, True, 6, 4),
+        ([6, 1, 1], 1, 5, 2, True, 1, 8),
+        ([20, 17, 6], 3, 25, 4, True, 2, 16),
     ],
 )
-def test_core_matches_reference(sizes, leak_shift, threshold, fifo_depth, gaps, seed) -> None:
+def test_core_matches_reference(sizes, leak_shift, threshold, fifo_depth, gaps, seed, lanes) -> None:
     rng = np.random.default_rng(seed)
     model = random_model(
         rng, sizes, density=0.7, timesteps=4, v_bits=8, threshold=threshold, leak_shift=leak_shift
     )
     spikes = rng.random((4, 3, sizes[0])) < 0.5
-    result, reference = check_core(model, spikes, gaps=gaps, fifo_depth=fifo_depth, seed=seed)
+    result, reference = check_core(model, spikes, gaps=gaps, fifo_depth=fifo_depth, seed=seed, lanes=lanes)
     assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
     for sample in range(3):
         counters = result.counters[sample]
         assert set(counters) == set(counter_names(model))
-        expected = expected_counters(model, spikes, reference, sample)
+        expected = expected_counters(model, spikes, reference, sample, lanes)
         assert {name: counters[name] for name in expected} == expected
-        assert counters["cycles"] >= counters["sops"] // len(model.layers)
+        assert counters["cycles"] >= counters["sops"] // (len(model.layers) * lanes)
 
 
 def test_emit_verilog_writes_the_top_module(tmp_path) -> None:
@@ -108,6 +113,12 @@ def test_core_rejects_non_models() -> None:
         SNNCore({})
 
 
+@pytest.mark.parametrize(("lanes", "message"), [(3, "got 3"), (0, "got 0"), (128, "limit 64 by 64")])
+def test_core_rejects_bad_lane_counts(lanes, message) -> None:
+    with pytest.raises(EslError, match=message):
+        SNNCore(random_model(np.random.default_rng(4), [5, 4, 3]), lanes=lanes)
+
+
 def test_core_many_random_models() -> None:
     rng = np.random.default_rng(77)
     for case in range(12):
@@ -123,4 +134,7 @@ def test_core_many_random_models() -> None:
             leak_shift=None if case % 3 == 0 else int(rng.integers(1, v_bits)),
         )
         spikes = rng.random((model.timesteps, 2, sizes[0])) < 0.5
-        check_core(model, spikes, gaps=bool(case % 2), fifo_depth=int(rng.integers(2, 6)), seed=case)
+        lanes = [1, 2, 4, 8, 16][case % 5]
+        check_core(
+            model, spikes, gaps=bool(case % 2), fifo_depth=int(rng.integers(2, 6)), seed=case, lanes=lanes
+        )

@@ -115,3 +115,28 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
 def test_event_layout_rejects_zero_width() -> None:
     with pytest.raises(ValueError, match="got 0"):
         event_layout(0)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_each_lane_streams_its_bank_of_every_row(lanes) -> None:
+    rng = np.random.default_rng(lanes)
+    layer = random_layer(rng, 14, 11, 0.6, w_bits=5, v_bits=8, threshold=9)
+    output = layer_from_dense(np.ones((layer.n_out, 1), dtype=np.int64), "output", 2)
+    plan = plan_model(Model((layer, output), timesteps=2), lanes)[0]
+    indices = sorted(rng.choice(14, 9, replace=False).tolist())
+    stream = [(index, 0) for index in indices] + [(0, 1)]
+    for lane in range(lanes):
+        trace, _ = run_integrator(CsrIntegrator(plan, lane), stream)
+        hits = [(item[1], item[2]) for item in trace if item[0] == "hit"]
+        want = [
+            (col // lanes, weight) for col, weight in expected_hits(layer, indices) if col % lanes == lane
+        ]
+        assert hits == want
+
+
+def test_integrator_rejects_a_bad_lane() -> None:
+    layer = layer_from_dense(np.ones((2, 2), dtype=np.int64), "lif", 4, v_bits=8, threshold=3)
+    output = layer_from_dense(np.ones((2, 1), dtype=np.int64), "output", 2)
+    plan = plan_model(Model((layer, output), timesteps=2), 2)[0]
+    with pytest.raises(ValueError, match="lane must be in 0..1, got 2"):
+        CsrIntegrator(plan, 2)

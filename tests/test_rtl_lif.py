@@ -25,17 +25,17 @@ def reference_layer(layer, spikes: np.ndarray):
     return np.array(out_spikes), np.array(potentials)
 
 
-def lif_core(layer, timesteps: int, output_layer=None) -> LifLayerCore:
+def lif_core(layer, timesteps: int, output_layer=None, lanes: int = 1, **depths) -> LifLayerCore:
     output_layer = output_layer or layer_from_dense(np.ones((layer.n_out, 1), dtype=np.int64), "output", 2)
     model = Model((layer, output_layer), timesteps=timesteps)
-    return LifLayerCore(plan_model(model)[0])
+    return LifLayerCore(plan_model(model, lanes)[0], **depths)
 
 
 def check_layer(
-    layer, spikes: np.ndarray, gaps: bool, seed: int = 0, inferences: int = 1
+    layer, spikes: np.ndarray, gaps: bool, seed: int = 0, inferences: int = 1, lanes: int = 1, **depths
 ) -> tuple[int, np.ndarray]:
     timesteps = len(spikes)
-    core = lif_core(layer, timesteps)
+    core = lif_core(layer, timesteps, lanes=lanes, **depths)
     stream = step_events(spikes) * inferences
     records, cycles = simulate_layer(core, stream, gaps=gaps, seed=seed)
     want_spikes, want_potentials = reference_layer(layer, spikes)
@@ -72,13 +72,13 @@ def test_lif_update_matches_reference_step() -> None:
 
 
 @pytest.mark.parametrize("leak_shift", [None, 1, 3])
-@pytest.mark.parametrize("gaps", [False, True])
-def test_lif_core_matches_reference(leak_shift, gaps) -> None:
+@pytest.mark.parametrize(("gaps", "lanes"), [(False, 1), (True, 1), (True, 4), (False, 8)])
+def test_lif_core_matches_reference(leak_shift, gaps, lanes) -> None:
     # Small v_bits and large weights: saturation at both ends and negative potentials.
     rng = np.random.default_rng(7 if leak_shift is None else leak_shift)
     layer = random_layer(rng, 10, 9, 0.5, w_bits=7, v_bits=7, threshold=30, leak_shift=leak_shift)
     spikes = rng.random((6, 10)) < 0.5
-    _, potentials = check_layer(layer, spikes, gaps=gaps, seed=leak_shift or 0, inferences=2)
+    _, potentials = check_layer(layer, spikes, gaps=gaps, seed=leak_shift or 0, inferences=2, lanes=lanes)
     assert (potentials == -64).any(), "the test should saturate at the negative end"
     assert (potentials < 0).any() and (potentials > 0).any()
 
@@ -99,8 +99,30 @@ def test_back_to_back_hits_on_one_neuron_need_no_bubble() -> None:
     layer = layer_from_dense(dense, "lif", 6, v_bits=16, threshold=30000, leak_shift=None)
     spikes = np.ones((1, n_in), dtype=bool)
     cycles, _ = check_layer(layer, spikes, gaps=False)
-    # SOPs + sweep + a small fixed pipeline overhead: no per-synapse or per-event bubble.
-    assert cycles <= layer.nnz + layer.n_out + 10
+    # SOPs + sweep + a fixed pipeline fill and drain (lane FIFO, integrator, sweep, spike
+    # serializer: 12 cycles): no per-synapse or per-event bubble.
+    assert cycles <= layer.nnz + layer.n_out + 12
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 8, 16])
+def test_lanes_share_the_work_without_bubbles(lanes) -> None:
+    # Full rows over 32 neurons: every lane gets 32 / L synapses of every row.
+    n_in, n_out = 20, 32
+    dense = np.arange(n_in * n_out).reshape(n_in, n_out) % 7 - 3
+    layer = layer_from_dense(dense, "lif", 4, v_bits=12, threshold=40, leak_shift=2, mask=dense == dense)
+    spikes = np.ones((2, n_in), dtype=bool)
+    cycles, _ = check_layer(layer, spikes, gaps=False, lanes=lanes)
+    floor = (2 * layer.nnz + 2 * n_out) / lanes
+    # Per step: a fixed pipeline fill and drain of a few cycles, nothing per synapse or per event.
+    assert cycles <= floor + 2 * 12
+
+
+def test_sweep_stalls_on_a_full_spike_fifo_without_losing_spikes() -> None:
+    # Every neuron spikes every step, the output stream is often not ready, the mask FIFO is tiny.
+    dense = np.full((3, 24), 50)
+    layer = layer_from_dense(dense, "lif", 8, v_bits=8, threshold=10, leak_shift=1)
+    spikes = np.ones((4, 3), dtype=bool)
+    check_layer(layer, spikes, gaps=True, seed=3, lanes=4, spike_fifo_depth=2, lane_fifo_depth=2)
 
 
 def test_lif_core_with_empty_and_full_rows() -> None:
@@ -139,4 +161,4 @@ def test_lif_core_many_random_layers() -> None:
             leak_shift=leak_shift,
         )
         spikes = rng.random((int(rng.integers(1, 6)), layer.n_in)) < rng.random()
-        check_layer(layer, spikes, gaps=bool(case % 2), seed=case)
+        check_layer(layer, spikes, gaps=bool(case % 2), seed=case, lanes=[1, 2, 4, 8, 16][case % 5])

@@ -55,8 +55,9 @@ def test_capacity_is_a_power_of_two_holding_the_events() -> None:
     assert capacity_for(DEFAULT_CAPACITY + 1) == 2 * DEFAULT_CAPACITY
 
 
-def test_harness_connects_every_port(model) -> None:
-    text = harness_verilog(model)
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_harness_connects_every_port(model, lanes) -> None:
+    text = harness_verilog(model, lanes=lanes)
     assert text.startswith("`timescale 1ns/1ps")
     assert f"module {HARNESS_TOP};" in text
     assert "always #5 clk = ~clk;" in text
@@ -65,4 +66,8 @@ def test_harness_connects_every_port(model) -> None:
     for layer in range(2):
         assert f'"S {layer} %0d %0d %0d\\n"' in text
         assert f".tap{layer}_potential(tap{layer}_potential)" in text
+        assert f"wire [{lanes - 1}:0] tap{layer}_valid, tap{layer}_spike;" in text
+        for lane in range(lanes):
+            assert f"tap{layer}_neuron{lane} = tap{layer}_group * {lanes} + {lane};" in text
+    assert "+RANDOMGAPS" not in text.split("initial")[0]
     assert "$readmemh" in text and "+EVENTS" not in text.split("initial")[0]

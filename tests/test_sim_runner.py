@@ -118,6 +118,23 @@ def test_verilator_one_hidden_layer_from_another_directory(build_dir, tmp_path, 
 
 
 @needs_icarus
+@needs_verilator
+def test_both_simulators_agree_with_lanes(build_dir) -> None:
+    model = two_hidden_model()
+    images = images_for(model, 4, seed=8)
+    runs = [
+        run_cosim(model, images, simulator, build_dir, gap_percent=20, backpressure_percent=30, lanes=4)
+        for simulator in ("verilator", "icarus")
+    ]
+    for result in runs:
+        assert_exact(result, model, images)
+        assert result.lanes == 4
+    assert runs[0].cycles == runs[1].cycles
+    single = run_cosim(model, images, "icarus", build_dir, gap_percent=20, backpressure_percent=30)
+    assert sum(runs[1].cycles) < sum(single.cycles), "four lanes must be faster than one"
+
+
+@needs_icarus
 @pytest.mark.parametrize("model_factory", [two_hidden_model, one_hidden_model])
 def test_icarus_matches_reference_and_verilator_cycles(build_dir, model_factory) -> None:
     model = model_factory()
@@ -156,6 +173,8 @@ def test_missing_icarus_is_a_clear_error(monkeypatch) -> None:
         ({"gap_percent": 95}, "gap_percent must be an integer in 0..90, got 95"),
         ({"images": np.zeros((0, 16), np.uint8)}, "no images"),
         ({"images": np.zeros((2, 15), np.uint8)}, r"images must be uint8 \[N, 16\]"),
+        ({"lanes": 3}, "lanes must be a power of two"),
+        ({"random_gaps": 91}, "random_gaps must be an integer in 0..90, got 91"),
     ],
 )
 def test_bad_options(tmp_path, options, message) -> None:

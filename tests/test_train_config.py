@@ -72,7 +72,7 @@ def test_full_density_is_allowed() -> None:
         ({"model": {"threshold": 0}}, "model.threshold"),
         ({"model": {"surrogate": "relu"}}, "model.surrogate"),
         ({"sparsity": {"prune": "gradient"}}, "known: set, magnitude"),
-        ({"sparsity": {"grow": "momentum"}}, "known: random"),
+        ({"sparsity": {"grow": "rigl"}}, "known: gradient, momentum, random, random-unfired"),
         ({"sparsity": {"dense_layers": [2]}}, r"sparsity.dense_layers\[0\]"),
         ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
         ({"seed": -1}, "seed"),
@@ -118,3 +118,28 @@ def test_unreadable_files_raise(tmp_path: Path) -> None:
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(EslError, match="top level must be a mapping"):
         load_config(bad)
+
+
+def test_init_and_layer_density_overrides() -> None:
+    config = config_from_dict({"sparsity": {"init": "uniform", "layer_density": {0: 0.05}}})
+    assert config.sparsity.init == "uniform" and config.sparsity.layer_density == ((0, 0.05),)
+    assert config_from_dict(config_to_dict(config)) == config
+    with pytest.raises(EslError, match="sparsity.init ='xavier' unknown"):
+        config_from_dict({"sparsity": {"init": "xavier"}})
+    with pytest.raises(EslError, match=r"layer_density\[0\] =1.5 outside"):
+        config_from_dict({"sparsity": {"layer_density": {0: 1.5}}})
+    with pytest.raises(EslError, match=r"sparsity.layer_density\[5\] =5 outside"):
+        config_from_dict({"sparsity": {"layer_density": {5: 0.5}}})
+
+
+@pytest.mark.parametrize("grow", ["gradient", "momentum", "random", "random-unfired"])
+def test_every_grow_rule_is_a_valid_config(grow: str) -> None:
+    assert config_from_dict({"sparsity": {"grow": grow}}).sparsity.grow == grow
+
+
+def test_every_shipped_config_loads() -> None:
+    folder = Path(__file__).resolve().parent.parent / "configs"
+    paths = sorted(folder.glob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
+        load_config(path)

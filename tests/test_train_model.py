@@ -9,7 +9,7 @@ import torch
 from esl_hw.artifact import signed_range
 from esl_hw.reference import leak, run
 from esl_hw.train.export import model_from_net
-from esl_hw.train.model import LIFNet, encode_batch
+from esl_hw.train.model import LIFNet, encode_batch, event_matmul
 
 
 def _random_net(seed: int, **overrides) -> LIFNet:
@@ -114,7 +114,7 @@ def test_quantisation_follows_the_stated_equations() -> None:
         assert theta == max(1, round(1.3 / float(net.scale(index))))
 
 
-def test_gradients_reach_active_weights_only() -> None:
+def test_forward_ignores_inactive_weights_but_gradients_are_dense() -> None:
     net = LIFNet([16], n_in=30, n_out=4, timesteps=4, threshold=0.5)
     net.reset_parameters([0.5, 1.0])
     with torch.no_grad():
@@ -123,11 +123,18 @@ def test_gradients_reach_active_weights_only() -> None:
     labels = torch.randint(0, 4, (12,))
     for mode in ("qat", "float"):
         net.zero_grad()
-        torch.nn.functional.cross_entropy(net(spikes, mode=mode), labels).backward()
-        grad = net.weights[0].grad
+        logits = net(spikes, mode=mode)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        grad = net.weights[0].grad.clone()
         assert grad[net.masks()[0]].abs().sum() > 0
-        assert not grad[~net.masks()[0]].any()
+        assert grad[~net.masks()[0]].abs().sum() > 0  # dense: what gradient/momentum growth ranks
         assert net.weights[1].grad.abs().sum() > 0
+        with torch.no_grad():
+            net.weights[0][~net.masks()[0]] += 3.0  # inactive weights must not change the forward
+        assert torch.equal(net(spikes, mode=mode), logits.detach())
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(spikes, mode=mode), labels).backward()
+        assert torch.equal(net.weights[0].grad, grad)
 
 
 def test_float_mode_uses_beta_and_float_threshold() -> None:
@@ -158,3 +165,20 @@ def test_wide_potentials_switch_qat_to_float64_and_stay_exact() -> None:
     logits = net(spikes.float(), mode="qat").double()
     rescaled = logits * net.timesteps / net.scale(net.n_layers - 1).double()
     torch.testing.assert_close(rescaled, outputs.double(), rtol=1e-6, atol=1e-2)
+
+
+def test_event_driven_input_equals_the_dense_product() -> None:
+    torch.manual_seed(3)
+    net = LIFNet([24], n_in=40, n_out=5, timesteps=5, threshold=0.5)
+    net.reset_parameters([0.4, 1.0])
+    spikes = torch.rand(5, 9, 40) < 0.2
+    labels = torch.randint(0, 5, (9,))
+    results = []
+    for inputs in (spikes, spikes.float()):
+        net.zero_grad()
+        logits = net(inputs, mode="qat")
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        results.append((logits.detach(), net.weights[0].grad.clone()))
+    assert torch.equal(results[0][0], results[1][0])  # integer-valued QAT sums are exact in any order
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert event_matmul(torch.zeros(3, 40, dtype=torch.bool), net.weights[0]).abs().sum() == 0

@@ -1,104 +1,14 @@
-"""Tests for esl_hw.train.sparse: ER densities, schedule, rules, constant density, optimizer reset, resume."""
+"""Tests for esl_hw.train.sparse: the engine (constant density, optimizer reset, growth in place, resume)."""
 
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
 
 from esl_hw.errors import EslError
-from esl_hw.train.sparse import (
-    GROW_RULES,
-    PRUNE_RULES,
-    GrowContext,
-    SparseEngine,
-    cosine_fraction,
-    er_densities,
-    er_densities_from_epsilon,
-    get_rule,
-    grow_random,
-    prune_magnitude,
-    prune_set,
-)
-
-
-def _er(shape: tuple[int, int]) -> float:
-    return (shape[0] + shape[1]) / (shape[0] * shape[1])
-
-
-def test_er_densities_cap_dense_layers_and_meet_the_budget() -> None:
-    shapes = [(784, 128), (128, 10)]
-    densities = er_densities(shapes, 0.1)
-    sizes = [a * b for a, b in shapes]
-    assert densities[1] == 1.0  # ER would exceed 1 for the small output layer
-    total = sum(d * s for d, s in zip(densities, sizes, strict=True))
-    assert total == pytest.approx(0.1 * sum(sizes))
-    assert densities[0] == pytest.approx((0.1 * sum(sizes) - sizes[1]) / sizes[0])
-
-
-def test_er_densities_are_proportional_to_the_er_factor() -> None:
-    shapes = [(300, 200), (200, 100), (100, 50)]
-    densities = er_densities(shapes, 0.2)
-    ratios = [d / _er(shape) for d, shape in zip(densities, shapes, strict=True)]
-    assert ratios == pytest.approx([ratios[0]] * 3)
-    sizes = [a * b for a, b in shapes]
-    assert sum(d * s for d, s in zip(densities, sizes, strict=True)) == pytest.approx(0.2 * sum(sizes))
-
-
-def test_er_densities_respect_dense_layers() -> None:
-    shapes = [(300, 200), (200, 100)]
-    assert er_densities(shapes, 0.8, dense=[0]) == pytest.approx([1.0, 0.2])
-    with pytest.raises(EslError, match="too low"):
-        er_densities(shapes, 0.5, dense=[0])
-
-
-def test_er_from_epsilon_follows_the_formula() -> None:
-    shapes = [(784, 128), (128, 10)]
-    densities = er_densities_from_epsilon(shapes, 5.0)
-    assert densities[0] == pytest.approx(5.0 * _er(shapes[0]))
-    assert densities[1] == pytest.approx(min(1.0, 5.0 * _er(shapes[1])))
-    assert er_densities_from_epsilon(shapes, 5.0, dense=[0])[0] == 1.0
-
-
-def test_cosine_schedule_values() -> None:
-    assert cosine_fraction(0, 0.3, 1000) == pytest.approx(0.3)
-    assert cosine_fraction(500, 0.3, 1000) == pytest.approx(0.15)
-    assert cosine_fraction(250, 0.3, 1000) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
-    assert cosine_fraction(1000, 0.3, 1000) == 0.0
-    assert cosine_fraction(1500, 0.3, 1000) == 0.0
-
-
-def test_prune_magnitude_takes_the_smallest_magnitudes() -> None:
-    weight = torch.tensor([0.5, -0.1, 0.0, 0.3, -0.05, 2.0])
-    active = torch.tensor([0, 1, 3, 4, 5])  # 2 is inactive and must never be chosen
-    assert sorted(prune_magnitude(weight, active, 2).tolist()) == [1, 4]
-
-
-def test_prune_set_takes_each_sign_closest_to_zero() -> None:
-    weight = torch.tensor([0.5, -0.1, 0.2, 0.3, -0.05, 2.0, -3.0, 0.9])
-    active = torch.arange(8)
-    # 5 non-negative of 8 active, count 4 -> round(2.5)=2 from positives, 2 from negatives
-    chosen = sorted(prune_set(weight, active, 4).tolist())
-    assert chosen == sorted([2, 3, 4, 1])
-
-
-def test_grow_random_draws_distinct_candidates() -> None:
-    candidates = torch.arange(10, 30)
-    context = GrowContext(candidates, 7, torch.Generator().manual_seed(1), torch.zeros(40), None)
-    grown = grow_random(context)
-    assert len(set(grown.tolist())) == 7
-    assert set(grown.tolist()) <= set(candidates.tolist())
-
-
-def test_unknown_rule_names_list_the_known_ones() -> None:
-    with pytest.raises(EslError, match="unknown grow rule 'momentum' \\(known: random\\)"):
-        get_rule(GROW_RULES, "grow", "momentum")
-    weight = torch.nn.Parameter(torch.ones(4, 4))
-    with pytest.raises(EslError, match="known: magnitude, set"):
-        SparseEngine([("w", weight)], None, [0.5], 100, prune="biggest")
-    assert set(PRUNE_RULES) == {"set", "magnitude"}
+from esl_hw.train.sparse import GROW_RULES, PRUNE_RULES, SparseEngine, cosine_fraction, get_rule
 
 
 def _setup(optimizer_name: str = "adam", seed: int = 0, density: float = 0.2):
@@ -246,3 +156,113 @@ def test_same_seed_same_masks_and_masks_updated_in_place() -> None:
         assert torch.equal(own, other)
     engine.update()
     assert engine.masks[0] is masks[0]
+
+
+@pytest.mark.parametrize("grow", ["gradient", "momentum", "random", "random-unfired"])
+@pytest.mark.parametrize("optimizer_name", ["adam", "sgd"])
+def test_every_grow_rule_keeps_density_in_training(grow: str, optimizer_name: str) -> None:
+    weights, optimizer, engine = _setup(optimizer_name)
+    engine.grow_rule = get_rule(GROW_RULES, "grow", grow)
+    counts = [int(mask.sum()) for mask in engine.masks]
+    grown = 0
+    for _ in range(30):
+        stats = _train_step(weights, optimizer, engine)
+        grown += 0 if stats is None else sum(layer.grown for layer in stats.layers)
+        assert [int(mask.sum()) for mask in engine.masks] == counts
+    assert grown > 0
+
+
+def test_gradient_growth_in_the_engine_picks_the_largest_dense_gradients() -> None:
+    weight = torch.nn.Parameter(torch.ones(4, 4))
+    engine = SparseEngine([("w", weight)], None, [0.5], 100, grow="gradient", alpha=0.25, delta_t=1)
+    inactive = torch.nonzero(~engine.masks[0].view(-1)).squeeze(1)
+    weight.grad = torch.zeros(4, 4)
+    weight.grad.view(-1)[inactive[[2, 5]]] = torch.tensor([-4.0, 3.0])
+    with torch.no_grad():
+        weight.view(-1)[torch.nonzero(engine.masks[0].view(-1)).squeeze(1)[:2]] = 0.01
+    before = engine.masks[0].clone()
+    stats = engine.update()
+    assert stats.layers[0].grown == stats.layers[0].pruned == 2
+    assert sorted(torch.nonzero((engine.masks[0] & ~before).view(-1)).squeeze(1).tolist()) == sorted(
+        inactive[[2, 5]].tolist()
+    )
+
+
+def test_momentum_growth_reads_the_adam_first_moment() -> None:
+    weights, optimizer, engine = _setup("adam")
+    engine.grow_rule = get_rule(GROW_RULES, "grow", "momentum")
+    _train_step(weights, optimizer, engine)
+    momentum = optimizer.state[weights[0]]["exp_avg"]
+    inactive = ~engine.masks[0]
+    expected_best = torch.where(inactive, momentum.abs(), -1.0).view(-1).argmax()
+    engine.update()
+    assert bool(engine.masks[0].view(-1)[expected_best])
+
+
+def test_momentum_growth_without_momentum_is_a_clear_error() -> None:
+    weight = torch.nn.Parameter(torch.randn(6, 6))
+    engine = SparseEngine([("w", weight)], None, [0.5], 100, grow="momentum", delta_t=1)
+    with pytest.raises(EslError, match="w: momentum growth needs optimizer momentum"):
+        engine.update()
+
+
+def test_from_module_covers_linear_and_conv_with_dense_and_override_layers() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3), torch.nn.Conv2d(16, 32, 3), torch.nn.Flatten(), torch.nn.Linear(32, 10)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    engine = SparseEngine.from_module(
+        model, optimizer, 100, density=0.3, init="erk", dense=["3"], overrides={"0": 0.5}, delta_t=2
+    )
+    assert engine.names == ["0.weight", "1.weight"]
+    assert engine.densities()[0] == pytest.approx(0.5, abs=1e-3)
+    sizes = [16 * 3 * 9, 32 * 16 * 9, 320]
+    total = sum(int(mask.sum()) for mask in engine.masks) + sizes[2]
+    assert total == pytest.approx(0.3 * sum(sizes), abs=2)
+    assert not model[0].weight[~engine.masks[0]].any()
+    with pytest.raises(EslError, match="no linear or conv layer named 'fc'"):
+        SparseEngine.from_module(model, optimizer, 100, density=0.3, dense=["fc"])
+
+
+def test_bad_layer_density_is_refused() -> None:
+    weight = torch.nn.Parameter(torch.randn(6, 6))
+    with pytest.raises(EslError, match="w: density 1.5 outside"):
+        SparseEngine([("w", weight)], None, [1.5], 100)
+    with pytest.raises(EslError, match="bad ESL schedule: delta_t=0"):
+        SparseEngine([("w", weight)], None, [0.5], 100, delta_t=0)
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    init = f"file://{init_file}"
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.Tanh(), torch.nn.Linear(30, 5))
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    # A different random stream per rank: identical masks must come from the engine, not from luck.
+    generator = torch.Generator().manual_seed(rank)
+    engine = SparseEngine.from_module(
+        model, optimizer, 20, density=0.3, grow="random", delta_t=2, generator=generator
+    )
+    data = torch.Generator().manual_seed(100 + rank)
+    for _ in range(10):
+        inputs, labels = torch.randn(16, 20, generator=data), torch.randint(0, 5, (16,), generator=data)
+        loss = torch.nn.functional.cross_entropy(ddp(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        engine.step()
+    state = {"masks": engine.masks, "weights": [w.detach() for w in engine.weights]}
+    torch.save(state, f"{out_dir}/{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_masks_and_weights_agree_across_two_ddp_processes(tmp_path) -> None:
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True
+    )
+    first, second = (torch.load(tmp_path / f"{rank}.pt") for rank in range(2))
+    for a, b in zip(first["masks"] + first["weights"], second["masks"] + second["weights"], strict=True):
+        assert torch.equal(a, b)
+    assert [int(mask.sum()) for mask in first["masks"]] == [int(m.sum()) for m in second["masks"]]

@@ -19,26 +19,45 @@ from typing import Any
 import yaml
 
 from esl_hw.errors import EslError
-from esl_hw.train.sparse import GROW_RULES, PRUNE_RULES
+from esl_hw.train.sparse_rules import GROW_RULES, INIT_NAMES, PRUNE_RULES
 
 OPTIMIZER_NAMES = ("adam", "sgd")
+MODEL_KINDS = ("lif", "single_spike", "vggsnn", "resnet19")
+CONV_KINDS = ("vggsnn", "resnet19")
+DATASETS = ("mnist", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from; ``path=None`` is the embedded MNIST subset."""
+    """Where the data comes from; ``path=None`` is the embedded MNIST subset (``dataset: mnist`` only).
 
+    ``dataset``: ``mnist`` (IDX files), ``cifar10``/``cifar100`` (python batches), ``nmnist`` or
+    ``dvs_cifar10`` (event recordings binned into ``model.timesteps`` frames, resized to
+    ``frame_size`` when given); see :mod:`esl_hw.train.vision_data`.
+    """
+
+    dataset: str = "mnist"
     path: str | None = None
     train_samples: int | None = None
     val_fraction: float = 0.1
+    frame_size: int | None = None
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """LIF MLP ``784-hidden…-10`` on the integer grid (``leak_shift=None``: no leak)."""
+    """``kind: lif``: LIF MLP ``784-hidden…-10`` on the integer grid (``leak_shift=None``: no leak).
 
+    ``kind: single_spike``: Mostafa's temporal-coding network (:mod:`esl_hw.train.single_spike`):
+    inputs arrive in ``levels`` time slots up to ``t_max``; ``weight_cost`` is the factor ``K`` of the
+    weight-sum cost; the LIF and quantisation keys do not apply to it.
+
+    ``kind: vggsnn`` / ``resnet19``: convolutional LIF networks (:mod:`esl_hw.train.conv`) trained with
+    the TET loss (weight ``tet_lambda``); ``width`` scales every channel count; ``timesteps`` is ``T``.
+    """
+
+    kind: str = "lif"
     hidden: tuple[int, ...] = (128,)
     timesteps: int = 8
     w_bits: int = 8
@@ -47,15 +66,26 @@ class ModelConfig:
     threshold: float = 0.5
     surrogate: str = "fast_sigmoid"
     surrogate_slope: float = 5.0
+    levels: int = 8
+    t_max: float = 1.0
+    weight_cost: float = 1.0
+    width: float = 1.0
+    tet_lambda: float = 0.05
 
 
 @dataclass(frozen=True)
 class SparsityConfig:
-    """ESL: ER initialisation, then every ``delta_t`` iterations until ``t_end`` prune and regrow."""
+    """ESL: sparse initialisation, then every ``delta_t`` iterations until ``t_end`` prune and regrow.
+
+    ``init`` (``er``, ``erk``, ``uniform``) spreads ``density`` over the layers; ``dense_layers`` are
+    kept dense and ``layer_density`` (YAML mapping ``{layer index: density}``) fixes single layers.
+    """
 
     density: float | None = 0.1
     epsilon: float | None = None
+    init: str = "er"
     dense_layers: tuple[int, ...] = ()
+    layer_density: tuple[tuple[int, float], ...] = ()
     prune: str = "set"
     grow: str = "random"
     alpha: float = 0.3
@@ -138,6 +168,8 @@ def _check_data(raw: dict[str, Any]) -> DataConfig:
     if not 0.0 <= fraction < 1.0:
         raise _fail("data.val_fraction", f"={fraction} outside [0, 1)")
     return DataConfig(
+        dataset=_choice(raw["dataset"], "data.dataset", DATASETS),
+        frame_size=_optional(raw["frame_size"], "data.frame_size", _int, 4, 1024),
         path=None if path is None else str(path),
         train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2),
         val_fraction=fraction,
@@ -155,7 +187,22 @@ def _check_model(raw: dict[str, Any]) -> ModelConfig:
     slope = _float(raw["surrogate_slope"], "model.surrogate_slope")
     if slope <= 0:
         raise _fail("model.surrogate_slope", f"={slope} must be positive")
+    t_max = _float(raw["t_max"], "model.t_max")
+    if t_max <= 0:
+        raise _fail("model.t_max", f"={t_max} must be positive")
+    weight_cost = _float(raw["weight_cost"], "model.weight_cost")
+    if weight_cost < 0:
+        raise _fail("model.weight_cost", f"={weight_cost} must not be negative")
+    width = _float(raw["width"], "model.width")
+    if not 0 < width <= 4:
+        raise _fail("model.width", f"={width} outside (0, 4]")
     return ModelConfig(
+        kind=_choice(raw["kind"], "model.kind", MODEL_KINDS),
+        width=width,
+        tet_lambda=_float(raw["tet_lambda"], "model.tet_lambda"),
+        levels=_int(raw["levels"], "model.levels", 1, 256),
+        t_max=t_max,
+        weight_cost=weight_cost,
         hidden=tuple(_int(size, f"model.hidden[{i}]", 1) for i, size in enumerate(hidden)),
         timesteps=_int(raw["timesteps"], "model.timesteps", 1, 4096),
         w_bits=_int(raw["w_bits"], "model.w_bits", 2, 24),
@@ -179,6 +226,19 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
     dense = raw["dense_layers"]
     if not isinstance(dense, list | tuple):
         raise _fail("sparsity.dense_layers", f"must be a list of layer indices, got {dense!r}")
+    overrides = raw["layer_density"]
+    if isinstance(overrides, list | tuple):
+        overrides = dict(overrides)
+    if not isinstance(overrides, dict):
+        raise _fail("sparsity.layer_density", f"must be a mapping layer -> density, got {overrides!r}")
+    layer_density = []
+    for index, value in overrides.items():
+        key = f"sparsity.layer_density[{index}]"
+        _int(index, key, 0, n_layers - 1)
+        value = _float(value, key)
+        if not 0.0 < value <= 1.0:
+            raise _fail(key, f"={value} outside (0, 1]")
+        layer_density.append((index, value))
     alpha = _float(raw["alpha"], "sparsity.alpha")
     if not 0.0 <= alpha <= 1.0:
         raise _fail("sparsity.alpha", f"={alpha} outside [0, 1]")
@@ -188,6 +248,8 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
     return SparsityConfig(
         density=density,
         epsilon=epsilon,
+        init=_choice(raw["init"], "sparsity.init", INIT_NAMES),
+        layer_density=tuple(sorted(layer_density)),
         dense_layers=tuple(
             _int(index, f"sparsity.dense_layers[{i}]", 0, n_layers - 1) for i, index in enumerate(dense)
         ),
@@ -241,11 +303,19 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     defaults = Config()
     sections = {name: _merge_section(name, getattr(defaults, name), raw.get(name)) for name in _SECTIONS}
     model = _check_model(sections["model"])
+    data = _check_data(sections["data"])
+    conv = model.kind in CONV_KINDS
+    if conv == (data.dataset == "mnist"):
+        need = "an image or event dataset" if conv else "data.dataset mnist"
+        raise EslError(f"config: model.kind {model.kind!r} needs {need}, not data.dataset {data.dataset!r}")
+    if data.dataset != "mnist" and data.path is None:
+        raise EslError(f"config: data.dataset {data.dataset!r} needs data.path (a local folder)")
+    n_layers = len(model.hidden) + 1 if not conv else 64
     return Config(
         seed=_int(raw.get("seed", defaults.seed), "seed", 0),
-        data=_check_data(sections["data"]),
+        data=data,
         model=model,
-        sparsity=_check_sparsity(sections["sparsity"], len(model.hidden) + 1),
+        sparsity=_check_sparsity(sections["sparsity"], n_layers),
         train=_check_train(sections["train"]),
     )
 
@@ -279,7 +349,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             return [plain(item) for item in value]
         return value
 
-    return plain(dataclasses.asdict(config))
+    result = plain(dataclasses.asdict(config))
+    result["sparsity"]["layer_density"] = dict(config.sparsity.layer_density)
+    return result
 
 
 def dump_config(config: Config) -> str:

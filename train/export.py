@@ -69,6 +69,10 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def net_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[LIFNet, Config]:
     """Rebuild the trained :class:`LIFNet` (best epoch) and its :class:`Config`."""
     config = config_from_dict(checkpoint["config"])
+    if config.model.kind != "lif":
+        raise EslError(
+            f"the run trained a {config.model.kind} model; export and integer evaluation need a LIF model"
+        )
     net = LIFNet.from_config(config.model, n_in=checkpoint["sizes"][0], n_out=checkpoint["sizes"][-1])
     check_shape(net, checkpoint["sizes"])
     try:

@@ -33,38 +33,67 @@ from torch import nn
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.train.config import ModelConfig
+from esl_hw.train.neurons import LIFParams, lif_sequence, straight_through
 
 Mode = Literal["float", "qat"]
 
 
-class _SpikeFunction(torch.autograd.Function):
-    """Heaviside ``u ≥ 0`` forward; surrogate derivative backward."""
+class _Quantise(torch.autograd.Function):
+    """``clamp(round(W ⊙ M / s), ±qmax)`` forward; ``∂L/∂Q / s`` (straight-through, dense) backward."""
 
     @staticmethod
-    def forward(ctx, shifted: torch.Tensor, fire: torch.Tensor, slope: float, kind: str) -> torch.Tensor:
-        ctx.save_for_backward(shifted)
-        ctx.slope, ctx.kind = slope, kind
-        return fire
+    def forward(
+        ctx, weight: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, qmax: int
+    ) -> torch.Tensor:
+        ctx.save_for_backward(scale)
+        return torch.clamp(torch.round(weight * mask / scale), -qmax, qmax)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (shifted,) = ctx.saved_tensors
-        slope = ctx.slope
-        if ctx.kind == "atan":
-            surrogate = slope / 2.0 / (1.0 + (math.pi / 2.0 * slope * shifted) ** 2)
-        else:
-            surrogate = 1.0 / (1.0 + slope * shifted.abs()) ** 2
-        return grad_output * surrogate, None, None, None
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        (scale,) = ctx.saved_tensors
+        return grad_output / scale, None, None, None
 
 
-def spike(shifted: torch.Tensor, fire: torch.Tensor, slope: float, kind: str) -> torch.Tensor:
-    """Spikes ``fire`` (0/1) with the surrogate gradient of ``shifted`` (≈ v − θ in float units)."""
-    return _SpikeFunction.apply(shifted, fire, slope, kind)
+def _event_bags(events: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Embedding bags of a bool matrix ``[N, n_in]``: per row the columns of its events, and per
+    column the rows of its events, as ``(columns, row_offsets, rows, column_offsets)``."""
+    count, width = events.shape
+    flat = torch.nonzero(events.reshape(-1)).squeeze(1)
+    rows = flat // width
+    columns = flat - rows * width
+    per_row = torch.bincount(rows, minlength=count)
+    per_column = torch.bincount(columns, minlength=width)
+    rows_by_column = rows[torch.argsort(columns, stable=True)]
+    row_offsets = torch.cumsum(per_row, 0) - per_row
+    return columns, row_offsets, rows_by_column, torch.cumsum(per_column, 0) - per_column
 
 
-def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
-    """Exactly ``hard`` in the forward pass, the gradient of ``soft`` backward."""
-    return hard.detach() + (soft - soft.detach())
+class _EventMatmul(torch.autograd.Function):
+    """``x @ W`` for binary ``x`` as sums of the rows of ``W`` selected by the events (and back)."""
+
+    @staticmethod
+    def forward(ctx, events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        columns, row_offsets, rows, column_offsets = _event_bags(events)
+        ctx.save_for_backward(rows, column_offsets)
+        return nn.functional.embedding_bag(columns, weight, row_offsets, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None]:
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        rows, column_offsets = ctx.saved_tensors
+        return None, nn.functional.embedding_bag(rows, grad_output.contiguous(), column_offsets, mode="sum")
+
+
+def event_matmul(events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``events @ weight`` for a bool matrix ``events [N, n_in]``, exploiting input sparsity.
+
+    Forward: row ``n`` is ``Σ_{j: events[n, j]} weight[j]`` (an embedding-bag sum over the events);
+    backward: ``∂L/∂weight[j] = Σ_{n: events[n, j]} ∂L/∂out[n]`` (the same over the transposed
+    events). The cost is proportional to the number of events instead of ``N · n_in``; the result is
+    the dense gradient, and with integer-valued weights (QAT) it is exactly the dense product.
+    """
+    return _EventMatmul.apply(events, weight)
 
 
 @dataclass(frozen=True)
@@ -156,6 +185,16 @@ class LIFNet(nn.Module):
     def v_range(self) -> tuple[int, int]:
         return -(1 << (self.v_bits - 1)), (1 << (self.v_bits - 1)) - 1
 
+    def masked_weight(self, index: int) -> torch.Tensor:
+        """``W_l ⊙ M_l`` forward, with the *dense* gradient ``∂L/∂(W ⊙ M)`` at every position backward.
+
+        The gradient at inactive positions is what the gradient and momentum growth rules rank; the
+        sparse engine zeroes inactive weights after every optimizer step, and the active weights get
+        exactly the gradient of the masked product.
+        """
+        weight = self.weights[index]
+        return straight_through(weight * self.masks()[index], weight)
+
     # ------------------------------------------------------------ quantisation
 
     def scale(self, index: int) -> torch.Tensor:
@@ -164,15 +203,16 @@ class LIFNet(nn.Module):
         return masked.abs().max().clamp_min(1e-12) / self.qmax
 
     def quantised_units(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(s_l, Q_l)``: ``Q_l`` integer-valued (float) with a straight-through gradient to ``W_l``."""
-        scale = self.scale(index)
-        scaled = self.weights[index] * self.masks()[index] / scale
-        hard = torch.clamp(torch.round(scaled), -self.qmax, self.qmax)
-        return scale, straight_through(hard, scaled)
+        """``(s_l, Q_l)``: ``Q_l`` integer-valued (float) with a straight-through gradient to ``W_l``.
 
-    def integer_threshold(self, index: int) -> int:
+        Backward, ``∂L/∂W_l = ∂L/∂Q_l / s_l`` at every position (dense, see :meth:`masked_weight`).
+        """
+        scale = self.scale(index)
+        return scale, _Quantise.apply(self.weights[index], self.masks()[index], scale, self.qmax)
+
+    def integer_threshold(self, index: int, scale: float | None = None) -> int:
         """``θ_l = max(1, round(threshold / s_l))``, capped at the top of the ``v_bits`` range."""
-        value = round(self.threshold / float(self.scale(index)))
+        value = round(self.threshold / (float(self.scale(index)) if scale is None else scale))
         return int(min(max(1, value), self.v_range[1]))
 
     @torch.no_grad()
@@ -199,44 +239,46 @@ class LIFNet(nn.Module):
         if mode not in ("float", "qat"):
             raise ValueError(f"unknown mode {mode!r}")
         quantise = mode == "qat"
-        x_all = spikes.to(self.qat_dtype(spikes.shape[0]) if quantise else torch.float32)
+        dtype = self.qat_dtype(spikes.shape[0]) if quantise else torch.float32
         weights, thresholds, scales = [], [], []
         for index in range(self.n_layers):
             if quantise:
                 scale, units = self.quantised_units(index)
-                weights.append(units.to(x_all.dtype))
+                weights.append(units.to(dtype))
                 scales.append(scale)
                 if index < self.n_layers - 1:
-                    thresholds.append(float(self.integer_threshold(index)))
+                    thresholds.append(float(self.integer_threshold(index, float(scale))))
             else:
-                weights.append(self.weights[index] * self.masks()[index])
+                weights.append(self.masked_weight(index))
                 scales.append(torch.tensor(1.0))
                 thresholds.append(self.threshold)
-        batch = x_all.shape[1]
-        potentials = [x_all.new_zeros(batch, size) for size in self.sizes[1:-1]]
-        acc = x_all.new_zeros(batch, self.sizes[-1])
+        steps, batch = spikes.shape[:2]
         low, high = self.v_range
-        for step in range(x_all.shape[0]):
-            x = x_all[step]
-            for index, potential in enumerate(potentials):
-                current = x @ weights[index]
-                if self.leak_shift is not None:
-                    if quantise:
-                        soft = potential / (1 << self.leak_shift)
-                        potential = potential - straight_through(torch.floor(soft), soft)
-                    else:
-                        potential = potential * (1.0 - 2.0**-self.leak_shift)
-                potential = potential + current
-                if quantise:
-                    potential = torch.clamp(potential, low, high)
-                shifted = (potential - thresholds[index]) * scales[index]
-                fire = spike(
-                    shifted, (shifted >= 0).to(potential.dtype), self.surrogate_slope, self.surrogate
-                )
-                potentials[index] = potential * (1.0 - fire.detach())
-                x = fire
-            acc = acc + x @ weights[-1]
-        return (acc * (scales[-1] / x_all.shape[0])).to(torch.float32)
+        # A layer's input does not depend on its own state: run each layer over all T steps at once.
+        # The first layer's product is event-driven (cost per input spike) when the input is bool.
+        flat = spikes.reshape(steps * batch, -1)
+        event_driven = spikes.dtype == torch.bool
+        x = event_matmul(flat, weights[0]) if event_driven else flat.to(dtype) @ weights[0]
+        for index in range(self.n_layers - 1):
+            if index > 0:
+                x = x @ weights[index]
+            params = LIFParams(
+                threshold=thresholds[index],
+                scale=float(scales[index]),
+                leak_shift=self.leak_shift,
+                floor_leak=quantise,
+                low=float(low) if quantise else None,
+                high=float(high) if quantise else None,
+                slope=self.surrogate_slope,
+                surrogate=self.surrogate,
+            )
+            x = lif_sequence(x.reshape(steps, batch, -1), params).reshape(steps * batch, -1)
+        # The output layer has no state: Σ_t z_t @ W equals (Σ_t z_t) @ W (exact in QAT units).
+        if self.n_layers > 1:
+            acc = x.reshape(steps, batch, -1).sum(dim=0) @ weights[-1]
+        else:
+            acc = x.reshape(steps, batch, -1).sum(dim=0)
+        return (acc * (scales[-1] / steps)).to(torch.float32)
 
     # ------------------------------------------------------------ exact integer mode
 

@@ -1,4 +1,4 @@
-"""ESL sparse engine: Erdős–Rényi initialisation, then periodic prune-and-regrow at constant density.
+"""ESL sparse engine: sparse initialisation, then periodic prune-and-regrow at constant density.
 
 Every ``delta_t`` iterations ``t`` until ``T_end = t_end · total_iterations`` each sparse layer
 drops the fraction
@@ -6,129 +6,72 @@ drops the fraction
     α_t = α/2 · (1 + cos(π t / T_end))
 
 of its active connections by a *prune rule* and regrows as many at inactive positions by a *grow
-rule*. Regrown weights start at 0 and the optimizer state at pruned and regrown positions (Adam
-``exp_avg``/``exp_avg_sq``, SGD ``momentum_buffer``: every state tensor shaped like the weight) is
-zeroed. Masks are applied to the weights after every optimizer step, so the number of active
-connections per layer never changes.
+rule* (:mod:`esl_hw.train.sparse_rules`: SET or magnitude pruning; gradient, momentum, random or
+random-unfired growth). Regrown weights start at 0 and the optimizer state at pruned and regrown
+positions (Adam ``exp_avg``/``exp_avg_sq``, SGD ``momentum_buffer``: every state tensor shaped like
+the weight) is zeroed. Masks are applied to the weights after every optimizer step, so the number of
+active connections per layer never changes (checked at every update).
 
-ER densities: ``density_l = ε · Σ shape_l / Π shape_l`` (``(n_in + n_out)/(n_in · n_out)`` for a
-linear layer), with ε chosen so that ``Σ_l density_l · size_l = density · Σ_l size_l``; a layer
-whose ER density would exceed 1 is made dense and ε recomputed (RigL's ER scaling).
-
-The engine works on any model: it takes ``(name, weight)`` pairs and the optimizer, and the training
-loop calls :meth:`SparseEngine.step` right after ``optimizer.step()``.
+The engine works on any model: it takes ``(name, weight)`` pairs (or :meth:`SparseEngine.from_module`
+picks the linear and conv weights of a module) and the optimizer, and the training loop calls
+:meth:`SparseEngine.step` right after ``optimizer.step()``, like a learning-rate scheduler. The
+gradient and momentum rules need *dense* gradients: the model must not multiply its weights by the
+mask in a way that blocks the gradient at inactive positions (the engine zeroes inactive weights
+itself; :class:`esl_hw.train.model.LIFNet` masks with a straight-through gradient).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from esl_hw.errors import EslError
+from esl_hw.train.sparse_rules import (
+    GROW_RULES,
+    INIT_NAMES,
+    PRUNE_RULES,
+    GrowContext,
+    GrowRule,
+    PruneRule,
+    cosine_fraction,
+    er_densities,
+    er_densities_from_epsilon,
+    get_rule,
+    grow_gradient,
+    grow_momentum,
+    grow_random,
+    grow_random_unfired,
+    prune_magnitude,
+    prune_set,
+    scaled_densities,
+)
+
+__all__ = [
+    "GROW_RULES",
+    "INIT_NAMES",
+    "PRUNE_RULES",
+    "GrowContext",
+    "LayerUpdate",
+    "SparseEngine",
+    "UpdateStats",
+    "cosine_fraction",
+    "er_densities",
+    "er_densities_from_epsilon",
+    "get_rule",
+    "grow_gradient",
+    "grow_momentum",
+    "grow_random",
+    "grow_random_unfired",
+    "prune_magnitude",
+    "prune_set",
+    "scaled_densities",
+]
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------- ER densities and the schedule
-
-
-def _er_raw(shape: Sequence[int]) -> float:
-    return sum(shape) / math.prod(shape)
-
-
-def er_densities(shapes: Sequence[Sequence[int]], density: float, dense: Sequence[int] = ()) -> list[float]:
-    """Per-layer densities whose connection total is ``density · Σ sizes`` (ER scaling, capped at 1)."""
-    if not 0.0 < density <= 1.0:
-        raise EslError(f"density {density} outside (0, 1]")
-    sizes = [math.prod(shape) for shape in shapes]
-    dense_set = set(dense)
-    while True:
-        budget = density * sum(sizes) - sum(sizes[i] for i in dense_set)
-        divisor = sum(_er_raw(shapes[i]) * sizes[i] for i in range(len(shapes)) if i not in dense_set)
-        if divisor == 0:
-            break
-        if budget <= 0:
-            raise EslError(f"density {density} is too low for the dense layers {sorted(dense_set)}")
-        epsilon = budget / divisor
-        over = [i for i in range(len(shapes)) if i not in dense_set and epsilon * _er_raw(shapes[i]) > 1]
-        if not over:
-            break
-        dense_set.update(over)
-    return [1.0 if i in dense_set else min(1.0, epsilon * _er_raw(shapes[i])) for i in range(len(shapes))]
-
-
-def er_densities_from_epsilon(
-    shapes: Sequence[Sequence[int]], epsilon: float, dense: Sequence[int] = ()
-) -> list[float]:
-    """Per-layer densities ``min(1, ε · Σ shape / Π shape)``; layers listed in ``dense`` are dense."""
-    return [1.0 if i in dense else min(1.0, epsilon * _er_raw(shape)) for i, shape in enumerate(shapes)]
-
-
-def cosine_fraction(iteration: int, alpha: float, end_iteration: float) -> float:
-    """``α/2 · (1 + cos(π t / T_end))`` for ``t < T_end``, else 0."""
-    if iteration >= end_iteration:
-        return 0.0
-    return alpha / 2.0 * (1.0 + math.cos(math.pi * iteration / end_iteration))
-
-
-# ---------------------------------------------------------------- prune and grow rules
-
-
-def prune_magnitude(weight: torch.Tensor, active: torch.Tensor, count: int) -> torch.Tensor:
-    """The ``count`` active positions of smallest ``|w|`` (ties: lowest flat index first)."""
-    order = torch.sort(weight[active].abs(), stable=True).indices
-    return active[order[:count]]
-
-
-def prune_set(weight: torch.Tensor, active: torch.Tensor, count: int) -> torch.Tensor:
-    """SET: the smallest non-negative and the largest negative weights, each sign pruned in proportion.
-
-    ``count · n_pos / n_active`` (rounded) come from the non-negative weights, closest to zero first,
-    the rest from the negative ones, closest to zero first.
-    """
-    values = weight[active]
-    positive, negative = active[values >= 0], active[values < 0]
-    from_positive = min(len(positive), round(count * len(positive) / max(len(active), 1)))
-    from_negative = min(len(negative), count - from_positive)
-    from_positive = count - from_negative
-    pos_order = torch.sort(weight[positive], stable=True).indices[:from_positive]
-    neg_order = torch.sort(-weight[negative], stable=True).indices[:from_negative]
-    return torch.cat([positive[pos_order], negative[neg_order]])
-
-
-@dataclass
-class GrowContext:
-    """What a grow rule may look at: inactive ``candidates`` (flat indices) and the layer's tensors."""
-
-    candidates: torch.Tensor
-    count: int
-    generator: torch.Generator
-    weight: torch.Tensor
-    grad: torch.Tensor | None
-
-
-def grow_random(context: GrowContext) -> torch.Tensor:
-    """``count`` candidates drawn uniformly without replacement."""
-    order = torch.randperm(len(context.candidates), generator=context.generator)
-    return context.candidates[order[: context.count]]
-
-
-PruneRule = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
-GrowRule = Callable[[GrowContext], torch.Tensor]
-PRUNE_RULES: dict[str, PruneRule] = {"set": prune_set, "magnitude": prune_magnitude}
-GROW_RULES: dict[str, GrowRule] = {"random": grow_random}
-
-
-def get_rule(registry: dict[str, Any], kind: str, name: str) -> Any:
-    """Look ``name`` up in ``registry``; an unknown name raises :class:`EslError` listing the known ones."""
-    if name not in registry:
-        raise EslError(f"unknown {kind} rule {name!r} (known: {', '.join(sorted(registry))})")
-    return registry[name]
 
 
 # ---------------------------------------------------------------- the engine
@@ -204,6 +147,9 @@ class SparseEngine:
             raise ValueError(f"{len(params)} weights but {len(densities)} densities")
         if delta_t < 1 or not 0.0 < t_end <= 1.0 or not 0.0 <= alpha <= 1.0:
             raise EslError(f"bad ESL schedule: delta_t={delta_t}, t_end={t_end}, alpha={alpha}")
+        for (name, _), density in zip(params, densities, strict=True):
+            if not 0.0 < density <= 1.0:
+                raise EslError(f"{name}: density {density} outside (0, 1]")
         self.names = [name for name, _ in params]
         self.weights = [weight for _, weight in params]
         self.optimizer = optimizer
@@ -218,11 +164,55 @@ class SparseEngine:
             masks = [torch.zeros_like(w, dtype=torch.bool) for w in self.weights]
         self.masks = list(masks)
         for mask, weight, target in zip(self.masks, self.weights, self.targets, strict=True):
-            chosen = torch.randperm(weight.numel(), generator=self.generator)[:target]
+            chosen = self._synchronise(torch.randperm(weight.numel(), generator=self.generator)[:target])
             mask.zero_()
             mask.view(-1)[chosen] = True
         self.ever_active = [mask.clone() for mask in self.masks]
         self.apply_masks()
+
+    @classmethod
+    def from_module(
+        cls,
+        module: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        total_iterations: int,
+        *,
+        density: float,
+        init: str = "er",
+        dense: Sequence[str] = (),
+        overrides: Mapping[str, float] | None = None,
+        **schedule: Any,
+    ) -> SparseEngine:
+        """An engine over the weights of every ``Linear`` and ``Conv1d/2d/3d`` of ``module``.
+
+        ``dense`` names layers (module names, e.g. ``"fc2"``) kept dense (never rewired: they are left
+        out of the engine); ``overrides`` maps module names to fixed densities; the other layers share
+        the remaining budget by ``init`` (``er``, ``erk`` or ``uniform``) so that the overall density of
+        all these layers is ``density``. ``schedule`` goes to the constructor (``prune``, ``grow``,
+        ``alpha``, ``delta_t``, ``t_end``, ``generator``).
+        """
+        kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+        layers = [(name, sub.weight) for name, sub in module.named_modules() if isinstance(sub, kinds)]
+        names = [name for name, _ in layers]
+        for name in [*dense, *(overrides or {})]:
+            if name not in names:
+                raise EslError(f"no linear or conv layer named {name!r} (layers: {', '.join(names)})")
+        index = {name: i for i, name in enumerate(names)}
+        densities = scaled_densities(
+            [tuple(weight.shape) for _, weight in layers],
+            density,
+            init,
+            dense=[index[name] for name in dense],
+            overrides={index[name]: value for name, value in (overrides or {}).items()},
+        )
+        chosen = [i for i, name in enumerate(names) if name not in dense]
+        return cls(
+            [(f"{names[i]}.weight", layers[i][1]) for i in chosen],
+            optimizer,
+            [densities[i] for i in chosen],
+            total_iterations,
+            **schedule,
+        )
 
     # ------------------------------------------------------------ queries
 
@@ -266,9 +256,18 @@ class SparseEngine:
             pruned = self.prune_rule(flat_weight, active, count) if count else active[:0]
             grown = active[:0]
             if count:
-                grad = None if weight.grad is None else weight.grad.view(-1)
-                context = GrowContext(inactive, count, self.generator, flat_weight, grad)
+                context = GrowContext(
+                    candidates=inactive,
+                    count=count,
+                    generator=self.generator,
+                    weight=flat_weight,
+                    grad=None if weight.grad is None else weight.grad.view(-1),
+                    momentum=self._momentum(weight),
+                    ever_active=self.ever_active[index].view(-1),
+                    name=name,
+                )
                 grown = self.grow_rule(context)
+                pruned, grown = self._synchronise(pruned), self._synchronise(grown)
                 flat_mask[pruned] = False
                 flat_mask[grown] = True
                 flat_weight[pruned] = 0.0
@@ -290,6 +289,30 @@ class SparseEngine:
         stats = UpdateStats(self.iteration, fraction, tuple(layers))
         log.debug("ESL update %s", stats)
         return stats
+
+    @staticmethod
+    def _synchronise(positions: torch.Tensor) -> torch.Tensor:
+        """Under ``torch.distributed``, every rank takes rank 0's choice of ``positions``.
+
+        With DDP the gradients, hence weights, momenta and random streams, already agree on every
+        rank, so this changes nothing; it guarantees identical masks even if a rule saw rank-local
+        data. Every rank prunes and grows the same number, so the tensors have the same length.
+        """
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            positions = positions.contiguous().clone()
+            torch.distributed.broadcast(positions, src=0)
+        return positions
+
+    def _momentum(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """The optimizer's first moment of ``weight`` (flat), or None when it keeps none."""
+        if self.optimizer is None:
+            return None
+        state = self.optimizer.state.get(weight, {})
+        for key in ("momentum_buffer", "exp_avg"):
+            value = state.get(key)
+            if torch.is_tensor(value) and value.shape == weight.shape:
+                return value.view(-1)
+        return None
 
     def _reset_optimizer_state(self, weight: torch.Tensor, positions: torch.Tensor) -> None:
         if self.optimizer is None:

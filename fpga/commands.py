@@ -1,0 +1,151 @@
+"""What ``esl-hw synth``, ``esl-hw bitstream`` and ``esl-hw run`` do (the parser lives in esl_hw.cli).
+
+Each ``run_<command>(args)`` returns the exit status; bad input raises :class:`EslError` (exit 2
+in the CLI): an unknown target or board, a design that does not fit, a missed clock without
+``--allow-timing-failure``, an absent serial port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esl_hw.artifact import Model, load_model
+from esl_hw.errors import EslError
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+
+
+def sample_images(
+    model: Model, count: int, data: Path | None = None, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """``count`` test images for ``model``: MNIST (embedded subset or ``data``) when it has 784
+    inputs, else uniform random pixels; returns the images and where they come from."""
+    if model.n_inputs == 784:
+        from esl_hw.datasets import load_mnist
+
+        dataset = load_mnist(data)
+        return dataset.test.images[:count], f"MNIST test images ({dataset.source})"
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, model.n_inputs), dtype=np.uint8), "random images"
+
+
+def measure_cycles(
+    model: Model, samples: int, simulator: str = "verilator", lanes: int = 1, data: Path | None = None
+) -> dict[str, Any]:
+    """Mean cycles and energy per inference from a bit-exact co-simulation of ``samples`` images.
+
+    Returns ``cycles``, ``source`` (a sentence for the report), ``energy_j``, ``mismatches``.
+    """
+    from esl_hw.commands import cosim_report
+    from esl_hw.sim import run_cosim
+
+    images, where = sample_images(model, samples, data)
+    extra = {"lanes": lanes} if lanes != 1 else {}
+    with tempfile.TemporaryDirectory(prefix="esl-synth-cosim-") as build:
+        result = run_cosim(
+            model, images, simulator=simulator, build_dir=build, trace_potentials=False, **extra
+        )
+    labels = np.zeros(len(images), dtype=np.int64)
+    report = cosim_report(model, result, images, labels, lanes)
+    return {
+        "cycles": round(report["cycles_per_inference"], 1),
+        "source": f"{simulator} co-simulation, mean of {result.samples} {where}",
+        "energy_j": report["energy_per_inference_j"],
+        "mismatches": result.mismatches,
+    }
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``."""
+    from esl_hw.fpga.synth import synthesize
+    from esl_hw.fpga.targets import get_target
+    from esl_hw.outputs import check_writable_target
+
+    model = load_model(args.model)
+    get_target(args.target)
+    check_writable_target(args.out, args.force)
+    cycles, source = None, "none"
+    if args.samples > 0:
+        measured = measure_cycles(model, args.samples, args.simulator, args.lanes, args.data)
+        if measured["mismatches"]:
+            raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
+        cycles, source = measured["cycles"], measured["source"]
+    report = synthesize(
+        model,
+        args.target,
+        args.out,
+        freq_mhz=args.freq,
+        lanes=args.lanes,
+        allow_timing_failure=args.allow_timing_failure,
+        cycles_per_inference=cycles,
+        cycles_source=source,
+    )
+    rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
+    rows += [
+        ("Fmax (MHz)", report.fmax_mhz),
+        ("timing met", report.timing_met),
+        ("memories in block RAM", report.memories_in_block_ram),
+        ("cycles per inference", report.cycles_per_inference),
+        ("latency (µs)", report.latency_us),
+    ]
+    _print_rows(f"esl-hw synth: {report.device}, report in {args.out}/report.md", rows)
+    return EXIT_OK
+
+
+def run_bitstream(args: argparse.Namespace) -> int:
+    """``esl-hw bitstream MODEL --board B [--baud N] --out DIR``."""
+    from esl_hw.fpga.boards import build_bitstream, get_board
+    from esl_hw.outputs import check_writable_target
+
+    model = load_model(args.model)
+    get_board(args.board)
+    check_writable_target(args.out, args.force)
+    report = build_bitstream(model, args.board, args.out, baud=args.baud, lanes=args.lanes)
+    rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report["utilisation"].items()]
+    rows += [
+        ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
+        ("bitstream", report["bitstream"]),
+    ]
+    _print_rows(f"esl-hw bitstream: {report['board']} ({report['device']})", rows)
+    return EXIT_OK
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """``esl-hw run MODEL --port PORT [--baud N] [--samples N] [--data DIR]``: on the board, checked."""
+    from esl_hw.fpga.driver import HostDriver, open_serial, run_images
+    from esl_hw.rtl_gen import counter_names
+
+    model = load_model(args.model)
+    transport = open_serial(args.port, args.baud)
+    try:
+        driver = HostDriver(transport, counter_names(model), reply_timeout=args.timeout)
+        images, where = sample_images(model, args.samples, args.data)
+        result = run_images(driver, model, images)
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+    if args.out is not None:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    rows = [
+        ("images", f"{result['samples']} {where}"),
+        ("mismatching samples", result["mismatches"]),
+        ("mean cycles per inference", float(np.mean(result["cycles"])) if result["cycles"] else 0.0),
+    ]
+    _print_rows(f"esl-hw run on {args.port}", rows)
+    for line in result["details"][:5]:
+        print(line)
+    return EXIT_OK if result["mismatches"] == 0 else EXIT_MISMATCH
+
+
+def _print_rows(title: str, rows: list[tuple[str, Any]]) -> None:
+    from esl_hw.commands import print_table
+
+    print_table(title, rows)

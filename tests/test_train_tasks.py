@@ -1,0 +1,97 @@
+"""Tests for esl_hw.train.tasks: CIFAR and event datasets train conv SNNs through the loop."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esl_hw.errors import EslError
+from esl_hw.train.config import config_from_dict
+from esl_hw.train.export import load_checkpoint
+from esl_hw.train.loop import train
+from esl_hw.train.tasks import load_vision
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _cifar10(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, 8)
+        data = np.repeat(labels[:, None] * 25, 3072, axis=1).astype(np.uint8)  # learnable: label = brightness
+        with (folder / name).open("wb") as handle:
+            pickle.dump({b"data": data, b"labels": labels.tolist()}, handle)
+    return folder
+
+
+def _nmnist(folder: Path) -> Path:
+    for split in ("Train", "Test"):
+        for digit in range(2):
+            target = folder / split / str(digit)
+            target.mkdir(parents=True)
+            for index in range(6):
+                x = 5 if digit == 0 else 25
+                raw = bytearray()
+                for stamp in range(0, 400, 20):
+                    raw += bytes([x, 10 + index, 128 | (stamp >> 16), (stamp >> 8) & 255, stamp & 255])
+                (target / f"{index:05d}.bin").write_bytes(bytes(raw))
+    return folder
+
+
+def test_cifar10_resnet19_trains_through_the_loop(tmp_path: Path) -> None:
+    config = config_from_dict(
+        {
+            "data": {"dataset": "cifar10", "path": str(_cifar10(tmp_path / "cifar")), "val_fraction": 0.25},
+            "model": {"kind": "resnet19", "width": 0.0625, "timesteps": 2},
+            "sparsity": {"density": 0.5, "init": "erk", "delta_t": 2},
+            "train": {"epochs": 2, "batch_size": 10},
+        }
+    )
+    vision = load_vision(config)
+    assert vision.train_inputs.shape == (30, 3, 32, 32) and vision.classes == 10
+    assert abs(float(vision.train_inputs.mean())) < 3
+    result = train(config, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["density"] == records[1]["density"]
+    assert records[0]["overall_density"] == pytest.approx(0.5, abs=0.01)
+    assert 0 <= result.val_accuracy <= 1
+    assert load_checkpoint(tmp_path / "run")["sizes"][0] == [8, 3, 3, 3]
+
+
+def test_nmnist_vggsnn_learns_a_trivial_task(tmp_path: Path) -> None:
+    config = config_from_dict(
+        {
+            "seed": 1,
+            "data": {"dataset": "nmnist", "path": str(_nmnist(tmp_path / "NMNIST")), "frame_size": 16},
+            "model": {"kind": "vggsnn", "width": 0.0625, "timesteps": 2},
+            "sparsity": {"density": 0.5, "delta_t": 2},
+            "train": {"epochs": 4, "batch_size": 4, "lr": 0.01},
+        }
+    )
+    vision = load_vision(config)
+    assert vision.train_inputs.shape[1:] == (2, 2, 16, 16) and vision.image_size == 16
+    result = train(config, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert result.val_accuracy is not None
+
+
+def test_conv_configs_need_a_matching_dataset_and_a_path() -> None:
+    with pytest.raises(EslError, match="model.kind 'resnet19' needs an image or event dataset"):
+        config_from_dict({"model": {"kind": "resnet19"}})
+    with pytest.raises(EslError, match="model.kind 'lif' needs data.dataset mnist"):
+        config_from_dict({"data": {"dataset": "cifar10", "path": "x"}})
+    with pytest.raises(EslError, match="data.dataset 'cifar100' needs data.path"):
+        config_from_dict({"data": {"dataset": "cifar100"}, "model": {"kind": "resnet19"}})
