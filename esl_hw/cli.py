@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     rtl = commands.add_parser("rtl", help="generate Verilog for the event-driven LIF core")
     rtl.add_argument("model", type=Path, help="model artifact folder")
     rtl.add_argument("--out", type=Path, required=True, help="folder for the Verilog")
+    rtl.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
     rtl.add_argument("--force", action="store_true", help="replace an existing folder")
 
     sim = commands.add_parser("sim", help="co-simulate the RTL against the reference, bit for bit")

@@ -20,7 +20,6 @@ from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
-from esl_hw.metrics import cycle_floor, energy_per_inference, serial_cycle_floor, synaptic_ops
 from esl_hw.outputs import check_writable_target, staged_folder
 from esl_hw.reference import Trace, predict, run, sample_mismatches
 
@@ -103,8 +102,8 @@ def run_rtl(args: argparse.Namespace) -> int:
     from esl_hw.rtl_gen import emit_verilog, memory_bits
 
     with staged_folder(args.out, args.force) as staging:
-        verilog = emit_verilog(model, staging)
-        _write_json(staging / "memory_bits.json", memory_bits(model))
+        verilog = emit_verilog(model, staging, lanes=args.lanes)
+        _write_json(staging / "memory_bits.json", memory_bits(model, lanes=args.lanes))
     print(f"Verilog written to {args.out / verilog.name}")
     return EXIT_OK
 
@@ -116,50 +115,6 @@ def _check_inputs(model: Model, data: Dataset) -> None:
         )
 
 
-def cosim_report(
-    model: Model, result: Any, images: np.ndarray, labels: np.ndarray, lanes: int = 1
-) -> dict[str, Any]:
-    """The co-simulation keys of ``sim.json`` and ``summary.json`` from a ``CosimResult``."""
-    from esl_hw.rtl_gen import memory_bits
-
-    cycles = np.asarray(result.cycles, dtype=np.float64)
-    sops = np.asarray(result.sops, dtype=np.float64)
-    reads = {kind: float(np.mean(counts)) for kind, counts in result.memory_reads.items()}
-    writes = {kind: float(np.mean(counts)) for kind, counts in result.memory_writes.items()}
-    accesses = sum(reads.values()) + sum(writes.values())
-    images = images[: result.samples]
-    spikes = encode(images, model.timesteps, model.encoder)
-    reference_sops = synaptic_ops(model, spikes, run(model, spikes, record_potentials=False))
-    floors = np.array([cycle_floor(model, layer_sops, lanes) for layer_sops in reference_sops])
-    serial = np.array([serial_cycle_floor(model, count, lanes) for count in sops])
-    energy = energy_per_inference(float(sops.mean()), accesses)
-    hidden_spikes = np.asarray(result.spikes, dtype=np.float64).reshape(len(cycles), -1)
-    return {
-        "simulator": result.simulator,
-        "rtl_samples": result.samples,
-        "rtl_mismatches": result.mismatches,
-        "rtl_problems": list(result.problems),
-        "rtl_accuracy": float(np.mean(np.asarray(result.predictions) == labels[: result.samples])),
-        "lanes": lanes,
-        "cycles_per_inference": float(cycles.mean()),
-        "cycles_p99": float(np.percentile(cycles, 99)),
-        "cycle_floor": float(floors.mean()),
-        "cycles_over_floor": float(cycles.mean() / floors.mean()),
-        "cycle_floor_serial": float(serial.mean()),
-        "sops_per_inference": float(sops.mean()),
-        "sops_per_layer": reference_sops.mean(axis=0).tolist(),
-        "sops_counter_matches_reference": bool(np.array_equal(reference_sops.sum(axis=1), result.sops)),
-        "spikes_per_inference": hidden_spikes.mean(axis=0).tolist(),
-        "memory_reads_per_inference": reads,
-        "memory_writes_per_inference": writes,
-        "memory_bits": memory_bits(model),
-        "energy_per_inference_j": energy["total_j"],
-        "energy_breakdown": energy,
-        "sim_build_seconds": result.build_seconds,
-        "sim_run_seconds": result.run_seconds,
-    }
-
-
 #: Above this many images the potentials are not traced (the trace would grow to gigabytes);
 #: spikes, outputs and predictions are still checked bit for bit.
 POTENTIAL_TRACE_LIMIT = 1000
@@ -168,7 +123,7 @@ POTENTIAL_TRACE_LIMIT = 1000
 def _cosimulate(
     model: Model, data: Dataset, samples: int, simulator: str, build_dir: Path, lanes: int = 1
 ) -> dict[str, Any]:
-    from esl_hw.sim import run_cosim
+    from esl_hw.sim import run_cosim, sim_report
 
     count = min(samples, len(data.test))
     trace_potentials = count <= POTENTIAL_TRACE_LIMIT
@@ -178,27 +133,17 @@ def _cosimulate(
         simulator=simulator,
         build_dir=build_dir,
         trace_potentials=trace_potentials,
-        **({"lanes": lanes} if lanes != 1 else {}),
+        lanes=lanes,
     )
-    report = cosim_report(model, result, data.test.images, data.test.labels, lanes)
+    report = sim_report(model, result, data.test.images, data.test.labels)
     report["potentials_checked"] = trace_potentials
     return report
 
 
 def _print_cosim(report: dict[str, Any]) -> None:
-    print_table(
-        f"RTL co-simulation ({report['simulator']})",
-        [
-            ("samples", report["rtl_samples"]),
-            ("mismatching samples", report["rtl_mismatches"]),
-            ("rtl_accuracy", report["rtl_accuracy"]),
-            ("cycles per inference", report["cycles_per_inference"]),
-            ("cycle floor (ratio)", f"{report['cycle_floor']:.1f} ({report['cycles_over_floor']:.3f})"),
-            ("synaptic ops per inference", report["sops_per_inference"]),
-            ("memory bits", report["memory_bits"]["total"]),
-            ("energy per inference (J)", report["energy_per_inference_j"]),
-        ],
-    )
+    from esl_hw.sim import report_rows
+
+    print_table(f"RTL co-simulation ({report['simulator']})", report_rows(report))
 
 
 def run_sim(args: argparse.Namespace) -> int:
@@ -272,7 +217,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds["evaluate"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        emit_verilog(model, staging / "rtl")
+        emit_verilog(model, staging / "rtl", lanes=args.lanes)
         seconds["rtl"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -43,17 +43,15 @@ def measure_cycles(
 
     Returns ``cycles``, ``source`` (a sentence for the report), ``energy_j``, ``mismatches``.
     """
-    from esl_hw.commands import cosim_report
-    from esl_hw.sim import run_cosim
+    from esl_hw.sim import run_cosim, sim_report
 
     images, where = sample_images(model, samples, data)
-    extra = {"lanes": lanes} if lanes != 1 else {}
     with tempfile.TemporaryDirectory(prefix="esl-synth-cosim-") as build:
         result = run_cosim(
-            model, images, simulator=simulator, build_dir=build, trace_potentials=False, **extra
+            model, images, simulator=simulator, build_dir=build, trace_potentials=False, lanes=lanes
         )
     labels = np.zeros(len(images), dtype=np.int64)
-    report = cosim_report(model, result, images, labels, lanes)
+    report = sim_report(model, result, images, labels)
     return {
         "cycles": round(report["cycles_per_inference"], 1),
         "source": f"{simulator} co-simulation, mean of {result.samples} {where}",

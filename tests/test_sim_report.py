@@ -11,7 +11,7 @@ from esl_hw.encoding import encode
 from esl_hw.metrics import EnergyConstants, synaptic_ops
 from esl_hw.reference import run
 from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits
-from esl_hw.sim.report import compare_markdown, compare_report, report_rows, sim_report
+from esl_hw.sim.report import report_rows, sim_report
 
 
 def fake_result(model, images, lanes: int):
@@ -51,20 +51,3 @@ def test_report_keys_and_values() -> None:
     assert report["cycle_floor"] > 0 and report["cycles_over_floor"] == 102.0 / report["cycle_floor"]
     names = [name for name, _ in report_rows(report)]
     assert "cycle floor (ratio)" in names and "memory bits (dense design)" in names
-
-
-def test_compare_report_and_markdown() -> None:
-    rng = np.random.default_rng(1)
-    model = random_model(rng, [12, 8, 4], timesteps=3)
-    images = rng.integers(0, 256, (9, 12), dtype=np.uint8)
-    result = fake_result(model, images[:4], lanes=2)
-    labels = np.zeros(9, dtype=np.int64)
-    labels[:4] = result.predictions
-    report = compare_report(model, images, labels, result, float_accuracy=0.5, dataset="toy")
-    assert report["rtl_accuracy"] == 1.0 and report["rtl_samples"] == 4
-    assert report["rtl_prediction_mismatches"] == 0 and report["lanes"] == 2
-    assert report["int_accuracy_on_rtl_samples"] == 1.0
-    text = compare_markdown(report)
-    assert "| float model | 9 | 50.00 % | - |" in text
-    assert "RTL (icarus, L = 2) | 4 | 100.00 % | 0 samples with a differing bit |" in text
-    assert "n/a" in compare_markdown({**report, "float_accuracy": None})
