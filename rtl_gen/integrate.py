@@ -165,6 +165,18 @@ class CsrIntegrator(wiring.Component):
         return m
 
 
+def register_hit(
+    m: Module, plan: LayerPlan, front: CsrIntegrator, lane: int
+) -> tuple[Signal, Signal, Signal]:
+    """The read-modify-write stage's registers: ``front``'s synapse hit (valid, column, weight),
+    one cycle later, while the current/accumulator memory read issued with it completes."""
+    valid = Signal(name=f"rmw_valid{lane}")
+    col = Signal(plan.local_bits, name=f"rmw_col{lane}")
+    weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
+    m.d.sync += [valid.eq(front.hit_valid), col.eq(front.hit_col), weight.eq(front.hit_weight)]
+    return valid, col, weight
+
+
 def add_strobes(strobes: list) -> object:
     """Sum of per-lane strobes (an Amaranth expression wide enough for the total)."""
     return sum(strobes[1:], strobes[0])

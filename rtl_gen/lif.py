@@ -35,7 +35,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import signed_range
-from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends
+from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends, register_hit
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
     DEFAULT_SPIKE_FIFO_DEPTH,
@@ -214,14 +214,7 @@ class LifLayerCore(wiring.Component):
         # Memory port multiplexing between the integrate and the sweep phases, per lane.
         for lane, front in enumerate(fronts):
             (cur_rd, cur_wr), (pot_rd, pot_wr) = cur_ports[lane], pot_ports[lane]
-            rmw_valid = Signal(name=f"rmw_valid{lane}")
-            rmw_col = Signal(plan.local_bits, name=f"rmw_col{lane}")
-            rmw_weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
-            m.d.sync += [
-                rmw_valid.eq(front.hit_valid),
-                rmw_col.eq(front.hit_col),
-                rmw_weight.eq(front.hit_weight),
-            ]
+            rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
             write = retire & present[lane]
             read = advance & a_active & (a_idx != groups - 1 if lane >= last_lanes else 1)
             # The potentials are only touched by the sweep (read and write enables imply it).

@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends
+from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends, register_hit
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
 
 
@@ -116,14 +116,7 @@ class OutputLayerCore(wiring.Component):
             acc_wr = acc_mem.write_port()
             acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
             ports.append((acc_rd, acc_wr))
-            rmw_valid = Signal(name=f"rmw_valid{lane}")
-            rmw_col = Signal(plan.local_bits, name=f"rmw_col{lane}")
-            rmw_weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
-            m.d.sync += [
-                rmw_valid.eq(front.hit_valid),
-                rmw_col.eq(front.hit_col),
-                rmw_weight.eq(front.hit_weight),
-            ]
+            rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
             with m.If(reading):
                 m.d.comb += [
                     acc_rd.addr.eq(a_idx >> lane_bits),
