@@ -17,8 +17,14 @@ multiply-accumulate 4.6 pJ (GPU energy: every stored weight is used at every ste
 an accumulate 0.9 pJ (neuromorphic energy: one accumulate per synaptic operation, i.e. per input spike
 and outgoing synapse, counted on the test set in integer mode).
 
-Usage (hours of CPU on full MNIST)::
+Runs are trained ``--jobs`` at a time in worker processes (each with one torch thread); a run that
+fails is logged and left out. ``--seeds`` repeats the density sweep (``--growth-seeds`` the growth
+rules) and the Markdown gives mean ± std and the worst seed. ``--replot FILE`` rewrites the Markdown
+and figures from a results JSON.
 
+Usage (about 7 minutes on one H200 GPU; hours of CPU on full MNIST)::
+
+    python bench/accuracy_density.py --data /path/to/mnist-idx --device cuda --jobs 12 --single-epochs 30
     python bench/accuracy_density.py --data /path/to/mnist-idx --runs runs/bench
     python bench/accuracy_density.py --epochs 1 --train-samples 1000   # smoke test, embedded subset
 """
@@ -29,6 +35,8 @@ import argparse
 import dataclasses
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,10 @@ from esl_hw.train.model import encode_batch
 from esl_hw.train.single_spike import SingleSpikeNet
 
 E_MAC, E_AC = 4.6e-12, 0.9e-12
+#: Targets of the issue: the ESL-SNN paper's 97.69% at density 0.3, 97.5% at 0.1, and the paper's
+#: single-spike 96.58% at ε = 60 (Pan et al., "Efficient and Effective Sparse SNNs with ESL").
+TARGETS = {0.3: 0.9769, 0.1: 0.975}
+SINGLE_TARGET = 0.9658
 DENSITIES = (1.0, 0.3, 0.1, 0.05, 0.01)
 GROW_RULES = ("gradient", "momentum", "random", "random-unfired")
 GROW_DENSITIES = (0.1, 0.01)
@@ -51,24 +63,91 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 log = logging.getLogger("accuracy_density")
 
 
-def _override(config: Config, args: argparse.Namespace, **sparsity: Any) -> Config:
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One training run of the benchmark: its folder name, what it measures and its config."""
+
+    name: str
+    kind: str  # "multi" (density sweep), "grow" (growth-rule comparison) or "single"
+    seed: int
+    config: Config
+    density: float | None = None
+    grow: str | None = None
+
+
+def _override(
+    config: Config, args: argparse.Namespace, seed: int, epochs: int | None, **sparsity: Any
+) -> Config:
     if args.delta_t is not None:
         sparsity["delta_t"] = args.delta_t
     data = dataclasses.replace(config.data, path=args.data, train_samples=args.train_samples)
-    train_config = (
-        config.train if args.epochs is None else dataclasses.replace(config.train, epochs=args.epochs)
-    )
+    train_config = dataclasses.replace(config.train, device=args.device)
+    if epochs is not None:
+        train_config = dataclasses.replace(train_config, epochs=epochs)
     return dataclasses.replace(
-        config, data=data, train=train_config, sparsity=dataclasses.replace(config.sparsity, **sparsity)
+        config,
+        seed=seed,
+        data=data,
+        train=train_config,
+        sparsity=dataclasses.replace(config.sparsity, **sparsity),
     )
+
+
+def _suffix(seed: int) -> str:
+    return "" if seed == 0 else f"_s{seed}"
+
+
+def plan_jobs(args: argparse.Namespace) -> list[Job]:
+    """Every run, most important first: the sweep and the growth rules at the first seed, the single-
+    spike network, then the other seeds. A growth run equal to a sweep run (same rule) is not repeated."""
+    jobs: list[Job] = []
+    for position, seed in enumerate(args.seeds):
+        for density in args.densities:
+            config = _override(
+                load_config(CONFIGS / f"mnist_multispike_d{density}.yaml"), args, seed, args.epochs
+            )
+            jobs.append(
+                Job(f"multi_d{density}{_suffix(seed)}", "multi", seed, config, density, config.sparsity.grow)
+            )
+        for density in () if args.skip_growth or position >= args.growth_seeds else GROW_DENSITIES:
+            for rule in GROW_RULES:
+                base = load_config(CONFIGS / f"mnist_multispike_d{density}.yaml")
+                if rule == base.sparsity.grow:
+                    continue
+                config = _override(base, args, seed, args.epochs, grow=rule)
+                jobs.append(
+                    Job(f"grow_{rule}_d{density}{_suffix(seed)}", "grow", seed, config, density, rule)
+                )
+        if not args.skip_single and position == 0:
+            epochs = args.single_epochs if args.single_epochs is not None else args.epochs
+            config = _override(load_config(CONFIGS / "mnist_singlespike_eps60.yaml"), args, seed, epochs)
+            jobs.append(Job(f"single_eps60{_suffix(seed)}", "single", seed, config))
+    return sorted(jobs, key=lambda job: (job.seed != args.seeds[0], job.kind == "single"))
 
 
 def _run(config: Config, out: Path) -> Path:
     """Train ``config`` into ``out`` unless done; resume an interrupted run."""
     if (out / "checkpoint.pt").is_file():
         return out
-    train(config, out, progress=True, resume=work_folder(out).joinpath("state.pt").is_file(), force=True)
+    train(config, out, progress=False, resume=work_folder(out).joinpath("state.pt").is_file(), force=True)
     return out
+
+
+def run_job(job: Job, runs: Path, data: str | None) -> dict[str, Any]:
+    """Train (or reuse) ``job``'s run and score it on the test split (in a worker process)."""
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    test = load_mnist(data).test
+    run = _run(job.config, runs / job.name)
+    score = _score_single if job.kind == "single" else _score_lif
+    return {
+        "name": job.name,
+        "kind": job.kind,
+        "seed": job.seed,
+        "target": job.density,
+        "grow": job.grow,
+        **score(run, test.images, test.labels),
+    }
 
 
 @torch.no_grad()
@@ -103,6 +182,7 @@ def _score_lif(run: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, A
         "gpu_energy_uj": macs * E_MAC * 1e6,
         "sops_per_image": sops / len(labels),
         "neuromorphic_energy_uj": sops / len(labels) * E_AC * 1e6,
+        "train_seconds": sum(record["seconds"] for record in records),
         "density_history": [record["density"] for record in records],
         "ever_active_history": [
             [layer["ever_active"] for layer in update["layers"]]
@@ -130,19 +210,75 @@ def _score_single(run: Path, images: np.ndarray, labels: np.ndarray) -> dict[str
         "test_accuracy": float((predictions.numpy() == labels).mean()),
         "connections": connections,
         "density": connections / sum(mask.numel() for mask in net.masks()),
+        "train_seconds": sum(
+            json.loads(line)["seconds"] for line in (run / "metrics.jsonl").read_text().splitlines()
+        ),
     }
 
 
-def _plots(results: dict[str, Any], out: Path) -> None:
+def _stats(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std()),
+        "min": float(array.min()),
+        "n": len(array),
+    }
+
+
+def summarise(rows: list[dict[str, Any]], growth_seeds: list[int] | None = None) -> dict[str, Any]:
+    """Per density (sweep) and per (density, rule) (growth, over ``growth_seeds`` only, so that every
+    rule has the same seeds): test accuracy over seeds, and the first seed's connection counts, FLOPs
+    and energies (the same for every seed)."""
+
+    def group(selected: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for row in sorted(selected, key=lambda row: row["seed"]):
+            groups.setdefault(key(row), []).append(row)
+        return [
+            {
+                **members[0],
+                "seeds": [row["seed"] for row in members],
+                "integer": _stats([row["test_accuracy_integer"] for row in members]),
+                "float": _stats([row["test_accuracy_float"] for row in members]),
+            }
+            for members in groups.values()
+        ]
+
+    multi = group([row for row in rows if row["kind"] == "multi"], lambda row: row["target"])
+    lif = [
+        row
+        for row in rows
+        if row["kind"] in ("multi", "grow")
+        and row["target"] in GROW_DENSITIES
+        and (growth_seeds is None or row["seed"] in growth_seeds)
+    ]
+    growth = group(lif, lambda row: (row["target"], row["grow"]))
+    single = [row for row in rows if row["kind"] == "single"]
+    return {
+        "multi_spike": sorted(multi, key=lambda row: -row["target"]),
+        "growth_rules": sorted(growth, key=lambda row: (-row["target"], GROW_RULES.index(row["grow"]))),
+        "single_spike": single[0] if single else None,
+    }
+
+
+def _plots(summary: dict[str, Any], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    multi = results["multi_spike"]
+    multi = summary["multi_spike"]
     densities = [row["density"] for row in multi]
     figure, left = plt.subplots(figsize=(5, 3.5))
-    left.plot(densities, [100 * row["test_accuracy_integer"] for row in multi], "o-", label="test accuracy")
+    left.errorbar(
+        densities,
+        [100 * row["integer"]["mean"] for row in multi],
+        yerr=[100 * row["integer"]["std"] for row in multi],
+        fmt="o-",
+        capsize=3,
+        label="test accuracy (integer)",
+    )
     left.set_xscale("log")
     left.set_xlabel("density")
     left.set_ylabel("test accuracy (%)")
@@ -172,15 +308,19 @@ def _plots(results: dict[str, Any], out: Path) -> None:
     figure, axis = plt.subplots(figsize=(5, 3.5))
     width = 0.2
     for index, rule in enumerate(GROW_RULES):
-        rows = [row for row in results["growth_rules"] if row["grow"] == rule]
+        rows = {row["target"]: row for row in summary["growth_rules"] if row["grow"] == rule}
+        present = [i for i, density in enumerate(GROW_DENSITIES) if density in rows]
         axis.bar(
-            np.arange(len(rows)) + index * width,
-            [100 * row["test_accuracy_integer"] for row in rows],
+            np.array(present) + index * width,
+            [100 * rows[GROW_DENSITIES[i]]["integer"]["mean"] for i in present],
             width,
+            yerr=[100 * rows[GROW_DENSITIES[i]]["integer"]["std"] for i in present],
+            capsize=2,
             label=rule,
         )
     axis.set_xticks(np.arange(len(GROW_DENSITIES)) + 1.5 * width, [f"d={d}" for d in GROW_DENSITIES])
     axis.set_ylabel("test accuracy (%)")
+    axis.set_ylim(80, 100)
     axis.legend(fontsize=7)
     figure.suptitle("Growth rules (Fig. 4)")
     figure.tight_layout()
@@ -188,22 +328,30 @@ def _plots(results: dict[str, Any], out: Path) -> None:
     plt.close(figure)
 
 
-def _markdown(results: dict[str, Any]) -> str:
+def _accuracy(stats: dict[str, float]) -> str:
+    if stats["n"] == 1:
+        return f"{100 * stats['mean']:.2f}%"
+    spread = f"{100 * stats['std']:.2f}% (n={stats['n']}, min {100 * stats['min']:.2f}%)"
+    return f"{100 * stats['mean']:.2f} ± {spread}"
+
+
+def _markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
     lines = [
         "# MNIST accuracy vs density (ESL)",
         "",
         f"Reproduce: `{results['command']}`.",
         "",
-        f"Data: {results.get('data', 'MNIST')}; test accuracy on its test split; one seed (0) per run.",
+        f"Data: {results.get('data', 'MNIST')}; test accuracy on its test split, mean ± standard deviation "
+        "over seeds where there are several; the best epoch is chosen on the validation split.",
         "",
         "| density | connections | test acc. integer | test acc. float | FLOPs | GPU energy (µJ) | SOPs/img "
         "| neuromorphic energy (µJ) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in results["multi_spike"]:
+    for row in summary["multi_spike"]:
         lines.append(
-            f"| {row['density']:.3f} | {row['connections']:,} | {100 * row['test_accuracy_integer']:.2f}% "
-            f"| {100 * row['test_accuracy_float']:.2f}% | {row['flops']:,} | {row['gpu_energy_uj']:.2f} "
+            f"| {row['density']:.3f} | {row['connections']:,} | {_accuracy(row['integer'])} "
+            f"| {_accuracy(row['float'])} | {row['flops']:,} | {row['gpu_energy_uj']:.2f} "
             f"| {row['sops_per_image']:,.0f} | {row['neuromorphic_energy_uj']:.3f} |"
         )
     lines += [
@@ -213,17 +361,42 @@ def _markdown(results: dict[str, Any]) -> str:
         "| density | rule | accuracy |",
         "| ---: | --- | ---: |",
     ]
-    for row in results["growth_rules"]:
-        lines.append(f"| {row['target']} | {row['grow']} | {100 * row['test_accuracy_integer']:.2f}% |")
-    single = results.get("single_spike")
+    for row in summary["growth_rules"]:
+        lines.append(f"| {row['target']} | {row['grow']} | {_accuracy(row['integer'])} |")
+    single = summary["single_spike"]
     if single:
         lines += [
             "",
             f"Single spike (ε = 60): {100 * single['test_accuracy']:.2f}% test, {single['connections']:,} "
-            f"connections (density {single['density']:.3f}).",
+            f"connections (density {single['density']:.3f}), best epoch {single['best_epoch']}.",
         ]
+    lines += ["", "Targets:", ""]
+    for row in summary["multi_spike"]:
+        if row["target"] in TARGETS:
+            goal, got = TARGETS[row["target"]], row["integer"]["min"]
+            verdict = "met" if got >= goal else "NOT met"
+            claim = f"≥ {100 * goal:.2f}%, worst seed {100 * got:.2f}%"
+            lines.append(f"- density {row['target']}: {claim}: {verdict}")
+    if single:
+        verdict = "met" if single["test_accuracy"] >= SINGLE_TARGET else "NOT met"
+        lines.append(
+            f"- single spike: ≥ {100 * SINGLE_TARGET:.2f}%, "
+            f"got {100 * single['test_accuracy']:.2f}%: {verdict}"
+        )
+    if results.get("missing"):
+        lines += ["", f"Not finished (left out above): {', '.join(results['missing'])}."]
     lines += ["", f"Energy constants: MAC {E_MAC * 1e12} pJ, AC {E_AC * 1e12} pJ (45 nm, Horowitz 2014).", ""]
     return "\n".join(lines)
+
+
+def write_results(results: dict[str, Any], out: Path, plots: bool = True) -> None:
+    """``accuracy_density.json``/``.md`` (and the figures) from the per-run rows in ``results``."""
+    summary = summarise(results["runs"], results.get("growth_seeds"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy_density.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "accuracy_density.md").write_text(_markdown(results, summary))
+    if plots and summary["multi_spike"]:
+        _plots(summary, out)
 
 
 def main() -> None:
@@ -232,46 +405,64 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--epochs", type=int, help="override every config's epochs")
+    parser.add_argument("--single-epochs", type=int, help="override the single-spike config's epochs")
     parser.add_argument("--train-samples", type=int, help="use only the first N training images")
     parser.add_argument("--delta-t", type=int, help="override every config's ESL update interval")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the density sweep")
+    parser.add_argument(
+        "--densities", type=float, nargs="+", default=list(DENSITIES), help="densities of the sweep"
+    )
+    parser.add_argument(
+        "--growth-seeds", type=int, default=1, help="how many of --seeds the growth rules use"
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     parser.add_argument("--skip-growth", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--replot", type=Path, help="rewrite the Markdown and figures from this JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    test = load_mnist(args.data).test
+    if args.replot:
+        write_results(json.loads(args.replot.read_text()), args.out)
+        return
+    jobs = plan_jobs(args)
     results: dict[str, Any] = {
         "command": "python bench/accuracy_density.py " + " ".join(_argv(args)),
         "data": args.data or "the embedded MNIST subset (6,000 train incl. validation / 1,000 test images)",
+        "device": args.device,
+        "growth_seeds": args.seeds[: args.growth_seeds],
+        "runs": [],
+        "missing": [job.name for job in jobs],
     }
-    results["multi_spike"] = []
-    for density in DENSITIES:
-        config = _override(load_config(CONFIGS / f"mnist_multispike_d{density}.yaml"), args)
-        row = _score_lif(_run(config, args.runs / f"multi_d{density}"), test.images, test.labels)
-        results["multi_spike"].append(row)
-        log.info("density %s: test %.4f", density, row["test_accuracy_integer"])
-    results["growth_rules"] = []
-    for density in () if args.skip_growth else GROW_DENSITIES:
-        for rule in GROW_RULES:
-            config = _override(load_config(CONFIGS / f"mnist_multispike_d{density}.yaml"), args, grow=rule)
-            row = _score_lif(_run(config, args.runs / f"grow_{rule}_d{density}"), test.images, test.labels)
-            results["growth_rules"].append({"grow": rule, "target": density, **row})
-    if not args.skip_single:
-        config = _override(load_config(CONFIGS / "mnist_singlespike_eps60.yaml"), args)
-        results["single_spike"] = _score_single(
-            _run(config, args.runs / "single_eps60"), test.images, test.labels
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "accuracy_density.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "accuracy_density.md").write_text(_markdown(results))
-    _plots(results, args.out)
+    context = multiprocessing.get_context("spawn")  # CUDA does not survive fork
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        futures = {pool.submit(run_job, job, args.runs, args.data): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                row = future.result()
+            except Exception:  # one failed run must not lose the others
+                log.exception("run %s failed", job.name)
+                continue
+            results["runs"].append(row)
+            results["missing"].remove(job.name)
+            log.info("%s: test %s", job.name, row.get("test_accuracy_integer", row.get("test_accuracy")))
+            write_results(results, args.out, plots=False)
+    write_results(results, args.out)
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
     parts = []
-    for key in ("data", "epochs", "train_samples", "delta_t"):
+    for key in ("data", "epochs", "single_epochs", "train_samples", "delta_t", "device", "jobs"):
         value = getattr(args, key)
-        if value is not None:
+        if value is not None and (key, value) not in (("device", "cpu"), ("jobs", 1)):
             parts += [f"--{key.replace('_', '-')}", str(value)]
+    if args.densities != list(DENSITIES):
+        parts += ["--densities", *map(str, args.densities)]
+    if args.seeds != [0]:
+        parts += ["--seeds", *map(str, args.seeds)]
+    if args.growth_seeds != 1:
+        parts += ["--growth-seeds", str(args.growth_seeds)]
     return parts + [
         flag for flag, on in (("--skip-growth", args.skip_growth), ("--skip-single", args.skip_single)) if on
     ]

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     train.add_argument("--force", action="store_true", help="replace an existing run folder")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
+    train.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), help="override the config's train.device (default cpu)"
+    )
 
     export = commands.add_parser("export", help="export a trained run as a quantised model artifact")
     export.add_argument("run", type=Path, help="run folder written by 'esl-hw train'")

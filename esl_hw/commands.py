@@ -29,10 +29,12 @@ EXIT_OK = 0
 EXIT_MISMATCH = 1
 
 
-def _load_config(path: Path | None, data: Path | None, hidden: int | None = None):
+def _load_config(path: Path | None, data: Path | None, hidden: int | None = None, device: str | None = None):
     from esl_hw.train.config import default_config, load_config
 
     config = default_config() if path is None else load_config(path)
+    if device is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device))
     if data is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
     if hidden is not None:
@@ -60,7 +62,7 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = _load_config(args.config, args.data)
+    config = _load_config(args.config, args.data, device=args.device)
     from esl_hw.train.loop import train
 
     result = train(config, args.out, force=args.force, progress=True, resume=args.resume)

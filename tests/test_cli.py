@@ -71,6 +71,17 @@ def test_bad_training_configs_write_nothing(capsys, tmp_path: Path, text: str, m
     assert not (tmp_path / "run").exists()
 
 
+def test_train_device_flag(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    config = write_config(tmp_path, "train: {epochs: 1}\n")
+    out = ["--out", str(tmp_path / "run")]
+    fails_cleanly(capsys, ["train", str(config), *out, "--device", "tpu"], "invalid choice")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    fails_cleanly(capsys, ["train", str(config), *out, "--device", "cuda"], "torch sees no CUDA GPU")
+    assert not (tmp_path / "run").exists()
+
+
 def test_existing_output_is_not_overwritten(capsys, tmp_path: Path, model_dir: Path) -> None:
     out = tmp_path / "demo"
     out.mkdir()

@@ -77,6 +77,7 @@ def test_full_density_is_allowed() -> None:
         ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
         ({"seed": -1}, "seed"),
         ({"train": []}, "train must be a mapping"),
+        ({"train": {"device": "tpu"}}, "train.device"),
     ],
 )
 def test_bad_values_are_named(raw: dict, fragment: str) -> None:
@@ -143,3 +144,8 @@ def test_every_shipped_config_loads() -> None:
     assert len(paths) >= 6
     for path in paths:
         load_config(path)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
+def test_devices_are_accepted(device: str) -> None:
+    assert config_from_dict({"train": {"device": device}}).train.device == device

@@ -13,7 +13,7 @@ from esl_hw.datasets import Split
 from esl_hw.errors import EslError
 from esl_hw.train.config import config_from_dict, load_config
 from esl_hw.train.export import load_checkpoint
-from esl_hw.train.loop import split_train_val, train
+from esl_hw.train.loop import resolve_device, split_train_val, train
 
 TINY = {
     "seed": 1,
@@ -111,3 +111,21 @@ def test_without_validation_the_last_epoch_is_kept(tmp_path: Path) -> None:
     assert result.best_epoch == 2 and result.val_accuracy is None
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["val_accuracy"] is None
+
+
+def test_device_resolution_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(EslError, match="train.device: cuda asked for"):
+        resolve_device("cuda")
+
+
+def test_cuda_run_without_a_gpu_is_refused_before_the_folder_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = config_from_dict({**TINY, "train": {**TINY["train"], "device": "cuda"}})
+    with pytest.raises(EslError, match="cuda"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -27,6 +27,7 @@ CONV_KINDS = ("vggsnn", "resnet19")
 DATASETS = ("mnist", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
+DEVICE_NAMES = ("cpu", "cuda", "auto")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class TrainConfig:
     """Optimisation: ``epochs`` passes over the training split in batches of ``batch_size``.
 
     ``lr_schedule: cosine`` anneals the learning rate per iteration as ``lr · (1 + cos(π i / N))/2``.
+    ``device``: ``cpu`` (default), ``cuda`` (error when torch sees no GPU) or ``auto`` (cuda when
+    available). Masks and the integer contract do not depend on it; float rounding may.
     """
 
     epochs: int = 15
@@ -106,6 +109,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr_schedule: str = "constant"
     threads: int | None = None
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,7 @@ def _check_train(raw: dict[str, Any]) -> TrainConfig:
         optimizer=_choice(raw["optimizer"], "train.optimizer", OPTIMIZER_NAMES),
         lr_schedule=_choice(raw["lr_schedule"], "train.lr_schedule", LR_SCHEDULE_NAMES),
         threads=_optional(raw["threads"], "train.threads", _int, 1),
+        device=_choice(raw["device"], "train.device", DEVICE_NAMES),
     )
 
 

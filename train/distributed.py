@@ -76,7 +76,7 @@ def mask_digest(masks: Sequence[torch.Tensor]) -> str:
     """SHA-256 of the masks, to compare them across ranks and runs."""
     digest = hashlib.sha256()
     for mask in masks:
-        digest.update(mask.to(torch.uint8).contiguous().numpy().tobytes())
+        digest.update(mask.to(torch.uint8).cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 

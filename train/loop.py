@@ -147,6 +147,15 @@ def layer_densities(config: Config, net: torch.nn.Module) -> list[float]:
     return [overrides.get(index, density) for index, density in enumerate(densities)]
 
 
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an :class:`EslError` when torch sees no GPU) or ``auto`` (cuda if available)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EslError("train.device: cuda asked for, but torch sees no CUDA GPU (use cpu or auto)")
+    return torch.device(name)
+
+
 def build_optimizer(config: Config, net: torch.nn.Module) -> torch.optim.Optimizer:
     if config.train.optimizer == "sgd":
         return torch.optim.SGD(net.parameters(), lr=config.train.lr, momentum=0.9)
@@ -168,6 +177,7 @@ def build_training(
     densities = layer_densities(config, net)
     if isinstance(net, LIFNet | SingleSpikeNet):
         net.reset_parameters(densities)
+    net.to(resolve_device(config.train.device))  # initialised on the CPU: the same start on any device
     optimizer = build_optimizer(config, net)
     sparsity = config.sparsity
     engine = SparseEngine(
@@ -200,15 +210,16 @@ def accuracy(
         return float("nan")
     single = isinstance(net, SingleSpikeNet)
     batch_first = not isinstance(net, LIFNet)
+    device = next(net.parameters()).device
     correct = 0
     for start in range(0, len(labels), batch_size):
         part = slice(start, start + batch_size)
         if batch_first:
-            outputs = net(spikes[part])
+            outputs = net(spikes[part].to(device))
             logits = -outputs if single else outputs.mean(dim=0)
         else:
-            logits = net(spikes[:, part], mode=mode)
-        predicted = logits.argmax(dim=1)
+            logits = net(spikes[:, part].to(device), mode=mode)
+        predicted = logits.argmax(dim=1).cpu()
         correct += int((predicted == labels[part]).sum())
     return correct / len(labels)
 
@@ -245,12 +256,13 @@ def _train_epoch(session: _Session, data: _Data, epoch: int) -> dict[str, Any]:
     model = session.model
     n_train, batch_size = len(data.train_labels), session.config.train.batch_size
     net.train()
+    device = next(net.parameters()).device
     order = torch.randperm(n_train, generator=session.shuffle)
     loss_sum, correct, updates = 0.0, 0, []
     for first in range(0, n_train, batch_size):
         index = distributed.shard(order[first : first + batch_size])
-        labels = data.train_labels[index]
-        inputs = _select(data.train_spikes, data.batch_dim, index)
+        labels = data.train_labels[index].to(device)
+        inputs = _select(data.train_spikes, data.batch_dim, index).to(device)
         optimizer.zero_grad(set_to_none=True)
         if isinstance(net, SingleSpikeNet):
             times = model(inputs)
@@ -293,7 +305,7 @@ def _checkpoint(session: _Session, epoch: int, record: dict[str, Any]) -> dict[s
         "complete": False,
         "config": config_to_dict(session.config),
         "sizes": model_signature(session.net),
-        "model": {key: value.clone() for key, value in session.net.state_dict().items()},
+        "model": {key: value.detach().cpu().clone() for key, value in session.net.state_dict().items()},
         "sparse": session.engine.state_dict(),
         "epoch": epoch,
         "val_accuracy": record["val_accuracy"],

@@ -42,7 +42,7 @@ NEVER = math.inf
 
 def encode_levels(images: np.ndarray | torch.Tensor, levels: int) -> torch.Tensor:
     """Arrival slot ``k = L − 1 − floor(x L / 256)`` per pixel ``[B, n_in]`` (bright pixels first)."""
-    pixels = torch.as_tensor(np.asarray(images)).to(torch.int64)
+    pixels = (images if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))).to(torch.int64)
     return levels - 1 - (pixels * levels) // 256
 
 
@@ -82,7 +82,9 @@ def first_spike_z_slots(slots: torch.Tensor, z_slots: torch.Tensor, weight: torc
     z_column = z_slots.to(weight.dtype).view(1, count, 1)
     cum_w = torch.cumsum(per_slot, dim=1)
     cum_wz = torch.cumsum(per_slot * z_column, dim=1)
-    z_next = torch.cat([z_slots[1:].to(weight.dtype), torch.tensor([NEVER], dtype=weight.dtype)])
+    z_next = torch.cat(
+        [z_slots[1:].to(weight.dtype), torch.tensor([NEVER], dtype=weight.dtype, device=weight.device)]
+    )
     return _first_valid(cum_w, cum_wz, z_column, z_next.view(1, count, 1))
 
 
@@ -142,7 +144,7 @@ class SingleSpikeNet(nn.Module):
         """Output spike times ``z [B, n_out]`` for uint8-range images ``[B, n_in]``."""
         weights = [straight_through(w * m, w) for w, m in zip(self.weights, self.masks(), strict=True)]
         if images.dtype == torch.uint8:
-            z_slots = slot_z(self.levels, self.t_max)
+            z_slots = slot_z(self.levels, self.t_max).to(images.device)
             z = first_spike_z_slots(encode_levels(images, self.levels), z_slots, weights[0])
         else:
             z = first_spike_z(images, weights[0])
@@ -166,7 +168,7 @@ def temporal_loss(z_out: torch.Tensor, labels: torch.Tensor, z_cap: float = 1e4)
 
 def weight_sum_cost(net: SingleSpikeNet, factor: float = 1.0) -> torch.Tensor:
     """``K · Σ_layers Σ_j max(0, 1 − Σ_i w_ij)``: every neuron needs input weight above threshold."""
-    total = torch.zeros(())
+    total = torch.zeros((), device=net.weights[0].device)
     for weight, mask in zip(net.weights, net.masks(), strict=True):
         total = total + torch.relu(1.0 - (weight * mask).sum(dim=0)).sum()
     return factor * total

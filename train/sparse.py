@@ -166,7 +166,7 @@ class SparseEngine:
         for mask, weight, target in zip(self.masks, self.weights, self.targets, strict=True):
             chosen = self._synchronise(torch.randperm(weight.numel(), generator=self.generator)[:target])
             mask.zero_()
-            mask.view(-1)[chosen] = True
+            mask.view(-1)[chosen.to(mask.device)] = True
         self.ever_active = [mask.clone() for mask in self.masks]
         self.apply_masks()
 
@@ -267,7 +267,8 @@ class SparseEngine:
                     name=name,
                 )
                 grown = self.grow_rule(context)
-                pruned, grown = self._synchronise(pruned), self._synchronise(grown)
+                pruned = self._synchronise(pruned.to(flat_mask.device))
+                grown = self._synchronise(grown.to(flat_mask.device))
                 flat_mask[pruned] = False
                 flat_mask[grown] = True
                 flat_weight[pruned] = 0.0

@@ -1,0 +1,111 @@
+"""bench/accuracy_density.py: run plan, seed statistics and target verdicts (training is the bench)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parent.parent / "bench" / "accuracy_density.py"
+_SPEC = importlib.util.spec_from_file_location("bench_accuracy_density", _PATH)
+bench = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = bench  # dataclasses look their module up
+_SPEC.loader.exec_module(bench)
+
+
+def _args(**changes) -> argparse.Namespace:
+    values = {
+        "data": None,
+        "epochs": None,
+        "single_epochs": 40,
+        "train_samples": None,
+        "delta_t": None,
+        "seeds": [0, 1],
+        "densities": list(bench.DENSITIES),
+        "growth_seeds": 1,
+        "device": "cpu",
+        "jobs": 1,
+        "skip_growth": False,
+        "skip_single": False,
+    }
+    return argparse.Namespace(**(values | changes))
+
+
+def test_plan_runs_every_experiment_once_first_seed_first() -> None:
+    jobs = bench.plan_jobs(_args())
+    names = [job.name for job in jobs]
+    assert len(names) == len(set(names))
+    # 5 densities x 2 seeds, 3 growth rules besides the configs' own (random) x 2 densities, 1 single
+    assert len(jobs) == 10 + 6 + 1
+    assert "grow_random_d0.1" not in names  # the sweep's run at 0.1 already uses random growth
+    first_other_seed = next(index for index, job in enumerate(jobs) if job.seed == 1)
+    assert all(job.seed == 0 for job in jobs[:first_other_seed])
+    assert jobs[first_other_seed - 1].kind == "single"
+    single = next(job for job in jobs if job.kind == "single")
+    assert single.config.train.epochs == 40 and single.config.model.kind == "single_spike"
+    growth = next(job for job in jobs if job.name == "grow_momentum_d0.01")
+    assert growth.config.sparsity.grow == "momentum" and growth.config.seed == 0
+    assert {job.config.seed for job in jobs if job.name.endswith("_s1")} == {1}
+
+
+def test_plan_options_narrow_it() -> None:
+    jobs = bench.plan_jobs(_args(seeds=[3], densities=[0.1], skip_growth=True, skip_single=True, epochs=2))
+    assert [(job.name, job.config.seed, job.config.train.epochs) for job in jobs] == [("multi_d0.1_s3", 3, 2)]
+
+
+def _row(kind: str, seed: int, target: float, grow: str, accuracy: float) -> dict:
+    return {
+        "kind": kind,
+        "seed": seed,
+        "target": target,
+        "grow": grow,
+        "density": target,
+        "connections": 10,
+        "test_accuracy_integer": accuracy,
+        "test_accuracy_float": accuracy,
+    }
+
+
+def test_summary_statistics_and_growth_seeds() -> None:
+    rows = [
+        _row("multi", 0, 0.1, "random", 0.98),
+        _row("multi", 1, 0.1, "random", 0.97),
+        _row("grow", 0, 0.1, "gradient", 0.99),
+    ]
+    summary = bench.summarise(rows, growth_seeds=[0])
+    (multi,) = summary["multi_spike"]
+    assert multi["seeds"] == [0, 1]
+    assert multi["integer"]["mean"] == pytest.approx(0.975)
+    assert multi["integer"]["std"] == pytest.approx(0.005)
+    assert multi["integer"]["min"] == 0.97
+    growth = {row["grow"]: row for row in summary["growth_rules"]}
+    assert growth["random"]["seeds"] == [0]  # seed 1 left out: the other rules ran seed 0 only
+    assert growth["gradient"]["integer"]["mean"] == 0.99
+
+
+def test_target_verdict_uses_the_worst_seed() -> None:
+    results = {
+        "command": "x",
+        "runs": [_row("multi", 0, 0.1, "random", 0.98), _row("multi", 1, 0.1, "random", 0.97)],
+    }
+    summary = bench.summarise(results["runs"])
+    for row in summary["multi_spike"]:
+        row.update(flops=1, gpu_energy_uj=1.0, sops_per_image=1.0, neuromorphic_energy_uj=1.0)
+    text = bench._markdown(results, summary)
+    assert "density 0.1: ≥ 97.50%, worst seed 97.00%: NOT met" in text
+
+
+@pytest.mark.parametrize(("name", "density"), [("mnist_d0.1", 0.1), ("mnist_d0.05", 0.05)])
+def test_kept_trained_models_are_valid_and_accurate(name: str, density: float) -> None:
+    from esl_hw.artifact import load_model
+    from esl_hw.datasets import load_mnist
+    from esl_hw.reference import accuracy
+
+    model = load_model(_PATH.parent / "models" / name)
+    assert [model.n_inputs, *(layer.n_out for layer in model.layers)] == [784, 800, 10]
+    assert model.density == pytest.approx(density, abs=1e-3)
+    test = load_mnist(None).test  # the embedded 1,000 test images
+    assert accuracy(model, test.images, test.labels) >= 0.97
