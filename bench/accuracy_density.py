@@ -53,7 +53,7 @@ from esl_hw.train.single_spike import SingleSpikeNet
 
 E_MAC, E_AC = 4.6e-12, 0.9e-12
 #: Targets of the issue: the ESL-SNN paper's 97.69% at density 0.3, 97.5% at 0.1, and the paper's
-#: single-spike 96.58% at ε = 60 (Pan et al., "Efficient and Effective Sparse SNNs with ESL").
+#: single-spike 96.58% at ε = 60 (ESL-SNN, Shen et al., AAAI 2023).
 TARGETS = {0.3: 0.9769, 0.1: 0.975}
 SINGLE_TARGET = 0.9658
 DENSITIES = (1.0, 0.3, 0.1, 0.05, 0.01)

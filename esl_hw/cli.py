@@ -29,6 +29,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _picojoules(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an energy in pJ, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite, non-negative energy in pJ, got {text}")
+    return value
+
+
+def _add_energy_options(command: argparse.ArgumentParser) -> None:
+    """``--e-sop`` and ``--e-mem``: the energy constants (docs/metrics.md), in picojoules."""
+    command.add_argument(
+        "--e-sop", type=_picojoules, default=0.9, help="energy per synaptic operation, pJ (default 0.9)"
+    )
+    command.add_argument(
+        "--e-mem", type=_picojoules, default=10.0, help="energy per memory word access, pJ (default 10)"
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error and exit status 2."""
 
@@ -76,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
     sim.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    _add_energy_options(sim)
 
     compare = commands.add_parser("compare", help="float, integer and RTL accuracy side by side")
     compare.add_argument("model", type=Path, help="model artifact folder")
@@ -87,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--samples", type=_positive_int, help="RTL test images (default: all)")
     compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     compare.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    _add_energy_options(compare)
     compare.add_argument("--force", action="store_true", help="replace an existing folder")
 
     synth = commands.add_parser("synth", help="synthesise and place-and-route: resources, Fmax, latency")
@@ -132,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
     demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     demo.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help="replace an existing output folder")
     return parser
 

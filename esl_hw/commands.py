@@ -20,6 +20,7 @@ from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
+from esl_hw.metrics import EnergyConstants
 from esl_hw.outputs import check_writable_target, staged_folder
 from esl_hw.reference import Trace, predict, run, sample_mismatches
 
@@ -122,8 +123,19 @@ def _check_inputs(model: Model, data: Dataset) -> None:
 POTENTIAL_TRACE_LIMIT = 1000
 
 
+def energy_constants(args: argparse.Namespace) -> EnergyConstants:
+    """The ``--e-sop``/``--e-mem`` options (picojoules) as :class:`EnergyConstants` (joules)."""
+    return EnergyConstants(e_sop=args.e_sop * 1e-12, e_mem_access=args.e_mem * 1e-12)
+
+
 def _cosimulate(
-    model: Model, data: Dataset, samples: int, simulator: str, build_dir: Path, lanes: int = 1
+    model: Model,
+    data: Dataset,
+    samples: int,
+    simulator: str,
+    build_dir: Path,
+    lanes: int = 1,
+    energy: EnergyConstants | None = None,
 ) -> dict[str, Any]:
     from esl_hw.sim import run_cosim, sim_report
 
@@ -137,7 +149,7 @@ def _cosimulate(
         trace_potentials=trace_potentials,
         lanes=lanes,
     )
-    report = sim_report(model, result, data.test.images, data.test.labels)
+    report = sim_report(model, result, data.test.images, data.test.labels, energy_constants=energy)
     report["potentials_checked"] = trace_potentials
     return report
 
@@ -156,10 +168,20 @@ def run_sim(args: argparse.Namespace) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
-            report = _cosimulate(model, data, args.samples, args.simulator, Path(build), args.lanes)
+            report = _cosimulate(
+                model, data, args.samples, args.simulator, Path(build), args.lanes, energy_constants(args)
+            )
     else:
         with staged_folder(args.out, force=True) as staging:
-            report = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build", args.lanes)
+            report = _cosimulate(
+                model,
+                data,
+                args.samples,
+                args.simulator,
+                staging / "sim_build",
+                args.lanes,
+                energy_constants(args),
+            )
             _write_json(staging / "sim.json", report)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
@@ -223,7 +245,15 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds["rtl"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        cosim = _cosimulate(model, data, args.samples, args.simulator, staging / "sim_build", args.lanes)
+        cosim = _cosimulate(
+            model,
+            data,
+            args.samples,
+            args.simulator,
+            staging / "sim_build",
+            args.lanes,
+            energy_constants(args),
+        )
         seconds["cosim"] = time.perf_counter() - start
 
         summary = {
@@ -299,7 +329,9 @@ def run_compare(args: argparse.Namespace) -> int:
     reference = predict(model, data.test.images)
     count = min(args.samples or len(data.test), len(data.test))
     with staged_folder(args.out, args.force) as staging:
-        cosim = _cosimulate(model, data, count, args.simulator, staging / "sim_build", args.lanes)
+        cosim = _cosimulate(
+            model, data, count, args.simulator, staging / "sim_build", args.lanes, energy_constants(args)
+        )
         report = {
             "dataset": data.source,
             "float_accuracy": float_acc,

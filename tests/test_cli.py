@@ -47,6 +47,8 @@ def test_usage_errors_are_one_line(capsys, model_dir: Path) -> None:
     fails_cleanly(capsys, ["sim", str(model_dir), "--simulator", "modelsim"], "invalid choice")
     fails_cleanly(capsys, ["frobnicate"], "invalid choice")
     fails_cleanly(capsys, ["rtl", str(model_dir)], "--out")
+    fails_cleanly(capsys, ["sim", str(model_dir), "--e-sop", "-1"], "non-negative energy in pJ")
+    fails_cleanly(capsys, ["demo", "--out", "x", "--e-mem", "lots"], "expected an energy in pJ")
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

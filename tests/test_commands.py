@@ -63,8 +63,11 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert len(verilog) == 1 and "module" in verilog[0].read_text()
     capsys.readouterr()
     argv = ["sim", str(model), "--samples", "4", "--simulator", "icarus", "--out", str(sim)]
-    assert main(argv) == 0
+    assert main([*argv, "--e-sop", "2.5", "--e-mem", "0"]) == 0
     report = json.loads((sim / "sim.json").read_text())
+    energy = report["energy_breakdown"]
+    assert energy["constant_e_sop"] == 2.5e-12 and energy["memory_j"] == 0
+    assert report["energy_per_inference_j"] == report["sops_per_inference"] * 2.5e-12
     assert report["rtl_samples"] == 4 and report["rtl_mismatches"] == 0 and not report["rtl_problems"]
     assert report["simulator"] == "icarus" and report["sops_counter_matches_reference"]
     assert report["cycles_per_inference"] >= report["cycle_floor"] > 0
