@@ -129,14 +129,9 @@ def energy_constants(args: argparse.Namespace) -> EnergyConstants:
 
 
 def _cosimulate(
-    model: Model,
-    data: Dataset,
-    samples: int,
-    simulator: str,
-    build_dir: Path,
-    lanes: int = 1,
-    energy: EnergyConstants | None = None,
+    model: Model, data: Dataset, samples: int, args: argparse.Namespace, build_dir: Path
 ) -> dict[str, Any]:
+    """Co-simulate ``samples`` test images with ``args.simulator``, ``args.lanes`` and the energy options."""
     from esl_hw.sim import run_cosim, sim_report
 
     count = min(samples, len(data.test))
@@ -144,12 +139,14 @@ def _cosimulate(
     result = run_cosim(
         model,
         data.test.images[:count],
-        simulator=simulator,
+        simulator=args.simulator,
         build_dir=build_dir,
         trace_potentials=trace_potentials,
-        lanes=lanes,
+        lanes=args.lanes,
     )
-    report = sim_report(model, result, data.test.images, data.test.labels, energy_constants=energy)
+    report = sim_report(
+        model, result, data.test.images, data.test.labels, energy_constants=energy_constants(args)
+    )
     report["potentials_checked"] = trace_potentials
     return report
 
@@ -168,20 +165,10 @@ def run_sim(args: argparse.Namespace) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
-            report = _cosimulate(
-                model, data, args.samples, args.simulator, Path(build), args.lanes, energy_constants(args)
-            )
+            report = _cosimulate(model, data, args.samples, args, Path(build))
     else:
         with staged_folder(args.out, force=True) as staging:
-            report = _cosimulate(
-                model,
-                data,
-                args.samples,
-                args.simulator,
-                staging / "sim_build",
-                args.lanes,
-                energy_constants(args),
-            )
+            report = _cosimulate(model, data, args.samples, args, staging / "sim_build")
             _write_json(staging / "sim.json", report)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
@@ -245,15 +232,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds["rtl"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        cosim = _cosimulate(
-            model,
-            data,
-            args.samples,
-            args.simulator,
-            staging / "sim_build",
-            args.lanes,
-            energy_constants(args),
-        )
+        cosim = _cosimulate(model, data, args.samples, args, staging / "sim_build")
         seconds["cosim"] = time.perf_counter() - start
 
         summary = {
@@ -329,9 +308,7 @@ def run_compare(args: argparse.Namespace) -> int:
     reference = predict(model, data.test.images)
     count = min(args.samples or len(data.test), len(data.test))
     with staged_folder(args.out, args.force) as staging:
-        cosim = _cosimulate(
-            model, data, count, args.simulator, staging / "sim_build", args.lanes, energy_constants(args)
-        )
+        cosim = _cosimulate(model, data, count, args, staging / "sim_build")
         report = {
             "dataset": data.source,
             "float_accuracy": float_acc,
