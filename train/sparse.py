@@ -261,7 +261,7 @@ class SparseEngine:
     def apply_masks(self) -> None:
         """Zero every inactive weight."""
         for mask, weight in zip(self.masks, self.weights, strict=True):
-            weight.mul_(mask)
+            weight.mul_(mask.view(torch.uint8))  # same values as by the bool mask, several times faster
 
     def step(self) -> UpdateStats | None:
         """Advance one iteration (call after ``optimizer.step()``); rewire when it is due."""
