@@ -8,7 +8,10 @@ machine slows all of them alike:
 - ``snntorch``: ``nn.Linear`` → ``snn.Leaky(reset_mechanism="zero")`` → ``nn.Linear`` per step,
   the loop of the snnTorch tutorials, float32;
 - ``esl-qat``: :class:`esl_hw.train.LIFNet` in QAT mode (what ``esl-hw train`` runs) with the ESL
-  engine at density 0.1 (``engine.step()`` every iteration);
+  engine at density 0.1 (``engine.step()`` every iteration). Its step: the first layer as one
+  event-driven product over all ``T`` steps, each input spike train coded by its changes
+  (:mod:`esl_hw.train.events`), the LIF recurrence as one autograd function with a hand-written
+  reverse-time backward (:mod:`esl_hw.train.neurons`), the output layer on the spike counts;
 - ``esl-float``: the same in float mode.
 
 ESL overhead: the wall-clock cost of prune-and-regrow against a fixed mask, measured directly as
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -132,6 +136,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train = load_mnist(None).train
@@ -146,6 +151,7 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in seconds.items()}
     images = {name: BATCH / value for name, value in median.items()}
     update = update_seconds(spikes, labels)
+    load_after = os.getloadavg()[0]
     overhead = update / (DELTA_T * median["esl-qat"])
     result = {
         "network": f"784-{HIDDEN}-10 LIF, beta 0.5, hard reset, T={STEPS}, batch {BATCH}, Adam",
@@ -153,6 +159,8 @@ def main() -> None:
         "threads": 1,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_1min": [load_before, load_after],
         "iterations_per_round": args.iterations,
         "rounds": args.rounds,
         "seconds_per_iteration": seconds,
@@ -169,7 +177,9 @@ def main() -> None:
         "",
         f"{result['network']}; same rate-encoded MNIST spikes (rate {result['input_spike_rate']:.3f}); "
         f"1 torch thread, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
-        f"{args.iterations} iterations. Reproduce: `python bench/throughput.py`.",
+        f"{args.iterations} iterations, on a {os.cpu_count()}-CPU machine with 1-minute load average "
+        f"{load_before:.1f} before and {load_after:.1f} after (other jobs slow every variant alike, "
+        "but add noise). Reproduce: `python bench/throughput.py`.",
         "",
         "| variant | images/s | vs snnTorch |",
         "| --- | ---: | ---: |",
