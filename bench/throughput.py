@@ -8,12 +8,15 @@ machine slows all of them alike:
 - ``snntorch``: ``nn.Linear`` → ``snn.Leaky(reset_mechanism="zero")`` → ``nn.Linear`` per step,
   the loop of the snnTorch tutorials, float32;
 - ``esl-qat``: :class:`esl_hw.train.LIFNet` in QAT mode (what ``esl-hw train`` runs) with the ESL
-  engine at density 0.1 (``engine.step()`` every iteration);
+  engine at density 0.1 (``engine.step()`` every iteration). Its step: the first layer as one
+  event-driven product over all ``T`` steps, each input spike train coded by its changes
+  (:mod:`esl_hw.train.events`), the LIF recurrence as one autograd function with a hand-written
+  reverse-time backward (:mod:`esl_hw.train.neurons`), the output layer on the spike counts;
 - ``esl-float``: the same in float mode.
 
 ESL overhead: the wall-clock cost of prune-and-regrow against a fixed mask, measured directly as
 ``t(update) / (ΔT · t(iteration))`` with ΔT = 100 (the config's), since one update every 100
-iterations is below the timing noise of a short run.
+iterations is below the timing noise of a short run; also for the ``hardware-random`` rule.
 
 Usage::
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -74,14 +78,18 @@ def snntorch_step_fn(spikes: torch.Tensor, labels: torch.Tensor) -> Callable[[],
     return step
 
 
-def esl_setup(mode: str, alpha: float = 0.3) -> tuple[LIFNet, torch.optim.Optimizer, SparseEngine]:
+def esl_setup(
+    mode: str, alpha: float = 0.3, grow: str = "random"
+) -> tuple[LIFNet, torch.optim.Optimizer, SparseEngine]:
     net = LIFNet([HIDDEN], timesteps=STEPS, leak_shift=1, threshold=0.5)
     densities = scaled_densities([tuple(w.shape) for w in net.weights], 0.1, dense=[1])
     net.reset_parameters(densities)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rule = {"prune": "magnitude", "integer_weights": net.integer_weights} if grow == "hardware-random" else {}
     engine = SparseEngine(
-        net.named_weights(), optimizer, densities, 10**6, alpha=alpha, delta_t=DELTA_T, masks=net.masks()
-    )
+        net.named_weights(), optimizer, densities, 10**6, alpha=alpha, delta_t=DELTA_T, masks=net.masks(),
+        grow=grow, **rule,
+    )  # fmt: skip
     return net, optimizer, engine
 
 
@@ -98,9 +106,11 @@ def esl_step_fn(spikes: torch.Tensor, labels: torch.Tensor, mode: str) -> Callab
     return step
 
 
-def update_seconds(spikes: torch.Tensor, labels: torch.Tensor, repeats: int = 10) -> float:
-    """Mean wall-clock time of one prune-and-regrow update of the 784-800-10 network."""
-    net, optimizer, engine = esl_setup("qat")
+def update_seconds(
+    spikes: torch.Tensor, labels: torch.Tensor, grow: str = "random", repeats: int = 10
+) -> float:
+    """Median wall-clock time of one prune-and-regrow update (at α = 0.3) of the 784-800-10 network."""
+    net, optimizer, engine = esl_setup("qat", grow=grow)
     loss = torch.nn.functional.cross_entropy(net(spikes), labels)
     loss.backward()
     optimizer.step()
@@ -132,6 +142,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train = load_mnist(None).train
@@ -146,6 +157,8 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in seconds.items()}
     images = {name: BATCH / value for name, value in median.items()}
     update = update_seconds(spikes, labels)
+    hardware_update = update_seconds(spikes, labels, "hardware-random")
+    load_after = os.getloadavg()[0]
     overhead = update / (DELTA_T * median["esl-qat"])
     result = {
         "network": f"784-{HIDDEN}-10 LIF, beta 0.5, hard reset, T={STEPS}, batch {BATCH}, Adam",
@@ -153,6 +166,8 @@ def main() -> None:
         "threads": 1,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_1min": [load_before, load_after],
         "iterations_per_round": args.iterations,
         "rounds": args.rounds,
         "seconds_per_iteration": seconds,
@@ -160,6 +175,7 @@ def main() -> None:
         "speedup_vs_snntorch": {name: images[name] / images["snntorch"] for name in images},
         "esl_update_seconds": update,
         "esl_update_overhead": overhead,
+        "esl_update_seconds_hardware_random": hardware_update,
         "delta_t": DELTA_T,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -169,14 +185,19 @@ def main() -> None:
         "",
         f"{result['network']}; same rate-encoded MNIST spikes (rate {result['input_spike_rate']:.3f}); "
         f"1 torch thread, torch {torch.__version__}; median of {args.rounds} interleaved rounds of "
-        f"{args.iterations} iterations. Reproduce: `python bench/throughput.py`.",
+        f"{args.iterations} iterations, on a {os.cpu_count()}-CPU machine with 1-minute load average "
+        f"{load_before:.1f} before and {load_after:.1f} after (other jobs slow every variant alike, "
+        "but add noise). Reproduce: `python bench/throughput.py`.",
         "",
         "| variant | images/s | vs snnTorch |",
         "| --- | ---: | ---: |",
         *[f"| {name} | {images[name]:.0f} | {result['speedup_vs_snntorch'][name]:.2f}× |" for name in images],
         "",
         f"ESL update (prune + regrow, density 0.1): {update * 1e3:.1f} ms, once every {DELTA_T} "
-        f"iterations: overhead {100 * overhead:.2f}% of training time against a fixed mask.",
+        f"iterations: overhead {100 * overhead:.2f}% of training time against a fixed mask. With "
+        f"`grow: hardware-random` (the chip's rewiring, numpy reference, one LFSR draw at a time): "
+        f"{hardware_update * 1e3:.1f} ms, overhead "
+        f"{100 * hardware_update / (DELTA_T * median['esl-qat']):.2f}%.",
         "",
     ]
     (args.out / "throughput.md").write_text("\n".join(lines))

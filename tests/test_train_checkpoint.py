@@ -47,9 +47,9 @@ train(config_from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=False)
 """
 
 
-def _kill_mid_run(out: Path, when: str) -> None:
+def _kill_mid_run(out: Path, when: str, config: dict = CONFIG) -> None:
     process = subprocess.run(
-        [sys.executable, "-c", KILLER, json.dumps(CONFIG), str(out), when], capture_output=True, timeout=300
+        [sys.executable, "-c", KILLER, json.dumps(config), str(out), when], capture_output=True, timeout=300
     )
     assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
     assert not out.exists() and (work_folder(out) / STATE_FILE).is_file()
@@ -102,6 +102,24 @@ def test_resume_after_sigkill_equals_the_uninterrupted_run(
     for mine, other in zip(ours["sparse"]["masks"], theirs["sparse"]["masks"], strict=True):
         assert torch.equal(mine, other)
     for mine, other in zip(ours["sparse"]["ever_active"], theirs["sparse"]["ever_active"], strict=True):
+        assert torch.equal(mine, other)
+
+
+def test_resume_after_sigkill_with_hardware_random_growth(tmp_path: Path) -> None:
+    """The chip's rewiring (storage order, LFSR states) is part of the resumable state."""
+    sparsity = {**CONFIG["sparsity"], "prune": "magnitude", "grow": "hardware-random", "lanes": 2}
+    config = {**CONFIG, "sparsity": sparsity}
+    reference = tmp_path / "reference"
+    train(config_from_dict(config), reference, progress=False)
+    out = tmp_path / "run"
+    _kill_mid_run(out, "update 8", config)
+    train(config_from_dict(config), out, resume=True, progress=False)
+    assert _metrics(out) == _metrics(reference)
+    ours, theirs = load_checkpoint(out)["sparse"], load_checkpoint(reference)["sparse"]
+    for mine, other in zip(ours["masks"], theirs["masks"], strict=True):
+        assert torch.equal(mine, other)
+    assert ours["rewiring"]["states"] == theirs["rewiring"]["states"] != [0xACE1, 0xACE1]
+    for mine, other in zip(ours["rewiring"]["columns"], theirs["rewiring"]["columns"], strict=True):
         assert torch.equal(mine, other)
 
 

@@ -72,7 +72,14 @@ def test_full_density_is_allowed() -> None:
         ({"model": {"threshold": 0}}, "model.threshold"),
         ({"model": {"surrogate": "relu"}}, "model.surrogate"),
         ({"sparsity": {"prune": "gradient"}}, "known: set, magnitude"),
-        ({"sparsity": {"grow": "rigl"}}, "known: gradient, momentum, random, random-unfired"),
+        ({"sparsity": {"grow": "rigl"}}, "random, random-unfired, hardware-random"),
+        ({"sparsity": {"grow": "hardware-random"}}, "needs sparsity.prune: magnitude, got 'set'"),
+        ({"sparsity": {"lanes": 3}}, "sparsity.lanes must be a power of two, got 3"),
+        ({"sparsity": {"lanes": 0}}, "sparsity.lanes must be a power of two in 1..65536, got 0"),
+        ({"sparsity": {"lanes": "4"}}, "sparsity.lanes must be a power of two"),
+        ({"sparsity": {"lfsr_seed": 0}}, "sparsity.lfsr_seed must be an integer in 1..0xffffffff, got 0"),
+        ({"sparsity": {"lfsr_seed": 1 << 32}}, "sparsity.lfsr_seed must be an integer in 1..0xffffffff"),
+        ({"sparsity": {"lfsr_seed": True}}, "sparsity.lfsr_seed must be an integer"),
         ({"sparsity": {"dense_layers": [2]}}, r"sparsity.dense_layers\[0\]"),
         ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
         ({"seed": -1}, "seed"),
@@ -136,6 +143,18 @@ def test_init_and_layer_density_overrides() -> None:
 @pytest.mark.parametrize("grow", ["gradient", "momentum", "random", "random-unfired"])
 def test_every_grow_rule_is_a_valid_config(grow: str) -> None:
     assert config_from_dict({"sparsity": {"grow": grow}}).sparsity.grow == grow
+
+
+def test_hardware_random_config_and_its_one_line_errors() -> None:
+    raw = {"sparsity": {"prune": "magnitude", "grow": "hardware-random", "lanes": 4, "lfsr_seed": 99}}
+    sparsity = config_from_dict(raw).sparsity
+    assert (sparsity.grow, sparsity.lanes, sparsity.lfsr_seed) == ("hardware-random", 4, 99)
+    assert config_from_dict({}).sparsity.lanes == 1 and config_from_dict({}).sparsity.lfsr_seed == 0xACE1
+    assert config_from_dict(config_to_dict(config_from_dict(raw))) == config_from_dict(raw)
+    single = {**raw, "model": {"kind": "single_spike"}}
+    with pytest.raises(EslError, match="needs model.kind 'lif', not 'single_spike'") as error:
+        config_from_dict(single)
+    assert "\n" not in str(error.value)
 
 
 def test_every_shipped_config_loads() -> None:

@@ -12,16 +12,19 @@ from esl_hw.artifact import load_model, save_model
 from esl_hw.datasets import load_mnist
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
+from esl_hw.rewiring import rewire_layer
 from esl_hw.train.config import config_from_dict
 from esl_hw.train.export import (
     evaluate_float,
     evaluate_integer,
     export_run,
+    in_storage_order,
     integer_predictions,
     load_run,
     model_from_net,
     predictions,
 )
+from esl_hw.train.hardware_rewiring import HardwareRewiring
 from esl_hw.train.loop import train
 from esl_hw.train.model import LIFNet
 
@@ -123,3 +126,48 @@ def test_model_from_net_keeps_zero_weight_synapses() -> None:
     layer = model_from_net(net).layers[0]
     assert layer.nnz == 11
     assert int((layer.weight == 0).sum()) == 10
+
+
+def test_hardware_random_run_exports_the_chip_storage_order(tmp_path: Path, test_images) -> None:
+    """Rewiring the exported model on the chip continues exactly as the trainer's next update would."""
+    sparsity = {"density": 0.25, "delta_t": 4, "prune": "magnitude", "grow": "hardware-random", "lanes": 2}
+    raw = {
+        **TINY,
+        "model": {**TINY["model"], "hidden": [16]},
+        "sparsity": sparsity,
+        "train": {**TINY["train"], "epochs": 1},
+    }
+    run = train(config_from_dict(raw), tmp_path / "hw", progress=False).run_dir
+    model = export_run(run)
+    net, _, checkpoint = load_run(run)
+    rewiring_state = checkpoint["sparse"]["rewiring"]
+    assert model.metadata["rewiring"] == {"lanes": 2, "lfsr_states": rewiring_state["states"]}
+    saved = load_model(save_model(model, tmp_path / "model"))
+    for index, layer in enumerate(saved.layers):
+        np.testing.assert_array_equal(layer.col, rewiring_state["columns"][index].numpy())
+        np.testing.assert_array_equal(layer.dense_weight(), net.integer_weights()[index].numpy())
+    assert any(
+        (np.diff(layer.col[start:end]) < 0).any()
+        for layer in saved.layers
+        for start, end in zip(layer.row_ptr[:-1], layer.row_ptr[1:], strict=True)
+    )  # the storage order is not the ascending one
+    images, _ = test_images
+    np.testing.assert_array_equal(predict(saved, images[:50]), integer_predictions(net, images[:50]))
+    chip = HardwareRewiring(net.masks(), lanes=2)
+    chip.load_state_dict(rewiring_state)
+    k = 40
+    pruned, grown = chip.rewire(0, net.integer_weights()[0], k)
+    new, _, changes = rewire_layer(saved.layers[0], k, rewiring_state["states"][0], lanes=2)
+    rows = np.repeat(np.arange(784), np.diff(new.row_ptr))
+    assert [int(rows[p]) * 16 + old for p, old, _ in changes] == pruned.tolist()
+    assert [int(rows[p]) * 16 + col for p, _, col in changes] == grown.tolist()
+
+
+def test_storage_order_must_list_the_same_synapses() -> None:
+    net = LIFNet([3], n_in=4, n_out=2, timesteps=2)
+    layer = model_from_net(net).layers[0]
+    dense = net.integer_weights()[0].numpy()
+    reordered = in_storage_order(layer, dense, layer.col.reshape(4, 3)[:, ::-1].reshape(-1))
+    np.testing.assert_array_equal(reordered.dense_weight(), layer.dense_weight())
+    with pytest.raises(EslError, match="does not list the layer's synapses"):
+        in_storage_order(layer, dense, np.zeros(layer.nnz, dtype=np.int64))

@@ -10,6 +10,7 @@ from esl_hw.artifact import signed_range
 from esl_hw.reference import leak, run
 from esl_hw.train.export import model_from_net
 from esl_hw.train.model import LIFNet, encode_batch, event_matmul
+from esl_hw.train.neurons import LIFParams, lif_step, straight_through
 
 
 def _random_net(seed: int, **overrides) -> LIFNet:
@@ -182,3 +183,78 @@ def test_event_driven_input_equals_the_dense_product() -> None:
     assert torch.equal(results[0][0], results[1][0])  # integer-valued QAT sums are exact in any order
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
     assert event_matmul(torch.zeros(3, 40, dtype=torch.bool), net.weights[0]).abs().sum() == 0
+
+
+def _straightforward_logits(net: LIFNet, spikes: torch.Tensor, mode: str) -> torch.Tensor:
+    """The plain autograd forward, step by step: ``x_t @ W``, :func:`lif_step`, ``acc += z_t @ W_L``."""
+    quantise = mode == "qat"
+    dtype = net.qat_dtype(spikes.shape[0]) if quantise else torch.float32
+    weights, params = [], []
+    for index in range(net.n_layers):
+        if quantise:
+            scale, units = net.quantised_units(index)
+            weights.append(units.to(dtype))
+            threshold = float(net.integer_threshold(index, float(scale)))
+        else:
+            weight = net.weights[index]
+            scale, threshold = torch.tensor(1.0), net.threshold
+            weights.append(straight_through(weight * net.masks()[index], weight))
+        low, high = net.v_range
+        params.append(
+            LIFParams(
+                threshold=threshold, scale=float(scale), leak_shift=net.leak_shift, floor_leak=quantise,
+                low=float(low) if quantise else None, high=float(high) if quantise else None,
+                slope=net.surrogate_slope, surrogate=net.surrogate,
+            )
+        )  # fmt: skip
+    potentials = [torch.zeros(spikes.shape[1], size, dtype=dtype) for size in net.sizes[1:-1]]
+    acc = torch.zeros(spikes.shape[1], net.sizes[-1], dtype=dtype)
+    for step in range(spikes.shape[0]):
+        x = spikes[step].to(dtype)
+        for index in range(net.n_layers - 1):
+            x, potentials[index] = lif_step(x @ weights[index], potentials[index], params[index])
+        acc = acc + x @ weights[-1]
+    return (acc * (scale / spikes.shape[0])).to(torch.float32)
+
+
+@pytest.mark.parametrize("mode", ["qat", "float"])
+@pytest.mark.parametrize("leak_shift", [1, None])
+def test_forward_and_gradients_equal_the_straightforward_autograd(mode: str, leak_shift: int | None) -> None:
+    torch.manual_seed(4)
+    net = LIFNet([14, 9], n_in=24, n_out=5, timesteps=6, v_bits=7, leak_shift=leak_shift, threshold=0.4)
+    net.reset_parameters([0.5, 0.7, 1.0], gain=3.0)
+    with torch.no_grad():
+        net.masks()[0].copy_(torch.rand(24, 14) < 0.5)
+    spikes = torch.rand(6, 11, 24) < 0.35
+    spikes[:, :, :3] = True  # inputs that spike at every step (one change event each)
+    labels = torch.randint(0, 5, (11,))
+    results = []
+    for forward in (lambda: net(spikes, mode=mode), lambda: _straightforward_logits(net, spikes, mode)):
+        net.zero_grad()
+        logits = forward()
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        results.append((logits.detach(), loss.detach(), [weight.grad.clone() for weight in net.weights]))
+    (logits, loss, grads), (ref_logits, ref_loss, ref_grads) = results
+    if mode == "qat":  # the integer grid: bit for bit
+        assert torch.equal(logits, ref_logits) and torch.equal(loss, ref_loss)
+    else:  # float: the same up to summation order
+        torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-6)
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        assert ref_grad.abs().sum() > 0
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
+    assert float(logits.abs().sum()) > 0
+
+
+def test_qat_saturates_in_the_fused_forward() -> None:
+    """The clamp of the QAT forward is reached (so the equality above covers it) and matches the integers."""
+    torch.manual_seed(5)
+    net = LIFNet([10], n_in=24, n_out=4, timesteps=5, v_bits=6, leak_shift=None, threshold=2.0)
+    net.reset_parameters([1.0, 1.0], gain=3.0)
+    spikes = torch.rand(5, 8, 24) < 0.6
+    trace = net.forward_integer(spikes)
+    low, high = net.v_range
+    assert bool((trace.potentials[0] == low).any() or (trace.potentials[0] == high).any())
+    logits = net(spikes, mode="qat").double()
+    rescaled = logits * net.timesteps / net.scale(1).double()
+    torch.testing.assert_close(rescaled, trace.outputs.double(), rtol=1e-6, atol=1e-3)

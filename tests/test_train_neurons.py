@@ -52,3 +52,16 @@ def test_surrogates_peak_at_the_threshold() -> None:
     for kind in ("fast_sigmoid", "atan"):
         values = surrogate_derivative(x, 5.0, kind)
         assert values[1] == values.max() and values[0] == pytest.approx(float(values[2]))
+
+
+def test_sequence_backward_twice_is_refused() -> None:
+    currents = torch.randn(3, 2, 4, requires_grad=True)
+    spikes = lif_sequence(currents, PARAMS["float"])
+    spikes.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward through the same graph twice"):
+        spikes.sum().backward()
+
+
+def test_scale_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="scale must be positive, got 0.0"):
+        LIFParams(threshold=1.0, scale=0.0)

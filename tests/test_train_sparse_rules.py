@@ -96,7 +96,7 @@ def test_grow_random_draws_distinct_candidates() -> None:
 
 
 def test_unknown_rule_names_list_the_known_ones() -> None:
-    known = "known: gradient, momentum, random, random-unfired"
+    known = "known: gradient, hardware-random, momentum, random, random-unfired"
     with pytest.raises(EslError, match=f"unknown grow rule 'rigl' \\({known}\\)"):
         get_rule(GROW_RULES, "grow", "rigl")
     weight = torch.nn.Parameter(torch.ones(4, 4))

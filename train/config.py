@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 from esl_hw.errors import EslError
-from esl_hw.train.sparse_rules import GROW_RULES, INIT_NAMES, PRUNE_RULES
+from esl_hw.rewiring import DEFAULT_SEED
+from esl_hw.train.hardware_rewiring import check_lanes, check_seed
+from esl_hw.train.sparse_rules import GROW_RULES, HARDWARE_RANDOM, INIT_NAMES, PRUNE_RULES
 
 OPTIMIZER_NAMES = ("adam", "sgd")
 MODEL_KINDS = ("lif", "single_spike", "vggsnn", "resnet19")
@@ -80,6 +82,8 @@ class SparsityConfig:
 
     ``init`` (``er``, ``erk``, ``uniform``) spreads ``density`` over the layers; ``dense_layers`` are
     kept dense and ``layer_density`` (YAML mapping ``{layer index: density}``) fixes single layers.
+    ``grow: hardware-random`` (LIF MLP only, with ``prune: magnitude``) is the chip's rewiring for a
+    core of ``lanes`` lanes (a power of two), every layer's LFSR starting from ``lfsr_seed``.
     """
 
     density: float | None = 0.1
@@ -92,6 +96,8 @@ class SparsityConfig:
     alpha: float = 0.3
     delta_t: int = 25
     t_end: float = 0.75
+    lanes: int = 1
+    lfsr_seed: int = DEFAULT_SEED
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,15 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
     t_end = _float(raw["t_end"], "sparsity.t_end")
     if not 0.0 < t_end <= 1.0:
         raise _fail("sparsity.t_end", f"={t_end} outside (0, 1]")
+    prune = _choice(raw["prune"], "sparsity.prune", tuple(PRUNE_RULES))
+    grow = _choice(raw["grow"], "sparsity.grow", tuple(GROW_RULES))
+    if grow == HARDWARE_RANDOM and prune != "magnitude":
+        raise _fail("sparsity.grow", f"={grow!r} needs sparsity.prune: magnitude, got {prune!r}")
+    try:
+        lanes = check_lanes(raw["lanes"], "sparsity.lanes")
+        lfsr_seed = check_seed(raw["lfsr_seed"], "sparsity.lfsr_seed")
+    except EslError as error:
+        raise EslError(f"config: {error}") from None
     return SparsityConfig(
         density=density,
         epsilon=epsilon,
@@ -257,11 +272,13 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
         dense_layers=tuple(
             _int(index, f"sparsity.dense_layers[{i}]", 0, n_layers - 1) for i, index in enumerate(dense)
         ),
-        prune=_choice(raw["prune"], "sparsity.prune", tuple(PRUNE_RULES)),
-        grow=_choice(raw["grow"], "sparsity.grow", tuple(GROW_RULES)),
+        prune=prune,
+        grow=grow,
         alpha=alpha,
         delta_t=_int(raw["delta_t"], "sparsity.delta_t", 1),
         t_end=t_end,
+        lanes=lanes,
+        lfsr_seed=lfsr_seed,
     )
 
 
@@ -316,11 +333,14 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     if data.dataset != "mnist" and data.path is None:
         raise EslError(f"config: data.dataset {data.dataset!r} needs data.path (a local folder)")
     n_layers = len(model.hidden) + 1 if not conv else 64
+    sparsity = _check_sparsity(sections["sparsity"], n_layers)
+    if sparsity.grow == HARDWARE_RANDOM and model.kind != "lif":
+        raise _fail("sparsity.grow", f"={HARDWARE_RANDOM!r} needs model.kind 'lif', not {model.kind!r}")
     return Config(
         seed=_int(raw.get("seed", defaults.seed), "seed", 0),
         data=data,
         model=model,
-        sparsity=_check_sparsity(sections["sparsity"], n_layers),
+        sparsity=sparsity,
         train=_check_train(sections["train"]),
     )
 

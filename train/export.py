@@ -4,18 +4,26 @@ The artifact carries exactly the integers :meth:`LIFNet.forward_integer` uses: p
 ``Q_l = clamp(round(W_l ⊙ M_l / s_l), ±qmax)`` in CSR form over the mask (a kept synapse that
 rounded to 0 stays a synapse), ``θ_l = max(1, round(threshold / s_l))``, the leak shift, ``v_bits``,
 ``w_bits``, the rate encoder (phase0 128) and ``T``.
+
+Synapses are listed by ascending column in each row, except for a run trained with
+``grow: hardware-random``: there each row lists them in the storage order the chip's rewiring left
+(the order carries no meaning for the arithmetic, but it breaks the rewiring unit's ties in ``|w|``),
+and the metadata keeps ``lanes`` and every layer's LFSR state, so that rewiring the exported model on
+the chip continues exactly as training would have.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from esl_hw.artifact import Encoder, Model, layer_from_dense
+from esl_hw.artifact import Encoder, Layer, Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config, config_from_dict
 from esl_hw.train.model import LIFNet, check_shape, encode_batch
@@ -26,8 +34,26 @@ METRICS_FILE = "metrics.jsonl"
 RUN_FORMAT = "esl-hw-run"
 
 
-def model_from_net(net: LIFNet, metadata: dict[str, Any] | None = None) -> Model:
-    """The validated artifact :class:`Model` of ``net`` (its integer weights, thresholds and masks)."""
+def in_storage_order(layer: Layer, dense: np.ndarray, columns: np.ndarray) -> Layer:
+    """``layer`` (from ``dense [n_in, n_out]``) with its synapses listed in the order of ``columns``
+    (a CSR column array over the same rows and synapses); :class:`EslError` if it has other synapses."""
+    columns = np.asarray(columns, dtype=np.int64)
+    rows = np.repeat(np.arange(layer.n_in), np.diff(layer.row_ptr))
+    if len(columns) != layer.nnz or not np.array_equal(
+        np.sort(rows * layer.n_out + columns), rows * layer.n_out + layer.col
+    ):
+        raise EslError("the rewiring storage order does not list the layer's synapses")
+    return dataclasses.replace(layer, col=columns, weight=np.asarray(dense)[rows, columns].astype(np.int64))
+
+
+def model_from_net(
+    net: LIFNet, metadata: dict[str, Any] | None = None, columns: Sequence[np.ndarray | None] | None = None
+) -> Model:
+    """The validated artifact :class:`Model` of ``net`` (its integer weights, thresholds and masks).
+
+    ``columns`` (optional, one per layer, None keeps the ascending order) lists each layer's synapses
+    in a storage order (:func:`in_storage_order`).
+    """
     weights = net.integer_weights()
     thresholds = net.integer_thresholds()
     layers = []
@@ -44,6 +70,8 @@ def model_from_net(net: LIFNet, metadata: dict[str, Any] | None = None) -> Model
                 mask=mask.numpy(),
             )
         )
+        if columns is not None and columns[index] is not None:
+            layers[-1] = in_storage_order(layers[-1], weight.numpy(), columns[index])
     return Model(layers=tuple(layers), timesteps=net.timesteps, encoder=Encoder(), metadata=metadata or {})
 
 
@@ -106,7 +134,12 @@ def export_run(run_dir: str | os.PathLike[str]) -> Model:
         "densities": [float(mask.float().mean()) for mask in net.masks()],
         "config": checkpoint["config"],
     }
-    return model_from_net(net, metadata)
+    rewiring = checkpoint.get("sparse", {}).get("rewiring")
+    if rewiring is None:
+        return model_from_net(net, metadata)
+    states = [int(state) for state in rewiring["states"]]
+    metadata["rewiring"] = {"lanes": int(rewiring["lanes"]), "lfsr_states": states}
+    return model_from_net(net, metadata, [column.numpy() for column in rewiring["columns"]])
 
 
 def _batches(images: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -192,6 +192,9 @@ def build_training(
         t_end=sparsity.t_end,
         generator=torch.Generator().manual_seed(config.seed),
         masks=net.masks() if isinstance(net, LIFNet | SingleSpikeNet) else None,
+        lanes=sparsity.lanes,
+        lfsr_seed=sparsity.lfsr_seed,
+        integer_weights=net.integer_weights if isinstance(net, LIFNet) else None,
     )
     return net, optimizer, engine
 

@@ -33,67 +33,48 @@ from torch import nn
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.train.config import ModelConfig
-from esl_hw.train.neurons import LIFParams, lif_sequence, straight_through
+from esl_hw.train.events import event_matmul, spike_train_matmul
+from esl_hw.train.neurons import LIFParams, lif_sequence
+
+__all__ = ["IntegerTrace", "LIFNet", "check_shape", "encode_batch", "event_matmul"]
 
 Mode = Literal["float", "qat"]
 
 
+def mask_factor(mask: torch.Tensor) -> torch.Tensor:
+    """A bool ``mask`` as 0/1 ``uint8`` (a view, no copy): ``W * mask_factor(M)`` has the values of
+    ``W * M``, and on CPU multiplying by it is several times faster than by the bool tensor."""
+    return mask.view(torch.uint8)
+
+
+class _Masked(torch.autograd.Function):
+    """``W ⊙ M`` forward; the dense ``∂L/∂(W ⊙ M)`` at every position backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return weight * mask_factor(mask)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad_output, None
+
+
 class _Quantise(torch.autograd.Function):
-    """``clamp(round(W ⊙ M / s), ±qmax)`` forward; ``∂L/∂Q / s`` (straight-through, dense) backward."""
+    """``clamp(round(W ⊙ M / s), ±qmax)`` forward; ``∂L/∂Q / s`` (straight-through, dense) backward.
+
+    Takes ``W ⊙ M`` already computed (detached) with the weight it came from."""
 
     @staticmethod
     def forward(
-        ctx, weight: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, qmax: int
+        ctx, weight: torch.Tensor, masked: torch.Tensor, scale: torch.Tensor, qmax: int
     ) -> torch.Tensor:
         ctx.save_for_backward(scale)
-        return torch.clamp(torch.round(weight * mask / scale), -qmax, qmax)
+        return torch.clamp_(torch.round_(masked / scale), -qmax, qmax)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (scale,) = ctx.saved_tensors
         return grad_output / scale, None, None, None
-
-
-def _event_bags(events: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Embedding bags of a bool matrix ``[N, n_in]``: per row the columns of its events, and per
-    column the rows of its events, as ``(columns, row_offsets, rows, column_offsets)``."""
-    count, width = events.shape
-    flat = torch.nonzero(events.reshape(-1)).squeeze(1)
-    rows = flat // width
-    columns = flat - rows * width
-    per_row = torch.bincount(rows, minlength=count)
-    per_column = torch.bincount(columns, minlength=width)
-    rows_by_column = rows[torch.argsort(columns, stable=True)]
-    row_offsets = torch.cumsum(per_row, 0) - per_row
-    return columns, row_offsets, rows_by_column, torch.cumsum(per_column, 0) - per_column
-
-
-class _EventMatmul(torch.autograd.Function):
-    """``x @ W`` for binary ``x`` as sums of the rows of ``W`` selected by the events (and back)."""
-
-    @staticmethod
-    def forward(ctx, events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        columns, row_offsets, rows, column_offsets = _event_bags(events)
-        ctx.save_for_backward(rows, column_offsets)
-        return nn.functional.embedding_bag(columns, weight, row_offsets, mode="sum")
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None]:
-        if not ctx.needs_input_grad[1]:
-            return None, None
-        rows, column_offsets = ctx.saved_tensors
-        return None, nn.functional.embedding_bag(rows, grad_output.contiguous(), column_offsets, mode="sum")
-
-
-def event_matmul(events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``events @ weight`` for a bool matrix ``events [N, n_in]``, exploiting input sparsity.
-
-    Forward: row ``n`` is ``Σ_{j: events[n, j]} weight[j]`` (an embedding-bag sum over the events);
-    backward: ``∂L/∂weight[j] = Σ_{n: events[n, j]} ∂L/∂out[n]`` (the same over the transposed
-    events). The cost is proportional to the number of events instead of ``N · n_in``; the result is
-    the dense gradient, and with integer-valued weights (QAT) it is exactly the dense product.
-    """
-    return _EventMatmul.apply(events, weight)
 
 
 @dataclass(frozen=True)
@@ -192,23 +173,27 @@ class LIFNet(nn.Module):
         sparse engine zeroes inactive weights after every optimizer step, and the active weights get
         exactly the gradient of the masked product.
         """
-        weight = self.weights[index]
-        return straight_through(weight * self.masks()[index], weight)
+        return _Masked.apply(self.weights[index], self.masks()[index])
 
     # ------------------------------------------------------------ quantisation
 
     def scale(self, index: int) -> torch.Tensor:
         """``s_l = max|W_l ⊙ M_l| / qmax`` (detached; a tiny floor keeps an all-zero layer finite)."""
-        masked = self.weights[index].detach() * self.masks()[index]
-        return masked.abs().max().clamp_min(1e-12) / self.qmax
+        return self._scale(self.weights[index].detach() * mask_factor(self.masks()[index]))
+
+    def _scale(self, masked: torch.Tensor) -> torch.Tensor:
+        low, high = torch.aminmax(masked)  # max|x| without a temporary |x| tensor
+        return torch.maximum(-low, high).clamp_min(1e-12) / self.qmax
 
     def quantised_units(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(s_l, Q_l)``: ``Q_l`` integer-valued (float) with a straight-through gradient to ``W_l``.
 
         Backward, ``∂L/∂W_l = ∂L/∂Q_l / s_l`` at every position (dense, see :meth:`masked_weight`).
         """
-        scale = self.scale(index)
-        return scale, _Quantise.apply(self.weights[index], self.masks()[index], scale, self.qmax)
+        weight = self.weights[index]
+        masked = weight.detach() * mask_factor(self.masks()[index])
+        scale = self._scale(masked)
+        return scale, _Quantise.apply(weight, masked, scale, self.qmax)
 
     def integer_threshold(self, index: int, scale: float | None = None) -> int:
         """``θ_l = max(1, round(threshold / s_l))``, capped at the top of the ``v_bits`` range."""
@@ -252,13 +237,15 @@ class LIFNet(nn.Module):
                 weights.append(self.masked_weight(index))
                 scales.append(torch.tensor(1.0))
                 thresholds.append(self.threshold)
-        steps, batch = spikes.shape[:2]
+        steps = spikes.shape[0]
         low, high = self.v_range
         # A layer's input does not depend on its own state: run each layer over all T steps at once.
-        # The first layer's product is event-driven (cost per input spike) when the input is bool.
-        flat = spikes.reshape(steps * batch, -1)
-        event_driven = spikes.dtype == torch.bool
-        x = event_matmul(flat, weights[0]) if event_driven else flat.to(dtype) @ weights[0]
+        # The first layer's product is event-driven (cost per change of an input spike train) when the
+        # input is bool.
+        if spikes.dtype == torch.bool:
+            x = spike_train_matmul(spikes, weights[0])
+        else:
+            x = spikes.to(dtype) @ weights[0]
         for index in range(self.n_layers - 1):
             if index > 0:
                 x = x @ weights[index]
@@ -272,12 +259,9 @@ class LIFNet(nn.Module):
                 slope=self.surrogate_slope,
                 surrogate=self.surrogate,
             )
-            x = lif_sequence(x.reshape(steps, batch, -1), params).reshape(steps * batch, -1)
+            x = lif_sequence(x, params)
         # The output layer has no state: Σ_t z_t @ W equals (Σ_t z_t) @ W (exact in QAT units).
-        if self.n_layers > 1:
-            acc = x.reshape(steps, batch, -1).sum(dim=0) @ weights[-1]
-        else:
-            acc = x.reshape(steps, batch, -1).sum(dim=0)
+        acc = x.sum(dim=0) @ weights[-1] if self.n_layers > 1 else x.sum(dim=0)
         return (acc * (scales[-1] / steps)).to(torch.float32)
 
     # ------------------------------------------------------------ exact integer mode

@@ -18,8 +18,10 @@ down with ``g_v = 0``::
 
     g_u = (g_z[t] · σ'_t · s + g_v · (1 − z_t)) · inrange_t ;  g_I[t] = g_u ;  g_v = β · g_u
 
-The forward values are exactly those of :func:`lif_step` (same operations in the same order), so
-the QAT integers stay bit-exact with the integer semantics.
+The forward values are exactly those of :func:`lif_step` (``floor(v / 2^k)`` computed as
+``floor(v · 2^−k)``, the same number; ``z = [u ≥ θ]``, which is ``[s (u − θ) ≥ 0]`` for ``s > 0``),
+so the QAT integers stay bit-exact with the integer semantics, and the gradients are the same
+products and sums.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class LIFParams:
     high: float | None = None
     slope: float = 5.0
     surrogate: str = "fast_sigmoid"
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"LIF scale must be positive, got {self.scale!r}")
 
     @property
     def beta(self) -> float:
@@ -102,44 +108,54 @@ def lif_step(
 
 
 class _LIFSequence(torch.autograd.Function):
+    """All ``T`` steps of a layer, step by step (a step's tensors stay in cache), with float
+    elementwise operations only (on CPU, bool-valued kernels are several times slower). The forward
+    keeps the spikes and ``a + I`` of every step (fresh large buffers are costly: their pages are
+    faulted in on first use); the backward runs the reverse-time recursion by hand."""
+
     @staticmethod
     def forward(ctx, currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
-        steps = currents.shape[0]
-        potential = torch.zeros_like(currents[0])
         spikes = torch.empty_like(currents)
-        shifted_all = torch.empty_like(currents)
-        inrange = torch.ones_like(currents, dtype=torch.bool) if params.low is not None else None
-        for step in range(steps):
-            if params.leak_shift is not None:
+        totals = torch.empty_like(currents)  # a + I, before the clamp
+        potential = torch.zeros_like(currents[0])
+        inverse = 2.0 ** -(params.leak_shift or 0)  # v / 2^k == v · 2^−k exactly
+        for step, (current, total, fire) in enumerate(zip(currents, totals, spikes, strict=True)):
+            if step and params.leak_shift is not None:
                 if params.floor_leak:
-                    potential = potential - torch.floor(potential / (1 << params.leak_shift))
+                    potential = potential - torch.floor(potential * inverse)
                 else:
                     potential = potential * params.beta
-            updated = potential + currents[step]
-            if inrange is not None:
-                inrange[step] = (updated >= params.low) & (updated <= params.high)
-                updated = torch.clamp(updated, params.low, params.high)
-            shifted = (updated - params.threshold) * params.scale
-            fire = (shifted >= 0).to(updated.dtype)
-            shifted_all[step], spikes[step] = shifted, fire
-            potential = updated * (1.0 - fire)
+            updated = torch.add(potential, current, out=total)
+            if params.low is not None:
+                updated = updated.clamp(params.low, params.high)
+            torch.ge(updated, params.threshold, out=fire)  # s (u − θ) ≥ 0 for s > 0
+            potential = torch.addcmul(updated, updated, fire, value=-1.0)  # u (1 − z), exact
         ctx.params = params
-        ctx.save_for_backward(spikes, shifted_all, *(() if inrange is None else (inrange,)))
+        ctx.totals = totals  # not saved_tensors: the backward overwrites it with the gradient
+        ctx.save_for_backward(spikes)
         return spikes
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:
         params: LIFParams = ctx.params
-        spikes, shifted_all, *rest = ctx.saved_tensors
-        inrange = rest[0] if rest else None
-        grad_currents = torch.empty_like(grad_spikes)
+        (spikes,) = ctx.saved_tensors
+        if ctx.totals is None:
+            raise RuntimeError("lif_sequence: backward through the same graph twice is not supported")
+        totals, ctx.totals = ctx.totals, None
+        grad_currents = totals  # step t of the gradient replaces step t of a + I once it is read
         grad_potential = torch.zeros_like(grad_spikes[0])
+        inrange = torch.empty_like(grad_spikes[0])
         for step in range(grad_spikes.shape[0] - 1, -1, -1):
-            surrogate = surrogate_derivative(shifted_all[step], params.slope, params.surrogate)
+            updated = totals[step]
+            if params.low is not None:
+                updated = updated.clamp(params.low, params.high)
+            shifted = (updated - params.threshold) * params.scale
+            surrogate = surrogate_derivative(shifted, params.slope, params.surrogate)
             grad_updated = grad_spikes[step] * surrogate * params.scale
-            grad_updated = grad_updated + grad_potential * (1.0 - spikes[step])
-            if inrange is not None:
-                grad_updated = grad_updated * inrange[step]
+            grad_updated += grad_potential * (1.0 - spikes[step])
+            if params.low is not None:
+                grad_updated *= torch.eq(totals[step], updated, out=inrange)
             grad_currents[step] = grad_updated
             grad_potential = grad_updated * params.beta
         return grad_currents, None

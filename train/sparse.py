@@ -7,10 +7,12 @@ drops the fraction
 
 of its active connections by a *prune rule* and regrows as many at inactive positions by a *grow
 rule* (:mod:`esl_hw.train.sparse_rules`: SET or magnitude pruning; gradient, momentum, random or
-random-unfired growth). Regrown weights start at 0 and the optimizer state at pruned and regrown
-positions (Adam ``exp_avg``/``exp_avg_sq``, SGD ``momentum_buffer``: every state tensor shaped like
-the weight) is zeroed. Masks are applied to the weights after every optimizer step, so the number of
-active connections per layer never changes (checked at every update).
+random-unfired growth; or the chip's joint prune-and-regrow ``hardware-random``,
+:mod:`esl_hw.train.hardware_rewiring`, which decides both on the integer weights). Regrown weights
+start at 0 and the optimizer state at pruned and regrown positions (Adam ``exp_avg``/``exp_avg_sq``,
+SGD ``momentum_buffer``: every state tensor shaped like the weight) is zeroed. Masks are applied to
+the weights after every optimizer step, so the number of active connections per layer never changes
+(checked at every update).
 
 The engine works on any model: it takes ``(name, weight)`` pairs (or :meth:`SparseEngine.from_module`
 picks the linear and conv weights of a module) and the optimizer, and the training loop calls
@@ -23,15 +25,18 @@ itself; :class:`esl_hw.train.model.LIFNet` masks with a straight-through gradien
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from esl_hw.errors import EslError
+from esl_hw.rewiring import DEFAULT_SEED
+from esl_hw.train.hardware_rewiring import HardwareRewiring
 from esl_hw.train.sparse_rules import (
     GROW_RULES,
+    HARDWARE_RANDOM,
     INIT_NAMES,
     PRUNE_RULES,
     GrowContext,
@@ -52,6 +57,7 @@ from esl_hw.train.sparse_rules import (
 
 __all__ = [
     "GROW_RULES",
+    "HARDWARE_RANDOM",
     "INIT_NAMES",
     "PRUNE_RULES",
     "GrowContext",
@@ -126,6 +132,11 @@ class SparseEngine:
         Random source for masks and random growth (deterministic runs).
     masks:
         Existing bool tensors (e.g. a model's mask buffers) to hold the masks, updated in place.
+    lanes, lfsr_seed:
+        ``hardware-random`` only: lanes of the target core and the initial LFSR state.
+    integer_weights:
+        ``hardware-random`` only: returns the integer weights ``[n_in, n_out]`` of every layer, as
+        export writes them (e.g. :meth:`esl_hw.train.model.LIFNet.integer_weights`).
     """
 
     def __init__(
@@ -142,6 +153,9 @@ class SparseEngine:
         t_end: float = 0.75,
         generator: torch.Generator | None = None,
         masks: Sequence[torch.Tensor] | None = None,
+        lanes: int = 1,
+        lfsr_seed: int = DEFAULT_SEED,
+        integer_weights: Callable[[], Sequence[torch.Tensor]] | None = None,
     ) -> None:
         if len(densities) != len(params):
             raise ValueError(f"{len(params)} weights but {len(densities)} densities")
@@ -168,7 +182,22 @@ class SparseEngine:
             mask.zero_()
             mask.view(-1)[chosen.to(mask.device)] = True
         self.ever_active = [mask.clone() for mask in self.masks]
+        self.integer_weights = integer_weights
+        self.rewiring = self._hardware_rewiring(grow, prune, lanes, lfsr_seed)
         self.apply_masks()
+
+    def _hardware_rewiring(self, grow: str, prune: str, lanes: int, seed: int) -> HardwareRewiring | None:
+        """The ``hardware-random`` state, after checking what the rule needs; None for other rules."""
+        if grow != HARDWARE_RANDOM:
+            return None
+        if prune != "magnitude":
+            raise EslError(
+                f"grow rule {HARDWARE_RANDOM!r} prunes the smallest integer |w| itself: "
+                f"it needs prune rule 'magnitude', got {prune!r}"
+            )
+        if self.integer_weights is None:
+            raise EslError(f"grow rule {HARDWARE_RANDOM!r} needs integer_weights (the quantised weights)")
+        return HardwareRewiring(self.masks, lanes, seed)
 
     @classmethod
     def from_module(
@@ -232,7 +261,7 @@ class SparseEngine:
     def apply_masks(self) -> None:
         """Zero every inactive weight."""
         for mask, weight in zip(self.masks, self.weights, strict=True):
-            weight.mul_(mask)
+            weight.mul_(mask.view(torch.uint8))  # same values as by the bool mask, several times faster
 
     def step(self) -> UpdateStats | None:
         """Advance one iteration (call after ``optimizer.step()``); rewire when it is due."""
@@ -247,41 +276,32 @@ class SparseEngine:
     def update(self) -> UpdateStats:
         """Prune ``α_t`` of each layer's active connections and regrow as many elsewhere."""
         fraction = self.fraction()
+        integers = None if self.rewiring is None else list(self.integer_weights())
         layers = []
         for index, (name, weight, mask) in enumerate(zip(self.names, self.weights, self.masks, strict=True)):
             flat_mask, flat_weight = mask.view(-1), weight.data.view(-1)
-            active = torch.nonzero(flat_mask).squeeze(1)
-            inactive = torch.nonzero(~flat_mask).squeeze(1)
-            count = min(round(fraction * len(active)), len(inactive))
-            pruned = self.prune_rule(flat_weight, active, count) if count else active[:0]
-            grown = active[:0]
+            active = int(flat_mask.sum())
+            count = min(round(fraction * active), flat_mask.numel() - active)
+            pruned = grown = torch.zeros(0, dtype=torch.long)
+            if count and integers is not None:
+                pruned, grown = self.rewiring.rewire(index, integers[index], count)
+            elif count:
+                pruned, grown = self._prune_and_grow(index, count)
             if count:
-                context = GrowContext(
-                    candidates=inactive,
-                    count=count,
-                    generator=self.generator,
-                    weight=flat_weight,
-                    grad=None if weight.grad is None else weight.grad.view(-1),
-                    momentum=self._momentum(weight),
-                    ever_active=self.ever_active[index].view(-1),
-                    name=name,
-                )
-                grown = self.grow_rule(context)
-                pruned = self._synchronise(pruned.to(flat_mask.device))
-                grown = self._synchronise(grown.to(flat_mask.device))
+                pruned, grown = pruned.to(flat_mask.device), grown.to(flat_mask.device)
                 flat_mask[pruned] = False
                 flat_mask[grown] = True
                 flat_weight[pruned] = 0.0
                 flat_weight[grown] = 0.0
                 self._reset_optimizer_state(weight, torch.cat([pruned, grown]))
             self.ever_active[index] |= mask
-            if int(flat_mask.sum()) != len(active):
-                raise RuntimeError(f"{name}: density changed from {len(active)} to {int(flat_mask.sum())}")
+            if int(flat_mask.sum()) != active:
+                raise RuntimeError(f"{name}: density changed from {active} to {int(flat_mask.sum())}")
             layers.append(
                 LayerUpdate(
                     name=name,
-                    density=len(active) / flat_mask.numel(),
-                    active=len(active),
+                    density=active / flat_mask.numel(),
+                    active=active,
                     pruned=len(pruned),
                     grown=len(grown),
                     ever_active=int(self.ever_active[index].sum()),
@@ -290,6 +310,25 @@ class SparseEngine:
         stats = UpdateStats(self.iteration, fraction, tuple(layers))
         log.debug("ESL update %s", stats)
         return stats
+
+    def _prune_and_grow(self, index: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat indices ``(pruned, grown)`` of layer ``index`` by the prune and grow rules."""
+        weight, flat_mask = self.weights[index], self.masks[index].view(-1)
+        flat_weight = weight.data.view(-1)
+        active = torch.nonzero(flat_mask).squeeze(1)
+        pruned = self.prune_rule(flat_weight, active, count)
+        context = GrowContext(
+            candidates=torch.nonzero(~flat_mask).squeeze(1),
+            count=count,
+            generator=self.generator,
+            weight=flat_weight,
+            grad=None if weight.grad is None else weight.grad.view(-1),
+            momentum=self._momentum(weight),
+            ever_active=self.ever_active[index].view(-1),
+            name=self.names[index],
+        )
+        grown = self.grow_rule(context)
+        return self._synchronise(pruned), self._synchronise(grown)
 
     @staticmethod
     def _synchronise(positions: torch.Tensor) -> torch.Tensor:
@@ -331,6 +370,7 @@ class SparseEngine:
             "masks": [mask.clone() for mask in self.masks],
             "ever_active": [mask.clone() for mask in self.ever_active],
             "generator": self.generator.get_state(),
+            **({} if self.rewiring is None else {"rewiring": self.rewiring.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -346,4 +386,10 @@ class SparseEngine:
             ever.copy_(saved_ever)
         self.iteration = int(state["iteration"])
         self.generator.set_state(state["generator"])
+        if self.rewiring is not None:
+            if "rewiring" not in state:
+                raise EslError(f"sparse state has no {HARDWARE_RANDOM!r} state (saved with another rule)")
+            self.rewiring.load_state_dict(state["rewiring"])
+            for index, mask in enumerate(self.masks):
+                self.rewiring.check(index, mask)
         self.apply_masks()

@@ -18,7 +18,9 @@ Drop fraction at iteration ``t`` (cosine annealing, RigL/ESL)::
 
 Rules work on flat tensors. A *prune rule* ``(weight, active, count) -> indices`` picks ``count`` of
 the ``active`` flat indices to drop. A *grow rule* ``(context) -> indices`` picks ``context.count`` of
-the inactive ``context.candidates``. Rules live in :data:`PRUNE_RULES` and :data:`GROW_RULES`;
+the inactive ``context.candidates``. ``hardware-random`` is the exception: a joint prune-and-regrow on
+the integer weights (:mod:`esl_hw.train.hardware_rewiring`) that the engine runs in place of both
+rules, with ``magnitude`` as its prune rule. Rules live in :data:`PRUNE_RULES` and :data:`GROW_RULES`;
 :func:`get_rule` turns an unknown name into an :class:`EslError` listing the known ones. Ties are
 broken towards the lowest flat index, so every rule is deterministic given the generator.
 """
@@ -210,6 +212,21 @@ def grow_random_unfired(context: GrowContext) -> torch.Tensor:
     return torch.cat([fresh, seen])
 
 
+HARDWARE_RANDOM = "hardware-random"
+
+
+def grow_hardware_random(context: GrowContext) -> torch.Tensor:
+    """Registry entry of the chip's joint prune-and-regrow (:mod:`esl_hw.train.hardware_rewiring`).
+
+    It decides pruning and growth together on the integer weights, so :class:`SparseEngine` runs it
+    in place of both rules; it cannot be called as a plain grow rule.
+    """
+    raise EslError(
+        f"{context.name}: {HARDWARE_RANDOM!r} is a joint prune-and-regrow on the integer weights; "
+        "SparseEngine runs it (grow='hardware-random', prune='magnitude', integer_weights=...)"
+    )
+
+
 PruneRule = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 GrowRule = Callable[[GrowContext], torch.Tensor]
 PRUNE_RULES: dict[str, PruneRule] = {"set": prune_set, "magnitude": prune_magnitude}
@@ -218,6 +235,7 @@ GROW_RULES: dict[str, GrowRule] = {
     "momentum": grow_momentum,
     "random": grow_random,
     "random-unfired": grow_random_unfired,
+    HARDWARE_RANDOM: grow_hardware_random,
 }
 
 

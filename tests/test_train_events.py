@@ -1,0 +1,68 @@
+"""Tests for esl_hw.train.events: event-driven products equal the dense products, with dense gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esl_hw.train.events import Events, event_matmul, spike_changes, spike_train_matmul
+
+
+def _trains(seed: int, steps: int = 6, batch: int = 5, width: int = 30) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    spikes = torch.rand(steps, batch, width, generator=generator) < 0.4
+    spikes[:, :, :4] = True  # always on: one change event
+    spikes[:, :, 4:8] = False  # silent
+    spikes[::2, :, 8:12] = True  # toggling every step
+    spikes[1::2, :, 8:12] = False
+    return spikes
+
+
+def test_spike_changes_are_the_differences() -> None:
+    spikes = _trains(0)
+    changes = spike_changes(spikes)
+    assert changes.dtype == torch.int8
+    assert torch.equal(changes.cumsum(0), spikes.to(torch.int64))
+    assert torch.equal(changes[1:].long(), spikes[1:].long() - spikes[:-1].long())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spike_train_product_is_exact_for_integer_weights(seed: int) -> None:
+    spikes = _trains(seed)
+    weight = torch.randint(-127, 128, (30, 11), generator=torch.Generator().manual_seed(seed)).float()
+    weight.requires_grad_()
+    out = spike_train_matmul(spikes, weight)
+    dense = spikes.float() @ weight
+    assert torch.equal(out, dense)  # integer partial sums: any order is exact
+    grad_out = torch.randn(dense.shape, generator=torch.Generator().manual_seed(seed + 7))
+    (grad,) = torch.autograd.grad((out * grad_out).sum(), weight)
+    (expected,) = torch.autograd.grad((dense * grad_out).sum(), weight)
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5)
+    assert grad[4:8].abs().sum() == 0 and grad[:4].abs().sum() > 0
+
+
+def test_products_with_float_weights_agree_to_rounding() -> None:
+    spikes = _trains(5)
+    weight = torch.randn(30, 11, requires_grad=True)
+    for ours, flat in ((spike_train_matmul(spikes, weight), False), (event_matmul(spikes[2], weight), True)):
+        dense = (spikes[2] if flat else spikes).float() @ weight
+        torch.testing.assert_close(ours, dense, rtol=1e-5, atol=1e-5)
+        grad_out = torch.ones_like(dense)
+        (grad,) = torch.autograd.grad((ours * grad_out).sum(), weight)
+        (expected,) = torch.autograd.grad((dense * grad_out).sum(), weight)
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_events_of_signed_and_empty_matrices() -> None:
+    matrix = torch.tensor([[0, 1, -1], [0, 0, 0], [1, 0, 1]], dtype=torch.int8)
+    events = Events.of(matrix)
+    assert events.rows.tolist() == [0, 0, 2, 2] and events.columns.tolist() == [1, 2, 0, 2]
+    assert events.signs.tolist() == [1, -1, 1, 1]
+    table = torch.arange(12.0).reshape(3, 4)
+    assert torch.equal(events.product(table), matrix.float() @ table)
+    assert torch.equal(events.transposed_product(table), matrix.float().t() @ table)
+    empty = torch.zeros(3, 4, dtype=torch.bool)
+    assert torch.equal(event_matmul(empty, torch.ones(4, 2)), torch.zeros(3, 2))
+    assert torch.equal(
+        spike_train_matmul(torch.zeros(2, 3, 4, dtype=torch.bool), torch.ones(4, 2)), torch.zeros(2, 3, 2)
+    )

@@ -1,0 +1,124 @@
+"""Products of binary spikes with a weight matrix at a cost per event (input sparsity), with gradients.
+
+:func:`event_matmul`, for a bool matrix ``e [N, n_in]``::
+
+    out[n] = Σ_{j: e[n, j]} W[j]              ∂L/∂W[j] = Σ_{n: e[n, j]} ∂L/∂out[n]
+
+:func:`spike_train_matmul`, for spike trains ``s [T, B, n_in]``, codes each train by its *changes*
+``D_t = s_t − s_{t−1}`` (``s_{−1} = 0``, entries −1, 0, 1), so that an input that spikes at every
+step (a bright rate-coded pixel) is one event instead of ``T``::
+
+    out_t = Σ_{τ ≤ t} D_τ @ W                 ∂L/∂W = Σ_τ D_τᵀ H_τ,   H_τ = Σ_{t ≥ τ} ∂L/∂out_t
+
+Both are embedding-bag sums over the events (the signed ones weighted by ±1) plus, for the trains,
+a running sum over ``t``. With integer-valued ``W`` (QAT) every partial sum is an integer, exact in
+float32 below 2^24, so the results equal the dense products exactly; in float they equal them up to
+rounding. The gradients are the dense ``∂L/∂W`` at every position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Events:
+    """The non-zero entries of an ``[N, n]`` matrix of events: ``rows``, ``columns`` (row-major
+    order) and ``signs`` (the entries, None for a bool matrix, whose entries are all 1)."""
+
+    count: int
+    width: int
+    rows: torch.Tensor
+    columns: torch.Tensor
+    signs: torch.Tensor | None
+
+    @classmethod
+    def of(cls, events: torch.Tensor) -> Events:
+        """The events of a bool or int8 (−1..1) matrix ``[N, n]``."""
+        count, width = events.shape
+        flat_events = events.reshape(-1)
+        flat = torch.nonzero(flat_events).squeeze(1)
+        rows = torch.div(flat, width, rounding_mode="floor")
+        signs = None if events.dtype == torch.bool else flat_events[flat]
+        return cls(count, width, rows, flat - rows * width, signs)
+
+    def product(self, table: torch.Tensor) -> torch.Tensor:
+        """``events @ table`` ``[N, m]`` for ``table [n, m]``: per row, the signed sum of the rows of
+        ``table`` at its events (an embedding-bag sum)."""
+        return self._bag_sum(self.rows, self.columns, self.count, self.signs, table)
+
+    def transposed_product(self, table: torch.Tensor) -> torch.Tensor:
+        """``eventsᵀ @ table`` ``[n, m]`` for ``table [N, m]`` (the same events grouped by column)."""
+        order = torch.argsort(self.columns, stable=True)
+        signs = None if self.signs is None else self.signs[order]
+        return self._bag_sum(self.columns[order], self.rows[order], self.width, signs, table)
+
+    @staticmethod
+    def _bag_sum(
+        keys: torch.Tensor, indices: torch.Tensor, count: int, signs: torch.Tensor | None, table: torch.Tensor
+    ) -> torch.Tensor:
+        """Row ``r``: ``Σ_{e: keys[e] = r} signs[e] · table[indices[e]]`` (``keys`` sorted)."""
+        offsets = torch.searchsorted(keys, torch.arange(count, dtype=keys.dtype))
+        weights = None if signs is None else signs.to(table.dtype)
+        # a detached table selects the forward-only kernel (no bookkeeping for embedding_bag's backward)
+        return nn.functional.embedding_bag(
+            indices, table.detach(), offsets, mode="sum", per_sample_weights=weights
+        )
+
+
+class _EventMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        found = Events.of(events)
+        ctx.events = found
+        return found.product(weight)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None]:
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        return None, ctx.events.transposed_product(grad_output.contiguous())
+
+
+def event_matmul(events: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``events @ weight`` for a bool matrix ``events [N, n_in]`` (module docstring)."""
+    return _EventMatmul.apply(events, weight)
+
+
+def spike_changes(spikes: torch.Tensor) -> torch.Tensor:
+    """``D_t = s_t − s_{t−1}`` (``s_{−1} = 0``) as int8 ``[T, …]`` for bool spikes ``[T, …]``."""
+    levels = spikes.contiguous().view(torch.int8)  # bool storage is one byte 0/1: no conversion
+    changes = levels.clone()
+    changes[1:] -= levels[:-1]
+    return changes
+
+
+class _SpikeTrainMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        steps, batch, width = spikes.shape
+        changes = Events.of(spike_changes(spikes).reshape(steps * batch, width))
+        out = changes.product(weight).reshape(steps, batch, -1)
+        for step in range(1, steps):
+            out[step] += out[step - 1]
+        ctx.events = changes
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None]:
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        suffix = torch.empty(grad_output.shape, dtype=grad_output.dtype)
+        suffix[-1] = grad_output[-1]
+        for step in range(grad_output.shape[0] - 2, -1, -1):
+            torch.add(grad_output[step], suffix[step + 1], out=suffix[step])
+        return None, ctx.events.transposed_product(suffix.reshape(ctx.events.count, -1))
+
+
+def spike_train_matmul(spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out_t = s_t @ weight`` for bool spike trains ``spikes [T, B, n_in]``, coded by their changes
+    (module docstring); ``[T, B, n_out]``."""
+    return _SpikeTrainMatmul.apply(spikes, weight)
