@@ -292,15 +292,27 @@ def _plots(summary: dict[str, Any], out: Path) -> None:
     figure.savefig(out / "fig2_accuracy_density.png", dpi=120)
     plt.close(figure)
 
-    figure, axis = plt.subplots(figsize=(5, 3.5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     for row in multi:
+        densities_per_epoch = np.array(row["density_history"], dtype=float)
+        for layer in range(densities_per_epoch.shape[1]):
+            left.plot(
+                np.arange(1, len(densities_per_epoch) + 1),
+                densities_per_epoch[:, layer],
+                "-" if layer == 0 else ":",
+                label=f"d={row['density']:.2f} layer {layer + 1}",
+            )
         history = np.array(row["ever_active_history"], dtype=float)
         if len(history):
-            axis.plot(history[:, 0] / 627200, label=f"d={row['density']:.2f}")
-    axis.set_xlabel("ESL update")
-    axis.set_ylabel("layer 1: fraction ever active")
-    axis.legend(fontsize=7)
-    figure.suptitle("Layer 1 exploration over training (Fig. 3b)")
+            right.plot(history[:, 0] / 627200, label=f"d={row['density']:.2f}")
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("layer density (active / all)")
+    left.legend(fontsize=6, ncol=2)
+    right.set_xlabel("ESL update")
+    right.set_ylabel("layer 1: fraction ever active")
+    right.legend(fontsize=7)
+    figure.suptitle("Per-layer density over training, constant by construction, and exploration (Fig. 3b)")
     figure.tight_layout()
     figure.savefig(out / "fig3b_layer_density.png", dpi=120)
     plt.close(figure)
