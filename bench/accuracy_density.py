@@ -57,7 +57,9 @@ E_MAC, E_AC = 4.6e-12, 0.9e-12
 TARGETS = {0.3: 0.9769, 0.1: 0.975}
 SINGLE_TARGET = 0.9658
 DENSITIES = (1.0, 0.3, 0.1, 0.05, 0.01)
-GROW_RULES = ("gradient", "momentum", "random", "random-unfired")
+GROW_RULES = ("gradient", "momentum", "random", "random-unfired", "hardware-random")
+#: Prune rule a growth rule needs (the chip's rewiring prunes the smallest integer |w| itself).
+PRUNE_FOR = {"hardware-random": "magnitude"}
 GROW_DENSITIES = (0.1, 0.01)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 log = logging.getLogger("accuracy_density")
@@ -110,11 +112,12 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
                 Job(f"multi_d{density}{_suffix(seed)}", "multi", seed, config, density, config.sparsity.grow)
             )
         for density in () if args.skip_growth or position >= args.growth_seeds else GROW_DENSITIES:
-            for rule in GROW_RULES:
+            for rule in args.grow_rules:
                 base = load_config(CONFIGS / f"mnist_multispike_d{density}.yaml")
                 if rule == base.sparsity.grow:
                     continue
-                config = _override(base, args, seed, args.epochs, grow=rule)
+                prune = PRUNE_FOR.get(rule, base.sparsity.prune)
+                config = _override(base, args, seed, args.epochs, grow=rule, prune=prune)
                 jobs.append(
                     Job(f"grow_{rule}_d{density}{_suffix(seed)}", "grow", seed, config, density, rule)
                 )
@@ -318,7 +321,7 @@ def _plots(summary: dict[str, Any], out: Path) -> None:
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    width = 0.2
+    width = 0.8 / len(GROW_RULES)
     for index, rule in enumerate(GROW_RULES):
         rows = {row["target"]: row for row in summary["growth_rules"] if row["grow"] == rule}
         present = [i for i, density in enumerate(GROW_DENSITIES) if density in rows]
@@ -330,7 +333,9 @@ def _plots(summary: dict[str, Any], out: Path) -> None:
             capsize=2,
             label=rule,
         )
-    axis.set_xticks(np.arange(len(GROW_DENSITIES)) + 1.5 * width, [f"d={d}" for d in GROW_DENSITIES])
+    axis.set_xticks(
+        np.arange(len(GROW_DENSITIES)) + (len(GROW_RULES) - 1) / 2 * width, [f"d={d}" for d in GROW_DENSITIES]
+    )
     axis.set_ylabel("test accuracy (%)")
     axis.set_ylim(80, 100)
     axis.legend(fontsize=7)
@@ -422,7 +427,10 @@ def main() -> None:
     parser.add_argument("--delta-t", type=int, help="override every config's ESL update interval")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the density sweep")
     parser.add_argument(
-        "--densities", type=float, nargs="+", default=list(DENSITIES), help="densities of the sweep"
+        "--densities", type=float, nargs="*", default=list(DENSITIES), help="densities of the sweep"
+    )
+    parser.add_argument(
+        "--grow-rules", nargs="+", choices=GROW_RULES, default=list(GROW_RULES), help="growth rules compared"
     )
     parser.add_argument(
         "--growth-seeds", type=int, default=1, help="how many of --seeds the growth rules use"
@@ -471,6 +479,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
             parts += [f"--{key.replace('_', '-')}", str(value)]
     if args.densities != list(DENSITIES):
         parts += ["--densities", *map(str, args.densities)]
+    if args.grow_rules != list(GROW_RULES):
+        parts += ["--grow-rules", *args.grow_rules]
     if args.seeds != [0]:
         parts += ["--seeds", *map(str, args.seeds)]
     if args.growth_seeds != 1:

@@ -26,6 +26,7 @@ def _args(**changes) -> argparse.Namespace:
         "seeds": [0, 1],
         "densities": list(bench.DENSITIES),
         "growth_seeds": 1,
+        "grow_rules": list(bench.GROW_RULES),
         "device": "cpu",
         "jobs": 1,
         "skip_growth": False,
@@ -38,8 +39,8 @@ def test_plan_runs_every_experiment_once_first_seed_first() -> None:
     jobs = bench.plan_jobs(_args())
     names = [job.name for job in jobs]
     assert len(names) == len(set(names))
-    # 5 densities x 2 seeds, 3 growth rules besides the configs' own (random) x 2 densities, 1 single
-    assert len(jobs) == 10 + 6 + 1
+    # 5 densities x 2 seeds, 4 growth rules besides the configs' own (random) x 2 densities, 1 single
+    assert len(jobs) == 10 + 8 + 1
     assert "grow_random_d0.1" not in names  # the sweep's run at 0.1 already uses random growth
     first_other_seed = next(index for index, job in enumerate(jobs) if job.seed == 1)
     assert all(job.seed == 0 for job in jobs[:first_other_seed])
@@ -49,6 +50,14 @@ def test_plan_runs_every_experiment_once_first_seed_first() -> None:
     growth = next(job for job in jobs if job.name == "grow_momentum_d0.01")
     assert growth.config.sparsity.grow == "momentum" and growth.config.seed == 0
     assert {job.config.seed for job in jobs if job.name.endswith("_s1")} == {1}
+    chip = next(job for job in jobs if job.name == "grow_hardware-random_d0.1")
+    assert chip.config.sparsity.prune == "magnitude"  # the rule needs it
+    assert growth.config.sparsity.prune == "set"
+
+
+def test_growth_rules_alone() -> None:
+    jobs = bench.plan_jobs(_args(seeds=[0], densities=[], grow_rules=["hardware-random"], skip_single=True))
+    assert [job.name for job in jobs] == ["grow_hardware-random_d0.1", "grow_hardware-random_d0.01"]
 
 
 def test_plan_options_narrow_it() -> None:
