@@ -107,7 +107,9 @@ def test_target_verdict_uses_the_worst_seed() -> None:
     assert "density 0.1: ≥ 97.50%, worst seed 97.00%: NOT met" in text
 
 
-@pytest.mark.parametrize(("name", "density"), [("mnist_d0.1", 0.1), ("mnist_d0.05", 0.05)])
+@pytest.mark.parametrize(
+    ("name", "density"), [("mnist_d0.1", 0.1), ("mnist_d0.05", 0.05), ("mnist_d0.1_hwrandom", 0.1)]
+)
 def test_kept_trained_models_are_valid_and_accurate(name: str, density: float) -> None:
     from esl_hw.artifact import load_model
     from esl_hw.datasets import load_mnist
