@@ -142,9 +142,7 @@ class CsrIntegrator(wiring.Component):
         index = self.events.payload.index
         read_ptrs = accept & ~self.events.payload.eos
         m.d.comb += [
-            ptr_lo.addr.eq(index),
             ptr_hi.addr.eq(index + 1),
-            ptr_lo.en.eq(read_ptrs),
             ptr_hi.en.eq(read_ptrs),
             self.ptr_reads.eq(read_ptrs << 1),
         ]
@@ -161,12 +159,10 @@ class CsrIntegrator(wiring.Component):
             m.d.sync += r_addr.eq(r_addr + 1)
 
         m.d.comb += [
-            syn_rd.addr.eq(r_addr),
-            syn_rd.en.eq(r_active),
             self.syn_reads.eq(r_active),
         ]
-        attach_access(m, self.ptr_access, ptr_lo, ptr_wr)
-        attach_access(m, self.syn_access, syn_rd, syn_wr)
+        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(index, read_ptrs))
+        attach_access(m, self.syn_access, syn_rd, syn_wr, read=(r_addr, r_active))
         m.d.sync += h_valid.eq(r_active)
         m.d.comb += [
             self.hit_valid.eq(h_valid),

@@ -232,13 +232,14 @@ class LifLayerCore(wiring.Component):
             write = retire & present[lane]
             read = advance & a_active & (a_idx != groups - 1 if lane >= last_lanes else 1)
             # The potentials are only touched by the sweep (read and write enables imply it).
-            m.d.comb += [
-                pot_rd.addr.eq(a_idx),
-                pot_rd.en.eq(read),
-                pot_wr.addr.eq(b_idx),
-                pot_wr.data.eq(Mux(spikes[lane] | last_step, 0, updated_all[lane])),
-                pot_wr.en.eq(write),
-            ]
+            attach_access(
+                m,
+                self.pot_access[lane],
+                pot_rd,
+                pot_wr,
+                read=(a_idx, read),
+                write=(b_idx, Mux(spikes[lane] | last_step, 0, updated_all[lane]), write),
+            )
             with m.If(sweeping):
                 m.d.comb += [
                     cur_rd.addr.eq(a_idx),
@@ -255,7 +256,6 @@ class LifLayerCore(wiring.Component):
                     cur_wr.data.eq(cur_rd.data + rmw_weight),
                     cur_wr.en.eq(rmw_valid),
                 ]
-            attach_access(m, self.pot_access[lane], pot_rd, pot_wr)
 
         with m.If(advance):
             m.d.sync += [b_valid.eq(a_active), b_idx.eq(a_idx)]

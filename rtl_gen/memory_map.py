@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -126,20 +126,32 @@ def bus_signature(shape: BusShape) -> wiring.Signature:
     )
 
 
-def attach_access(m: Module, access, read_port, write_port) -> None:
-    """Let ``access`` (a flipped :func:`access_signature` interface) drive ``read_port`` and
-    ``write_port`` of one memory whenever it reads or writes (it has priority over the datapath,
-    which is idle then). Call it after the datapath's own assignments to these ports."""
+def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(0, 0, 0)) -> None:
+    """Drive ``read_port`` and ``write_port`` of one memory from the datapath's ``read = (addr,
+    en)`` and ``write = (addr, data, en)``, except while ``access`` (a flipped
+    :func:`access_signature` interface) reads or writes: it has priority (the datapath is idle).
+
+    Only plain expressions (continuous assignments in Verilog): every port is defined from time
+    0 in event-driven simulators, also while its inputs never change.
+    """
     width = len(write_port.data)
-    with m.If(access.r_en):
-        m.d.comb += [read_port.addr.eq(access.addr), read_port.en.eq(1)]
-    with m.If(access.w_en):
-        m.d.comb += [
-            write_port.addr.eq(access.addr),
-            write_port.data.eq(access.w_data[:width]),
-            write_port.en.eq(1),
-        ]
-    m.d.comb += access.r_data.eq(read_port.data[:width])
+    read_addr, read_en = read
+    write_addr, write_data, write_en = write
+    m.d.comb += [
+        read_port.addr.eq(Mux(access.r_en, access.addr, read_addr)),
+        read_port.en.eq(access.r_en | read_en),
+        write_port.addr.eq(Mux(access.w_en, access.addr, write_addr)),
+        write_port.data.eq(Mux(access.w_en, access.w_data[:width], write_data)),
+        write_port.en.eq(access.w_en | write_en),
+        access.r_data.eq(read_port.data[:width]),
+    ]
+
+
+def _balanced_or(terms: list):
+    """``terms[0] | terms[1] | …`` as a balanced tree (shallow expressions)."""
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> None:
@@ -161,10 +173,9 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> No
         ]
         with m.If(hit & bus.r_en):
             m.d.sync += selected.eq(region.id)
-    with m.Switch(selected):
-        for region, access in zip(regions, accesses, strict=True):
-            with m.Case(region.id):
-                m.d.comb += bus.r_data.eq(access.r_data)
+    pairs = zip(regions, accesses, strict=True)
+    terms = [Mux(selected == region.id, access.r_data, 0) for region, access in pairs]
+    m.d.comb += bus.r_data.eq(_balanced_or(terms))
 
 
 def memory_images(model: Model, lanes: int = 1) -> list[list[int]]:

@@ -131,23 +131,22 @@ class OutputLayerCore(wiring.Component):
             acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
             ports.append((acc_rd, acc_wr))
             rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
-            with m.If(reading):
-                m.d.comb += [
-                    acc_rd.addr.eq(a_idx >> lane_bits),
-                    acc_rd.en.eq(advance & a_active & (a_lane == lane)),
-                    acc_wr.addr.eq(b_idx >> lane_bits),
-                    acc_wr.data.eq(0),
-                    acc_wr.en.eq(retire & (b_lane == lane)),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    acc_rd.addr.eq(front.hit_col),
-                    acc_rd.en.eq(front.hit_valid),
-                    acc_wr.addr.eq(rmw_col),
-                    acc_wr.data.eq(acc_rd.data + rmw_weight),
-                    acc_wr.en.eq(rmw_valid),
-                ]
-            attach_access(m, self.acc_access[lane], acc_rd, acc_wr)
+            # readout (read, clear) or integration (read-modify-write); host access when idle
+            attach_access(
+                m,
+                self.acc_access[lane],
+                acc_rd,
+                acc_wr,
+                read=(
+                    Mux(reading, a_idx >> lane_bits, front.hit_col),
+                    Mux(reading, advance & a_active & (a_lane == lane), front.hit_valid),
+                ),
+                write=(
+                    Mux(reading, b_idx >> lane_bits, rmw_col),
+                    Mux(reading, 0, acc_rd.data + rmw_weight),
+                    Mux(reading, retire & (b_lane == lane), rmw_valid),
+                ),
+            )
         value = Signal(signed(plan.acc_bits))
         m.d.comb += value.eq(Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data)
 

@@ -199,7 +199,7 @@ class RewireUnit(wiring.Component):
             with m.Else():
                 m.next = "WORD"
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"), m.If(self.start):
                 refuse = (self.layer >= len(plans)) | (self.seed == 0)
                 m.d.comb += lfsr.load.eq(1)
@@ -220,7 +220,6 @@ class RewireUnit(wiring.Component):
                     m.next = "HIST"
 
             with m.State("HIST"):
-                m.d.comb += self.busy.eq(1)
                 issue = (lane < lanes) & (pos < lane_nnz)
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue)]
                 m.d.sync += [s1_valid.eq(issue), s2_valid.eq(s1_valid), s2_mag.eq(word_mag)]
@@ -243,7 +242,6 @@ class RewireUnit(wiring.Component):
                     m.next = "THRESHOLD"
 
             with m.State("THRESHOLD"):
-                m.d.comb += self.busy.eq(1)
                 issue = index < magnitudes
                 m.d.comb += [hist_rd.addr.eq(index), hist_rd.en.eq(issue)]
                 m.d.sync += [s1_valid.eq(issue), t1_index.eq(index)]
@@ -261,7 +259,6 @@ class RewireUnit(wiring.Component):
                     m.next = "ROW"
 
             with m.State("ROW"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(lane == lanes):
                     m.next = "FINISH"  # not reached: k <= nnz words are pruned before
                 with m.Elif((row == n_in) | (pos == lane_nnz)):
@@ -271,7 +268,6 @@ class RewireUnit(wiring.Component):
                     m.next = "ROW_END"
 
             with m.State("ROW_END"):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += [row_start.eq(pos), row_end.eq(bus.r_data)]
                 with m.If(bus.r_data[:pos_bits] == pos):
                     m.d.sync += row.eq(row + 1)
@@ -280,11 +276,10 @@ class RewireUnit(wiring.Component):
                     m.next = "WORD"
 
             with m.State("WORD"):
-                m.d.comb += [self.busy.eq(1), bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
                 m.next = "JUDGE"
 
             with m.State("JUDGE"):
-                m.d.comb += self.busy.eq(1)
                 tie = word_mag == threshold
                 with m.If((word_mag < threshold) | (tie & (quota != 0))):
                     with m.If(tie):
@@ -294,7 +289,7 @@ class RewireUnit(wiring.Component):
                     next_word()
 
             with m.State("DRAW"):
-                m.d.comb += [self.busy.eq(1), lfsr.step.eq(1)]
+                m.d.comb += [lfsr.step.eq(1)]
                 drawn = lfsr.following[:group_bits] & group_mask
                 column = Signal(out_bits)
                 m.d.comb += column.eq(drawn << lane_bits | lane[:lane_bits] if lanes > 1 else drawn)
@@ -309,7 +304,6 @@ class RewireUnit(wiring.Component):
                     m.next = "CHECK"
 
             with m.State("CHECK"):
-                m.d.comb += self.busy.eq(1)
                 issue = scan < row_end
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
                 m.d.sync += [s1_valid.eq(issue), c1_pos.eq(scan)]
@@ -332,7 +326,7 @@ class RewireUnit(wiring.Component):
                         m.next = "WRITE"
 
             with m.State("WRITE"):
-                m.d.comb += [self.busy.eq(1), bus.mem.eq(syn_id), bus.addr.eq(pos), bus.w_en.eq(1)]
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.w_en.eq(1)]
                 m.d.sync += remaining.eq(remaining - 1)
                 with m.If(remaining == 1):
                     m.next = "FINISH"
@@ -340,6 +334,8 @@ class RewireUnit(wiring.Component):
                     next_word()
 
             with m.State("FINISH"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
+        # Plain expressions of the state register (continuous assignments in Verilog, defined
+        # from time 0 in every simulator, unlike outputs of a process that waits for a change).
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.done.eq(fsm.ongoing("FINISH"))]
         return m
