@@ -26,22 +26,26 @@ Cycle cost (``H = 2^(w_bits-1) + 1``, ``n_b(r)`` the synapses of row ``r`` in la
       + Σ over visited rows 2 + Σ over visited words 2 + lanes visited
       + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 1)))
 
-where the visited rows and words are those up to the ``k``-th pruned one in storage order. Every
+where the visited rows and words are those up to the ``k``-th pruned one in storage order
+(:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
 memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
 per cycle, reads answering one cycle later.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from esl_hw.artifact import Layer
 from esl_hw.errors import EslError
+from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
 from esl_hw.rtl_gen.memory_map import bus_shape, bus_signature, memory_map, region_id
-from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
+from esl_hw.rtl_gen.plan import LayerPlan, split_lanes, unsigned_bits
 
 #: Widest weight the histogram supports (``2^(w_bits-1) + 1`` counters).
 MAX_REWIRE_W_BITS = 8
@@ -58,6 +62,61 @@ def rewire_limit_problem(plans: list[LayerPlan]) -> str | None:
                 f"{MAX_REWIRE_W_BITS} (a histogram of 2^(w_bits-1)+1 magnitude counters)"
             )
     return None
+
+
+def _histogram_cycles(lane_nnz: list[int]) -> int:
+    """Cycles of the histogram pass: one per word (one per lane without words), then the drain."""
+    issued = [flag for nnz in lane_nnz for flag in ([True] * nnz or [False])]
+    cycle = len(issued)
+    while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in (1, 2)):
+        cycle += 1
+    return cycle + 1
+
+
+def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | None = None) -> int:
+    """Cycles :class:`RewireUnit` spends on request ``(layer, k, seed)``, from the ``start`` cycle
+    up to (not including) the ``done`` cycle; ``w_bits`` is the widest layer of the core (sizes
+    the histogram; default the layer's). Refused requests and ``k = 0`` take 1 cycle."""
+    if k == 0 or k > layer.nnz or seed == 0:
+        return 1
+    magnitudes = (1 << ((w_bits or layer.w_bits) - 1)) + 1
+    row_ptr, _, _ = split_lanes(layer, lanes)
+    lane_nnz = [int(pointers[-1]) for pointers in row_ptr]
+    cycles = 1 + _histogram_cycles(lane_nnz) + magnitudes + 2
+    _, _, changes = rewire_layer(layer, k, seed, lanes)
+    order = storage_order(layer.col, lanes)
+    rank = np.empty(layer.nnz, dtype=np.int64)
+    rank[order] = np.arange(layer.nnz)
+    new_col = {int(rank[position]): new for position, _, new in changes}
+    mask = (1 << unsigned_bits(-(-layer.n_out // lanes) - 1)) - 1
+    state, remaining = seed, k
+    for lane in range(lanes):
+        first = sum(lane_nnz[:lane])  # storage index of the lane's word 0
+        pos = row = 0
+        while True:
+            cycles += 1  # ROW
+            if row == layer.n_in or pos == lane_nnz[lane]:
+                break
+            cycles += 1  # ROW_END
+            start, end = pos, int(row_ptr[lane][row + 1])
+            while pos < end:
+                cycles += 2  # WORD, JUDGE
+                if first + pos in new_col:
+                    while True:
+                        state = lfsr_step(state)
+                        cycles += 1  # DRAW
+                        column = (state & mask) * lanes + lane
+                        if column < layer.n_out:
+                            cycles += end - start + 2  # CHECK: scan the row, drain
+                            if column == new_col[first + pos]:
+                                break
+                    cycles += 1  # WRITE
+                    remaining -= 1
+                    if remaining == 0:
+                        return cycles
+                pos += 1
+            row += 1
+    raise AssertionError("fewer than k synapses were pruned")
 
 
 class RewireUnit(wiring.Component):

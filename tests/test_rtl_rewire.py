@@ -15,7 +15,7 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import rewire_layer
 from esl_hw.rtl_gen import SNNCore
 from esl_hw.rtl_gen.memory_map import memory_images
-from esl_hw.rtl_gen.rewire import MAX_REWIRE_W_BITS, RewireUnit
+from esl_hw.rtl_gen.rewire import MAX_REWIRE_W_BITS, RewireUnit, rewire_cycles
 
 
 def tie_layer(rng, n_in: int, n_out: int, kind: str, w_bits: int, spread: int):
@@ -82,11 +82,14 @@ def run_requests(model: Model, lanes: int, requests: list[tuple[int, int, int]])
 
 def check_against_reference(model: Model, lanes: int, requests, results) -> None:
     layers = list(model.layers)
-    for (layer, k, seed), (error, state, _, memories) in zip(requests, results, strict=True):
+    w_bits = max(layer.w_bits for layer in layers)
+    for (layer, k, seed), (error, state, cycles, memories) in zip(requests, results, strict=True):
         if layer >= len(layers) or k > layers[layer].nnz or seed == 0:
             assert error, f"request {(layer, k, seed)} should be refused"
             assert state == seed
+            assert cycles == 1
         else:
+            assert cycles == rewire_cycles(layers[layer], k, seed, lanes, w_bits)
             assert not error
             layers[layer], expected_state, _ = rewire_layer(layers[layer], k, seed, lanes)
             assert state == expected_state
