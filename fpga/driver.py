@@ -85,6 +85,22 @@ def open_serial(port: str, baud: int = 115200, timeout: float = 0.2) -> Transpor
         raise EslError(f"cannot open serial port {port!r}: {error}") from None
 
 
+def check_rewire_request(layer: int, prune: int, seed: int, model: Model | None = None) -> None:
+    """Raise :class:`EslError` (one line) for a REWIRE request the device would refuse."""
+    from esl_hw.rewiring import check_k
+
+    fields = (("layer", layer, 0xFF), ("prune count", prune, 0xFFFF), ("seed", seed, 0xFFFFFFFF))
+    for name, value, top in fields:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= top:
+            raise EslError(f"rewire: {name} must be an integer in 0..{top}, got {value!r}")
+    if seed == 0:
+        raise EslError("rewire: the LFSR seed must be non-zero")
+    if model is not None:
+        if layer >= len(model.layers):
+            raise EslError(f"rewire: layer {layer} does not exist (the model has {len(model.layers)} layers)")
+        check_k(model.layers[layer], prune, f"rewire layer {layer}")
+
+
 class HostDriver:
     """Protocol client over ``transport``.
 
@@ -185,8 +201,14 @@ class HostDriver:
         """WRITE_MEMORY (answered UNSUPPORTED until the core has a host memory port)."""
         self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
 
-    def rewire(self, layer: int, prune: int, seed: int) -> None:
-        """REWIRE (answered UNSUPPORTED until the core has a rewiring unit on the host port)."""
+    def rewire(self, layer: int, prune: int, seed: int, model: Model | None = None) -> None:
+        """REWIRE (answered UNSUPPORTED until the host link is connected to the rewiring unit).
+
+        Refused with a one-line :class:`EslError` before anything is sent: fields that do not
+        fit the frame, seed 0, and, given the ``model`` the device runs, an unknown layer or a
+        prune count above the layer's synapse count (naming the layer and the excess).
+        """
+        check_rewire_request(layer, prune, seed, model)
         payload = bytes([layer]) + prune.to_bytes(2, "little") + seed.to_bytes(4, "little")
         self.request(P.Command.REWIRE, payload)
 
