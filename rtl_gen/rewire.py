@@ -20,11 +20,12 @@ synapse memory, then lane 1's, …):
 Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 are refused:
 ``error`` is set and no memory is written. ``k = 0`` finishes at once.
 
-Cycle cost (``H = 2^(w_bits-1) + 1``, ``n_b(r)`` the synapses of row ``r`` in lane ``b``)::
+Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
+the synapses of row ``r`` in lane ``b``)::
 
-    2 + (nnz + lanes without synapses + 2) + (H + 1)
-      + Σ over visited rows 2 + Σ over visited words 2 + lanes visited
-      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 1)))
+    1 + (nnz + lanes without synapses + 1 to 3) + (H + 2)
+      + Σ over visited rows 2 + Σ over visited words 2 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 2)))
 
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
