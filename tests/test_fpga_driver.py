@@ -126,7 +126,7 @@ def test_error_replies_raise_with_their_code(rng: np.random.Generator) -> None:
         driver.read_outputs()
     assert caught.value.code == P.Error.NOT_READY
     with pytest.raises(P.ProtocolError, match="UNSUPPORTED on READ_MEMORY"):
-        driver.read_memory(0, 0, 4)
+        driver.read_memory(0, 0, 4, word_bytes=2)
 
 
 def test_overflow_is_retried_without_loss(rng: np.random.Generator) -> None:
