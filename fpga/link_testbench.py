@@ -126,12 +126,12 @@ def scenario(uart: SimUart, config: dict) -> dict:
     checks["garbage_skipped"] = frame is not None and frame.command == P.Command.INFO | P.REPLY
     checks["timeout"] = expect(P.encode_frame(P.Command.STATUS)[:3], P.Error.TIMEOUT)
     run = run_images(driver, model, images)
-    checks.update(memory_checks(driver, model))
+    checks.update(memory_checks(driver, transport, model))
     ok = all(checks.values()) and run["mismatches"] == 0
     return {"ok": ok, "checks": checks, "run": run}
 
 
-def memory_checks(driver: HostDriver, model) -> dict:
+def memory_checks(driver: HostDriver, transport: SimTransport, model) -> dict:
     """Read every memory, write one, rewire every layer and read the memories back (one lane)."""
     regions = memory_map(plan_model(model))
     size = memory_word_bytes(model)
@@ -145,6 +145,12 @@ def memory_checks(driver: HostDriver, model) -> dict:
     driver.write_memory(pot.id, 0, pattern, size)
     checks["memory_write"] = driver.read_region(pot.id, pot.depth, size) == pattern
     driver.write_memory(pot.id, 0, [0] * pot.depth, size)  # the next inference starts from 0
+    frame = bytearray(P.encode_frame(P.Command.WRITE_MEMORY, bytes([pot.id, 0, 0, 0, 0]) + b"\x05" * size))
+    frame[-1] ^= 0x5A
+    bad = _raw_reply(transport, bytes(frame))
+    checks["memory_write_bad_crc"] = bool(bad and bad.is_error and bad.payload[0] == P.Error.BAD_CRC)
+    unchanged = driver.read_region(pot.id, pot.depth, size) == [0] * pot.depth
+    checks["memory_write_bad_crc_writes_nothing"] = unchanged
     ks, seed = [layer.nnz // 3 for layer in model.layers], 0x1F2E3D
     for layer, k in enumerate(ks):
         driver.rewire(layer, k, seed, model=model)
