@@ -351,7 +351,7 @@ class RewireUnit(wiring.Component):
             with m.State("DRAW"):
                 m.d.comb += [lfsr.step.eq(1)]
                 drawn = lfsr.following[:group_bits] & group_mask
-                column = Signal(out_bits)
+                column = Signal(group_bits + lane_bits)  # g·L + b, never truncated
                 m.d.comb += column.eq(drawn << lane_bits | lane[:lane_bits] if lanes > 1 else drawn)
                 with m.If(column < n_out):
                     m.d.sync += [

@@ -97,8 +97,7 @@ def check_against_reference(model: Model, lanes: int, requests, results) -> None
         assert memories == {mem: expected[mem] for mem in memories}
 
 
-@pytest.mark.parametrize("lanes", [1, 2, 4])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("lanes", "seed"), [(1, 0), (1, 1), (2, 0), (2, 1), (4, 0), (4, 1), (8, 1), (16, 0)])
 def test_rewire_unit_matches_the_reference(lanes, seed) -> None:
     rng = np.random.default_rng(100 * lanes + seed)
     sizes = [int(size) for size in rng.integers(1, 9, 3)]
