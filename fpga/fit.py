@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from esl_hw.artifact import Model
 from esl_hw.fpga.targets import Target
-from esl_hw.rtl_gen.plan import plan_model, unsigned_bits
+from esl_hw.rtl_gen.plan import MAX_REWIRE_W_BITS, plan_model, unsigned_bits
 
 #: Memories this shallow are left to LUT RAM / flip-flops by Yosys.
 SMALL_DEPTH = 32
@@ -139,8 +139,6 @@ def estimate_memories(
 
 def _rewire_histogram(shapes: list[LayerShape], family: str) -> list[MemoryEstimate]:
     """The rewiring unit's magnitude histogram (present when every layer has ``w_bits <= 8``)."""
-    from esl_hw.rtl_gen.rewire import MAX_REWIRE_W_BITS
-
     w_bits = max(shape.w_bits for shape in shapes)
     if w_bits > MAX_REWIRE_W_BITS:
         return []

@@ -46,10 +46,14 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
 from esl_hw.rtl_gen.memory_map import bus_shape, bus_signature, memory_map, region_id
-from esl_hw.rtl_gen.plan import LayerPlan, split_lanes, unsigned_bits
+from esl_hw.rtl_gen.plan import (
+    MAX_REWIRE_W_BITS,
+    LayerPlan,
+    rewire_histogram_shape,
+    split_lanes,
+    unsigned_bits,
+)
 
-#: Widest weight the histogram supports (``2^(w_bits-1) + 1`` counters).
-MAX_REWIRE_W_BITS = 8
 #: Width of the ``k`` request field.
 K_BITS = 32
 
@@ -178,9 +182,7 @@ class RewireUnit(wiring.Component):
         lanes = plans[0].lanes
         lane_bits = plans[0].lane_bits
         w_max = max(plan.w_bits for plan in plans)
-        magnitudes = (1 << (w_max - 1)) + 1
-        nnz_max = max(plan.layer.nnz for plan in plans)
-        count_bits = unsigned_bits(nnz_max)
+        magnitudes, count_bits = rewire_histogram_shape(plans)
         pos_bits = max(plan.ptr_bits for plan in plans)
         row_bits = unsigned_bits(max(plan.n_in for plan in plans))
         group_bits = max(plan.local_bits for plan in plans)
