@@ -85,6 +85,22 @@ def open_serial(port: str, baud: int = 115200, timeout: float = 0.2) -> Transpor
         raise EslError(f"cannot open serial port {port!r}: {error}") from None
 
 
+def check_rewire_request(layer: int, prune: int, seed: int, model: Model | None = None) -> None:
+    """Raise :class:`EslError` (one line) for a REWIRE request the device would refuse."""
+    from esl_hw.rewiring import check_k
+
+    fields = (("layer", layer, 0xFF), ("prune count", prune, 0xFFFF), ("seed", seed, 0xFFFFFFFF))
+    for name, value, top in fields:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= top:
+            raise EslError(f"rewire: {name} must be an integer in 0..{top}, got {value!r}")
+    if seed == 0:
+        raise EslError("rewire: the LFSR seed must be non-zero")
+    if model is not None:
+        if layer >= len(model.layers):
+            raise EslError(f"rewire: layer {layer} does not exist (the model has {len(model.layers)} layers)")
+        check_k(model.layers[layer], prune, f"rewire layer {layer}")
+
+
 class HostDriver:
     """Protocol client over ``transport``.
 
@@ -176,17 +192,47 @@ class HostDriver:
             for index, name in enumerate(self.counter_names)
         }
 
-    def read_memory(self, memory: int, address: int, count: int) -> bytes:
-        """READ_MEMORY (answered UNSUPPORTED until the core has a host memory port)."""
-        payload = bytes([memory]) + address.to_bytes(4, "little") + count.to_bytes(2, "little")
-        return self.request(P.Command.READ_MEMORY, payload)
+    def read_memory(self, memory: int, address: int, count: int, word_bytes: int) -> list[int]:
+        """READ_MEMORY: ``count`` words of memory ``memory`` from ``address`` (raw, unsigned).
 
-    def write_memory(self, memory: int, address: int, data: bytes) -> None:
-        """WRITE_MEMORY (answered UNSUPPORTED until the core has a host memory port)."""
+        ``word_bytes`` is :func:`esl_hw.fpga.hostlink.memory_word_bytes` of the device's model and
+        lanes; a reply is at most 1024 bytes (use :meth:`read_region` for more).
+        """
+        if count * word_bytes > P.MAX_PAYLOAD:
+            raise EslError(f"READ_MEMORY of {count} words of {word_bytes} bytes exceeds {P.MAX_PAYLOAD}")
+        payload = bytes([memory]) + address.to_bytes(4, "little") + count.to_bytes(2, "little")
+        reply = self.request(P.Command.READ_MEMORY, payload)
+        if len(reply) != count * word_bytes:
+            raise P.ProtocolError(f"READ_MEMORY reply of {len(reply)} bytes, expected {count * word_bytes}")
+        return [
+            int.from_bytes(reply[index : index + word_bytes], "little")
+            for index in range(0, len(reply), word_bytes)
+        ]
+
+    def read_region(self, memory: int, depth: int, word_bytes: int) -> list[int]:
+        """Every word ``0 .. depth-1`` of memory ``memory``, in as many READ_MEMORY frames as needed."""
+        per_frame = P.MAX_PAYLOAD // word_bytes
+        words: list[int] = []
+        for start in range(0, depth, per_frame):
+            words += self.read_memory(memory, start, min(per_frame, depth - start), word_bytes)
+        return words
+
+    def write_memory(self, memory: int, address: int, words: list[int], word_bytes: int) -> None:
+        """WRITE_MEMORY: ``words`` to memory ``memory`` from ``address`` (each keeps its low bits)."""
+        data = b"".join(int(word).to_bytes(word_bytes, "little") for word in words)
+        if 5 + len(data) > P.MAX_PAYLOAD:
+            raise EslError(f"WRITE_MEMORY of {len(words)} words exceeds {P.MAX_PAYLOAD} payload bytes")
         self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
 
-    def rewire(self, layer: int, prune: int, seed: int) -> None:
-        """REWIRE (answered UNSUPPORTED until the core has a rewiring unit on the host port)."""
+    def rewire(self, layer: int, prune: int, seed: int, model: Model | None = None) -> None:
+        """REWIRE: prune and regrow ``prune`` synapses of ``layer`` on the device (LFSR ``seed``);
+        returns when the rewiring unit has finished (REFUSED error reply if it refused).
+
+        Refused with a one-line :class:`EslError` before anything is sent: fields that do not
+        fit the frame, seed 0, and, given the ``model`` the device runs, an unknown layer or a
+        prune count above the layer's synapse count (naming the layer and the excess).
+        """
+        check_rewire_request(layer, prune, seed, model)
         payload = bytes([layer]) + prune.to_bytes(2, "little") + seed.to_bytes(4, "little")
         self.request(P.Command.REWIRE, payload)
 

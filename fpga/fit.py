@@ -1,7 +1,8 @@
 """Block-memory estimate of a core, and what to change when a model does not fit a device.
 
 The estimate maps each memory of the generated core (per layer and lane: row pointers, synapses,
-potentials, currents, accumulators; see :mod:`esl_hw.rtl_gen.plan`) onto the device's block RAM
+potentials, currents, accumulators; see :mod:`esl_hw.rtl_gen.plan`; and the rewiring unit's
+histogram of :mod:`esl_hw.rtl_gen.rewire`) onto the device's block RAM
 shapes and takes the cheapest shape, as Yosys' memory mapper does:
 
 - ECP5 ``DP16KD`` (18 kbit): 16384x1, 8192x2, 4096x4, 2048x9, 1024x18, and 512x36 for a memory
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from esl_hw.artifact import Model
 from esl_hw.fpga.targets import Target
-from esl_hw.rtl_gen.plan import plan_model, unsigned_bits
+from esl_hw.rtl_gen.plan import MAX_REWIRE_W_BITS, plan_model, unsigned_bits
 
 #: Memories this shallow are left to LUT RAM / flip-flops by Yosys.
 SMALL_DEPTH = 32
@@ -132,7 +133,19 @@ def estimate_memories(
                 else:
                     bram = blocks(depth, width, ports, family)
                     memories.append(MemoryEstimate(name, role, depth, width, ports, bram))
+    memories += _rewire_histogram(shapes, family)
     return memories
+
+
+def _rewire_histogram(shapes: list[LayerShape], family: str) -> list[MemoryEstimate]:
+    """The rewiring unit's magnitude histogram (present when every layer has ``w_bits <= 8``)."""
+    w_bits = max(shape.w_bits for shape in shapes)
+    if w_bits > MAX_REWIRE_W_BITS:
+        return []
+    depth = (1 << (w_bits - 1)) + 1
+    width = unsigned_bits(max(shape.nnz for shape in shapes))
+    bram = 0 if depth <= SMALL_DEPTH else blocks(depth, width, 1, family)
+    return [MemoryEstimate("rewire.hist", "rewire_histogram", depth, width, 1, bram)]
 
 
 def totals(memories: list[MemoryEstimate]) -> dict[str, int]:

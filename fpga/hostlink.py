@@ -15,8 +15,11 @@ malformed frame never injects events. A LOAD_EVENTS frame larger than the free s
 whole with OVERFLOW (credit-based flow control: every reply carries the free space), so no event is
 ever lost, and the buffer is a FIFO, so none is reordered. After START the buffer feeds the core
 until ``T`` end-of-step markers have passed, then holds the next inference's events until the
-next START. READ_MEMORY, WRITE_MEMORY and REWIRE answer UNSUPPORTED until the core has a host
-memory port.
+next START. READ_MEMORY and WRITE_MEMORY reach every memory of the core through its host port
+(ids of :mod:`esl_hw.rtl_gen.memory_map`, words of :func:`memory_word_bytes` bytes); a
+WRITE_MEMORY payload is buffered and written only once its CRC is good. REWIRE runs the core's
+rewiring unit and replies when it has finished (REFUSED when the unit refuses the request). All
+three answer BUSY while an inference runs.
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ def info_payload(model: Model, lanes: int, event_depth: int, capabilities: int =
         (model_id(model), 4),
     ]
     return b"".join(int(value).to_bytes(size, "little") for value, size in fields)
+
+
+def memory_word_bytes(model: Model, lanes: int = 1) -> int:
+    """Bytes per memory word in READ_MEMORY and WRITE_MEMORY: the core's host bus width, rounded up."""
+    from esl_hw.rtl_gen.memory_map import bus_shape, memory_map
+    from esl_hw.rtl_gen.plan import plan_model
+
+    return -(-bus_shape(memory_map(plan_model(model, lanes))).data_bits // 8)
 
 
 def acc_bytes(model: Model) -> int:
@@ -130,7 +141,9 @@ class HostLink(wiring.Component):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.core = SNNCore(model, lanes=lanes)
-        self.info = info_payload(model, lanes, event_depth)
+        self.word_bytes = memory_word_bytes(model, lanes)
+        capabilities = P.CAP_MEMORY | (P.CAP_REWIRE if self.core.rewiring else 0)
+        self.info = info_payload(model, lanes, event_depth, capabilities)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "running": Out(1), "error": Out(1)})
 
     @staticmethod
@@ -227,6 +240,16 @@ class HostLink(wiring.Component):
         reply = {"go": go, "command": Signal(8), "error": Signal(4), "error_command": Signal(8)}
         busy = Signal()
         m.d.comb += [ev_wr.addr.eq(wr[:abits]), ev_wr.data.eq(Cat(low, byte))]
+        # Memory commands: the first 7 payload bytes, and the WRITE_MEMORY words (buffered).
+        args = Signal(56)
+        self._args = args
+        m.submodules.write_buffer = wbuf = Memory(shape=8, depth=P.MAX_PAYLOAD, init=[])
+        wbuf_wr, wbuf_rd = wbuf.write_port(), wbuf.read_port()
+        word_bytes = self.word_bytes
+        wsub = Signal(range(word_bytes))
+        m.d.comb += [wbuf_wr.addr.eq(count - 5), wbuf_wr.data.eq(byte)]
+        # WRITE_MEMORY execution: buffer byte, word of the frame, byte within the word
+        self._write_state = (Signal(range(P.MAX_PAYLOAD + 1)), Signal(16), Signal(range(word_bytes)))
 
         def finish(code, m=m):
             m.d.sync += [reply["error"].eq(code), reply["error_command"].eq(command), go.eq(1)]
@@ -285,6 +308,16 @@ class HostLink(wiring.Component):
                             m.d.sync += error.eq(P.Error.BAD_LENGTH)
                         with m.Elif((command == P.Command.LOAD_EVENTS) & (full[1:] > free)):
                             m.d.sync += error.eq(P.Error.OVERFLOW)
+                        with m.Elif(
+                            ((command == P.Command.READ_MEMORY) | (command == P.Command.REWIRE)) & (full != 7)
+                        ):
+                            m.d.sync += error.eq(P.Error.BAD_LENGTH)
+                        with m.Elif((command == P.Command.WRITE_MEMORY) & (full < 5 + word_bytes)):
+                            m.d.sync += error.eq(P.Error.BAD_LENGTH)
+                        if not self.core.rewiring:
+                            with m.Elif(command == P.Command.REWIRE):
+                                m.d.sync += error.eq(P.Error.UNSUPPORTED)
+                        m.d.sync += wsub.eq(0)
                         m.next = "PAYLOAD"
                         with m.If(full == 0):
                             m.next = "CRC"
@@ -296,20 +329,28 @@ class HostLink(wiring.Component):
                     m.d.comb += ev_wr.en.eq(store)
                     with m.If(store):
                         m.d.sync += wr.eq(wr + 1)
+                    with m.If(count < 7):
+                        m.d.sync += args.word_select(count[:3], 8).eq(byte)
+                    with m.If((command == P.Command.WRITE_MEMORY) & (count >= 5)):
+                        m.d.comb += wbuf_wr.en.eq(1)
+                        m.d.sync += wsub.eq(Mux(wsub == word_bytes - 1, 0, wsub + 1))
                     with m.If(count + 1 == length):
                         m.next = "CRC"
             with m.State("CRC"):
                 check_timeout()
                 with m.If(got):
+                    m.next = "WAIT"
                     with m.If(byte != crc):
                         m.d.sync += wr.eq(wr_commit)
                         finish(P.Error.BAD_CRC)
                     with m.Elif(error != 0):
                         m.d.sync += wr.eq(wr_commit)
                         finish(error)
+                    with m.Elif((command == P.Command.WRITE_MEMORY) & (wsub != 0)):
+                        finish(P.Error.BAD_LENGTH)  # not a whole number of words
                     with m.Else():
-                        self._execute(m, command, wr, wr_commit, state, finish)
-                    m.next = "WAIT"
+                        self._execute(m, command, wr, wr_commit, state, finish, length)
+            self._memory_states(m, finish, length, wbuf_rd)
             with m.State("WAIT"), m.If(~go & ~busy):  # the sender has taken the reply
                 m.next = "HUNT"
         with m.If(got | fsm.ongoing("HUNT") | fsm.ongoing("WAIT")):
@@ -319,7 +360,57 @@ class HostLink(wiring.Component):
         reply["busy"] = busy
         return reply
 
-    def _execute(self, m, command, wr, wr_commit, state, finish) -> None:
+    def _host_target(self, m, address) -> Value:
+        """Drive the core's host port with ``args``' memory id and ``address``; return whether
+        both are on the map of the core (else nothing is accessed and a read gives 0)."""
+        core = self.core
+        mem, valid = self._args[:8], Signal(name="host_target_valid")
+        m.d.comb += [
+            core.host_mem.eq(mem),
+            core.host_addr.eq(address),
+            valid.eq((mem < len(core.regions)) & (address >> len(core.host_addr) == 0)),
+        ]
+        return valid
+
+    def _memory_states(self, m, finish, length, wbuf_rd) -> None:
+        """Parser states that execute WRITE_MEMORY (from the buffer, word by word) and REWIRE."""
+        core, word_bytes = self.core, self.word_bytes
+        byte_index, word_index, sub = self._write_state
+        word = Signal(8 * word_bytes)
+        m.d.comb += wbuf_rd.addr.eq(byte_index)
+        with m.State("WRITE_READ"):  # read byte byte_index of the buffered words
+            m.next = "WRITE_BYTE"
+        with m.State("WRITE_BYTE"):
+            m.d.sync += [word.word_select(sub, 8).eq(wbuf_rd.data), byte_index.eq(byte_index + 1)]
+            m.d.sync += sub.eq(Mux(sub == word_bytes - 1, 0, sub + 1))
+            m.next = "WRITE_READ"
+            with m.If(sub == word_bytes - 1):
+                m.next = "WRITE_WORD"
+        with m.State("WRITE_WORD"):
+            valid = self._host_target(m, self._args[8:40] + word_index)
+            m.d.comb += [core.host_valid.eq(valid), core.host_write.eq(1), core.host_wdata.eq(word)]
+            with m.If(~valid | core.host_ready):
+                m.d.sync += word_index.eq(word_index + 1)
+                m.next = "WRITE_READ"
+                with m.If(byte_index == length - 5):
+                    finish(0)
+                    m.next = "WAIT"
+        if self.core.rewiring:
+            with m.State("REWIRE"):
+                args = self._args
+                m.d.comb += [
+                    core.rewire_start.eq(1),
+                    core.rewire_layer.eq(args[:8]),
+                    core.rewire_k.eq(args[8:24]),
+                    core.rewire_seed.eq(args[24:56]),
+                ]
+                with m.If(core.idle):
+                    m.next = "REWIRING"
+            with m.State("REWIRING"), m.If(core.rewire_done):
+                finish(Mux(core.rewire_error, P.Error.REFUSED, 0))
+                m.next = "WAIT"
+
+    def _execute(self, m, command, wr, wr_commit, state, finish, length) -> None:
         with m.Switch(command):
             with m.Case(P.Command.LOAD_EVENTS):
                 m.d.sync += wr_commit.eq(wr)
@@ -332,8 +423,28 @@ class HostLink(wiring.Component):
                     finish(0)
             with m.Case(P.Command.READ_OUTPUTS):
                 finish(Mux(state == P.State.DONE, 0, P.Error.NOT_READY))
-            with m.Case(P.Command.READ_MEMORY, P.Command.WRITE_MEMORY, P.Command.REWIRE):
-                finish(P.Error.UNSUPPORTED)
+            with m.Case(P.Command.READ_MEMORY):
+                with m.If(state == P.State.RUNNING):
+                    finish(P.Error.BUSY)
+                with m.Elif(self._args[40:56] * self.word_bytes > P.MAX_PAYLOAD):
+                    finish(P.Error.BAD_LENGTH)
+                with m.Else():
+                    finish(0)  # the sender reads the words
+            with m.Case(P.Command.WRITE_MEMORY):
+                with m.If(state == P.State.RUNNING):
+                    finish(P.Error.BUSY)
+                with m.Else():
+                    byte_index, word_index, sub = self._write_state
+                    m.d.sync += [byte_index.eq(0), word_index.eq(0), sub.eq(0)]
+                    m.next = "WRITE_READ"
+            with m.Case(P.Command.REWIRE):
+                with m.If(state == P.State.RUNNING):
+                    finish(P.Error.BUSY)
+                with m.Else():
+                    if self.core.rewiring:
+                        m.next = "REWIRE"
+                    else:  # not reached: refused with UNSUPPORTED when its length arrives
+                        finish(P.Error.UNSUPPORTED)
             with m.Default():
                 finish(0)
 
@@ -352,10 +463,14 @@ class HostLink(wiring.Component):
         }
         command = request["command"]
         length = Signal(16)
+        word_bytes = self.word_bytes
+        args = self._args
         with m.Switch(command):
             for code, size in lengths.items():
                 with m.Case(code):
                     m.d.comb += length.eq(size)
+            with m.Case(P.Command.READ_MEMORY | P.REPLY):
+                m.d.comb += length.eq(args[40:56] * word_bytes)
         position = Signal(16)  # byte of the frame
         word, sub = Signal(16), Signal(3)  # output / counter word and byte within it
         crc = Signal(8)
@@ -366,6 +481,8 @@ class HostLink(wiring.Component):
         m.d.comb += out_port.addr.eq(word)
         payload_index = position - 5
         big = Signal(8)
+        memory_word = Signal(8 * word_bytes)  # READ_MEMORY: the word being sent
+        reading_memory = command == (P.Command.READ_MEMORY | P.REPLY)
         with m.Switch(command):
             with m.Case(P.Command.INFO | P.REPLY):
                 m.d.comb += big.eq(info.word_select(payload_index[:5], 8))
@@ -376,6 +493,8 @@ class HostLink(wiring.Component):
                 m.d.comb += big.eq(Mux(payload_index < 2, head, out_port.data.word_select(sub, 8)))
             with m.Case(P.Command.READ_COUNTERS | P.REPLY):
                 m.d.comb += big.eq(counters[word].word_select(sub[:2], 8))
+            with m.Case(P.Command.READ_MEMORY | P.REPLY):
+                m.d.comb += big.eq(memory_word.word_select(sub, 8))
             with m.Default():
                 m.d.comb += big.eq(snapshot.word_select(payload_index[:3], 8))
         last = 5 + length  # index of the CRC byte
@@ -393,7 +512,9 @@ class HostLink(wiring.Component):
             with m.Default():
                 m.d.comb += data.eq(Mux(position == last, crc, big))
         first_word = Mux(command == (P.Command.READ_OUTPUTS | P.REPLY), 7, 5)
-        per_word = Mux(command == (P.Command.READ_OUTPUTS | P.REPLY), width_bytes, 4)
+        per_word = Mux(
+            command == (P.Command.READ_OUTPUTS | P.REPLY), width_bytes, Mux(reading_memory, word_bytes, 4)
+        )
         with m.FSM():
             with m.State("IDLE"), m.If(request["go"]):
                 m.d.sync += [position.eq(0), word.eq(0), sub.eq(0), crc.eq(0)]
@@ -408,6 +529,19 @@ class HostLink(wiring.Component):
                         m.d.sync += snapshot.eq(free)
                 m.next = "PREP"
             with m.State("PREP"):  # one cycle for the output memory's read
+                m.next = "SEND"
+                with m.If(reading_memory & (position >= 5) & (position < last) & (sub == 0)):
+                    m.next = "FETCH"
+            with m.State("FETCH"):  # READ_MEMORY: read the next word through the host port
+                valid = self._host_target(m, args[8:40] + word)
+                m.d.comb += [core.host_valid.eq(valid), core.host_write.eq(0)]
+                with m.If(~valid):
+                    m.d.sync += memory_word.eq(0)
+                    m.next = "SEND"
+                with m.Elif(core.host_ready):
+                    m.next = "FETCHED"
+            with m.State("FETCHED"):
+                m.d.sync += memory_word.eq(core.host_rdata)
                 m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += [tx.data.valid.eq(1), tx.data.payload.eq(data)]

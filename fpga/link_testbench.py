@@ -20,8 +20,11 @@ from cocotb.triggers import FallingEdge, Timer
 from esl_hw.artifact import load_model
 from esl_hw.fpga import protocol as P
 from esl_hw.fpga.driver import HostDriver, run_images
-from esl_hw.fpga.hostlink import model_id
+from esl_hw.fpga.hostlink import memory_word_bytes, model_id
 from esl_hw.fpga.linksim import LINK_CONFIG_ENV
+from esl_hw.rewiring import rewire_model
+from esl_hw.rtl_gen.memory_map import memory_images, memory_map
+from esl_hw.rtl_gen.plan import plan_model
 
 
 class SimUart:
@@ -115,13 +118,44 @@ def scenario(uart: SimUart, config: dict) -> dict:
     too_many = P.encode_frame(P.Command.LOAD_EVENTS, P.pack_words(list(range(depth + 1))))
     checks["overflow"] = expect(too_many, P.Error.OVERFLOW)
     checks["overflow_injects_nothing"] = driver.status().free == depth
-    checks["unsupported"] = expect(P.encode_frame(P.Command.READ_MEMORY, bytes(7)), P.Error.UNSUPPORTED)
+    checks["memory_length"] = expect(P.encode_frame(P.Command.READ_MEMORY, bytes(6)), P.Error.BAD_LENGTH)
+    nnz = model.layers[0].nnz
+    refused = bytes([0]) + (nnz + 1).to_bytes(2, "little") + (1).to_bytes(4, "little")
+    checks["rewire_refused"] = expect(P.encode_frame(P.Command.REWIRE, refused), P.Error.REFUSED)
     frame = _raw_reply(transport, b"\x00\x13\x37" + P.encode_frame(P.Command.INFO))
     checks["garbage_skipped"] = frame is not None and frame.command == P.Command.INFO | P.REPLY
     checks["timeout"] = expect(P.encode_frame(P.Command.STATUS)[:3], P.Error.TIMEOUT)
     run = run_images(driver, model, images)
+    checks.update(memory_checks(driver, transport, model))
     ok = all(checks.values()) and run["mismatches"] == 0
     return {"ok": ok, "checks": checks, "run": run}
+
+
+def memory_checks(driver: HostDriver, transport: SimTransport, model) -> dict:
+    """Read every memory, write one, rewire every layer and read the memories back (one lane)."""
+    regions = memory_map(plan_model(model))
+    size = memory_word_bytes(model)
+
+    def read_all() -> list[list[int]]:
+        return [driver.read_region(region.id, region.depth, size) for region in regions]
+
+    checks = {"memory_read": read_all() == memory_images(model)}
+    pot = next(region for region in regions if region.kind == "pot")
+    pattern = [(3 * index + 1) % (1 << pot.width) for index in range(pot.depth)]
+    driver.write_memory(pot.id, 0, pattern, size)
+    checks["memory_write"] = driver.read_region(pot.id, pot.depth, size) == pattern
+    driver.write_memory(pot.id, 0, [0] * pot.depth, size)  # the next inference starts from 0
+    frame = bytearray(P.encode_frame(P.Command.WRITE_MEMORY, bytes([pot.id, 0, 0, 0, 0]) + b"\x05" * size))
+    frame[-1] ^= 0x5A
+    bad = _raw_reply(transport, bytes(frame))
+    checks["memory_write_bad_crc"] = bool(bad and bad.is_error and bad.payload[0] == P.Error.BAD_CRC)
+    unchanged = driver.read_region(pot.id, pot.depth, size) == [0] * pot.depth
+    checks["memory_write_bad_crc_writes_nothing"] = unchanged
+    ks, seed = [layer.nnz // 3 for layer in model.layers], 0x1F2E3D
+    for layer, k in enumerate(ks):
+        driver.rewire(layer, k, seed, model=model)
+    checks["rewire_read_back"] = read_all() == memory_images(rewire_model(model, ks, seed))
+    return checks
 
 
 @cocotb.test()

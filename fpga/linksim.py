@@ -5,8 +5,11 @@ clock-making wrapper, builds it with cocotb's runner (Icarus by default, or Veri
 the cocotb test module :mod:`esl_hw.fpga.link_testbench`. That module drives the link's ``rx`` pin
 and samples its ``tx`` pin bit by bit (a simulated UART at ``divisor`` cycles per bit) and runs
 the real :class:`~esl_hw.fpga.driver.HostDriver` in a cocotb bridge thread over it: malformed
-frames, overflow, timeout and unsupported commands first, then every image checked bit for bit
-against the reference. It returns the JSON report the test writes.
+frames, overflow, timeout and a refused rewire first, then every image checked bit for bit
+against the reference, then every memory read through READ_MEMORY against
+:func:`esl_hw.rtl_gen.memory_map.memory_images`, a WRITE_MEMORY (and a bad-CRC one that must write
+nothing), and a REWIRE of every layer read back against :func:`esl_hw.rewiring.rewire_model`. It
+returns the JSON report the test writes.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class Error(enum.IntEnum):
     NOT_READY = 7
     UNSUPPORTED = 8
     TIMEOUT = 9
+    REFUSED = 10  # REWIRE refused by the core: k above the layer's synapses, unknown layer, seed 0
 
 
 class State(enum.IntEnum):

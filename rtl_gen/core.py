@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.back import verilog
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -26,6 +26,7 @@ from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen.integrate import event_layout
 from esl_hw.rtl_gen.lif import LifLayerCore
+from esl_hw.rtl_gen.memory_map import add_bus_decoder, bus_shape, bus_signature, memory_map
 from esl_hw.rtl_gen.output import OutputLayerCore, output_layout
 from esl_hw.rtl_gen.plan import (
     COUNTER_BITS,
@@ -36,6 +37,7 @@ from esl_hw.rtl_gen.plan import (
     plan_model,
     unsigned_bits,
 )
+from esl_hw.rtl_gen.rewire import K_BITS, RewireUnit, rewire_limit_problem
 
 #: Counters that sum a per-cycle strobe of every layer core that has it.
 SUMMED_COUNTERS = (
@@ -74,6 +76,10 @@ class SNNCore(wiring.Component):
         Depth of each lane's event FIFO.
     spike_fifo_depth : int
         Depth of each LIF layer's spike-mask FIFO.
+    rewiring : bool or None
+        Include the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit`) and its request
+        ports. ``None`` (default): include it when every layer is within its limits
+        (``w_bits <= 8``); ``True`` raises :class:`EslError` naming the limit otherwise.
 
     Attributes
     ----------
@@ -95,6 +101,29 @@ class SNNCore(wiring.Component):
         ``sops`` (synaptic operations), reads and writes of the pointer (``ptr``), synapse
         (``syn``), current (``cur``), potential (``pot``) and accumulator (``acc``) memories, and
         ``spikes<l>`` per LIF layer.
+    idle : Out(1)
+        No inference and no rewiring in progress: host accesses and rewire requests are accepted.
+    host_valid, host_write : In(1)
+        A host memory access (a write when ``host_write``); it is performed in a cycle with
+        ``idle`` (``host_ready``), and input events are held off while it waits.
+    host_mem, host_addr : In
+        Memory id and word address (:mod:`esl_hw.rtl_gen.memory_map`, ``self.regions``).
+    host_wdata : In(data_bits)
+        Write data (the memory keeps the low ``width`` bits).
+    host_ready : Out(1)
+        The access is performed this cycle (``host_valid & idle``).
+    host_rvalid : Out(1), host_rdata : Out(data_bits)
+        The cycle after an accepted read: the word, zero-extended (0 off the map).
+    rewire_start : In(1)
+        With ``idle``: start a prune-and-regrow of layer ``rewire_layer`` with ``rewire_k``
+        synapses and LFSR seed ``rewire_seed`` (only with ``rewiring``).
+    rewire_layer : In(bits(layers - 1)), rewire_k : In(32), rewire_seed : In(32)
+        The request (sampled with ``rewire_start``).
+    rewire_busy, rewire_done, rewire_error : Out(1)
+        Update running; pulse at its end; the last request was refused (``k`` above the layer's
+        synapse count, unknown layer, seed 0: memory untouched).
+    rewire_state : Out(32)
+        The LFSR state after the last update's final draw (carry it over as the next seed).
     """
 
     def __init__(
@@ -104,6 +133,7 @@ class SNNCore(wiring.Component):
         fifo_depth: int = DEFAULT_FIFO_DEPTH,
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
         spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+        rewiring: bool | None = None,
     ) -> None:
         if not isinstance(model, Model):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
@@ -114,10 +144,16 @@ class SNNCore(wiring.Component):
             self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
             self.spike_fifo_depth = check_fifo_depth(spike_fifo_depth)
             self.plans = plan_model(model, lanes)
+            problem = rewire_limit_problem(self.plans)
+            if rewiring and problem is not None:
+                raise EslError(f"cannot add the rewiring unit: {problem}")
         except EslError:
             self._MustUse__silence = True
             raise
+        self.rewiring = problem is None if rewiring is None else bool(rewiring)
         self.lanes = lanes
+        self.regions = memory_map(self.plans)
+        self.bus_shape = shape = bus_shape(self.regions)
         first, last = self.plans[0], self.plans[-1]
         members = {
             "events": In(stream.Signature(event_layout(first.in_index_bits))),
@@ -134,6 +170,28 @@ class SNNCore(wiring.Component):
             members[tap + "spike"] = Out(lanes)
         for name in counter_names(model):
             members[f"perf_{name}"] = Out(COUNTER_BITS)
+        members.update(
+            idle=Out(1),
+            host_valid=In(1),
+            host_write=In(1),
+            host_mem=In(shape.id_bits),
+            host_addr=In(shape.addr_bits),
+            host_wdata=In(shape.data_bits),
+            host_ready=Out(1),
+            host_rvalid=Out(1),
+            host_rdata=Out(shape.data_bits),
+        )
+        if self.rewiring:
+            members.update(
+                rewire_start=In(1),
+                rewire_layer=In(unsigned_bits(len(self.plans) - 1)),
+                rewire_k=In(K_BITS),
+                rewire_seed=In(32),
+                rewire_busy=Out(1),
+                rewire_done=Out(1),
+                rewire_error=Out(1),
+                rewire_state=Out(32),
+            )
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
@@ -146,7 +204,14 @@ class SNNCore(wiring.Component):
                 core = OutputLayerCore(plan, self.lane_fifo_depth)
             m.submodules[f"layer{plan.index}"] = core
             cores.append(core)
-        wiring.connect(m, wiring.flipped(self.events), cores[0].events)
+        busy = Signal()  # an inference is in progress
+        hold = Signal()  # input events are held off (rewiring, or a host access waiting)
+        m.d.comb += [
+            cores[0].events.payload.eq(self.events.payload),
+            cores[0].events.valid.eq(self.events.valid & ~hold),
+            self.events.ready.eq(cores[0].events.ready & ~hold),
+        ]
+        self._add_host_port(m, cores, busy, hold)
         for plan, core, downstream in zip(self.plans, cores, cores[1:], strict=False):
             width = plan.out_index_bits + 1
             queue = fifo.SyncFIFOBuffered(width=width, depth=self.fifo_depth)
@@ -165,11 +230,58 @@ class SNNCore(wiring.Component):
         output = cores[-1]
         wiring.connect(m, output.outputs, wiring.flipped(self.outputs))
         m.d.comb += [self.done.eq(output.done), self.prediction.eq(output.prediction)]
-        self._add_counters(m, cores)
+        self._add_counters(m, cores, busy)
         return m
 
-    def _add_counters(self, m: Module, cores: list) -> None:
-        busy = Signal()
+    def _add_host_port(self, m: Module, cores: list, busy: Signal, hold: Signal) -> None:
+        """The memory bus from the host (or the rewiring unit while it runs) to every memory."""
+        bus = bus_signature(self.bus_shape).create(path=("bus",))
+        accesses = []
+        for plan, core in zip(self.plans, cores, strict=True):
+            state = core.pot_access if plan.is_lif else core.acc_access
+            for group in (core.ptr_access, core.syn_access, state):
+                accesses.extend(group[lane] for lane in range(plan.lanes))
+        add_bus_decoder(m, wiring.flipped(bus), self.regions, accesses)
+        rewiring = Signal()
+        request = Signal()  # a host access or rewire request waits for the core to be idle
+        m.d.comb += request.eq(self.host_valid)
+        if self.rewiring:
+            m.submodules.rewire = unit = RewireUnit(self.plans)
+            m.d.comb += [
+                unit.start.eq(self.rewire_start & self.idle),
+                unit.layer.eq(self.rewire_layer),
+                unit.k.eq(self.rewire_k),
+                unit.seed.eq(self.rewire_seed),
+                rewiring.eq(unit.busy),
+                request.eq(self.host_valid | self.rewire_start),
+                self.rewire_busy.eq(unit.busy),
+                self.rewire_done.eq(unit.done),
+                self.rewire_error.eq(unit.error),
+                self.rewire_state.eq(unit.state),
+            ]
+        m.d.comb += [
+            self.idle.eq(~busy & ~rewiring),
+            self.host_ready.eq(self.host_valid & self.idle),
+            hold.eq(rewiring | (request & ~busy)),
+            self.host_rdata.eq(bus.r_data),
+        ]
+        m.d.sync += self.host_rvalid.eq(self.host_ready & ~self.host_write)
+        fields = ("mem", "addr", "r_en", "w_en", "w_data")
+        host = (
+            self.host_mem,
+            self.host_addr,
+            self.host_ready & ~self.host_write,
+            self.host_ready & self.host_write,
+            self.host_wdata,
+        )
+        if self.rewiring:
+            m.d.comb += unit.bus.r_data.eq(bus.r_data)
+            for name, value in zip(fields, host, strict=True):
+                m.d.comb += getattr(bus, name).eq(Mux(rewiring, getattr(unit.bus, name), value))
+        else:
+            m.d.comb += [getattr(bus, name).eq(value) for name, value in zip(fields, host, strict=True)]
+
+    def _add_counters(self, m: Module, cores: list, busy: Signal) -> None:
         start = Signal()
         m.d.comb += start.eq(self.events.valid & self.events.ready & ~busy)
         counting = busy | start

@@ -27,7 +27,8 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from esl_hw.rtl_gen.plan import LayerPlan
+from esl_hw.rtl_gen.memory_map import access_signature, attach_access
+from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -65,6 +66,10 @@ class CsrIntegrator(wiring.Component):
         Pointer memory words read this cycle (0 or 2).
     syn_reads : Out(1)
         Synapse memory words read this cycle.
+    ptr_access, syn_access : In(access_signature(...))
+        Host access to the pointer and synapse memories (:mod:`esl_hw.rtl_gen.memory_map`), only
+        while the integrator is idle: ``addr``, ``r_en``, ``w_en``, ``w_data`` in, ``r_data`` out
+        one cycle after ``r_en``. Left at 0 they change nothing.
     """
 
     def __init__(self, plan: LayerPlan, lane: int = 0) -> None:
@@ -86,6 +91,8 @@ class CsrIntegrator(wiring.Component):
                 "step_ready": In(1),
                 "ptr_reads": Out(2),
                 "syn_reads": Out(1),
+                "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits)),
+                "syn_access": In(access_signature(plan.ptr_bits, plan.syn_bits)),
             }
         )
 
@@ -101,6 +108,8 @@ class CsrIntegrator(wiring.Component):
         ptr_lo = ptr_mem.read_port()
         ptr_hi = ptr_mem.read_port()
         syn_rd = syn_mem.read_port()
+        ptr_wr = ptr_mem.write_port()
+        syn_wr = syn_mem.write_port()
 
         # Stage E: pointer data of the accepted event (held by the read ports while E waits).
         e_valid = Signal()
@@ -133,9 +142,7 @@ class CsrIntegrator(wiring.Component):
         index = self.events.payload.index
         read_ptrs = accept & ~self.events.payload.eos
         m.d.comb += [
-            ptr_lo.addr.eq(index),
             ptr_hi.addr.eq(index + 1),
-            ptr_lo.en.eq(read_ptrs),
             ptr_hi.en.eq(read_ptrs),
             self.ptr_reads.eq(read_ptrs << 1),
         ]
@@ -152,10 +159,10 @@ class CsrIntegrator(wiring.Component):
             m.d.sync += r_addr.eq(r_addr + 1)
 
         m.d.comb += [
-            syn_rd.addr.eq(r_addr),
-            syn_rd.en.eq(r_active),
             self.syn_reads.eq(r_active),
         ]
+        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(index, read_ptrs))
+        attach_access(m, self.syn_access, syn_rd, syn_wr, read=(r_addr, r_active))
         m.d.sync += h_valid.eq(r_active)
         m.d.comb += [
             self.hit_valid.eq(h_valid),
@@ -180,6 +187,22 @@ def register_hit(
 def add_strobes(strobes: list) -> object:
     """Sum of per-lane strobes (an Amaranth expression wide enough for the total)."""
     return sum(strobes[1:], strobes[0])
+
+
+def lane_access_members(plan: LayerPlan) -> dict:
+    """Members ``ptr_access`` and ``syn_access`` (one per lane) of a layer core: host access to the
+    pointer and synapse memories of every lane, see :class:`CsrIntegrator`."""
+    return {
+        "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits)).array(plan.lanes),
+        "syn_access": In(access_signature(plan.ptr_bits, plan.syn_bits)).array(plan.lanes),
+    }
+
+
+def connect_lane_access(m: Module, core: wiring.Component, fronts: list[CsrIntegrator]) -> None:
+    """Pass ``core``'s ``ptr_access`` and ``syn_access`` of each lane to that lane's integrator."""
+    for lane, front in enumerate(fronts):
+        wiring.connect(m, wiring.flipped(core.ptr_access[lane]), front.ptr_access)
+        wiring.connect(m, wiring.flipped(core.syn_access[lane]), front.syn_access)
 
 
 def lane_front_ends(m: Module, plan: LayerPlan, events: stream.Interface, depth: int) -> list[CsrIntegrator]:

@@ -35,7 +35,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import signed_range
-from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends, register_hit
+from esl_hw.rtl_gen.integrate import (
+    add_strobes,
+    connect_lane_access,
+    event_layout,
+    lane_access_members,
+    lane_front_ends,
+    register_hit,
+)
+from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
     DEFAULT_SPIKE_FIFO_DEPTH,
@@ -93,6 +101,9 @@ class LifLayerCore(wiring.Component):
         Synaptic operations (hits) this cycle.
     stat_spike : Out(1)
         A spike event is emitted this cycle.
+    ptr_access, syn_access, pot_access : In(access_signature(...)).array(L)
+        Per lane, host access to the pointer, synapse and potential memories while the layer is
+        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer one cycle later).
     """
 
     def __init__(
@@ -126,6 +137,8 @@ class LifLayerCore(wiring.Component):
                 "stat_pot_writes": Out(unsigned_bits(lanes)),
                 "stat_sops": Out(unsigned_bits(lanes)),
                 "stat_spike": Out(1),
+                **lane_access_members(plan),
+                "pot_access": In(access_signature(plan.local_bits, v_bits)).array(lanes),
             }
         )
 
@@ -136,6 +149,7 @@ class LifLayerCore(wiring.Component):
         v_bits = layer.v_bits
         m = Module()
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
+        connect_lane_access(m, self, fronts)
 
         # Sweep pipeline: stage A issues the reads of group a_idx, stage B updates group b_idx.
         sweeping = Signal()
@@ -218,13 +232,14 @@ class LifLayerCore(wiring.Component):
             write = retire & present[lane]
             read = advance & a_active & (a_idx != groups - 1 if lane >= last_lanes else 1)
             # The potentials are only touched by the sweep (read and write enables imply it).
-            m.d.comb += [
-                pot_rd.addr.eq(a_idx),
-                pot_rd.en.eq(read),
-                pot_wr.addr.eq(b_idx),
-                pot_wr.data.eq(Mux(spikes[lane] | last_step, 0, updated_all[lane])),
-                pot_wr.en.eq(write),
-            ]
+            attach_access(
+                m,
+                self.pot_access[lane],
+                pot_rd,
+                pot_wr,
+                read=(a_idx, read),
+                write=(b_idx, Mux(spikes[lane] | last_step, 0, updated_all[lane]), write),
+            )
             with m.If(sweeping):
                 m.d.comb += [
                     cur_rd.addr.eq(a_idx),

@@ -16,7 +16,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends, register_hit
+from esl_hw.rtl_gen.integrate import (
+    add_strobes,
+    connect_lane_access,
+    event_layout,
+    lane_access_members,
+    lane_front_ends,
+    register_hit,
+)
+from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
 
 
@@ -54,6 +62,9 @@ class OutputLayerCore(wiring.Component):
         Accumulator memory words read and written this cycle.
     stat_sops : Out
         Synaptic operations (hits) this cycle.
+    ptr_access, syn_access, acc_access : In(access_signature(...)).array(L)
+        Per lane, host access to the pointer, synapse and accumulator memories while the layer is
+        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer one cycle later).
     """
 
     def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:
@@ -74,6 +85,8 @@ class OutputLayerCore(wiring.Component):
                 "stat_acc_reads": Out(unsigned_bits(lanes)),
                 "stat_acc_writes": Out(unsigned_bits(lanes)),
                 "stat_sops": Out(unsigned_bits(lanes)),
+                **lane_access_members(plan),
+                "acc_access": In(access_signature(plan.local_bits, plan.acc_bits)).array(lanes),
             }
         )
 
@@ -82,6 +95,7 @@ class OutputLayerCore(wiring.Component):
         lanes, lane_bits = plan.lanes, plan.lane_bits
         m = Module()
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
+        connect_lane_access(m, self, fronts)
 
         step = Signal(unsigned_bits(plan.timesteps - 1))
         last_step = Signal()
@@ -117,22 +131,22 @@ class OutputLayerCore(wiring.Component):
             acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
             ports.append((acc_rd, acc_wr))
             rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
-            with m.If(reading):
-                m.d.comb += [
-                    acc_rd.addr.eq(a_idx >> lane_bits),
-                    acc_rd.en.eq(advance & a_active & (a_lane == lane)),
-                    acc_wr.addr.eq(b_idx >> lane_bits),
-                    acc_wr.data.eq(0),
-                    acc_wr.en.eq(retire & (b_lane == lane)),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    acc_rd.addr.eq(front.hit_col),
-                    acc_rd.en.eq(front.hit_valid),
-                    acc_wr.addr.eq(rmw_col),
-                    acc_wr.data.eq(acc_rd.data + rmw_weight),
-                    acc_wr.en.eq(rmw_valid),
-                ]
+            # readout (read, clear) or integration (read-modify-write); host access when idle
+            attach_access(
+                m,
+                self.acc_access[lane],
+                acc_rd,
+                acc_wr,
+                read=(
+                    Mux(reading, a_idx >> lane_bits, front.hit_col),
+                    Mux(reading, advance & a_active & (a_lane == lane), front.hit_valid),
+                ),
+                write=(
+                    Mux(reading, b_idx >> lane_bits, rmw_col),
+                    Mux(reading, 0, acc_rd.data + rmw_weight),
+                    Mux(reading, retire & (b_lane == lane), rmw_valid),
+                ),
+            )
         value = Signal(signed(plan.acc_bits))
         m.d.comb += value.eq(Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data)
 

@@ -12,7 +12,13 @@ Plusargs: ``+EVENTS=<file>``, ``+NEVENTS=<n>``, ``+NIMAGES=<n>``, ``+TRACE=<file
 ``+POTENTIALS=<0|1>``, ``+GAP=<percent>`` (idle cycles on the input stream),
 ``+BACKPRESSURE=<percent>`` (cycles the output stream is not ready), ``+RANDOMGAPS=<percent>``
 (when non-zero: draw a new gap and backpressure share in ``0 .. percent`` for every image),
-``+SEED=<n>``, ``+MAXCYCLES=<n>`` (watchdog).
+``+SEED=<n>``, ``+MAXCYCLES=<n>`` (watchdog); with a rewiring unit in the core (see
+:func:`harness_verilog`) ``+SPLIT=<n>``, ``+RWK<l>=<k>`` per layer and ``+RWSEED=<hex>``.
+
+Rewire phase (only when ``SPLIT`` is given and the core has the rewiring unit): after image
+``SPLIT - 1`` has completed, the harness holds the input stream, asks the core to rewire every
+layer ``l`` in turn with ``k = RWK<l>`` and seed ``RWSEED`` (waiting for ``rewire_done`` each time),
+then reads every word of every memory through the host port, and resumes with image ``SPLIT``.
 
 Trace lines (decimal, space separated):
 
@@ -20,7 +26,9 @@ Trace lines (decimal, space separated):
 - ``P layer image step neuron potential``: a tap sample (only with ``+POTENTIALS=1``);
 - ``O image index value``: an output accumulator;
 - ``D image prediction <counters in counter_names(model) order>``: an inference completed;
-- ``X cycles``: the watchdog expired.
+- ``X cycles``: the watchdog expired;
+- ``R layer error state``: a rewire request finished (its error flag and final LFSR state);
+- ``M mem addr value``: a word read through the host port (raw, unsigned).
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import counter_names
-from esl_hw.rtl_gen.plan import plan_model
+from esl_hw.rtl_gen.memory_map import Region, bus_shape, memory_map
+from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
+from esl_hw.rtl_gen.rewire import rewire_limit_problem
 
 HARNESS_TOP = "esl_cosim_top"
 CORE_NAME = "snn_core"
@@ -90,9 +100,126 @@ def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
     return "".join(blocks)
 
 
+def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str], list[str], str, str]:
+    """Wires, core connections, declarations and the clocked sequencer (a statement of the main
+    ``always`` block) of the host port and the rewire phase; no sequencer without rewiring."""
+    shape = bus_shape(regions)
+    rewiring = rewire_limit_problem(plans) is None
+    wires = [
+        "  wire host_ready, host_rvalid, core_idle;",
+        f"  wire [{shape.data_bits - 1}:0] host_rdata;",
+        "  reg host_valid = 1'b0;",
+        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, rd_mem = 0;",
+        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, rd_addr = 0;",
+    ]
+    connections = [
+        ".idle(core_idle)",
+        ".host_valid(host_valid)",
+        ".host_write(1'b0)",
+        ".host_mem(host_mem)",
+        ".host_addr(host_addr)",
+        f".host_wdata({shape.data_bits}'d0)",
+        ".host_ready(host_ready)",
+        ".host_rvalid(host_rvalid)",
+        ".host_rdata(host_rdata)",
+    ]
+    if not rewiring:
+        return wires, connections, "", ""
+    layers = len(plans)
+    wires += [
+        "  wire rewire_busy, rewire_done, rewire_error;",
+        "  wire [31:0] rewire_state;",
+        "  reg rewire_start = 1'b0;",
+        f"  reg [{unsigned_bits(layers - 1) - 1}:0] rewire_layer = 0;",
+        "  reg [31:0] rewire_k = 0, rewire_seed = 32'hACE1;",
+        "  integer split;",
+        "  reg [2:0] phase = 0;",
+        *(f"  reg [31:0] rw_k{layer} = 0;" for layer in range(layers)),
+    ]
+    connections += [
+        ".rewire_start(rewire_start)",
+        ".rewire_layer(rewire_layer)",
+        ".rewire_k(rewire_k)",
+        ".rewire_seed(rewire_seed)",
+        ".rewire_busy(rewire_busy)",
+        ".rewire_done(rewire_done)",
+        ".rewire_error(rewire_error)",
+        ".rewire_state(rewire_state)",
+    ]
+    depths = "\n".join(f"      {region.id}: depth_of = {region.depth};" for region in regions)
+    ks = "\n".join(f"      {layer}: k_of = rw_k{layer};" for layer in range(layers))
+    plusargs = "\n".join(
+        f'    if (!$value$plusargs("RWK{layer}=%d", rw_k{layer})) rw_k{layer} = 0;' for layer in range(layers)
+    )
+    block = f"""
+  // Rewire phase: PHASE 1 request layer rewire_layer, 2 wait for rewire_done, 3 dump every
+  // memory through the host port, 4 log the last word, then resume the input stream.
+  function [31:0] depth_of(input [31:0] id);
+    case (id)
+{depths}
+      default: depth_of = 0;
+    endcase
+  endfunction
+  function [31:0] k_of(input [31:0] layer);
+    case (layer)
+{ks}
+      default: k_of = 0;
+    endcase
+  endfunction
+  initial begin
+    if (!$value$plusargs("SPLIT=%d", split)) split = -1;
+    if (!$value$plusargs("RWSEED=%h", rewire_seed)) rewire_seed = 32'hACE1;
+{plusargs}
+  end"""
+    sequencer = f"""
+    if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem, rd_addr, host_rdata);
+    case (phase)
+      1: if (core_idle) begin
+        rewire_start <= 1'b1;
+        rewire_k <= k_of(rewire_layer);
+        phase <= 2;
+      end
+      2: begin
+        rewire_start <= 1'b0;
+        if (rewire_done) begin
+          $fwrite(fd, "R %0d %0d %0d\\n", rewire_layer, rewire_error, rewire_state);
+          if (rewire_layer == {layers - 1}) begin
+            phase <= 3;
+            host_valid <= 1'b1;
+            host_mem <= 0;
+            host_addr <= 0;
+          end else begin
+            rewire_layer <= rewire_layer + 1;
+            phase <= 1;
+          end
+        end
+      end
+      3: if (host_valid && host_ready) begin
+        rd_mem <= host_mem;
+        rd_addr <= host_addr;
+        if (host_addr + 1 == depth_of(host_mem)) begin
+          host_addr <= 0;
+          host_mem <= host_mem + 1;
+          if (host_mem == {len(regions) - 1}) begin
+            host_valid <= 1'b0;
+            phase <= 4;
+          end
+        end else host_addr <= host_addr + 1;
+      end
+      4: begin
+        phase <= 0;
+        waiting <= 1'b0;
+      end
+      default: ;
+    endcase"""
+    return wires, connections, block, sequencer
+
+
 def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY, lanes: int = 1) -> str:
     """Verilog text of the harness top ``esl_cosim_top`` for the core generated from ``model``."""
     plans = plan_model(model, lanes)
+    host_wires, host_connections, host_block, sequencer = _host_block(plans, memory_map(plans))
+    rewiring = bool(sequencer)
     in_bits = plans[0].in_index_bits
     out_plan = plans[-1]
     counters = counter_names(model)
@@ -113,7 +240,9 @@ def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY, lanes: int =
         ".done(core_done)",
         ".prediction(prediction)",
     ]
-    taps = []
+    wires += host_wires
+    connections += host_connections
+    taps = [host_block]
     for plan in plans[:-1]:
         tap = f"tap{plan.index}"
         wires.append(f"  wire [{lanes - 1}:0] {tap}_valid, {tap}_spike;")
@@ -130,6 +259,9 @@ def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY, lanes: int =
     value_hi = value_lo + out_plan.acc_bits - 1
     counter_format = " ".join("%0d" for _ in counters)
     counter_args = ", ".join(f"perf_{name}" for name in counters)
+    resume = "waiting <= 1'b0;"
+    if rewiring:  # after image SPLIT-1 the rewire phase runs; it resumes the stream when done
+        resume = "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;"
     return f"""`timescale 1ns/1ps
 // Generated by esl_hw.sim.harness: self-clocked co-simulation top for {CORE_NAME}.
 module {HARNESS_TOP};
@@ -205,7 +337,7 @@ module {HARNESS_TOP};
     if (report_pending) begin
       $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
       image <= image + 1;
-      waiting <= 1'b0;
+      {resume}
       if (random_gaps > 0) begin
         gap_pct <= rnd[7:0] % (random_gaps + 1);
         backpressure_pct <= rnd[23:16] % (random_gaps + 1);
@@ -215,6 +347,7 @@ module {HARNESS_TOP};
         done <= 1'b1;
       end
     end
+{sequencer}
     if (cycle == max_cycles) begin
       $fwrite(fd, "X %0d\\n", cycle);
       $fclose(fd);

@@ -292,6 +292,8 @@ def _run(
     folder: Path,
     trace_potentials: bool,
     options: list[str],
+    extra_config: dict | None = None,
+    extra_cycles: int = 0,
 ) -> tuple[dict, Path]:
     from cocotb_tools.runner import get_runner
 
@@ -308,10 +310,11 @@ def _run(
         "trace": str(trace),
         "report": str(report_path),
         "trace_potentials": bool(trace_potentials),
+        **(extra_config or {}),
     }
     (run_dir / "config.json").write_text(json.dumps(config))
     work = model.synapses + sum(layer.n_in + layer.n_out for layer in model.layers) + 16
-    max_cycles = 20 * len(images) * model.timesteps * work + 10_000
+    max_cycles = 20 * len(images) * model.timesteps * work + 10_000 + extra_cycles
     plusargs = [
         f"+EVENTS={events}",
         f"+NEVENTS={len(words)}",

@@ -6,7 +6,9 @@ the trace and writes the JSON report that :func:`esl_hw.sim.runner.run_cosim` re
 
 The environment variable ``ESL_COSIM_CONFIG`` names a JSON file with ``model`` (artifact folder),
 ``reference_model`` (artifact the checker compares against), ``images`` (``.npy``), ``trace``,
-``report`` and ``trace_potentials``.
+``report`` and ``trace_potentials``; with ``rewire`` (a rewire run,
+:mod:`esl_hw.sim.rewire_cosim`) the reference model is the original one and the check covers
+both halves, the rewire results and the memory read back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cocotb.triggers import RisingEdge
 
 from esl_hw.artifact import load_model
 from esl_hw.sim.harness import CONFIG_ENV
+from esl_hw.sim.rewire_cosim import check_rewire
 from esl_hw.sim.trace import compare, parse_trace
 
 
@@ -30,7 +33,10 @@ def check(config: dict) -> dict:
     model = load_model(config["reference_model"])
     images = np.load(config["images"])
     record = parse_trace(Path(config["trace"]), model, len(images))
-    report = compare(model, images, record, trace_potentials=config["trace_potentials"])
+    if "rewire" in config:
+        report = check_rewire(config, model, images, record)
+    else:
+        report = compare(model, images, record, trace_potentials=config["trace_potentials"])
     Path(config["report"]).write_text(json.dumps(report))
     return report
 

@@ -28,7 +28,9 @@ class TraceRecord:
     ``spikes[l]`` is ``[T, N, n_out]`` bool, ``potentials[l]`` ``[T, N, n_out]`` int64 and
     ``tap_count[l]`` how many tap samples each ``(step, image, neuron)`` got (one expected);
     ``outputs`` is ``[N, n_outputs]`` with ``output_count`` alike; ``predictions`` ``[N]``
-    (-1 where the inference never completed); ``counters`` one dict per completed image.
+    (-1 where the inference never completed); ``counters`` one dict per completed image;
+    ``rewires`` the ``(layer, error, state)`` of each rewire request and ``memory`` the
+    ``(mem, addr, value)`` of each host-port read, in trace order.
     """
 
     spikes: list[np.ndarray]
@@ -40,6 +42,8 @@ class TraceRecord:
     counters: list[dict[str, int] | None]
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
+    rewires: list[tuple[int, int, int]] = field(default_factory=list)
+    memory: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
@@ -75,6 +79,12 @@ def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
                 image, prediction, *counts = values
                 record.predictions[image] = prediction
                 record.counters[image] = dict(zip(names, counts, strict=True))
+            elif kind == "R":
+                layer, error, state = values
+                record.rewires.append((layer, error, state))
+            elif kind == "M":
+                mem, addr, value = values
+                record.memory.append((mem, addr, value))
             elif kind == "X":
                 record.timed_out = True
                 record.problems.append(f"watchdog expired after {values[0]} cycles")
@@ -83,6 +93,25 @@ def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
         except (ValueError, IndexError) as error:
             record.problems.append(f"{path.name}:{number}: bad line {line!r} ({error})")
     return record
+
+
+def select_images(record: TraceRecord, start: int, stop: int) -> TraceRecord:
+    """The part of ``record`` about images ``start .. stop-1`` (renumbered from 0); problems,
+    rewires and memory reads stay with the part that starts at image 0."""
+    whole = start == 0
+    return TraceRecord(
+        spikes=[spikes[:, start:stop] for spikes in record.spikes],
+        potentials=[potentials[:, start:stop] for potentials in record.potentials],
+        tap_count=[count[:, start:stop] for count in record.tap_count],
+        outputs=record.outputs[start:stop],
+        output_count=record.output_count[start:stop],
+        predictions=record.predictions[start:stop],
+        counters=record.counters[start:stop],
+        timed_out=record.timed_out,
+        problems=list(record.problems) if whole else [],
+        rewires=list(record.rewires) if whole else [],
+        memory=list(record.memory) if whole else [],
+    )
 
 
 def _first_difference(got: np.ndarray, want: np.ndarray) -> str:

@@ -9,7 +9,7 @@ from conftest import random_model
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
-from esl_hw.fpga.driver import HostDriver, open_serial, run_images
+from esl_hw.fpga.driver import HostDriver, check_rewire_request, open_serial, run_images
 from esl_hw.fpga.hostlink import info_payload
 from esl_hw.reference import run
 from esl_hw.rtl_gen import counter_names
@@ -126,7 +126,7 @@ def test_error_replies_raise_with_their_code(rng: np.random.Generator) -> None:
         driver.read_outputs()
     assert caught.value.code == P.Error.NOT_READY
     with pytest.raises(P.ProtocolError, match="UNSUPPORTED on READ_MEMORY"):
-        driver.read_memory(0, 0, 4)
+        driver.read_memory(0, 0, 4, word_bytes=2)
 
 
 def test_overflow_is_retried_without_loss(rng: np.random.Generator) -> None:
@@ -162,3 +162,22 @@ def test_no_reply_times_out(rng: np.random.Generator) -> None:
 def test_absent_serial_port() -> None:
     with pytest.raises(EslError, match="cannot open serial port '/dev/esl-hw-absent'"):
         open_serial("/dev/esl-hw-absent")
+
+
+def test_rewire_requests_beyond_the_layer_are_refused_before_sending(rng: np.random.Generator) -> None:
+    model = random_model(rng)
+    device = FakeDevice(model)
+    driver = HostDriver(device, counter_names(model), reply_timeout=5)
+    nnz = model.layers[1].nnz
+    message = f"^rewire layer 1: k = {nnz + 3} exceeds the layer's {nnz} synapses by 3$"
+    with pytest.raises(EslError, match=message):
+        driver.rewire(1, nnz + 3, 0xACE1, model=model)
+    with pytest.raises(EslError, match="layer 2 does not exist"):
+        driver.rewire(2, 1, 0xACE1, model=model)
+    with pytest.raises(EslError, match="seed must be non-zero"):
+        driver.rewire(0, 1, 0)
+    with pytest.raises(EslError, match=r"prune count must be an integer in 0..65535, got 70000"):
+        check_rewire_request(0, 70000, 1)
+    assert device.frames == 0, "nothing may reach the device"
+    with pytest.raises(P.ProtocolError, match="UNSUPPORTED on REWIRE"):
+        driver.rewire(1, nnz, 0xACE1, model=model)

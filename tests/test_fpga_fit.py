@@ -50,3 +50,6 @@ def test_estimate_names_every_layer_and_lane() -> None:
     roles = {(m.name.split(".")[0], m.role) for m in memories}
     assert ("layer0", "potentials") in roles and ("layer1", "accumulators") in roles
     assert len([m for m in memories if m.role == "synapses"]) == 4
+    histogram = [m for m in memories if m.role == "rewire_histogram"]  # 6-bit weights: 33 counters
+    width = max(layer.nnz for layer in model.layers).bit_length()
+    assert [(m.depth, m.width, m.bram) for m in histogram] == [(33, width, fit.blocks(33, width, 1, "ecp5"))]

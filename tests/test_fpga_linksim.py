@@ -22,7 +22,9 @@ def test_driver_and_gateware_agree_bit_for_bit(tmp_path: Path) -> None:
     images = rng.integers(0, 256, (3, 40), dtype=np.uint8)
     report = run_link_cosim(model, images, build_dir=tmp_path, event_depth=16)
     assert report["checks"] == dict.fromkeys(report["checks"], True)
-    assert {"bad_crc", "overflow", "timeout", "unsupported", "garbage_skipped"} <= set(report["checks"])
+    expected = {"bad_crc", "overflow", "timeout", "garbage_skipped", "memory_length", "rewire_refused"}
+    memory = {"memory_read", "memory_write", "memory_write_bad_crc_writes_nothing", "rewire_read_back"}
+    assert expected | memory <= set(report["checks"])
     run = report["run"]
     assert run["samples"] == 3 and run["mismatches"] == 0
     assert run["predictions"] == run["expected_predictions"]

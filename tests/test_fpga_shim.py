@@ -18,7 +18,10 @@ def test_core_port_bits_counts_both_directions() -> None:
     core._MustUse__silence = True  # inspected, never elaborated
     inputs, outputs = core_port_bits(core)
     # events: valid + index (5 bits) + eos; outputs.ready
-    assert inputs == 1 + 5 + 1 + 1
+    shape = core.bus_shape
+    host = 2 + shape.id_bits + shape.addr_bits + shape.data_bits  # valid, write, mem, addr, wdata
+    rewire = 1 + 1 + 32 + 32  # start, layer (two layers), k, seed
+    assert inputs == 1 + 5 + 1 + 1 + host + rewire
     assert outputs > 32 * 10  # ten 32-bit counters at least
 
 

@@ -20,6 +20,7 @@ from esl_hw.rtl_gen.plan import (
     split_lanes,
     unsigned_bits,
 )
+from esl_hw.rtl_gen.rewire import RewireUnit
 
 
 def memory_size(memory) -> int:
@@ -87,7 +88,9 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
     mask_fifos = 2 * (plan_model(model, lanes)[0].local_bits + lanes + 1)
     mask_fifos += 2 * (plan_model(model, lanes)[1].local_bits + lanes + 1)
     assert bits["fifos"] == 8 * (3 + 1) + 8 * (3 + 1) + lane_fifos + mask_fifos
-    assert bits["total"] == sum(sizes.values()) + bits["fifos"]
+    unit = elaborate(RewireUnit(plan_model(model, lanes)))
+    assert bits["rewiring"] == memory_size(unit.submodules.hist) > 0
+    assert bits["total"] == sum(sizes.values()) + bits["fifos"] + bits["rewiring"]
 
 
 def test_dense_memory_bits() -> None:
@@ -136,3 +139,10 @@ def test_limits_name_the_limit_and_the_excess(monkeypatch) -> None:
 def test_fifo_depth_checked(depth) -> None:
     with pytest.raises(EslError, match="fifo_depth"):
         check_fifo_depth(depth)
+
+
+def test_memory_bits_without_the_rewiring_unit() -> None:
+    model = random_model(np.random.default_rng(2), [6, 5, 3], density=0.5, w_bits=9)
+    bits = memory_bits(model)
+    assert bits["rewiring"] == 0
+    assert bits["total"] == sum(value for key, value in bits.items() if key != "total")

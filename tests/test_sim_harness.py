@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from rtl_support import random_model
@@ -71,3 +73,19 @@ def test_harness_connects_every_port(model, lanes) -> None:
             assert f"tap{layer}_neuron{lane} = tap{layer}_group * {lanes} + {lane};" in text
     assert "+RANDOMGAPS" not in text.split("initial")[0]
     assert "$readmemh" in text and "+EVENTS" not in text.split("initial")[0]
+
+
+def test_harness_has_the_rewire_phase_only_with_the_rewiring_unit(model) -> None:
+    from esl_hw.rtl_gen.memory_map import memory_map
+    from esl_hw.rtl_gen.plan import plan_model
+
+    text = harness_verilog(model, lanes=2)
+    regions = memory_map(plan_model(model, 2))
+    assert ".rewire_start(rewire_start)" in text and ".host_rdata(host_rdata)" in text
+    for layer in range(len(model.layers)):
+        assert f'$value$plusargs("RWK{layer}=%d", rw_k{layer})' in text
+    assert all(f"{region.id}: depth_of = {region.depth};" in text for region in regions)
+    assert "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;" in text
+    wide = dataclasses.replace(model.layers[-1], w_bits=9)
+    text = harness_verilog(dataclasses.replace(model, layers=(*model.layers[:-1], wide)))
+    assert ".host_rdata(host_rdata)" in text and "rewire_start" not in text and "phase" not in text

@@ -89,3 +89,20 @@ def test_incomplete_and_malformed_traces(setup) -> None:
     report = check(model, images, path, lines)
     assert report["timed_out"] and report["mismatched"] == [4]
     assert len(report["problems"]) == 3 and not report["ok"]
+
+
+def test_rewire_and_memory_records_and_image_selection(setup) -> None:
+    from esl_hw.sim.trace import select_images
+
+    model, images, path = setup
+    lines = reference_trace(model, images)
+    path.write_text("\n".join(["R 1 0 4294967295", "M 3 7 255", *lines, "R 0 1 44"]) + "\n")
+    record = parse_trace(path, model, len(images))
+    assert not record.problems
+    assert record.rewires == [(1, 0, 4294967295), (0, 1, 44)]
+    assert record.memory == [(3, 7, 255)]
+    first, rest = select_images(record, 0, 2), select_images(record, 2, 5)
+    assert compare(model, images[:2], first)["ok"] and compare(model, images[2:], rest)["ok"]
+    assert first.rewires == record.rewires and rest.rewires == [] and rest.memory == []
+    np.testing.assert_array_equal(rest.outputs, record.outputs[2:])
+    assert [layer.shape[1] for layer in rest.spikes] == [3] * len(model.hidden_layers)

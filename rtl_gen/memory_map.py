@@ -1,0 +1,213 @@
+"""Memory map of the generated core: every memory the host port reads and writes, by (id, address).
+
+One table, derived from the layer plans (:mod:`esl_hw.rtl_gen.plan`), fixes the memory ids. Per
+layer ``l`` in order, lanes ``b = 0 .. L-1`` within each kind::
+
+    ptr  lane 0 .. L-1   row pointers   row_ptr_b[0 .. n_in]        ptr_bits wide
+    syn  lane 0 .. L-1   synapse words  {group, weight} (CSR order)  local_bits + w_bits wide
+    pot  lane 0 .. L-1   potentials     (LIF layers)                 v_bits wide, two's complement
+    acc  lane 0 .. L-1   accumulators   (output layer)               acc_bits wide, two's complement
+
+so ``id = base(l) + kind_index·L + b`` with ``base(l)`` the number of memories of the layers
+before ``l``. A read returns the raw word zero-extended to the bus width ``data_bits`` (the widest
+memory); a write stores the low ``width`` bits. An address at or beyond the memory's depth, or an
+unknown id, reads as 0 and writes nothing. The currents of a LIF layer are not mapped: the sweep
+clears them every step, so they are 0 whenever the core is idle.
+
+:func:`memory_images` is the Python model of the contents while the core is idle, taken from the
+artifact in the core's storage order (lane ``b`` holds the synapses with ``col mod L == b``, see
+:func:`esl_hw.rtl_gen.plan.split_lanes`); potentials and accumulators are 0 between inferences.
+:func:`add_bus_decoder` connects a bus carrying (id, address) to the per-memory access ports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from esl_hw.artifact import Model
+from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
+
+#: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
+KINDS = ("ptr", "syn", "pot", "acc")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One memory of the core: its id on the host port, where it lives, its depth and width."""
+
+    id: int
+    layer: int
+    kind: str
+    lane: int
+    depth: int
+    width: int
+
+
+def layer_regions(plan: LayerPlan, base: int) -> list[Region]:
+    """The memories of one layer core, ids from ``base`` (order in the module docstring)."""
+    state = ("pot", plan.layer.v_bits) if plan.is_lif else ("acc", plan.acc_bits)
+    kinds = [
+        ("ptr", plan.n_in + 1, plan.ptr_bits),
+        ("syn", None, plan.syn_bits),
+        (state[0], plan.groups, state[1]),
+    ]
+    regions = []
+    for kind, depth, width in kinds:
+        for lane in range(plan.lanes):
+            words = plan.syn_depth(lane) if depth is None else depth
+            regions.append(Region(base + len(regions), plan.index, kind, lane, words, width))
+    return regions
+
+
+def memory_map(plans: list[LayerPlan]) -> list[Region]:
+    """Every host-visible memory of the core planned as ``plans``, indexed by id."""
+    regions: list[Region] = []
+    for plan in plans:
+        regions.extend(layer_regions(plan, len(regions)))
+    return regions
+
+
+def region_id(plans: list[LayerPlan], layer: int, kind: str, lane: int) -> int:
+    """Id of memory ``kind`` (``ptr``, ``syn``, ``pot`` or ``acc``) of ``lane`` in ``layer``."""
+    for region in memory_map(plans):
+        if (region.layer, region.kind, region.lane) == (layer, kind, lane):
+            return region.id
+    raise KeyError(f"no memory {kind!r} of lane {lane} in layer {layer}")
+
+
+@dataclass(frozen=True)
+class BusShape:
+    """Widths of the host memory bus: memory id, word address and data."""
+
+    id_bits: int
+    addr_bits: int
+    data_bits: int
+
+
+def bus_shape(regions: list[Region]) -> BusShape:
+    """The bus that reaches every memory of ``regions``."""
+    return BusShape(
+        id_bits=unsigned_bits(len(regions) - 1),
+        addr_bits=unsigned_bits(max(region.depth for region in regions) - 1),
+        data_bits=max(region.width for region in regions),
+    )
+
+
+def access_signature(addr_bits: int, data_bits: int) -> wiring.Signature:
+    """One memory's access port, seen from the master: ``addr``, ``r_en``, ``w_en``, ``w_data``
+    out, ``r_data`` in (valid the cycle after ``r_en``)."""
+    return wiring.Signature(
+        {
+            "addr": Out(addr_bits),
+            "r_en": Out(1),
+            "w_en": Out(1),
+            "w_data": Out(data_bits),
+            "r_data": In(data_bits),
+        }
+    )
+
+
+def bus_signature(shape: BusShape) -> wiring.Signature:
+    """The memory bus, seen from its master: ``mem`` (id), ``addr``, ``r_en``, ``w_en``, ``w_data``
+    out; ``r_data`` in, valid the cycle after ``r_en`` (0 for an unknown id or address)."""
+    return wiring.Signature(
+        {
+            "mem": Out(shape.id_bits),
+            "addr": Out(shape.addr_bits),
+            "r_en": Out(1),
+            "w_en": Out(1),
+            "w_data": Out(shape.data_bits),
+            "r_data": In(shape.data_bits),
+        }
+    )
+
+
+def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(0, 0, 0)) -> None:
+    """Drive ``read_port`` and ``write_port`` of one memory from the datapath's ``read = (addr,
+    en)`` and ``write = (addr, data, en)``, except while ``access`` (a flipped
+    :func:`access_signature` interface) reads or writes: it has priority (the datapath is idle).
+
+    Only plain expressions (continuous assignments in Verilog): every port is defined from time
+    0 in event-driven simulators, also while its inputs never change.
+    """
+    width = len(write_port.data)
+    read_addr, read_en = read
+    write_addr, write_data, write_en = write
+    m.d.comb += [
+        read_port.addr.eq(Mux(access.r_en, access.addr, read_addr)),
+        read_port.en.eq(access.r_en | read_en),
+        write_port.addr.eq(Mux(access.w_en, access.addr, write_addr)),
+        write_port.data.eq(Mux(access.w_en, access.w_data[:width], write_data)),
+        write_port.en.eq(access.w_en | write_en),
+        access.r_data.eq(read_port.data[:width]),
+    ]
+
+
+def _balanced_or(terms: list):
+    """``terms[0] | terms[1] | …`` as a balanced tree (shallow expressions)."""
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> None:
+    """Decode ``bus`` (a flipped :func:`bus_signature` interface) onto ``accesses[id]`` (each an
+    :func:`access_signature` master interface of memory ``regions[id]``).
+
+    Read data is selected by the id and address registered with ``r_en`` (latency one cycle).
+    """
+    selected = Signal(range(len(regions) + 1))
+    m.d.sync += selected.eq(len(regions))
+    for region, access in zip(regions, accesses, strict=True):
+        hit = Signal(name=f"bus_hit{region.id}")
+        m.d.comb += [
+            hit.eq((bus.mem == region.id) & (bus.addr < region.depth)),
+            access.addr.eq(bus.addr),
+            access.w_data.eq(bus.w_data),
+            access.r_en.eq(hit & bus.r_en),
+            access.w_en.eq(hit & bus.w_en),
+        ]
+        with m.If(hit & bus.r_en):
+            m.d.sync += selected.eq(region.id)
+    pairs = zip(regions, accesses, strict=True)
+    terms = [Mux(selected == region.id, access.r_data, 0) for region, access in pairs]
+    m.d.comb += bus.r_data.eq(_balanced_or(terms))
+
+
+def memory_images(model: Model, lanes: int = 1) -> list[list[int]]:
+    """Python model: the words of every memory (by id) of the idle core generated for ``model``.
+
+    Pointer and synapse memories hold :meth:`LayerPlan.ptr_init` and :meth:`LayerPlan.syn_init`
+    (the artifact split by bank, CSR order within a lane); potentials and accumulators are 0.
+    """
+    plans = plan_model(model, lanes)
+    images = []
+    for region in memory_map(plans):
+        plan = plans[region.layer]
+        if region.kind == "ptr":
+            images.append(plan.ptr_init(region.lane))
+        elif region.kind == "syn":
+            images.append(plan.syn_init(region.lane))
+        else:
+            images.append([0] * region.depth)
+    return images
+
+
+def expected_read(images: list[list[int]], mem: int, addr: int) -> int:
+    """What a host read of ``(mem, addr)`` returns for memory contents ``images`` (0 off the map)."""
+    if 0 <= mem < len(images) and 0 <= addr < len(images[mem]):
+        return images[mem][addr]
+    return 0
+
+
+def decode_synapse(plan: LayerPlan, word: int) -> tuple[int, int]:
+    """``(group, weight)`` of a synapse word of ``plan``'s layer (weight two's complement)."""
+    group = word & ((1 << plan.local_bits) - 1)
+    weight = (word >> plan.local_bits) & ((1 << plan.w_bits) - 1)
+    if weight >> (plan.w_bits - 1):
+        weight -= 1 << plan.w_bits
+    return group, weight

@@ -1,0 +1,403 @@
+"""On-chip rewiring unit: ESL prune-and-regrow of one layer's synapse memories, in place.
+
+Exactly the algorithm of :func:`esl_hw.rewiring.rewire_layer` (the reference): on request
+``(layer, k, seed)`` while the core is idle, with the layer's synapses in storage order (lane 0's
+synapse memory, then lane 1's, …):
+
+1. **Histogram pass**: ``hist[|w|] += 1`` for every synapse word (a memory of
+   ``2^(w_bits-1) + 1`` counters, read-modify-write with forwarding, one word per cycle).
+2. **Threshold pass**: scan ``hist[0 ..]`` (clearing it) for the magnitude ``m`` with
+   ``count(|w| < m) < k <= count(|w| <= m)``; ``quota = k - count(|w| < m)`` ties to prune.
+3. **Selection pass**, in storage order, row by row (row ends from the lane's pointer memory): a
+   word is pruned when ``|w| < m``, or ``|w| = m`` while ``quota > 0`` (then ``quota -= 1``). A
+   pruned word at position ``p`` of row ``r`` in lane ``b`` is regrown at once: draw
+   ``s <- lfsr_step(s)``, ``g = s & (2^local_bits - 1)``; reject when ``g·L + b >= n_out``;
+   otherwise scan the row's words ``q`` of lane ``b`` and reject when a *taken* word has group
+   ``g`` (taken: ``q < p``, which holds either a kept or an already regrown synapse, or ``q > p``
+   and not to be pruned, judged with the tie quota left after ``p``); on acceptance write
+   ``{g, weight 0}`` to ``p``. The pass stops after the ``k``-th regrown synapse.
+
+Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 are refused:
+``error`` is set and no memory is written. ``k = 0`` finishes at once.
+
+Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
+the synapses of row ``r`` in lane ``b``)::
+
+    1 + (nnz + lanes without synapses + 1 to 3) + (H + 2)
+      + Σ over visited rows 2 + Σ over visited words 2 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 2)))
+
+where the visited rows and words are those up to the ``k``-th pruned one in storage order
+(:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
+memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
+per cycle, reads answering one cycle later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from esl_hw.artifact import Layer
+from esl_hw.errors import EslError
+from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
+from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
+from esl_hw.rtl_gen.memory_map import bus_shape, bus_signature, memory_map, region_id
+from esl_hw.rtl_gen.plan import (
+    MAX_REWIRE_W_BITS,
+    LayerPlan,
+    rewire_histogram_shape,
+    split_lanes,
+    unsigned_bits,
+)
+
+#: Width of the ``k`` request field.
+K_BITS = 32
+
+
+def rewire_limit_problem(plans: list[LayerPlan]) -> str | None:
+    """Why the rewiring unit cannot be generated for ``plans`` (``None`` when it can)."""
+    for plan in plans:
+        if plan.w_bits > MAX_REWIRE_W_BITS:
+            return (
+                f"layer {plan.index}: w_bits = {plan.w_bits} exceeds the rewiring unit's limit "
+                f"{MAX_REWIRE_W_BITS} (a histogram of 2^(w_bits-1)+1 magnitude counters)"
+            )
+    return None
+
+
+def _histogram_cycles(lane_nnz: list[int]) -> int:
+    """Cycles of the histogram pass: one per word (one per lane without words), then the drain."""
+    issued = [flag for nnz in lane_nnz for flag in ([True] * nnz or [False])]
+    cycle = len(issued)
+    while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in (1, 2)):
+        cycle += 1
+    return cycle + 1
+
+
+def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | None = None) -> int:
+    """Cycles :class:`RewireUnit` spends on request ``(layer, k, seed)``, from the ``start`` cycle
+    up to (not including) the ``done`` cycle; ``w_bits`` is the widest layer of the core (sizes
+    the histogram; default the layer's). Refused requests and ``k = 0`` take 1 cycle."""
+    if k == 0 or k > layer.nnz or seed == 0:
+        return 1
+    magnitudes = (1 << ((w_bits or layer.w_bits) - 1)) + 1
+    row_ptr, _, _ = split_lanes(layer, lanes)
+    lane_nnz = [int(pointers[-1]) for pointers in row_ptr]
+    cycles = 1 + _histogram_cycles(lane_nnz) + magnitudes + 2
+    _, _, changes = rewire_layer(layer, k, seed, lanes)
+    order = storage_order(layer.col, lanes)
+    rank = np.empty(layer.nnz, dtype=np.int64)
+    rank[order] = np.arange(layer.nnz)
+    new_col = {int(rank[position]): new for position, _, new in changes}
+    mask = (1 << unsigned_bits(-(-layer.n_out // lanes) - 1)) - 1
+    state, remaining = seed, k
+    for lane in range(lanes):
+        first = sum(lane_nnz[:lane])  # storage index of the lane's word 0
+        pos = row = 0
+        while True:
+            cycles += 1  # ROW
+            if row == layer.n_in or pos == lane_nnz[lane]:
+                break
+            cycles += 1  # ROW_END
+            start, end = pos, int(row_ptr[lane][row + 1])
+            while pos < end:
+                cycles += 2  # WORD, JUDGE
+                if first + pos in new_col:
+                    while True:
+                        state = lfsr_step(state)
+                        cycles += 1  # DRAW
+                        column = (state & mask) * lanes + lane
+                        if column < layer.n_out:
+                            cycles += end - start + 2  # CHECK: scan the row, drain
+                            if column == new_col[first + pos]:
+                                break
+                    cycles += 1  # WRITE
+                    remaining -= 1
+                    if remaining == 0:
+                        return cycles
+                pos += 1
+            row += 1
+    raise AssertionError("fewer than k synapses were pruned")
+
+
+class RewireUnit(wiring.Component):
+    """Prune-and-regrow of one layer's synapse memories in place (module docstring).
+
+    Parameters
+    ----------
+    plans : list of LayerPlan
+        The core's layers (all ``w_bits <= MAX_REWIRE_W_BITS``, else :class:`EslError`).
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse with ``layer``, ``k`` and ``seed`` valid to start an update (ignored while busy).
+    layer : In(bits(layers - 1))
+        The layer to rewire.
+    k : In(32)
+        Synapses to prune and regrow.
+    seed : In(32)
+        Initial LFSR state (non-zero).
+    busy : Out(1)
+        An update is running (from the cycle after ``start`` until ``done``).
+    done : Out(1)
+        Pulses when the update has finished (or was refused).
+    error : Out(1)
+        The last request was refused (``k`` above the layer's synapse count, unknown layer or
+        seed 0); held until the next ``start``.
+    state : Out(32)
+        The LFSR state after the last draw (the seed when nothing was drawn).
+    bus : Out(bus_signature(...))
+        Master of the core's memory bus (:func:`esl_hw.rtl_gen.memory_map.bus_signature`).
+    """
+
+    def __init__(self, plans: list[LayerPlan]) -> None:
+        problem = rewire_limit_problem(plans)
+        if problem is not None:
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise EslError(problem)
+        self.plans = plans
+        self.regions = memory_map(plans)
+        self.shape = bus_shape(self.regions)
+        super().__init__(
+            {
+                "start": In(1),
+                "layer": In(unsigned_bits(len(plans) - 1)),
+                "k": In(K_BITS),
+                "seed": In(LFSR_BITS),
+                "busy": Out(1),
+                "done": Out(1),
+                "error": Out(1),
+                "state": Out(LFSR_BITS),
+                "bus": Out(bus_signature(self.shape)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        plans = self.plans
+        lanes = plans[0].lanes
+        lane_bits = plans[0].lane_bits
+        w_max = max(plan.w_bits for plan in plans)
+        magnitudes, count_bits = rewire_histogram_shape(plans)
+        pos_bits = max(plan.ptr_bits for plan in plans)
+        row_bits = unsigned_bits(max(plan.n_in for plan in plans))
+        group_bits = max(plan.local_bits for plan in plans)
+        out_bits = unsigned_bits(max(plan.n_out for plan in plans)) + 1
+        m = Module()
+        m.submodules.lfsr = lfsr = Lfsr()
+        m.submodules.hist = hist = Memory(shape=count_bits, depth=magnitudes, init=[])
+        hist_wr = hist.write_port()
+        hist_rd = hist.read_port(transparent_for=(hist_wr,))
+        bus = self.bus
+
+        def table(values: list[int], bits: int) -> Array:
+            return Array(Const(value, bits) for value in values)
+
+        layer = Signal.like(self.layer)
+        lane = Signal(range(lanes + 1))
+        lane_nnz = table([plan.lane_nnz(b) for plan in plans for b in range(lanes)], pos_bits)[
+            layer * lanes + lane[:lane_bits] if lanes > 1 else layer
+        ]
+        n_in = table([plan.n_in for plan in plans], row_bits)[layer]
+        n_out = table([plan.n_out for plan in plans], out_bits)[layer]
+        group_mask = table([(1 << plan.local_bits) - 1 for plan in plans], group_bits)[layer]
+        id_bits = self.shape.id_bits
+        ptr_id = table([region_id(plans, plan.index, "ptr", 0) for plan in plans], id_bits)[layer] + lane
+        syn_id = table([region_id(plans, plan.index, "syn", 0) for plan in plans], id_bits)[layer] + lane
+
+        # The synapse word on the bus's read data, decoded for the selected layer.
+        word_group = Signal(group_bits)
+        word_weight = Signal(signed(w_max))
+        word_mag = Signal(w_max)
+        with m.Switch(layer):
+            for plan in plans:
+                with m.Case(plan.index):
+                    low, high = plan.local_bits, plan.local_bits + plan.w_bits
+                    m.d.comb += [
+                        word_group.eq(bus.r_data[:low]),
+                        word_weight.eq(bus.r_data[low:high].as_signed()),
+                    ]
+        m.d.comb += word_mag.eq(Mux(word_weight < 0, -word_weight, word_weight))
+
+        k = Signal(count_bits)
+        remaining = Signal(count_bits)
+        pos = Signal(pos_bits)  # histogram pass: address; selection pass: the word p
+        s1_valid = Signal()  # a read answers on the bus this cycle
+        s2_valid = Signal()
+        s2_mag = Signal(w_max)
+        index = Signal(range(magnitudes + 1))
+        t1_index = Signal(range(magnitudes))
+        below = Signal(count_bits)
+        found = Signal()
+        threshold = Signal(w_max)
+        quota = Signal(count_bits)
+        row = Signal(row_bits)
+        row_start = Signal(pos_bits)
+        row_end = Signal(pos_bits)
+        candidate = Signal(group_bits)
+        scan = Signal(pos_bits)
+        c1_pos = Signal(pos_bits)
+        scan_quota = Signal(count_bits)
+        conflict = Signal()
+        error = Signal()
+
+        m.d.comb += [
+            self.error.eq(error),
+            self.state.eq(lfsr.state),
+            lfsr.seed.eq(self.seed),
+            bus.w_data.eq(candidate),  # a regrown word: {group, weight 0}
+        ]
+
+        def next_word() -> None:
+            """Move past word ``pos``: to the next row at the row's end, else to its next word."""
+            m.d.sync += pos.eq(pos + 1)
+            with m.If(pos + 1 == row_end):
+                m.d.sync += row.eq(row + 1)
+                m.next = "ROW"
+            with m.Else():
+                m.next = "WORD"
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"), m.If(self.start):
+                refuse = (self.layer >= len(plans)) | (self.seed == 0)
+                m.d.comb += lfsr.load.eq(1)
+                m.d.sync += [
+                    layer.eq(self.layer),
+                    k.eq(self.k),
+                    remaining.eq(self.k),
+                    lane.eq(0),
+                    pos.eq(0),
+                    error.eq(0),
+                ]
+                with m.If(refuse | (self.k > table([p.layer.nnz for p in plans], K_BITS)[self.layer])):
+                    m.d.sync += error.eq(1)
+                    m.next = "FINISH"
+                with m.Elif(self.k == 0):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "HIST"
+
+            with m.State("HIST"):
+                issue = (lane < lanes) & (pos < lane_nnz)
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue)]
+                m.d.sync += [s1_valid.eq(issue), s2_valid.eq(s1_valid), s2_mag.eq(word_mag)]
+                with m.If(issue):
+                    with m.If(pos + 1 == lane_nnz):
+                        m.d.sync += [pos.eq(0), lane.eq(lane + 1)]
+                    with m.Else():
+                        m.d.sync += pos.eq(pos + 1)
+                with m.Elif(lane < lanes):
+                    m.d.sync += lane.eq(lane + 1)  # a lane without synapses
+                m.d.comb += [
+                    hist_rd.addr.eq(word_mag),
+                    hist_rd.en.eq(s1_valid),
+                    hist_wr.addr.eq(s2_mag),
+                    hist_wr.data.eq(hist_rd.data + 1),
+                    hist_wr.en.eq(s2_valid),
+                ]
+                with m.If((lane == lanes) & ~s1_valid & ~s2_valid):
+                    m.d.sync += [index.eq(0), below.eq(0), found.eq(0), s1_valid.eq(0)]
+                    m.next = "THRESHOLD"
+
+            with m.State("THRESHOLD"):
+                issue = index < magnitudes
+                m.d.comb += [hist_rd.addr.eq(index), hist_rd.en.eq(issue)]
+                m.d.sync += [s1_valid.eq(issue), t1_index.eq(index)]
+                with m.If(issue):
+                    m.d.sync += index.eq(index + 1)
+                count = hist_rd.data
+                with m.If(s1_valid):
+                    m.d.comb += [hist_wr.addr.eq(t1_index), hist_wr.data.eq(0), hist_wr.en.eq(1)]
+                    with m.If(~found & (below + count >= k)):
+                        m.d.sync += [found.eq(1), threshold.eq(t1_index), quota.eq(k - below)]
+                    with m.Elif(~found):
+                        m.d.sync += below.eq(below + count)
+                with m.If(~issue & ~s1_valid):
+                    m.d.sync += [lane.eq(0), row.eq(0), pos.eq(0)]
+                    m.next = "ROW"
+
+            with m.State("ROW"):
+                with m.If(lane == lanes):
+                    m.next = "FINISH"  # not reached: k <= nnz words are pruned before
+                with m.Elif((row == n_in) | (pos == lane_nnz)):
+                    m.d.sync += [lane.eq(lane + 1), row.eq(0), pos.eq(0)]
+                with m.Else():
+                    m.d.comb += [bus.mem.eq(ptr_id), bus.addr.eq(row + 1), bus.r_en.eq(1)]
+                    m.next = "ROW_END"
+
+            with m.State("ROW_END"):
+                m.d.sync += [row_start.eq(pos), row_end.eq(bus.r_data)]
+                with m.If(bus.r_data[:pos_bits] == pos):
+                    m.d.sync += row.eq(row + 1)
+                    m.next = "ROW"
+                with m.Else():
+                    m.next = "WORD"
+
+            with m.State("WORD"):
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
+                m.next = "JUDGE"
+
+            with m.State("JUDGE"):
+                tie = word_mag == threshold
+                with m.If((word_mag < threshold) | (tie & (quota != 0))):
+                    with m.If(tie):
+                        m.d.sync += quota.eq(quota - 1)
+                    m.next = "DRAW"
+                with m.Else():
+                    next_word()
+
+            with m.State("DRAW"):
+                m.d.comb += [lfsr.step.eq(1)]
+                drawn = lfsr.following[:group_bits] & group_mask
+                column = Signal(group_bits + lane_bits)  # g·L + b, never truncated
+                m.d.comb += column.eq(drawn << lane_bits | lane[:lane_bits] if lanes > 1 else drawn)
+                with m.If(column < n_out):
+                    m.d.sync += [
+                        candidate.eq(drawn),
+                        scan.eq(row_start),
+                        scan_quota.eq(quota),
+                        conflict.eq(0),
+                        s1_valid.eq(0),
+                    ]
+                    m.next = "CHECK"
+
+            with m.State("CHECK"):
+                issue = scan < row_end
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
+                m.d.sync += [s1_valid.eq(issue), c1_pos.eq(scan)]
+                with m.If(issue):
+                    m.d.sync += scan.eq(scan + 1)
+                taken = Signal()
+                tie = (word_mag == threshold) & (scan_quota != 0)
+                with m.If(c1_pos < pos):
+                    m.d.comb += taken.eq(1)
+                with m.Elif(c1_pos > pos):
+                    m.d.comb += taken.eq(~((word_mag < threshold) | tie))
+                    with m.If(s1_valid & tie):
+                        m.d.sync += scan_quota.eq(scan_quota - 1)
+                with m.If(s1_valid & taken & (word_group == candidate)):
+                    m.d.sync += conflict.eq(1)
+                with m.If(~issue & ~s1_valid):
+                    with m.If(conflict):
+                        m.next = "DRAW"
+                    with m.Else():
+                        m.next = "WRITE"
+
+            with m.State("WRITE"):
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.w_en.eq(1)]
+                m.d.sync += remaining.eq(remaining - 1)
+                with m.If(remaining == 1):
+                    m.next = "FINISH"
+                with m.Else():
+                    next_word()
+
+            with m.State("FINISH"):
+                m.next = "IDLE"
+        # Plain expressions of the state register (continuous assignments in Verilog, defined
+        # from time 0 in every simulator, unlike outputs of a process that waits for a change).
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.done.eq(fsm.ongoing("FINISH"))]
+        return m
