@@ -129,3 +129,45 @@ def test_rewire_limits_are_refused_at_generation() -> None:
     Fragment.get(core, None)  # elaborates without it
     with pytest.raises(EslError, match="limit 8"):
         RewireUnit(core.plans)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_chip_rewire_continues_the_trainers_hardware_random_updates(lanes: int) -> None:
+    """Train with ``grow: hardware-random``, export (storage order, LFSR state), rewire on the chip:
+    the chip's memories equal the export after the trainer's own next update, word for word."""
+    import torch
+
+    from esl_hw.train.export import model_from_net
+    from esl_hw.train.model import LIFNet
+    from esl_hw.train.sparse import SparseEngine
+
+    torch.manual_seed(lanes)
+    net = LIFNet([12], n_in=20, n_out=5, timesteps=2, w_bits=4)  # 4-bit weights: ties in |w|
+    densities = [0.3, 1.0]
+    net.reset_parameters(densities)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    engine = SparseEngine(
+        net.named_weights(), optimizer, densities, 40, prune="magnitude", grow="hardware-random",
+        alpha=0.5, delta_t=4, t_end=1.0, masks=net.masks(), lanes=lanes, lfsr_seed=0x1234,
+        integer_weights=net.integer_weights,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(9)
+    for _ in range(10):  # two updates on the trainer's side, then more weight changes
+        spikes = torch.rand(2, 8, 20, generator=generator) < 0.4
+        loss = torch.nn.functional.cross_entropy(net(spikes), torch.randint(0, 5, (8,), generator=generator))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        engine.step()
+    exported = model_from_net(net, None, engine.rewiring.columns)
+    nnz = exported.layers[0].nnz
+    k = min(round(engine.fraction() * nnz), 20 * 12 - nnz)
+    seed = engine.rewiring.states[0]
+    assert k > 0 and seed != 0x1234  # the state was carried through the earlier updates
+    engine.update()  # the trainer's next update
+    after = model_from_net(net, None, engine.rewiring.columns)
+    (error, state, _, memories), *_ = run_requests(exported, lanes, [(0, k, seed)])
+    assert not error and state == engine.rewiring.states[0]
+    expected = memory_images(after, lanes)
+    assert memories == {mem: expected[mem] for mem in memories}
+    assert after.layers[0].col.tolist() != exported.layers[0].col.tolist()  # synapses really moved
