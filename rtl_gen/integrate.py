@@ -8,9 +8,13 @@ row costs one cycle of the event stage and none of the synapse stage.
 
 Pipeline (one register stage each)::
 
-    accept event j ──► pointer data (E) ──► row range (R) ──► synapse data = hit (H)
+    accept event j ──► pointer data (E) ──► pointers (P) ──► row range (R) ──► synapse data (H)
+                   ──► hit (Q)
 
-An end-of-step marker waits in stage E until every earlier hit has left stage H; it is then
+Every block-RAM read port (E, H) feeds only a register (P, Q): on ECP5 an EBR without output
+register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle.
+
+An end-of-step marker waits in stage P until every earlier hit has left stage Q; it is then
 offered on ``step_valid`` and held (blocking further events) until the consumer raises
 ``step_ready``, normally when its sweep or readout has finished.
 
@@ -22,12 +26,18 @@ independently within a step and meet again at its end-of-step marker.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.plan import LayerPlan
+
+#: Memory attributes that make Yosys map a memory to block RAM (EBR) rather than LUTs or LUT RAM.
+BLOCK_ROM = {"rom_style": "block"}
+BLOCK_RAM = {"ram_style": "block"}
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -93,40 +103,55 @@ class CsrIntegrator(wiring.Component):
         plan = self.plan
         m = Module()
         m.submodules.ptr_mem = ptr_mem = Memory(
-            shape=unsigned(plan.ptr_bits), depth=plan.n_in + 1, init=plan.ptr_init(self.lane)
+            shape=unsigned(plan.ptr_bits),
+            depth=plan.n_in + 1,
+            init=plan.ptr_init(self.lane),
+            attrs=BLOCK_ROM,
         )
         m.submodules.syn_mem = syn_mem = Memory(
-            shape=unsigned(plan.syn_bits), depth=plan.syn_depth(self.lane), init=plan.syn_init(self.lane)
+            shape=unsigned(plan.syn_bits),
+            depth=plan.syn_depth(self.lane),
+            init=plan.syn_init(self.lane),
+            attrs=BLOCK_ROM,
         )
         ptr_lo = ptr_mem.read_port()
         ptr_hi = ptr_mem.read_port()
         syn_rd = syn_mem.read_port()
 
-        # Stage E: pointer data of the accepted event (held by the read ports while E waits).
+        # Stage E: pointer data of the accepted event at the read ports (held while E waits).
         e_valid = Signal()
         e_eos = Signal()
-        # Stage R: synapse address range being streamed.
+        # Stage P: the pointers registered (block-RAM outputs drive nothing but flip-flops).
+        p_valid = Signal()
+        p_eos = Signal()
+        p_start = Signal(plan.ptr_bits)
+        p_end = Signal(plan.ptr_bits)
+        # Stage R: synapse address range being streamed (r_final = its last address).
         r_active = Signal()
         r_addr = Signal(plan.ptr_bits)
-        r_end = Signal(plan.ptr_bits)
-        # Stage H: synapse word read in the previous cycle.
+        r_final = Signal(plan.ptr_bits)
+        # Stage H: synapse word at the read port; stage Q: the hit registered.
         h_valid = Signal()
+        q_valid = Signal()
+        q_col = Signal(plan.local_bits)
+        q_weight = Signal(signed(plan.w_bits))
 
-        start, end = ptr_lo.data, ptr_hi.data
         r_last = Signal()
         r_free = Signal()
-        e_empty = Signal()
-        e_load = Signal()
-        e_consume = Signal()
+        p_empty = Signal()
+        p_load = Signal()
+        p_consume = Signal()
+        e_move = Signal()
         accept = Signal()
         m.d.comb += [
-            r_last.eq(r_active & (r_addr + 1 == r_end)),
+            r_last.eq(r_active & (r_addr == r_final)),
             r_free.eq(~r_active | r_last),
-            e_empty.eq(e_valid & ~e_eos & (start == end)),
-            e_load.eq(e_valid & ~e_eos & (start != end) & r_free),
-            self.step_valid.eq(e_valid & e_eos & ~r_active & ~h_valid),
-            e_consume.eq(e_empty | e_load | (self.step_valid & self.step_ready)),
-            self.events.ready.eq(~e_valid | e_consume),
+            p_empty.eq(p_valid & ~p_eos & (p_start == p_end)),
+            p_load.eq(p_valid & ~p_eos & (p_start != p_end) & r_free),
+            self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~q_valid),
+            p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
+            e_move.eq(e_valid & (~p_valid | p_consume)),
+            self.events.ready.eq(~e_valid | e_move),
             accept.eq(self.events.valid & self.events.ready),
         ]
 
@@ -141,11 +166,16 @@ class CsrIntegrator(wiring.Component):
         ]
         with m.If(accept):
             m.d.sync += [e_valid.eq(1), e_eos.eq(self.events.payload.eos)]
-        with m.Elif(e_consume):
+        with m.Elif(e_move):
             m.d.sync += e_valid.eq(0)
 
-        with m.If(e_load):
-            m.d.sync += [r_active.eq(1), r_addr.eq(start), r_end.eq(end)]
+        with m.If(e_move):
+            m.d.sync += [p_valid.eq(1), p_eos.eq(e_eos), p_start.eq(ptr_lo.data), p_end.eq(ptr_hi.data)]
+        with m.Elif(p_consume):
+            m.d.sync += p_valid.eq(0)
+
+        with m.If(p_load):
+            m.d.sync += [r_active.eq(1), r_addr.eq(p_start), r_final.eq(p_end - 1)]
         with m.Elif(r_last):
             m.d.sync += r_active.eq(0)
         with m.Elif(r_active):
@@ -156,25 +186,94 @@ class CsrIntegrator(wiring.Component):
             syn_rd.en.eq(r_active),
             self.syn_reads.eq(r_active),
         ]
-        m.d.sync += h_valid.eq(r_active)
-        m.d.comb += [
-            self.hit_valid.eq(h_valid),
-            self.hit_col.eq(syn_rd.data[: plan.local_bits]),
-            self.hit_weight.eq(syn_rd.data[plan.local_bits :].as_signed()),
+        m.d.sync += [
+            h_valid.eq(r_active),
+            q_valid.eq(h_valid),
+            q_col.eq(syn_rd.data[: plan.local_bits]),
+            q_weight.eq(syn_rd.data[plan.local_bits :].as_signed()),
         ]
+        m.d.comb += [self.hit_valid.eq(q_valid), self.hit_col.eq(q_col), self.hit_weight.eq(q_weight)]
         return m
 
 
-def register_hit(
-    m: Module, plan: LayerPlan, front: CsrIntegrator, lane: int
-) -> tuple[Signal, Signal, Signal]:
-    """The read-modify-write stage's registers: ``front``'s synapse hit (valid, column, weight),
-    one cycle later, while the current/accumulator memory read issued with it completes."""
-    valid = Signal(name=f"rmw_valid{lane}")
-    col = Signal(plan.local_bits, name=f"rmw_col{lane}")
-    weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
-    m.d.sync += [valid.eq(front.hit_valid), col.eq(front.hit_col), weight.eq(front.hit_weight)]
-    return valid, col, weight
+@dataclass
+class RmwPorts:
+    """What :func:`read_modify_write` drives into a memory during the integrate phase, and whether
+    an update is still in flight (``busy``: the memory must not be handed to another phase)."""
+
+    read_addr: Signal
+    read_en: Signal
+    write_addr: Signal
+    write_data: Signal
+    write_en: Signal
+    busy: Signal
+
+
+def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
+    """Pipelined ``mem[col] <- mem[col] + w`` for ``front``'s hits, one per cycle, no stall.
+
+    ::
+
+        cycle h   : read mem[col]                     (hit presented by ``front``)
+        cycle h+1 : the word at the read port         (stage 1)
+        cycle h+2 : mem[col] <- x + w                 (stage 2; x registered from stage 1)
+
+    The read of cycle ``h`` misses the writes of cycles ``h`` and ``h+1`` (the read port is not
+    transparent), so stage 2 takes ``x`` from the sum written one cycle earlier (``s3``) or two
+    cycles earlier (``s4``) when it went to the same ``col``, else from the memory: every
+    block-RAM output goes straight into a register and the adder starts from flip-flops.
+    ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide).
+    """
+    acc = signed(plan.acc_bits)
+    s1_valid = Signal(name=f"rmw1_valid{lane}")
+    s1_col = Signal(plan.local_bits, name=f"rmw1_col{lane}")
+    s1_weight = Signal(signed(plan.w_bits), name=f"rmw1_weight{lane}")
+    s2_valid = Signal(name=f"rmw2_valid{lane}")
+    s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
+    s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
+    s2_data = Signal(acc, name=f"rmw2_data{lane}")
+    s2_from3 = Signal(name=f"rmw2_from3_{lane}")
+    s2_from4 = Signal(name=f"rmw2_from4_{lane}")
+    s3_valid = Signal(name=f"rmw3_valid{lane}")
+    s3_col = Signal(plan.local_bits, name=f"rmw3_col{lane}")
+    s3_sum = Signal(acc, name=f"rmw3_sum{lane}")
+    s4_sum = Signal(acc, name=f"rmw4_sum{lane}")
+    total = Signal(acc, name=f"rmw_sum{lane}")
+    m.d.sync += [
+        s1_valid.eq(front.hit_valid),
+        s1_col.eq(front.hit_col),
+        s1_weight.eq(front.hit_weight),
+        s2_valid.eq(s1_valid),
+        s2_col.eq(s1_col),
+        s2_weight.eq(s1_weight),
+        s2_data.eq(read_data),
+        s2_from3.eq(s2_valid & (s2_col == s1_col)),
+        s2_from4.eq(s3_valid & (s3_col == s1_col)),
+        s3_valid.eq(s2_valid),
+        s3_col.eq(s2_col),
+        s3_sum.eq(total),
+        s4_sum.eq(s3_sum),
+    ]
+    m.d.comb += total.eq(Mux(s2_from3, s3_sum, Mux(s2_from4, s4_sum, s2_data)) + s2_weight)
+    busy = Signal(name=f"rmw_busy{lane}")
+    m.d.comb += busy.eq(s1_valid | s2_valid)
+    return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy)
+
+
+def any_of(bits: list) -> object:
+    """OR of single-bit signals."""
+    result = bits[0]
+    for bit in bits[1:]:
+        result = result | bit
+    return result
+
+
+def all_of(bits: list) -> object:
+    """AND of single-bit signals (a reduction, not an adder)."""
+    result = bits[0]
+    for bit in bits[1:]:
+        result = result & bit
+    return result
 
 
 def add_strobes(strobes: list) -> object:
@@ -207,8 +306,6 @@ def lane_front_ends(m: Module, plan: LayerPlan, events: stream.Interface, depth:
         ]
         room.append(queue.w_rdy)
         fronts.append(front)
-    ready = room[0]
-    for lane_room in room[1:]:
-        ready = ready & lane_room
+    ready = all_of(room)
     m.d.comb += [events.ready.eq(ready), accept.eq(events.valid & ready)]
     return fronts

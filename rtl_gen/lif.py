@@ -35,7 +35,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import signed_range
-from esl_hw.rtl_gen.integrate import add_strobes, event_layout, lane_front_ends, register_hit
+from esl_hw.rtl_gen.integrate import (
+    BLOCK_RAM,
+    add_strobes,
+    all_of,
+    any_of,
+    event_layout,
+    lane_front_ends,
+    read_modify_write,
+)
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
     DEFAULT_SPIKE_FIFO_DEPTH,
@@ -131,22 +139,9 @@ class LifLayerCore(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         plan = self.plan
-        layer = plan.layer
         lanes, groups = plan.lanes, plan.groups
-        v_bits = layer.v_bits
         m = Module()
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
-
-        # Sweep pipeline: stage A issues the reads of group a_idx, stage B updates group b_idx.
-        sweeping = Signal()
-        marking = Signal()
-        a_idx = Signal(range(groups + 1))
-        a_active = Signal()
-        b_valid = Signal()
-        b_idx = Signal(plan.local_bits)
-        step = Signal(unsigned_bits(plan.timesteps - 1))
-        last_step = Signal()
-        m.d.comb += [a_active.eq(sweeping & (a_idx < groups)), last_step.eq(step == plan.timesteps - 1)]
 
         m.submodules.mask_fifo = mask_fifo = fifo.SyncFIFOBuffered(
             width=mask_layout(plan.local_bits, lanes).size, depth=self.spike_fifo_depth
@@ -159,100 +154,90 @@ class LifLayerCore(wiring.Component):
             mask_fifo.r_en.eq(serializer.masks.ready),
         ]
 
-        low, high = signed_range(v_bits)
-        last_lanes = layer.n_out - (groups - 1) * lanes  # neurons in the last group
-        in_last_group = Signal()
-        m.d.comb += in_last_group.eq(b_idx == groups - 1)
-        spikes, present, updated_all = [], [], []
-        cur_ports, pot_ports = [], []
-        for lane in range(lanes):
-            cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[])
-            pot_mem = Memory(shape=signed(v_bits), depth=groups, init=[])
+        # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; C: words
+        # registered; D: total registered; E: spikes and updates registered, written and pushed.
+        sweeping = Signal()
+        marking = Signal()
+        a_idx = Signal(range(groups + 1))
+        step = Signal(unsigned_bits(plan.timesteps - 1))
+        last_step = Signal()
+        valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in "bcde"}
+        idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in "bcde"}
+        in_flight = sum(valid[stage] for stage in "bcde")
+        issue = Signal()
+        m.d.comb += [
+            last_step.eq(step == plan.timesteps - 1),
+            # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
+            # later (its write side holds depth - 1 words besides the output register).
+            issue.eq(sweeping & (a_idx != groups) & (mask_fifo.level + in_flight < self.spike_fifo_depth - 1)),
+        ]
+        m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
+        for before, after in ("bc", "cd", "de"):
+            m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
+        with m.If(issue):
+            m.d.sync += a_idx.eq(a_idx + 1)
+
+        cur_ports, pot_ports, rmws, lanes_out = [], [], [], []
+        for lane, front in enumerate(fronts):
+            cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[], attrs=BLOCK_RAM)
+            pot_mem = Memory(shape=signed(plan.layer.v_bits), depth=groups, init=[], attrs=BLOCK_RAM)
             m.submodules[f"cur_mem{lane}"] = cur_mem
             m.submodules[f"pot_mem{lane}"] = pot_mem
-            cur_wr = cur_mem.write_port()
-            cur_rd = cur_mem.read_port(transparent_for=(cur_wr,))
-            pot_wr = pot_mem.write_port()
-            pot_rd = pot_mem.read_port()
+            cur_wr, cur_rd = cur_mem.write_port(), cur_mem.read_port()
+            pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
             cur_ports.append((cur_rd, cur_wr))
             pot_ports.append((pot_rd, pot_wr))
-            potential, current = pot_rd.data, cur_rd.data
-            leaked = potential if layer.leak_shift is None else potential - (potential >> layer.leak_shift)
-            total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"total{lane}")
-            updated = Signal(signed(v_bits), name=f"updated{lane}")
-            spike = Signal(name=f"spike{lane}")
-            here = Signal(name=f"present{lane}")
-            m.d.comb += [
-                total.eq(leaked + current),
-                updated.eq(Mux(total < low, low, Mux(total > high, high, total))),
-                here.eq(b_valid & (~in_last_group if lane >= last_lanes else 1)),
-                spike.eq(here & (updated >= layer.threshold)),
-            ]
-            spikes.append(spike)
-            present.append(here)
-            updated_all.append(updated)
+            rmws.append(read_modify_write(m, plan, front, cur_rd.data, lane))
+            lanes_out.append(self._lane_datapath(m, lane, pot_rd.data, cur_rd.data, idx["d"]))
 
-        mask = Signal(lanes)
-        m.d.comb += mask.eq(Cat(*spikes))
-        stall = Signal()
-        advance = Signal()
-        retire = Signal()
-        m.d.comb += [
-            stall.eq(b_valid & (mask != 0) & ~mask_fifo.w_rdy),
-            advance.eq(sweeping & ~stall),
-            retire.eq(b_valid & ~stall),
-        ]
+        e_spikes = [spike for spike, _, _ in lanes_out]
+        e_mask = Signal(lanes)
+        m.d.comb += e_mask.eq(Cat(*e_spikes))
         mask_word = Signal(mask_layout(plan.local_bits, lanes))
         m.d.comb += [
-            mask_word.group.eq(b_idx),
-            mask_word.mask.eq(mask),
+            mask_word.group.eq(idx["e"]),
+            mask_word.mask.eq(e_mask),
             mask_word.eos.eq(marking),
             mask_fifo.w_data.eq(mask_word.as_value()),
-            mask_fifo.w_en.eq((retire & (mask != 0)) | marking),
+            mask_fifo.w_en.eq((valid["e"] & (e_mask != 0)) | marking),
         ]
 
         # Memory port multiplexing between the integrate and the sweep phases, per lane.
-        for lane, front in enumerate(fronts):
+        last_lanes = plan.layer.n_out - (groups - 1) * lanes  # neurons in the last group
+        for lane, rmw in enumerate(rmws):
             (cur_rd, cur_wr), (pot_rd, pot_wr) = cur_ports[lane], pot_ports[lane]
-            rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
-            write = retire & present[lane]
-            read = advance & a_active & (a_idx != groups - 1 if lane >= last_lanes else 1)
+            spike, updated, here = lanes_out[lane]
+            write = valid["e"] & here
+            read = issue & (a_idx != groups - 1 if lane >= last_lanes else 1)
             # The potentials are only touched by the sweep (read and write enables imply it).
             m.d.comb += [
                 pot_rd.addr.eq(a_idx),
                 pot_rd.en.eq(read),
-                pot_wr.addr.eq(b_idx),
-                pot_wr.data.eq(Mux(spikes[lane] | last_step, 0, updated_all[lane])),
+                pot_wr.addr.eq(idx["e"]),
+                pot_wr.data.eq(Mux(spike | last_step, 0, updated)),
                 pot_wr.en.eq(write),
             ]
             with m.If(sweeping):
                 m.d.comb += [
                     cur_rd.addr.eq(a_idx),
                     cur_rd.en.eq(read),
-                    cur_wr.addr.eq(b_idx),
+                    cur_wr.addr.eq(idx["e"]),
                     cur_wr.data.eq(0),
                     cur_wr.en.eq(write),
                 ]
             with m.Else():
                 m.d.comb += [
-                    cur_rd.addr.eq(front.hit_col),
-                    cur_rd.en.eq(front.hit_valid),
-                    cur_wr.addr.eq(rmw_col),
-                    cur_wr.data.eq(cur_rd.data + rmw_weight),
-                    cur_wr.en.eq(rmw_valid),
+                    cur_rd.addr.eq(rmw.read_addr),
+                    cur_rd.en.eq(rmw.read_en),
+                    cur_wr.addr.eq(rmw.write_addr),
+                    cur_wr.data.eq(rmw.write_data),
+                    cur_wr.en.eq(rmw.write_en),
                 ]
 
-        with m.If(advance):
-            m.d.sync += [b_valid.eq(a_active), b_idx.eq(a_idx)]
-            with m.If(a_active):
-                m.d.sync += a_idx.eq(a_idx + 1)
-            with m.Else():
-                m.d.sync += b_valid.eq(0)
-                with m.If(~b_valid):
-                    m.d.sync += [sweeping.eq(0), marking.eq(1)]
-
+        with m.If(sweeping & (a_idx == groups) & ~any_of(list(valid.values()))):
+            m.d.sync += [sweeping.eq(0), marking.eq(1)]
         all_marked = Signal()
-        m.d.comb += all_marked.eq(add_strobes([front.step_valid for front in fronts]) == lanes)
+        m.d.comb += all_marked.eq(all_of([front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws)]))
         with m.If(all_marked & ~sweeping & ~marking):
             m.d.sync += [sweeping.eq(1), a_idx.eq(0)]
         with m.If(marking & mask_fifo.w_rdy):
@@ -260,10 +245,10 @@ class LifLayerCore(wiring.Component):
             m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
 
         m.d.comb += [
-            self.tap_valid.eq(Cat(*(retire & here for here in present))),
-            self.tap_group.eq(b_idx),
+            self.tap_valid.eq(Cat(*(valid["e"] & here for _, _, here in lanes_out))),
+            self.tap_group.eq(idx["e"]),
             self.tap_step.eq(step),
-            self.tap_spike.eq(mask),
+            self.tap_spike.eq(e_mask),
             self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
             self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
             self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
@@ -273,6 +258,36 @@ class LifLayerCore(wiring.Component):
             self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
             self.stat_spike.eq(self.spikes.valid & self.spikes.ready & ~self.spikes.payload.eos),
         ]
-        for lane, spike in enumerate(spikes):
-            m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated_all[lane]))
+        for lane, (spike, updated, _) in enumerate(lanes_out):
+            m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated))
         return m
+
+    def _lane_datapath(self, m: Module, lane: int, potential, current, d_idx: Signal):
+        """One lane of the sweep from the words at the read ports (stage B) to stage E.
+
+        C: ``v``, ``cur`` registered; D: ``total = v − (v >>> k) + cur`` registered; E:
+        ``u = clamp(total)`` and ``spike = total ≥ θ`` registered (equal to ``u ≥ θ`` because
+        ``1 ≤ θ ≤ max``), gated by ``here`` (the lane holds a neuron of the group). Returns the
+        stage-E signals ``(spike, u, here)``.
+        """
+        plan, layer = self.plan, self.plan.layer
+        v_bits = layer.v_bits
+        low, high = signed_range(v_bits)
+        c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}")
+        c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}")
+        d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
+        e_updated = Signal(signed(v_bits), name=f"sweep_e_updated{lane}")
+        e_spike = Signal(name=f"sweep_e_spike{lane}")
+        e_here = Signal(name=f"sweep_e_here{lane}")
+        leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
+        last_lanes = layer.n_out - (plan.groups - 1) * plan.lanes
+        d_here = ~(d_idx == plan.groups - 1) if lane >= last_lanes else 1
+        m.d.sync += [
+            c_pot.eq(potential),
+            c_cur.eq(current),
+            d_total.eq(leaked + c_cur),
+            e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
+            e_spike.eq(d_here & (d_total >= layer.threshold)),
+            e_here.eq(d_here),
+        ]
+        return e_spike, e_updated, e_here

@@ -96,8 +96,9 @@ def test_back_to_back_rows_stream_without_bubbles() -> None:
     trace, first = run_integrator(integrator_for(layer), stream)
     cycles = [item[3] for item in trace if item[0] == "hit"]
     assert len(cycles) == layer.nnz
-    # Two cycles from the first accepted event to the first hit, then one hit every cycle.
-    assert cycles == list(range(first + 3, first + 3 + layer.nnz))
+    # Five cycles from the first accepted event to the first hit (E, P, R, H, Q), then one hit
+    # every cycle.
+    assert cycles == list(range(first + 5, first + 5 + layer.nnz))
 
 
 def test_empty_rows_cost_at_most_one_cycle_each() -> None:
@@ -109,7 +110,7 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
     trace, first = run_integrator(integrator_for(layer), stream, step_delay=0)
     hits = [item for item in trace if item[0] == "hit"]
     assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, range(10))
-    assert hits[-1][3] - first <= 8 + 10 + 3
+    assert hits[-1][3] - first <= 8 + 10 + 5
 
 
 def test_event_layout_rejects_zero_width() -> None:
