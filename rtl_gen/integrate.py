@@ -9,10 +9,12 @@ row costs one cycle of the event stage and none of the synapse stage.
 Pipeline (one register stage each)::
 
     accept event j ──► pointer data (E) ──► pointers (P) ──► row range (R) ──► synapse data (H)
-                   ──► hit (Q)
+                   ──► synapse words (G) ──► hit (Q)
 
-Every block-RAM read port (E, H) feeds only a register (P, Q): on ECP5 an EBR without output
-register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle.
+Every block-RAM read port (E, H) feeds only a register (P, G): on ECP5 an EBR without output
+register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle. A
+synapse memory longer than one block is split into blocks (``syn_block_words``), each read into
+its own register in G; Q picks the addressed block's word.
 
 An end-of-step marker waits in stage P until every earlier hit has left stage Q; it is then
 offered on ``step_valid`` and held (blocking further events) until the consumer raises
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -38,6 +40,15 @@ from esl_hw.rtl_gen.plan import LayerPlan
 #: Memory attributes that make Yosys map a memory to block RAM (EBR) rather than LUTs or LUT RAM.
 BLOCK_ROM = {"rom_style": "block"}
 BLOCK_RAM = {"ram_style": "block"}
+
+
+def block_words(width: int) -> int:
+    """Words of ``width`` bits one ECP5 EBR (``DP16KD``) holds in its deepest fitting shape
+    (16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18; wider words use blocks side by side)."""
+    for words, bits in ((16384, 1), (8192, 2), (4096, 4), (2048, 9)):
+        if width <= bits:
+            return words
+    return 1024
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -56,6 +67,11 @@ class CsrIntegrator(wiring.Component):
         The layer whose row pointers and synapses this front end holds.
     lane : int
         Which lane's CSR (``0 .. plan.lanes - 1``).
+    syn_block_words : int or None
+        Words per synapse-memory block, a power of two (default :func:`block_words` of the word
+        width). A longer synapse memory is split into blocks of this many words, each read into
+        its own register before one multiplexer picks the word: Yosys would otherwise put a
+        multiplexer between the block RAMs and the first register.
 
     Attributes
     ----------
@@ -77,15 +93,22 @@ class CsrIntegrator(wiring.Component):
         Synapse memory words read this cycle.
     """
 
-    def __init__(self, plan: LayerPlan, lane: int = 0) -> None:
+    def __init__(self, plan: LayerPlan, lane: int = 0, syn_block_words: int | None = None) -> None:
         if not isinstance(plan, LayerPlan):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise TypeError(f"plan must be a LayerPlan, got {plan!r}")
         if not 0 <= lane < plan.lanes:
             self._MustUse__silence = True
             raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
+        if syn_block_words is None:
+            syn_block_words = block_words(plan.syn_bits)
+        words = syn_block_words
+        if isinstance(words, bool) or not isinstance(words, int) or words < 2 or words & (words - 1):
+            self._MustUse__silence = True
+            raise ValueError(f"syn_block_words must be a power of two >= 2, got {syn_block_words!r}")
         self.plan = plan
         self.lane = lane
+        self.syn_block_words = syn_block_words
         super().__init__(
             {
                 "events": In(stream.Signature(event_layout(plan.in_index_bits))),
@@ -108,15 +131,8 @@ class CsrIntegrator(wiring.Component):
             init=plan.ptr_init(self.lane),
             attrs=BLOCK_ROM,
         )
-        m.submodules.syn_mem = syn_mem = Memory(
-            shape=unsigned(plan.syn_bits),
-            depth=plan.syn_depth(self.lane),
-            init=plan.syn_init(self.lane),
-            attrs=BLOCK_ROM,
-        )
         ptr_lo = ptr_mem.read_port()
         ptr_hi = ptr_mem.read_port()
-        syn_rd = syn_mem.read_port()
 
         # Stage E: pointer data of the accepted event at the read ports (held while E waits).
         e_valid = Signal()
@@ -130,8 +146,9 @@ class CsrIntegrator(wiring.Component):
         r_active = Signal()
         r_addr = Signal(plan.ptr_bits)
         r_final = Signal(plan.ptr_bits)
-        # Stage H: synapse word at the read port; stage Q: the hit registered.
+        # Stage H: synapse words at the read ports; G: registered; Q: the hit registered.
         h_valid = Signal()
+        g_valid = Signal()
         q_valid = Signal()
         q_col = Signal(plan.local_bits)
         q_weight = Signal(signed(plan.w_bits))
@@ -148,7 +165,7 @@ class CsrIntegrator(wiring.Component):
             r_free.eq(~r_active | r_last),
             p_empty.eq(p_valid & ~p_eos & (p_start == p_end)),
             p_load.eq(p_valid & ~p_eos & (p_start != p_end) & r_free),
-            self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~q_valid),
+            self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~q_valid),
             p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
             e_move.eq(e_valid & (~p_valid | p_consume)),
             self.events.ready.eq(~e_valid | e_move),
@@ -181,19 +198,47 @@ class CsrIntegrator(wiring.Component):
         with m.Elif(r_active):
             m.d.sync += r_addr.eq(r_addr + 1)
 
-        m.d.comb += [
-            syn_rd.addr.eq(r_addr),
-            syn_rd.en.eq(r_active),
-            self.syn_reads.eq(r_active),
-        ]
+        word = self._synapse_words(m, r_addr, r_active)
+        m.d.comb += self.syn_reads.eq(r_active)
         m.d.sync += [
             h_valid.eq(r_active),
-            q_valid.eq(h_valid),
-            q_col.eq(syn_rd.data[: plan.local_bits]),
-            q_weight.eq(syn_rd.data[plan.local_bits :].as_signed()),
+            g_valid.eq(h_valid),
+            q_valid.eq(g_valid),
+            q_col.eq(word[: plan.local_bits]),
+            q_weight.eq(word[plan.local_bits :].as_signed()),
         ]
         m.d.comb += [self.hit_valid.eq(q_valid), self.hit_col.eq(q_col), self.hit_weight.eq(q_weight)]
         return m
+
+    def _synapse_words(self, m: Module, addr: Signal, enable: Signal):
+        """Synapse memory blocks ``syn_mem``, ``syn_mem1``, …: read at ``addr`` (stage R), each
+        block's word registered (stage G); returns the word of the addressed block in stage G."""
+        plan = self.plan
+        depth, words = plan.syn_depth(self.lane), self.syn_block_words
+        init = list(plan.syn_init(self.lane))
+        shift = (words - 1).bit_length() if depth > words else 0
+        blocks = -(-depth // words) if shift else 1
+        size = words if shift else depth
+        held = []
+        for block in range(blocks):
+            memory = Memory(
+                shape=unsigned(plan.syn_bits),
+                depth=min(size, depth - block * size),
+                init=init[block * size : (block + 1) * size],
+                attrs=BLOCK_ROM,
+            )
+            m.submodules["syn_mem" + (str(block) if block else "")] = memory
+            port = memory.read_port()
+            word = Signal(plan.syn_bits, name=f"syn_word{block}")
+            m.d.comb += [port.addr.eq(addr[:shift] if shift else addr), port.en.eq(enable)]
+            m.d.sync += word.eq(port.data)
+            held.append(word)
+        if blocks == 1:
+            return held[0]
+        h_block = Signal(range(blocks), name="syn_h_block")
+        g_block = Signal(range(blocks), name="syn_g_block")
+        m.d.sync += [h_block.eq(addr[shift:]), g_block.eq(h_block)]
+        return Array(held)[g_block]
 
 
 @dataclass

@@ -12,9 +12,9 @@ from esl_hw.rtl_gen.integrate import CsrIntegrator, event_layout
 from esl_hw.rtl_gen.plan import plan_model
 
 
-def integrator_for(layer) -> CsrIntegrator:
+def integrator_for(layer, syn_block_words: int | None = None) -> CsrIntegrator:
     output = layer_from_dense(np.ones((layer.n_out, 1), dtype=np.int64), "output", 2)
-    return CsrIntegrator(plan_model(Model((layer, output), timesteps=2))[0])
+    return CsrIntegrator(plan_model(Model((layer, output), timesteps=2))[0], syn_block_words=syn_block_words)
 
 
 def run_integrator(front: CsrIntegrator, stream: list[tuple[int, int]], step_delay: int = 3):
@@ -96,9 +96,9 @@ def test_back_to_back_rows_stream_without_bubbles() -> None:
     trace, first = run_integrator(integrator_for(layer), stream)
     cycles = [item[3] for item in trace if item[0] == "hit"]
     assert len(cycles) == layer.nnz
-    # Five cycles from the first accepted event to the first hit (E, P, R, H, Q), then one hit
+    # Six cycles from the first accepted event to the first hit (E, P, R, H, G, Q), then one hit
     # every cycle.
-    assert cycles == list(range(first + 5, first + 5 + layer.nnz))
+    assert cycles == list(range(first + 6, first + 6 + layer.nnz))
 
 
 def test_empty_rows_cost_at_most_one_cycle_each() -> None:
@@ -110,7 +110,7 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
     trace, first = run_integrator(integrator_for(layer), stream, step_delay=0)
     hits = [item for item in trace if item[0] == "hit"]
     assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, range(10))
-    assert hits[-1][3] - first <= 8 + 10 + 5
+    assert hits[-1][3] - first <= 8 + 10 + 6
 
 
 def test_event_layout_rejects_zero_width() -> None:
@@ -141,3 +141,39 @@ def test_integrator_rejects_a_bad_lane() -> None:
     plan = plan_model(Model((layer, output), timesteps=2), 2)[0]
     with pytest.raises(ValueError, match="lane must be in 0..1, got 2"):
         CsrIntegrator(plan, 2)
+
+
+@pytest.mark.parametrize("words", [2, 4, 8])
+def test_synapse_memory_split_into_blocks_streams_the_same_hits(words) -> None:
+    rng = np.random.default_rng(words)
+    mask = rng.random((12, 7)) < 0.6
+    mask[:, 0] = True  # no empty row: back-to-back rows across block boundaries
+    layer = layer_from_dense(rng.integers(-8, 8, (12, 7)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
+    front = integrator_for(layer, syn_block_words=words)
+    stream = [(index, 0) for index in range(12)] + [(0, 1)] + [(index, 0) for index in (11, 3, 0)] + [(0, 1)]
+    trace, first = run_integrator(front, stream)
+    hits = [item for item in trace if item[0] == "hit"]
+    assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, [*range(12), 11, 3, 0])
+    first_step = [cycle for _, _, _, cycle in hits[: layer.nnz]]
+    assert first_step == list(range(first + 6, first + 6 + layer.nnz))
+    depths = synapse_block_depths(integrator_for(layer, syn_block_words=words))
+    assert depths == [min(words, layer.nnz - start) for start in range(0, layer.nnz, words)]
+
+
+def synapse_block_depths(front: CsrIntegrator) -> list[int]:
+    """Depths of the synapse memory blocks ``syn_mem``, ``syn_mem1``, … (elaborated for inspection)."""
+    front._MustUse__silence = True
+    module = front.elaborate(None)
+    module._MustUse__silence = True
+    submodules = {name: entry[0] for name, entry in module._named_submodules.items()}
+    for submodule in submodules.values():
+        submodule._MustUse__silence = True
+    count = sum(name.startswith("syn_mem") for name in submodules)
+    return [submodules["syn_mem" + (str(block) if block else "")].depth for block in range(count)]
+
+
+@pytest.mark.parametrize("words", [0, 3, True])
+def test_integrator_rejects_a_bad_block_size(words) -> None:
+    layer = layer_from_dense(np.ones((2, 2), dtype=np.int64), "lif", 4, v_bits=8, threshold=3)
+    with pytest.raises(ValueError, match="power of two"):
+        integrator_for(layer, syn_block_words=words)
