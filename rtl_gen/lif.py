@@ -164,18 +164,23 @@ class LifLayerCore(wiring.Component):
         valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in "bcde"}
         idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in "bcde"}
         in_flight = sum(valid[stage] for stage in "bcde")
+        # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
+        # later (its write side holds depth - 1 words besides the output register). ``room`` is
+        # registered: with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so
+        # room(t) = [X(t-1) + issue(t-1) < depth - 1] implies X(t) < depth - 1.
         issue = Signal()
+        room = Signal(init=1)
+        more = Signal()  # a_idx != groups, registered
         m.d.comb += [
             last_step.eq(step == plan.timesteps - 1),
-            # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
-            # later (its write side holds depth - 1 words besides the output register).
-            issue.eq(sweeping & (a_idx != groups) & (mask_fifo.level + in_flight < self.spike_fifo_depth - 1)),
+            issue.eq(sweeping & more & room),
         ]
+        m.d.sync += room.eq(mask_fifo.level + in_flight + issue < self.spike_fifo_depth - 1)
         m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
         for before, after in ("bc", "cd", "de"):
             m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
         with m.If(issue):
-            m.d.sync += a_idx.eq(a_idx + 1)
+            m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
 
         cur_ports, pot_ports, rmws, lanes_out = [], [], [], []
         for lane, front in enumerate(fronts):
@@ -234,12 +239,12 @@ class LifLayerCore(wiring.Component):
                     cur_wr.en.eq(rmw.write_en),
                 ]
 
-        with m.If(sweeping & (a_idx == groups) & ~any_of(list(valid.values()))):
+        with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
             m.d.sync += [sweeping.eq(0), marking.eq(1)]
         all_marked = Signal()
         m.d.comb += all_marked.eq(all_of([front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws)]))
         with m.If(all_marked & ~sweeping & ~marking):
-            m.d.sync += [sweeping.eq(1), a_idx.eq(0)]
+            m.d.sync += [sweeping.eq(1), a_idx.eq(0), more.eq(1)]
         with m.If(marking & mask_fifo.w_rdy):
             m.d.comb += [front.step_ready.eq(1) for front in fronts]
             m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
