@@ -243,10 +243,14 @@ class LifLayerCore(wiring.Component):
             m.d.sync += [sweeping.eq(0), marking.eq(1)]
         all_marked = Signal()
         m.d.comb += all_marked.eq(all_of([front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws)]))
-        with m.If(all_marked & ~sweeping & ~marking):
+        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
+        # after the end-of-step word is pushed, so no lane's ready logic depends on the others'.
+        release = Signal()
+        m.d.sync += release.eq(marking & mask_fifo.w_rdy)
+        m.d.comb += [front.step_ready.eq(release) for front in fronts]
+        with m.If(all_marked & ~sweeping & ~marking & ~release):
             m.d.sync += [sweeping.eq(1), a_idx.eq(0), more.eq(1)]
         with m.If(marking & mask_fifo.w_rdy):
-            m.d.comb += [front.step_ready.eq(1) for front in fronts]
             m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
 
         m.d.comb += [

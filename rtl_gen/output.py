@@ -156,13 +156,17 @@ class OutputLayerCore(wiring.Component):
             all_marked.eq(all_of([front.step_valid for front in fronts])),
             drained.eq(~any_of([rmw.busy for rmw in rmws])),
         ]
-        with m.If(all_marked & ~reading):
+        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
+        # after the decision, so no lane's ready logic depends on every other lane's.
+        release = Signal()
+        m.d.sync += release.eq(0)
+        m.d.comb += [front.step_ready.eq(release) for front in fronts]
+        with m.If(all_marked & ~reading & ~release):
             with m.If(last_step):
                 with m.If(drained):
                     m.d.sync += [reading.eq(1), a_idx.eq(0)]
             with m.Else():
-                m.d.comb += [front.step_ready.eq(1) for front in fronts]
-                m.d.sync += step.eq(step + 1)
+                m.d.sync += [release.eq(1), step.eq(step + 1)]
 
         with m.If(advance):
             m.d.sync += [
@@ -180,10 +184,11 @@ class OutputLayerCore(wiring.Component):
         with m.If(retire & new_best):
             m.d.sync += [best_value.eq(c_value), best_index.eq(c_idx)]
         with m.If(retire & c_last):
-            m.d.comb += [self.done.eq(1), *(front.step_ready.eq(1) for front in fronts)]
+            m.d.comb += self.done.eq(1)
             m.d.sync += [
                 self.prediction.eq(Mux(new_best, c_idx, best_index)),
                 reading.eq(0),
+                release.eq(1),
                 step.eq(0),
             ]
 
