@@ -42,6 +42,13 @@ BLOCK_ROM = {"rom_style": "block"}
 BLOCK_RAM = {"ram_style": "block"}
 
 
+def pointer_words(row_ptr: list[int], ptr_bits: int) -> list[int]:
+    """Pointer memory image: word ``j`` is ``row_ptr[j]`` with bit ``ptr_bits`` set when row
+    ``j`` is empty (``row_ptr[j + 1] == row_ptr[j]``), so the event stage needs no comparator."""
+    flags = [int(row_ptr[j + 1] == row_ptr[j]) for j in range(len(row_ptr) - 1)] + [0]
+    return [int(ptr) | flag << ptr_bits for ptr, flag in zip(row_ptr, flags, strict=True)]
+
+
 def block_words(width: int) -> int:
     """Words of ``width`` bits one ECP5 EBR (``DP16KD``) holds in its deepest fitting shape
     (16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18; wider words use blocks side by side)."""
@@ -126,9 +133,9 @@ class CsrIntegrator(wiring.Component):
         plan = self.plan
         m = Module()
         m.submodules.ptr_mem = ptr_mem = Memory(
-            shape=unsigned(plan.ptr_bits),
+            shape=unsigned(plan.ptr_bits + 1),
             depth=plan.n_in + 1,
-            init=plan.ptr_init(self.lane),
+            init=pointer_words(plan.ptr_init(self.lane), plan.ptr_bits),
             attrs=BLOCK_ROM,
         )
         ptr_lo = ptr_mem.read_port()
@@ -142,10 +149,13 @@ class CsrIntegrator(wiring.Component):
         p_eos = Signal()
         p_start = Signal(plan.ptr_bits)
         p_end = Signal(plan.ptr_bits)
-        # Stage R: synapse address range being streamed (r_final = its last address).
+        p_empty_row = Signal()
+        # Stage R: synapse address range being streamed (r_final = its last address, r_at_final:
+        # r_addr == r_final, registered).
         r_active = Signal()
         r_addr = Signal(plan.ptr_bits)
         r_final = Signal(plan.ptr_bits)
+        r_at_final = Signal()
         # Stage H: synapse words at the read ports; G: registered; Q: the hit registered.
         h_valid = Signal()
         g_valid = Signal()
@@ -161,10 +171,10 @@ class CsrIntegrator(wiring.Component):
         e_move = Signal()
         accept = Signal()
         m.d.comb += [
-            r_last.eq(r_active & (r_addr == r_final)),
+            r_last.eq(r_active & r_at_final),
             r_free.eq(~r_active | r_last),
-            p_empty.eq(p_valid & ~p_eos & (p_start == p_end)),
-            p_load.eq(p_valid & ~p_eos & (p_start != p_end) & r_free),
+            p_empty.eq(p_valid & ~p_eos & p_empty_row),
+            p_load.eq(p_valid & ~p_eos & ~p_empty_row & r_free),
             self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~q_valid),
             p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
             e_move.eq(e_valid & (~p_valid | p_consume)),
@@ -187,16 +197,27 @@ class CsrIntegrator(wiring.Component):
             m.d.sync += e_valid.eq(0)
 
         with m.If(e_move):
-            m.d.sync += [p_valid.eq(1), p_eos.eq(e_eos), p_start.eq(ptr_lo.data), p_end.eq(ptr_hi.data)]
+            m.d.sync += [
+                p_valid.eq(1),
+                p_eos.eq(e_eos),
+                p_start.eq(ptr_lo.data[: plan.ptr_bits]),
+                p_empty_row.eq(ptr_lo.data[plan.ptr_bits]),
+                p_end.eq(ptr_hi.data[: plan.ptr_bits]),
+            ]
         with m.Elif(p_consume):
             m.d.sync += p_valid.eq(0)
 
         with m.If(p_load):
-            m.d.sync += [r_active.eq(1), r_addr.eq(p_start), r_final.eq(p_end - 1)]
+            m.d.sync += [
+                r_active.eq(1),
+                r_addr.eq(p_start),
+                r_final.eq(p_end - 1),
+                r_at_final.eq(p_start + 1 == p_end),
+            ]
         with m.Elif(r_last):
             m.d.sync += r_active.eq(0)
         with m.Elif(r_active):
-            m.d.sync += r_addr.eq(r_addr + 1)
+            m.d.sync += [r_addr.eq(r_addr + 1), r_at_final.eq(r_addr + 1 == r_final)]
 
         word = self._synapse_words(m, r_addr, r_active)
         m.d.comb += self.syn_reads.eq(r_active)

@@ -9,7 +9,8 @@ Lane ``b`` owns bank ``b`` and its own CSR: the synapses of every row whose post
 bank ``b``, in the artifact's order. The lanes never share a memory, so there is no bank conflict
 and no padding: each lane streams only real synapses. Per lane:
 
-- row pointers ``row_ptr_b[0 .. n_in]``, ``ptr_bits = bits(max_b nnz_b)`` wide;
+- row pointers ``row_ptr_b[0 .. n_in]``, ``ptr_bits = bits(max_b nnz_b)`` wide, plus one bit
+  per word that flags an empty row (``esl_hw.rtl_gen.integrate.pointer_words``);
 - synapse words ``{g, weight}``, the local index ``g`` in the low ``local_bits`` bits, ``weight``
   (two's complement, ``w_bits``) above it;
 - LIF layers: potentials (``v_bits``) and currents (``current_bits()``), ``groups = ceil(n_out/L)``
@@ -156,7 +157,7 @@ class LayerPlan:
         """Bits per memory kind held by this layer core (all lanes)."""
         words = self.lanes * self.groups
         bits = {
-            "row_pointers": self.lanes * (self.n_in + 1) * self.ptr_bits,
+            "row_pointers": self.lanes * (self.n_in + 1) * (self.ptr_bits + 1),
             "synapses": sum(self.syn_depth(lane) for lane in range(self.lanes)) * self.syn_bits,
             "fifos": self.lanes * lane_fifo_depth * (self.in_index_bits + 1),
         }
