@@ -8,8 +8,8 @@ row costs one cycle of the event stage and none of the synapse stage.
 
 Pipeline (one register stage each)::
 
-    accept event j ──► pointer data (E) ──► pointers (P) ──► row range (R) ──► synapse data (H)
-                   ──► synapse words (G) ──► hit (Q)
+    accept event j (A) ──► pointer data (E) ──► pointers (P) ──► row range (R)
+                       ──► synapse data (H) ──► synapse words (G) ──► hit (Q)
 
 Every block-RAM read port (E, H) feeds only a register (P, G): on ECP5 an EBR without output
 register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle. A
@@ -169,7 +169,14 @@ class CsrIntegrator(wiring.Component):
         p_load = Signal()
         p_consume = Signal()
         e_move = Signal()
+        a_move = Signal()
         accept = Signal()
+        # Stage A: the accepted event in flip-flops (the lane FIFO's output is LUT RAM, so the
+        # pointer memory's address comes from a register, not through the FIFO's read logic).
+        a_valid = Signal()
+        a_eos = Signal()
+        a_index = Signal(plan.in_index_bits)
+        a_next = Signal(plan.in_index_bits + 1)
         m.d.comb += [
             r_last.eq(r_active & r_at_final),
             r_free.eq(~r_active | r_last),
@@ -178,21 +185,30 @@ class CsrIntegrator(wiring.Component):
             self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~q_valid),
             p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
             e_move.eq(e_valid & (~p_valid | p_consume)),
-            self.events.ready.eq(~e_valid | e_move),
+            a_move.eq(a_valid & (~e_valid | e_move)),
+            self.events.ready.eq(~a_valid | a_move),
             accept.eq(self.events.valid & self.events.ready),
         ]
+        with m.If(accept):
+            m.d.sync += [
+                a_valid.eq(1),
+                a_eos.eq(self.events.payload.eos),
+                a_index.eq(self.events.payload.index),
+                a_next.eq(self.events.payload.index + 1),
+            ]
+        with m.Elif(a_move):
+            m.d.sync += a_valid.eq(0)
 
-        index = self.events.payload.index
-        read_ptrs = accept & ~self.events.payload.eos
+        read_ptrs = a_move & ~a_eos
         m.d.comb += [
-            ptr_lo.addr.eq(index),
-            ptr_hi.addr.eq(index + 1),
+            ptr_lo.addr.eq(a_index),
+            ptr_hi.addr.eq(a_next),
             ptr_lo.en.eq(read_ptrs),
             ptr_hi.en.eq(read_ptrs),
             self.ptr_reads.eq(read_ptrs << 1),
         ]
-        with m.If(accept):
-            m.d.sync += [e_valid.eq(1), e_eos.eq(self.events.payload.eos)]
+        with m.If(a_move):
+            m.d.sync += [e_valid.eq(1), e_eos.eq(a_eos)]
         with m.Elif(e_move):
             m.d.sync += e_valid.eq(0)
 

@@ -96,9 +96,9 @@ def test_back_to_back_rows_stream_without_bubbles() -> None:
     trace, first = run_integrator(integrator_for(layer), stream)
     cycles = [item[3] for item in trace if item[0] == "hit"]
     assert len(cycles) == layer.nnz
-    # Six cycles from the first accepted event to the first hit (E, P, R, H, G, Q), then one hit
-    # every cycle.
-    assert cycles == list(range(first + 6, first + 6 + layer.nnz))
+    # Seven cycles from the first accepted event to the first hit (A, E, P, R, H, G, Q), then one
+    # hit every cycle.
+    assert cycles == list(range(first + 7, first + 7 + layer.nnz))
 
 
 def test_empty_rows_cost_at_most_one_cycle_each() -> None:
@@ -110,7 +110,7 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
     trace, first = run_integrator(integrator_for(layer), stream, step_delay=0)
     hits = [item for item in trace if item[0] == "hit"]
     assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, range(10))
-    assert hits[-1][3] - first <= 8 + 10 + 6
+    assert hits[-1][3] - first <= 8 + 10 + 7
 
 
 def test_event_layout_rejects_zero_width() -> None:
@@ -155,7 +155,7 @@ def test_synapse_memory_split_into_blocks_streams_the_same_hits(words) -> None:
     hits = [item for item in trace if item[0] == "hit"]
     assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, [*range(12), 11, 3, 0])
     first_step = [cycle for _, _, _, cycle in hits[: layer.nnz]]
-    assert first_step == list(range(first + 6, first + 6 + layer.nnz))
+    assert first_step == list(range(first + 7, first + 7 + layer.nnz))
     depths = synapse_block_depths(integrator_for(layer, syn_block_words=words))
     assert depths == [min(words, layer.nnz - start) for start in range(0, layer.nnz, words)]
 
