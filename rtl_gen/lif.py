@@ -222,22 +222,15 @@ class LifLayerCore(wiring.Component):
                 pot_wr.data.eq(Mux(spike | last_step, 0, updated)),
                 pot_wr.en.eq(write),
             ]
-            with m.If(sweeping):
-                m.d.comb += [
-                    cur_rd.addr.eq(a_idx),
-                    cur_rd.en.eq(read),
-                    cur_wr.addr.eq(idx["e"]),
-                    cur_wr.data.eq(0),
-                    cur_wr.en.eq(write),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    cur_rd.addr.eq(rmw.read_addr),
-                    cur_rd.en.eq(rmw.read_en),
-                    cur_wr.addr.eq(rmw.write_addr),
-                    cur_wr.data.eq(rmw.write_data),
-                    cur_wr.en.eq(rmw.write_en),
-                ]
+            # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
+            # sees an unevaluated always @* block (an X until its inputs first change).
+            m.d.comb += [
+                cur_rd.addr.eq(Mux(sweeping, a_idx, rmw.read_addr)),
+                cur_rd.en.eq(Mux(sweeping, read, rmw.read_en)),
+                cur_wr.addr.eq(Mux(sweeping, idx["e"], rmw.write_addr)),
+                cur_wr.data.eq(Mux(sweeping, 0, rmw.write_data)),
+                cur_wr.en.eq(Mux(sweeping, write, rmw.write_en)),
+            ]
 
         with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
             m.d.sync += [sweeping.eq(0), marking.eq(1)]
@@ -287,16 +280,18 @@ class LifLayerCore(wiring.Component):
         d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
         e_updated = Signal(signed(v_bits), name=f"sweep_e_updated{lane}")
         e_spike = Signal(name=f"sweep_e_spike{lane}")
-        e_here = Signal(name=f"sweep_e_here{lane}")
         leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
-        last_lanes = layer.n_out - (plan.groups - 1) * plan.lanes
-        d_here = ~(d_idx == plan.groups - 1) if lane >= last_lanes else 1
         m.d.sync += [
             c_pot.eq(potential),
             c_cur.eq(current),
             d_total.eq(leaked + c_cur),
             e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
-            e_spike.eq(d_here & (d_total >= layer.threshold)),
-            e_here.eq(d_here),
         ]
+        last_lanes = layer.n_out - (plan.groups - 1) * plan.lanes
+        if lane < last_lanes:  # a neuron in every group: no register for a constant
+            m.d.sync += e_spike.eq(d_total >= layer.threshold)
+            return e_spike, e_updated, 1
+        e_here = Signal(name=f"sweep_e_here{lane}")
+        d_here = ~(d_idx == plan.groups - 1)
+        m.d.sync += [e_spike.eq(d_here & (d_total >= layer.threshold)), e_here.eq(d_here)]
         return e_spike, e_updated, e_here

@@ -131,22 +131,14 @@ class OutputLayerCore(wiring.Component):
             ports.append((acc_rd, acc_wr))
             rmw = read_modify_write(m, plan, front, acc_rd.data, lane)
             rmws.append(rmw)
-            with m.If(reading):
-                m.d.comb += [
-                    acc_rd.addr.eq(a_idx >> lane_bits),
-                    acc_rd.en.eq(advance & a_active & (a_lane == lane)),
-                    acc_wr.addr.eq(c_idx >> lane_bits),
-                    acc_wr.data.eq(0),
-                    acc_wr.en.eq(retire & (c_lane == lane)),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    acc_rd.addr.eq(rmw.read_addr),
-                    acc_rd.en.eq(rmw.read_en),
-                    acc_wr.addr.eq(rmw.write_addr),
-                    acc_wr.data.eq(rmw.write_data),
-                    acc_wr.en.eq(rmw.write_en),
-                ]
+            # Multiplexers, not an m.If (see lif.py: no unevaluated always @* block in Icarus).
+            m.d.comb += [
+                acc_rd.addr.eq(Mux(reading, a_idx >> lane_bits, rmw.read_addr)),
+                acc_rd.en.eq(Mux(reading, advance & a_active & (a_lane == lane), rmw.read_en)),
+                acc_wr.addr.eq(Mux(reading, c_idx >> lane_bits, rmw.write_addr)),
+                acc_wr.data.eq(Mux(reading, 0, rmw.write_data)),
+                acc_wr.en.eq(Mux(reading, retire & (c_lane == lane), rmw.write_en)),
+            ]
         b_lane = b_idx[:lane_bits] if lanes > 1 else 0
         value = Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data
 

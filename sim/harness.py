@@ -137,7 +137,10 @@ module {HARNESS_TOP};
   localparam STEPS = {model.timesteps};
   reg clk = 1'b0;
   always #5 clk = ~clk;
-  reg rst = 1'b1;
+  // rst rises at 1 ps (an event, unlike an initialiser): every always @* block of the core that
+  // reads rst is evaluated under reset, so no register keeps an X from time 0 (Icarus)
+  reg rst = 1'b0;
+  initial #0.001 rst = 1'b1;
   reg done = 1'b0;
   reg [31:0] events [0:CAPACITY-1];
   reg [8*1024-1:0] events_file, trace_file;
