@@ -42,6 +42,10 @@ BLOCK_ROM = {"rom_style": "block"}
 BLOCK_RAM = {"ram_style": "block"}
 
 
+#: Largest number of synapse-memory blocks multiplexed in one register stage.
+MUX_FANIN = 8
+
+
 def pointer_words(row_ptr: list[int], ptr_bits: int) -> list[int]:
     """Pointer memory image: word ``j`` is ``row_ptr[j]`` with bit ``ptr_bits`` set when row
     ``j`` is empty (``row_ptr[j + 1] == row_ptr[j]``), so the event stage needs no comparator."""
@@ -182,7 +186,6 @@ class CsrIntegrator(wiring.Component):
             r_free.eq(~r_active | r_last),
             p_empty.eq(p_valid & ~p_eos & p_empty_row),
             p_load.eq(p_valid & ~p_eos & ~p_empty_row & r_free),
-            self.step_valid.eq(p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~q_valid),
             p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
             e_move.eq(e_valid & (~p_valid | p_consume)),
             a_move.eq(a_valid & (~e_valid | e_move)),
@@ -235,21 +238,32 @@ class CsrIntegrator(wiring.Component):
         with m.Elif(r_active):
             m.d.sync += [r_addr.eq(r_addr + 1), r_at_final.eq(r_addr + 1 == r_final)]
 
-        word = self._synapse_words(m, r_addr, r_active)
+        word, extra = self._synapse_words(m, r_addr, r_active)
+        # Stages between G and Q of a many-block synapse memory (a registered multiplexer level).
+        tree_valid = [Signal(name=f"syn_tree_valid{level}") for level in range(extra)]
         m.d.comb += self.syn_reads.eq(r_active)
+        before_q = g_valid
+        for stage in tree_valid:
+            m.d.sync += stage.eq(before_q)
+            before_q = stage
+        m.d.comb += self.step_valid.eq(
+            p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~any_of([*tree_valid, q_valid])
+        )
         m.d.sync += [
             h_valid.eq(r_active),
             g_valid.eq(h_valid),
-            q_valid.eq(g_valid),
+            q_valid.eq(before_q),
             q_col.eq(word[: plan.local_bits]),
             q_weight.eq(word[plan.local_bits :].as_signed()),
         ]
         m.d.comb += [self.hit_valid.eq(q_valid), self.hit_col.eq(q_col), self.hit_weight.eq(q_weight)]
         return m
 
-    def _synapse_words(self, m: Module, addr: Signal, enable: Signal):
+    def _synapse_words(self, m: Module, addr: Signal, enable: Signal) -> tuple[object, int]:
         """Synapse memory blocks ``syn_mem``, ``syn_mem1``, …: read at ``addr`` (stage R), each
-        block's word registered (stage G); returns the word of the addressed block in stage G."""
+        block's word registered (stage G). Returns the addressed block's word for stage Q and the
+        number of register stages between G and Q: more than :data:`MUX_FANIN` blocks are
+        multiplexed in groups of ``MUX_FANIN`` into registers first (one extra stage)."""
         plan = self.plan
         depth, words = plan.syn_depth(self.lane), self.syn_block_words
         init = list(plan.syn_init(self.lane))
@@ -271,11 +285,21 @@ class CsrIntegrator(wiring.Component):
             m.d.sync += word.eq(port.data)
             held.append(word)
         if blocks == 1:
-            return held[0]
+            return held[0], 0
         h_block = Signal(range(blocks), name="syn_h_block")
         g_block = Signal(range(blocks), name="syn_g_block")
         m.d.sync += [h_block.eq(addr[shift:]), g_block.eq(h_block)]
-        return Array(held)[g_block]
+        if blocks <= MUX_FANIN:
+            return Array(held)[g_block], 0
+        low = (MUX_FANIN - 1).bit_length()
+        grouped = []
+        for start in range(0, blocks, MUX_FANIN):
+            group = Signal(plan.syn_bits, name=f"syn_group{start // MUX_FANIN}")
+            m.d.sync += group.eq(Array(held[start : start + MUX_FANIN])[g_block[:low]])
+            grouped.append(group)
+        t_group = Signal(range(len(grouped)), name="syn_t_group")
+        m.d.sync += t_group.eq(g_block[low:])
+        return Array(grouped)[t_group], 1
 
 
 @dataclass

@@ -235,7 +235,8 @@ class LifLayerCore(wiring.Component):
         with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
             m.d.sync += [sweeping.eq(0), marking.eq(1)]
         all_marked = Signal()
-        m.d.comb += all_marked.eq(all_of([front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws)]))
+        ready_lanes = [front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws, strict=True)]
+        m.d.comb += all_marked.eq(all_of(ready_lanes))
         # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
         # after the end-of-step word is pushed, so no lane's ready logic depends on the others'.
         release = Signal()

@@ -154,10 +154,9 @@ class OutputLayerCore(wiring.Component):
         m.d.sync += release.eq(0)
         m.d.comb += [front.step_ready.eq(release) for front in fronts]
         with m.If(all_marked & ~reading & ~release):
-            with m.If(last_step):
-                with m.If(drained):
-                    m.d.sync += [reading.eq(1), a_idx.eq(0)]
-            with m.Else():
+            with m.If(last_step & drained):
+                m.d.sync += [reading.eq(1), a_idx.eq(0)]
+            with m.Elif(~last_step):
                 m.d.sync += [release.eq(1), step.eq(step + 1)]
 
         with m.If(advance):
