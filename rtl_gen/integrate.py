@@ -151,9 +151,10 @@ class CsrIntegrator(wiring.Component):
         # Stage P: the pointers registered (block-RAM outputs drive nothing but flip-flops).
         p_valid = Signal()
         p_eos = Signal()
-        p_start = Signal(plan.ptr_bits)
-        p_end = Signal(plan.ptr_bits)
-        p_empty_row = Signal()
+        # Block-RAM words land in reset-less registers: no reset multiplexer before the flip-flop.
+        p_start = Signal(plan.ptr_bits, reset_less=True)
+        p_end = Signal(plan.ptr_bits, reset_less=True)
+        p_empty_row = Signal(reset_less=True)
         # Stage R: synapse address range being streamed (r_final = its last address, r_at_final:
         # r_addr == r_final, registered).
         r_active = Signal()
@@ -280,7 +281,7 @@ class CsrIntegrator(wiring.Component):
             )
             m.submodules["syn_mem" + (str(block) if block else "")] = memory
             port = memory.read_port()
-            word = Signal(plan.syn_bits, name=f"syn_word{block}")
+            word = Signal(plan.syn_bits, name=f"syn_word{block}", reset_less=True)
             m.d.comb += [port.addr.eq(addr[:shift] if shift else addr), port.en.eq(enable)]
             m.d.sync += word.eq(port.data)
             held.append(word)
@@ -337,7 +338,7 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
     s2_valid = Signal(name=f"rmw2_valid{lane}")
     s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
     s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
-    s2_data = Signal(acc, name=f"rmw2_data{lane}")
+    s2_data = Signal(acc, name=f"rmw2_data{lane}", reset_less=True)
     s2_from3 = Signal(name=f"rmw2_from3_{lane}")
     s2_from4 = Signal(name=f"rmw2_from4_{lane}")
     s3_valid = Signal(name=f"rmw3_valid{lane}")

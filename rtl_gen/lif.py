@@ -276,8 +276,8 @@ class LifLayerCore(wiring.Component):
         plan, layer = self.plan, self.plan.layer
         v_bits = layer.v_bits
         low, high = signed_range(v_bits)
-        c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}")
-        c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}")
+        c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}", reset_less=True)
+        c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}", reset_less=True)
         d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
         e_updated = Signal(signed(v_bits), name=f"sweep_e_updated{lane}")
         e_spike = Signal(name=f"sweep_e_spike{lane}")
