@@ -240,6 +240,8 @@ def markdown(results: list[dict], boards: list[dict] | None = None) -> str:
         )
     if boards:
         lines += board_markdown(boards, {"demo": "trained 784-128-10", "small": "trained 784-32-10"})
+    else:
+        lines += ["", "Board tops (UART host link + core, bitstreams) were not built in this run (--boards)."]
     lines += ["", "## Published FPGA SNN designs for MNIST", ""]
     lines += ["| design | device | accuracy | latency µs | resources |", "| --- | --- | ---: | ---: | --- |"]
     for entry in PRIOR_ART:
