@@ -203,8 +203,8 @@ def notes(results: list[dict]) -> list[str]:
         )
     lines += [
         "- Target 'a >= 97% model on an iCE40 UP5K': not met yet. The 784-128-10 demo needs more EBR than "
-        "the UP5K's 30; with synapse memories in SPRAM (uninitialised, loaded over the host link) it would "
-        "fit (see the row's status). The 784-32-10 model fits.",
+        "the UP5K's 30 (`esl-hw synth` names the excess and the SPRAM alternative: synapse memories "
+        "uninitialised, loaded over the host link); the 784-32-10 model fits.",
         f"- Memories not in block RAM (roles): {', '.join(bad) or 'none'}. Every row-pointer and synapse "
         'memory carries rom_style = "block", every potential and current memory ram_style = "block".',
     ]
