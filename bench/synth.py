@@ -203,8 +203,8 @@ def notes(results: list[dict]) -> list[str]:
         )
     lines += [
         "- Target 'a >= 97% model on an iCE40 UP5K': not met yet. The 784-128-10 demo needs more EBR than "
-        "the UP5K's 30; with synapse memories in SPRAM (uninitialised, loaded over the host link) it would "
-        "fit (see the row's status). The 784-32-10 model fits.",
+        "the UP5K's 30 (`esl-hw synth` names the excess and the SPRAM alternative: synapse memories "
+        "uninitialised, loaded over the host link); the 784-32-10 model fits.",
         f"- Memories not in block RAM (roles): {', '.join(bad) or 'none'}. Every row-pointer, synapse, "
         'potential and current memory carries ram_style = "block".',
     ]
@@ -240,6 +240,8 @@ def markdown(results: list[dict], boards: list[dict] | None = None) -> str:
         )
     if boards:
         lines += board_markdown(boards, {"demo": "trained 784-128-10", "small": "trained 784-32-10"})
+    else:
+        lines += ["", "Board tops (UART host link + core, bitstreams) were not built in this run (--boards)."]
     lines += ["", "## Published FPGA SNN designs for MNIST", ""]
     lines += ["| design | device | accuracy | latency µs | resources |", "| --- | --- | ---: | ---: | --- |"]
     for entry in PRIOR_ART:

@@ -164,16 +164,18 @@ class LifLayerCore(wiring.Component):
             mask_fifo.r_en.eq(serializer.masks.ready),
         ]
 
-        # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; C: words
-        # registered; D: total registered; E: spikes and updates registered, written and pushed.
+        # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; R: words
+        # registered next to the block RAMs; C: registered again next to the datapath; D: total
+        # registered; E: spikes and updates registered, written and pushed.
         sweeping = Signal()
         marking = Signal()
         a_idx = Signal(range(groups + 1))
         step = Signal(unsigned_bits(plan.timesteps - 1))
         last_step = Signal()
-        valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in "bcde"}
-        idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in "bcde"}
-        in_flight = sum(valid[stage] for stage in "bcde")
+        stages = "brcde"
+        valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in stages}
+        idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in stages}
+        in_flight = sum(valid[stage] for stage in stages)
         # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
         # later (its write side holds depth - 1 words besides the output register). ``room`` is
         # registered: with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so
@@ -187,7 +189,7 @@ class LifLayerCore(wiring.Component):
         ]
         m.d.sync += room.eq(mask_fifo.level + in_flight + issue < self.spike_fifo_depth - 1)
         m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
-        for before, after in ("bc", "cd", "de"):
+        for before, after in zip(stages, stages[1:], strict=False):
             m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
         with m.If(issue):
             m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
@@ -280,7 +282,8 @@ class LifLayerCore(wiring.Component):
     def _lane_datapath(self, m: Module, lane: int, potential, current, d_idx: Signal):
         """One lane of the sweep from the words at the read ports (stage B) to stage E.
 
-        C: ``v``, ``cur`` registered; D: ``total = v − (v >>> k) + cur`` registered; E:
+        R, C: ``v``, ``cur`` registered twice (the first register may sit next to the block RAM,
+        the second next to the adders); D: ``total = v − (v >>> k) + cur`` registered; E:
         ``u = clamp(total)`` and ``spike = total ≥ θ`` registered (equal to ``u ≥ θ`` because
         ``1 ≤ θ ≤ max``), gated by ``here`` (the lane holds a neuron of the group). Returns the
         stage-E signals ``(spike, u, here)``.
@@ -288,6 +291,8 @@ class LifLayerCore(wiring.Component):
         plan, layer = self.plan, self.plan.layer
         v_bits = layer.v_bits
         low, high = signed_range(v_bits)
+        r_pot = Signal(signed(v_bits), name=f"sweep_r_pot{lane}", reset_less=True)
+        r_cur = Signal(signed(plan.acc_bits), name=f"sweep_r_cur{lane}", reset_less=True)
         c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}", reset_less=True)
         c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}", reset_less=True)
         d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
@@ -295,8 +300,10 @@ class LifLayerCore(wiring.Component):
         e_spike = Signal(name=f"sweep_e_spike{lane}")
         leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
         m.d.sync += [
-            c_pot.eq(potential),
-            c_cur.eq(current),
+            r_pot.eq(potential),
+            r_cur.eq(current),
+            c_pot.eq(r_pot),
+            c_cur.eq(r_cur),
             d_total.eq(leaked + c_cur),
             e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
         ]

@@ -53,8 +53,9 @@ DEFAULT_FIFO_DEPTH = 16
 #: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
 DEFAULT_LANE_FIFO_DEPTH = 32
 
-#: Default depth of the spike-mask FIFO behind each LIF layer's sweep.
-DEFAULT_SPIKE_FIFO_DEPTH = 8
+#: Default depth of the spike-mask FIFO behind each LIF layer's sweep (the sweep issues a group only
+#: while the FIFO has room for every group in its six-stage pipeline, so 8 would throttle it).
+DEFAULT_SPIKE_FIFO_DEPTH = 16
 
 #: Lane counts a core accepts (powers of two).
 MAX_LANES = 64
