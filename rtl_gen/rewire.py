@@ -23,17 +23,20 @@ Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 
 Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
 the synapses of row ``r`` in lane ``b``)::
 
-    1 + (nnz + lanes without synapses + 1 to 4) + (H + 2)
-      + Σ over visited rows 3 + Σ over visited words 3 + lanes finished
-      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 3)))
+    1 + (nnz + lanes without synapses + 1 to 6) + (H + 2)
+      + Σ over visited rows 4 + Σ over visited words 4 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 4)))
 
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
 memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
 per cycle, reads answering ``READ_LATENCY`` (2) cycles later: the histogram and row scans keep a
-read in flight every cycle, a row end and a judged word wait one cycle (``ROW_WAIT``,
-``WORD_WAIT``). Row ends are the pointer words without their empty-row flag (bit ``ptr_bits``),
-which the unit never writes: rewiring keeps every row's synapse count, so the flags stay valid.
+read in flight every cycle, a row end and a judged word wait two cycles (``ROW_WAIT``,
+``WORD_WAIT``). The unit registers the bus's read data (``rdata``) before any logic, and the
+magnitude of a histogram word before the histogram's address (timing: the bus data comes through
+the synapse-block and memory multiplexers). Row ends are the pointer words without their
+empty-row flag (bit ``ptr_bits``), which the unit never writes: rewiring keeps every row's
+synapse count, so the flags stay valid.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _histogram_cycles(lane_nnz: list[int]) -> int:
     """Cycles of the histogram pass: one per word (one per lane without words), then the drain."""
     issued = [flag for nnz in lane_nnz for flag in ([True] * nnz or [False])]
     cycle = len(issued)
-    drain = range(1, READ_LATENCY + 2)  # reads in flight, then the histogram's write stage
+    drain = range(1, READ_LATENCY + 4)  # reads in flight, rdata, magnitude, the histogram's write
     while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in drain):
         cycle += 1
     return cycle + 1
@@ -106,17 +109,17 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
             cycles += 1  # ROW
             if row == layer.n_in or pos == lane_nnz[lane]:
                 break
-            cycles += READ_LATENCY  # ROW_WAIT, ROW_END
+            cycles += READ_LATENCY + 1  # ROW_WAIT (2), ROW_END
             start, end = pos, int(row_ptr[lane][row + 1])
             while pos < end:
-                cycles += 1 + READ_LATENCY  # WORD, WORD_WAIT, JUDGE
+                cycles += 2 + READ_LATENCY  # WORD, WORD_WAIT (2), JUDGE
                 if first + pos in new_col:
                     while True:
                         state = lfsr_step(state)
                         cycles += 1  # DRAW
                         column = (state & mask) * lanes + lane
                         if column < layer.n_out:
-                            cycles += end - start + 1 + READ_LATENCY  # CHECK: scan the row, drain
+                            cycles += end - start + 2 + READ_LATENCY  # CHECK: scan the row, drain
                             if column == new_col[first + pos]:
                                 break
                     cycles += 1  # WRITE
@@ -231,7 +234,9 @@ class RewireUnit(wiring.Component):
         ptr_id = _table([region_id(plans, plan.index, "ptr", 0) for plan in plans], id_bits)(layer) + lane
         syn_id = _table([region_id(plans, plan.index, "syn", 0) for plan in plans], id_bits)(layer) + lane
 
-        # The synapse word on the bus's read data, decoded for the selected layer.
+        # The synapse word of the bus's read data (registered), decoded for the selected layer.
+        rdata = Signal(self.shape.data_bits, reset_less=True)
+        m.d.sync += rdata.eq(bus.r_data)
         word_group = Signal(group_bits)
         word_weight = Signal(signed(w_max))
         word_mag = Signal(w_max)
@@ -240,8 +245,8 @@ class RewireUnit(wiring.Component):
                 with m.Case(plan.index):
                     low, high = plan.local_bits, plan.local_bits + plan.w_bits
                     m.d.comb += [
-                        word_group.eq(bus.r_data[:low]),
-                        word_weight.eq(bus.r_data[low:high].as_signed()),
+                        word_group.eq(rdata[:low]),
+                        word_weight.eq(rdata[low:high].as_signed()),
                     ]
         m.d.comb += word_mag.eq(Mux(word_weight < 0, -word_weight, word_weight))
 
@@ -249,7 +254,10 @@ class RewireUnit(wiring.Component):
         remaining = Signal(count_bits)
         pos = Signal(pos_bits)  # histogram pass: address; selection pass: the word p
         s0_valid = Signal()  # a read issued in the previous cycle (READ_LATENCY = 2: in flight)
-        s1_valid = Signal()  # a read answers on the bus this cycle
+        sb_valid = Signal()  # its data is on the bus this cycle
+        sr_valid = Signal()  # its data is in ``rdata`` this cycle
+        s1_valid = Signal()  # histogram pass: its magnitude (m_mag) is read from the histogram
+        m_mag = Signal(w_max)
         s2_valid = Signal()
         s2_mag = Signal(w_max)
         index = Signal(range(magnitudes + 1))
@@ -264,6 +272,7 @@ class RewireUnit(wiring.Component):
         candidate = Signal(group_bits)
         scan = Signal(pos_bits)
         c0_pos = Signal(pos_bits)
+        cb_pos = Signal(pos_bits)
         c1_pos = Signal(pos_bits)
         scan_quota = Signal(count_bits)
         conflict = Signal()
@@ -310,9 +319,12 @@ class RewireUnit(wiring.Component):
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue)]
                 m.d.sync += [
                     s0_valid.eq(issue),
-                    s1_valid.eq(s0_valid),
+                    sb_valid.eq(s0_valid),
+                    sr_valid.eq(sb_valid),
+                    m_mag.eq(word_mag),
+                    s1_valid.eq(sr_valid),
                     s2_valid.eq(s1_valid),
-                    s2_mag.eq(word_mag),
+                    s2_mag.eq(m_mag),
                 ]
                 with m.If(issue):
                     with m.If(pos + 1 == lane_nnz):
@@ -322,13 +334,14 @@ class RewireUnit(wiring.Component):
                 with m.Elif(lane < lanes):
                     m.d.sync += lane.eq(lane + 1)  # a lane without synapses
                 m.d.comb += [
-                    hist_rd.addr.eq(word_mag),
+                    hist_rd.addr.eq(m_mag),
                     hist_rd.en.eq(s1_valid),
                     hist_wr.addr.eq(s2_mag),
                     hist_wr.data.eq(hist_rd.data + 1),
                     hist_wr.en.eq(s2_valid),
                 ]
-                with m.If((lane == lanes) & ~s0_valid & ~s1_valid & ~s2_valid):
+                in_flight = s0_valid | sb_valid | sr_valid | s1_valid | s2_valid
+                with m.If((lane == lanes) & ~in_flight):
                     m.d.sync += [index.eq(0), below.eq(0), found.eq(0), s1_valid.eq(0)]
                     m.next = "THRESHOLD"
 
@@ -359,10 +372,13 @@ class RewireUnit(wiring.Component):
                     m.next = "ROW_WAIT"
 
             with m.State("ROW_WAIT"):
+                m.next = "ROW_WAIT2"
+
+            with m.State("ROW_WAIT2"):
                 m.next = "ROW_END"
 
             with m.State("ROW_END"):
-                pointer = bus.r_data[:pos_bits] & ptr_mask  # without the empty-row flag
+                pointer = rdata[:pos_bits] & ptr_mask  # without the empty-row flag
                 m.d.sync += [row_start.eq(pos), row_end.eq(pointer)]
                 with m.If(pointer == pos):
                     m.d.sync += row.eq(row + 1)
@@ -375,6 +391,9 @@ class RewireUnit(wiring.Component):
                 m.next = "WORD_WAIT"
 
             with m.State("WORD_WAIT"):
+                m.next = "WORD_WAIT2"
+
+            with m.State("WORD_WAIT2"):
                 m.next = "JUDGE"
 
             with m.State("JUDGE"):
@@ -398,6 +417,7 @@ class RewireUnit(wiring.Component):
                         scan_quota.eq(quota),
                         conflict.eq(0),
                         s0_valid.eq(0),
+                        sb_valid.eq(0),
                         s1_valid.eq(0),
                     ]
                     m.next = "CHECK"
@@ -405,7 +425,14 @@ class RewireUnit(wiring.Component):
             with m.State("CHECK"):
                 issue = scan < row_end
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
-                m.d.sync += [s0_valid.eq(issue), c0_pos.eq(scan), s1_valid.eq(s0_valid), c1_pos.eq(c0_pos)]
+                m.d.sync += [
+                    s0_valid.eq(issue),
+                    c0_pos.eq(scan),
+                    sb_valid.eq(s0_valid),
+                    cb_pos.eq(c0_pos),
+                    s1_valid.eq(sb_valid),
+                    c1_pos.eq(cb_pos),
+                ]
                 with m.If(issue):
                     m.d.sync += scan.eq(scan + 1)
                 taken = Signal()
@@ -418,7 +445,7 @@ class RewireUnit(wiring.Component):
                         m.d.sync += scan_quota.eq(scan_quota - 1)
                 with m.If(s1_valid & taken & (word_group == candidate)):
                     m.d.sync += conflict.eq(1)
-                with m.If(~issue & ~s0_valid & ~s1_valid):
+                with m.If(~issue & ~s0_valid & ~sb_valid & ~s1_valid):
                     with m.If(conflict):
                         m.next = "DRAW"
                     with m.Else():
