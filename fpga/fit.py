@@ -112,7 +112,7 @@ def estimate_memories(
         lane_nnz = max(1, math.ceil(shape.nnz / lanes))
         ptr_bits = unsigned_bits(lane_nnz)
         entries = [
-            ("row_pointers", "ptr", shape.n_in + 1, ptr_bits, 2),
+            ("row_pointers", "ptr", shape.n_in + 1, ptr_bits + 1, 2),  # + the empty-row flag
             ("synapses", "syn", lane_nnz, shape.local_bits + shape.w_bits, 1),
         ]
         if shape.kind == "lif":

@@ -540,7 +540,8 @@ class HostLink(wiring.Component):
                     m.next = "SEND"
                 with m.Elif(core.host_ready):
                     m.next = "FETCHED"
-            with m.State("FETCHED"):
+            # FETCHED: the word arrives with host_rvalid (READ_LATENCY cycles after the read).
+            with m.State("FETCHED"), m.If(core.host_rvalid):
                 m.d.sync += memory_word.eq(core.host_rdata)
                 m.next = "SEND"
             with m.State("SEND"):

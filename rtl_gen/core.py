@@ -8,8 +8,9 @@ The host sends, per time step, the indices of the spiking inputs and then one en
 after ``T`` markers the output core reads out the accumulators, the prediction and ``done``.
 
 Performance counters run from the first input event an idle core accepts to the final output
-word (inclusive) and are latched into the ``perf_*`` ports when ``done`` pulses; they assume the
-host waits for ``done`` before it sends the next inference's events.
+word (inclusive) and are latched into the ``perf_*`` ports when ``done`` pulses (two cycles after
+the final output word, see :data:`COUNTER_STAGES`); they assume the host waits for ``done`` before
+it sends the next inference's events.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen.integrate import event_layout
 from esl_hw.rtl_gen.lif import LifLayerCore
-from esl_hw.rtl_gen.memory_map import add_bus_decoder, bus_shape, bus_signature, memory_map
+from esl_hw.rtl_gen.memory_map import READ_LATENCY, add_bus_decoder, bus_shape, bus_signature, memory_map
 from esl_hw.rtl_gen.output import OutputLayerCore, output_layout
 from esl_hw.rtl_gen.plan import (
     COUNTER_BITS,
@@ -88,7 +89,8 @@ class SNNCore(wiring.Component):
     outputs : Out(stream.Signature(output_layout(bits(n_out - 1), model.acc_bits())))
         Output accumulators ``{index, value, last}`` after each inference.
     done : Out(1)
-        Pulses when the final output word of an inference is accepted.
+        Pulses two cycles after the final output word of an inference is accepted, with the
+        counters latched.
     prediction : Out(bits(n_out - 1))
         Argmax of the last inference's outputs (ties to the lowest index).
     tap<l>_valid, tap<l>_group, tap<l>_step, tap<l>_potential, tap<l>_spike
@@ -113,7 +115,8 @@ class SNNCore(wiring.Component):
     host_ready : Out(1)
         The access is performed this cycle (``host_valid & idle``).
     host_rvalid : Out(1), host_rdata : Out(data_bits)
-        The cycle after an accepted read: the word, zero-extended (0 off the map).
+        ``READ_LATENCY`` (2) cycles after an accepted read: the word, zero-extended (0 off the
+        map); reads may follow each other every cycle.
     rewire_start : In(1)
         With ``idle``: start a prune-and-regrow of layer ``rewire_layer`` with ``rewire_k``
         synapses and LFSR seed ``rewire_seed`` (only with ``rewiring``).
@@ -229,8 +232,8 @@ class SNNCore(wiring.Component):
                 m.d.comb += getattr(self, tap + field).eq(getattr(core, "tap_" + field))
         output = cores[-1]
         wiring.connect(m, output.outputs, wiring.flipped(self.outputs))
-        m.d.comb += [self.done.eq(output.done), self.prediction.eq(output.prediction)]
-        self._add_counters(m, cores, busy)
+        m.d.comb += self.prediction.eq(output.prediction)
+        self._add_counters(m, cores, busy, output.done)
         return m
 
     def _add_host_port(self, m: Module, cores: list, busy: Signal, hold: Signal) -> None:
@@ -265,7 +268,8 @@ class SNNCore(wiring.Component):
             hold.eq(rewiring | (request & ~busy)),
             self.host_rdata.eq(bus.r_data),
         ]
-        m.d.sync += self.host_rvalid.eq(self.host_ready & ~self.host_write)
+        read = self.host_ready & ~self.host_write
+        m.d.comb += self.host_rvalid.eq(_delayed(m, read, READ_LATENCY, "host_read"))
         fields = ("mem", "addr", "r_en", "w_en", "w_data")
         host = (
             self.host_mem,
@@ -281,29 +285,70 @@ class SNNCore(wiring.Component):
         else:
             m.d.comb += [getattr(bus, name).eq(value) for name, value in zip(fields, host, strict=True)]
 
-    def _add_counters(self, m: Module, cores: list, busy: Signal) -> None:
+    def _add_counters(self, m: Module, cores: list, busy: Signal, finish) -> None:
+        """Counters over the strobes of every layer core, two register stages behind them.
+
+        Stage 1 registers each core's per-cycle strobes, stage 2 their sum over the cores, so no
+        adder follows a memory read or another adder in the same cycle. ``start``, ``finish`` (the
+        output core's ``done``) and the counting window travel through the same two stages, so
+        the totals are exactly those of the window; ``done`` is ``finish`` two cycles later, when
+        the totals are latched. ``busy`` (created by :meth:`elaborate`, shared with the host port)
+        is set by the first accepted event and cleared with ``done``, so the core is idle (host
+        accesses, rewiring) exactly from ``done`` to the next inference's first event; the
+        counting window is ``first`` .. ``latch`` either way.
+        """
         start = Signal()
         m.d.comb += start.eq(self.events.valid & self.events.ready & ~busy)
-        counting = busy | start
+        counting = _delayed(m, busy | start, COUNTER_STAGES, "count")
+        first = _delayed(m, start, COUNTER_STAGES, "start")
+        latch = _delayed(m, finish, COUNTER_STAGES, "finish")
         with m.If(start):
             m.d.sync += busy.eq(1)
-        with m.If(self.done):
+        with m.If(latch):
             m.d.sync += busy.eq(0)
+        m.d.comb += self.done.eq(latch)
         strobes: dict[str, object] = {"cycles": 1}
         for name in SUMMED_COUNTERS:
             terms = [getattr(core, f"stat_{name}") for core in cores if hasattr(core, f"stat_{name}")]
-            strobes[name] = sum(terms[1:], terms[0]) if terms else 0
+            strobes[name] = _registered_sum(m, terms, name) if terms else 0
         for index, core in enumerate(cores[:-1]):
-            strobes[f"spikes{index}"] = core.stat_spike
+            strobes[f"spikes{index}"] = _registered_sum(m, [core.stat_spike], f"spikes{index}")
         for name, strobe in strobes.items():
             running = Signal(COUNTER_BITS, name=f"run_{name}")
             total = running + strobe
-            with m.If(self.done):
+            with m.If(latch):
                 m.d.sync += [getattr(self, f"perf_{name}").eq(total), running.eq(0)]
-            with m.Elif(start):
+            with m.Elif(first):
                 m.d.sync += running.eq(strobe)
             with m.Elif(counting):
                 m.d.sync += running.eq(total)
+
+
+#: Register stages between the layer cores' strobes and the counters (and between the output
+#: core's ``done`` and the core's ``done``).
+COUNTER_STAGES = 2
+
+
+def _delayed(m: Module, value, stages: int, name: str) -> Signal:
+    """``value`` delayed by ``stages`` registers."""
+    for stage in range(stages):
+        delayed = Signal(name=f"{name}_d{stage + 1}")
+        m.d.sync += delayed.eq(value)
+        value = delayed
+    return value
+
+
+def _registered_sum(m: Module, terms: list, name: str) -> Signal:
+    """``sum(terms)`` two cycles late: each term registered, then the sum registered."""
+    staged = []
+    for index, term in enumerate(terms):
+        held = Signal.like(term, name=f"strobe_{name}_{index}")
+        m.d.sync += held.eq(term)
+        staged.append(held)
+    total = sum(staged[1:], staged[0])
+    summed = Signal(len(total), name=f"strobe_{name}")
+    m.d.sync += summed.eq(total)
+    return summed
 
 
 def emit_verilog(

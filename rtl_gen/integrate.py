@@ -8,9 +8,15 @@ row costs one cycle of the event stage and none of the synapse stage.
 
 Pipeline (one register stage each)::
 
-    accept event j ──► pointer data (E) ──► row range (R) ──► synapse data = hit (H)
+    accept event j (A) ──► pointer data (E) ──► pointers (P) ──► row range (R)
+                       ──► synapse data (H) ──► synapse words (G) ──► hit (Q)
 
-An end-of-step marker waits in stage E until every earlier hit has left stage H; it is then
+Every block-RAM read port (E, H) feeds only a register (P, G): on ECP5 an EBR without output
+register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle. A
+synapse memory longer than one block is split into blocks (``syn_block_words``), each read into
+its own register in G; Q picks the addressed block's word.
+
+An end-of-step marker waits in stage P until every earlier hit has left stage Q; it is then
 offered on ``step_valid`` and held (blocking further events) until the consumer raises
 ``step_ready``, normally when its sweep or readout has finished.
 
@@ -22,13 +28,32 @@ independently within a step and meet again at its end-of-step marker.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
+
+#: Memory attributes that make Yosys map a memory to block RAM (EBR) rather than LUTs or LUT RAM.
+#: The pointer and synapse memories are RAMs too: the host port and the rewiring unit write them.
+BLOCK_RAM = {"ram_style": "block"}
+
+
+#: Largest number of synapse-memory blocks multiplexed in one register stage.
+MUX_FANIN = 8
+
+
+def block_words(width: int) -> int:
+    """Words of ``width`` bits one ECP5 EBR (``DP16KD``) holds in its deepest fitting shape
+    (16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18; wider words use blocks side by side)."""
+    for words, bits in ((16384, 1), (8192, 2), (4096, 4), (2048, 9)):
+        if width <= bits:
+            return words
+    return 1024
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -47,6 +72,11 @@ class CsrIntegrator(wiring.Component):
         The layer whose row pointers and synapses this front end holds.
     lane : int
         Which lane's CSR (``0 .. plan.lanes - 1``).
+    syn_block_words : int or None
+        Words per synapse-memory block, a power of two (default :func:`block_words` of the word
+        width). A longer synapse memory is split into blocks of this many words, each read into
+        its own register before one multiplexer picks the word: Yosys would otherwise put a
+        multiplexer between the block RAMs and the first register.
 
     Attributes
     ----------
@@ -67,20 +97,29 @@ class CsrIntegrator(wiring.Component):
     syn_reads : Out(1)
         Synapse memory words read this cycle.
     ptr_access, syn_access : In(access_signature(...))
-        Host access to the pointer and synapse memories (:mod:`esl_hw.rtl_gen.memory_map`), only
-        while the integrator is idle: ``addr``, ``r_en``, ``w_en``, ``w_data`` in, ``r_data`` out
-        one cycle after ``r_en``. Left at 0 they change nothing.
+        Host access to the pointer (words with the empty-row flag, ``ptr_bits + 1`` wide) and
+        synapse memories (:mod:`esl_hw.rtl_gen.memory_map`), only while the integrator is idle:
+        ``addr``, ``r_en``, ``w_en``, ``w_data`` in, ``r_data`` out ``READ_LATENCY`` (2) cycles
+        after ``r_en``. A synapse access goes to the block holding ``addr``. Left at 0 they
+        change nothing.
     """
 
-    def __init__(self, plan: LayerPlan, lane: int = 0) -> None:
+    def __init__(self, plan: LayerPlan, lane: int = 0, syn_block_words: int | None = None) -> None:
         if not isinstance(plan, LayerPlan):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise TypeError(f"plan must be a LayerPlan, got {plan!r}")
         if not 0 <= lane < plan.lanes:
             self._MustUse__silence = True
             raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
+        if syn_block_words is None:
+            syn_block_words = block_words(plan.syn_bits)
+        words = syn_block_words
+        if isinstance(words, bool) or not isinstance(words, int) or words < 2 or words & (words - 1):
+            self._MustUse__silence = True
+            raise ValueError(f"syn_block_words must be a power of two >= 2, got {syn_block_words!r}")
         self.plan = plan
         self.lane = lane
+        self.syn_block_words = syn_block_words
         super().__init__(
             {
                 "events": In(stream.Signature(event_layout(plan.in_index_bits))),
@@ -91,7 +130,7 @@ class CsrIntegrator(wiring.Component):
                 "step_ready": In(1),
                 "ptr_reads": Out(2),
                 "syn_reads": Out(1),
-                "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits)),
+                "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits + 1)),
                 "syn_access": In(access_signature(plan.ptr_bits, plan.syn_bits)),
             }
         )
@@ -100,88 +139,268 @@ class CsrIntegrator(wiring.Component):
         plan = self.plan
         m = Module()
         m.submodules.ptr_mem = ptr_mem = Memory(
-            shape=unsigned(plan.ptr_bits), depth=plan.n_in + 1, init=plan.ptr_init(self.lane)
-        )
-        m.submodules.syn_mem = syn_mem = Memory(
-            shape=unsigned(plan.syn_bits), depth=plan.syn_depth(self.lane), init=plan.syn_init(self.lane)
+            shape=unsigned(plan.ptr_bits + 1),
+            depth=plan.n_in + 1,
+            init=plan.ptr_words(self.lane),
+            attrs=BLOCK_RAM,
         )
         ptr_lo = ptr_mem.read_port()
         ptr_hi = ptr_mem.read_port()
-        syn_rd = syn_mem.read_port()
         ptr_wr = ptr_mem.write_port()
-        syn_wr = syn_mem.write_port()
 
-        # Stage E: pointer data of the accepted event (held by the read ports while E waits).
+        # Stage E: pointer data of the accepted event at the read ports (held while E waits).
         e_valid = Signal()
         e_eos = Signal()
-        # Stage R: synapse address range being streamed.
+        # Stage P: the pointers registered (block-RAM outputs drive nothing but flip-flops).
+        p_valid = Signal()
+        p_eos = Signal()
+        # Block-RAM words land in reset-less registers: no reset multiplexer before the flip-flop.
+        p_start = Signal(plan.ptr_bits, reset_less=True)
+        p_end = Signal(plan.ptr_bits, reset_less=True)
+        p_empty_row = Signal(reset_less=True)
+        # Stage R: synapse address range being streamed (r_final = its last address, r_at_final:
+        # r_addr == r_final, registered).
         r_active = Signal()
         r_addr = Signal(plan.ptr_bits)
-        r_end = Signal(plan.ptr_bits)
-        # Stage H: synapse word read in the previous cycle.
+        r_final = Signal(plan.ptr_bits)
+        r_at_final = Signal()
+        # Stage H: synapse words at the read ports; G: registered; Q: the hit registered.
         h_valid = Signal()
+        g_valid = Signal()
+        q_valid = Signal()
+        q_col = Signal(plan.local_bits)
+        q_weight = Signal(signed(plan.w_bits))
 
-        start, end = ptr_lo.data, ptr_hi.data
         r_last = Signal()
         r_free = Signal()
-        e_empty = Signal()
-        e_load = Signal()
-        e_consume = Signal()
+        p_empty = Signal()
+        p_load = Signal()
+        p_consume = Signal()
+        e_move = Signal()
+        a_move = Signal()
         accept = Signal()
+        # Stage A: the accepted event in flip-flops (the lane FIFO's output is LUT RAM, so the
+        # pointer memory's address comes from a register, not through the FIFO's read logic).
+        a_valid = Signal()
+        a_eos = Signal()
+        a_index = Signal(plan.in_index_bits)
+        a_next = Signal(plan.in_index_bits + 1)
         m.d.comb += [
-            r_last.eq(r_active & (r_addr + 1 == r_end)),
+            r_last.eq(r_active & r_at_final),
             r_free.eq(~r_active | r_last),
-            e_empty.eq(e_valid & ~e_eos & (start == end)),
-            e_load.eq(e_valid & ~e_eos & (start != end) & r_free),
-            self.step_valid.eq(e_valid & e_eos & ~r_active & ~h_valid),
-            e_consume.eq(e_empty | e_load | (self.step_valid & self.step_ready)),
-            self.events.ready.eq(~e_valid | e_consume),
+            p_empty.eq(p_valid & ~p_eos & p_empty_row),
+            p_load.eq(p_valid & ~p_eos & ~p_empty_row & r_free),
+            p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
+            e_move.eq(e_valid & (~p_valid | p_consume)),
+            a_move.eq(a_valid & (~e_valid | e_move)),
+            self.events.ready.eq(~a_valid | a_move),
             accept.eq(self.events.valid & self.events.ready),
         ]
+        with m.If(accept):
+            m.d.sync += [
+                a_valid.eq(1),
+                a_eos.eq(self.events.payload.eos),
+                a_index.eq(self.events.payload.index),
+                a_next.eq(self.events.payload.index + 1),
+            ]
+        with m.Elif(a_move):
+            m.d.sync += a_valid.eq(0)
 
-        index = self.events.payload.index
-        read_ptrs = accept & ~self.events.payload.eos
+        read_ptrs = a_move & ~a_eos
         m.d.comb += [
-            ptr_hi.addr.eq(index + 1),
+            ptr_hi.addr.eq(a_next),
             ptr_hi.en.eq(read_ptrs),
             self.ptr_reads.eq(read_ptrs << 1),
         ]
-        with m.If(accept):
-            m.d.sync += [e_valid.eq(1), e_eos.eq(self.events.payload.eos)]
-        with m.Elif(e_consume):
+        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(a_index, read_ptrs))
+        with m.If(a_move):
+            m.d.sync += [e_valid.eq(1), e_eos.eq(a_eos)]
+        with m.Elif(e_move):
             m.d.sync += e_valid.eq(0)
 
-        with m.If(e_load):
-            m.d.sync += [r_active.eq(1), r_addr.eq(start), r_end.eq(end)]
+        with m.If(e_move):
+            m.d.sync += [
+                p_valid.eq(1),
+                p_eos.eq(e_eos),
+                p_start.eq(ptr_lo.data[: plan.ptr_bits]),
+                p_empty_row.eq(ptr_lo.data[plan.ptr_bits]),
+                p_end.eq(ptr_hi.data[: plan.ptr_bits]),
+            ]
+        with m.Elif(p_consume):
+            m.d.sync += p_valid.eq(0)
+
+        with m.If(p_load):
+            m.d.sync += [
+                r_active.eq(1),
+                r_addr.eq(p_start),
+                r_final.eq(p_end - 1),
+                r_at_final.eq(p_start + 1 == p_end),
+            ]
         with m.Elif(r_last):
             m.d.sync += r_active.eq(0)
         with m.Elif(r_active):
-            m.d.sync += r_addr.eq(r_addr + 1)
+            m.d.sync += [r_addr.eq(r_addr + 1), r_at_final.eq(r_addr + 1 == r_final)]
 
-        m.d.comb += [
-            self.syn_reads.eq(r_active),
+        word, extra = self._synapse_words(m, r_addr, r_active)
+        # Stages between G and Q of a many-block synapse memory (a registered multiplexer level).
+        tree_valid = [Signal(name=f"syn_tree_valid{level}") for level in range(extra)]
+        m.d.comb += self.syn_reads.eq(r_active)
+        before_q = g_valid
+        for stage in tree_valid:
+            m.d.sync += stage.eq(before_q)
+            before_q = stage
+        m.d.comb += self.step_valid.eq(
+            p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~any_of([*tree_valid, q_valid])
+        )
+        m.d.sync += [
+            h_valid.eq(r_active),
+            g_valid.eq(h_valid),
+            q_valid.eq(before_q),
+            q_col.eq(word[: plan.local_bits]),
+            q_weight.eq(word[plan.local_bits :].as_signed()),
         ]
-        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(index, read_ptrs))
-        attach_access(m, self.syn_access, syn_rd, syn_wr, read=(r_addr, r_active))
-        m.d.sync += h_valid.eq(r_active)
-        m.d.comb += [
-            self.hit_valid.eq(h_valid),
-            self.hit_col.eq(syn_rd.data[: plan.local_bits]),
-            self.hit_weight.eq(syn_rd.data[plan.local_bits :].as_signed()),
-        ]
+        m.d.comb += [self.hit_valid.eq(q_valid), self.hit_col.eq(q_col), self.hit_weight.eq(q_weight)]
         return m
 
+    def _synapse_words(self, m: Module, addr: Signal, enable: Signal) -> tuple[object, int]:
+        """Synapse memory blocks ``syn_mem``, ``syn_mem1``, …: read at ``addr`` (stage R), each
+        block's word registered (stage G). Returns the addressed block's word for stage Q and the
+        number of register stages between G and Q: more than :data:`MUX_FANIN` blocks are
+        multiplexed in groups of ``MUX_FANIN`` into registers first (one extra stage).
 
-def register_hit(
-    m: Module, plan: LayerPlan, front: CsrIntegrator, lane: int
-) -> tuple[Signal, Signal, Signal]:
-    """The read-modify-write stage's registers: ``front``'s synapse hit (valid, column, weight),
-    one cycle later, while the current/accumulator memory read issued with it completes."""
-    valid = Signal(name=f"rmw_valid{lane}")
-    col = Signal(plan.local_bits, name=f"rmw_col{lane}")
-    weight = Signal(signed(plan.w_bits), name=f"rmw_weight{lane}")
-    m.d.sync += [valid.eq(front.hit_valid), col.eq(front.hit_col), weight.eq(front.hit_weight)]
-    return valid, col, weight
+        ``syn_access`` shares the read ports (its address while ``r_en``) and owns the write
+        ports: a write goes to the block holding its address. Its read data is the addressed
+        block's word picked from the stage-G registers (``READ_LATENCY`` cycles after ``r_en``,
+        multiplexed from flip-flops, never from a block-RAM output)."""
+        plan, access = self.plan, self.syn_access
+        depth, words = plan.syn_depth(self.lane), self.syn_block_words
+        init = list(plan.syn_init(self.lane))
+        shift = (words - 1).bit_length() if depth > words else 0
+        blocks = -(-depth // words) if shift else 1
+        size = words if shift else depth
+        port_addr = Signal.like(addr, name="syn_port_addr")
+        m.d.comb += port_addr.eq(Mux(access.r_en, access.addr, addr))
+        held = []
+        for block in range(blocks):
+            memory = Memory(
+                shape=unsigned(plan.syn_bits),
+                depth=min(size, depth - block * size),
+                init=init[block * size : (block + 1) * size],
+                attrs=BLOCK_RAM,
+            )
+            m.submodules["syn_mem" + (str(block) if block else "")] = memory
+            port = memory.read_port()
+            write = memory.write_port()
+            word = Signal(plan.syn_bits, name=f"syn_word{block}", reset_less=True)
+            here = access.addr[shift:] == block if shift else 1
+            m.d.comb += [
+                port.addr.eq(port_addr[:shift] if shift else port_addr),
+                port.en.eq(enable | access.r_en),
+                write.addr.eq(access.addr[:shift] if shift else access.addr),
+                write.data.eq(access.w_data),
+                write.en.eq(access.w_en & here),
+            ]
+            m.d.sync += word.eq(port.data)
+            held.append(word)
+        if blocks == 1:
+            m.d.comb += access.r_data.eq(held[0])
+            return held[0], 0
+        h_block = Signal(range(blocks), name="syn_h_block")
+        g_block = Signal(range(blocks), name="syn_g_block")
+        m.d.sync += [h_block.eq(port_addr[shift:]), g_block.eq(h_block)]
+        picked = Signal(plan.syn_bits, name="syn_picked")
+        m.d.comb += [picked.eq(Array(held)[g_block]), access.r_data.eq(picked)]
+        if blocks <= MUX_FANIN:
+            return picked, 0
+        low = (MUX_FANIN - 1).bit_length()
+        grouped = []
+        for start in range(0, blocks, MUX_FANIN):
+            group = Signal(plan.syn_bits, name=f"syn_group{start // MUX_FANIN}")
+            m.d.sync += group.eq(Array(held[start : start + MUX_FANIN])[g_block[:low]])
+            grouped.append(group)
+        t_group = Signal(range(len(grouped)), name="syn_t_group")
+        m.d.sync += t_group.eq(g_block[low:])
+        return Array(grouped)[t_group], 1
+
+
+@dataclass
+class RmwPorts:
+    """What :func:`read_modify_write` drives into a memory during the integrate phase, and whether
+    an update is still in flight (``busy``: the memory must not be handed to another phase)."""
+
+    read_addr: Signal
+    read_en: Signal
+    write_addr: Signal
+    write_data: Signal
+    write_en: Signal
+    busy: Signal
+
+
+def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
+    """Pipelined ``mem[col] <- mem[col] + w`` for ``front``'s hits, one per cycle, no stall.
+
+    ::
+
+        cycle h   : read mem[col]                     (hit presented by ``front``)
+        cycle h+1 : the word at the read port         (stage 1)
+        cycle h+2 : mem[col] <- x + w                 (stage 2; x registered from stage 1)
+
+    The read of cycle ``h`` misses the writes of cycles ``h`` and ``h+1`` (the read port is not
+    transparent), so stage 2 takes ``x`` from the sum written one cycle earlier (``s3``) or two
+    cycles earlier (``s4``) when it went to the same ``col``, else from the memory: every
+    block-RAM output goes straight into a register and the adder starts from flip-flops.
+    ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide).
+    """
+    acc = signed(plan.acc_bits)
+    s1_valid = Signal(name=f"rmw1_valid{lane}")
+    s1_col = Signal(plan.local_bits, name=f"rmw1_col{lane}")
+    s1_weight = Signal(signed(plan.w_bits), name=f"rmw1_weight{lane}")
+    s2_valid = Signal(name=f"rmw2_valid{lane}")
+    s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
+    s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
+    s2_data = Signal(acc, name=f"rmw2_data{lane}", reset_less=True)
+    s2_from3 = Signal(name=f"rmw2_from3_{lane}")
+    s2_from4 = Signal(name=f"rmw2_from4_{lane}")
+    s3_valid = Signal(name=f"rmw3_valid{lane}")
+    s3_col = Signal(plan.local_bits, name=f"rmw3_col{lane}")
+    s3_sum = Signal(acc, name=f"rmw3_sum{lane}")
+    s4_sum = Signal(acc, name=f"rmw4_sum{lane}")
+    total = Signal(acc, name=f"rmw_sum{lane}")
+    m.d.sync += [
+        s1_valid.eq(front.hit_valid),
+        s1_col.eq(front.hit_col),
+        s1_weight.eq(front.hit_weight),
+        s2_valid.eq(s1_valid),
+        s2_col.eq(s1_col),
+        s2_weight.eq(s1_weight),
+        s2_data.eq(read_data),
+        s2_from3.eq(s2_valid & (s2_col == s1_col)),
+        s2_from4.eq(s3_valid & (s3_col == s1_col)),
+        s3_valid.eq(s2_valid),
+        s3_col.eq(s2_col),
+        s3_sum.eq(total),
+        s4_sum.eq(s3_sum),
+    ]
+    m.d.comb += total.eq(Mux(s2_from3, s3_sum, Mux(s2_from4, s4_sum, s2_data)) + s2_weight)
+    busy = Signal(name=f"rmw_busy{lane}")
+    m.d.comb += busy.eq(s1_valid | s2_valid)
+    return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy)
+
+
+def any_of(bits: list) -> object:
+    """OR of single-bit signals."""
+    result = bits[0]
+    for bit in bits[1:]:
+        result = result | bit
+    return result
+
+
+def all_of(bits: list) -> object:
+    """AND of single-bit signals (a reduction, not an adder)."""
+    result = bits[0]
+    for bit in bits[1:]:
+        result = result & bit
+    return result
 
 
 def add_strobes(strobes: list) -> object:
@@ -193,7 +412,7 @@ def lane_access_members(plan: LayerPlan) -> dict:
     """Members ``ptr_access`` and ``syn_access`` (one per lane) of a layer core: host access to the
     pointer and synapse memories of every lane, see :class:`CsrIntegrator`."""
     return {
-        "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits)).array(plan.lanes),
+        "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits + 1)).array(plan.lanes),
         "syn_access": In(access_signature(plan.ptr_bits, plan.syn_bits)).array(plan.lanes),
     }
 
@@ -230,8 +449,6 @@ def lane_front_ends(m: Module, plan: LayerPlan, events: stream.Interface, depth:
         ]
         room.append(queue.w_rdy)
         fronts.append(front)
-    ready = room[0]
-    for lane_room in room[1:]:
-        ready = ready & lane_room
+    ready = all_of(room)
     m.d.comb += [events.ready.eq(ready), accept.eq(events.valid & ready)]
     return fronts

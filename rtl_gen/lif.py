@@ -36,12 +36,15 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import signed_range
 from esl_hw.rtl_gen.integrate import (
+    BLOCK_RAM,
     add_strobes,
+    all_of,
+    any_of,
     connect_lane_access,
     event_layout,
     lane_access_members,
     lane_front_ends,
-    register_hit,
+    read_modify_write,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import (
@@ -103,7 +106,8 @@ class LifLayerCore(wiring.Component):
         A spike event is emitted this cycle.
     ptr_access, syn_access, pot_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and potential memories while the layer is
-        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer one cycle later).
+        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer
+        ``READ_LATENCY`` cycles later).
     """
 
     def __init__(
@@ -144,23 +148,10 @@ class LifLayerCore(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         plan = self.plan
-        layer = plan.layer
         lanes, groups = plan.lanes, plan.groups
-        v_bits = layer.v_bits
         m = Module()
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
         connect_lane_access(m, self, fronts)
-
-        # Sweep pipeline: stage A issues the reads of group a_idx, stage B updates group b_idx.
-        sweeping = Signal()
-        marking = Signal()
-        a_idx = Signal(range(groups + 1))
-        a_active = Signal()
-        b_valid = Signal()
-        b_idx = Signal(plan.local_bits)
-        step = Signal(unsigned_bits(plan.timesteps - 1))
-        last_step = Signal()
-        m.d.comb += [a_active.eq(sweeping & (a_idx < groups)), last_step.eq(step == plan.timesteps - 1)]
 
         m.submodules.mask_fifo = mask_fifo = fifo.SyncFIFOBuffered(
             width=mask_layout(plan.local_bits, lanes).size, depth=self.spike_fifo_depth
@@ -173,112 +164,108 @@ class LifLayerCore(wiring.Component):
             mask_fifo.r_en.eq(serializer.masks.ready),
         ]
 
-        low, high = signed_range(v_bits)
-        last_lanes = layer.n_out - (groups - 1) * lanes  # neurons in the last group
-        in_last_group = Signal()
-        m.d.comb += in_last_group.eq(b_idx == groups - 1)
-        spikes, present, updated_all = [], [], []
-        cur_ports, pot_ports = [], []
-        for lane in range(lanes):
-            cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[])
-            pot_mem = Memory(shape=signed(v_bits), depth=groups, init=[])
+        # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; R: words
+        # registered next to the block RAMs; C: registered again next to the datapath; D: total
+        # registered; E: spikes and updates registered, written and pushed.
+        sweeping = Signal()
+        marking = Signal()
+        a_idx = Signal(range(groups + 1))
+        step = Signal(unsigned_bits(plan.timesteps - 1))
+        last_step = Signal()
+        stages = "brcde"
+        valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in stages}
+        idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in stages}
+        in_flight = sum(valid[stage] for stage in stages)
+        # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
+        # later (its write side holds depth - 1 words besides the output register). ``room`` is
+        # registered: with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so
+        # room(t) = [X(t-1) + issue(t-1) < depth - 1] implies X(t) < depth - 1.
+        issue = Signal()
+        room = Signal(init=1)
+        more = Signal()  # a_idx != groups, registered
+        m.d.comb += [
+            last_step.eq(step == plan.timesteps - 1),
+            issue.eq(sweeping & more & room),
+        ]
+        m.d.sync += room.eq(mask_fifo.level + in_flight + issue < self.spike_fifo_depth - 1)
+        m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
+        for before, after in zip(stages, stages[1:], strict=False):
+            m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
+        with m.If(issue):
+            m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
+
+        cur_ports, pot_ports, rmws, lanes_out = [], [], [], []
+        for lane, front in enumerate(fronts):
+            cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[], attrs=BLOCK_RAM)
+            pot_mem = Memory(shape=signed(plan.layer.v_bits), depth=groups, init=[], attrs=BLOCK_RAM)
             m.submodules[f"cur_mem{lane}"] = cur_mem
             m.submodules[f"pot_mem{lane}"] = pot_mem
-            cur_wr = cur_mem.write_port()
-            cur_rd = cur_mem.read_port(transparent_for=(cur_wr,))
-            pot_wr = pot_mem.write_port()
-            pot_rd = pot_mem.read_port()
+            cur_wr, cur_rd = cur_mem.write_port(), cur_mem.read_port()
+            pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
             cur_ports.append((cur_rd, cur_wr))
             pot_ports.append((pot_rd, pot_wr))
-            potential, current = pot_rd.data, cur_rd.data
-            leaked = potential if layer.leak_shift is None else potential - (potential >> layer.leak_shift)
-            total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"total{lane}")
-            updated = Signal(signed(v_bits), name=f"updated{lane}")
-            spike = Signal(name=f"spike{lane}")
-            here = Signal(name=f"present{lane}")
-            m.d.comb += [
-                total.eq(leaked + current),
-                updated.eq(Mux(total < low, low, Mux(total > high, high, total))),
-                here.eq(b_valid & (~in_last_group if lane >= last_lanes else 1)),
-                spike.eq(here & (updated >= layer.threshold)),
-            ]
-            spikes.append(spike)
-            present.append(here)
-            updated_all.append(updated)
+            rmws.append(read_modify_write(m, plan, front, cur_rd.data, lane))
+            lanes_out.append(self._lane_datapath(m, lane, pot_rd.data, cur_rd.data, idx["d"]))
 
-        mask = Signal(lanes)
-        m.d.comb += mask.eq(Cat(*spikes))
-        stall = Signal()
-        advance = Signal()
-        retire = Signal()
-        m.d.comb += [
-            stall.eq(b_valid & (mask != 0) & ~mask_fifo.w_rdy),
-            advance.eq(sweeping & ~stall),
-            retire.eq(b_valid & ~stall),
-        ]
+        e_spikes = [spike for spike, _, _ in lanes_out]
+        e_mask = Signal(lanes)
+        m.d.comb += e_mask.eq(Cat(*e_spikes))
         mask_word = Signal(mask_layout(plan.local_bits, lanes))
         m.d.comb += [
-            mask_word.group.eq(b_idx),
-            mask_word.mask.eq(mask),
+            mask_word.group.eq(idx["e"]),
+            mask_word.mask.eq(e_mask),
             mask_word.eos.eq(marking),
             mask_fifo.w_data.eq(mask_word.as_value()),
-            mask_fifo.w_en.eq((retire & (mask != 0)) | marking),
+            mask_fifo.w_en.eq((valid["e"] & (e_mask != 0)) | marking),
         ]
 
         # Memory port multiplexing between the integrate and the sweep phases, per lane.
-        for lane, front in enumerate(fronts):
+        last_lanes = plan.layer.n_out - (groups - 1) * lanes  # neurons in the last group
+        for lane, rmw in enumerate(rmws):
             (cur_rd, cur_wr), (pot_rd, pot_wr) = cur_ports[lane], pot_ports[lane]
-            rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
-            write = retire & present[lane]
-            read = advance & a_active & (a_idx != groups - 1 if lane >= last_lanes else 1)
-            # The potentials are only touched by the sweep (read and write enables imply it).
+            spike, updated, here = lanes_out[lane]
+            write = valid["e"] & here
+            read = issue & (a_idx != groups - 1 if lane >= last_lanes else 1)
+            # The potentials are only touched by the sweep (read and write enables imply it) and,
+            # while the core is idle, by the host.
             attach_access(
                 m,
                 self.pot_access[lane],
                 pot_rd,
                 pot_wr,
                 read=(a_idx, read),
-                write=(b_idx, Mux(spikes[lane] | last_step, 0, updated_all[lane]), write),
+                write=(idx["e"], Mux(spike | last_step, 0, updated), write),
             )
-            with m.If(sweeping):
-                m.d.comb += [
-                    cur_rd.addr.eq(a_idx),
-                    cur_rd.en.eq(read),
-                    cur_wr.addr.eq(b_idx),
-                    cur_wr.data.eq(0),
-                    cur_wr.en.eq(write),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    cur_rd.addr.eq(front.hit_col),
-                    cur_rd.en.eq(front.hit_valid),
-                    cur_wr.addr.eq(rmw_col),
-                    cur_wr.data.eq(cur_rd.data + rmw_weight),
-                    cur_wr.en.eq(rmw_valid),
-                ]
+            # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
+            # sees an unevaluated always @* block (an X until its inputs first change).
+            m.d.comb += [
+                cur_rd.addr.eq(Mux(sweeping, a_idx, rmw.read_addr)),
+                cur_rd.en.eq(Mux(sweeping, read, rmw.read_en)),
+                cur_wr.addr.eq(Mux(sweeping, idx["e"], rmw.write_addr)),
+                cur_wr.data.eq(Mux(sweeping, 0, rmw.write_data)),
+                cur_wr.en.eq(Mux(sweeping, write, rmw.write_en)),
+            ]
 
-        with m.If(advance):
-            m.d.sync += [b_valid.eq(a_active), b_idx.eq(a_idx)]
-            with m.If(a_active):
-                m.d.sync += a_idx.eq(a_idx + 1)
-            with m.Else():
-                m.d.sync += b_valid.eq(0)
-                with m.If(~b_valid):
-                    m.d.sync += [sweeping.eq(0), marking.eq(1)]
-
+        with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
+            m.d.sync += [sweeping.eq(0), marking.eq(1)]
         all_marked = Signal()
-        m.d.comb += all_marked.eq(add_strobes([front.step_valid for front in fronts]) == lanes)
-        with m.If(all_marked & ~sweeping & ~marking):
-            m.d.sync += [sweeping.eq(1), a_idx.eq(0)]
+        ready_lanes = [front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws, strict=True)]
+        m.d.comb += all_marked.eq(all_of(ready_lanes))
+        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
+        # after the end-of-step word is pushed, so no lane's ready logic depends on the others'.
+        release = Signal()
+        m.d.sync += release.eq(marking & mask_fifo.w_rdy)
+        m.d.comb += [front.step_ready.eq(release) for front in fronts]
+        with m.If(all_marked & ~sweeping & ~marking & ~release):
+            m.d.sync += [sweeping.eq(1), a_idx.eq(0), more.eq(1)]
         with m.If(marking & mask_fifo.w_rdy):
-            m.d.comb += [front.step_ready.eq(1) for front in fronts]
             m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
 
         m.d.comb += [
-            self.tap_valid.eq(Cat(*(retire & here for here in present))),
-            self.tap_group.eq(b_idx),
+            self.tap_valid.eq(Cat(*(valid["e"] & here for _, _, here in lanes_out))),
+            self.tap_group.eq(idx["e"]),
             self.tap_step.eq(step),
-            self.tap_spike.eq(mask),
+            self.tap_spike.eq(e_mask),
             self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
             self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
             self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
@@ -288,6 +275,43 @@ class LifLayerCore(wiring.Component):
             self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
             self.stat_spike.eq(self.spikes.valid & self.spikes.ready & ~self.spikes.payload.eos),
         ]
-        for lane, spike in enumerate(spikes):
-            m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated_all[lane]))
+        for lane, (spike, updated, _) in enumerate(lanes_out):
+            m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated))
         return m
+
+    def _lane_datapath(self, m: Module, lane: int, potential, current, d_idx: Signal):
+        """One lane of the sweep from the words at the read ports (stage B) to stage E.
+
+        R, C: ``v``, ``cur`` registered twice (the first register may sit next to the block RAM,
+        the second next to the adders); D: ``total = v − (v >>> k) + cur`` registered; E:
+        ``u = clamp(total)`` and ``spike = total ≥ θ`` registered (equal to ``u ≥ θ`` because
+        ``1 ≤ θ ≤ max``), gated by ``here`` (the lane holds a neuron of the group). Returns the
+        stage-E signals ``(spike, u, here)``.
+        """
+        plan, layer = self.plan, self.plan.layer
+        v_bits = layer.v_bits
+        low, high = signed_range(v_bits)
+        r_pot = Signal(signed(v_bits), name=f"sweep_r_pot{lane}", reset_less=True)
+        r_cur = Signal(signed(plan.acc_bits), name=f"sweep_r_cur{lane}", reset_less=True)
+        c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}", reset_less=True)
+        c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}", reset_less=True)
+        d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
+        e_updated = Signal(signed(v_bits), name=f"sweep_e_updated{lane}")
+        e_spike = Signal(name=f"sweep_e_spike{lane}")
+        leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
+        m.d.sync += [
+            r_pot.eq(potential),
+            r_cur.eq(current),
+            c_pot.eq(r_pot),
+            c_cur.eq(r_cur),
+            d_total.eq(leaked + c_cur),
+            e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
+        ]
+        last_lanes = layer.n_out - (plan.groups - 1) * plan.lanes
+        if lane < last_lanes:  # a neuron in every group: no register for a constant
+            m.d.sync += e_spike.eq(d_total >= layer.threshold)
+            return e_spike, e_updated, 1
+        e_here = Signal(name=f"sweep_e_here{lane}")
+        d_here = ~(d_idx == plan.groups - 1)
+        m.d.sync += [e_spike.eq(d_here & (d_total >= layer.threshold)), e_here.eq(d_here)]
+        return e_spike, e_updated, e_here

@@ -3,16 +3,22 @@
 One table, derived from the layer plans (:mod:`esl_hw.rtl_gen.plan`), fixes the memory ids. Per
 layer ``l`` in order, lanes ``b = 0 .. L-1`` within each kind::
 
-    ptr  lane 0 .. L-1   row pointers   row_ptr_b[0 .. n_in]        ptr_bits wide
+    ptr  lane 0 .. L-1   row pointers   row_ptr_b[0 .. n_in]        ptr_bits + 1 wide (empty-row flag)
     syn  lane 0 .. L-1   synapse words  {group, weight} (CSR order)  local_bits + w_bits wide
     pot  lane 0 .. L-1   potentials     (LIF layers)                 v_bits wide, two's complement
     acc  lane 0 .. L-1   accumulators   (output layer)               acc_bits wide, two's complement
 
 so ``id = base(l) + kind_index·L + b`` with ``base(l)`` the number of memories of the layers
-before ``l``. A read returns the raw word zero-extended to the bus width ``data_bits`` (the widest
-memory); a write stores the low ``width`` bits. An address at or beyond the memory's depth, or an
-unknown id, reads as 0 and writes nothing. The currents of a LIF layer are not mapped: the sweep
-clears them every step, so they are 0 whenever the core is idle.
+before ``l``. Pointer word ``j`` is ``row_ptr_b[j]`` with bit ``ptr_bits`` set when row ``j`` of
+the lane is empty (:func:`esl_hw.rtl_gen.plan.pointer_words`): the integrator skips empty rows by
+that flag, so a host writing pointers must write the flagged words. A read returns the raw word
+zero-extended to the bus width ``data_bits`` (the widest memory); a write stores the low
+``width`` bits. An address at or beyond the memory's depth, or an unknown id, reads as 0 and
+writes nothing. Read data arrives :data:`READ_LATENCY` cycles after the read: every block-RAM
+output is registered before any multiplexer (the synapse blocks' words, the pointer, potential
+and accumulator words), then the addressed word is selected from those registers. The currents
+of a LIF layer are not mapped: the sweep clears them every step, so they are 0 whenever the core
+is idle.
 
 :func:`memory_images` is the Python model of the contents while the core is idle, taken from the
 artifact in the core's storage order (lane ``b`` holds the synapses with ``col mod L == b``, see
@@ -30,6 +36,11 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import Model
 from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
+
+#: Cycles from a read (``r_en``) to its data on ``r_data``, for every memory and the whole bus:
+#: the block-RAM output (1) and the register after it (2); the multiplexers follow the register.
+#: (:class:`esl_hw.rtl_gen.rewire.RewireUnit`'s one-cycle wait states are written for 2.)
+READ_LATENCY = 2
 
 #: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
 KINDS = ("ptr", "syn", "pot", "acc")
@@ -51,7 +62,7 @@ def layer_regions(plan: LayerPlan, base: int) -> list[Region]:
     """The memories of one layer core, ids from ``base`` (order in the module docstring)."""
     state = ("pot", plan.layer.v_bits) if plan.is_lif else ("acc", plan.acc_bits)
     kinds = [
-        ("ptr", plan.n_in + 1, plan.ptr_bits),
+        ("ptr", plan.n_in + 1, plan.ptr_bits + 1),
         ("syn", None, plan.syn_bits),
         (state[0], plan.groups, state[1]),
     ]
@@ -99,7 +110,7 @@ def bus_shape(regions: list[Region]) -> BusShape:
 
 def access_signature(addr_bits: int, data_bits: int) -> wiring.Signature:
     """One memory's access port, seen from the master: ``addr``, ``r_en``, ``w_en``, ``w_data``
-    out, ``r_data`` in (valid the cycle after ``r_en``)."""
+    out, ``r_data`` in (valid :data:`READ_LATENCY` cycles after ``r_en``)."""
     return wiring.Signature(
         {
             "addr": Out(addr_bits),
@@ -113,7 +124,8 @@ def access_signature(addr_bits: int, data_bits: int) -> wiring.Signature:
 
 def bus_signature(shape: BusShape) -> wiring.Signature:
     """The memory bus, seen from its master: ``mem`` (id), ``addr``, ``r_en``, ``w_en``, ``w_data``
-    out; ``r_data`` in, valid the cycle after ``r_en`` (0 for an unknown id or address)."""
+    out; ``r_data`` in, valid :data:`READ_LATENCY` cycles after ``r_en`` (0 for an unknown id or
+    address)."""
     return wiring.Signature(
         {
             "mem": Out(shape.id_bits),
@@ -131,10 +143,13 @@ def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(
     en)`` and ``write = (addr, data, en)``, except while ``access`` (a flipped
     :func:`access_signature` interface) reads or writes: it has priority (the datapath is idle).
 
-    Only plain expressions (continuous assignments in Verilog): every port is defined from time
-    0 in event-driven simulators, also while its inputs never change.
+    The read port's word lands in a reset-less register (``access.r_data``, :data:`READ_LATENCY`
+    cycles after ``r_en``), so no logic follows the block-RAM output in the same cycle. Only plain
+    expressions (continuous assignments in Verilog): every port is defined from time 0 in
+    event-driven simulators, also while its inputs never change.
     """
     width = len(write_port.data)
+    held = Signal(width, reset_less=True)
     read_addr, read_en = read
     write_addr, write_data, write_en = write
     m.d.comb += [
@@ -143,8 +158,9 @@ def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(
         write_port.addr.eq(Mux(access.w_en, access.addr, write_addr)),
         write_port.data.eq(Mux(access.w_en, access.w_data[:width], write_data)),
         write_port.en.eq(access.w_en | write_en),
-        access.r_data.eq(read_port.data[:width]),
+        access.r_data.eq(held),
     ]
+    m.d.sync += held.eq(read_port.data[:width])
 
 
 def _balanced_or(terms: list):
@@ -158,10 +174,10 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> No
     """Decode ``bus`` (a flipped :func:`bus_signature` interface) onto ``accesses[id]`` (each an
     :func:`access_signature` master interface of memory ``regions[id]``).
 
-    Read data is selected by the id and address registered with ``r_en`` (latency one cycle).
+    Read data is selected by the id registered with ``r_en`` and delayed with the read
+    (:data:`READ_LATENCY` cycles), from the memories' registered words.
     """
-    selected = Signal(range(len(regions) + 1))
-    m.d.sync += selected.eq(len(regions))
+    hits = []
     for region, access in zip(regions, accesses, strict=True):
         hit = Signal(name=f"bus_hit{region.id}")
         m.d.comb += [
@@ -171,8 +187,14 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> No
             access.r_en.eq(hit & bus.r_en),
             access.w_en.eq(hit & bus.w_en),
         ]
-        with m.If(hit & bus.r_en):
-            m.d.sync += selected.eq(region.id)
+        hits.append(hit)
+    # The id of a read that reaches a memory, else one past the last id (reads as 0).
+    selected = Signal(range(len(regions) + 1), name="bus_issued")
+    m.d.comb += selected.eq(Mux(bus.r_en & _balanced_or(hits), bus.mem, len(regions)))
+    for stage in range(READ_LATENCY):
+        delayed = Signal(range(len(regions) + 1), init=len(regions), name=f"bus_selected{stage + 1}")
+        m.d.sync += delayed.eq(selected)
+        selected = delayed
     pairs = zip(regions, accesses, strict=True)
     terms = [Mux(selected == region.id, access.r_data, 0) for region, access in pairs]
     m.d.comb += bus.r_data.eq(_balanced_or(terms))
@@ -181,15 +203,16 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> No
 def memory_images(model: Model, lanes: int = 1) -> list[list[int]]:
     """Python model: the words of every memory (by id) of the idle core generated for ``model``.
 
-    Pointer and synapse memories hold :meth:`LayerPlan.ptr_init` and :meth:`LayerPlan.syn_init`
-    (the artifact split by bank, CSR order within a lane); potentials and accumulators are 0.
+    Pointer and synapse memories hold :meth:`LayerPlan.ptr_words` (the row pointers with their
+    empty-row flags) and :meth:`LayerPlan.syn_init` (the artifact split by bank, CSR order within
+    a lane); potentials and accumulators are 0.
     """
     plans = plan_model(model, lanes)
     images = []
     for region in memory_map(plans):
         plan = plans[region.layer]
         if region.kind == "ptr":
-            images.append(plan.ptr_init(region.lane))
+            images.append(plan.ptr_words(region.lane))
         elif region.kind == "syn":
             images.append(plan.syn_init(region.lane))
         else:
@@ -211,3 +234,9 @@ def decode_synapse(plan: LayerPlan, word: int) -> tuple[int, int]:
     if weight >> (plan.w_bits - 1):
         weight -= 1 << plan.w_bits
     return group, weight
+
+
+def decode_pointer(plan: LayerPlan, word: int) -> tuple[int, bool]:
+    """``(row_ptr, empty)`` of a pointer word of ``plan``'s layer: the pointer and the flag that
+    says the row starting there is empty."""
+    return word & ((1 << plan.ptr_bits) - 1), bool(word >> plan.ptr_bits & 1)

@@ -2,10 +2,12 @@
 
 Integrate phase: as in the LIF core, ``L`` lanes, each with its own event FIFO, CSR and bank of
 accumulators (output ``i`` in bank ``i mod L``), ``acc[col] <- acc[col] + w`` per hit by a
-pipelined read-modify-write (transparent read port, no bubble on back-to-back hits to one output).
+pipelined read-modify-write (:func:`~esl_hw.rtl_gen.integrate.read_modify_write`: forwarding, no
+bubble on back-to-back hits to one output).
 The accumulators keep their value across steps; the lanes meet at every end-of-step marker.
 After the ``T``-th end-of-step marker the core reads ``acc[0 .. n_out-1]`` out on ``outputs``
-(one word per cycle, bank ``i mod L``, stalling while ``outputs.ready`` is low), clears each
+(one word per cycle, bank ``i mod L``, through a registered stage, stalling while ``outputs.ready``
+is low), clears each
 accumulator, computes the prediction (argmax, ties to the lowest index) and pulses ``done``.
 """
 
@@ -18,11 +20,13 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.integrate import (
     add_strobes,
+    all_of,
+    any_of,
     connect_lane_access,
     event_layout,
     lane_access_members,
     lane_front_ends,
-    register_hit,
+    read_modify_write,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
@@ -64,7 +68,8 @@ class OutputLayerCore(wiring.Component):
         Synaptic operations (hits) this cycle.
     ptr_access, syn_access, acc_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and accumulator memories while the layer is
-        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer one cycle later).
+        idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer
+        ``READ_LATENCY`` cycles later).
     """
 
     def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:
@@ -97,6 +102,8 @@ class OutputLayerCore(wiring.Component):
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
         connect_lane_access(m, self, fronts)
 
+        # Readout pipeline: A issues the read of output a_idx, B: the word at the read port,
+        # C: the word registered and offered on ``outputs`` (all stages hold under backpressure).
         step = Signal(unsigned_bits(plan.timesteps - 1))
         last_step = Signal()
         reading = Signal()
@@ -104,83 +111,102 @@ class OutputLayerCore(wiring.Component):
         a_active = Signal()
         b_valid = Signal()
         b_idx = Signal(plan.out_index_bits)
-        b_last = Signal()
+        c_valid = Signal()
+        c_idx = Signal(plan.out_index_bits)
+        c_value = Signal(signed(plan.acc_bits))
+        c_last = Signal()
         best_value = Signal(signed(plan.acc_bits))
         best_index = Signal(plan.out_index_bits)
         m.d.comb += [
             last_step.eq(step == plan.timesteps - 1),
             a_active.eq(reading & (a_idx < plan.n_out)),
-            b_last.eq(b_idx == plan.n_out - 1),
+            c_last.eq(c_idx == plan.n_out - 1),
         ]
         stall = Signal()
         advance = Signal()
         retire = Signal()
         m.d.comb += [
-            stall.eq(b_valid & ~self.outputs.ready),
+            stall.eq(c_valid & ~self.outputs.ready),
             advance.eq(reading & ~stall),
-            retire.eq(b_valid & ~stall),
+            retire.eq(c_valid & ~stall),
         ]
 
         a_lane = a_idx[:lane_bits] if lanes > 1 else 0
-        b_lane = b_idx[:lane_bits] if lanes > 1 else 0
-        ports = []
+        c_lane = c_idx[:lane_bits] if lanes > 1 else 0
+        ports, rmws = [], []
         for lane, front in enumerate(fronts):
             acc_mem = Memory(shape=signed(plan.acc_bits), depth=plan.groups, init=[])
             m.submodules[f"acc_mem{lane}"] = acc_mem
-            acc_wr = acc_mem.write_port()
-            acc_rd = acc_mem.read_port(transparent_for=(acc_wr,))
+            acc_wr, acc_rd = acc_mem.write_port(), acc_mem.read_port()
             ports.append((acc_rd, acc_wr))
-            rmw_valid, rmw_col, rmw_weight = register_hit(m, plan, front, lane)
-            # readout (read, clear) or integration (read-modify-write); host access when idle
+            rmw = read_modify_write(m, plan, front, acc_rd.data, lane)
+            rmws.append(rmw)
+            # Readout (read, clear) or integration (read-modify-write); host access when idle.
+            # Multiplexers, not an m.If (see lif.py: no unevaluated always @* block in Icarus).
             attach_access(
                 m,
                 self.acc_access[lane],
                 acc_rd,
                 acc_wr,
                 read=(
-                    Mux(reading, a_idx >> lane_bits, front.hit_col),
-                    Mux(reading, advance & a_active & (a_lane == lane), front.hit_valid),
+                    Mux(reading, a_idx >> lane_bits, rmw.read_addr),
+                    Mux(reading, advance & a_active & (a_lane == lane), rmw.read_en),
                 ),
                 write=(
-                    Mux(reading, b_idx >> lane_bits, rmw_col),
-                    Mux(reading, 0, acc_rd.data + rmw_weight),
-                    Mux(reading, retire & (b_lane == lane), rmw_valid),
+                    Mux(reading, c_idx >> lane_bits, rmw.write_addr),
+                    Mux(reading, 0, rmw.write_data),
+                    Mux(reading, retire & (c_lane == lane), rmw.write_en),
                 ),
             )
-        value = Signal(signed(plan.acc_bits))
-        m.d.comb += value.eq(Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data)
+        b_lane = b_idx[:lane_bits] if lanes > 1 else 0
+        value = Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data
 
         all_marked = Signal()
-        m.d.comb += all_marked.eq(add_strobes([front.step_valid for front in fronts]) == lanes)
-        with m.If(all_marked & ~reading):
-            with m.If(last_step):
+        drained = Signal()
+        m.d.comb += [
+            all_marked.eq(all_of([front.step_valid for front in fronts])),
+            drained.eq(~any_of([rmw.busy for rmw in rmws])),
+        ]
+        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
+        # after the decision, so no lane's ready logic depends on every other lane's.
+        release = Signal()
+        m.d.sync += release.eq(0)
+        m.d.comb += [front.step_ready.eq(release) for front in fronts]
+        with m.If(all_marked & ~reading & ~release):
+            with m.If(last_step & drained):
                 m.d.sync += [reading.eq(1), a_idx.eq(0)]
-            with m.Else():
-                m.d.comb += [front.step_ready.eq(1) for front in fronts]
-                m.d.sync += step.eq(step + 1)
+            with m.Elif(~last_step):
+                m.d.sync += [release.eq(1), step.eq(step + 1)]
 
         with m.If(advance):
-            m.d.sync += [b_valid.eq(a_active), b_idx.eq(a_idx)]
+            m.d.sync += [
+                b_valid.eq(a_active),
+                b_idx.eq(a_idx),
+                c_valid.eq(b_valid),
+                c_idx.eq(b_idx),
+                c_value.eq(value),
+            ]
             with m.If(a_active):
                 m.d.sync += a_idx.eq(a_idx + 1)
 
         new_best = Signal()
-        m.d.comb += new_best.eq((b_idx == 0) | (value > best_value))
+        m.d.comb += new_best.eq((c_idx == 0) | (c_value > best_value))
         with m.If(retire & new_best):
-            m.d.sync += [best_value.eq(value), best_index.eq(b_idx)]
-        with m.If(retire & b_last):
-            m.d.comb += [self.done.eq(1), *(front.step_ready.eq(1) for front in fronts)]
+            m.d.sync += [best_value.eq(c_value), best_index.eq(c_idx)]
+        with m.If(retire & c_last):
+            m.d.comb += self.done.eq(1)
             m.d.sync += [
-                self.prediction.eq(Mux(new_best, b_idx, best_index)),
+                self.prediction.eq(Mux(new_best, c_idx, best_index)),
                 reading.eq(0),
+                release.eq(1),
                 step.eq(0),
             ]
 
         m.d.comb += [
-            self.outputs.valid.eq(b_valid),
-            self.outputs.payload.index.eq(b_idx),
-            self.outputs.payload.value.eq(value),
-            self.outputs.payload.last.eq(b_last),
+            self.outputs.valid.eq(c_valid),
+            self.outputs.payload.index.eq(c_idx),
+            self.outputs.payload.value.eq(c_value),
+            self.outputs.payload.last.eq(c_last),
             self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
             self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
             self.stat_acc_reads.eq(add_strobes([rd.en for rd, _ in ports])),

@@ -9,7 +9,8 @@ Lane ``b`` owns bank ``b`` and its own CSR: the synapses of every row whose post
 bank ``b``, in the artifact's order. The lanes never share a memory, so there is no bank conflict
 and no padding: each lane streams only real synapses. Per lane:
 
-- row pointers ``row_ptr_b[0 .. n_in]``, ``ptr_bits = bits(max_b nnz_b)`` wide;
+- row pointers ``row_ptr_b[0 .. n_in]``, ``ptr_bits = bits(max_b nnz_b)`` wide, plus one bit
+  per word that flags an empty row (:func:`pointer_words`, :meth:`LayerPlan.ptr_words`);
 - synapse words ``{g, weight}``, the local index ``g`` in the low ``local_bits`` bits, ``weight``
   (two's complement, ``w_bits``) above it;
 - LIF layers: potentials (``v_bits``) and currents (``current_bits()``), ``groups = ceil(n_out/L)``
@@ -52,14 +53,22 @@ DEFAULT_FIFO_DEPTH = 16
 #: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
 DEFAULT_LANE_FIFO_DEPTH = 32
 
-#: Default depth of the spike-mask FIFO behind each LIF layer's sweep.
-DEFAULT_SPIKE_FIFO_DEPTH = 8
+#: Default depth of the spike-mask FIFO behind each LIF layer's sweep (the sweep issues a group only
+#: while the FIFO has room for every group in its six-stage pipeline, so 8 would throttle it).
+DEFAULT_SPIKE_FIFO_DEPTH = 16
 
 #: Lane counts a core accepts (powers of two).
 MAX_LANES = 64
 
 #: Widest weight the rewiring unit's histogram supports (``2^(w_bits-1) + 1`` counters).
 MAX_REWIRE_W_BITS = 8
+
+
+def pointer_words(row_ptr: list[int], ptr_bits: int) -> list[int]:
+    """Pointer memory image: word ``j`` is ``row_ptr[j]`` with bit ``ptr_bits`` set when row
+    ``j`` is empty (``row_ptr[j + 1] == row_ptr[j]``), so the event stage needs no comparator."""
+    flags = [int(row_ptr[j + 1] == row_ptr[j]) for j in range(len(row_ptr) - 1)] + [0]
+    return [int(ptr) | flag << ptr_bits for ptr, flag in zip(row_ptr, flags, strict=True)]
 
 
 def unsigned_bits(value: int) -> int:
@@ -145,6 +154,11 @@ class LayerPlan:
         """Row pointer memory image of ``lane``."""
         return [int(value) for value in self.lane_row_ptr[lane]]
 
+    def ptr_words(self, lane: int = 0) -> list[int]:
+        """Pointer memory words of ``lane`` as stored: :meth:`ptr_init` with the empty-row flags
+        (:func:`pointer_words`), ``ptr_bits + 1`` wide."""
+        return pointer_words(self.ptr_init(lane), self.ptr_bits)
+
     def syn_init(self, lane: int = 0) -> list[int]:
         """Synapse memory image of ``lane``: ``group | (weight mod 2^w_bits) << local_bits``."""
         if self.lane_nnz(lane) == 0:
@@ -159,7 +173,7 @@ class LayerPlan:
         """Bits per memory kind held by this layer core (all lanes)."""
         words = self.lanes * self.groups
         bits = {
-            "row_pointers": self.lanes * (self.n_in + 1) * self.ptr_bits,
+            "row_pointers": self.lanes * (self.n_in + 1) * (self.ptr_bits + 1),
             "synapses": sum(self.syn_depth(lane) for lane in range(self.lanes)) * self.syn_bits,
             "fifos": self.lanes * lane_fifo_depth * (self.in_index_bits + 1),
         }

@@ -23,20 +23,26 @@ Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 
 Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
 the synapses of row ``r`` in lane ``b``)::
 
-    1 + (nnz + lanes without synapses + 1 to 3) + (H + 2)
-      + Σ over visited rows 2 + Σ over visited words 2 + lanes finished
-      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 2)))
+    1 + (nnz + lanes without synapses + 1 to 6) + (H + 2)
+      + Σ over visited rows 4 + Σ over visited words 4 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 4)))
 
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
 memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
-per cycle, reads answering one cycle later.
+per cycle, reads answering ``READ_LATENCY`` (2) cycles later: the histogram and row scans keep a
+read in flight every cycle, a row end and a judged word wait two cycles (``ROW_WAIT``,
+``WORD_WAIT``). The unit registers the bus's read data (``rdata``) before any logic, and the
+magnitude of a histogram word before the histogram's address (timing: the bus data comes through
+the synapse-block and memory multiplexers). Row ends are the pointer words without their
+empty-row flag (bit ``ptr_bits``), which the unit never writes: rewiring keeps every row's
+synapse count, so the flags stay valid.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,7 +51,7 @@ from esl_hw.artifact import Layer
 from esl_hw.errors import EslError
 from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
-from esl_hw.rtl_gen.memory_map import bus_shape, bus_signature, memory_map, region_id
+from esl_hw.rtl_gen.memory_map import READ_LATENCY, bus_shape, bus_signature, memory_map, region_id
 from esl_hw.rtl_gen.plan import (
     MAX_REWIRE_W_BITS,
     LayerPlan,
@@ -73,7 +79,8 @@ def _histogram_cycles(lane_nnz: list[int]) -> int:
     """Cycles of the histogram pass: one per word (one per lane without words), then the drain."""
     issued = [flag for nnz in lane_nnz for flag in ([True] * nnz or [False])]
     cycle = len(issued)
-    while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in (1, 2)):
+    drain = range(1, READ_LATENCY + 4)  # reads in flight, rdata, magnitude, the histogram's write
+    while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in drain):
         cycle += 1
     return cycle + 1
 
@@ -102,17 +109,17 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
             cycles += 1  # ROW
             if row == layer.n_in or pos == lane_nnz[lane]:
                 break
-            cycles += 1  # ROW_END
+            cycles += READ_LATENCY + 1  # ROW_WAIT (2), ROW_END
             start, end = pos, int(row_ptr[lane][row + 1])
             while pos < end:
-                cycles += 2  # WORD, JUDGE
+                cycles += 2 + READ_LATENCY  # WORD, WORD_WAIT (2), JUDGE
                 if first + pos in new_col:
                     while True:
                         state = lfsr_step(state)
                         cycles += 1  # DRAW
                         column = (state & mask) * lanes + lane
                         if column < layer.n_out:
-                            cycles += end - start + 2  # CHECK: scan the row, drain
+                            cycles += end - start + 2 + READ_LATENCY  # CHECK: scan the row, drain
                             if column == new_col[first + pos]:
                                 break
                     cycles += 1  # WRITE
@@ -122,6 +129,26 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
                 pos += 1
             row += 1
     raise AssertionError("fewer than k synapses were pruned")
+
+
+def _table(values: list[int], bits: int):
+    """A lookup of the constants ``values`` (``bits`` wide, the last one beyond the end): a
+    function of the index returning a balanced tree of multiplexers on the index bits, i.e.
+    continuous assignments in Verilog, not an ``always @*`` case block (Icarus never evaluates
+    such a block while its index keeps its value from time 0)."""
+    select_bits = unsigned_bits(len(values) - 1)
+
+    def lookup(index):
+        level = [Const(value, bits) for value in values]
+        level += [level[-1]] * ((1 << select_bits) - len(level))
+        index = Value.cast(index)
+        for bit in range(select_bits):
+            select = index[bit] if bit < len(index) else 0
+            level = [Mux(select, high, low) for low, high in zip(level[::2], level[1::2], strict=True)]
+        beyond = index >> select_bits != 0 if len(index) > select_bits else 0
+        return Mux(beyond, Const(values[-1], bits), level[0])
+
+    return lookup
 
 
 class RewireUnit(wiring.Component):
@@ -194,22 +221,22 @@ class RewireUnit(wiring.Component):
         hist_rd = hist.read_port(transparent_for=(hist_wr,))
         bus = self.bus
 
-        def table(values: list[int], bits: int) -> Array:
-            return Array(Const(value, bits) for value in values)
-
         layer = Signal.like(self.layer)
         lane = Signal(range(lanes + 1))
-        lane_nnz = table([plan.lane_nnz(b) for plan in plans for b in range(lanes)], pos_bits)[
+        lane_nnz = _table([plan.lane_nnz(b) for plan in plans for b in range(lanes)], pos_bits)(
             layer * lanes + lane[:lane_bits] if lanes > 1 else layer
-        ]
-        n_in = table([plan.n_in for plan in plans], row_bits)[layer]
-        n_out = table([plan.n_out for plan in plans], out_bits)[layer]
-        group_mask = table([(1 << plan.local_bits) - 1 for plan in plans], group_bits)[layer]
+        )
+        n_in = _table([plan.n_in for plan in plans], row_bits)(layer)
+        n_out = _table([plan.n_out for plan in plans], out_bits)(layer)
+        group_mask = _table([(1 << plan.local_bits) - 1 for plan in plans], group_bits)(layer)
+        ptr_mask = _table([(1 << plan.ptr_bits) - 1 for plan in plans], pos_bits)(layer)
         id_bits = self.shape.id_bits
-        ptr_id = table([region_id(plans, plan.index, "ptr", 0) for plan in plans], id_bits)[layer] + lane
-        syn_id = table([region_id(plans, plan.index, "syn", 0) for plan in plans], id_bits)[layer] + lane
+        ptr_id = _table([region_id(plans, plan.index, "ptr", 0) for plan in plans], id_bits)(layer) + lane
+        syn_id = _table([region_id(plans, plan.index, "syn", 0) for plan in plans], id_bits)(layer) + lane
 
-        # The synapse word on the bus's read data, decoded for the selected layer.
+        # The synapse word of the bus's read data (registered), decoded for the selected layer.
+        rdata = Signal(self.shape.data_bits, reset_less=True)
+        m.d.sync += rdata.eq(bus.r_data)
         word_group = Signal(group_bits)
         word_weight = Signal(signed(w_max))
         word_mag = Signal(w_max)
@@ -218,15 +245,19 @@ class RewireUnit(wiring.Component):
                 with m.Case(plan.index):
                     low, high = plan.local_bits, plan.local_bits + plan.w_bits
                     m.d.comb += [
-                        word_group.eq(bus.r_data[:low]),
-                        word_weight.eq(bus.r_data[low:high].as_signed()),
+                        word_group.eq(rdata[:low]),
+                        word_weight.eq(rdata[low:high].as_signed()),
                     ]
         m.d.comb += word_mag.eq(Mux(word_weight < 0, -word_weight, word_weight))
 
         k = Signal(count_bits)
         remaining = Signal(count_bits)
         pos = Signal(pos_bits)  # histogram pass: address; selection pass: the word p
-        s1_valid = Signal()  # a read answers on the bus this cycle
+        s0_valid = Signal()  # a read issued in the previous cycle (READ_LATENCY = 2: in flight)
+        sb_valid = Signal()  # its data is on the bus this cycle
+        sr_valid = Signal()  # its data is in ``rdata`` this cycle
+        s1_valid = Signal()  # histogram pass: its magnitude (m_mag) is read from the histogram
+        m_mag = Signal(w_max)
         s2_valid = Signal()
         s2_mag = Signal(w_max)
         index = Signal(range(magnitudes + 1))
@@ -240,6 +271,8 @@ class RewireUnit(wiring.Component):
         row_end = Signal(pos_bits)
         candidate = Signal(group_bits)
         scan = Signal(pos_bits)
+        c0_pos = Signal(pos_bits)
+        cb_pos = Signal(pos_bits)
         c1_pos = Signal(pos_bits)
         scan_quota = Signal(count_bits)
         conflict = Signal()
@@ -273,7 +306,7 @@ class RewireUnit(wiring.Component):
                     pos.eq(0),
                     error.eq(0),
                 ]
-                with m.If(refuse | (self.k > table([p.layer.nnz for p in plans], K_BITS)[self.layer])):
+                with m.If(refuse | (self.k > _table([p.layer.nnz for p in plans], K_BITS)(self.layer))):
                     m.d.sync += error.eq(1)
                     m.next = "FINISH"
                 with m.Elif(self.k == 0):
@@ -284,7 +317,15 @@ class RewireUnit(wiring.Component):
             with m.State("HIST"):
                 issue = (lane < lanes) & (pos < lane_nnz)
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue)]
-                m.d.sync += [s1_valid.eq(issue), s2_valid.eq(s1_valid), s2_mag.eq(word_mag)]
+                m.d.sync += [
+                    s0_valid.eq(issue),
+                    sb_valid.eq(s0_valid),
+                    sr_valid.eq(sb_valid),
+                    m_mag.eq(word_mag),
+                    s1_valid.eq(sr_valid),
+                    s2_valid.eq(s1_valid),
+                    s2_mag.eq(m_mag),
+                ]
                 with m.If(issue):
                     with m.If(pos + 1 == lane_nnz):
                         m.d.sync += [pos.eq(0), lane.eq(lane + 1)]
@@ -293,13 +334,14 @@ class RewireUnit(wiring.Component):
                 with m.Elif(lane < lanes):
                     m.d.sync += lane.eq(lane + 1)  # a lane without synapses
                 m.d.comb += [
-                    hist_rd.addr.eq(word_mag),
+                    hist_rd.addr.eq(m_mag),
                     hist_rd.en.eq(s1_valid),
                     hist_wr.addr.eq(s2_mag),
                     hist_wr.data.eq(hist_rd.data + 1),
                     hist_wr.en.eq(s2_valid),
                 ]
-                with m.If((lane == lanes) & ~s1_valid & ~s2_valid):
+                in_flight = s0_valid | sb_valid | sr_valid | s1_valid | s2_valid
+                with m.If((lane == lanes) & ~in_flight):
                     m.d.sync += [index.eq(0), below.eq(0), found.eq(0), s1_valid.eq(0)]
                     m.next = "THRESHOLD"
 
@@ -327,11 +369,18 @@ class RewireUnit(wiring.Component):
                     m.d.sync += [lane.eq(lane + 1), row.eq(0), pos.eq(0)]
                 with m.Else():
                     m.d.comb += [bus.mem.eq(ptr_id), bus.addr.eq(row + 1), bus.r_en.eq(1)]
-                    m.next = "ROW_END"
+                    m.next = "ROW_WAIT"
+
+            with m.State("ROW_WAIT"):
+                m.next = "ROW_WAIT2"
+
+            with m.State("ROW_WAIT2"):
+                m.next = "ROW_END"
 
             with m.State("ROW_END"):
-                m.d.sync += [row_start.eq(pos), row_end.eq(bus.r_data)]
-                with m.If(bus.r_data[:pos_bits] == pos):
+                pointer = rdata[:pos_bits] & ptr_mask  # without the empty-row flag
+                m.d.sync += [row_start.eq(pos), row_end.eq(pointer)]
+                with m.If(pointer == pos):
                     m.d.sync += row.eq(row + 1)
                     m.next = "ROW"
                 with m.Else():
@@ -339,6 +388,12 @@ class RewireUnit(wiring.Component):
 
             with m.State("WORD"):
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
+                m.next = "WORD_WAIT"
+
+            with m.State("WORD_WAIT"):
+                m.next = "WORD_WAIT2"
+
+            with m.State("WORD_WAIT2"):
                 m.next = "JUDGE"
 
             with m.State("JUDGE"):
@@ -361,6 +416,8 @@ class RewireUnit(wiring.Component):
                         scan.eq(row_start),
                         scan_quota.eq(quota),
                         conflict.eq(0),
+                        s0_valid.eq(0),
+                        sb_valid.eq(0),
                         s1_valid.eq(0),
                     ]
                     m.next = "CHECK"
@@ -368,7 +425,14 @@ class RewireUnit(wiring.Component):
             with m.State("CHECK"):
                 issue = scan < row_end
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
-                m.d.sync += [s1_valid.eq(issue), c1_pos.eq(scan)]
+                m.d.sync += [
+                    s0_valid.eq(issue),
+                    c0_pos.eq(scan),
+                    sb_valid.eq(s0_valid),
+                    cb_pos.eq(c0_pos),
+                    s1_valid.eq(sb_valid),
+                    c1_pos.eq(cb_pos),
+                ]
                 with m.If(issue):
                     m.d.sync += scan.eq(scan + 1)
                 taken = Signal()
@@ -381,7 +445,7 @@ class RewireUnit(wiring.Component):
                         m.d.sync += scan_quota.eq(scan_quota - 1)
                 with m.If(s1_valid & taken & (word_group == candidate)):
                     m.d.sync += conflict.eq(1)
-                with m.If(~issue & ~s1_valid):
+                with m.If(~issue & ~s0_valid & ~sb_valid & ~s1_valid):
                     with m.If(conflict):
                         m.next = "DRAW"
                     with m.Else():

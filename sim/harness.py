@@ -109,8 +109,8 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
         "  wire host_ready, host_rvalid, core_idle;",
         f"  wire [{shape.data_bits - 1}:0] host_rdata;",
         "  reg host_valid = 1'b0;",
-        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, rd_mem = 0;",
-        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, rd_addr = 0;",
+        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, rd_mem = 0, rd_mem_q = 0;",
+        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, rd_addr = 0, rd_addr_q = 0;",
     ]
     connections = [
         ".idle(core_idle)",
@@ -153,7 +153,8 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
     )
     block = f"""
   // Rewire phase: PHASE 1 request layer rewire_layer, 2 wait for rewire_done, 3 dump every
-  // memory through the host port, 4 log the last word, then resume the input stream.
+  // memory through the host port, 4 and 5 log the last word (reads answer READ_LATENCY = 2
+  // cycles later: rd_mem_q, rd_addr_q name the word on host_rdata), then resume the input stream.
   function [31:0] depth_of(input [31:0] id);
     case (id)
 {depths}
@@ -172,7 +173,9 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
 {plusargs}
   end"""
     sequencer = f"""
-    if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem, rd_addr, host_rdata);
+    if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem_q, rd_addr_q, host_rdata);
+    rd_mem_q <= rd_mem;
+    rd_addr_q <= rd_addr;
     case (phase)
       1: if (core_idle) begin
         rewire_start <= 1'b1;
@@ -206,7 +209,8 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
           end
         end else host_addr <= host_addr + 1;
       end
-      4: begin
+      4: phase <= 5;
+      5: begin
         phase <= 0;
         waiting <= 1'b0;
       end
@@ -269,7 +273,10 @@ module {HARNESS_TOP};
   localparam STEPS = {model.timesteps};
   reg clk = 1'b0;
   always #5 clk = ~clk;
-  reg rst = 1'b1;
+  // rst rises at 1 ps (an event, unlike an initialiser): every always @* block of the core that
+  // reads rst is evaluated under reset, so no register keeps an X from time 0 (Icarus)
+  reg rst = 1'b0;
+  initial #0.001 rst = 1'b1;
   reg done = 1'b0;
   reg [31:0] events [0:CAPACITY-1];
   reg [8*1024-1:0] events_file, trace_file;

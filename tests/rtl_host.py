@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from esl_hw.rtl_gen.memory_map import READ_LATENCY
+
 
 async def host_read(ctx, core, mem: int, addresses) -> list[int]:
-    """Read ``mem`` at ``addresses`` through the host port, one access per cycle (core idle)."""
+    """Read ``mem`` at ``addresses`` through the host port, one access per cycle (core idle); each
+    word arrives exactly ``READ_LATENCY`` cycles after its read."""
+    addresses = list(addresses)
     words = []
     ctx.set(core.host_write, 0)
     ctx.set(core.host_mem, mem)
-    for addr in addresses:
-        ctx.set(core.host_valid, 1)
-        ctx.set(core.host_addr, addr)
-        assert ctx.get(core.host_ready), "host access refused while the core is idle"
+    for ticks in range(1, len(addresses) + READ_LATENCY):
+        issue = ticks <= len(addresses)
+        ctx.set(core.host_valid, issue)
+        if issue:
+            ctx.set(core.host_addr, addresses[ticks - 1])
+            assert ctx.get(core.host_ready), "host access refused while the core is idle"
         await ctx.tick()
-        assert ctx.get(core.host_rvalid)
-        words.append(ctx.get(core.host_rdata))
+        if ctx.get(core.host_rvalid):
+            words.append(ctx.get(core.host_rdata))
+        assert len(words) == min(len(addresses), max(0, ticks - READ_LATENCY + 1)), "read latency"
     ctx.set(core.host_valid, 0)
     return words
 

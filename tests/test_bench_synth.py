@@ -39,3 +39,17 @@ def test_markdown_lists_rows_and_prior_art() -> None:
         "| random 784-800-10 | - (random) | LFE5U-85F | 4 | 5000 | - | 80 | - | 60.5 | 2500 | 41.3 |" in text
     )
     assert "Spiker+" in text and "780" in text and "6,358 LUT" in text
+
+
+def test_notes_judge_the_targets_from_the_rows() -> None:
+    def row(lanes: int, fmax: float, latency: float) -> dict:
+        return {
+            "row": {"name": f"p{lanes}", "label": "random 784-800-10", "model": ["paper", 0.1, 8]},
+            "device": "LFE5U-85F", "lanes": lanes, "fmax_mhz": fmax, "latency_us": latency, "memories": [],
+        }  # fmt: skip
+
+    slow = bench.notes([row(1, 104.0, 900.0), row(8, 99.0, 90.0)])
+    assert any("784-800-10 at >= 100 MHz and <= 100 µs per inference: not met" in line for line in slow)
+    assert any("99.0 to 104.0 MHz over 2 rows (1 at or above 100 MHz)" in line for line in slow)
+    fast = bench.notes([row(1, 104.0, 900.0), row(8, 101.0, 90.0)])
+    assert any(": met (best: random 784-800-10, 8 lanes, 101.0 MHz, 90.0 µs)" in line for line in fast)

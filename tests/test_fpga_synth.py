@@ -57,6 +57,11 @@ def test_memories_are_found_and_classified(ecp5_report: synth.SynthReport) -> No
     assert {"row_pointers", "synapses", "potentials", "currents", "accumulators"} <= set(by_role)
     synapses = [m for m in by_role["synapses"] if m["name"].startswith("core.layer0")]
     assert synapses and synapses[0]["mapped"] == "bram" and synapses[0]["ok"]
+    # Every row-pointer, synapse, potential and current memory, the output layer's small pointer
+    # and synapse memories and the 40-word LIF banks included, is block RAM (ram_style = "block").
+    required = [m for m in ecp5_report.memories if m["required"]]
+    assert len(required) == 6 and all(m["mapped"] == "bram" and m["ok"] for m in required)
+    assert ecp5_report.memories_in_block_ram
 
 
 @needs_ecp5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from rtl_support import random_model, simulate_core
@@ -101,6 +103,19 @@ def test_emit_verilog_writes_the_top_module(tmp_path) -> None:
     assert "module my_core(" in text
     for port in ("events__payload", "outputs__payload", "tap0_potential", "perf_cycles", "perf_spikes0"):
         assert port in text
+
+
+def test_memories_carry_block_ram_attributes(tmp_path) -> None:
+    # Row pointers, synapses (written by the host port and the rewiring unit), potentials and
+    # currents are RAMs: all must ask Yosys for block RAM (without the attribute it keeps small
+    # ones in LUTs or LUT RAM).
+    model = random_model(np.random.default_rng(4), [5, 4, 3])
+    text = emit_verilog(model, tmp_path, lanes=2).read_text()
+    declared = re.findall(r'\(\* (rom|ram)_style = "block" \*\)\s*reg [^;]*? (\S+) \[', text)
+    kinds = sorted((style, re.sub(r"\d+$", "", name.split(".")[-1])) for style, name in declared)
+    # 2 layers x 2 lanes of pointers and synapses, 2 lanes of LIF currents and potentials.
+    assert kinds == sorted([("ram", "ptr_mem")] * 4 + [("ram", "syn_mem")] * 4 + [("ram", "cur_mem")] * 2
+                           + [("ram", "pot_mem")] * 2)  # fmt: skip
 
 
 def test_emit_verilog_rejects_bad_name(tmp_path) -> None:

@@ -8,17 +8,23 @@ from amaranth.sim import Simulator
 from rtl_support import random_layer
 
 from esl_hw.artifact import Model, layer_from_dense
-from esl_hw.rtl_gen.integrate import CsrIntegrator, event_layout
-from esl_hw.rtl_gen.plan import plan_model
+from esl_hw.rtl_gen.integrate import MUX_FANIN, CsrIntegrator, event_layout
+from esl_hw.rtl_gen.memory_map import READ_LATENCY
+from esl_hw.rtl_gen.plan import LayerPlan, plan_model
 
 
-def integrator_for(layer) -> CsrIntegrator:
+def plan_for(layer) -> LayerPlan:
     output = layer_from_dense(np.ones((layer.n_out, 1), dtype=np.int64), "output", 2)
-    return CsrIntegrator(plan_model(Model((layer, output), timesteps=2))[0])
+    return plan_model(Model((layer, output), timesteps=2))[0]
 
 
-def run_integrator(front: CsrIntegrator, stream: list[tuple[int, int]], step_delay: int = 3):
+def integrator_for(layer, syn_block_words: int | None = None) -> CsrIntegrator:
+    return CsrIntegrator(plan_for(layer), syn_block_words=syn_block_words)
+
+
+def run_integrator(front: CsrIntegrator, stream: list[tuple[int, int]], step_delay: int = 3, before=None):
     """Feed ``stream``; acknowledge each marker ``step_delay`` cycles after it is offered.
+    ``before`` (an async function of the testbench context) runs first.
 
     Returns the hits and markers in order (``("hit", col, weight, cycle)`` / ``("eos", cycle)``)
     and the cycle of the first accepted event.
@@ -27,6 +33,8 @@ def run_integrator(front: CsrIntegrator, stream: list[tuple[int, int]], step_del
     first = []
 
     async def testbench(ctx) -> None:
+        if before is not None:
+            await before(ctx)
         position, waited, cycle = 0, 0, 0
         markers = sum(eos for _, eos in stream)
         while sum(item[0] == "eos" for item in trace) < markers:
@@ -96,8 +104,9 @@ def test_back_to_back_rows_stream_without_bubbles() -> None:
     trace, first = run_integrator(integrator_for(layer), stream)
     cycles = [item[3] for item in trace if item[0] == "hit"]
     assert len(cycles) == layer.nnz
-    # Two cycles from the first accepted event to the first hit, then one hit every cycle.
-    assert cycles == list(range(first + 3, first + 3 + layer.nnz))
+    # Seven cycles from the first accepted event to the first hit (A, E, P, R, H, G, Q), then one
+    # hit every cycle.
+    assert cycles == list(range(first + 7, first + 7 + layer.nnz))
 
 
 def test_empty_rows_cost_at_most_one_cycle_each() -> None:
@@ -109,7 +118,7 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
     trace, first = run_integrator(integrator_for(layer), stream, step_delay=0)
     hits = [item for item in trace if item[0] == "hit"]
     assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, range(10))
-    assert hits[-1][3] - first <= 8 + 10 + 3
+    assert hits[-1][3] - first <= 8 + 10 + 7
 
 
 def test_event_layout_rejects_zero_width() -> None:
@@ -140,3 +149,121 @@ def test_integrator_rejects_a_bad_lane() -> None:
     plan = plan_model(Model((layer, output), timesteps=2), 2)[0]
     with pytest.raises(ValueError, match="lane must be in 0..1, got 2"):
         CsrIntegrator(plan, 2)
+
+
+@pytest.mark.parametrize("words", [2, 4, 8])
+def test_synapse_memory_split_into_blocks_streams_the_same_hits(words) -> None:
+    # 2-word blocks: more than MUX_FANIN blocks, so one registered multiplexer level more.
+    rng = np.random.default_rng(words)
+    mask = rng.random((12, 7)) < 0.6
+    mask[:, 0] = True  # no empty row: back-to-back rows across block boundaries
+    layer = layer_from_dense(rng.integers(-8, 8, (12, 7)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
+    front = integrator_for(layer, syn_block_words=words)
+    stream = [(index, 0) for index in range(12)] + [(0, 1)] + [(index, 0) for index in (11, 3, 0)] + [(0, 1)]
+    trace, first = run_integrator(front, stream)
+    hits = [item for item in trace if item[0] == "hit"]
+    assert [(col, weight) for _, col, weight, _ in hits] == expected_hits(layer, [*range(12), 11, 3, 0])
+    first_step = [cycle for _, _, _, cycle in hits[: layer.nnz]]
+    latency = 7 + (-(-layer.nnz // words) > MUX_FANIN)
+    assert first_step == list(range(first + latency, first + latency + layer.nnz))
+    depths = synapse_block_depths(integrator_for(layer, syn_block_words=words))
+    assert depths == [min(words, layer.nnz - start) for start in range(0, layer.nnz, words)]
+
+
+def synapse_block_depths(front: CsrIntegrator) -> list[int]:
+    """Depths of the synapse memory blocks ``syn_mem``, ``syn_mem1``, … (elaborated for inspection)."""
+    front._MustUse__silence = True
+    module = front.elaborate(None)
+    module._MustUse__silence = True
+    submodules = {name: entry[0] for name, entry in module._named_submodules.items()}
+    for submodule in submodules.values():
+        submodule._MustUse__silence = True
+    count = sum(name.startswith("syn_mem") for name in submodules)
+    return [submodules["syn_mem" + (str(block) if block else "")].depth for block in range(count)]
+
+
+@pytest.mark.parametrize("words", [0, 3, True])
+def test_integrator_rejects_a_bad_block_size(words) -> None:
+    layer = layer_from_dense(np.ones((2, 2), dtype=np.int64), "lif", 4, v_bits=8, threshold=3)
+    with pytest.raises(ValueError, match="power of two"):
+        integrator_for(layer, syn_block_words=words)
+
+
+async def access_read(ctx, port, addresses: list[int]) -> list[int]:
+    """Read ``addresses`` through an access port, one per cycle; each word must arrive exactly
+    ``READ_LATENCY`` cycles after its read."""
+    words = []
+    for tick in range(len(addresses) + READ_LATENCY):
+        issue = tick < len(addresses)
+        ctx.set(port.r_en, issue)
+        if issue:
+            ctx.set(port.addr, addresses[tick])
+        if tick >= READ_LATENCY:
+            words.append(ctx.get(port.r_data))
+        await ctx.tick()
+    return words
+
+
+async def access_write(ctx, port, words: list[int]) -> None:
+    """Write ``words`` from address 0 through an access port, one per cycle."""
+    ctx.set(port.w_en, 1)
+    for addr, word in enumerate(words):
+        ctx.set(port.addr, addr)
+        ctx.set(port.w_data, word)
+        await ctx.tick()
+    ctx.set(port.w_en, 0)
+
+
+def layer_and_rewritten(seed: int):
+    """A 12-input layer and another one with as many synapses in other rows (rows 0 and 5
+    empty) and other weights: what a host may write over the first one's memories."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((12, 7)) < 0.6
+    layer = layer_from_dense(rng.integers(-8, 8, (12, 7)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
+    other = np.zeros((12, 7), dtype=bool)
+    free = [(row, col) for row in range(12) if row not in (0, 5) for col in range(7)]
+    for pick in rng.choice(len(free), layer.nnz, replace=False):
+        other[free[pick]] = True
+    weights = rng.integers(-8, 8, (12, 7)) * other
+    return layer, layer_from_dense(weights, "lif", 5, v_bits=8, threshold=9, mask=other)
+
+
+@pytest.mark.parametrize("words", [2, 8, None])
+def test_host_access_reaches_every_synapse_block_and_the_flagged_pointers(words) -> None:
+    # 2-word blocks: more than MUX_FANIN blocks (a registered multiplexer level in the datapath).
+    layer, written = layer_and_rewritten(7)
+    front = integrator_for(layer, syn_block_words=words)
+    plan, new_plan = front.plan, plan_for(written)
+    seen = {}
+
+    async def bench(ctx) -> None:
+        seen["ptr"] = await access_read(ctx, front.ptr_access, list(range(plan.n_in + 1)))
+        seen["syn"] = await access_read(ctx, front.syn_access, list(range(plan.syn_depth())))
+        await access_write(ctx, front.ptr_access, new_plan.ptr_words())
+        await access_write(ctx, front.syn_access, new_plan.syn_init())
+        seen["ptr_after"] = await access_read(ctx, front.ptr_access, list(range(plan.n_in + 1)))
+        seen["syn_after"] = await access_read(ctx, front.syn_access, list(range(plan.syn_depth()))[::-1])
+
+    sim = Simulator(front)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["ptr"] == plan.ptr_words() and seen["syn"] == plan.syn_init()
+    assert seen["ptr_after"] == new_plan.ptr_words() and seen["syn_after"] == new_plan.syn_init()[::-1]
+    assert any(word >> plan.ptr_bits for word in seen["ptr_after"])  # empty rows flagged
+
+
+@pytest.mark.parametrize("words", [2, 8])
+def test_rows_written_through_the_host_access_stream_as_written(words) -> None:
+    layer, written = layer_and_rewritten(8)
+    front = integrator_for(layer, syn_block_words=words)
+    new_plan = plan_for(written)
+    stream = [*((index, 0) for index in range(12)), (0, 1), *((index, 0) for index in (5, 11, 0, 3)), (0, 1)]
+
+    async def load(ctx) -> None:
+        await access_write(ctx, front.ptr_access, new_plan.ptr_words())
+        await access_write(ctx, front.syn_access, new_plan.syn_init())
+
+    trace, _ = run_integrator(front, stream, before=load)
+    hits = [(item[1], item[2]) for item in trace if item[0] == "hit"]
+    assert hits == expected_hits(written, [*range(12), 5, 11, 0, 3])

@@ -99,9 +99,9 @@ def test_back_to_back_hits_on_one_neuron_need_no_bubble() -> None:
     layer = layer_from_dense(dense, "lif", 6, v_bits=16, threshold=30000, leak_shift=None)
     spikes = np.ones((1, n_in), dtype=bool)
     cycles, _ = check_layer(layer, spikes, gaps=False)
-    # SOPs + sweep + a fixed pipeline fill and drain (lane FIFO, integrator, sweep, spike
-    # serializer: 12 cycles): no per-synapse or per-event bubble.
-    assert cycles <= layer.nnz + layer.n_out + 12
+    # SOPs + sweep + a fixed pipeline fill and drain (lane FIFO, integrator, read-modify-write,
+    # sweep, spike serializer: 22 cycles): no per-synapse or per-event bubble.
+    assert cycles <= layer.nnz + layer.n_out + 22
 
 
 @pytest.mark.parametrize("lanes", [2, 4, 8, 16])
@@ -114,7 +114,7 @@ def test_lanes_share_the_work_without_bubbles(lanes) -> None:
     cycles, _ = check_layer(layer, spikes, gaps=False, lanes=lanes)
     floor = (2 * layer.nnz + 2 * n_out) / lanes
     # Per step: a fixed pipeline fill and drain of a few cycles, nothing per synapse or per event.
-    assert cycles <= floor + 2 * 12
+    assert cycles <= floor + 2 * 22
 
 
 def test_sweep_stalls_on_a_full_spike_fifo_without_losing_spikes() -> None:

@@ -15,6 +15,7 @@ from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore
 from esl_hw.rtl_gen.memory_map import (
     bus_shape,
+    decode_pointer,
     decode_synapse,
     expected_read,
     memory_images,
@@ -33,7 +34,7 @@ def test_memory_map_lists_every_memory_in_id_order() -> None:
     expected = []
     for plan in plans:
         state = ("pot", plan.layer.v_bits) if plan.is_lif else ("acc", plan.acc_bits)
-        expected += [(plan.index, "ptr", b, plan.n_in + 1, plan.ptr_bits) for b in range(lanes)]
+        expected += [(plan.index, "ptr", b, plan.n_in + 1, plan.ptr_bits + 1) for b in range(lanes)]
         expected += [(plan.index, "syn", b, max(1, plan.lane_nnz(b)), plan.syn_bits) for b in range(lanes)]
         expected += [(plan.index, state[0], b, plan.groups, state[1]) for b in range(lanes)]
     assert [(r.layer, r.kind, r.lane, r.depth, r.width) for r in regions] == expected
@@ -55,7 +56,11 @@ def test_python_model_holds_the_artifact_in_storage_order(lanes) -> None:
     for plan in plans:
         row_ptr, col, weight = split_lanes(plan.layer, lanes)
         for lane in range(lanes):
-            assert images[region_id(plans, plan.index, "ptr", lane)] == row_ptr[lane].tolist()
+            words = images[region_id(plans, plan.index, "ptr", lane)]
+            pointers = [decode_pointer(plan, word) for word in words]
+            starts = row_ptr[lane].tolist()
+            empty = [start == end for start, end in zip(starts, starts[1:], strict=False)] + [False]
+            assert pointers == list(zip(starts, empty, strict=True))
             words = images[region_id(plans, plan.index, "syn", lane)]
             decoded = [decode_synapse(plan, word) for word in words[: len(col[lane])]]
             pairs = zip(col[lane].tolist(), weight[lane].tolist(), strict=True)
