@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="folder for the build and the reports")
     synth.add_argument("--allow-timing-failure", action="store_true", help="exit 0 although Fmax < --freq")
     synth.add_argument(
+        "--no-rewiring", action="store_true", help="leave the on-chip rewiring unit out (inference only)"
+    )
+    synth.add_argument(
         "--samples", type=int, default=4, help="images co-simulated for cycles per inference (0: none)"
     )
     synth.add_argument("--simulator", choices=SIMULATORS, default="verilator")

@@ -84,9 +84,11 @@ def run_synth(args: argparse.Namespace) -> int:
         allow_timing_failure=args.allow_timing_failure,
         cycles_per_inference=cycles,
         cycles_source=source,
+        rewiring=False if args.no_rewiring else None,
     )
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [
+        ("rewiring unit", report.rewiring),
         ("Fmax (MHz)", report.fmax_mhz),
         ("timing met", report.timing_met),
         ("memories in block RAM", report.memories_in_block_ram),

@@ -37,7 +37,7 @@ def markdown(report: dict) -> str:
         "",
         f"Model {sizes}, {model['synapses']} synapses (density {model['density']}), weights "
         f"{'/'.join(str(bits) for bits in model['w_bits'])} bits, T = {model['timesteps']}; "
-        f"{report['lanes']} lane(s).",
+        f"{report['lanes']} lane(s), rewiring unit {'included' if report.get('rewiring') else 'left out'}.",
         "",
         "| resource | used | available | % |",
         "| --- | ---: | ---: | ---: |",

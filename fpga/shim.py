@@ -46,6 +46,8 @@ class SynthShim(wiring.Component):
         The artifact the core is generated from.
     lanes : int
         Lanes of the core (see :class:`esl_hw.rtl_gen.SNNCore`).
+    rewiring : bool or None
+        Include the rewiring unit (``SNNCore``'s flag; None: when the weights allow it).
 
     Attributes
     ----------
@@ -57,8 +59,8 @@ class SynthShim(wiring.Component):
         The wrapped core.
     """
 
-    def __init__(self, model: Model, lanes: int = 1) -> None:
-        self.core = SNNCore(model, lanes=lanes)
+    def __init__(self, model: Model, lanes: int = 1, rewiring: bool | None = None) -> None:
+        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring)
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform) -> Module:

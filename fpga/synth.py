@@ -67,6 +67,7 @@ class SynthReport:
     device: str
     model: dict
     lanes: int
+    rewiring: bool
     freq_mhz: float
     fmax_mhz: float | None
     timing_met: bool | None
@@ -101,15 +102,15 @@ def _check_args(freq_mhz: float | None, lanes: int) -> None:
         raise EslError(f"lanes must be a positive integer, got {lanes!r}")
 
 
-def write_top(model: Model, lanes: int, folder: Path) -> tuple[Path, dict]:
+def write_top(model: Model, lanes: int, folder: Path, rewiring: bool | None = None) -> tuple[Path, dict]:
     """Write ``top.v`` (the core in its shim) and return its path and the shim's port figures."""
     from amaranth.back import verilog
 
-    shim = SynthShim(model, lanes=lanes)
+    shim = SynthShim(model, lanes=lanes, rewiring=rewiring)
     inputs, outputs = core_port_bits(shim.core)
     path = folder / "top.v"
     path.write_text(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
-    figures = {"core_input_bits": inputs, "core_output_bits": outputs}
+    figures = {"core_input_bits": inputs, "core_output_bits": outputs, "rewiring": shim.core.rewiring}
     return path, {**figures, "ffs": inputs + 1, "luts_approx": -(-outputs // 3)}
 
 
@@ -295,6 +296,7 @@ def synthesize(
     allow_timing_failure: bool = False,
     cycles_per_inference: float | None = None,
     cycles_source: str = "given",
+    rewiring: bool | None = None,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
@@ -317,6 +319,8 @@ def synthesize(
         is left out without it.
     cycles_source : str
         Where ``cycles_per_inference`` comes from, for the report.
+    rewiring : bool or None
+        Include the on-chip rewiring unit (None: whenever the weights allow it, as ``SNNCore``).
 
     Raises
     ------
@@ -331,7 +335,7 @@ def synthesize(
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    top_v, shim = write_top(model, lanes, folder)
+    top_v, shim = write_top(model, lanes, folder, rewiring)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
     memories, seconds["yosys"] = _yosys(folder, spec, top_v)
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
@@ -356,6 +360,7 @@ def synthesize(
         device=spec.device,
         model=_model_summary(model),
         lanes=lanes,
+        rewiring=bool(shim["rewiring"]),
         freq_mhz=freq,
         fmax_mhz=fmax,
         timing_met=None if fmax is None else fmax >= freq,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def model_dir(tmp_path: Path) -> Path:
 
 def _synth_args(model_dir: Path, out: Path, **changes) -> argparse.Namespace:
     values = dict(model=model_dir, target="ecp5-25k", out=out, freq=None, lanes=1, force=False,
-                  allow_timing_failure=False, samples=0, simulator="verilator", data=None)  # fmt: skip
+                  allow_timing_failure=False, samples=0, simulator="verilator", data=None,
+                  no_rewiring=False)  # fmt: skip
     values.update(changes)
     return argparse.Namespace(**values)
 
@@ -47,11 +49,13 @@ def test_existing_output_needs_force(model_dir: Path, tmp_path: Path) -> None:
 )
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_synth_with_cycles_from_cosimulation(model_dir: Path, tmp_path: Path, capsys) -> None:
-    args = _synth_args(model_dir, tmp_path / "out", samples=2, simulator="icarus", freq=20)
+    args = _synth_args(model_dir, tmp_path / "out", samples=2, simulator="icarus", freq=20, no_rewiring=True)
     assert commands.run_synth(args) == 0
     out = capsys.readouterr().out
     assert "Fmax (MHz)" in out and "latency (µs)" in out
-    assert "icarus co-simulation, mean of 2 random images" in (tmp_path / "out" / "report.md").read_text()
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "icarus co-simulation, mean of 2 random images" in text and "rewiring unit left out" in text
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["rewiring"] is False
 
 
 def test_absent_serial_port_is_a_clear_error(model_dir: Path) -> None:

@@ -38,6 +38,7 @@ def ecp5_report(tiny_model, tmp_path_factory) -> synth.SynthReport:
 def test_report_has_resources_fmax_and_latency(ecp5_report: synth.SynthReport) -> None:
     report = ecp5_report
     assert report.device == "LFE5U-25F" and report.fits
+    assert report.rewiring is True  # the default: the unit is in whenever the weights allow it
     assert report.utilisation["luts"]["used"] > 100 and report.utilisation["bram"]["used"] >= 1
     assert report.utilisation["bram"]["available"] == 56
     assert 10 < report.fmax_mhz < 1000 and report.timing_met is False
