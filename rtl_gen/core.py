@@ -75,8 +75,9 @@ class SNNCore(wiring.Component):
         Depth of the spike FIFOs between layers.
     lane_fifo_depth : int
         Depth of each lane's event FIFO.
-    spike_fifo_depth : int
-        Depth of each LIF layer's spike-mask FIFO.
+    spike_fifo_depth : int or None
+        Depth of each LIF layer's spike-mask FIFO; ``None`` (default): one whole step of the layer
+        (``groups + 2`` words), so a sweep never waits for the next layer.
     rewiring : bool or None
         Include the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit`) and its request
         ports. ``None`` (default): include it when every layer is within its limits
@@ -135,7 +136,7 @@ class SNNCore(wiring.Component):
         lanes: int = 1,
         fifo_depth: int = DEFAULT_FIFO_DEPTH,
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-        spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+        spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
         rewiring: bool | None = None,
     ) -> None:
         if not isinstance(model, Model):
@@ -145,7 +146,9 @@ class SNNCore(wiring.Component):
         try:
             self.fifo_depth = check_fifo_depth(fifo_depth)
             self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
-            self.spike_fifo_depth = check_fifo_depth(spike_fifo_depth)
+            self.spike_fifo_depth = (
+                None if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
+            )
             self.plans = plan_model(model, lanes)
             problem = rewire_limit_problem(self.plans)
             if rewiring and problem is not None:

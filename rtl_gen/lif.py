@@ -21,7 +21,7 @@ Sweep phase, once every lane holds the end-of-step marker, one group (``L`` neur
     cur   <- 0
 
 A group with any spike pushes its spike mask into the spike-mask FIFO (the sweep stalls only
-while that FIFO is full); after the last group an end-of-step word follows, the lanes are
+while that FIFO is full; by default it holds a whole step); after the last group an end-of-step word follows, the lanes are
 released and integrate the next step while :class:`~esl_hw.rtl_gen.spikes.SpikeSerializer`
 emits the spikes downstream one per cycle. The debug tap shows, per lane, the potential after
 the step's reset (``0 if spike else u``), before the clear that ends an inference.
@@ -75,8 +75,9 @@ class LifLayerCore(wiring.Component):
         A LIF layer's plan (``plan.is_lif``), which fixes the lane count ``L``.
     lane_fifo_depth : int
         Depth of each lane's event FIFO.
-    spike_fifo_depth : int
-        Depth of the spike-mask FIFO between the sweep and the serializer.
+    spike_fifo_depth : int or None
+        Depth of the spike-mask FIFO between the sweep and the serializer; ``None``: one whole step
+        (:meth:`~esl_hw.rtl_gen.plan.LayerPlan.mask_fifo_depth`).
 
     Attributes
     ----------
@@ -114,14 +115,14 @@ class LifLayerCore(wiring.Component):
         self,
         plan: LayerPlan,
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-        spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+        spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
     ) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"LifLayerCore needs the plan of a LIF layer, got {plan!r}")
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
-        self.spike_fifo_depth = check_fifo_depth(spike_fifo_depth)
+        self.spike_fifo_depth = plan.mask_fifo_depth(spike_fifo_depth)
         lanes = plan.lanes
         v_bits = plan.layer.v_bits
         super().__init__(

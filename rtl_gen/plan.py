@@ -53,9 +53,12 @@ DEFAULT_FIFO_DEPTH = 16
 #: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
 DEFAULT_LANE_FIFO_DEPTH = 32
 
-#: Default depth of the spike-mask FIFO behind each LIF layer's sweep (the sweep issues a group only
-#: while the FIFO has room for every group in its six-stage pipeline, so 8 would throttle it).
-DEFAULT_SPIKE_FIFO_DEPTH = 16
+#: Default depth of the spike-mask FIFO behind each LIF layer's sweep: ``None`` sizes it to one whole
+#: step (every group plus the end-of-step word, :meth:`LayerPlan.mask_fifo_depth`), so the sweep never
+#: waits for the next layer within a step and the layer goes on integrating the next step while the
+#: next layer drains its spikes. (The sweep issues a group only while the FIFO has room for every
+#: group in its six-stage pipeline.)
+DEFAULT_SPIKE_FIFO_DEPTH: int | None = None
 
 #: Lane counts a core accepts (powers of two).
 MAX_LANES = 64
@@ -167,8 +170,16 @@ class LayerPlan:
         weight = self.lane_weight[lane] & ((1 << self.w_bits) - 1)
         return [int(word) for word in group | (weight << self.local_bits)]
 
+    def mask_fifo_depth(self, spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH) -> int:
+        """Depth of this layer's spike-mask FIFO: ``spike_fifo_depth``, or ``groups + 2`` for
+        ``None`` (a whole step of mask words and the end-of-step word fit behind the sweep's
+        room check ``level + in flight < depth - 1``)."""
+        return self.groups + 2 if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
+
     def memory_bits(
-        self, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH, spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH
+        self,
+        lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+        spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
     ) -> dict[str, int]:
         """Bits per memory kind held by this layer core (all lanes)."""
         words = self.lanes * self.groups
@@ -180,7 +191,7 @@ class LayerPlan:
         if self.is_lif:
             bits["potentials"] = words * self.layer.v_bits
             bits["currents"] = words * self.acc_bits
-            bits["fifos"] += spike_fifo_depth * (self.local_bits + self.lanes + 1)
+            bits["fifos"] += self.mask_fifo_depth(spike_fifo_depth) * (self.local_bits + self.lanes + 1)
         else:
             bits["accumulators"] = words * self.acc_bits
         return bits
@@ -273,7 +284,7 @@ def memory_bits(
     fifo_depth: int = DEFAULT_FIFO_DEPTH,
     lanes: int = 1,
     lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-    spike_fifo_depth: int = DEFAULT_SPIKE_FIFO_DEPTH,
+    spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
 ) -> dict[str, int]:
     """Bits of on-chip memory per kind in the core :class:`~esl_hw.rtl_gen.SNNCore` generates.
 
@@ -285,7 +296,8 @@ def memory_bits(
     """
     check_fifo_depth(fifo_depth)
     check_fifo_depth(lane_fifo_depth)
-    check_fifo_depth(spike_fifo_depth)
+    if spike_fifo_depth is not None:
+        check_fifo_depth(spike_fifo_depth)
     kinds = ("row_pointers", "synapses", "potentials", "currents", "accumulators", "fifos")
     totals = dict.fromkeys(kinds, 0)
     plans = plan_model(model, lanes)
