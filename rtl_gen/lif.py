@@ -23,8 +23,9 @@ Sweep phase, once every lane holds the end-of-step marker, one group (``L`` neur
 A group with any spike pushes its spike mask into the spike-mask FIFO (the sweep stalls only
 while that FIFO is full; by default it holds a whole step); after the last group an end-of-step
 word follows, the lanes are released and integrate the next step while
-:class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per cycle. The debug tap shows, per lane, the potential after
-the step's reset (``0 if spike else u``), before the clear that ends an inference.
+:class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per cycle. The
+debug tap shows, per lane, the potential after the step's reset (``0 if spike else u``), before
+the clear that ends an inference.
 """
 
 from __future__ import annotations
