@@ -146,9 +146,7 @@ class SNNCore(wiring.Component):
         try:
             self.fifo_depth = check_fifo_depth(fifo_depth)
             self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
-            self.spike_fifo_depth = (
-                None if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
-            )
+            self.spike_fifo_depth = None if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
             self.plans = plan_model(model, lanes)
             problem = rewire_limit_problem(self.plans)
             if rewiring and problem is not None:
