@@ -387,6 +387,20 @@ def _markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
             f"Single spike (ε = 60): {100 * single['test_accuracy']:.2f}% test, {single['connections']:,} "
             f"connections (density {single['density']:.3f}), best epoch {single['best_epoch']}.",
         ]
+    tuning = results.get("single_spike_tuning")
+    if tuning:
+        lines += [
+            "",
+            "Single-spike variants tried (30 epochs each; the config was chosen by validation accuracy):",
+            "",
+            "| variant | seed | validation | test | best epoch |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for row in tuning:
+            lines.append(
+                f"| {row['variant']} | {row['seed']} | {100 * row['val_accuracy']:.2f}% "
+                f"| {100 * row['test_accuracy']:.2f}% | {row['best_epoch']} |"
+            )
     lines += ["", "Targets:", ""]
     for row in summary["multi_spike"]:
         if row["target"] in TARGETS:
