@@ -118,7 +118,8 @@ def estimate_memories(
         if shape.kind == "lif":
             entries += [
                 ("potentials", "pot", shape.groups, shape.v_bits, 1),
-                ("currents", "cur", shape.groups, shape.acc_bits, 1),
+                ("currents", "cur_even", shape.groups, shape.acc_bits, 1),  # even and odd steps
+                ("currents", "cur_odd", shape.groups, shape.acc_bits, 1),
             ]
         else:
             entries.append(("accumulators", "acc", shape.groups, shape.acc_bits, 1))

@@ -336,7 +336,9 @@ class RmwPorts:
     busy: Signal
 
 
-def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
+def read_modify_write(
+    m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int, bank_select=None
+) -> RmwPorts:
     """Pipelined ``mem[col] <- mem[col] + w`` for ``front``'s hits, one per cycle, no stall.
 
     ::
@@ -349,7 +351,11 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
     transparent), so stage 2 takes ``x`` from the sum written one cycle earlier (``s3``) or two
     cycles earlier (``s4``) when it went to the same ``col``, else from the memory: every
     block-RAM output goes straight into a register and the adder starts from flip-flops.
-    ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide).
+    ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide), or a pair of
+    read-port data ``(bank 0, bank 1)`` of two memories with ``bank_select`` (a register that
+    only changes while no hit is in flight) naming the one updated: each word is registered on
+    its own and the choice is made behind the registers, next to the adder. The caller routes
+    the returned ports to the selected memory.
     """
     acc = signed(plan.acc_bits)
     s1_valid = Signal(name=f"rmw1_valid{lane}")
@@ -358,7 +364,11 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
     s2_valid = Signal(name=f"rmw2_valid{lane}")
     s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
     s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
-    s2_data = Signal(acc, name=f"rmw2_data{lane}", reset_less=True)
+    banks = tuple(read_data) if isinstance(read_data, tuple | list) else (read_data,)
+    if len(banks) not in (1, 2) or (len(banks) == 2) != (bank_select is not None):
+        raise ValueError("read_modify_write takes one read port, or two with a bank_select")
+    s2_words = [Signal(acc, name=f"rmw2_data{lane}_{bank}", reset_less=True) for bank in range(len(banks))]
+    s2_data = s2_words[0] if len(banks) == 1 else Mux(bank_select, s2_words[1], s2_words[0])
     s2_from3 = Signal(name=f"rmw2_from3_{lane}")
     s2_from4 = Signal(name=f"rmw2_from4_{lane}")
     s3_valid = Signal(name=f"rmw3_valid{lane}")
@@ -373,7 +383,7 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
         s2_valid.eq(s1_valid),
         s2_col.eq(s1_col),
         s2_weight.eq(s1_weight),
-        s2_data.eq(read_data),
+        *(word.eq(data) for word, data in zip(s2_words, banks, strict=True)),
         s2_from3.eq(s2_valid & (s2_col == s1_col)),
         s2_from4.eq(s3_valid & (s3_col == s1_col)),
         s3_valid.eq(s2_valid),

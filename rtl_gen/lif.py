@@ -99,7 +99,7 @@ class LifLayerCore(wiring.Component):
     stat_ptr_reads, stat_syn_reads : Out
         Pointer and synapse memory words read this cycle (all lanes).
     stat_cur_reads, stat_cur_writes : Out
-        Current memory words read and written this cycle.
+        Current memory words read and written this cycle (both banks: up to 2L).
     stat_pot_reads, stat_pot_writes : Out
         Potential memory words read and written this cycle.
     stat_sops : Out
@@ -137,8 +137,8 @@ class LifLayerCore(wiring.Component):
                 "tap_spike": Out(lanes),
                 "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
                 "stat_syn_reads": Out(unsigned_bits(lanes)),
-                "stat_cur_reads": Out(unsigned_bits(lanes)),
-                "stat_cur_writes": Out(unsigned_bits(lanes)),
+                "stat_cur_reads": Out(unsigned_bits(2 * lanes)),
+                "stat_cur_writes": Out(unsigned_bits(2 * lanes)),
                 "stat_pot_reads": Out(unsigned_bits(lanes)),
                 "stat_pot_writes": Out(unsigned_bits(lanes)),
                 "stat_sops": Out(unsigned_bits(lanes)),
@@ -196,18 +196,26 @@ class LifLayerCore(wiring.Component):
         with m.If(issue):
             m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
 
+        # Two banks of currents per lane (even and odd steps): the lanes integrate step t+1 into
+        # one while the sweep reads and clears step t's in the other. ``int_bank`` is the bank
+        # being integrated; ``swept[b]`` (registered) says that the sweep owns bank b.
+        int_bank = Signal()
+        swept = [Signal(name="sweep_bank_even"), Signal(name="sweep_bank_odd")]
         cur_ports, pot_ports, rmws, lanes_out = [], [], [], []
         for lane, front in enumerate(fronts):
-            cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[], attrs=BLOCK_RAM)
+            banks = []
+            for parity in ("even", "odd"):
+                cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[], attrs=BLOCK_RAM)
+                m.submodules[f"cur_mem{lane}_{parity}"] = cur_mem
+                banks.append((cur_mem.read_port(), cur_mem.write_port()))
             pot_mem = Memory(shape=signed(plan.layer.v_bits), depth=groups, init=[], attrs=BLOCK_RAM)
-            m.submodules[f"cur_mem{lane}"] = cur_mem
             m.submodules[f"pot_mem{lane}"] = pot_mem
-            cur_wr, cur_rd = cur_mem.write_port(), cur_mem.read_port()
             pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
-            cur_ports.append((cur_rd, cur_wr))
+            cur_ports.append(banks)
             pot_ports.append((pot_rd, pot_wr))
-            rmws.append(read_modify_write(m, plan, front, cur_rd.data, lane))
-            lanes_out.append(self._lane_datapath(m, lane, pot_rd.data, cur_rd.data, idx["d"]))
+            words = tuple(rd.data for rd, _ in banks)
+            rmws.append(read_modify_write(m, plan, front, words, lane, bank_select=int_bank))
+            lanes_out.append(self._lane_datapath(m, lane, pot_rd.data, words, swept[1], idx["d"]))
 
         e_spikes = [spike for spike, _, _ in lanes_out]
         e_mask = Signal(lanes)
@@ -224,7 +232,7 @@ class LifLayerCore(wiring.Component):
         # Memory port multiplexing between the integrate and the sweep phases, per lane.
         last_lanes = plan.layer.n_out - (groups - 1) * lanes  # neurons in the last group
         for lane, rmw in enumerate(rmws):
-            (cur_rd, cur_wr), (pot_rd, pot_wr) = cur_ports[lane], pot_ports[lane]
+            pot_rd, pot_wr = pot_ports[lane]
             spike, updated, here = lanes_out[lane]
             write = valid["e"] & here
             read = issue & (a_idx != groups - 1 if lane >= last_lanes else 1)
@@ -240,26 +248,39 @@ class LifLayerCore(wiring.Component):
             )
             # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
             # sees an unevaluated always @* block (an X until its inputs first change).
-            m.d.comb += [
-                cur_rd.addr.eq(Mux(sweeping, a_idx, rmw.read_addr)),
-                cur_rd.en.eq(Mux(sweeping, read, rmw.read_en)),
-                cur_wr.addr.eq(Mux(sweeping, idx["e"], rmw.write_addr)),
-                cur_wr.data.eq(Mux(sweeping, 0, rmw.write_data)),
-                cur_wr.en.eq(Mux(sweeping, write, rmw.write_en)),
-            ]
+            for bank, (cur_rd, cur_wr) in enumerate(cur_ports[lane]):
+                integrated = int_bank if bank else ~int_bank
+                m.d.comb += [
+                    cur_rd.addr.eq(Mux(swept[bank], a_idx, rmw.read_addr)),
+                    cur_rd.en.eq(Mux(swept[bank], read, rmw.read_en & integrated)),
+                    cur_wr.addr.eq(Mux(swept[bank], idx["e"], rmw.write_addr)),
+                    cur_wr.data.eq(Mux(swept[bank], 0, rmw.write_data)),
+                    cur_wr.en.eq(Mux(swept[bank], write, rmw.write_en & integrated)),
+                ]
 
         with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
-            m.d.sync += [sweeping.eq(0), marking.eq(1)]
+            m.d.sync += [sweeping.eq(0), marking.eq(1), swept[0].eq(0), swept[1].eq(0)]
         all_marked = Signal()
         ready_lanes = [front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws, strict=True)]
         m.d.comb += all_marked.eq(all_of(ready_lanes))
-        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
-        # after the end-of-step word is pushed, so no lane's ready logic depends on the others'.
+        # A sweep starts once every lane holds its end-of-step marker with nothing in flight; it
+        # takes the bank the step was integrated into, and the lanes' markers are consumed by
+        # ``release``, a registered pulse one cycle later (so no lane's ready logic depends on
+        # the others'), after which they integrate the next step into the other bank.
         release = Signal()
-        m.d.sync += release.eq(marking & mask_fifo.w_rdy)
+        start = Signal()
+        m.d.comb += start.eq(all_marked & ~sweeping & ~marking & ~release)
+        m.d.sync += release.eq(start)
         m.d.comb += [front.step_ready.eq(release) for front in fronts]
-        with m.If(all_marked & ~sweeping & ~marking & ~release):
-            m.d.sync += [sweeping.eq(1), a_idx.eq(0), more.eq(1)]
+        with m.If(start):
+            m.d.sync += [
+                sweeping.eq(1),
+                a_idx.eq(0),
+                more.eq(1),
+                swept[0].eq(~int_bank),
+                swept[1].eq(int_bank),
+                int_bank.eq(~int_bank),
+            ]
         with m.If(marking & mask_fifo.w_rdy):
             m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
 
@@ -270,8 +291,8 @@ class LifLayerCore(wiring.Component):
             self.tap_spike.eq(e_mask),
             self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
             self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
-            self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
-            self.stat_cur_writes.eq(add_strobes([wr.en for _, wr in cur_ports])),
+            self.stat_cur_reads.eq(add_strobes([rd.en for banks in cur_ports for rd, _ in banks])),
+            self.stat_cur_writes.eq(add_strobes([wr.en for banks in cur_ports for _, wr in banks])),
             self.stat_pot_reads.eq(add_strobes([rd.en for rd, _ in pot_ports])),
             self.stat_pot_writes.eq(add_strobes([wr.en for _, wr in pot_ports])),
             self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
@@ -281,11 +302,12 @@ class LifLayerCore(wiring.Component):
             m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated))
         return m
 
-    def _lane_datapath(self, m: Module, lane: int, potential, current, d_idx: Signal):
+    def _lane_datapath(self, m: Module, lane: int, potential, currents, odd: Signal, d_idx: Signal):
         """One lane of the sweep from the words at the read ports (stage B) to stage E.
 
         R, C: ``v``, ``cur`` registered twice (the first register may sit next to the block RAM,
-        the second next to the adders); D: ``total = v − (v >>> k) + cur`` registered; E:
+        the second next to the adders; ``currents`` are the two banks' words, each registered in
+        R, and C takes the swept one, bank 1 when ``odd``); D: ``total = v − (v >>> k) + cur`` registered; E:
         ``u = clamp(total)`` and ``spike = total ≥ θ`` registered (equal to ``u ≥ θ`` because
         ``1 ≤ θ ≤ max``), gated by ``here`` (the lane holds a neuron of the group). Returns the
         stage-E signals ``(spike, u, here)``.
@@ -294,7 +316,10 @@ class LifLayerCore(wiring.Component):
         v_bits = layer.v_bits
         low, high = signed_range(v_bits)
         r_pot = Signal(signed(v_bits), name=f"sweep_r_pot{lane}", reset_less=True)
-        r_cur = Signal(signed(plan.acc_bits), name=f"sweep_r_cur{lane}", reset_less=True)
+        r_curs = [
+            Signal(signed(plan.acc_bits), name=f"sweep_r_cur{lane}_{parity}", reset_less=True)
+            for parity in ("even", "odd")
+        ]
         c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}", reset_less=True)
         c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}", reset_less=True)
         d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
@@ -303,9 +328,9 @@ class LifLayerCore(wiring.Component):
         leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
         m.d.sync += [
             r_pot.eq(potential),
-            r_cur.eq(current),
+            *(r_cur.eq(current) for r_cur, current in zip(r_curs, currents, strict=True)),
             c_pot.eq(r_pot),
-            c_cur.eq(r_cur),
+            c_cur.eq(Mux(odd, r_curs[1], r_curs[0])),
             d_total.eq(leaked + c_cur),
             e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
         ]

@@ -190,7 +190,7 @@ class LayerPlan:
         }
         if self.is_lif:
             bits["potentials"] = words * self.layer.v_bits
-            bits["currents"] = words * self.acc_bits
+            bits["currents"] = 2 * words * self.acc_bits  # even and odd steps
             bits["fifos"] += self.mask_fifo_depth(spike_fifo_depth) * (self.local_bits + self.lanes + 1)
         else:
             bits["accumulators"] = words * self.acc_bits

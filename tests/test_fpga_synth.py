@@ -59,9 +59,10 @@ def test_memories_are_found_and_classified(ecp5_report: synth.SynthReport) -> No
     synapses = [m for m in by_role["synapses"] if m["name"].startswith("core.layer0")]
     assert synapses and synapses[0]["mapped"] == "bram" and synapses[0]["ok"]
     # Every row-pointer, synapse, potential and current memory, the output layer's small pointer
-    # and synapse memories and the 40-word LIF banks included, is block RAM (ram_style = "block").
+    # and synapse memories and the 40-word LIF banks included (currents: an even and an odd bank),
+    # is block RAM (ram_style = "block").
     required = [m for m in ecp5_report.memories if m["required"]]
-    assert len(required) == 6 and all(m["mapped"] == "bram" and m["ok"] for m in required)
+    assert len(required) == 7 and all(m["mapped"] == "bram" and m["ok"] for m in required)
     assert ecp5_report.memories_in_block_ram
 
 

@@ -112,9 +112,10 @@ def test_memories_carry_block_ram_attributes(tmp_path) -> None:
     model = random_model(np.random.default_rng(4), [5, 4, 3])
     text = emit_verilog(model, tmp_path, lanes=2).read_text()
     declared = re.findall(r'\(\* (rom|ram)_style = "block" \*\)\s*reg [^;]*? (\S+) \[', text)
-    kinds = sorted((style, re.sub(r"\d+$", "", name.split(".")[-1])) for style, name in declared)
-    # 2 layers x 2 lanes of pointers and synapses, 2 lanes of LIF currents and potentials.
-    assert kinds == sorted([("ram", "ptr_mem")] * 4 + [("ram", "syn_mem")] * 4 + [("ram", "cur_mem")] * 2
+    kinds = sorted((style, re.sub(r"\d+(_even|_odd)?$", "", name.split(".")[-1])) for style, name in declared)
+    # 2 layers x 2 lanes of pointers and synapses, 2 lanes of LIF potentials and 2 x 2 banks of
+    # LIF currents (even and odd steps).
+    assert kinds == sorted([("ram", "ptr_mem")] * 4 + [("ram", "syn_mem")] * 4 + [("ram", "cur_mem")] * 4
                            + [("ram", "pot_mem")] * 2)  # fmt: skip
 
 

@@ -78,7 +78,8 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
             sizes["synapses"] += memory_size(front.submodules.syn_mem)
             if plan.is_lif:
                 sizes["potentials"] += memory_size(module.submodules[f"pot_mem{lane}"])
-                sizes["currents"] += memory_size(module.submodules[f"cur_mem{lane}"])
+                sizes["currents"] += memory_size(module.submodules[f"cur_mem{lane}_even"])
+                sizes["currents"] += memory_size(module.submodules[f"cur_mem{lane}_odd"])
             else:
                 sizes["accumulators"] += memory_size(module.submodules[f"acc_mem{lane}"])
     bits = memory_bits(model, fifo_depth=8, lanes=lanes, lane_fifo_depth=4, spike_fifo_depth=2)
