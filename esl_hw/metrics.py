@@ -9,6 +9,13 @@ its sweep visits every step (0 for the output layer, which has no sweep). The la
 concurrently, so the floor of the chain is ``max_l floor_l``; ``serial_cycle_floor`` is the same
 formula over the whole network, the floor of one core that runs the layers one after the other.
 
+A layer core whose sweep of step ``t`` overlaps the integration of step ``t+1`` (double-buffered
+currents, docs/hardware.md) can go below that floor; it still needs at least
+
+    overlap_floor_l = max(SOPs_l, T · N_l) / L
+
+cycles, and ``overlapped_cycle_floor`` is ``max_l overlap_floor_l``.
+
 Energy estimate (constants in :class:`EnergyConstants`, sources in docs/metrics.md)::
 
     E = SOPs · e_sop + (memory reads + memory writes) · e_mem_access
@@ -50,6 +57,14 @@ def cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> fl
     _check_lanes(lanes)
     sweeps = swept_neurons(model)
     return max((sops + model.timesteps * n) / lanes for sops, n in zip(layer_sops, sweeps, strict=True))
+
+
+def overlapped_cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> float:
+    """``max_l max(SOPs_l, T · N_l) / L``: the fewest cycles when each layer's sweep overlaps its
+    next step's integration."""
+    _check_lanes(lanes)
+    sweeps = swept_neurons(model)
+    return max(max(sops, model.timesteps * n) / lanes for sops, n in zip(layer_sops, sweeps, strict=True))
 
 
 def serial_cycle_floor(model: Model, sops: float, lanes: int = 1) -> float:

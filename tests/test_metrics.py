@@ -10,6 +10,7 @@ from esl_hw.metrics import (
     EnergyConstants,
     cycle_floor,
     energy_per_inference,
+    overlapped_cycle_floor,
     serial_cycle_floor,
     swept_neurons,
     synaptic_ops,
@@ -39,8 +40,14 @@ def test_floors_per_layer_core_and_serial(rng: np.random.Generator) -> None:
     assert cycle_floor(model, [100, 10, 30], lanes=4) == pytest.approx(160 / 4)
     assert serial_cycle_floor(model, 1000) == 1000 + 5 * 19
     assert serial_cycle_floor(model, 1000, lanes=2) == pytest.approx(1095 / 2)
+    # Overlapped sweeps: each layer needs the larger of its integration and its sweeps.
+    assert overlapped_cycle_floor(model, [100, 10, 30]) == 100  # max(100, 60), max(10, 35), 30
+    assert overlapped_cycle_floor(model, [40, 10, 30]) == 5 * 12
+    assert overlapped_cycle_floor(model, [40, 10, 300], lanes=4) == pytest.approx(75)
     with pytest.raises(ValueError, match="lanes"):
         cycle_floor(model, [1, 1, 1], lanes=0)
+    with pytest.raises(ValueError, match="lanes"):
+        overlapped_cycle_floor(model, [1, 1, 1], lanes=0)
 
 
 def test_energy_adds_synaptic_and_memory_parts() -> None:
