@@ -103,7 +103,7 @@ def test_default_mask_fifo_holds_a_whole_step(lanes) -> None:
     for plan in plans[:-1]:
         assert plan.mask_fifo_depth() == plan.groups + 2
         assert plan.mask_fifo_depth(5) == 5
-        assert LifLayerCore(plan).spike_fifo_depth == plan.groups + 2
+        assert elaborate(LifLayerCore(plan)).submodules.mask_fifo.depth == plan.groups + 2
     default = memory_bits(model, lanes=lanes)["fifos"]
     two = memory_bits(model, lanes=lanes, spike_fifo_depth=2)["fifos"]
     extra = sum(plan.groups * (plan.local_bits + lanes + 1) for plan in plans[:-1])
