@@ -40,4 +40,6 @@ def test_markdown_table() -> None:
         "date": "today",
         "results": [row],
     }
-    assert "| 4 | 1100.0 | 1500 | 1000.0 | 1.100 | 1.200 | 0 |" in markdown(report)
+    assert "| 4 | 1100.0 | 1500 | 1000.0 | 1.100 | 1.200 | - | - | 0 |" in markdown(report)
+    row.update(overlap_floor=880.0, cycles_over_overlap_floor=1.25)
+    assert "| 4 | 1100.0 | 1500 | 1000.0 | 1.100 | 1.200 | 880.0 | 1.250 | 0 |" in markdown(report)
