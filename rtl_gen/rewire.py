@@ -23,9 +23,9 @@ Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 
 Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
 the synapses of row ``r`` in lane ``b``)::
 
-    1 + (nnz + lanes without synapses + 1 to 11) + (H + 3)
-      + Σ over visited rows 8 + Σ over visited words 8 + lanes finished
-      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 8)))
+    1 + (nnz + lanes without synapses + 1 to 10) + (H + 3)
+      + Σ over visited rows 7 + Σ over visited words 7 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 7)))
 
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
