@@ -118,7 +118,7 @@ class SNNCore(wiring.Component):
     host_ready : Out(1)
         The access is performed this cycle (``host_valid & idle``).
     host_rvalid : Out(1), host_rdata : Out(data_bits)
-        ``READ_LATENCY`` (6) cycles after an accepted read: the word, zero-extended (0 off the
+        ``READ_LATENCY`` (5) cycles after an accepted read: the word, zero-extended (0 off the
         map); reads may follow each other every cycle.
     rewire_start : In(1)
         With ``idle``: start a prune-and-regrow of layer ``rewire_layer`` with ``rewire_k``

@@ -16,11 +16,10 @@ zero-extended to the bus width ``data_bits`` (the widest memory); a write stores
 ``width`` bits. An address at or beyond the memory's depth, or an unknown id, reads as 0 and
 writes nothing. A bus access passes :data:`BUS_STAGES` registers before it reaches its memory (the
 bus, then the decoded enables), so no bus signal fans out to every memory in the cycle it is
-driven. Read data arrives :data:`READ_LATENCY` (6) cycles after the read: every block-RAM output
+driven. Read data arrives :data:`READ_LATENCY` (5) cycles after the read: every block-RAM output
 is registered before any multiplexer (the synapse blocks' words, the pointer, potential and
-accumulator words, :data:`ACCESS_LATENCY` cycles after the memory's ``r_en``), that word once
-more per memory, then the addressed word is selected from those registers into one register per
-layer. The currents
+accumulator words, :data:`ACCESS_LATENCY` cycles after the memory's ``r_en``), then the addressed
+word is selected from those registers into one register per layer. The currents
 of a LIF layer are not mapped: the sweep clears them every step, so they are 0 whenever the core
 is idle.
 
@@ -50,10 +49,9 @@ ACCESS_LATENCY = 2
 BUS_STAGES = 2
 
 #: Cycles from a read on the bus (``r_en``) to its data on the bus's ``r_data``: the decoder's
-#: registers, the memory's access latency, one register per memory of its access port's word
-#: (next to the memory: the only load of the access register) and one register per layer of the
-#: selected word. (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and the host port wait for it.)
-READ_LATENCY = BUS_STAGES + ACCESS_LATENCY + 2
+#: registers, the memory's access latency and one register per layer of the selected word.
+#: (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and the host port wait for it.)
+READ_LATENCY = BUS_STAGES + ACCESS_LATENCY + 1
 
 #: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
 KINDS = ("ptr", "syn", "pot", "acc")
@@ -194,9 +192,7 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> Si
         cycle 2 : each memory's access port     (stage 2: registered enables, per-layer address
                                                  and data; a write is performed)
         cycle 4 : the memory's registered word  (ACCESS_LATENCY after stage 2)
-        cycle 5 : that word registered again    (per memory: the access register's only load,
-                                                 so the placer keeps it next to the block RAM)
-        cycle 6 : the layer's selected word     (a register per layer; their OR is ``r_data``)
+        cycle 5 : the layer's selected word     (a register per layer; their OR is ``r_data``)
 
     Read data is selected by the id of the read, delayed with it. Returns ``pending``: an access
     is in the decoder's registers (not yet at its memory), so the datapath must not start.
@@ -236,12 +232,11 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> Si
         selected = delayed
     words = []
     for layer in layers:
-        terms = []
-        for region, access in zip(regions, accesses, strict=True):
-            if region.layer == layer:
-                near = Signal(len(access.r_data), name=f"bus_word{region.id}", reset_less=True)
-                m.d.sync += near.eq(access.r_data)
-                terms.append(Mux(selected == region.id, near, 0))
+        terms = [
+            Mux(selected == region.id, access.r_data, 0)
+            for region, access in zip(regions, accesses, strict=True)
+            if region.layer == layer
+        ]
         word = Signal(len(bus.r_data), name=f"bus_rdata_l{layer}")
         m.d.sync += word.eq(_balanced_or(terms))
         words.append(word)

@@ -30,7 +30,7 @@ the synapses of row ``r`` in lane ``b``)::
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
 memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
-per cycle, reads answering ``READ_LATENCY`` (6) cycles later: the histogram and row scans keep a
+per cycle, reads answering ``READ_LATENCY`` (5) cycles later: the histogram and row scans keep a
 read in flight every cycle, a row end and a judged word wait ``READ_LATENCY`` cycles
 (``ROW_WAIT1`` .., ``WORD_WAIT1`` ..). The unit registers the bus's read data (``rdata``) before
 any logic, the magnitude of a histogram word before the histogram's address, and the histogram's
