@@ -107,8 +107,10 @@ class SNNCore(wiring.Component):
     idle : Out(1)
         No inference and no rewiring in progress: host accesses and rewire requests are accepted.
     host_valid, host_write : In(1)
-        A host memory access (a write when ``host_write``); it is performed in a cycle with
-        ``idle`` (``host_ready``), and input events are held off while it waits.
+        A host memory access (a write when ``host_write``); it is accepted in a cycle with
+        ``idle`` (``host_ready``) and reaches its memory ``BUS_STAGES`` (2) cycles later, in
+        order with the accesses before it; input events are held off while it waits and until
+        it has reached its memory.
     host_mem, host_addr : In
         Memory id and word address (:mod:`esl_hw.rtl_gen.memory_map`, ``self.regions``).
     host_wdata : In(data_bits)
@@ -116,7 +118,7 @@ class SNNCore(wiring.Component):
     host_ready : Out(1)
         The access is performed this cycle (``host_valid & idle``).
     host_rvalid : Out(1), host_rdata : Out(data_bits)
-        ``READ_LATENCY`` (2) cycles after an accepted read: the word, zero-extended (0 off the
+        ``READ_LATENCY`` (5) cycles after an accepted read: the word, zero-extended (0 off the
         map); reads may follow each other every cycle.
     rewire_start : In(1)
         With ``idle``: start a prune-and-regrow of layer ``rewire_layer`` with ``rewire_k``
@@ -238,14 +240,18 @@ class SNNCore(wiring.Component):
         return m
 
     def _add_host_port(self, m: Module, cores: list, busy: Signal, hold: Signal) -> None:
-        """The memory bus from the host (or the rewiring unit while it runs) to every memory."""
+        """The memory bus from the host (or the rewiring unit while it runs) to every memory.
+
+        Input events are held (``hold``) while rewiring, while a request waits for an idle core
+        and while an accepted access is still in the bus decoder's registers, so the datapath
+        never shares a memory port with an access."""
         bus = bus_signature(self.bus_shape).create(path=("bus",))
         accesses = []
         for plan, core in zip(self.plans, cores, strict=True):
             state = core.pot_access if plan.is_lif else core.acc_access
             for group in (core.ptr_access, core.syn_access, state):
                 accesses.extend(group[lane] for lane in range(plan.lanes))
-        add_bus_decoder(m, wiring.flipped(bus), self.regions, accesses)
+        pending = add_bus_decoder(m, wiring.flipped(bus), self.regions, accesses)
         rewiring = Signal()
         request = Signal()  # a host access or rewire request waits for the core to be idle
         m.d.comb += request.eq(self.host_valid)
@@ -266,7 +272,7 @@ class SNNCore(wiring.Component):
         m.d.comb += [
             self.idle.eq(~busy & ~rewiring),
             self.host_ready.eq(self.host_valid & self.idle),
-            hold.eq(rewiring | (request & ~busy)),
+            hold.eq(rewiring | (request & ~busy) | pending),
             self.host_rdata.eq(bus.r_data),
         ]
         read = self.host_ready & ~self.host_write

@@ -99,7 +99,7 @@ class CsrIntegrator(wiring.Component):
     ptr_access, syn_access : In(access_signature(...))
         Host access to the pointer (words with the empty-row flag, ``ptr_bits + 1`` wide) and
         synapse memories (:mod:`esl_hw.rtl_gen.memory_map`), only while the integrator is idle:
-        ``addr``, ``r_en``, ``w_en``, ``w_data`` in, ``r_data`` out ``READ_LATENCY`` (2) cycles
+        ``addr``, ``r_en``, ``w_en``, ``w_data`` in, ``r_data`` out ``ACCESS_LATENCY`` (2) cycles
         after ``r_en``. A synapse access goes to the block holding ``addr``. Left at 0 they
         change nothing.
     """
@@ -270,7 +270,7 @@ class CsrIntegrator(wiring.Component):
 
         ``syn_access`` shares the read ports (its address while ``r_en``) and owns the write
         ports: a write goes to the block holding its address. Its read data is the addressed
-        block's word picked from the stage-G registers (``READ_LATENCY`` cycles after ``r_en``,
+        block's word picked from the stage-G registers (``ACCESS_LATENCY`` cycles after ``r_en``,
         multiplexed from flip-flops, never from a block-RAM output)."""
         plan, access = self.plan, self.syn_access
         depth, words = plan.syn_depth(self.lane), self.syn_block_words

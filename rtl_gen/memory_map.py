@@ -14,9 +14,12 @@ the lane is empty (:func:`esl_hw.rtl_gen.plan.pointer_words`): the integrator sk
 that flag, so a host writing pointers must write the flagged words. A read returns the raw word
 zero-extended to the bus width ``data_bits`` (the widest memory); a write stores the low
 ``width`` bits. An address at or beyond the memory's depth, or an unknown id, reads as 0 and
-writes nothing. Read data arrives :data:`READ_LATENCY` cycles after the read: every block-RAM
-output is registered before any multiplexer (the synapse blocks' words, the pointer, potential
-and accumulator words), then the addressed word is selected from those registers. The currents
+writes nothing. A bus access passes :data:`BUS_STAGES` registers before it reaches its memory (the
+bus, then the decoded enables), so no bus signal fans out to every memory in the cycle it is
+driven. Read data arrives :data:`READ_LATENCY` (5) cycles after the read: every block-RAM output
+is registered before any multiplexer (the synapse blocks' words, the pointer, potential and
+accumulator words, :data:`ACCESS_LATENCY` cycles after the memory's ``r_en``), then the addressed
+word is selected from those registers into one register per layer. The currents
 of a LIF layer are not mapped: the sweep clears them every step, so they are 0 whenever the core
 is idle.
 
@@ -37,10 +40,18 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.artifact import Model
 from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
 
-#: Cycles from a read (``r_en``) to its data on ``r_data``, for every memory and the whole bus:
-#: the block-RAM output (1) and the register after it (2); the multiplexers follow the register.
-#: (:class:`esl_hw.rtl_gen.rewire.RewireUnit`'s one-cycle wait states are written for 2.)
-READ_LATENCY = 2
+#: Cycles from an access port's read (``r_en``) to its data on ``r_data``, for every memory: the
+#: block-RAM output (1) and the register after it (2); the multiplexers follow the register.
+ACCESS_LATENCY = 2
+
+#: Register stages of the bus decoder before the memories: the bus as it is (1), then per memory
+#: its decoded enables and per layer the address and write data (2).
+BUS_STAGES = 2
+
+#: Cycles from a read on the bus (``r_en``) to its data on the bus's ``r_data``: the decoder's
+#: registers, the memory's access latency and one register per layer of the selected word.
+#: (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and the host port wait for it.)
+READ_LATENCY = BUS_STAGES + ACCESS_LATENCY + 1
 
 #: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
 KINDS = ("ptr", "syn", "pot", "acc")
@@ -110,7 +121,7 @@ def bus_shape(regions: list[Region]) -> BusShape:
 
 def access_signature(addr_bits: int, data_bits: int) -> wiring.Signature:
     """One memory's access port, seen from the master: ``addr``, ``r_en``, ``w_en``, ``w_data``
-    out, ``r_data`` in (valid :data:`READ_LATENCY` cycles after ``r_en``)."""
+    out, ``r_data`` in (valid :data:`ACCESS_LATENCY` cycles after ``r_en``)."""
     return wiring.Signature(
         {
             "addr": Out(addr_bits),
@@ -143,7 +154,7 @@ def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(
     en)`` and ``write = (addr, data, en)``, except while ``access`` (a flipped
     :func:`access_signature` interface) reads or writes: it has priority (the datapath is idle).
 
-    The read port's word lands in a reset-less register (``access.r_data``, :data:`READ_LATENCY`
+    The read port's word lands in a reset-less register (``access.r_data``, :data:`ACCESS_LATENCY`
     cycles after ``r_en``), so no logic follows the block-RAM output in the same cycle. Only plain
     expressions (continuous assignments in Verilog): every port is defined from time 0 in
     event-driven simulators, also while its inputs never change.
@@ -170,34 +181,67 @@ def _balanced_or(terms: list):
     return terms[0]
 
 
-def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> None:
+def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> Signal:
     """Decode ``bus`` (a flipped :func:`bus_signature` interface) onto ``accesses[id]`` (each an
     :func:`access_signature` master interface of memory ``regions[id]``).
 
-    Read data is selected by the id registered with ``r_en`` and delayed with the read
-    (:data:`READ_LATENCY` cycles), from the memories' registered words.
+    ::
+
+        cycle 0 : the bus                       (mem, addr, r_en, w_en, w_data)
+        cycle 1 : the bus registered            (stage 1)
+        cycle 2 : each memory's access port     (stage 2: registered enables, per-layer address
+                                                 and data; a write is performed)
+        cycle 4 : the memory's registered word  (ACCESS_LATENCY after stage 2)
+        cycle 5 : the layer's selected word     (a register per layer; their OR is ``r_data``)
+
+    Read data is selected by the id of the read, delayed with it. Returns ``pending``: an access
+    is in the decoder's registers (not yet at its memory), so the datapath must not start.
     """
+    fields = ("mem", "addr", "r_en", "w_en", "w_data")
+    staged = {name: Signal.like(getattr(bus, name), name=f"bus_q_{name}") for name in fields}
+    m.d.sync += [staged[name].eq(getattr(bus, name)) for name in fields]
+    in_stage2 = Signal(name="bus_q2_any")
+    m.d.sync += in_stage2.eq(staged["r_en"] | staged["w_en"])
+    pending = Signal(name="bus_pending")
+    m.d.comb += pending.eq(staged["r_en"] | staged["w_en"] | in_stage2)
+    layers = sorted({region.layer for region in regions})
+    addr = {layer: Signal.like(bus.addr, name=f"bus_addr_l{layer}") for layer in layers}
+    w_data = {layer: Signal.like(bus.w_data, name=f"bus_wdata_l{layer}") for layer in layers}
+    for layer in layers:
+        m.d.sync += [addr[layer].eq(staged["addr"]), w_data[layer].eq(staged["w_data"])]
     hits = []
     for region, access in zip(regions, accesses, strict=True):
         hit = Signal(name=f"bus_hit{region.id}")
+        r_en = Signal(name=f"bus_r_en{region.id}")
+        w_en = Signal(name=f"bus_w_en{region.id}")
+        m.d.comb += hit.eq((staged["mem"] == region.id) & (staged["addr"] < region.depth))
+        m.d.sync += [r_en.eq(hit & staged["r_en"]), w_en.eq(hit & staged["w_en"])]
         m.d.comb += [
-            hit.eq((bus.mem == region.id) & (bus.addr < region.depth)),
-            access.addr.eq(bus.addr),
-            access.w_data.eq(bus.w_data),
-            access.r_en.eq(hit & bus.r_en),
-            access.w_en.eq(hit & bus.w_en),
+            access.addr.eq(addr[region.layer]),
+            access.w_data.eq(w_data[region.layer]),
+            access.r_en.eq(r_en),
+            access.w_en.eq(w_en),
         ]
         hits.append(hit)
     # The id of a read that reaches a memory, else one past the last id (reads as 0).
     selected = Signal(range(len(regions) + 1), name="bus_issued")
-    m.d.comb += selected.eq(Mux(bus.r_en & _balanced_or(hits), bus.mem, len(regions)))
-    for stage in range(READ_LATENCY):
-        delayed = Signal(range(len(regions) + 1), init=len(regions), name=f"bus_selected{stage + 1}")
+    m.d.comb += selected.eq(Mux(staged["r_en"] & _balanced_or(hits), staged["mem"], len(regions)))
+    for stage in range(READ_LATENCY - 2):  # stage 1 .. the cycle the access registers hold it
+        delayed = Signal(range(len(regions) + 1), init=len(regions), name=f"bus_selected{stage + 2}")
         m.d.sync += delayed.eq(selected)
         selected = delayed
-    pairs = zip(regions, accesses, strict=True)
-    terms = [Mux(selected == region.id, access.r_data, 0) for region, access in pairs]
-    m.d.comb += bus.r_data.eq(_balanced_or(terms))
+    words = []
+    for layer in layers:
+        terms = [
+            Mux(selected == region.id, access.r_data, 0)
+            for region, access in zip(regions, accesses, strict=True)
+            if region.layer == layer
+        ]
+        word = Signal(len(bus.r_data), name=f"bus_rdata_l{layer}")
+        m.d.sync += word.eq(_balanced_or(terms))
+        words.append(word)
+    m.d.comb += bus.r_data.eq(_balanced_or(words))
+    return pending
 
 
 def memory_images(model: Model, lanes: int = 1) -> list[list[int]]:

@@ -69,7 +69,7 @@ class OutputLayerCore(wiring.Component):
     ptr_access, syn_access, acc_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and accumulator memories while the layer is
         idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer
-        ``READ_LATENCY`` cycles later).
+        ``ACCESS_LATENCY`` cycles later).
     """
 
     def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:

@@ -23,17 +23,19 @@ Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 
 Cycle cost, from the ``start`` cycle to the ``done`` cycle (``H = 2^(w_bits-1) + 1``, ``n_b(r)``
 the synapses of row ``r`` in lane ``b``)::
 
-    1 + (nnz + lanes without synapses + 1 to 6) + (H + 2)
-      + Σ over visited rows 4 + Σ over visited words 4 + lanes finished
-      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 4)))
+    1 + (nnz + lanes without synapses + 1 to 10) + (H + 3)
+      + Σ over visited rows 7 + Σ over visited words 7 + lanes finished
+      + Σ over pruned synapses (1 + Σ over draws (1 + [g·L + b < n_out]·(n_b(r) + 7)))
 
 where the visited rows and words are those up to the ``k``-th pruned one in storage order
 (:func:`rewire_cycles` counts it exactly; ``H`` is sized by the widest layer of the core). Every
 memory access goes through the core's host memory bus (:mod:`esl_hw.rtl_gen.memory_map`), one
-per cycle, reads answering ``READ_LATENCY`` (2) cycles later: the histogram and row scans keep a
-read in flight every cycle, a row end and a judged word wait two cycles (``ROW_WAIT``,
-``WORD_WAIT``). The unit registers the bus's read data (``rdata``) before any logic, and the
-magnitude of a histogram word before the histogram's address (timing: the bus data comes through
+per cycle, reads answering ``READ_LATENCY`` (5) cycles later: the histogram and row scans keep a
+read in flight every cycle, a row end and a judged word wait ``READ_LATENCY`` cycles
+(``ROW_WAIT1`` .., ``WORD_WAIT1`` ..). The unit registers the bus's read data (``rdata``) before
+any logic, the magnitude of a histogram word before the histogram's address, and the histogram's
+read data before its adder (histogram pass, a read-modify-write with forwarding) and before the
+threshold pass's adder and comparator (timing: the bus data comes through
 the synapse-block and memory multiplexers). Row ends are the pointer words without their
 empty-row flag (bit ``ptr_bits``), which the unit never writes: rewiring keeps every row's
 synapse count, so the flags stay valid.
@@ -42,7 +44,7 @@ synapse count, so the flags stay valid.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Const, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -79,7 +81,7 @@ def _histogram_cycles(lane_nnz: list[int]) -> int:
     """Cycles of the histogram pass: one per word (one per lane without words), then the drain."""
     issued = [flag for nnz in lane_nnz for flag in ([True] * nnz or [False])]
     cycle = len(issued)
-    drain = range(1, READ_LATENCY + 4)  # reads in flight, rdata, magnitude, the histogram's write
+    drain = range(1, READ_LATENCY + 5)  # reads in flight, rdata, the histogram's h1, h2, h3 (write)
     while any(0 <= cycle - back < len(issued) and issued[cycle - back] for back in drain):
         cycle += 1
     return cycle + 1
@@ -94,7 +96,7 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
     magnitudes = (1 << ((w_bits or layer.w_bits) - 1)) + 1
     row_ptr, _, _ = split_lanes(layer, lanes)
     lane_nnz = [int(pointers[-1]) for pointers in row_ptr]
-    cycles = 1 + _histogram_cycles(lane_nnz) + magnitudes + 2
+    cycles = 1 + _histogram_cycles(lane_nnz) + magnitudes + 3
     _, _, changes = rewire_layer(layer, k, seed, lanes)
     order = storage_order(layer.col, lanes)
     rank = np.empty(layer.nnz, dtype=np.int64)
@@ -109,10 +111,10 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
             cycles += 1  # ROW
             if row == layer.n_in or pos == lane_nnz[lane]:
                 break
-            cycles += READ_LATENCY + 1  # ROW_WAIT (2), ROW_END
+            cycles += READ_LATENCY + 1  # ROW_WAIT1 .., ROW_END
             start, end = pos, int(row_ptr[lane][row + 1])
             while pos < end:
-                cycles += 2 + READ_LATENCY  # WORD, WORD_WAIT (2), JUDGE
+                cycles += 2 + READ_LATENCY  # WORD, WORD_WAIT1 .., JUDGE
                 if first + pos in new_col:
                     while True:
                         state = lfsr_step(state)
@@ -149,6 +151,14 @@ def _table(values: list[int], bits: int):
         return Mux(beyond, Const(values[-1], bits), level[0])
 
     return lookup
+
+
+def wait_states(m: Module, name: str, then: str) -> None:
+    """States ``name1`` .. ``name<READ_LATENCY>``, one cycle each, then state ``then``: a bus read
+    issued in the state before ``name1`` is in the unit's ``rdata`` register in ``then``."""
+    for i in range(1, READ_LATENCY + 1):
+        with m.State(f"{name}{i}"):
+            m.next = f"{name}{i + 1}" if i < READ_LATENCY else then
 
 
 class RewireUnit(wiring.Component):
@@ -204,6 +214,60 @@ class RewireUnit(wiring.Component):
             }
         )
 
+    @staticmethod
+    def _histogram_update(m: Module, hist_rd, hist_wr, word_mag, word_valid) -> tuple[Signal, Signal]:
+        """Pipelined ``hist[mag] <- hist[mag] + 1`` for each word in ``rdata`` (``word_valid``),
+        one per cycle, no stall, while the returned ``enable`` is set (the histogram pass)::
+
+            cycle h   : read hist[mag]                  (h1: ``mag`` registered from ``word_mag``)
+            cycle h+1 : the count at the read port      (h2)
+            cycle h+2 : hist[mag] <- x + 1              (h3; x registered from h2)
+
+        The read of cycle ``h`` misses the writes of cycles ``h`` and ``h+1``, so h3 takes ``x``
+        from the count written one (``w1``) or two (``w2``) cycles earlier when it went to the same
+        magnitude, else from the memory (as :func:`esl_hw.rtl_gen.integrate.read_modify_write`):
+        the block-RAM output goes straight into a register. Returns ``(enable, busy)``."""
+        enable = Signal(name="hist_enable")
+        busy = Signal(name="hist_busy")
+        width = len(hist_wr.data)
+        stages = ("h1", "h2", "h3", "w1")
+        h1_valid, h2_valid, h3_valid, w1_valid = (Signal(name=f"hist_{i}_valid") for i in stages)
+        h1_mag, h2_mag, h3_mag, w1_mag = (Signal(len(word_mag), name=f"hist_{i}_mag") for i in stages)
+        h3_data = Signal(width, name="hist_h3_data", reset_less=True)
+        h3_from1 = Signal(name="hist_h3_from1")
+        h3_from2 = Signal(name="hist_h3_from2")
+        w1_sum = Signal(width, name="hist_w1_sum")
+        w2_sum = Signal(width, name="hist_w2_sum")
+        total = Signal(width, name="hist_sum")
+        m.d.sync += [
+            h1_valid.eq(word_valid & enable),
+            h1_mag.eq(word_mag),
+            h2_valid.eq(h1_valid),
+            h2_mag.eq(h1_mag),
+            h3_valid.eq(h2_valid),
+            h3_mag.eq(h2_mag),
+            h3_data.eq(hist_rd.data),
+            h3_from1.eq(h3_valid & (h3_mag == h2_mag)),
+            h3_from2.eq(w1_valid & (w1_mag == h2_mag)),
+            w1_valid.eq(h3_valid),
+            w1_mag.eq(h3_mag),
+            w1_sum.eq(total),
+            w2_sum.eq(w1_sum),
+        ]
+        with m.If(enable):
+            m.d.comb += [
+                hist_rd.addr.eq(h1_mag),
+                hist_rd.en.eq(h1_valid),
+                hist_wr.addr.eq(h3_mag),
+                hist_wr.data.eq(total),
+                hist_wr.en.eq(h3_valid),
+            ]
+        m.d.comb += [
+            total.eq(Mux(h3_from1, w1_sum, Mux(h3_from2, w2_sum, h3_data)) + 1),
+            busy.eq(h1_valid | h2_valid | h3_valid),
+        ]
+        return enable, busy
+
     def elaborate(self, platform) -> Module:
         plans = self.plans
         lanes = plans[0].lanes
@@ -218,7 +282,7 @@ class RewireUnit(wiring.Component):
         m.submodules.lfsr = lfsr = Lfsr()
         m.submodules.hist = hist = Memory(shape=count_bits, depth=magnitudes, init=[])
         hist_wr = hist.write_port()
-        hist_rd = hist.read_port(transparent_for=(hist_wr,))
+        hist_rd = hist.read_port()
         bus = self.bus
 
         layer = Signal.like(self.layer)
@@ -253,15 +317,19 @@ class RewireUnit(wiring.Component):
         k = Signal(count_bits)
         remaining = Signal(count_bits)
         pos = Signal(pos_bits)  # histogram pass: address; selection pass: the word p
-        s0_valid = Signal()  # a read issued in the previous cycle (READ_LATENCY = 2: in flight)
-        sb_valid = Signal()  # its data is on the bus this cycle
-        sr_valid = Signal()  # its data is in ``rdata`` this cycle
-        s1_valid = Signal()  # histogram pass: its magnitude (m_mag) is read from the histogram
-        m_mag = Signal(w_max)
-        s2_valid = Signal()
-        s2_mag = Signal(w_max)
+        # Bus reads in flight (histogram pass, CHECK): flight[i] was issued i + 1 cycles ago,
+        # flight[-1]'s data is on the bus; then sr_valid: it is in ``rdata`` (at ``sr_pos``).
+        flight = [Signal(name=f"flight{i + 1}") for i in range(READ_LATENCY)]
+        flight_pos = [Signal(pos_bits, name=f"flight{i + 1}_pos") for i in range(READ_LATENCY)]
+        sr_valid = Signal()
+        sr_pos = Signal(pos_bits)
+        hist_enable, hist_busy = self._histogram_update(m, hist_rd, hist_wr, word_mag, sr_valid)
         index = Signal(range(magnitudes + 1))
+        threshold_index = Signal(range(magnitudes))  # t2's index
+        t1_valid = Signal()  # threshold pass: hist[t1_index] at the read port
         t1_index = Signal(range(magnitudes))
+        t2_valid = Signal()  # its count registered (t2_count)
+        t2_count = Signal(count_bits)
         below = Signal(count_bits)
         found = Signal()
         threshold = Signal(w_max)
@@ -271,9 +339,6 @@ class RewireUnit(wiring.Component):
         row_end = Signal(pos_bits)
         candidate = Signal(group_bits)
         scan = Signal(pos_bits)
-        c0_pos = Signal(pos_bits)
-        cb_pos = Signal(pos_bits)
-        c1_pos = Signal(pos_bits)
         scan_quota = Signal(count_bits)
         conflict = Signal()
         error = Signal()
@@ -284,6 +349,16 @@ class RewireUnit(wiring.Component):
             lfsr.seed.eq(self.seed),
             bus.w_data.eq(candidate),  # a regrown word: {group, weight 0}
         ]
+
+        reads_in_flight = Signal()
+        m.d.comb += reads_in_flight.eq(sr_valid | Cat(*flight).any())
+
+        def shift_reads(issue, address) -> None:
+            """Advance the reads in flight by one cycle; ``issue`` a read of ``address`` now."""
+            m.d.sync += [flight[0].eq(issue), flight_pos[0].eq(address), sr_valid.eq(flight[-1])]
+            m.d.sync += [sr_pos.eq(flight_pos[-1])]
+            for i in range(1, READ_LATENCY):
+                m.d.sync += [flight[i].eq(flight[i - 1]), flight_pos[i].eq(flight_pos[i - 1])]
 
         def next_word() -> None:
             """Move past word ``pos``: to the next row at the row's end, else to its next word."""
@@ -316,16 +391,8 @@ class RewireUnit(wiring.Component):
 
             with m.State("HIST"):
                 issue = (lane < lanes) & (pos < lane_nnz)
-                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue)]
-                m.d.sync += [
-                    s0_valid.eq(issue),
-                    sb_valid.eq(s0_valid),
-                    sr_valid.eq(sb_valid),
-                    m_mag.eq(word_mag),
-                    s1_valid.eq(sr_valid),
-                    s2_valid.eq(s1_valid),
-                    s2_mag.eq(m_mag),
-                ]
+                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue), hist_enable.eq(1)]
+                shift_reads(issue, pos)
                 with m.If(issue):
                     with m.If(pos + 1 == lane_nnz):
                         m.d.sync += [pos.eq(0), lane.eq(lane + 1)]
@@ -333,32 +400,31 @@ class RewireUnit(wiring.Component):
                         m.d.sync += pos.eq(pos + 1)
                 with m.Elif(lane < lanes):
                     m.d.sync += lane.eq(lane + 1)  # a lane without synapses
-                m.d.comb += [
-                    hist_rd.addr.eq(m_mag),
-                    hist_rd.en.eq(s1_valid),
-                    hist_wr.addr.eq(s2_mag),
-                    hist_wr.data.eq(hist_rd.data + 1),
-                    hist_wr.en.eq(s2_valid),
-                ]
-                in_flight = s0_valid | sb_valid | sr_valid | s1_valid | s2_valid
+                in_flight = reads_in_flight | hist_busy
                 with m.If((lane == lanes) & ~in_flight):
-                    m.d.sync += [index.eq(0), below.eq(0), found.eq(0), s1_valid.eq(0)]
+                    m.d.sync += [index.eq(0), below.eq(0), found.eq(0), t1_valid.eq(0), t2_valid.eq(0)]
                     m.next = "THRESHOLD"
 
             with m.State("THRESHOLD"):
                 issue = index < magnitudes
                 m.d.comb += [hist_rd.addr.eq(index), hist_rd.en.eq(issue)]
-                m.d.sync += [s1_valid.eq(issue), t1_index.eq(index)]
+                m.d.sync += [
+                    t1_valid.eq(issue),
+                    t1_index.eq(index),
+                    t2_valid.eq(t1_valid),
+                    t2_count.eq(hist_rd.data),
+                    threshold_index.eq(t1_index),
+                ]
                 with m.If(issue):
                     m.d.sync += index.eq(index + 1)
-                count = hist_rd.data
-                with m.If(s1_valid):
+                with m.If(t1_valid):
                     m.d.comb += [hist_wr.addr.eq(t1_index), hist_wr.data.eq(0), hist_wr.en.eq(1)]
-                    with m.If(~found & (below + count >= k)):
-                        m.d.sync += [found.eq(1), threshold.eq(t1_index), quota.eq(k - below)]
+                with m.If(t2_valid):
+                    with m.If(~found & (below + t2_count >= k)):
+                        m.d.sync += [found.eq(1), threshold.eq(threshold_index), quota.eq(k - below)]
                     with m.Elif(~found):
-                        m.d.sync += below.eq(below + count)
-                with m.If(~issue & ~s1_valid):
+                        m.d.sync += below.eq(below + t2_count)
+                with m.If(~issue & ~t1_valid & ~t2_valid):
                     m.d.sync += [lane.eq(0), row.eq(0), pos.eq(0)]
                     m.next = "ROW"
 
@@ -369,13 +435,9 @@ class RewireUnit(wiring.Component):
                     m.d.sync += [lane.eq(lane + 1), row.eq(0), pos.eq(0)]
                 with m.Else():
                     m.d.comb += [bus.mem.eq(ptr_id), bus.addr.eq(row + 1), bus.r_en.eq(1)]
-                    m.next = "ROW_WAIT"
+                    m.next = "ROW_WAIT1"
 
-            with m.State("ROW_WAIT"):
-                m.next = "ROW_WAIT2"
-
-            with m.State("ROW_WAIT2"):
-                m.next = "ROW_END"
+            wait_states(m, "ROW_WAIT", "ROW_END")
 
             with m.State("ROW_END"):
                 pointer = rdata[:pos_bits] & ptr_mask  # without the empty-row flag
@@ -388,13 +450,9 @@ class RewireUnit(wiring.Component):
 
             with m.State("WORD"):
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
-                m.next = "WORD_WAIT"
+                m.next = "WORD_WAIT1"
 
-            with m.State("WORD_WAIT"):
-                m.next = "WORD_WAIT2"
-
-            with m.State("WORD_WAIT2"):
-                m.next = "JUDGE"
+            wait_states(m, "WORD_WAIT", "JUDGE")
 
             with m.State("JUDGE"):
                 tie = word_mag == threshold
@@ -416,36 +474,28 @@ class RewireUnit(wiring.Component):
                         scan.eq(row_start),
                         scan_quota.eq(quota),
                         conflict.eq(0),
-                        s0_valid.eq(0),
-                        sb_valid.eq(0),
-                        s1_valid.eq(0),
+                        sr_valid.eq(0),
+                        *(flag.eq(0) for flag in flight),
                     ]
                     m.next = "CHECK"
 
             with m.State("CHECK"):
                 issue = scan < row_end
                 m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
-                m.d.sync += [
-                    s0_valid.eq(issue),
-                    c0_pos.eq(scan),
-                    sb_valid.eq(s0_valid),
-                    cb_pos.eq(c0_pos),
-                    s1_valid.eq(sb_valid),
-                    c1_pos.eq(cb_pos),
-                ]
+                shift_reads(issue, scan)
                 with m.If(issue):
                     m.d.sync += scan.eq(scan + 1)
                 taken = Signal()
                 tie = (word_mag == threshold) & (scan_quota != 0)
-                with m.If(c1_pos < pos):
+                with m.If(sr_pos < pos):
                     m.d.comb += taken.eq(1)
-                with m.Elif(c1_pos > pos):
+                with m.Elif(sr_pos > pos):
                     m.d.comb += taken.eq(~((word_mag < threshold) | tie))
-                    with m.If(s1_valid & tie):
+                    with m.If(sr_valid & tie):
                         m.d.sync += scan_quota.eq(scan_quota - 1)
-                with m.If(s1_valid & taken & (word_group == candidate)):
+                with m.If(sr_valid & taken & (word_group == candidate)):
                     m.d.sync += conflict.eq(1)
-                with m.If(~issue & ~s0_valid & ~sb_valid & ~s1_valid):
+                with m.If(~issue & ~reads_in_flight):
                     with m.If(conflict):
                         m.next = "DRAW"
                     with m.Else():

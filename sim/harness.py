@@ -41,7 +41,7 @@ from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import counter_names
-from esl_hw.rtl_gen.memory_map import Region, bus_shape, memory_map
+from esl_hw.rtl_gen.memory_map import READ_LATENCY, Region, bus_shape, memory_map
 from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
 from esl_hw.rtl_gen.rewire import rewire_limit_problem
 
@@ -105,12 +105,17 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
     ``always`` block) of the host port and the rewire phase; no sequencer without rewiring."""
     shape = bus_shape(regions)
     rewiring = rewire_limit_problem(plans) is None
+
+    def delays(name: str) -> str:
+        """``name`` (the accepted read) and its copies ``name_q1`` .. delayed up to host_rvalid."""
+        return ", ".join([f"{name} = 0", *(f"{name}_q{i} = 0" for i in range(1, READ_LATENCY))])
+
     wires = [
         "  wire host_ready, host_rvalid, core_idle;",
         f"  wire [{shape.data_bits - 1}:0] host_rdata;",
         "  reg host_valid = 1'b0;",
-        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, rd_mem = 0, rd_mem_q = 0;",
-        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, rd_addr = 0, rd_addr_q = 0;",
+        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, {delays('rd_mem')};",
+        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, {delays('rd_addr')};",
     ]
     connections = [
         ".idle(core_idle)",
@@ -134,6 +139,7 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
         "  reg [31:0] rewire_k = 0, rewire_seed = 32'hACE1;",
         "  integer split;",
         "  reg [2:0] phase = 0;",
+        "  reg [7:0] drain = 0;",
         *(f"  reg [31:0] rw_k{layer} = 0;" for layer in range(layers)),
     ]
     connections += [
@@ -153,8 +159,9 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
     )
     block = f"""
   // Rewire phase: PHASE 1 request layer rewire_layer, 2 wait for rewire_done, 3 dump every
-  // memory through the host port, 4 and 5 log the last word (reads answer READ_LATENCY = 2
-  // cycles later: rd_mem_q, rd_addr_q name the word on host_rdata), then resume the input stream.
+  // memory through the host port, 4 and 5 log the last word (reads answer READ_LATENCY =
+  // {READ_LATENCY} cycles later: rd_mem_q{READ_LATENCY - 1}, rd_addr_q{READ_LATENCY - 1} name the word on
+  // host_rdata), then resume the input stream.
   function [31:0] depth_of(input [31:0] id);
     case (id)
 {depths}
@@ -172,10 +179,16 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
     if (!$value$plusargs("RWSEED=%h", rewire_seed)) rewire_seed = 32'hACE1;
 {plusargs}
   end"""
+    last = READ_LATENCY - 1
+    chain = [
+        (f"{name}_q{i}", f"{name}_q{i - 1}" if i > 1 else name)
+        for name in ("rd_mem", "rd_addr")
+        for i in range(1, READ_LATENCY)
+    ]
+    shifts = "\n".join(f"    {target} <= {source};" for target, source in chain)
     sequencer = f"""
-    if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem_q, rd_addr_q, host_rdata);
-    rd_mem_q <= rd_mem;
-    rd_addr_q <= rd_addr;
+    if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem_q{last}, rd_addr_q{last}, host_rdata);
+{shifts}
     case (phase)
       1: if (core_idle) begin
         rewire_start <= 1'b1;
@@ -205,11 +218,15 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
           host_mem <= host_mem + 1;
           if (host_mem == {len(regions) - 1}) begin
             host_valid <= 1'b0;
+            drain <= 0;
             phase <= 4;
           end
         end else host_addr <= host_addr + 1;
       end
-      4: phase <= 5;
+      4: begin
+        drain <= drain + 1;
+        if (drain + 1 == {READ_LATENCY - 1}) phase <= 5;
+      end
       5: begin
         phase <= 0;
         waiting <= 1'b0;

@@ -9,7 +9,7 @@ from rtl_support import random_layer
 
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.rtl_gen.integrate import MUX_FANIN, CsrIntegrator, event_layout
-from esl_hw.rtl_gen.memory_map import READ_LATENCY
+from esl_hw.rtl_gen.memory_map import ACCESS_LATENCY
 from esl_hw.rtl_gen.plan import LayerPlan, plan_model
 
 
@@ -191,14 +191,14 @@ def test_integrator_rejects_a_bad_block_size(words) -> None:
 
 async def access_read(ctx, port, addresses: list[int]) -> list[int]:
     """Read ``addresses`` through an access port, one per cycle; each word must arrive exactly
-    ``READ_LATENCY`` cycles after its read."""
+    ``ACCESS_LATENCY`` cycles after its read."""
     words = []
-    for tick in range(len(addresses) + READ_LATENCY):
+    for tick in range(len(addresses) + ACCESS_LATENCY):
         issue = tick < len(addresses)
         ctx.set(port.r_en, issue)
         if issue:
             ctx.set(port.addr, addresses[tick])
-        if tick >= READ_LATENCY:
+        if tick >= ACCESS_LATENCY:
             words.append(ctx.get(port.r_data))
         await ctx.tick()
     return words

@@ -14,6 +14,8 @@ from esl_hw.encoding import spike_events
 from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore
 from esl_hw.rtl_gen.memory_map import (
+    BUS_STAGES,
+    READ_LATENCY,
     bus_shape,
     decode_pointer,
     decode_synapse,
@@ -144,3 +146,87 @@ def test_host_port_reads_writes_and_the_core_runs_the_written_model(lanes) -> No
     assert seen["outputs"] == [reference.outputs[sample].tolist() for sample in range(2)]
     assert reference.outputs.any() and (reference.outputs != run(model, spikes).outputs).any()
     assert seen["busy_refused"]
+
+
+async def host_accesses(ctx, core, accesses: list[tuple[bool, int, int, int]]) -> list[int]:
+    """Drive ``(write, mem, addr, data)`` accesses one per cycle, no gap (core idle); return the
+    read words, each asserted to arrive exactly ``READ_LATENCY`` cycles after its read."""
+    reads, words = [], []
+    for tick in range(len(accesses) + READ_LATENCY):
+        ctx.set(core.host_valid, tick < len(accesses))
+        if tick < len(accesses):
+            write, mem, addr, data = accesses[tick]
+            ctx.set(core.host_write, write)
+            ctx.set(core.host_mem, mem)
+            ctx.set(core.host_addr, addr)
+            ctx.set(core.host_wdata, data)
+            assert ctx.get(core.host_ready)
+            if not write:
+                reads.append(tick)
+        await ctx.tick()
+        if ctx.get(core.host_rvalid):
+            assert reads and reads.pop(0) == tick + 1 - READ_LATENCY, "read latency"
+            words.append(ctx.get(core.host_rdata))
+    assert not reads
+    return words
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_host_write_then_read_back_to_back_and_events_wait_for_the_bus(lanes) -> None:
+    """Each word written and read back in the next cycle (the read sees the write), one memory's
+    reads back to back; the first event waits until the last write has reached its memory
+    (``BUS_STAGES`` cycles), and the inference runs the written weights."""
+    rng = np.random.default_rng(30 + lanes)
+    model = random_model(rng, [8, 6, 5], density=0.6, timesteps=3, v_bits=8, threshold=6, w_bits=5)
+    new_layers = tuple(
+        dataclasses.replace(layer, weight=rng.integers(-4 if layer.kind == "lif" else -16, 16, layer.nnz))
+        for layer in model.layers
+    )
+    rewritten = dataclasses.replace(model, layers=new_layers)
+    new_images = memory_images(rewritten, lanes)
+    syn = [region for region in memory_map(plan_model(model, lanes)) if region.kind == "syn"]
+    spikes = rng.random((model.timesteps, 1, 8)) < 0.5
+    stream = [item for step in spike_events(spikes[:, 0]) for item in [*((i, 0) for i in step), (0, 1)]]
+    core = SNNCore(model, lanes=lanes)
+    seen: dict = {"read_back": {}, "outputs": []}
+
+    async def bench(ctx) -> None:
+        for region in syn:
+            words = new_images[region.id]
+            pairs = [[(True, region.id, a, w), (False, region.id, a, 0)] for a, w in enumerate(words)]
+            seen["read_back"][region.id] = await host_accesses(ctx, core, [x for pair in pairs for x in pair])
+        reads = [(False, region.id, a, 0) for region in syn for a in range(region.depth)]
+        seen["dump"] = await host_accesses(ctx, core, reads)
+        last = syn[-1]
+        await host_accesses(ctx, core, [(True, last.id, 0, new_images[last.id][0])])  # the last write
+        ctx.set(core.host_valid, 0)
+        # host_accesses ticked READ_LATENCY cycles after the write: write again, then an event.
+        ctx.set(core.host_valid, 1)
+        ctx.set(core.host_write, 1)
+        await ctx.tick()
+        ctx.set(core.host_valid, 0)
+        ctx.set(core.outputs.ready, 1)
+        position, held, finished = 0, 0, False
+        while not finished:
+            ctx.set(core.events.valid, position < len(stream))
+            if position < len(stream):
+                index, eos = stream[position]
+                ctx.set(core.events.payload, {"index": index, "eos": eos})
+                accepted = bool(ctx.get(core.events.ready))
+                held += position == 0 and not accepted
+                position += accepted
+            if ctx.get(core.outputs.valid):
+                seen["outputs"].append(ctx.get(core.outputs.payload.value))
+            finished = bool(ctx.get(core.done))
+            await ctx.tick()
+        seen["held"] = held
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for region in syn:
+        assert seen["read_back"][region.id] == new_images[region.id]
+    assert seen["dump"] == [word for region in syn for word in new_images[region.id]]
+    assert seen["held"] == BUS_STAGES
+    assert seen["outputs"] == run(rewritten, spikes).outputs[0].tolist()
