@@ -109,7 +109,7 @@ class LifLayerCore(wiring.Component):
     ptr_access, syn_access, pot_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and potential memories while the layer is
         idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer
-        ``READ_LATENCY`` cycles later).
+        ``ACCESS_LATENCY`` cycles later).
     """
 
     def __init__(
