@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     bitstream.add_argument("--board", required=True, help="ulx3s-85f, ulx3s-25f or icebreaker")
     bitstream.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
     bitstream.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core")
+    bitstream.add_argument(
+        "--no-rewiring", action="store_true", help="leave the rewiring unit out (smaller; REWIRE is refused)"
+    )
     bitstream.add_argument("--out", type=Path, required=True, help="folder for the build and bitstream")
     bitstream.add_argument("--force", action="store_true", help="replace an existing folder")
 

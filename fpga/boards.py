@@ -86,20 +86,31 @@ class BoardTop(Elaboratable):
         Lanes of the core.
     event_depth : int
         Event buffer depth in words.
+    rewiring : bool or None
+        Include the core's rewiring unit (``None``: whenever the weights allow it; ``False`` leaves
+        it out and the link then refuses REWIRE).
     """
 
     def __init__(
-        self, model: Model, baud: int = DEFAULT_BAUD, lanes: int = 1, event_depth: int = DEFAULT_EVENT_DEPTH
+        self,
+        model: Model,
+        baud: int = DEFAULT_BAUD,
+        lanes: int = 1,
+        event_depth: int = DEFAULT_EVENT_DEPTH,
+        rewiring: bool | None = None,
     ):
         self.model = model
         self.baud = baud
         self.lanes = lanes
         self.event_depth = event_depth
+        self.rewiring = rewiring
 
     def elaborate(self, platform) -> Module:
         divisor = uart_divisor(platform.default_clk_frequency, self.baud)
         m = Module()
-        m.submodules.link = link = HostLink(self.model, divisor, self.lanes, self.event_depth)
+        m.submodules.link = link = HostLink(
+            self.model, divisor, self.lanes, self.event_depth, rewiring=self.rewiring
+        )
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
@@ -119,7 +130,12 @@ class BoardTop(Elaboratable):
 
 
 def build_bitstream(
-    model: Model, board: str, out_dir: str | Path, baud: int = DEFAULT_BAUD, lanes: int = 1
+    model: Model,
+    board: str,
+    out_dir: str | Path,
+    baud: int = DEFAULT_BAUD,
+    lanes: int = 1,
+    rewiring: bool | None = None,
 ) -> dict:
     """Build the bitstream of :class:`BoardTop` for ``board`` in ``out_dir``; return a report dict.
 
@@ -132,7 +148,7 @@ def build_bitstream(
     platform = make_platform(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    plan = platform.prepare(BoardTop(model, baud, lanes), name="top")
+    plan = platform.prepare(BoardTop(model, baud, lanes, rewiring=rewiring), name="top")
     for name, content in plan.files.items():
         mode = "wb" if isinstance(content, bytes) else "w"
         with open(folder / name, mode) as handle:
@@ -141,7 +157,8 @@ def build_bitstream(
     cells = netlist_cells(folder / "top.json", "top")
     table = utilisation(count_cells(cells, target.family), target)
     clock_mhz = platform.default_clk_frequency / 1e6
-    report: dict = {"board": spec.name, "device": target.device, "clock_mhz": clock_mhz, "baud": baud}
+    report: dict = {"board": spec.name, "device": target.device, "clock_mhz": clock_mhz, "baud": baud,
+                    "rewiring": rewiring is not False}  # fmt: skip
     over = overflows(table)
     if over:
         report.update(utilisation=table, overflow=over)

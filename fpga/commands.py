@@ -100,14 +100,15 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_bitstream(args: argparse.Namespace) -> int:
-    """``esl-hw bitstream MODEL --board B [--baud N] --out DIR``."""
+    """``esl-hw bitstream MODEL --board B [--baud N] [--lanes L] [--no-rewiring] --out DIR``."""
     from esl_hw.fpga.boards import build_bitstream, get_board
     from esl_hw.outputs import check_writable_target
 
     model = load_model(args.model)
     get_board(args.board)
     check_writable_target(args.out, args.force)
-    report = build_bitstream(model, args.board, args.out, baud=args.baud, lanes=args.lanes)
+    rewiring = False if args.no_rewiring else None
+    report = build_bitstream(model, args.board, args.out, baud=args.baud, lanes=args.lanes, rewiring=rewiring)
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report["utilisation"].items()]
     rows += [
         ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),

@@ -128,6 +128,7 @@ class HostLink(wiring.Component):
         lanes: int = 1,
         event_depth: int = DEFAULT_EVENT_DEPTH,
         timeout: int = 1 << 22,
+        rewiring: bool | None = None,
     ) -> None:
         try:
             self._check(model, divisor, event_depth, timeout)
@@ -140,7 +141,7 @@ class HostLink(wiring.Component):
         self.timeout = timeout
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
-        self.core = SNNCore(model, lanes=lanes)
+        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring)
         self.word_bytes = memory_word_bytes(model, lanes)
         capabilities = P.CAP_MEMORY | (P.CAP_REWIRE if self.core.rewiring else 0)
         self.info = info_payload(model, lanes, event_depth, capabilities)
