@@ -116,16 +116,21 @@ def run_host_session(model, lanes: int, writes: dict[int, list[int]], samples: l
     return core, seen
 
 
+def with_new_weights(model, rng: np.random.Generator):
+    """``model`` with the same connectivity and new random weights (what the host port writes)."""
+    layers = tuple(
+        dataclasses.replace(layer, weight=rng.integers(-4 if layer.kind == "lif" else -16, 16, layer.nnz))
+        for layer in model.layers
+    )
+    return dataclasses.replace(model, layers=layers)
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_host_port_reads_writes_and_the_core_runs_the_written_model(lanes) -> None:
     rng = np.random.default_rng(10 + lanes)
     model = random_model(rng, [8, 6, 5], density=0.6, timesteps=3, v_bits=8, threshold=6, w_bits=5)
     # Same connectivity, new weights: written through the host port into the synapse memories.
-    new_layers = tuple(
-        dataclasses.replace(layer, weight=rng.integers(-4 if layer.kind == "lif" else -16, 16, layer.nnz))
-        for layer in model.layers
-    )
-    rewritten = dataclasses.replace(model, layers=new_layers)
+    rewritten = with_new_weights(model, rng)
     plans = plan_model(model, lanes)
     new_images = memory_images(rewritten, lanes)
     regions = memory_map(plans)
@@ -178,11 +183,7 @@ def test_host_write_then_read_back_to_back_and_events_wait_for_the_bus(lanes) ->
     (``BUS_STAGES`` cycles), and the inference runs the written weights."""
     rng = np.random.default_rng(30 + lanes)
     model = random_model(rng, [8, 6, 5], density=0.6, timesteps=3, v_bits=8, threshold=6, w_bits=5)
-    new_layers = tuple(
-        dataclasses.replace(layer, weight=rng.integers(-4 if layer.kind == "lif" else -16, 16, layer.nnz))
-        for layer in model.layers
-    )
-    rewritten = dataclasses.replace(model, layers=new_layers)
+    rewritten = with_new_weights(model, rng)
     new_images = memory_images(rewritten, lanes)
     syn = [region for region in memory_map(plan_model(model, lanes)) if region.kind == "syn"]
     spikes = rng.random((model.timesteps, 1, 8)) < 0.5
