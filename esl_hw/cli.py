@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a trained run as a quantised model artifact")
     export.add_argument("run", type=Path, help="run folder written by 'esl-hw train'")
     export.add_argument("--out", type=Path, required=True, help="model artifact folder to create")
+    export.add_argument(
+        "--w-bits",
+        type=int,
+        help="re-quantise the weights to this many bits (post-training; default: the trained width)",
+    )
     export.add_argument("--force", action="store_true", help="replace an existing artifact")
 
     evaluate = commands.add_parser("eval", help="accuracy of the integer reference on a test set")
@@ -122,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--allow-timing-failure", action="store_true", help="exit 0 although Fmax < --freq")
     synth.add_argument(
         "--no-rewiring", action="store_true", help="leave the on-chip rewiring unit out (inference only)"
+    )
+    synth.add_argument(
+        "--synapses",
+        choices=("auto", "block", "spram"),
+        default="auto",
+        help="synapse memories: block RAM, or iCE40 SPRAM loaded by the host (auto: SPRAM only "
+        "where block RAM is too small)",
     )
     synth.add_argument(
         "--samples", type=int, default=4, help="images co-simulated for cycles per inference (0: none)"

@@ -78,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from esl_hw.train.export import export_run
 
-    model = export_run(args.run)
+    model = export_run(args.run, args.w_bits)
     model.metadata["run_dir"] = str(args.run.resolve())
     with staged_folder(args.out, args.force) as staging:
         save_model(model, staging, overwrite=True)

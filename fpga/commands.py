@@ -37,9 +37,15 @@ def sample_images(
 
 
 def measure_cycles(
-    model: Model, samples: int, simulator: str = "verilator", lanes: int = 1, data: Path | None = None
+    model: Model,
+    samples: int,
+    simulator: str = "verilator",
+    lanes: int = 1,
+    data: Path | None = None,
+    synapse_memory: str = "block",
 ) -> dict[str, Any]:
-    """Mean cycles and energy per inference from a bit-exact co-simulation of ``samples`` images.
+    """Mean cycles and energy per inference from a bit-exact co-simulation of ``samples`` images
+    (of the core with its synapses in ``synapse_memory``).
 
     Returns ``cycles``, ``source`` (a sentence for the report), ``energy_j``, ``mismatches``.
     """
@@ -48,7 +54,13 @@ def measure_cycles(
     images, where = sample_images(model, samples, data)
     with tempfile.TemporaryDirectory(prefix="esl-synth-cosim-") as build:
         result = run_cosim(
-            model, images, simulator=simulator, build_dir=build, trace_potentials=False, lanes=lanes
+            model,
+            images,
+            simulator=simulator,
+            build_dir=build,
+            trace_potentials=False,
+            lanes=lanes,
+            synapse_memory=synapse_memory,
         )
     labels = np.zeros(len(images), dtype=np.int64)
     report = sim_report(model, result, images, labels)
@@ -62,16 +74,17 @@ def measure_cycles(
 
 def run_synth(args: argparse.Namespace) -> int:
     """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``."""
-    from esl_hw.fpga.synth import synthesize
+    from esl_hw.fpga.synth import choose_synapse_memory, synthesize
     from esl_hw.fpga.targets import get_target
     from esl_hw.outputs import check_writable_target
 
     model = load_model(args.model)
-    get_target(args.target)
+    target = get_target(args.target)
+    synapse_memory = choose_synapse_memory(model, target, args.lanes, args.synapses)
     check_writable_target(args.out, args.force)
     cycles, source = None, "none"
     if args.samples > 0:
-        measured = measure_cycles(model, args.samples, args.simulator, args.lanes, args.data)
+        measured = measure_cycles(model, args.samples, args.simulator, args.lanes, args.data, synapse_memory)
         if measured["mismatches"]:
             raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
         cycles, source = measured["cycles"], measured["source"]
@@ -85,10 +98,12 @@ def run_synth(args: argparse.Namespace) -> int:
         cycles_per_inference=cycles,
         cycles_source=source,
         rewiring=False if args.no_rewiring else None,
+        synapse_memory=synapse_memory,
     )
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [
         ("rewiring unit", report.rewiring),
+        ("synapse memory", report.synapse_memory),
         ("Fmax (MHz)", report.fmax_mhz),
         ("timing met", report.timing_met),
         ("memories in block RAM", report.memories_in_block_ram),

@@ -12,7 +12,9 @@ shapes and takes the cheapest shape, as Yosys' memory mapper does:
 - iCE40 ``SB_SPRAM256KA`` (256 kbit, 16384x16, single port, *not initialisable* from the
   bitstream): only for memories the host loads at start-up.
 
-Memories of at most :data:`SMALL_DEPTH` words go to LUT RAM or flip-flops and are not counted.
+Memories of at most :data:`SMALL_DEPTH` words go to LUT RAM or flip-flops and are not counted (on
+the iCE40, which has no LUT RAM, the synthesis flow asks Yosys for flip-flops); so do the event
+FIFOs (at most 32 words); the spike-mask FIFO of a LIF layer (``groups + 2`` words) is counted.
 The estimate is checked against real synthesis in the tests and in the benchmark table.
 """
 
@@ -134,6 +136,10 @@ def estimate_memories(
                 else:
                     bram = blocks(depth, width, ports, family)
                     memories.append(MemoryEstimate(name, role, depth, width, ports, bram))
+        if shape.kind == "lif":  # the spike-mask FIFO behind the sweep: a whole step by default
+            depth, width = shape.groups + 2, shape.local_bits + lanes + 1
+            bram = 0 if depth <= SMALL_DEPTH else blocks(depth, width, 1, family)
+            memories.append(MemoryEstimate(f"layer{index}.masks", "spike_masks", depth, width, 1, bram))
     memories += _rewire_histogram(shapes, family)
     return memories
 

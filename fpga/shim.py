@@ -48,6 +48,8 @@ class SynthShim(wiring.Component):
         Lanes of the core (see :class:`esl_hw.rtl_gen.SNNCore`).
     rewiring : bool or None
         Include the rewiring unit (``SNNCore``'s flag; None: when the weights allow it).
+    synapse_memory : str
+        ``block`` or ``spram`` (``SNNCore``'s option).
 
     Attributes
     ----------
@@ -59,8 +61,10 @@ class SynthShim(wiring.Component):
         The wrapped core.
     """
 
-    def __init__(self, model: Model, lanes: int = 1, rewiring: bool | None = None) -> None:
-        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring)
+    def __init__(
+        self, model: Model, lanes: int = 1, rewiring: bool | None = None, synapse_memory: str = "block"
+    ) -> None:
+        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring, synapse_memory=synapse_memory)
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform) -> Module:

@@ -68,6 +68,7 @@ class SynthReport:
     model: dict
     lanes: int
     rewiring: bool
+    synapse_memory: str
     freq_mhz: float
     fmax_mhz: float | None
     timing_met: bool | None
@@ -102,14 +103,50 @@ def _check_args(freq_mhz: float | None, lanes: int) -> None:
         raise EslError(f"lanes must be a positive integer, got {lanes!r}")
 
 
-def write_top(model: Model, lanes: int, folder: Path, rewiring: bool | None = None) -> tuple[Path, dict]:
+#: A memory of the core to be mapped to SPRAM, its declaration and its initial contents in the
+#: Verilog written by Amaranth (a ``(* ram_style = "huge" *)`` attribute, then an ``initial`` block
+#: that sets every word).
+_HUGE_MEMORY_INIT = re.compile(
+    r'(\(\* ram_style = "huge" \*\)\n\s*reg \[[^\]]*\] (\S+) \[[^\]]*\];\n)\s*initial begin\n'
+    r"(?:\s*\2\[\d+\] = [^\n]*\n)*\s*end\n"
+)
+
+
+def drop_host_loaded_init(verilog_text: str) -> tuple[str, int]:
+    """``verilog_text`` without the initial contents of its SPRAM memories (``ram_style =
+    "huge"``), and how many it dropped: SPRAM cannot be initialised by the bitstream, so Yosys
+    maps such a memory only without them, and the host writes its words before the first
+    inference (the simulated core starts with them loaded)."""
+    return _HUGE_MEMORY_INIT.subn(r"\1", verilog_text)
+
+
+def choose_synapse_memory(model: Model, target: Target, lanes: int, requested: str = "auto") -> str:
+    """``block`` or ``spram`` for ``requested`` (``auto``, ``block`` or ``spram``) on ``target``:
+    ``auto`` takes SPRAM only where block RAM is too small and SPRAM makes the model fit
+    (:func:`esl_hw.fpga.fit.fit_advice`)."""
+    if requested not in ("auto", "block", "spram"):
+        raise EslError(f"synapse memory must be auto, block or spram, got {requested!r}")
+    if requested == "spram" and not target.capacity["spram"]:
+        raise EslError(f"{target.name} has no SPRAM: use --synapses block")
+    if requested != "auto":
+        return requested
+    if not target.capacity["spram"]:
+        return "block"
+    advice = fit.fit_advice(model, target, lanes)
+    return "spram" if not advice["fits"] and advice["with_spram"]["fits"] else "block"
+
+
+def write_top(
+    model: Model, lanes: int, folder: Path, rewiring: bool | None = None, synapse_memory: str = "block"
+) -> tuple[Path, dict]:
     """Write ``top.v`` (the core in its shim) and return its path and the shim's port figures."""
     from amaranth.back import verilog
 
-    shim = SynthShim(model, lanes=lanes, rewiring=rewiring)
+    shim = SynthShim(model, lanes=lanes, rewiring=rewiring, synapse_memory=synapse_memory)
     inputs, outputs = core_port_bits(shim.core)
     path = folder / "top.v"
-    path.write_text(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
+    text, _ = drop_host_loaded_init(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
+    path.write_text(text)
     figures = {"core_input_bits": inputs, "core_output_bits": outputs, "rewiring": shim.core.rewiring}
     return path, {**figures, "ffs": inputs + 1, "luts_approx": -(-outputs // 3)}
 
@@ -211,15 +248,19 @@ def overflows(table: dict[str, dict]) -> list[dict]:
 
 def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float]:
     script = folder / "synth.ys"
-    # -spram lets Yosys use the UP5K's SPRAM for memories without initial contents.
+    # -spram lets Yosys use the UP5K's SPRAM for memories without initial contents. The iCE40
+    # has no LUT RAM: memories of at most fit.SMALL_DEPTH words go to flip-flops, not to a 4 kbit
+    # block each (as the block estimate of esl_hw.fpga.fit assumes).
     spram = " -spram" if target.family == "ice40" else ""
     synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
+    small = f"setattr -set ram_style logic t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i"
     script.write_text(
         "\n".join(
             [
                 f"read_verilog {top_v.name}",
                 f"hierarchy -top {SHIM_TOP}",
                 "proc; flatten; opt_clean; memory -nomap",
+                *([small] if target.family == "ice40" else []),
                 "tee -q -o memories.txt dump t:$mem_v2",
                 synth,
                 "tee -q -o stat.txt stat",
@@ -297,6 +338,7 @@ def synthesize(
     cycles_per_inference: float | None = None,
     cycles_source: str = "given",
     rewiring: bool | None = None,
+    synapse_memory: str = "auto",
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
@@ -321,6 +363,10 @@ def synthesize(
         Where ``cycles_per_inference`` comes from, for the report.
     rewiring : bool or None
         Include the on-chip rewiring unit (None: whenever the weights allow it, as ``SNNCore``).
+    synapse_memory : str
+        ``auto`` (default: :func:`choose_synapse_memory`), ``block`` or ``spram`` (synapses in
+        the iCE40's SPRAM, loaded by the host; ``cycles_per_inference`` should come from a core
+        simulated the same way).
 
     Raises
     ------
@@ -335,7 +381,8 @@ def synthesize(
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    top_v, shim = write_top(model, lanes, folder, rewiring)
+    synapse_memory = choose_synapse_memory(model, spec, lanes, synapse_memory)
+    top_v, shim = write_top(model, lanes, folder, rewiring, synapse_memory)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
     memories, seconds["yosys"] = _yosys(folder, spec, top_v)
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
@@ -361,6 +408,7 @@ def synthesize(
         model=_model_summary(model),
         lanes=lanes,
         rewiring=bool(shim["rewiring"]),
+        synapse_memory=synapse_memory,
         freq_mhz=freq,
         fmax_mhz=fmax,
         timing_met=None if fmax is None else fmax >= freq,

@@ -82,6 +82,9 @@ class SNNCore(wiring.Component):
         Include the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit`) and its request
         ports. ``None`` (default): include it when every layer is within its limits
         (``w_bits <= 8``); ``True`` raises :class:`EslError` naming the limit otherwise.
+    synapse_memory : str
+        ``block`` (default: block RAM initialised by the bitstream) or ``spram`` (iCE40 SPRAM,
+        written by the host before the first inference; the simulation starts with it loaded).
 
     Attributes
     ----------
@@ -140,6 +143,7 @@ class SNNCore(wiring.Component):
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
         spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
         rewiring: bool | None = None,
+        synapse_memory: str = "block",
     ) -> None:
         if not isinstance(model, Model):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
@@ -149,7 +153,8 @@ class SNNCore(wiring.Component):
             self.fifo_depth = check_fifo_depth(fifo_depth)
             self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
             self.spike_fifo_depth = None if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
-            self.plans = plan_model(model, lanes)
+            self.plans = plan_model(model, lanes, synapse_memory)
+            self.synapse_memory = synapse_memory
             problem = rewire_limit_problem(self.plans)
             if rewiring and problem is not None:
                 raise EslError(f"cannot add the rewiring unit: {problem}")
@@ -364,6 +369,7 @@ def emit_verilog(
     name: str = "snn_core",
     fifo_depth: int = DEFAULT_FIFO_DEPTH,
     lanes: int = 1,
+    synapse_memory: str = "block",
 ) -> Path:
     """Write the Verilog of :class:`SNNCore` for ``model`` to ``out_dir/<name>.v`` and return its path.
 
@@ -373,7 +379,7 @@ def emit_verilog(
     """
     if not name.isidentifier():
         raise EslError(f"module name {name!r} is not a Verilog identifier")
-    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth)
+    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth, synapse_memory=synapse_memory)
     text = verilog.convert(core, name=name, emit_src=False)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,10 +38,27 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
 
+#: Memory attribute that tells Yosys a read and a write of the same address in the same cycle
+#: never matter: no memory of the core relies on what such a read returns (the read-modify-writes
+#: replace it by the forwarded sum, every other read and write address differ), and without it
+#: Yosys puts bypass logic (a multiplexer and a delayed write) behind every block-RAM output.
+NO_RW_CHECK = {"no_rw_check": 1}
+
 #: Memory attributes that make Yosys map a memory to block RAM (EBR) rather than LUTs or LUT RAM.
 #: The pointer and synapse memories are RAMs too: the host port and the rewiring unit write them.
-BLOCK_RAM = {"ram_style": "block"}
+BLOCK_RAM = {"ram_style": "block", **NO_RW_CHECK}
 
+
+#: Attributes of a synapse memory in iCE40 SPRAM (``synapse_memory = "spram"``): Yosys maps a
+#: ``huge`` memory without initial contents to ``SB_SPRAM256KA`` (16384 x 16, one shared port).
+#: SPRAM cannot be initialised by the bitstream: the simulated core starts with the synapses
+#: loaded, and the synthesis flow drops these memories' initial contents
+#: (:func:`esl_hw.fpga.synth.drop_host_loaded_init`), so the host writes them before the first
+#: inference.
+SPRAM = {"ram_style": "huge", **NO_RW_CHECK}
+
+#: Words of one SPRAM block.
+SPRAM_WORDS = 16384
 
 #: Largest number of synapse-memory blocks multiplexed in one register stage.
 MUX_FANIN = 8
@@ -112,7 +129,7 @@ class CsrIntegrator(wiring.Component):
             self._MustUse__silence = True
             raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
         if syn_block_words is None:
-            syn_block_words = block_words(plan.syn_bits)
+            syn_block_words = SPRAM_WORDS if plan.synapse_memory == "spram" else block_words(plan.syn_bits)
         words = syn_block_words
         if isinstance(words, bool) or not isinstance(words, int) or words < 2 or words & (words - 1):
             self._MustUse__silence = True
@@ -155,9 +172,13 @@ class CsrIntegrator(wiring.Component):
         p_valid = Signal()
         p_eos = Signal()
         # Block-RAM words land in reset-less registers: no reset multiplexer before the flip-flop.
-        p_start = Signal(plan.ptr_bits, reset_less=True)
+        # ``p_word`` (row start and empty-row flag) is also the host's read register of the
+        # pointer memory, so the block-RAM output has one register to drive, not two.
+        p_word = Signal(plan.ptr_bits + 1, reset_less=True)
+        p_start = p_word[: plan.ptr_bits]
+        p_empty_row = p_word[plan.ptr_bits]
         p_end = Signal(plan.ptr_bits, reset_less=True)
-        p_empty_row = Signal(reset_less=True)
+        host_read = Signal()
         # Stage R: synapse address range being streamed (r_final = its last address, r_at_final:
         # r_addr == r_final, registered).
         r_active = Signal()
@@ -212,7 +233,10 @@ class CsrIntegrator(wiring.Component):
             ptr_hi.en.eq(read_ptrs),
             self.ptr_reads.eq(read_ptrs << 1),
         ]
-        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(a_index, read_ptrs))
+        attach_access(m, self.ptr_access, ptr_lo, ptr_wr, read=(a_index, read_ptrs), held=p_word)
+        m.d.sync += host_read.eq(self.ptr_access.r_en)
+        with m.If(e_move | host_read):
+            m.d.sync += p_word.eq(ptr_lo.data)
         with m.If(a_move):
             m.d.sync += [e_valid.eq(1), e_eos.eq(a_eos)]
         with m.Elif(e_move):
@@ -222,8 +246,6 @@ class CsrIntegrator(wiring.Component):
             m.d.sync += [
                 p_valid.eq(1),
                 p_eos.eq(e_eos),
-                p_start.eq(ptr_lo.data[: plan.ptr_bits]),
-                p_empty_row.eq(ptr_lo.data[plan.ptr_bits]),
                 p_end.eq(ptr_hi.data[: plan.ptr_bits]),
             ]
         with m.Elif(p_consume):
@@ -268,7 +290,8 @@ class CsrIntegrator(wiring.Component):
         number of register stages between G and Q: more than :data:`MUX_FANIN` blocks are
         multiplexed in groups of ``MUX_FANIN`` into registers first (one extra stage).
 
-        ``syn_access`` shares the read ports (its address while ``r_en``) and owns the write
+        ``syn_access`` shares the read ports and the address (its address while ``r_en`` or
+        ``w_en``, so each block has one address: an SPRAM has one port) and owns the write
         ports: a write goes to the block holding its address. Its read data is the addressed
         block's word picked from the stage-G registers (``ACCESS_LATENCY`` cycles after ``r_en``,
         multiplexed from flip-flops, never from a block-RAM output)."""
@@ -279,14 +302,14 @@ class CsrIntegrator(wiring.Component):
         blocks = -(-depth // words) if shift else 1
         size = words if shift else depth
         port_addr = Signal.like(addr, name="syn_port_addr")
-        m.d.comb += port_addr.eq(Mux(access.r_en, access.addr, addr))
+        m.d.comb += port_addr.eq(Mux(access.r_en | access.w_en, access.addr, addr))
         held = []
         for block in range(blocks):
             memory = Memory(
                 shape=unsigned(plan.syn_bits),
                 depth=min(size, depth - block * size),
                 init=init[block * size : (block + 1) * size],
-                attrs=BLOCK_RAM,
+                attrs=SPRAM if plan.synapse_memory == "spram" else BLOCK_RAM,
             )
             m.submodules["syn_mem" + (str(block) if block else "")] = memory
             port = memory.read_port()
@@ -296,7 +319,7 @@ class CsrIntegrator(wiring.Component):
             m.d.comb += [
                 port.addr.eq(port_addr[:shift] if shift else port_addr),
                 port.en.eq(enable | access.r_en),
-                write.addr.eq(access.addr[:shift] if shift else access.addr),
+                write.addr.eq(port_addr[:shift] if shift else port_addr),
                 write.data.eq(access.w_data),
                 write.en.eq(access.w_en & here),
             ]

@@ -4,13 +4,14 @@ Neuron ``i`` lives in bank ``i mod L`` at address ``g = i div L`` (its group). E
 own event FIFO, CSR integrator (:mod:`esl_hw.rtl_gen.integrate`) and bank of currents and
 potentials, so all ``L`` lanes perform one synaptic operation per cycle without conflicts.
 
-Integrate phase, per lane and hit ``(g, w)``::
+Integrate phase, per lane and hit ``(g, w)``, a pipelined read-modify-write
+(:func:`esl_hw.rtl_gen.integrate.read_modify_write`)::
 
-    cycle h   : read cur[g]                     (read port transparent for the write port)
-    cycle h+1 : cur[g] <- cur[g] + w
+    cycle h   : read cur[g]
+    cycle h+2 : cur[g] <- cur[g] + w            (the word registered at h+1)
 
-A hit on the same neuron in cycle ``h+1`` reads through the write of cycle ``h+1``
-(transparency), so back-to-back hits need no stall and no bubble.
+Hits on the same neuron one or two cycles apart take the sum from the forwarding registers, not
+the memory, so back-to-back hits need no stall and no bubble.
 
 Sweep phase, once every lane holds the end-of-step marker, one group (``L`` neurons) per cycle
 (``k`` = leak shift, θ = threshold)::
@@ -158,12 +159,19 @@ class LifLayerCore(wiring.Component):
         m.submodules.mask_fifo = mask_fifo = fifo.SyncFIFOBuffered(
             width=mask_layout(plan.local_bits, lanes).size, depth=self.spike_fifo_depth
         )
+        # Two words in flip-flops between the FIFO and the serializer: the FIFO is popped whenever
+        # they have room (a register), not by the serializer's logic, so no path runs from the
+        # serializer to the FIFO's block RAM.
+        m.submodules.mask_skid = skid = fifo.SyncFIFO(width=mask_layout(plan.local_bits, lanes).size, depth=2)
         m.submodules.serializer = serializer = SpikeSerializer(plan.local_bits, lanes, plan.out_index_bits)
         wiring.connect(m, serializer.spikes, wiring.flipped(self.spikes))
         m.d.comb += [
-            serializer.masks.payload.eq(mask_fifo.r_data),
-            serializer.masks.valid.eq(mask_fifo.r_rdy),
-            mask_fifo.r_en.eq(serializer.masks.ready),
+            skid.w_data.eq(mask_fifo.r_data),
+            skid.w_en.eq(mask_fifo.r_rdy),
+            mask_fifo.r_en.eq(skid.w_rdy),
+            serializer.masks.payload.eq(skid.r_data),
+            serializer.masks.valid.eq(skid.r_rdy),
+            skid.r_en.eq(serializer.masks.ready),
         ]
 
         # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; R: words

@@ -149,18 +149,24 @@ def bus_signature(shape: BusShape) -> wiring.Signature:
     )
 
 
-def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(0, 0, 0)) -> None:
+def attach_access(
+    m: Module, access, read_port, write_port, read=(0, 0), write=(0, 0, 0), held: Signal | None = None
+) -> None:
     """Drive ``read_port`` and ``write_port`` of one memory from the datapath's ``read = (addr,
     en)`` and ``write = (addr, data, en)``, except while ``access`` (a flipped
     :func:`access_signature` interface) reads or writes: it has priority (the datapath is idle).
 
     The read port's word lands in a reset-less register (``access.r_data``, :data:`ACCESS_LATENCY`
-    cycles after ``r_en``), so no logic follows the block-RAM output in the same cycle. Only plain
+    cycles after ``r_en``), so no logic follows the block-RAM output in the same cycle: ``held``,
+    a register of the datapath that the caller loads from the read port at least in the cycle
+    after ``r_en``, or else one of its own. Only plain
     expressions (continuous assignments in Verilog): every port is defined from time 0 in
     event-driven simulators, also while its inputs never change.
     """
     width = len(write_port.data)
-    held = Signal(width, reset_less=True)
+    if held is None:
+        held = Signal(width, reset_less=True)
+        m.d.sync += held.eq(read_port.data[:width])
     read_addr, read_en = read
     write_addr, write_data, write_en = write
     m.d.comb += [
@@ -171,7 +177,6 @@ def attach_access(m: Module, access, read_port, write_port, read=(0, 0), write=(
         write_port.en.eq(access.w_en | write_en),
         access.r_data.eq(held),
     ]
-    m.d.sync += held.eq(read_port.data[:width])
 
 
 def _balanced_or(terms: list):

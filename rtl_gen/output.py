@@ -19,6 +19,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.integrate import (
+    NO_RW_CHECK,
     add_strobes,
     all_of,
     any_of,
@@ -135,7 +136,7 @@ class OutputLayerCore(wiring.Component):
         c_lane = c_idx[:lane_bits] if lanes > 1 else 0
         ports, rmws = [], []
         for lane, front in enumerate(fronts):
-            acc_mem = Memory(shape=signed(plan.acc_bits), depth=plan.groups, init=[])
+            acc_mem = Memory(shape=signed(plan.acc_bits), depth=plan.groups, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"acc_mem{lane}"] = acc_mem
             acc_wr, acc_rd = acc_mem.write_port(), acc_mem.read_port()
             ports.append((acc_rd, acc_wr))

@@ -26,7 +26,7 @@ end-of-step}``). With ``L = 1`` the lane CSR is the artifact's CSR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -90,7 +90,8 @@ class LayerPlan:
     """Widths and memory contents of one layer core.
 
     ``acc_bits`` is the width of the per-neuron integration memory: the current width for a LIF
-    layer, the output accumulator width for the output layer.
+    layer, the output accumulator width for the output layer. ``synapse_memory`` says where the
+    synapse words live (:data:`SYNAPSE_MEMORIES`).
     """
 
     index: int
@@ -104,6 +105,7 @@ class LayerPlan:
     lane_row_ptr: tuple[np.ndarray, ...] = ()
     lane_col: tuple[np.ndarray, ...] = ()
     lane_weight: tuple[np.ndarray, ...] = ()
+    synapse_memory: str = "block"
 
     @property
     def kind(self) -> str:
@@ -256,10 +258,19 @@ def plan_layer(model: Model, index: int, lanes: int = 1) -> LayerPlan:
     )
 
 
-def plan_model(model: Model, lanes: int = 1) -> list[LayerPlan]:
-    """Plan every layer of ``model`` on ``lanes`` lanes (see :func:`plan_layer`)."""
+#: Where the synapse memories live: ``block`` (block RAM initialised by the bitstream) or
+#: ``spram`` (iCE40 UP5K single-port SPRAM, 16384 x 16 per block, loaded by the host).
+SYNAPSE_MEMORIES = ("block", "spram")
+
+
+def plan_model(model: Model, lanes: int = 1, synapse_memory: str = "block") -> list[LayerPlan]:
+    """Plan every layer of ``model`` on ``lanes`` lanes (see :func:`plan_layer`), synapse memories
+    in ``synapse_memory`` (:data:`SYNAPSE_MEMORIES`)."""
     _check_limit("timesteps", "model", model.timesteps)
-    return [plan_layer(model, index, lanes) for index in range(len(model.layers))]
+    if synapse_memory not in SYNAPSE_MEMORIES:
+        raise EslError(f"synapse_memory must be one of {', '.join(SYNAPSE_MEMORIES)}, got {synapse_memory!r}")
+    plans = [plan_layer(model, index, lanes) for index in range(len(model.layers))]
+    return [replace(plan, synapse_memory=synapse_memory) for plan in plans]
 
 
 def rewire_histogram_shape(plans: list[LayerPlan]) -> tuple[int, int] | None:

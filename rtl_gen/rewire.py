@@ -52,6 +52,7 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.artifact import Layer
 from esl_hw.errors import EslError
 from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
+from esl_hw.rtl_gen.integrate import NO_RW_CHECK
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
 from esl_hw.rtl_gen.memory_map import READ_LATENCY, bus_shape, bus_signature, memory_map, region_id
 from esl_hw.rtl_gen.plan import (
@@ -280,7 +281,7 @@ class RewireUnit(wiring.Component):
         out_bits = unsigned_bits(max(plan.n_out for plan in plans)) + 1
         m = Module()
         m.submodules.lfsr = lfsr = Lfsr()
-        m.submodules.hist = hist = Memory(shape=count_bits, depth=magnitudes, init=[])
+        m.submodules.hist = hist = Memory(shape=count_bits, depth=magnitudes, init=[], attrs=NO_RW_CHECK)
         hist_wr = hist.write_port()
         hist_rd = hist.read_port()
         bus = self.bus

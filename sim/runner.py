@@ -137,10 +137,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int, lanes: int = 1) -> str:
+def build_key(
+    model: Model,
+    simulator: str,
+    fifo_depth: int,
+    capacity: int,
+    lanes: int = 1,
+    synapse_memory: str = "block",
+) -> str:
     """Hash identifying a build: model, options and the generator sources."""
     digest = hashlib.sha256()
     options = [model.header(), simulator, fifo_depth, capacity, lanes]
+    if synapse_memory != "block":  # keys of block-RAM builds stay as they were
+        options.append(synapse_memory)
     digest.update(json.dumps(options, sort_keys=True).encode())
     for layer in model.layers:
         for array in (layer.row_ptr, layer.col, layer.weight):
@@ -151,7 +160,15 @@ def build_key(model: Model, simulator: str, fifo_depth: int, capacity: int, lane
     return digest.hexdigest()[:16]
 
 
-def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity: int, lanes: int) -> bool:
+def _build(
+    model: Model,
+    simulator: str,
+    folder: Path,
+    fifo_depth: int,
+    capacity: int,
+    lanes: int,
+    synapse_memory: str,
+) -> bool:
     """Build into ``folder`` unless a finished build is there; return whether it built."""
     from cocotb_tools.runner import get_runner
 
@@ -160,7 +177,9 @@ def _build(model: Model, simulator: str, folder: Path, fifo_depth: int, capacity
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    core = emit_verilog(model, folder, name=CORE_NAME, fifo_depth=fifo_depth, lanes=lanes)
+    core = emit_verilog(
+        model, folder, name=CORE_NAME, fifo_depth=fifo_depth, lanes=lanes, synapse_memory=synapse_memory
+    )
     harness = folder / f"{HARNESS_TOP}.v"
     harness.write_text(harness_verilog(model, capacity, lanes))
     build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
@@ -195,6 +214,7 @@ def run_cosim(
     reference_model: Model | None = None,
     lanes: int = 1,
     random_gaps: int = 0,
+    synapse_memory: str = "block",
 ) -> CosimResult:
     """Co-simulate ``model`` on ``images`` and check it bit for bit against the reference.
 
@@ -229,6 +249,9 @@ def run_cosim(
         When non-zero (at most 90), the harness draws a new idle share and backpressure share in
         ``0 .. random_gaps`` % for every image after the first (which uses ``gap_percent`` and
         ``backpressure_percent``).
+    synapse_memory : str
+        ``block`` or ``spram`` (see :class:`esl_hw.rtl_gen.SNNCore`; an SPRAM core is simulated
+        with its synapses loaded).
 
     Returns
     -------
@@ -256,9 +279,10 @@ def run_cosim(
         root = Path(build_dir).resolve()
         with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            folder = root / f"{simulator}-{build_key(model, simulator, fifo_depth, capacity, lanes)}"
+            key = build_key(model, simulator, fifo_depth, capacity, lanes, synapse_memory)
+            folder = root / f"{simulator}-{key}"
             with _locked(folder.parent / f"{folder.name}.lock"):
-                built = _build(model, simulator, folder, fifo_depth, capacity, lanes)
+                built = _build(model, simulator, folder, fifo_depth, capacity, lanes, synapse_memory)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(

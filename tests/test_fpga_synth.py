@@ -125,3 +125,43 @@ def test_overflows_and_utilisation() -> None:
     assert table["luts"] == {"used": 6000, "available": 5280, "percent": 113.6}
     assert [row["resource"] for row in synth.overflows(table)] == ["luts", "bram"]
     assert synth.overflows(table)[1]["excess"] == 1
+
+
+def test_drop_host_loaded_init_removes_only_spram_contents(tiny_model, tmp_path: Path) -> None:
+    from amaranth.back import verilog
+
+    from esl_hw.fpga.shim import SynthShim
+
+    block = verilog.convert(SynthShim(tiny_model, rewiring=False), name="top", emit_src=False)
+    assert synth.drop_host_loaded_init(block) == (block, 0)
+    spram = verilog.convert(
+        SynthShim(tiny_model, rewiring=False, synapse_memory="spram"), name="top", emit_src=False
+    )
+    text, dropped = synth.drop_host_loaded_init(spram)
+    assert dropped == 2  # one synapse block per layer
+    assert "syn_mem[0] =" in spram and "syn_mem[0] =" not in text
+    assert text.count("reg [") == spram.count("reg [") and "ptr_mem[0] =" in text  # pointers stay
+
+
+def test_choose_synapse_memory_takes_spram_only_where_block_ram_is_too_small(tiny_model) -> None:
+    up5k, ecp5 = targets.get_target("ice40-up5k"), targets.get_target("ecp5-85k")
+    big = random_model(np.random.default_rng(3), (784, 800, 10), density=0.05, w_bits=6)
+    assert synth.choose_synapse_memory(tiny_model, up5k, 1) == "block"
+    assert synth.choose_synapse_memory(big, up5k, 1) == "spram"
+    assert synth.choose_synapse_memory(big, ecp5, 1) == "block"
+    assert synth.choose_synapse_memory(tiny_model, up5k, 1, "spram") == "spram"
+    with pytest.raises(EslError, match="has no SPRAM"):
+        synth.choose_synapse_memory(tiny_model, ecp5, 1, "spram")
+    with pytest.raises(EslError, match="auto, block or spram"):
+        synth.choose_synapse_memory(tiny_model, up5k, 1, "flash")
+
+
+@needs_yosys
+def test_spram_synapses_map_to_spram_cells(tiny_model, tmp_path: Path) -> None:
+    top, _ = synth.write_top(tiny_model, 1, tmp_path, rewiring=False, synapse_memory="spram")
+    memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top)
+    cells = synth.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
+    mapped = {m["name"]: m["mapped"] for m in synth.classify_memories(memories, cells, "ice40")}
+    synapses = {name: kind for name, kind in mapped.items() if name.endswith("syn_mem")}
+    assert len(synapses) == 2 and set(synapses.values()) == {"spram"}
+    assert list(cells.values()).count("SB_SPRAM256KA") == 2

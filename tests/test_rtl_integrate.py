@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from rtl_support import random_layer
 
 from esl_hw.artifact import Model, layer_from_dense
-from esl_hw.rtl_gen.integrate import MUX_FANIN, CsrIntegrator, event_layout
+from esl_hw.rtl_gen.integrate import MUX_FANIN, SPRAM, SPRAM_WORDS, CsrIntegrator, event_layout
 from esl_hw.rtl_gen.memory_map import ACCESS_LATENCY
 from esl_hw.rtl_gen.plan import LayerPlan, plan_model
 
@@ -253,10 +255,25 @@ def test_host_access_reaches_every_synapse_block_and_the_flagged_pointers(words)
     assert any(word >> plan.ptr_bits for word in seen["ptr_after"])  # empty rows flagged
 
 
-@pytest.mark.parametrize("words", [2, 8])
+def spram_integrator(layer) -> CsrIntegrator:
+    """The integrator of ``layer`` with its synapses in SPRAM: one 16384-word single-port block."""
+    return CsrIntegrator(replace(plan_for(layer), synapse_memory="spram"))
+
+
+def test_spram_synapses_are_one_huge_block_per_16384_words() -> None:
+    layer, _ = layer_and_rewritten(8)
+    front = spram_integrator(layer)
+    assert front.syn_block_words == SPRAM_WORDS
+    memories = [entry[0] for entry in front.elaborate(None)._named_submodules.values()]
+    syn = [memory for memory in memories if memory.attrs.get("ram_style") == "huge"]
+    assert len(syn) == 1 and syn[0].depth == layer.nnz and syn[0].attrs == SPRAM
+
+
+@pytest.mark.parametrize("words", [2, 8, "spram"])
 def test_rows_written_through_the_host_access_stream_as_written(words) -> None:
+    # "spram": one block whose read and write share the address, as SPRAM's single port does.
     layer, written = layer_and_rewritten(8)
-    front = integrator_for(layer, syn_block_words=words)
+    front = spram_integrator(layer) if words == "spram" else integrator_for(layer, syn_block_words=words)
     new_plan = plan_for(written)
     stream = [*((index, 0) for index in range(12)), (0, 1), *((index, 0) for index in (5, 11, 0, 3)), (0, 1)]
 
@@ -267,3 +284,53 @@ def test_rows_written_through_the_host_access_stream_as_written(words) -> None:
     trace, _ = run_integrator(front, stream, before=load)
     hits = [(item[1], item[2]) for item in trace if item[0] == "hit"]
     assert hits == expected_hits(written, [*range(12), 5, 11, 0, 3])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_read_modify_write_never_uses_a_read_that_collides_with_a_write(seed) -> None:
+    """The memories carry ``no_rw_check`` (a read of the address written in the same cycle is
+    undefined on the FPGA): here such a read returns garbage, and the sums must still be exact."""
+    from types import SimpleNamespace
+
+    from amaranth import Module, Mux, Signal, signed
+    from amaranth.lib.memory import Memory
+
+    from esl_hw.rtl_gen.integrate import NO_RW_CHECK, read_modify_write
+
+    words, acc_bits = 3, 16
+    plan = SimpleNamespace(acc_bits=acc_bits, local_bits=2, w_bits=6)
+    front = SimpleNamespace(hit_valid=Signal(), hit_col=Signal(2), hit_weight=Signal(signed(6)))
+    m = Module()
+    m.submodules.mem = mem = Memory(shape=signed(acc_bits), depth=words, init=[], attrs=NO_RW_CHECK)
+    read, write = mem.read_port(), mem.write_port()
+    collided = Signal()
+    m.d.sync += collided.eq(read.en & write.en & (read.addr == write.addr))
+    rmw = read_modify_write(m, plan, front, Mux(collided, 0x5A5A, read.data), 0)
+    m.d.comb += [
+        read.addr.eq(rmw.read_addr),
+        read.en.eq(rmw.read_en),
+        write.addr.eq(rmw.write_addr),
+        write.data.eq(rmw.write_data),
+        write.en.eq(rmw.write_en),
+    ]
+    rng = np.random.default_rng(seed)
+    hits = [
+        (bool(rng.random() < 0.8), int(rng.integers(words)), int(rng.integers(-32, 32))) for _ in range(300)
+    ]
+    collisions = []
+
+    async def testbench(ctx) -> None:
+        for valid, col, weight in [*hits, *[(False, 0, 0)] * 4]:
+            ctx.set(front.hit_valid, valid)
+            ctx.set(front.hit_col, col)
+            ctx.set(front.hit_weight, weight)
+            await ctx.tick()
+            collisions.append(ctx.get(collided))
+        sums = [sum(w for v, c, w in hits if v and c == col) for col in range(words)]
+        assert [ctx.get(mem.data[col]) for col in range(words)] == sums
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert sum(collisions) > 10  # the garbage was offered, and discarded

@@ -72,6 +72,21 @@ def test_export_is_valid_and_matches_the_net(run_dir: Path, tmp_path: Path) -> N
     assert config.model.hidden == (32, 16)
 
 
+def test_export_requantises_the_weights_to_fewer_bits(run_dir: Path) -> None:
+    trained, fewer = export_run(run_dir), export_run(run_dir, w_bits=4)
+    net = load_run(run_dir)[0]
+    for index, (wide, narrow) in enumerate(zip(trained.layers, fewer.layers, strict=True)):
+        assert narrow.w_bits == 4 and np.abs(narrow.weight).max() == 7  # max|W| maps onto qmax
+        np.testing.assert_array_equal(narrow.row_ptr, wide.row_ptr)  # same synapses
+        dense = (net.weights[index].detach() * net.masks()[index]).double().numpy()
+        step = np.abs(dense).max() / 7  # s_l at 4 bits: every weight within half a step
+        assert np.abs(narrow.dense_weight() * step - dense).max() <= step / 2 + 1e-6
+    assert fewer.metadata["requantised"] == {"trained_w_bits": 6, "w_bits": 4}
+    assert "requantised" not in export_run(run_dir, w_bits=6).metadata
+    with pytest.raises(EslError, match="2..24"):
+        export_run(run_dir, w_bits=1)
+
+
 def test_reference_predictions_equal_integer_predictions(run_dir: Path, test_images) -> None:
     images, labels = test_images
     model = export_run(run_dir)
