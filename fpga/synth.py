@@ -253,7 +253,7 @@ def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float
     # block each (as the block estimate of esl_hw.fpga.fit assumes).
     spram = " -spram" if target.family == "ice40" else ""
     synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
-    small = f"setattr -set ram_style logic t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i"
+    small = f"setattr -set ram_style \"logic\" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i"
     script.write_text(
         "\n".join(
             [

@@ -11,7 +11,7 @@ import pytest
 from conftest import random_model
 
 from esl_hw.errors import EslError
-from esl_hw.fpga import synth, targets
+from esl_hw.fpga import fit, synth, targets
 from esl_hw.fpga.tools import available
 
 needs_ecp5 = pytest.mark.skipif(
@@ -161,7 +161,11 @@ def test_spram_synapses_map_to_spram_cells(tiny_model, tmp_path: Path) -> None:
     top, _ = synth.write_top(tiny_model, 1, tmp_path, rewiring=False, synapse_memory="spram")
     memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top)
     cells = synth.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
-    mapped = {m["name"]: m["mapped"] for m in synth.classify_memories(memories, cells, "ice40")}
+    classified = synth.classify_memories(memories, cells, "ice40")
+    mapped = {m["name"]: m["mapped"] for m in classified}
     synapses = {name: kind for name, kind in mapped.items() if name.endswith("syn_mem")}
     assert len(synapses) == 2 and set(synapses.values()) == {"spram"}
     assert list(cells.values()).count("SB_SPRAM256KA") == 2
+    # The iCE40 has no LUT RAM: the small memories (event FIFOs) are flip-flops, not 4 kbit blocks.
+    small = [m for m in classified if m["depth"] <= fit.SMALL_DEPTH]
+    assert small and all(m["mapped"] == "logic" for m in small)
