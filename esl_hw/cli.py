@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         "where block RAM is too small)",
     )
     synth.add_argument(
+        "--lane-fifo-depth",
+        type=int,
+        help="depth of each lane's event FIFO (default 32; 4 saves logic cells on the iCE40)",
+    )
+    synth.add_argument(
         "--samples", type=int, default=4, help="images co-simulated for cycles per inference (0: none)"
     )
     synth.add_argument("--simulator", choices=SIMULATORS, default="verilator")

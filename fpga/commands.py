@@ -17,6 +17,7 @@ import numpy as np
 
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, check_fifo_depth
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -43,6 +44,7 @@ def measure_cycles(
     lanes: int = 1,
     data: Path | None = None,
     synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> dict[str, Any]:
     """Mean cycles and energy per inference from a bit-exact co-simulation of ``samples`` images
     (of the core with its synapses in ``synapse_memory``).
@@ -61,6 +63,7 @@ def measure_cycles(
             trace_potentials=False,
             lanes=lanes,
             synapse_memory=synapse_memory,
+            lane_fifo_depth=lane_fifo_depth,
         )
     labels = np.zeros(len(images), dtype=np.int64)
     report = sim_report(model, result, images, labels)
@@ -80,11 +83,14 @@ def run_synth(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     target = get_target(args.target)
+    lane_fifo_depth = check_fifo_depth(args.lane_fifo_depth or DEFAULT_LANE_FIFO_DEPTH)
     synapse_memory = choose_synapse_memory(model, target, args.lanes, args.synapses)
     check_writable_target(args.out, args.force)
     cycles, source = None, "none"
     if args.samples > 0:
-        measured = measure_cycles(model, args.samples, args.simulator, args.lanes, args.data, synapse_memory)
+        measured = measure_cycles(
+            model, args.samples, args.simulator, args.lanes, args.data, synapse_memory, lane_fifo_depth
+        )
         if measured["mismatches"]:
             raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
         cycles, source = measured["cycles"], measured["source"]
@@ -99,6 +105,7 @@ def run_synth(args: argparse.Namespace) -> int:
         cycles_source=source,
         rewiring=False if args.no_rewiring else None,
         synapse_memory=synapse_memory,
+        lane_fifo_depth=lane_fifo_depth,
     )
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [

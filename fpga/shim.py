@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import Model
 from esl_hw.rtl_gen import SNNCore
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH
 
 #: Name of the Verilog top module of the shim.
 SHIM_TOP = "esl_synth_top"
@@ -50,6 +51,8 @@ class SynthShim(wiring.Component):
         Include the rewiring unit (``SNNCore``'s flag; None: when the weights allow it).
     synapse_memory : str
         ``block`` or ``spram`` (``SNNCore``'s option).
+    lane_fifo_depth : int
+        Depth of each lane's event FIFO (``SNNCore``'s option).
 
     Attributes
     ----------
@@ -62,9 +65,20 @@ class SynthShim(wiring.Component):
     """
 
     def __init__(
-        self, model: Model, lanes: int = 1, rewiring: bool | None = None, synapse_memory: str = "block"
+        self,
+        model: Model,
+        lanes: int = 1,
+        rewiring: bool | None = None,
+        synapse_memory: str = "block",
+        lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
     ) -> None:
-        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring, synapse_memory=synapse_memory)
+        self.core = SNNCore(
+            model,
+            lanes=lanes,
+            rewiring=rewiring,
+            synapse_memory=synapse_memory,
+            lane_fifo_depth=lane_fifo_depth,
+        )
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform) -> Module:

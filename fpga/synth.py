@@ -32,6 +32,7 @@ from esl_hw.fpga.report import write_reports
 from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
 from esl_hw.fpga.targets import RESOURCES, Target, cell_kind, get_target
 from esl_hw.fpga.tools import first_error, run_tool
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, check_fifo_depth
 
 #: Memory roles that must be block RAM / SPRAM, by the substring of their name in the netlist.
 REQUIRED_ROLES = {
@@ -69,6 +70,7 @@ class SynthReport:
     lanes: int
     rewiring: bool
     synapse_memory: str
+    lane_fifo_depth: int
     freq_mhz: float
     fmax_mhz: float | None
     timing_met: bool | None
@@ -137,12 +139,17 @@ def choose_synapse_memory(model: Model, target: Target, lanes: int, requested: s
 
 
 def write_top(
-    model: Model, lanes: int, folder: Path, rewiring: bool | None = None, synapse_memory: str = "block"
+    model: Model,
+    lanes: int,
+    folder: Path,
+    rewiring: bool | None = None,
+    synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> tuple[Path, dict]:
     """Write ``top.v`` (the core in its shim) and return its path and the shim's port figures."""
     from amaranth.back import verilog
 
-    shim = SynthShim(model, lanes=lanes, rewiring=rewiring, synapse_memory=synapse_memory)
+    shim = SynthShim(model, lanes, rewiring, synapse_memory, lane_fifo_depth)
     inputs, outputs = core_port_bits(shim.core)
     path = folder / "top.v"
     text, _ = drop_host_loaded_init(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
@@ -253,7 +260,7 @@ def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float
     # block each (as the block estimate of esl_hw.fpga.fit assumes).
     spram = " -spram" if target.family == "ice40" else ""
     synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
-    small = f"setattr -set ram_style \"logic\" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i"
+    small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i'
     script.write_text(
         "\n".join(
             [
@@ -339,6 +346,7 @@ def synthesize(
     cycles_source: str = "given",
     rewiring: bool | None = None,
     synapse_memory: str = "auto",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
@@ -367,6 +375,9 @@ def synthesize(
         ``auto`` (default: :func:`choose_synapse_memory`), ``block`` or ``spram`` (synapses in
         the iCE40's SPRAM, loaded by the host; ``cycles_per_inference`` should come from a core
         simulated the same way).
+    lane_fifo_depth : int
+        Depth of each lane's event FIFO (``SNNCore``'s option; a shallower one saves logic cells
+        on the iCE40, where small memories are flip-flops).
 
     Raises
     ------
@@ -376,13 +387,14 @@ def synthesize(
     """
     spec = get_target(target)
     _check_args(freq_mhz, lanes)
+    check_fifo_depth(lane_fifo_depth)
     freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     synapse_memory = choose_synapse_memory(model, spec, lanes, synapse_memory)
-    top_v, shim = write_top(model, lanes, folder, rewiring, synapse_memory)
+    top_v, shim = write_top(model, lanes, folder, rewiring, synapse_memory, lane_fifo_depth)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
     memories, seconds["yosys"] = _yosys(folder, spec, top_v)
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
@@ -409,6 +421,7 @@ def synthesize(
         lanes=lanes,
         rewiring=bool(shim["rewiring"]),
         synapse_memory=synapse_memory,
+        lane_fifo_depth=lane_fifo_depth,
         freq_mhz=freq,
         fmax_mhz=fmax,
         timing_met=None if fmax is None else fmax >= freq,

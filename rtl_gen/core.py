@@ -370,6 +370,7 @@ def emit_verilog(
     fifo_depth: int = DEFAULT_FIFO_DEPTH,
     lanes: int = 1,
     synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> Path:
     """Write the Verilog of :class:`SNNCore` for ``model`` to ``out_dir/<name>.v`` and return its path.
 
@@ -379,7 +380,13 @@ def emit_verilog(
     """
     if not name.isidentifier():
         raise EslError(f"module name {name!r} is not a Verilog identifier")
-    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth, synapse_memory=synapse_memory)
+    core = SNNCore(
+        model,
+        lanes=lanes,
+        fifo_depth=fifo_depth,
+        synapse_memory=synapse_memory,
+        lane_fifo_depth=lane_fifo_depth,
+    )
     text = verilog.convert(core, name=name, emit_src=False)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

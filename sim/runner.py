@@ -25,7 +25,7 @@ from esl_hw.artifact import Model, save_model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS
-from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH, check_lanes
+from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH, DEFAULT_LANE_FIFO_DEPTH, check_lanes
 from esl_hw.sim import objcache
 from esl_hw.sim.harness import (
     CONFIG_ENV,
@@ -144,12 +144,13 @@ def build_key(
     capacity: int,
     lanes: int = 1,
     synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> str:
     """Hash identifying a build: model, options and the generator sources."""
     digest = hashlib.sha256()
     options = [model.header(), simulator, fifo_depth, capacity, lanes]
-    if synapse_memory != "block":  # keys of block-RAM builds stay as they were
-        options.append(synapse_memory)
+    if (synapse_memory, lane_fifo_depth) != ("block", DEFAULT_LANE_FIFO_DEPTH):  # default keys unchanged
+        options += [synapse_memory, lane_fifo_depth]
     digest.update(json.dumps(options, sort_keys=True).encode())
     for layer in model.layers:
         for array in (layer.row_ptr, layer.col, layer.weight):
@@ -168,6 +169,7 @@ def _build(
     capacity: int,
     lanes: int,
     synapse_memory: str,
+    lane_fifo_depth: int,
 ) -> bool:
     """Build into ``folder`` unless a finished build is there; return whether it built."""
     from cocotb_tools.runner import get_runner
@@ -178,7 +180,13 @@ def _build(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     core = emit_verilog(
-        model, folder, name=CORE_NAME, fifo_depth=fifo_depth, lanes=lanes, synapse_memory=synapse_memory
+        model,
+        folder,
+        name=CORE_NAME,
+        fifo_depth=fifo_depth,
+        lanes=lanes,
+        synapse_memory=synapse_memory,
+        lane_fifo_depth=lane_fifo_depth,
     )
     harness = folder / f"{HARNESS_TOP}.v"
     harness.write_text(harness_verilog(model, capacity, lanes))
@@ -215,6 +223,7 @@ def run_cosim(
     lanes: int = 1,
     random_gaps: int = 0,
     synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> CosimResult:
     """Co-simulate ``model`` on ``images`` and check it bit for bit against the reference.
 
@@ -252,6 +261,8 @@ def run_cosim(
     synapse_memory : str
         ``block`` or ``spram`` (see :class:`esl_hw.rtl_gen.SNNCore`; an SPRAM core is simulated
         with its synapses loaded).
+    lane_fifo_depth : int
+        Depth of each lane's event FIFO.
 
     Returns
     -------
@@ -279,10 +290,12 @@ def run_cosim(
         root = Path(build_dir).resolve()
         with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            key = build_key(model, simulator, fifo_depth, capacity, lanes, synapse_memory)
+            key = build_key(model, simulator, fifo_depth, capacity, lanes, synapse_memory, lane_fifo_depth)
             folder = root / f"{simulator}-{key}"
             with _locked(folder.parent / f"{folder.name}.lock"):
-                built = _build(model, simulator, folder, fifo_depth, capacity, lanes, synapse_memory)
+                built = _build(
+                    model, simulator, folder, fifo_depth, capacity, lanes, synapse_memory, lane_fifo_depth
+                )
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(
