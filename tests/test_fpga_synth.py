@@ -94,6 +94,10 @@ def test_bad_arguments_fail_before_any_tool(tiny_model, tmp_path: Path) -> None:
         synth.synthesize(tiny_model, "ecp5-85k", tmp_path, freq_mhz=5000)
     with pytest.raises(EslError, match="lanes must be a positive integer, got 0"):
         synth.synthesize(tiny_model, "ecp5-85k", tmp_path, lanes=0)
+    with pytest.raises(EslError, match="fifo_depth must be an integer >= 2, got 1"):
+        synth.synthesize(tiny_model, "ice40-up5k", tmp_path, lane_fifo_depth=1)
+    with pytest.raises(EslError, match="has no SPRAM"):
+        synth.synthesize(tiny_model, "ecp5-85k", tmp_path, synapse_memory="spram")
     assert not any(tmp_path.iterdir())
 
 
