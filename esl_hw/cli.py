@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
     board.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
     board.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
+    board.add_argument(
+        "--load-synapses",
+        action="store_true",
+        help="write the model's synapses first (a core built with its synapses in SPRAM)",
+    )
     board.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     board.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
     board.add_argument("--out", type=Path, help="write the results as JSON here")

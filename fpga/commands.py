@@ -83,7 +83,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     target = get_target(args.target)
-    lane_fifo_depth = check_fifo_depth(args.lane_fifo_depth or DEFAULT_LANE_FIFO_DEPTH)
+    depth = args.lane_fifo_depth
+    lane_fifo_depth = check_fifo_depth(DEFAULT_LANE_FIFO_DEPTH if depth is None else depth)
     synapse_memory = choose_synapse_memory(model, target, args.lanes, args.synapses)
     check_writable_target(args.out, args.force)
     cycles, source = None, "none"
@@ -150,6 +151,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         driver = HostDriver(transport, counter_names(model), reply_timeout=args.timeout)
         images, where = sample_images(model, args.samples, args.data)
+        if args.load_synapses:  # a core with its synapses in SPRAM starts without them
+            driver.load_synapses(model, driver.info().lanes)
         result = run_images(driver, model, images)
     finally:
         close = getattr(transport, "close", None)

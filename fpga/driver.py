@@ -224,6 +224,30 @@ class HostDriver:
             raise EslError(f"WRITE_MEMORY of {len(words)} words exceeds {P.MAX_PAYLOAD} payload bytes")
         self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
 
+    def write_region(self, memory: int, words: list[int], word_bytes: int) -> None:
+        """``words`` to memory ``memory`` from address 0, in as many WRITE_MEMORY frames as needed."""
+        per_frame = (P.MAX_PAYLOAD - 5) // word_bytes
+        for start in range(0, len(words), per_frame):
+            self.write_memory(memory, start, words[start : start + per_frame], word_bytes)
+
+    def load_synapses(self, model: Model, lanes: int = 1) -> int:
+        """Write every synapse memory of the core generated for ``model`` on ``lanes`` lanes (its
+        words as :func:`esl_hw.rtl_gen.memory_map.memory_images` gives them); returns the words
+        written. A core with its synapses in SPRAM (``synapse_memory="spram"``) needs this once
+        after configuration: SPRAM is not initialised by the bitstream."""
+        from esl_hw.fpga.hostlink import memory_word_bytes
+        from esl_hw.rtl_gen.memory_map import memory_images, memory_map
+        from esl_hw.rtl_gen.plan import plan_model
+
+        word_bytes = memory_word_bytes(model, lanes)
+        images = memory_images(model, lanes)
+        written = 0
+        for region in memory_map(plan_model(model, lanes)):
+            if region.kind == "syn":
+                self.write_region(region.id, images[region.id], word_bytes)
+                written += len(images[region.id])
+        return written
+
     def rewire(self, layer: int, prune: int, seed: int, model: Model | None = None) -> None:
         """REWIRE: prune and regrow ``prune`` synapses of ``layer`` on the device (LFSR ``seed``);
         returns when the rewiring unit has finished (REFUSED error reply if it refused).

@@ -26,7 +26,7 @@ def model_dir(tmp_path: Path) -> Path:
 def _synth_args(model_dir: Path, out: Path, **changes) -> argparse.Namespace:
     values = dict(model=model_dir, target="ecp5-25k", out=out, freq=None, lanes=1, force=False,
                   allow_timing_failure=False, samples=0, simulator="verilator", data=None,
-                  no_rewiring=False)  # fmt: skip
+                  no_rewiring=False, synapses="auto", lane_fifo_depth=None)  # fmt: skip
     values.update(changes)
     return argparse.Namespace(**values)
 
@@ -34,6 +34,14 @@ def _synth_args(model_dir: Path, out: Path, **changes) -> argparse.Namespace:
 def test_unknown_target_fails_before_any_work(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(EslError, match="unknown FPGA target 'ice40-hx8k'"):
         commands.run_synth(_synth_args(model_dir, tmp_path / "out", target="ice40-hx8k"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_spram_on_a_target_without_it_fails_before_any_work(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(EslError, match="LFE5U-25F has no SPRAM|ecp5-25k has no SPRAM"):
+        commands.run_synth(_synth_args(model_dir, tmp_path / "out", synapses="spram"))
+    with pytest.raises(EslError, match="fifo_depth must be an integer >= 2, got 1"):
+        commands.run_synth(_synth_args(model_dir, tmp_path / "out", lane_fifo_depth=1))
     assert not (tmp_path / "out").exists()
 
 

@@ -10,7 +10,7 @@ from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
 from esl_hw.fpga.driver import HostDriver, check_rewire_request, open_serial, run_images
-from esl_hw.fpga.hostlink import info_payload
+from esl_hw.fpga.hostlink import info_payload, memory_word_bytes
 from esl_hw.reference import run
 from esl_hw.rtl_gen import counter_names
 
@@ -28,6 +28,7 @@ class FakeDevice:
         self.decoder = P.FrameDecoder()
         self.replies = bytearray()
         self.frames = 0
+        self.memories: dict[tuple[int, int], int] = {}
 
     # transport interface
     def write(self, data: bytes) -> None:
@@ -73,6 +74,15 @@ class FakeDevice:
             return P.encode_frame(command | P.REPLY, self.prediction.to_bytes(2, "little") + values)
         if command == P.Command.READ_COUNTERS:
             return P.encode_frame(command | P.REPLY, bytes(4 * len(counter_names(self.model))))
+        if command == P.Command.WRITE_MEMORY:
+            memory, address = frame.payload[0], int.from_bytes(frame.payload[1:5], "little")
+            data = frame.payload[5:]
+            size = memory_word_bytes(self.model)
+            for index in range(0, len(data), size):
+                self.memories[(memory, address + index // size)] = int.from_bytes(
+                    data[index : index + size], "little"
+                )
+            return P.encode_frame(command | P.REPLY)
         return self.error(P.Error.UNSUPPORTED, command)
 
     def _drain(self) -> None:
@@ -181,3 +191,21 @@ def test_rewire_requests_beyond_the_layer_are_refused_before_sending(rng: np.ran
     assert device.frames == 0, "nothing may reach the device"
     with pytest.raises(P.ProtocolError, match="UNSUPPORTED on REWIRE"):
         driver.rewire(1, nnz, 0xACE1, model=model)
+
+
+def test_load_synapses_writes_every_synapse_word_in_frames(rng: np.random.Generator) -> None:
+    from esl_hw.rtl_gen.memory_map import memory_images, memory_map
+    from esl_hw.rtl_gen.plan import plan_model
+
+    model = random_model(rng, (300, 200, 10), density=0.3)  # more synapse bytes than one frame holds
+    device = FakeDevice(model)
+    written = HostDriver(device, counter_names(model)).load_synapses(model)
+    images = memory_images(model)
+    expected = {
+        (region.id, address): word
+        for region in memory_map(plan_model(model))
+        if region.kind == "syn"
+        for address, word in enumerate(images[region.id])
+    }
+    assert device.memories == expected and written == len(expected) == model.synapses
+    assert device.frames > 2 * len(model.layers)  # split into frames of at most MAX_PAYLOAD bytes
