@@ -69,6 +69,7 @@ TRAINED_ROWS = (
     ("mnist_d0.1", "784-800-10, density 0.1, 8-bit", "ecp5-85k", 1, {}),
     ("mnist_d0.1", "784-800-10, density 0.1, 8-bit", "ecp5-85k", 4, {}),
     ("mnist_d0.1", "784-800-10, density 0.1, 8-bit", "ecp5-85k", 8, {}),
+    ("mnist_d0.05", "784-800-10, density 0.05, 8-bit", "ecp5-85k", 4, {}),
     ("mnist_d0.05", "784-800-10, density 0.05, 8-bit", "ecp5-85k", 8, {}),
     ("mnist_d0.05_w6", "784-800-10, density 0.05, 6-bit", "ecp5-85k", 8, {}),
     (

@@ -168,8 +168,8 @@ def _build(
     fifo_depth: int,
     capacity: int,
     lanes: int,
-    synapse_memory: str,
-    lane_fifo_depth: int,
+    synapse_memory: str = "block",
+    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> bool:
     """Build into ``folder`` unless a finished build is there; return whether it built."""
     from cocotb_tools.runner import get_runner
