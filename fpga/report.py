@@ -38,6 +38,15 @@ def markdown(report: dict) -> str:
         f"Model {sizes}, {model['synapses']} synapses (density {model['density']}), weights "
         f"{'/'.join(str(bits) for bits in model['w_bits'])} bits, T = {model['timesteps']}; "
         f"{report['lanes']} lane(s), rewiring unit {'included' if report.get('rewiring') else 'left out'}.",
+        *(
+            [
+                "",
+                "Synapses in SPRAM: it is not initialised by the bitstream, so the host writes them "
+                "before the first inference (`esl-hw run --load-synapses`, `HostDriver.load_synapses`).",
+            ]
+            if report.get("synapse_memory") == "spram"
+            else []
+        ),
         "",
         "| resource | used | available | % |",
         "| --- | ---: | ---: | ---: |",

@@ -76,6 +76,11 @@ def test_markdown_states_timing_and_critical_path() -> None:
     assert "The design fits the device." in text
 
 
+def test_markdown_says_spram_synapses_must_be_loaded() -> None:
+    assert "Synapses in SPRAM" not in markdown(_report())
+    assert "the host writes them before the first inference" in markdown(_report(synapse_memory="spram"))
+
+
 def test_write_reports(tmp_path: Path) -> None:
     json_path, md_path = write_reports(_report(), tmp_path)
     assert json.loads(json_path.read_text())["device"] == "iCE40UP5K"
