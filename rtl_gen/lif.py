@@ -52,6 +52,7 @@ from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
     DEFAULT_SPIKE_FIFO_DEPTH,
+    MASK_SKID_WORDS,
     LayerPlan,
     check_fifo_depth,
     unsigned_bits,
@@ -162,7 +163,8 @@ class LifLayerCore(wiring.Component):
         # Two words in flip-flops between the FIFO and the serializer: the FIFO is popped whenever
         # they have room (a register), not by the serializer's logic, so no path runs from the
         # serializer to the FIFO's block RAM.
-        m.submodules.mask_skid = skid = fifo.SyncFIFO(width=mask_layout(plan.local_bits, lanes).size, depth=2)
+        width = mask_layout(plan.local_bits, lanes).size
+        m.submodules.mask_skid = skid = fifo.SyncFIFO(width=width, depth=MASK_SKID_WORDS)
         m.submodules.serializer = serializer = SpikeSerializer(plan.local_bits, lanes, plan.out_index_bits)
         wiring.connect(m, serializer.spikes, wiring.flipped(self.spikes))
         m.d.comb += [

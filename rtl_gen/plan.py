@@ -60,6 +60,10 @@ DEFAULT_LANE_FIFO_DEPTH = 32
 #: group in its six-stage pipeline.)
 DEFAULT_SPIKE_FIFO_DEPTH: int | None = None
 
+#: Words of flip-flops between each spike-mask FIFO and its serializer (the FIFO is popped when they
+#: have room, so the serializer's logic never reaches the FIFO's block RAM in one cycle).
+MASK_SKID_WORDS = 2
+
 #: Lane counts a core accepts (powers of two).
 MAX_LANES = 64
 
@@ -193,7 +197,8 @@ class LayerPlan:
         if self.is_lif:
             bits["potentials"] = words * self.layer.v_bits
             bits["currents"] = 2 * words * self.acc_bits  # even and odd steps
-            bits["fifos"] += self.mask_fifo_depth(spike_fifo_depth) * (self.local_bits + self.lanes + 1)
+            masks = self.mask_fifo_depth(spike_fifo_depth) + MASK_SKID_WORDS
+            bits["fifos"] += masks * (self.local_bits + self.lanes + 1)
         else:
             bits["accumulators"] = words * self.acc_bits
         return bits

@@ -13,6 +13,7 @@ from esl_hw.rtl_gen import LIMITS, memory_bits
 from esl_hw.rtl_gen.lif import LifLayerCore
 from esl_hw.rtl_gen.output import OutputLayerCore
 from esl_hw.rtl_gen.plan import (
+    MASK_SKID_WORDS,
     check_fifo_depth,
     check_lanes,
     dense_memory_bits,
@@ -86,8 +87,11 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
     assert {key: bits[key] for key in sizes} == sizes
     in_bits = [4, 3, 3]  # index widths of the layers' inputs (10, 7, 6 inputs)
     lane_fifos = sum(lanes * 4 * (bits_ + 1) for bits_ in in_bits)
-    mask_fifos = 2 * (plan_model(model, lanes)[0].local_bits + lanes + 1)
-    mask_fifos += 2 * (plan_model(model, lanes)[1].local_bits + lanes + 1)
+    # spike-mask FIFO (2 words) and its skid (MASK_SKID_WORDS) behind each LIF layer
+    mask_fifos = (2 + MASK_SKID_WORDS) * (plan_model(model, lanes)[0].local_bits + lanes + 1)
+    mask_fifos += (2 + MASK_SKID_WORDS) * (plan_model(model, lanes)[1].local_bits + lanes + 1)
+    skid = elaborate(LifLayerCore(plan_model(model, lanes)[0])).submodules.mask_skid
+    assert skid.depth == MASK_SKID_WORDS
     assert bits["fifos"] == 8 * (3 + 1) + 8 * (3 + 1) + lane_fifos + mask_fifos
     unit = elaborate(RewireUnit(plan_model(model, lanes)))
     assert bits["rewiring"] == memory_size(unit.submodules.hist) > 0
