@@ -444,6 +444,19 @@ def synthesize(
     return report
 
 
+def logic_advice(report: SynthReport) -> str:
+    """What frees logic cells on an iCE40 whose logic overflows or does not place, else ``""``."""
+    logic = any(row["resource"] in ("luts", "ffs", "place-and-route") for row in report.overflow)
+    if not logic or get_target(report.target).family != "ice40":
+        return ""
+    hints = []
+    if report.lane_fifo_depth > 4:
+        hints.append("--lane-fifo-depth 4 (small memories are flip-flops on the iCE40)")
+    if report.rewiring:
+        hints.append("--no-rewiring (the rewiring unit takes about 1,200 logic cells)")
+    return f" Fewer logic cells: {' and '.join(hints)}." if hints else ""
+
+
 def _raise_for(report: SynthReport, allow_timing_failure: bool = False) -> None:
     where = f"(report: {report.out_dir}/report.md)"
     if report.overflow:
@@ -454,7 +467,7 @@ def _raise_for(report: SynthReport, allow_timing_failure: bool = False) -> None:
             else:
                 need = f"{row['used']} of {row['available']} (+{row['excess']})"
                 parts.append(f"{row['resource']} needs {need}")
-        advice = fit.advice_text(report.fit_advice)
+        advice = fit.advice_text(report.fit_advice) + logic_advice(report)
         raise DoesNotFit(f"model does not fit {report.device}: {'; '.join(parts)}; {advice} {where}")
     if report.timing_met is False and not allow_timing_failure:
         raise TimingFailure(

@@ -87,6 +87,20 @@ def test_model_that_does_not_fit_names_resource_and_advice(tiny_model, tmp_path:
     assert "overflows" in (tmp_path / "report.md").read_text()
 
 
+@needs_ecp5
+def test_logic_advice_on_the_ice40_names_what_frees_logic_cells(ecp5_report: synth.SynthReport) -> None:
+    over = [{"resource": "place-and-route", "used": None, "available": None, "excess": None}]
+    up5k = dataclasses.replace(
+        ecp5_report, target="ice40-up5k", overflow=over, rewiring=True, lane_fifo_depth=32
+    )
+    assert "--lane-fifo-depth 4" in synth.logic_advice(up5k) and "--no-rewiring" in synth.logic_advice(up5k)
+    lean = dataclasses.replace(up5k, rewiring=False, lane_fifo_depth=4)
+    assert synth.logic_advice(lean) == ""
+    assert synth.logic_advice(dataclasses.replace(up5k, target="ecp5-85k")) == ""
+    bram = [{"resource": "bram", "used": 40, "available": 30, "excess": 10}]
+    assert synth.logic_advice(dataclasses.replace(up5k, overflow=bram)) == ""
+
+
 def test_bad_arguments_fail_before_any_tool(tiny_model, tmp_path: Path) -> None:
     with pytest.raises(EslError, match="unknown FPGA target 'ecp5-45k'"):
         synth.synthesize(tiny_model, "ecp5-45k", tmp_path)
