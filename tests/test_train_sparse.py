@@ -255,6 +255,9 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         engine.step()
     state = {"masks": engine.masks, "weights": [w.detach() for w in engine.weights]}
     torch.save(state, f"{out_dir}/{rank}.pt")
+    # Both ranks reach the end before either tears gloo down (a rank leaving early aborted the
+    # other once in CI: "terminate called without an active exception").
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
