@@ -256,11 +256,13 @@ def overflows(table: dict[str, dict]) -> list[dict]:
 def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float]:
     script = folder / "synth.ys"
     # -spram lets Yosys use the UP5K's SPRAM for memories without initial contents. The iCE40
-    # has no LUT RAM: memories of at most fit.SMALL_DEPTH words go to flip-flops, not to a 4 kbit
-    # block each (as the block estimate of esl_hw.fpga.fit assumes).
+    # has no LUT RAM: memories of at most fit.SMALL_DEPTH words (FIFOs, accumulators) go to
+    # flip-flops, not to a 4 kbit block each (as the block estimate of esl_hw.fpga.fit assumes);
+    # the memories required in block RAM (REQUIRED_ROLES) keep their block RAM however small.
     spram = " -spram" if target.family == "ice40" else ""
     synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
-    small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i'
+    required = " ".join(f"n:*.{key}*" for key in REQUIRED_ROLES) + " %u" * (len(REQUIRED_ROLES) - 1)
+    small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i {required} %d'
     script.write_text(
         "\n".join(
             [

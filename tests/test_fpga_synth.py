@@ -175,8 +175,9 @@ def test_choose_synapse_memory_takes_spram_only_where_block_ram_is_too_small(tin
 
 
 @needs_yosys
-def test_spram_synapses_map_to_spram_cells(tiny_model, tmp_path: Path) -> None:
-    top, _ = synth.write_top(tiny_model, 1, tmp_path, rewiring=False, synapse_memory="spram")
+def test_spram_synapses_map_to_spram_cells(tmp_path: Path) -> None:
+    small_model = random_model(np.random.default_rng(5), (20, 12, 4), density=0.5)
+    top, _ = synth.write_top(small_model, 1, tmp_path, rewiring=False, synapse_memory="spram")
     memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top)
     cells = synth.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
     classified = synth.classify_memories(memories, cells, "ice40")
@@ -184,6 +185,9 @@ def test_spram_synapses_map_to_spram_cells(tiny_model, tmp_path: Path) -> None:
     synapses = {name: kind for name, kind in mapped.items() if name.endswith("syn_mem")}
     assert len(synapses) == 2 and set(synapses.values()) == {"spram"}
     assert list(cells.values()).count("SB_SPRAM256KA") == 2
-    # The iCE40 has no LUT RAM: the small memories (event FIFOs) are flip-flops, not 4 kbit blocks.
-    small = [m for m in classified if m["depth"] <= fit.SMALL_DEPTH]
+    # The iCE40 has no LUT RAM: the small memories (event FIFOs) are flip-flops, not 4 kbit blocks;
+    # the memories required in block RAM stay there however small (the output layer's 4 words).
+    small = [m for m in classified if m["depth"] <= fit.SMALL_DEPTH and not m["required"]]
     assert small and all(m["mapped"] == "logic" for m in small)
+    tiny = [m for m in classified if m["depth"] <= fit.SMALL_DEPTH and m["required"]]
+    assert tiny and all(m["mapped"] in ("bram", "spram") for m in tiny)
