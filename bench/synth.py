@@ -2,7 +2,7 @@
 
 Runs :func:`esl_hw.fpga.synthesize` (Yosys + nextpnr from PyPI) one configuration at a time and
 writes ``docs/benchmarks/fpga.json`` and ``docs/benchmarks/fpga.md`` with the published FPGA SNN
-designs for MNIST beside them. Usage (from the repository root; about 10 minutes per row on one
+designs for MNIST beside them. Usage (from the repository root; about 5 minutes per row on one
 core)::
 
     python bench/synth.py [--models bench/models] [--data MNIST] [--only NAME ...] [--jobs 2]
