@@ -117,13 +117,15 @@ def load_run(
 ) -> tuple[LIFNet, Config, dict[str, Any]]:
     """``(net, config, checkpoint)`` of a completed run; ``w_bits`` re-quantises its weights to
     that many bits (post-training: ``s_l = max|W_l ⊙ M_l| / (2^(w_bits−1) − 1)``) instead of the
-    width it was trained with."""
+    width it was trained with (kept as the checkpoint's ``trained_w_bits``)."""
     checkpoint = load_checkpoint(run_dir)
     if w_bits is not None:
         if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 24:
             raise EslError(f"w_bits must be an integer in 2..24, got {w_bits!r}")
+        trained = int(checkpoint["config"]["model"]["w_bits"])
         model_config = {**checkpoint["config"]["model"], "w_bits": w_bits}
-        checkpoint = {**checkpoint, "config": {**checkpoint["config"], "model": model_config}}
+        config = {**checkpoint["config"], "model": model_config}
+        checkpoint = {**checkpoint, "config": config, "trained_w_bits": trained}
     net, config = net_from_checkpoint(checkpoint)
     return net, config, checkpoint
 
@@ -131,8 +133,8 @@ def load_run(
 def export_run(run_dir: str | os.PathLike[str], w_bits: int | None = None) -> Model:
     """The artifact :class:`Model` of the run's best epoch, with training metadata; ``w_bits``
     re-quantises the weights to that width (:func:`load_run`; the metadata keeps the trained one)."""
-    trained_w_bits = int(load_checkpoint(run_dir)["config"]["model"]["w_bits"])
     net, config, checkpoint = load_run(run_dir, w_bits)
+    trained_w_bits = checkpoint.get("trained_w_bits", net.w_bits)
     metadata = {
         "source": "esl-hw train",
         "run_dir": str(Path(run_dir)),
