@@ -32,7 +32,7 @@ from esl_hw.fpga.report import write_reports
 from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
 from esl_hw.fpga.targets import RESOURCES, Target, cell_kind, get_target
 from esl_hw.fpga.tools import first_error, run_tool
-from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, check_fifo_depth
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, SYNAPSE_MEMORIES, check_fifo_depth
 
 #: Memory roles that must be block RAM / SPRAM, by the substring of their name in the netlist.
 REQUIRED_ROLES = {
@@ -126,8 +126,8 @@ def choose_synapse_memory(model: Model, target: Target, lanes: int, requested: s
     """``block`` or ``spram`` for ``requested`` (``auto``, ``block`` or ``spram``) on ``target``:
     ``auto`` takes SPRAM only where block RAM is too small and SPRAM makes the model fit
     (:func:`esl_hw.fpga.fit.fit_advice`)."""
-    if requested not in ("auto", "block", "spram"):
-        raise EslError(f"synapse memory must be auto, block or spram, got {requested!r}")
+    if requested not in ("auto", *SYNAPSE_MEMORIES):
+        raise EslError(f"synapse memory must be auto, {' or '.join(SYNAPSE_MEMORIES)}, got {requested!r}")
     if requested == "spram" and not target.capacity["spram"]:
         raise EslError(f"{target.name} has no SPRAM: use --synapses block")
     if requested != "auto":
@@ -390,12 +390,12 @@ def synthesize(
     spec = get_target(target)
     _check_args(freq_mhz, lanes)
     check_fifo_depth(lane_fifo_depth)
+    synapse_memory = choose_synapse_memory(model, spec, lanes, synapse_memory)
     freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    synapse_memory = choose_synapse_memory(model, spec, lanes, synapse_memory)
     top_v, shim = write_top(model, lanes, folder, rewiring, synapse_memory, lane_fifo_depth)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
     memories, seconds["yosys"] = _yosys(folder, spec, top_v)
