@@ -131,14 +131,20 @@ def test_icarus_matches_reference_and_verilator_cycles(build_dir, model_factory)
 
 
 @needs_icarus
+@needs_verilator
 def test_spram_synapses_and_a_short_lane_fifo_are_bit_exact(build_dir) -> None:
     # The iCE40 configuration: synapses in 16,384-word single-port blocks, 4-word lane FIFOs.
     model = two_hidden_model()
     images = images_for(model, 3, seed=6)
-    result = run_cosim(model, images, "icarus", build_dir, backpressure_percent=30, synapse_memory="spram",
-                       lane_fifo_depth=4)  # fmt: skip
-    assert_exact(result, model, images)
-    assert result.built  # its own build, not the block-RAM core's
+    runs = [
+        run_cosim(model, images, simulator, build_dir, backpressure_percent=30, synapse_memory="spram",
+                  lane_fifo_depth=4)  # fmt: skip
+        for simulator in ("icarus", "verilator")
+    ]
+    for result in runs:
+        assert_exact(result, model, images)
+        assert result.built  # its own build, not the block-RAM core's
+    assert runs[0].cycles == runs[1].cycles
 
 
 @needs_icarus
