@@ -4,26 +4,42 @@ The artifact is one folder holding ``model.yaml`` (versioned metadata) and ``arr
 (``row_ptr_<l>``, ``col_<l>``, ``weight_<l>`` per layer). ``docs/semantics.md`` states the integer
 semantics; this module loads, validates and saves the format and derives the widths that the
 semantics implies.
+
+Loading trusts nothing in the folder: ``model.yaml`` is read by :mod:`esl_hw.safe_yaml`, every
+header value is type-checked before use (an ``int`` is never a ``bool``, a ``float`` or a string),
+and ``arrays.npz`` is read member by member without pickles: each member must be a 1-D integer
+``.npy`` array whose size, taken from the zip and ``.npy`` headers, is checked against
+:mod:`esl_hw.limits` before anything is read. Every problem is one :class:`EslError` line naming
+the file (and the member or layer).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
+import struct
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import yaml
 
+from esl_hw import limits
 from esl_hw.errors import EslError
+from esl_hw.limits import check_range, is_int, shown
+from esl_hw.safe_yaml import dump_yaml, load_yaml, reason
 
 FORMAT_NAME = "esl-hw-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.yaml"
 ARRAYS_FILE = "arrays.npz"
+ENCODER_KINDS = ("rate",)
+ARRAY_NAMES = ("row_ptr", "col", "weight")
 
 LayerKind = Literal["lif", "output"]
 
@@ -51,7 +67,7 @@ class Encoder:
     phase0: int = 128
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "phase0": self.phase0}
+        return {"kind": self.kind, "phase0": int(self.phase0)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,18 +101,39 @@ class Layer:
         return self.nnz / (self.n_in * self.n_out)
 
     def dense_weight(self) -> np.ndarray:
-        """Dense ``[n_in, n_out]`` int64 matrix of the synapses (zero where absent)."""
+        """Dense ``[n_in, n_out]`` int64 matrix of the synapses (zero where absent).
+
+        Refused with :class:`EslError` above :data:`esl_hw.limits.MAX_DENSE_CELLS` cells.
+        """
+        cells = self.n_in * self.n_out
+        if cells > limits.MAX_DENSE_CELLS:
+            raise EslError(
+                f"layer of {self.n_in}x{self.n_out}: a dense matrix of {cells} cells exceeds the limit "
+                f"{limits.MAX_DENSE_CELLS}"
+            )
         dense = np.zeros((self.n_in, self.n_out), dtype=np.int64)
         rows = np.repeat(np.arange(self.n_in), np.diff(self.row_ptr))
         dense[rows, self.col] = self.weight
         return dense
 
+    def column_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron ``i``, the sums of its negative and of its positive weights (``[n_out]`` int64).
+
+        Computed from the CSR arrays (exact int64, no dense matrix): ``I[i]`` of any input pattern
+        lies between the two.
+        """
+        weight = np.asarray(self.weight, dtype=np.int64)
+        col = np.asarray(self.col, dtype=np.int64)
+        negative = np.zeros(self.n_out, dtype=np.int64)
+        positive = np.zeros(self.n_out, dtype=np.int64)
+        np.add.at(negative, col, np.minimum(weight, 0))
+        np.add.at(positive, col, np.maximum(weight, 0))
+        return negative, positive
+
     def current_range(self) -> tuple[int, int]:
         """Most negative and most positive input current ``I[i]`` any input pattern can give."""
-        dense = self.dense_weight()
-        low = int(np.minimum(dense, 0).sum(axis=0).min(initial=0))
-        high = int(np.maximum(dense, 0).sum(axis=0).max(initial=0))
-        return low, high
+        negative, positive = self.column_sums()
+        return int(negative.min(initial=0)), int(positive.max(initial=0))
 
     def current_bits(self) -> int:
         """Signed width that holds any ``I[i]`` exactly."""
@@ -106,14 +143,19 @@ class Layer:
         return int(np.diff(self.row_ptr).max(initial=0))
 
     def header(self) -> dict[str, Any]:
+        """The layer's ``model.yaml`` entry (plain Python ints, as :func:`load_model` requires)."""
         entry: dict[str, Any] = {
             "kind": self.kind,
             "n_in": self.n_in,
-            "n_out": self.n_out,
-            "w_bits": self.w_bits,
+            "n_out": int(self.n_out),
+            "w_bits": int(self.w_bits),
         }
         if self.kind == "lif":
-            entry.update(v_bits=self.v_bits, threshold=self.threshold, leak_shift=self.leak_shift)
+            entry.update(
+                v_bits=int(self.v_bits),
+                threshold=int(self.threshold),
+                leak_shift=None if self.leak_shift is None else int(self.leak_shift),
+            )
         return entry
 
 
@@ -163,7 +205,7 @@ class Model:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "timesteps": self.timesteps,
+            "timesteps": int(self.timesteps),
             "encoder": self.encoder.to_dict(),
             "layers": [layer.header() for layer in self.layers],
             "metadata": self.metadata,
@@ -174,18 +216,47 @@ def _fail(where: str, problem: str) -> EslError:
     return EslError(f"{where}: {problem}")
 
 
-def validate_layer(layer: Layer, where: str) -> None:
-    """Check one layer against the format; raise :class:`EslError` naming the first problem."""
-    if layer.kind not in ("lif", "output"):
-        raise _fail(where, f"unknown layer kind {layer.kind!r} (expected 'lif' or 'output')")
-    if not 2 <= layer.w_bits <= 32:
-        raise _fail(where, f"w_bits={layer.w_bits} outside 2..32")
-    if layer.n_out < 1 or layer.n_in < 1:
-        raise _fail(where, f"needs at least one input and one neuron, got {layer.n_in}x{layer.n_out}")
-    row_ptr, col, weight = layer.row_ptr, layer.col, layer.weight
-    for name, array in (("row_ptr", row_ptr), ("col", col), ("weight", weight)):
+def _is_integer(value: Any) -> bool:
+    """A Python or numpy integer, never a ``bool``."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_param(value: Any, name: str, low: int, high: int, where: str) -> None:
+    if not _is_integer(value) or not low <= value <= high:
+        raise _fail(where, f"{name}={shown(value)} outside {low}..{high}")
+
+
+def _check_arrays(layer: Layer, where: str) -> None:
+    for name in ARRAY_NAMES:
+        array = getattr(layer, name)
+        if not isinstance(array, np.ndarray):
+            raise _fail(where, f"{name} must be a numpy array, got {type(array).__name__}")
         if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
             raise _fail(where, f"{name} must be a 1-D integer array, got {array.dtype} {array.shape}")
+
+
+def _check_sizes(layer: Layer, where: str) -> None:
+    if not _is_integer(layer.n_out):
+        raise _fail(where, f"n_out must be an integer, got {shown(layer.n_out)}")
+    if layer.n_out < 1 or layer.n_in < 1:
+        raise _fail(where, f"needs at least one input and one neuron, got {layer.n_in}x{layer.n_out}")
+    for name, value, limit in (
+        ("n_in", layer.n_in, limits.MAX_INPUTS_PER_LAYER),
+        ("n_out", layer.n_out, limits.MAX_NEURONS_PER_LAYER),
+        ("synapses", layer.nnz, limits.MAX_SYNAPSES_PER_LAYER),
+    ):
+        if value > limit:
+            raise _fail(where, f"{name}={value} exceeds the limit {limit}")
+
+
+def validate_layer(layer: Layer, where: str) -> None:
+    """Check one layer against the format; raise :class:`EslError` naming the first problem."""
+    if not isinstance(layer.kind, str) or layer.kind not in ("lif", "output"):
+        raise _fail(where, f"unknown layer kind {shown(layer.kind)} (expected 'lif' or 'output')")
+    _check_param(layer.w_bits, "w_bits", *limits.W_BITS, where)
+    _check_arrays(layer, where)
+    _check_sizes(layer, where)
+    row_ptr, col, weight = layer.row_ptr, layer.col, layer.weight
     if row_ptr[0] != 0:
         raise _fail(where, f"row_ptr[0] is {row_ptr[0]}, must be 0")
     steps = np.diff(row_ptr)
@@ -198,7 +269,7 @@ def validate_layer(layer: Layer, where: str) -> None:
         bad = int(col[(col < 0) | (col >= layer.n_out)][0])
         raise _fail(where, f"column index {bad} out of range 0..{layer.n_out - 1}")
     rows = np.repeat(np.arange(layer.n_in), steps)
-    keys = rows.astype(np.int64) * layer.n_out + col
+    keys = rows.astype(np.int64) * layer.n_out + col.astype(np.int64)
     if len(np.unique(keys)) != len(keys):
         raise _fail(where, "a row lists the same column twice")
     low, high = signed_range(layer.w_bits)
@@ -206,28 +277,35 @@ def validate_layer(layer: Layer, where: str) -> None:
         bad = int(weight[(weight < low) | (weight > high)][0])
         raise _fail(where, f"weight {bad} outside the {layer.w_bits}-bit range {low}..{high}")
     if layer.kind == "lif":
-        if layer.v_bits is None or not 2 <= layer.v_bits <= 48:
-            raise _fail(where, f"v_bits={layer.v_bits} outside 2..48")
-        _, v_high = signed_range(layer.v_bits)
-        if layer.threshold is None or not 1 <= layer.threshold <= v_high:
-            raise _fail(where, f"threshold={layer.threshold} outside 1..{v_high}")
-        if layer.leak_shift is not None and not 1 <= layer.leak_shift <= layer.v_bits - 1:
-            raise _fail(where, f"leak_shift={layer.leak_shift} outside 1..{layer.v_bits - 1}")
+        _check_param(layer.v_bits, "v_bits", *limits.V_BITS, where)
+        _check_param(layer.threshold, "threshold", 1, signed_range(layer.v_bits)[1], where)
+        if layer.leak_shift is not None:
+            _check_param(layer.leak_shift, "leak_shift", 1, layer.v_bits - 1, where)
+
+
+def _check_encoder(encoder: Any) -> None:
+    if not isinstance(encoder, Encoder):
+        raise EslError(f"unsupported encoder {shown(encoder)}")
+    if not isinstance(encoder.kind, str) or encoder.kind not in ENCODER_KINDS:
+        raise EslError(f"unsupported encoder kind {shown(encoder.kind)} (known: {', '.join(ENCODER_KINDS)})")
+    _check_param(encoder.phase0, "encoder phase0", *limits.PHASE0, "encoder")
 
 
 def validate_model(model: Model) -> None:
     """Check the whole model; raise :class:`EslError` naming the first problem."""
     if not model.layers:
         raise EslError("model has no layers")
-    if not 1 <= model.timesteps <= 4096:
-        raise EslError(f"timesteps={model.timesteps} outside 1..4096")
-    if model.encoder.kind != "rate" or not 0 <= model.encoder.phase0 <= 255:
-        raise EslError(f"unsupported encoder {model.encoder}")
+    if len(model.layers) > limits.MAX_LAYERS:
+        raise EslError(f"{len(model.layers)} layers exceed the limit {limits.MAX_LAYERS}")
+    low, high = limits.TIMESTEPS
+    if not _is_integer(model.timesteps) or not low <= model.timesteps <= high:
+        raise EslError(f"timesteps={shown(model.timesteps)} outside {low}..{high}")
+    _check_encoder(model.encoder)
     for index, layer in enumerate(model.layers):
         where = f"layer {index}"
         expected = "output" if index == len(model.layers) - 1 else "lif"
         if layer.kind != expected:
-            raise _fail(where, f"kind is {layer.kind!r}, expected {expected!r}")
+            raise _fail(where, f"kind is {shown(layer.kind)}, expected {expected!r}")
         validate_layer(layer, where)
         if index and layer.n_in != model.layers[index - 1].n_out:
             raise _fail(
@@ -235,6 +313,59 @@ def validate_model(model: Model) -> None:
                 f"n_in={layer.n_in} does not chain with layer {index - 1} n_out="
                 f"{model.layers[index - 1].n_out}",
             )
+    if model.synapses > limits.MAX_SYNAPSES:
+        raise EslError(f"{model.synapses} synapses exceed the limit {limits.MAX_SYNAPSES}")
+    validate_metadata(model.metadata, len(model.layers))
+
+
+def _check_rewiring(value: Any, n_layers: int, where: str) -> None:
+    """``metadata.rewiring``: ``{lanes: 2^k, lfsr_states: [one non-zero 32-bit state per layer]}``."""
+    if not isinstance(value, dict) or set(value) != {"lanes", "lfsr_states"}:
+        raise EslError(f"{where} must be a mapping of lanes and lfsr_states, got {shown(value)}")
+    lanes = check_range(value["lanes"], *limits.REWIRE_LANES, f"{where}.lanes")
+    if lanes & (lanes - 1):
+        raise EslError(f"{where}.lanes must be a power of two, got {lanes}")
+    states = value["lfsr_states"]
+    if not isinstance(states, list | tuple) or len(states) != n_layers:
+        raise EslError(
+            f"{where}.lfsr_states must list {n_layers} LFSR states (one per layer), got {shown(states)}"
+        )
+    for index, state in enumerate(states):
+        check_range(state, *limits.LFSR_STATES, f"{where}.lfsr_states[{index}]")
+
+
+def _check_requantised(value: Any, where: str) -> None:
+    """``metadata.requantised``: ``{trained_w_bits, w_bits}``, two weight widths."""
+    if not isinstance(value, dict) or set(value) != {"trained_w_bits", "w_bits"}:
+        raise EslError(f"{where} must be a mapping of trained_w_bits and w_bits, got {shown(value)}")
+    for key in ("trained_w_bits", "w_bits"):
+        check_range(value[key], *limits.W_BITS, f"{where}.{key}")
+
+
+def validate_metadata(metadata: Any, n_layers: int, where: str = "metadata") -> None:
+    """Check the metadata keys that code reads (``run_dir``, ``rewiring``, ``requantised``).
+
+    The rest of the mapping is free-form. Raise :class:`EslError` naming the first problem.
+    """
+    if not isinstance(metadata, dict):
+        raise EslError(f"{where} must be a mapping, got {shown(metadata)}")
+    run_dir = metadata.get("run_dir")
+    if run_dir is not None and (not isinstance(run_dir, str) or "\0" in run_dir):
+        raise EslError(f"{where}.run_dir must be a path (a string), got {shown(run_dir)}")
+    if "rewiring" in metadata:
+        _check_rewiring(metadata["rewiring"], n_layers, f"{where}.rewiring")
+    if "requantised" in metadata:
+        _check_requantised(metadata["requantised"], f"{where}.requantised")
+
+
+# ---------------------------------------------------------------- loading: model.yaml
+
+_TOP_KEYS = ("format", "format_version", "timesteps", "encoder", "layers", "metadata")
+_LAYER_KEYS = {
+    "lif": ("kind", "n_in", "n_out", "w_bits", "v_bits", "threshold", "leak_shift"),
+    "output": ("kind", "n_in", "n_out", "w_bits"),
+}
+_ENCODER_KEYS = ("kind", "phase0")
 
 
 def _int(entry: dict[str, Any], key: str, where: str, optional: bool = False) -> int | None:
@@ -245,9 +376,235 @@ def _int(entry: dict[str, Any], key: str, where: str, optional: bool = False) ->
     value = entry[key]
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(where, f"{key} must be an integer, got {value!r}")
+    if not is_int(value):
+        raise _fail(where, f"{key} must be an integer, got {shown(value)}")
     return value
+
+
+def _check_keys(entry: dict[Any, Any], known: tuple[str, ...], where: str) -> None:
+    for key in entry:
+        if key not in known:
+            raise _fail(where, f"unknown key {shown(key)} (known: {', '.join(known)})")
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    header = load_yaml(path, "model")
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise EslError(f"{path}: not an {FORMAT_NAME} file")
+    version = header.get("format_version")
+    if not is_int(version):
+        raise EslError(f"{path}: format_version must be the integer {FORMAT_VERSION}, got {shown(version)}")
+    if version != FORMAT_VERSION:
+        raise EslError(f"{path}: format_version {version} is not supported (this is {FORMAT_VERSION})")
+    _check_keys(header, _TOP_KEYS, str(path))
+    return header
+
+
+def _layer_spec(entry: Any, last: bool, where: str) -> dict[str, Any]:
+    """The integer fields of one ``layers`` entry, type-checked; sizes checked against the limits."""
+    if not isinstance(entry, dict):
+        raise _fail(where, f"must be a mapping, got {shown(entry)}")
+    kind = entry.get("kind")
+    expected = "output" if last else "lif"
+    if kind != expected:
+        raise _fail(where, f"kind is {shown(kind)}, expected {expected!r}")
+    _check_keys(entry, _LAYER_KEYS[kind], where)
+    spec: dict[str, Any] = {"kind": kind}
+    for key, limit in (("n_in", limits.MAX_INPUTS_PER_LAYER), ("n_out", limits.MAX_NEURONS_PER_LAYER)):
+        value = _int(entry, key, where)
+        if not 1 <= value <= limit:
+            raise _fail(where, f"{key}={value} outside 1..{limit}")
+        spec[key] = value
+    spec["w_bits"] = _int(entry, "w_bits", where)
+    if kind == "lif":
+        spec["v_bits"] = _int(entry, "v_bits", where)
+        spec["threshold"] = _int(entry, "threshold", where)
+        spec["leak_shift"] = _int(entry, "leak_shift", where, optional=True)
+    return spec
+
+
+def _layer_specs(header: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    entries = header.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise EslError(f"{path}: 'layers' must be a non-empty list")
+    if len(entries) > limits.MAX_LAYERS:
+        raise EslError(f"{path}: {len(entries)} layers exceed the limit {limits.MAX_LAYERS}")
+    specs: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        where = f"{path} layer {index}"
+        spec = _layer_spec(entry, index == len(entries) - 1, where)
+        if specs and spec["n_in"] != specs[-1]["n_out"]:
+            raise _fail(
+                where, f"n_in={spec['n_in']} does not chain with layer {index - 1} n_out={specs[-1]['n_out']}"
+            )
+        specs.append(spec)
+    return specs
+
+
+def _encoder(header: dict[str, Any], path: Path) -> Encoder:
+    entry = header.get("encoder")
+    if entry is None:
+        return Encoder()
+    where = f"{path} encoder"
+    if not isinstance(entry, dict):
+        raise _fail(where, f"must be a mapping, got {shown(entry)}")
+    _check_keys(entry, _ENCODER_KEYS, where)
+    kind = entry.get("kind", "rate")
+    if not isinstance(kind, str) or kind not in ENCODER_KINDS:
+        raise _fail(where, f"kind {shown(kind)} unknown (known: {', '.join(ENCODER_KINDS)})")
+    phase0 = check_range(entry.get("phase0", 128), *limits.PHASE0, f"{where}: phase0")
+    return Encoder(kind=kind, phase0=phase0)
+
+
+def _metadata(header: dict[str, Any], path: Path) -> dict[str, Any]:
+    metadata = header.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise EslError(f"{path}: metadata must be a mapping, got {shown(metadata)}")
+    return metadata
+
+
+# ---------------------------------------------------------------- loading: arrays.npz
+
+#: What reading a damaged zip member or ``.npy`` header can raise (zipfile, zlib, numpy's header
+#: parser); each becomes one :class:`EslError` line naming the member.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    SyntaxError,
+    RecursionError,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
+)
+#: Bytes a member may hold beyond its data: the ``.npy`` header (numpy reads at most 10000).
+_NPY_HEADER_BYTES = 10_000 + 16
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _members(archive: zipfile.ZipFile, path: Path, n_layers: int) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name; exactly ``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``."""
+    expected = [f"{name}_{index}" for index in range(n_layers) for name in ARRAY_NAMES]
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if name in members:
+            raise EslError(f"{path}: member {shown(info.filename)} appears twice")
+        members[name] = info
+    for name in expected:
+        if name not in members:
+            raise EslError(f"{path}: missing array {name}")
+    wanted = set(expected)
+    for name, info in members.items():
+        if name not in wanted:
+            raise EslError(f"{path}: unexpected member {shown(info.filename)}")
+    return members
+
+
+def _npy_count(version: tuple[int, int], stream: IO[bytes], where: str) -> tuple[int, np.dtype]:
+    """Entries and dtype from the ``.npy`` header; refuse anything but a 1-D integer array."""
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise EslError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported")
+    if dtype.kind not in "iu":
+        raise EslError(f"{where}: must be an integer array, got dtype {dtype}")
+    if len(shape) != 1 or not is_int(shape[0]) or shape[0] < 0:
+        raise EslError(f"{where}: must be a 1-D array, got shape {shown(shape)}")
+    return shape[0], dtype
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, most: int, why: str
+) -> np.ndarray:
+    """The int64 array of one member holding at most ``most`` entries (``why`` says why not more).
+
+    Sizes come from the zip header (uncompressed size) and the ``.npy`` header and are checked
+    before the data is read; the whole member is read, so its CRC is checked too.
+    """
+    if info.flag_bits & 0x1:
+        raise EslError(f"{where}: is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise EslError(f"{where}: compression method {info.compress_type} is not supported")
+    if info.file_size > _NPY_HEADER_BYTES + 8 * most:
+        raise EslError(f"{where}: declares {info.file_size} bytes, too many for {most} entries ({why})")
+    try:
+        with archive.open(info) as stream:
+            count, dtype = _npy_count(np.lib.format.read_magic(stream), stream, where)
+            if count > most:
+                raise EslError(f"{where}: {count} entries, but {why}")
+            data = stream.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise EslError(f"{where}: truncated, {len(data)} of {count * dtype.itemsize} data bytes")
+            if stream.read(1):
+                raise EslError(f"{where}: bytes follow the array's {count} entries")
+    except _READ_ERRORS as error:
+        raise EslError(f"{where}: not a readable .npy array ({reason(error)})") from None
+    array = np.frombuffer(data, dtype=dtype)
+    if dtype.kind == "u" and dtype.itemsize == 8 and count and int(array.max()) > _INT64_MAX:
+        raise EslError(f"{where}: value {int(array.max())} does not fit a signed 64-bit integer")
+    return array.astype(np.int64)
+
+
+def _layer_arrays(
+    archive: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    path: Path,
+    index: int,
+    n_in: int,
+    room: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row_ptr, col, weight)`` of layer ``index``; ``room``: synapses the limits still allow."""
+
+    def where(name: str) -> str:
+        return f"{path} member {name}_{index}"
+
+    needs = f"n_in={n_in} needs {n_in + 1}"
+    row_ptr = _read_member(archive, members[f"row_ptr_{index}"], where("row_ptr"), n_in + 1, needs)
+    if len(row_ptr) != n_in + 1:
+        raise EslError(f"{where('row_ptr')}: {len(row_ptr)} entries, but {needs}")
+    col = _read_member(archive, members[f"col_{index}"], where("col"), room, f"the limit is {room} synapses")
+    weight = _read_member(
+        archive, members[f"weight_{index}"], where("weight"), len(col), f"col has {len(col)}"
+    )
+    return row_ptr, col, weight
+
+
+def _read_arrays(path: Path, specs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(row_ptr, col, weight)`` per layer, each checked against its header entry and the limits."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except _READ_ERRORS as error:
+        raise EslError(f"{path}: not a readable npz archive ({reason(error)})") from None
+    result: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    with archive:
+        members = _members(archive, path, len(specs))
+        for index, spec in enumerate(specs):
+            used = sum(len(col) for _, col, _ in result)
+            room = min(limits.MAX_SYNAPSES_PER_LAYER, limits.MAX_SYNAPSES - used)
+            result.append(_layer_arrays(archive, members, path, index, spec["n_in"], room))
+    return result
+
+
+def _check_file(path: Path, folder: Path) -> None:
+    """Refuse a missing, unreadable or non-regular ``path`` (a FIFO would block the read)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise EslError(f"model artifact {folder} lacks {path.name}") from None
+    except (OSError, ValueError) as error:
+        raise EslError(f"{path}: cannot read ({reason(error)})") from None
+    if not stat.S_ISREG(mode):
+        raise EslError(f"{path}: is not a regular file")
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
@@ -258,79 +615,51 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     if not folder.is_dir():
         raise EslError(f"model artifact {folder} is not a folder")
     for required in (header_path, arrays_path):
-        if not required.is_file():
-            raise EslError(f"model artifact {folder} lacks {required.name}")
-    try:
-        header = yaml.safe_load(header_path.read_text())
-    except yaml.YAMLError as error:
-        raise EslError(f"{header_path}: not valid YAML ({error.__class__.__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise EslError(f"{header_path}: not an {FORMAT_NAME} file")
-    version = header.get("format_version")
-    if version != FORMAT_VERSION:
-        raise EslError(
-            f"{header_path}: format_version {version!r} is not supported (this is {FORMAT_VERSION})"
-        )
-    entries = header.get("layers")
-    if not isinstance(entries, list) or not entries:
-        raise EslError(f"{header_path}: 'layers' must be a non-empty list")
-    try:
-        with np.load(arrays_path) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise EslError(f"{arrays_path}: not a readable npz file ({error})") from None
-    layers = []
-    for index, entry in enumerate(entries):
-        where = f"{header_path} layer {index}"
-        if not isinstance(entry, dict):
-            raise _fail(where, "must be a mapping")
-        names = [f"row_ptr_{index}", f"col_{index}", f"weight_{index}"]
-        missing = [name for name in names if name not in arrays]
-        if missing:
-            raise EslError(f"{arrays_path}: missing array {missing[0]}")
-        row_ptr, col, weight = (arrays[name] for name in names)
-        n_in = _int(entry, "n_in", where)
-        if row_ptr.ndim != 1 or len(row_ptr) != n_in + 1:
-            raise _fail(where, f"n_in={n_in} but row_ptr has {row_ptr.shape} entries")
-        kind = entry.get("kind")
-        lif = kind == "lif"
-        layers.append(
-            Layer(
-                kind=kind,
-                n_out=_int(entry, "n_out", where),
-                row_ptr=row_ptr.astype(np.int64),
-                col=col.astype(np.int64),
-                weight=weight.astype(np.int64),
-                w_bits=_int(entry, "w_bits", where),
-                v_bits=_int(entry, "v_bits", where) if lif else None,
-                threshold=_int(entry, "threshold", where) if lif else None,
-                leak_shift=_int(entry, "leak_shift", where, optional=True) if lif else None,
-            )
-        )
-    encoder_entry = header.get("encoder") or {}
-    if not isinstance(encoder_entry, dict):
-        raise EslError(f"{header_path}: 'encoder' must be a mapping")
-    encoder = Encoder(kind=encoder_entry.get("kind", "rate"), phase0=encoder_entry.get("phase0", 128))
+        _check_file(required, folder)
+    header = _read_header(header_path)
+    specs = _layer_specs(header, header_path)
+    encoder = _encoder(header, header_path)
+    metadata = _metadata(header, header_path)
     timesteps = _int(header, "timesteps", str(header_path))
-    try:
-        return Model(
-            layers=tuple(layers),
-            timesteps=timesteps,
-            encoder=encoder,
-            metadata=dict(header.get("metadata") or {}),
+    arrays = _read_arrays(arrays_path, specs)
+    layers = tuple(
+        Layer(
+            kind=spec["kind"],
+            n_out=spec["n_out"],
+            row_ptr=row_ptr,
+            col=col,
+            weight=weight,
+            w_bits=spec["w_bits"],
+            v_bits=spec.get("v_bits"),
+            threshold=spec.get("threshold"),
+            leak_shift=spec.get("leak_shift"),
         )
+        for spec, (row_ptr, col, weight) in zip(specs, arrays, strict=True)
+    )
+    try:
+        return Model(layers=layers, timesteps=timesteps, encoder=encoder, metadata=metadata)
     except EslError as error:
         raise EslError(f"{header_path}: {error}") from None
+
+
+# ---------------------------------------------------------------- saving
 
 
 def save_model(model: Model, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Write ``model`` to the folder ``path`` atomically (a temporary folder renamed into place).
 
     An existing folder is replaced only when ``overwrite`` is true; otherwise :class:`EslError`.
+    The folder written is one :func:`load_model` accepts: the metadata (which callers may change
+    after construction) is checked again, and the header is YAML without aliases.
     """
     target = Path(path)
     if target.exists() and not overwrite:
         raise EslError(f"{target} exists; refusing to overwrite it")
+    validate_metadata(model.metadata, len(model.layers))
+    try:
+        header = dump_yaml(model.header())
+    except yaml.YAMLError as error:
+        raise EslError(f"{target}: the header cannot be written as YAML ({reason(error)})") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -340,7 +669,7 @@ def save_model(model: Model, path: str | os.PathLike[str], overwrite: bool = Fal
             arrays[f"col_{index}"] = layer.col.astype(np.int32)
             arrays[f"weight_{index}"] = layer.weight.astype(np.int32)
         np.savez_compressed(staging / ARRAYS_FILE, **arrays)
-        (staging / MODEL_FILE).write_text(yaml.safe_dump(model.header(), sort_keys=False))
+        (staging / MODEL_FILE).write_text(header, encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

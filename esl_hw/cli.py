@@ -17,15 +17,35 @@ from esl_hw.errors import EslError
 
 EXIT_USAGE = 2
 SIMULATORS = ("verilator", "icarus")
+FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
 
 
-def _positive_int(text: str) -> int:
+def _integer_at_least(minimum: int, what: str):
+    """An argparse type: an integer ``>= minimum`` (``what`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _integer_at_least(1, "a positive integer")
+_non_negative_int = _integer_at_least(0, "a non-negative integer")
+
+
+def _positive_number(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite, positive number, got {text}")
     return value
 
 
@@ -68,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path, help="training config (YAML), e.g. configs/demo.yaml")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
     train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
-    train.add_argument("--force", action="store_true", help="replace an existing run folder")
+    train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
     train.add_argument(
         "--device", choices=("cpu", "cuda", "auto"), help="override the config's train.device (default cpu)"
@@ -82,17 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="re-quantise the weights to this many bits (post-training; default: the trained width)",
     )
-    export.add_argument("--force", action="store_true", help="replace an existing artifact")
+    export.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     evaluate = commands.add_parser("eval", help="accuracy of the integer reference on a test set")
     evaluate.add_argument("model", type=Path, help="model artifact folder")
     evaluate.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    evaluate.add_argument("--out", type=Path, help="folder for eval.json (default: print only)")
+    evaluate.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     rtl = commands.add_parser("rtl", help="generate Verilog for the event-driven LIF core")
     rtl.add_argument("model", type=Path, help="model artifact folder")
     rtl.add_argument("--out", type=Path, required=True, help="folder for the Verilog")
     rtl.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
-    rtl.add_argument("--force", action="store_true", help="replace an existing folder")
+    rtl.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     sim = commands.add_parser("sim", help="co-simulate the RTL against the reference, bit for bit")
     sim.add_argument("model", type=Path, help="model artifact folder")
@@ -101,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
     sim.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    sim.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_energy_options(sim)
 
     compare = commands.add_parser("compare", help="float, integer and RTL accuracy side by side")
@@ -114,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     compare.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
     _add_energy_options(compare)
-    compare.add_argument("--force", action="store_true", help="replace an existing folder")
+    compare.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     synth = commands.add_parser("synth", help="synthesise and place-and-route: resources, Fmax, latency")
     synth.add_argument("model", type=Path, help="model artifact folder")
     synth.add_argument("--target", required=True, help="ecp5-85k, ecp5-25k or ice40-up5k")
     synth.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (power of two)")
     synth.add_argument(
-        "--freq", type=float, help="clock constraint in MHz (default 100 on ECP5, 24 on iCE40)"
+        "--freq", type=_positive_number, help="clock constraint in MHz (default 100 on ECP5, 24 on iCE40)"
     )
     synth.add_argument("--out", type=Path, required=True, help="folder for the build and the reports")
     synth.add_argument("--allow-timing-failure", action="store_true", help="exit 0 although Fmax < --freq")
@@ -141,11 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="depth of each lane's event FIFO (default 32; 4 saves logic cells on the iCE40)",
     )
     synth.add_argument(
-        "--samples", type=int, default=4, help="images co-simulated for cycles per inference (0: none)"
+        "--samples",
+        type=_non_negative_int,
+        default=4,
+        help="images co-simulated for cycles per inference (default 4; 0: none)",
     )
     synth.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     synth.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
-    synth.add_argument("--force", action="store_true", help="replace an existing folder")
+    synth.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     bitstream = commands.add_parser("bitstream", help="build a board bitstream with the UART host link")
     bitstream.add_argument("model", type=Path, help="model artifact folder")
@@ -156,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rewiring", action="store_true", help="leave the rewiring unit out (smaller; REWIRE is refused)"
     )
     bitstream.add_argument("--out", type=Path, required=True, help="folder for the build and bitstream")
-    bitstream.add_argument("--force", action="store_true", help="replace an existing folder")
+    bitstream.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     board = commands.add_parser("run", help="run test images on a board over UART, checked bit for bit")
     board.add_argument("model", type=Path, help="model artifact folder the board was built from")
@@ -169,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the model's synapses first (a core built with its synapses in SPRAM)",
     )
     board.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
-    board.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
-    board.add_argument("--out", type=Path, help="write the results as JSON here")
+    board.add_argument(
+        "--timeout", type=_positive_number, default=5.0, help="seconds to wait for each reply (default 5)"
+    )
+    board.add_argument("--out", type=Path, help="folder for run.json (default: print only)")
+    board.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     demo = commands.add_parser("demo", help="train, export, check, generate and co-simulate")
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
@@ -183,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     demo.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
     _add_energy_options(demo)
-    demo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     return parser
 
 

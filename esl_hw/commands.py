@@ -66,7 +66,9 @@ def run_train(args: argparse.Namespace) -> int:
     config = _load_config(args.config, args.data, device=args.device)
     from esl_hw.train.loop import train
 
-    result = train(config, args.out, force=args.force, progress=True, resume=args.resume)
+    result = train(
+        config, args.out, force=args.force, progress=True, resume=args.resume, inputs=[args.config]
+    )
     validation = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(
         f"trained run written to {result.run_dir} (best epoch {result.best_epoch}, "
@@ -78,20 +80,31 @@ def run_train(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from esl_hw.train.export import export_run
 
+    state = check_writable_target(args.out, args.force, inputs=[args.run])
     model = export_run(args.run, args.w_bits)
     model.metadata["run_dir"] = str(args.run.resolve())
-    with staged_folder(args.out, args.force) as staging:
-        save_model(model, staging, overwrite=True)
+    with staged_folder(args.out, state=state) as staging:
+        save_model(model, staging / "model", overwrite=True)
+        for entry in (staging / "model").iterdir():
+            entry.rename(staging / entry.name)
+        (staging / "model").rmdir()
     print(f"model artifact written to {args.out} ({model.synapses} synapses, density {model.density:.4f})")
     return EXIT_OK
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    state = None
+    if args.out is not None:
+        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
     model = load_model(args.model)
     data = load_mnist(args.data)
     _check_inputs(model, data)
     predictions = predict(model, data.test.images)
     accuracy = float(np.mean(predictions == data.test.labels))
+    if state is not None:
+        report = {"dataset": data.source, "test_images": len(data.test), "int_accuracy": accuracy}
+        with staged_folder(args.out, state=state) as staging:
+            _write_json(staging / "eval.json", report)
     print_table(
         f"integer reference on {data.source}",
         [("test images", len(data.test)), ("int_accuracy", accuracy)],
@@ -100,11 +113,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_rtl(args: argparse.Namespace) -> int:
+    state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
-    check_writable_target(args.out, args.force)
     from esl_hw.rtl_gen import emit_verilog, memory_bits
 
-    with staged_folder(args.out, args.force) as staging:
+    with staged_folder(args.out, state=state) as staging:
         verilog = emit_verilog(model, staging, lanes=args.lanes)
         _write_json(staging / "memory_bits.json", memory_bits(model, lanes=args.lanes))
     print(f"Verilog written to {args.out / verilog.name}")
@@ -112,10 +125,13 @@ def run_rtl(args: argparse.Namespace) -> int:
 
 
 def _check_inputs(model: Model, data: Dataset) -> None:
+    from esl_hw.datasets import check_labels
+
     if data.test.images.shape[1] != model.n_inputs:
         raise EslError(
             f"dataset images have {data.test.images.shape[1]} pixels, the model expects {model.n_inputs}"
         )
+    check_labels(data.test.labels, model.n_outputs, f"{data.source} test labels")
 
 
 #: Above this many images the potentials are not traced (the trace would grow to gigabytes);
@@ -158,16 +174,19 @@ def _print_cosim(report: dict[str, Any]) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
+    state = None
+    if args.out is not None:
+        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
     model = load_model(args.model)
     data = load_mnist(args.data)
     _check_inputs(model, data)
-    if args.out is None:
+    if state is None:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
             report = _cosimulate(model, data, args.samples, args, Path(build))
     else:
-        with staged_folder(args.out, force=True) as staging:
+        with staged_folder(args.out, state=state) as staging:
             report = _cosimulate(model, data, args.samples, args, staging / "sim_build")
             _write_json(staging / "sim.json", report)
     _print_cosim(report)
@@ -203,7 +222,7 @@ def compare_torch_integer(
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    check_writable_target(args.out, args.force)
+    state = check_writable_target(args.out, args.force, inputs=[args.config, args.data])
     config = _load_config(args.config, args.data, args.hidden)
     data = load_mnist(config.data.path)
     from esl_hw.rtl_gen import emit_verilog
@@ -211,7 +230,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from esl_hw.train.loop import train
 
     seconds: dict[str, float] = {}
-    with staged_folder(args.out, args.force) as staging:
+    with staged_folder(args.out, state=state) as staging:
         start = time.perf_counter()
         run_dir = train(config, staging / "run", progress=True).run_dir
         seconds["train"] = time.perf_counter() - start
@@ -300,14 +319,14 @@ def compare_markdown(report: dict[str, Any]) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    state = check_writable_target(args.out, args.force, inputs=[args.model, args.data, args.run])
     model = load_model(args.model)
-    check_writable_target(args.out, args.force)
     data = load_mnist(args.data)
     _check_inputs(model, data)
     float_acc, float_source = _float_accuracy(model, args.run, data)
     reference = predict(model, data.test.images)
     count = min(args.samples or len(data.test), len(data.test))
-    with staged_folder(args.out, args.force) as staging:
+    with staged_folder(args.out, state=state) as staging:
         cosim = _cosimulate(model, data, count, args, staging / "sim_build")
         report = {
             "dataset": data.source,

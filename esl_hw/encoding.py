@@ -11,18 +11,28 @@ from __future__ import annotations
 import numpy as np
 
 from esl_hw.artifact import Encoder
+from esl_hw.errors import EslError
 
 
 def encode(images: np.ndarray, timesteps: int, encoder: Encoder | None = None) -> np.ndarray:
-    """Encode ``images`` (``[..., n_in]`` uint8) into spikes ``[T, ..., n_in]`` (bool)."""
+    """Encode ``images`` (``[..., n_in]`` uint8) into spikes ``[T, ..., n_in]`` (bool).
+
+    One step at a time: beside the result, only arrays of the images' size are allocated.
+    """
     encoder = encoder or Encoder()
     pixels = np.asarray(images)
     if pixels.dtype != np.uint8:
-        raise ValueError(f"images must be uint8, got {pixels.dtype}")
+        raise EslError(f"encoder: images must be uint8 pixels, got {pixels.dtype}")
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int | np.integer) or timesteps < 1:
+        raise EslError(f"encoder: timesteps must be a positive integer, got {timesteps!r}")
     x = pixels.astype(np.int64)
-    steps = np.arange(timesteps + 1, dtype=np.int64).reshape((-1,) + (1,) * x.ndim)
-    phase = (encoder.phase0 + steps * x) >> 8
-    return (phase[1:] - phase[:-1]).astype(bool)
+    spikes = np.empty((int(timesteps), *x.shape), dtype=bool)
+    previous = np.full(x.shape, encoder.phase0 >> 8, dtype=np.int64)
+    for step in range(int(timesteps)):
+        current = (encoder.phase0 + (step + 1) * x) >> 8
+        np.not_equal(current, previous, out=spikes[step])  # x < 256: the phase wraps at most once
+        previous = current
+    return spikes
 
 
 def spike_events(spikes: np.ndarray) -> list[list[int]]:

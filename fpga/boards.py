@@ -136,8 +136,11 @@ def build_bitstream(
     baud: int = DEFAULT_BAUD,
     lanes: int = 1,
     rewiring: bool | None = None,
+    report_dir: str | Path | None = None,
 ) -> dict:
     """Build the bitstream of :class:`BoardTop` for ``board`` in ``out_dir``; return a report dict.
+
+    ``report_dir`` is the folder the report names as the bitstream's (default ``out_dir``).
 
     The report (also written to ``out_dir/board.json``) has ``board``, ``device``, ``clock_mhz``,
     ``fmax_mhz``, ``timing_met``, ``utilisation`` and ``bitstream`` (its path). Raises
@@ -186,7 +189,7 @@ def build_bitstream(
         fmax_mhz=fmax,
         timing_met=fmax is not None and fmax >= clock_mhz,
         utilisation=routed_utilisation(pnr, table, target),
-        bitstream=str(bitstream),
+        bitstream=str(Path(report_dir or folder) / bitstream.name),
         bitstream_bytes=bitstream.stat().st_size,
     )
     (folder / "board.json").write_text(json.dumps(report, indent=2) + "\n")

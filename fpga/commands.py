@@ -17,6 +17,7 @@ import numpy as np
 
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
+from esl_hw.outputs import check_writable_target, staged_folder
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, check_fifo_depth
 
 EXIT_OK = 0
@@ -77,16 +78,15 @@ def measure_cycles(
 
 def run_synth(args: argparse.Namespace) -> int:
     """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``."""
-    from esl_hw.fpga.synth import choose_synapse_memory, synthesize
+    from esl_hw.fpga.synth import DoesNotFit, TimingFailure, choose_synapse_memory, synthesize
     from esl_hw.fpga.targets import get_target
-    from esl_hw.outputs import check_writable_target
 
+    state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
     model = load_model(args.model)
     target = get_target(args.target)
     depth = args.lane_fifo_depth
     lane_fifo_depth = check_fifo_depth(DEFAULT_LANE_FIFO_DEPTH if depth is None else depth)
     synapse_memory = choose_synapse_memory(model, target, args.lanes, args.synapses)
-    check_writable_target(args.out, args.force)
     cycles, source = None, "none"
     if args.samples > 0:
         measured = measure_cycles(
@@ -95,19 +95,22 @@ def run_synth(args: argparse.Namespace) -> int:
         if measured["mismatches"]:
             raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
         cycles, source = measured["cycles"], measured["source"]
-    report = synthesize(
-        model,
-        args.target,
-        args.out,
-        freq_mhz=args.freq,
-        lanes=args.lanes,
-        allow_timing_failure=args.allow_timing_failure,
-        cycles_per_inference=cycles,
-        cycles_source=source,
-        rewiring=False if args.no_rewiring else None,
-        synapse_memory=synapse_memory,
-        lane_fifo_depth=lane_fifo_depth,
-    )
+    # A design that does not fit or misses its clock still gets its complete report at --out.
+    with staged_folder(args.out, state=state, keep_on=(DoesNotFit, TimingFailure)) as staging:
+        report = synthesize(
+            model,
+            args.target,
+            staging,
+            freq_mhz=args.freq,
+            lanes=args.lanes,
+            allow_timing_failure=args.allow_timing_failure,
+            cycles_per_inference=cycles,
+            cycles_source=source,
+            rewiring=False if args.no_rewiring else None,
+            synapse_memory=synapse_memory,
+            lane_fifo_depth=lane_fifo_depth,
+            report_dir=args.out,
+        )
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [
         ("rewiring unit", report.rewiring),
@@ -125,13 +128,22 @@ def run_synth(args: argparse.Namespace) -> int:
 def run_bitstream(args: argparse.Namespace) -> int:
     """``esl-hw bitstream MODEL --board B [--baud N] [--lanes L] [--no-rewiring] --out DIR``."""
     from esl_hw.fpga.boards import build_bitstream, get_board
-    from esl_hw.outputs import check_writable_target
+    from esl_hw.fpga.synth import DoesNotFit
 
+    state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
     get_board(args.board)
-    check_writable_target(args.out, args.force)
     rewiring = False if args.no_rewiring else None
-    report = build_bitstream(model, args.board, args.out, baud=args.baud, lanes=args.lanes, rewiring=rewiring)
+    with staged_folder(args.out, state=state, keep_on=(DoesNotFit,)) as staging:
+        report = build_bitstream(
+            model,
+            args.board,
+            staging,
+            baud=args.baud,
+            lanes=args.lanes,
+            rewiring=rewiring,
+            report_dir=args.out,
+        )
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report["utilisation"].items()]
     rows += [
         ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
@@ -146,6 +158,9 @@ def run_run(args: argparse.Namespace) -> int:
     from esl_hw.fpga.driver import HostDriver, open_serial, run_images
     from esl_hw.rtl_gen import counter_names
 
+    state = None
+    if args.out is not None:
+        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
     model = load_model(args.model)
     transport = open_serial(args.port, args.baud)
     try:
@@ -158,8 +173,9 @@ def run_run(args: argparse.Namespace) -> int:
         close = getattr(transport, "close", None)
         if close is not None:
             close()
-    if args.out is not None:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if state is not None:
+        with staged_folder(args.out, state=state) as staging:
+            (staging / "run.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         ("images", f"{result['samples']} {where}"),
         ("mismatching samples", result["mismatches"]),

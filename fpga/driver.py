@@ -1,18 +1,28 @@
 """Host driver for the UART link (protocol version 1, docs/protocol.md), over pyserial or any transport.
 
 A *transport* is an object with ``write(data: bytes)`` and ``read(size: int) -> bytes`` (returning
-fewer bytes, possibly none, when its timeout passes). :func:`open_serial` gives one for a serial
-port; the cocotb test gives one that drives a simulated UART. :class:`HostDriver` speaks the
-protocol over it: one request in flight at a time, every reply checked (CRC, command), error
-replies raised as :class:`~esl_hw.fpga.protocol.ProtocolError`, and LOAD_EVENTS split into frames
-that never exceed the device's free event-buffer space (credit flow control), so no event is lost.
+at most ``size`` bytes, fewer or none when its timeout passes). :func:`open_serial` gives one for a
+serial port; the cocotb test gives one that drives a simulated UART. :class:`HostDriver` speaks the
+protocol over it: one request in flight at a time, every reply checked (CRC, version, command,
+payload length and values), error replies raised as :class:`~esl_hw.fpga.protocol.ProtocolError`,
+and LOAD_EVENTS split into frames that never exceed the device's free event-buffer space (credit
+flow control), so no event is lost.
+
+Nothing waits forever: a request gives up after ``reply_timeout`` seconds, and an operation of many
+requests (loading events, waiting for an inference) after ``reply_timeout`` seconds without
+progress. Whatever bytes the device sends, a driver method returns a correct result or raises
+:class:`~esl_hw.errors.EslError` (a :class:`~esl_hw.fpga.protocol.ProtocolError` for the link)
+with a one-line message.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -20,6 +30,8 @@ from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
+
+T = TypeVar("T")
 
 
 class Transport(Protocol):
@@ -73,6 +85,46 @@ class Inference:
     counters: dict[str, int]
 
 
+#: Longest pause between two polls of a device that reports no free event-buffer space.
+MAX_POLL_PAUSE = 0.05
+
+
+def check_reply_timeout(value: object, name: str = "reply timeout") -> float:
+    """``value`` as a float when it is a finite number of seconds above 0; else :class:`EslError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise EslError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise EslError(f"{name} must be finite and above 0 seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class Deadline:
+    """The moment an operation gives up: ``seconds`` from now (or from the last :meth:`restart`)."""
+
+    seconds: float
+    what: str = "operation not done"  # the error message, completed with " within <seconds> s"
+    at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.at = time.monotonic() + self.seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, detail: str = "") -> None:
+        """Raise :class:`ProtocolError` once the deadline has passed."""
+        if self.left() < 0:
+            raise P.ProtocolError(f"{self.what} within {self.seconds:g} s{detail}")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def open_serial(port: str, baud: int = 115200, timeout: float = 0.2) -> Transport:
     """Open ``port`` with pyserial (8N1, no flow control); a missing port raises :class:`EslError`."""
     try:
@@ -111,32 +163,99 @@ class HostDriver:
     counter_names : list of str
         Names of the device's counters, in READ_COUNTERS order (``esl_hw.rtl_gen.counter_names``).
     reply_timeout : float
-        Seconds to wait for a reply before raising :class:`ProtocolError`.
+        Seconds to wait for a reply, and for progress in an operation of many requests, before
+        raising :class:`ProtocolError`; finite and above 0.
     """
 
     def __init__(self, transport: Transport, counter_names: list[str], reply_timeout: float = 5.0) -> None:
         self.transport = transport
         self.counter_names = list(counter_names)
-        self.reply_timeout = reply_timeout
+        self.reply_timeout = check_reply_timeout(reply_timeout)
         self._decoder = P.FrameDecoder()
         self._info: DeviceInfo | None = None
 
-    def request(self, command: int, payload: bytes = b"") -> bytes:
-        """Send one request and return its reply's payload; an error reply raises ProtocolError."""
-        self.transport.write(P.encode_frame(command, payload))
-        deadline = time.monotonic() + self.reply_timeout
+    def request(self, command: int, payload: bytes = b"", deadline: Deadline | None = None) -> bytes:
+        """Send one request and return its reply's payload; an error reply raises ProtocolError.
+
+        Waits ``reply_timeout`` seconds at most, and not past ``deadline`` (an operation's).
+        Bytes that arrived unasked before the request (a stray frame) are refused, and the reply
+        is read to its last byte and no further, so that a frame the device sends too many is
+        not taken for the reply to the next request.
+        """
+        name = P.command_name(command)
+        own = Deadline(self.reply_timeout, f"no reply to command 0x{command:02x}")
+        try:
+            self._refuse_stray(name)
+            self._call("write", name, lambda: self.transport.write(P.encode_frame(command, payload)))
+            frame = self._receive(name, own, deadline)
+        except P.ProtocolError:
+            self._decoder = P.FrameDecoder()  # resynchronise on the next SYNC
+            raise
+        if frame.version != P.VERSION:
+            raise P.ProtocolError(
+                f"reply to {name} in protocol version {frame.version}, expected version {P.VERSION}"
+            )
+        if frame.is_error:
+            text = P.error_text(frame.payload)
+            if len(frame.payload) < 2 or frame.payload[1] != command:
+                text += f" (request {name})"
+            raise P.ProtocolError(text, frame.payload[0] if frame.payload else None)
+        if frame.command != command | P.REPLY:
+            raise P.ProtocolError(f"{P.command_name(frame.command)} in answer to request {name}")
+        return frame.payload
+
+    def _receive(self, name: str, own: Deadline, deadline: Deadline | None) -> P.Frame:
+        """The next frame, read exactly to its end."""
         while True:
-            frames = self._decoder.feed(self.transport.read(64))
+            data = self._read(name, self._decoder.needed())
+            try:
+                frames = self._decoder.feed(data)
+            except P.ProtocolError as error:
+                raise P.ProtocolError(f"{error} (request {name})", error.code) from None
+            if len(frames) > 1:
+                raise P.ProtocolError(f"{len(frames)} frames in answer to one request {name}")
             if frames:
-                frame = frames[0]
-                if frame.is_error:
-                    code = frame.payload[0] if frame.payload else None
-                    raise P.ProtocolError(P.error_text(frame.payload), code)
-                if frame.command != command | P.REPLY:
-                    raise P.ProtocolError(f"reply 0x{frame.command:02x} to command 0x{command:02x}")
-                return frame.payload
-            if time.monotonic() > deadline:
-                raise P.ProtocolError(f"no reply to command 0x{command:02x} within {self.reply_timeout} s")
+                return frames[0]
+            pending = self._decoder.pending
+            short = name.split(" (")[0]
+            own.check(f" ({short}; {pending} bytes of a frame received)" if pending else f" ({short})")
+            if deadline is not None:
+                deadline.check()
+
+    def _refuse_stray(self, name: str) -> None:
+        """Raise when a frame (or part of one) arrived before request ``name`` was sent."""
+        frames: list[P.Frame] = []
+        waiting = self._call("in_waiting", name, lambda: getattr(self.transport, "in_waiting", 0))
+        if isinstance(waiting, int) and not isinstance(waiting, bool) and waiting > 0:
+            try:
+                frames = self._decoder.feed(self._read(name, waiting))  # bytes without a SYNC are dropped
+            except P.ProtocolError as error:
+                raise P.ProtocolError(f"{error} (unasked, before request {name})", error.code) from None
+        if frames or self._decoder.pending:
+            raise P.ProtocolError(f"the device sent a frame nobody asked for, before request {name}")
+
+    def _read(self, name: str, size: int) -> bytes:
+        data = self._call("read", name, lambda: self.transport.read(size))
+        if not isinstance(data, (bytes, bytearray)):
+            raise EslError(f"{self._where()}: read returned {type(data).__name__}, not bytes ({name})")
+        return bytes(data)
+
+    def _call(self, operation: str, name: str, action: Callable[[], T]) -> T:
+        """``action()``, a transport operation; OSError (SerialException) becomes EslError."""
+        try:
+            return action()
+        except OSError as error:
+            raise EslError(f"{self._where()}: {operation} failed during {name}: {_one_line(error)}") from None
+
+    def _where(self) -> str:
+        port = getattr(self.transport, "port", None)
+        return (
+            f"serial port {port!r}" if isinstance(port, str) else f"transport {type(self.transport).__name__}"
+        )
+
+    def _reply(self, command: P.Command, size: int, deadline: Deadline | None = None) -> bytes:
+        """The payload of request ``command`` (no payload), checked to be ``size`` bytes long."""
+        return expect_length(command, self.request(command, deadline=deadline), size)
 
     def info(self) -> DeviceInfo:
         self._info = DeviceInfo.parse(self.request(P.Command.INFO))
@@ -145,22 +264,43 @@ class HostDriver:
             raise P.ProtocolError(f"device speaks protocol version {version}, expected {P.VERSION}")
         return self._info
 
-    def status(self) -> DeviceStatus:
-        payload = self.request(P.Command.STATUS)
-        free = int.from_bytes(payload[1:3], "little")
-        return DeviceStatus(P.State(payload[0] & 3), free, int.from_bytes(payload[3:5], "little"))
+    def status(self, deadline: Deadline | None = None) -> DeviceStatus:
+        payload = self._reply(P.Command.STATUS, 5, deadline)
+        try:
+            state = P.State(payload[0] & 3)
+        except ValueError:
+            raise P.ProtocolError(
+                f"STATUS reply with unknown state {payload[0] & 3} (byte 0x{payload[0]:02x})"
+            ) from None
+        return DeviceStatus(
+            state, int.from_bytes(payload[1:3], "little"), int.from_bytes(payload[3:5], "little")
+        )
 
     def start(self) -> None:
-        self.request(P.Command.START)
+        self._reply(P.Command.START, 0)
 
     def load_events(self, words: list[int], free: int | None = None) -> int:
-        """Send ``words`` in frames that fit the free buffer space; return the space left."""
+        """Send ``words`` in frames that fit the free buffer space; return the space left.
+
+        Gives up with :class:`ProtocolError` when the device accepts no words for
+        ``reply_timeout`` seconds (it reports no free space, or answers OVERFLOW); between such
+        attempts it pauses, a little longer each time (at most :data:`MAX_POLL_PAUSE`).
+        """
+        stalled = Deadline(self.reply_timeout)
         if free is None:
             free = self.status().free
-        position = 0
+        position, waits, overflow = 0, 0, False
         while position < len(words):
-            if free == 0:
-                free = self.status().free
+            if free == 0 or overflow:
+                if stalled.left() < 0:
+                    reason = "returned no event-buffer space" if free == 0 else "answered OVERFLOW"
+                    raise P.ProtocolError(
+                        f"device {reason} for {self.reply_timeout:g} s "
+                        f"(LOAD_EVENTS, {position} of {len(words)} words sent)"
+                    )
+                self._pause(waits, stalled)
+                waits += 1
+                free, overflow = self.status().free, False
                 continue
             chunk = words[position : position + min(free, P.MAX_PAYLOAD // 2)]
             try:
@@ -168,17 +308,29 @@ class HostDriver:
             except P.ProtocolError as error:
                 if error.code != P.Error.OVERFLOW:
                     raise
-                free = self.status().free
+                overflow = True
                 continue
-            free = int.from_bytes(reply[:2], "little")
+            free = int.from_bytes(expect_length(P.Command.LOAD_EVENTS, reply, 2), "little")
             position += len(chunk)
+            waits = 0
+            stalled.restart()
         return free
+
+    @staticmethod
+    def _pause(waits: int, deadline: Deadline) -> None:
+        """No pause before the first retry, then 1 ms, 2 ms, ... up to :data:`MAX_POLL_PAUSE`."""
+        if waits:
+            time.sleep(max(0.0, min(0.001 * 2 ** min(waits - 1, 16), MAX_POLL_PAUSE, deadline.left())))
 
     def read_outputs(self) -> tuple[int, list[int]]:
         info = self._info or self.info()
-        payload = self.request(P.Command.READ_OUTPUTS)
-        prediction = int.from_bytes(payload[:2], "little")
         size = info.acc_bytes
+        payload = self._reply(P.Command.READ_OUTPUTS, 2 + size * info.n_outputs)
+        prediction = int.from_bytes(payload[:2], "little")
+        if prediction >= info.n_outputs:
+            raise P.ProtocolError(
+                f"READ_OUTPUTS reply with prediction {prediction} outside 0..{info.n_outputs - 1}"
+            )
         values = [
             int.from_bytes(payload[2 + size * index : 2 + size * (index + 1)], "little", signed=True)
             for index in range(info.n_outputs)
@@ -186,7 +338,7 @@ class HostDriver:
         return prediction, values
 
     def read_counters(self) -> dict[str, int]:
-        payload = self.request(P.Command.READ_COUNTERS)
+        payload = self._reply(P.Command.READ_COUNTERS, 4 * len(self.counter_names))
         return {
             name: int.from_bytes(payload[4 * index : 4 * index + 4], "little")
             for index, name in enumerate(self.counter_names)
@@ -222,7 +374,8 @@ class HostDriver:
         data = b"".join(int(word).to_bytes(word_bytes, "little") for word in words)
         if 5 + len(data) > P.MAX_PAYLOAD:
             raise EslError(f"WRITE_MEMORY of {len(words)} words exceeds {P.MAX_PAYLOAD} payload bytes")
-        self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
+        reply = self.request(P.Command.WRITE_MEMORY, bytes([memory]) + address.to_bytes(4, "little") + data)
+        expect_length(P.Command.WRITE_MEMORY, reply, 0)
 
     def write_region(self, memory: int, words: list[int], word_bytes: int) -> None:
         """``words`` to memory ``memory`` from address 0, in as many WRITE_MEMORY frames as needed."""
@@ -258,20 +411,32 @@ class HostDriver:
         """
         check_rewire_request(layer, prune, seed, model)
         payload = bytes([layer]) + prune.to_bytes(2, "little") + seed.to_bytes(4, "little")
-        self.request(P.Command.REWIRE, payload)
+        expect_length(P.Command.REWIRE, self.request(P.Command.REWIRE, payload), 0)
 
     def infer(self, steps: list[list[int]], poll_interval: float = 0.0) -> Inference:
-        """Run one inference on the spiking inputs ``steps`` (per step, the input indices)."""
+        """Run one inference on the spiking inputs ``steps`` (per step, the input indices).
+
+        Polls STATUS every ``poll_interval`` seconds until the device reports done, for at most
+        ``reply_timeout`` seconds after the last event was accepted (every poll included).
+        """
+        if poll_interval != 0.0:
+            poll_interval = check_reply_timeout(poll_interval, "poll interval")
         self.start()
         self.load_events(P.event_words(steps))
-        deadline = time.monotonic() + self.reply_timeout
-        while self.status().state != P.State.DONE:
-            if time.monotonic() > deadline:
-                raise P.ProtocolError(f"inference not done within {self.reply_timeout} s")
+        deadline = Deadline(self.reply_timeout, "inference not done")
+        while self.status(deadline).state != P.State.DONE:
+            deadline.check()
             if poll_interval:
-                time.sleep(poll_interval)
+                time.sleep(min(poll_interval, max(deadline.left(), 0.0)))
         prediction, outputs = self.read_outputs()
         return Inference(prediction, outputs, self.read_counters())
+
+
+def expect_length(command: P.Command, payload: bytes, size: int) -> bytes:
+    """``payload`` when it is ``size`` bytes long; else :class:`ProtocolError` naming both lengths."""
+    if len(payload) != size:
+        raise P.ProtocolError(f"{command.name} reply of {len(payload)} bytes, expected {size}")
+    return payload
 
 
 def run_images(driver: HostDriver, model: Model, images: np.ndarray) -> dict:

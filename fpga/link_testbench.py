@@ -95,7 +95,7 @@ def _expect_error(transport, driver, data: bytes, code: P.Error) -> bool:
 def scenario(uart: SimUart, config: dict) -> dict:
     """The whole test in a bridge thread: error handling first, then the bit-exact run."""
     model = load_model(config["model"])
-    images = np.load(config["images"])
+    images = np.load(config["images"], allow_pickle=False)
     transport = SimTransport(uart)
     driver = HostDriver(transport, config["counters"], reply_timeout=600)
     depth = config["event_depth"]

@@ -116,10 +116,34 @@ class Frame:
 
 
 class FrameDecoder:
-    """Incremental decoder: feed bytes, collect complete frames (bytes before a SYNC are skipped)."""
+    """Incremental decoder: feed bytes, collect complete frames (bytes before a SYNC are skipped).
+
+    The decoder only frames and checks the CRC; the VERSION byte is passed on in :class:`Frame`
+    for the receiver to check (a device answers BAD_VERSION, the host driver refuses the reply).
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a frame not yet complete (0 when the decoder is between frames)."""
+        return len(self._buffer)
+
+    def needed(self) -> int:
+        """Bytes still needed to complete the next frame (at least 1).
+
+        Reading exactly this many never reads past the end of the frame being received: a reader
+        that does so leaves the next frame, if any, unread (see :meth:`HostDriver.request`).
+        """
+        start = self._buffer.find(bytes([SYNC]))
+        if start < 0:
+            return OVERHEAD
+        have = len(self._buffer) - start
+        if have < 5:
+            return OVERHEAD - have
+        length = int.from_bytes(self._buffer[start + 3 : start + 5], "little")
+        return max(1, OVERHEAD + min(length, MAX_PAYLOAD) - have)
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add ``data``; return the frames it completes. A bad CRC raises :class:`ProtocolError`."""
@@ -142,8 +166,26 @@ class FrameDecoder:
             frame = bytes(self._buffer[: OVERHEAD + length])
             del self._buffer[: OVERHEAD + length]
             if crc8(frame[1:-1]) != frame[-1]:
-                raise ProtocolError(f"reply with a bad CRC: {frame.hex()}", int(Error.BAD_CRC))
+                raise ProtocolError(f"reply with a bad CRC: {short_hex(frame)}", int(Error.BAD_CRC))
             frames.append(Frame(frame[1], frame[2], frame[5:-1]))
+
+
+def short_hex(data: bytes, limit: int = 16) -> str:
+    """``data`` in hex, cut after ``limit`` bytes (with the full length) so that a message stays short."""
+    if len(data) <= limit:
+        return data.hex()
+    return f"{data[:limit].hex()}... ({len(data)} bytes)"
+
+
+def command_name(command: int) -> str:
+    """``STATUS (0x04)``, ``STATUS reply (0x84)``, ``ERROR (0xff)`` or ``0x42`` for an unknown code."""
+    if command == ERROR:
+        return "ERROR (0xff)"
+    try:
+        name = Command(command & ~REPLY).name
+    except ValueError:
+        return f"0x{command:02x}"
+    return f"{name}{' reply' if command & REPLY else ''} (0x{command:02x})"
 
 
 def event_words(steps: list[list[int]]) -> list[int]:

@@ -349,6 +349,7 @@ def synthesize(
     rewiring: bool | None = None,
     synapse_memory: str = "auto",
     lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+    report_dir: str | Path | None = None,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
@@ -380,6 +381,9 @@ def synthesize(
     lane_fifo_depth : int
         Depth of each lane's event FIFO (``SNNCore``'s option; a shallower one saves logic cells
         on the iCE40, where small memories are flip-flops).
+    report_dir : path or None
+        The folder the reports name as theirs (default ``out_dir``; a command that builds in a
+        staging folder names its ``--out``).
 
     Raises
     ------
@@ -439,7 +443,7 @@ def synthesize(
         shim=shim,
         seconds=seconds,
         capacity_source=spec.source,
-        out_dir=str(folder),
+        out_dir=str(folder if report_dir is None else report_dir),
     )
     write_reports(report.to_dict(), folder)
     _raise_for(report, allow_timing_failure)

@@ -31,7 +31,7 @@ from esl_hw.sim.trace import compare, parse_trace
 def check(config: dict) -> dict:
     """Parse the trace named in ``config`` and compare it with the reference; write the report."""
     model = load_model(config["reference_model"])
-    images = np.load(config["images"])
+    images = np.load(config["images"], allow_pickle=False)
     record = parse_trace(Path(config["trace"]), model, len(images))
     if "rewire" in config:
         report = check_rewire(config, model, images, record)

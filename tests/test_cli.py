@@ -104,3 +104,82 @@ def test_eval_prints_reference_accuracy(capsys, model_dir: Path) -> None:
     assert main(["eval", str(model_dir)]) == 0
     out = capsys.readouterr().out
     assert "int_accuracy" in out and "embedded" in out
+
+
+def _user_folder(path: Path) -> dict[str, str]:
+    path.mkdir()
+    files = {"notes.txt": "mine", "results.csv": "1,2,3"}
+    for name, text in files.items():
+        (path / name).write_text(text)
+    return files
+
+
+def _unchanged(path: Path, files: dict[str, str]) -> bool:
+    return {p.name: p.read_text() for p in path.iterdir()} == files
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_sim_and_eval_never_replace_a_folder_of_user_files(capsys, tmp_path: Path, model_dir, force) -> None:
+    out = tmp_path / "out"
+    files = _user_folder(out)
+    fails_cleanly(
+        capsys, ["sim", str(model_dir), "--out", str(out), *force], "--force" if not force else "did not"
+    )
+    fails_cleanly(
+        capsys, ["eval", str(model_dir), "--out", str(out), *force], "--force" if not force else "did not"
+    )
+    assert _unchanged(out, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "out"]
+
+
+def test_force_never_replaces_user_files_or_the_input(capsys, tmp_path: Path, model_dir: Path) -> None:
+    out = tmp_path / "user"
+    files = _user_folder(out)
+    fails_cleanly(capsys, ["rtl", str(model_dir), "--out", str(out), "--force"], "esl-hw did not write")
+    fails_cleanly(capsys, ["export", str(model_dir), "--out", str(out), "--force"], "esl-hw did not write")
+    config = write_config(tmp_path, "train: {epochs: 1}\n")
+    fails_cleanly(capsys, ["train", str(config), "--out", str(out), "--force"], "esl-hw did not write")
+    assert _unchanged(out, files)
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+    for target in (model_dir, tmp_path):
+        fails_cleanly(capsys, ["rtl", str(model_dir), "--out", str(target), "--force"], "the input")
+        fails_cleanly(capsys, ["sim", str(model_dir), "--out", str(target), "--force"], "the input")
+    fails_cleanly(capsys, ["train", str(config), "--out", str(tmp_path), "--force"], "the input")
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
+
+
+def test_eval_out_writes_a_report_and_force_replaces_it(capsys, tmp_path: Path, model_dir: Path) -> None:
+    import json
+
+    out = tmp_path / "eval"
+    assert main(["eval", str(model_dir), "--out", str(out)]) == 0
+    first = json.loads((out / "eval.json").read_text())
+    assert first["test_images"] == 1000 and 0 <= first["int_accuracy"] <= 1
+    fails_cleanly(capsys, ["eval", str(model_dir), "--out", str(out)], "--force")
+    assert main(["eval", str(model_dir), "--out", str(out), "--force"]) == 0
+    assert json.loads((out / "eval.json").read_text()) == first
+
+
+def test_a_folder_appearing_at_out_during_the_command_is_kept(
+    capsys, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esl_hw.rtl_gen as rtl_gen
+
+    out = tmp_path / "rtl"
+    emit = rtl_gen.emit_verilog
+
+    def emit_while_someone_writes(*args, **kwargs):
+        out.mkdir()
+        (out / "theirs.v").write_text("module theirs; endmodule")
+        return emit(*args, **kwargs)
+
+    monkeypatch.setattr(rtl_gen, "emit_verilog", emit_while_someone_writes)
+    fails_cleanly(capsys, ["rtl", str(model_dir), "--out", str(out)], "result kept in")
+    assert sorted(p.name for p in out.iterdir()) == ["theirs.v"]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("rtl.result-")]
+    assert len(kept) == 1 and (kept[0] / "snn_core.v").is_file()
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-5", "0", "soon"])
+def test_run_timeout_must_be_finite_and_positive(capsys, model_dir: Path, timeout: str) -> None:
+    fails_cleanly(capsys, ["run", str(model_dir), "--port", "/dev/null", "--timeout", timeout], "--timeout")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from esl_hw.errors import EslError
+from esl_hw.outputs import OUTPUT_MARKER, STAGING_MARKER
 from esl_hw.train.checkpoint import STATE_FILE, save_atomic, truncate_metrics, work_folder
 from esl_hw.train.config import config_from_dict
 from esl_hw.train.export import load_checkpoint
@@ -91,9 +92,18 @@ def test_resume_after_sigkill_equals_the_uninterrupted_run(
     else:
         out = tmp_path / "run"
         _kill_mid_run(out, when)
+    # what a kill in the middle of save_atomic leaves behind
+    (work_folder(out) / ".checkpoint.pt.tmp-k1ll").write_bytes(b"half")
+    (work_folder(out) / ".state.pt.tmp-k1ll").write_bytes(b"half")
     train(config_from_dict(CONFIG), out, resume=True, progress=False)
     assert not work_folder(out).exists()
-    assert sorted(path.name for path in out.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        OUTPUT_MARKER,
+        "checkpoint.pt",
+        "config.yaml",
+        "metrics.jsonl",
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
     assert _metrics(out) == _metrics(reference)
     ours, theirs = load_checkpoint(out), load_checkpoint(reference)
     assert ours["epoch"] == theirs["epoch"]
@@ -142,6 +152,24 @@ def test_fresh_start_over_an_interrupted_run_needs_force(killed: Path, tmp_path:
         train(config_from_dict(CONFIG), out, progress=False)
     with pytest.raises(EslError, match="no interrupted run to resume"):
         train(config_from_dict(CONFIG), tmp_path / "other", resume=True, progress=False)
+
+
+def test_force_clears_only_esl_hw_work_folders_and_outputs(killed: Path, tmp_path: Path) -> None:
+    out = _copy_partial(killed, tmp_path)
+    (work_folder(out) / STAGING_MARKER).unlink()
+    with pytest.raises(EslError, match="lacks esl-hw's marker"):
+        train(config_from_dict(CONFIG), out, force=True, progress=False)
+    assert (work_folder(out) / STATE_FILE).is_file()
+    other = tmp_path / "user"
+    other.mkdir()
+    (other / "thesis.tex").write_text("mine")
+    with pytest.raises(EslError, match="'thesis.tex', which esl-hw did not write"):
+        train(config_from_dict(CONFIG), other, force=True, progress=False)
+    assert (other / "thesis.tex").read_text() == "mine"
+    config_file = other / "config.yaml"
+    config_file.write_text("{}")
+    with pytest.raises(EslError, match="contains the input"):
+        train(config_from_dict(CONFIG), other, force=True, progress=False, inputs=[config_file])
 
 
 def test_atomic_save_and_metric_truncation(tmp_path: Path) -> None:

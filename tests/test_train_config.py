@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,134 @@ def test_every_shipped_config_loads() -> None:
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
 def test_devices_are_accepted(device: str) -> None:
     assert config_from_dict({"train": {"device": device}}).train.device == device
+
+
+FLOAT_KEYS = [
+    ("model", "threshold"),
+    ("model", "surrogate_slope"),
+    ("model", "t_max"),
+    ("model", "weight_cost"),
+    ("model", "width"),
+    ("model", "tet_lambda"),
+    ("sparsity", "density"),
+    ("sparsity", "epsilon"),
+    ("sparsity", "alpha"),
+    ("sparsity", "t_end"),
+    ("train", "lr"),
+    ("data", "val_fraction"),
+]
+
+
+@pytest.mark.parametrize(
+    "value", [math.nan, math.inf, -math.inf, 10**400], ids=["nan", "inf", "-inf", "huge_int"]
+)
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS, ids=[f"{s}.{k}" for s, k in FLOAT_KEYS])
+def test_every_float_must_be_finite(section: str, key: str, value: float) -> None:
+    raw = {section: {key: value}}
+    if key == "epsilon":
+        raw[section]["density"] = None
+    with pytest.raises(EslError, match=f"config: {section}.{key} must be a finite number, got "):
+        config_from_dict(raw)
+
+
+def test_a_nan_layer_density_is_refused() -> None:
+    with pytest.raises(EslError, match=r"layer_density\[0\] must be a finite number, got nan"):
+        config_from_dict({"sparsity": {"layer_density": {0: math.nan}}})
+
+
+def test_a_nan_epsilon_in_a_file_no_longer_trains_a_dense_network(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("sparsity:\n  epsilon: .nan\n")
+    with pytest.raises(EslError, match="config: sparsity.epsilon must be a finite number, got nan"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"seed": 2**64}, "seed =18446744073709551616 outside 0..4294967295"),
+        ({"seed": 2**32}, "seed =4294967296 outside"),
+        ({"seed": 1.0}, "seed must be an integer"),
+        ({"model": {"hidden": [10**7]}}, r"model.hidden\[0\] =10000000 outside 1..1048576"),
+        ({"model": {"hidden": [2**20]}}, r"model.hidden =\[1048576\] needs 832569344 dense weights"),
+        ({"model": {"hidden": [16384, 16384]}}, "more than the trainer's limit 134217728"),
+        ({"model": {"hidden": [4] * 64}}, "model.hidden has 64 layers, at most 63"),
+        ({"model": {"hidden": [True]}}, r"model.hidden\[0\] must be an integer"),
+        ({"model": {"timesteps": 4097}}, "model.timesteps =4097 outside 1..4096"),
+        ({"model": {"w_bits": 25}}, "model.w_bits =25 outside 2..24"),
+        ({"model": {"v_bits": 49}}, "model.v_bits =49 outside 2..48"),
+        ({"model": {"tet_lambda": 1.5}}, r"model.tet_lambda =1.5 outside \[0, 1\]"),
+        ({"model": {"tet_lambda": -0.1}}, r"model.tet_lambda =-0.1 outside \[0, 1\]"),
+        ({"model": {"t_max": 100}}, r"model.t_max =100.0 outside \(0, 80.0\]"),
+        ({"model": {"kind": ["lif"]}}, r"model.kind =\['lif'\] unknown"),
+        ({"train": {"epochs": 10**9}}, "train.epochs =1000000000 outside 1..100000"),
+        ({"train": {"batch_size": 10**6}}, "train.batch_size =1000000 outside 1..65536"),
+        ({"train": {"threads": 10**6}}, "train.threads =1000000 outside 1..1024"),
+        ({"sparsity": {"delta_t": 2**31}}, "sparsity.delta_t =2147483648 outside 1..2147483647"),
+        ({"sparsity": {"dense_layers": [True]}}, r"sparsity.dense_layers\[0\] must be an integer, got True"),
+        ({"sparsity": {"dense_layers": [0, 0]}}, r"sparsity.dense_layers =\[0, 0\] lists a layer twice"),
+        ({"sparsity": {"dense_layers": "0"}}, "sparsity.dense_layers must be a list"),
+        (
+            {"sparsity": {"layer_density": [1, 2]}},
+            r"sparsity.layer_density\[0\] must be a pair \[layer, density\]",
+        ),
+        ({"sparsity": {"layer_density": [[0, 0.5, 1]]}}, r"layer_density\[0\] must be a pair"),
+        ({"sparsity": {"layer_density": [[0, 0.5], [0, 0.6]]}}, r"layer_density\[0\] is given twice"),
+        ({"sparsity": {"layer_density": {"a": 0.5}}}, r"layer_density\['a'\] must be an integer, got 'a'"),
+        ({"sparsity": {"layer_density": {True: 0.5}}}, r"layer_density\[True\] must be an integer, got True"),
+        ({"sparsity": {"layer_density": "0: 0.5"}}, "sparsity.layer_density must be a mapping"),
+        ({"sparsity": {"layer_density": {0: "x"}}}, r"layer_density\[0\] must be a number, got 'x'"),
+        ({"model": [1]}, r"config: model must be a mapping, got \[1\]"),
+        ({"data": "mnist"}, "config: data must be a mapping, got 'mnist'"),
+        ({"sparsity": 3}, "config: sparsity must be a mapping, got 3"),
+        ({1: {}}, "config: unknown key '1'"),
+        ({"model": {1: 2}}, "config: unknown key 'model.1'"),
+        ({"data": {"path": ""}}, "data.path must be a non-empty path"),
+        ({"data": {"path": "a\0b"}}, "data.path must be a non-empty path without NUL characters"),
+        ({"data": {"path": ["x"]}}, "data.path must be a path or null"),
+    ],
+)
+def test_out_of_range_and_wrong_types_are_one_line(raw: dict, fragment: str) -> None:
+    with pytest.raises(EslError, match=fragment) as error:
+        config_from_dict(raw)
+    assert "\n" not in str(error.value)
+
+
+def test_the_largest_valid_values_are_accepted() -> None:
+    config = config_from_dict(
+        {
+            "seed": 2**32 - 1,
+            "model": {"hidden": [100_000], "timesteps": 4096, "w_bits": 24, "tet_lambda": 1, "t_max": 80},
+            "train": {"epochs": 100_000, "batch_size": 65536, "threads": 1024},
+            "sparsity": {"delta_t": 2**31 - 1, "layer_density": [[1, 0.5], [0, 0.2]]},
+        }
+    )
+    assert config.seed == 2**32 - 1 and config.sparsity.layer_density == ((0, 0.2), (1, 0.5))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"train:\n  lr: 0.1\n  lr: 0.2\n",
+            r"config .*c.yaml: not valid YAML \(duplicate key 'lr' at line 3",
+        ),
+        (b"model:\n  kind: lif\nmodel:\n  kind: lif\n", "duplicate key 'model' at line 3"),
+        (b"seed: 1\n# caf\xe9\n", r"config .*c.yaml: not UTF-8 text \(byte 0xe9 at offset 13\)"),
+        (b"model:\n  hidden: &h [8]\ntrain: *h\n", r"aliases are not supported \(found \*h\)"),
+        (b"seed: 1" + b"0" * 5000 + b"\n", "not valid YAML .cannot read"),
+        (b"seed: !!int ''\n", "not valid YAML .cannot read '' as int"),
+    ],
+    ids=["duplicate_key", "duplicate_section", "non_utf8", "alias", "int_digits", "odd_tag"],
+)
+def test_file_problems_are_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(EslError, match=message) as error:
+        load_config(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_folder_is_not_a_config(tmp_path: Path) -> None:
+    with pytest.raises(EslError, match="is a folder, not a file"):
+        load_config(tmp_path)

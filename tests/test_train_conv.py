@@ -1,4 +1,4 @@
-"""Tests for esl_hw.train.conv: VGGSNN and ResNet19 shapes, TET loss, a few sparse steps reduce the loss."""
+"""Tests for esl_hw.train.conv: VGGSNN and ResNet19 shapes, TET loss, sparse steps overfit a small batch."""
 
 from __future__ import annotations
 
@@ -53,21 +53,35 @@ def test_tet_loss_is_cross_entropy_per_step_plus_regulariser() -> None:
     assert predict(outputs).tolist() == outputs.mean(0).argmax(1).tolist()
 
 
+# Steps to overfit 8 samples of 4 balanced classes (a constant output cannot beat ln 4 ≈ 1.39, the
+# starting loss). Measured on an AVX-512 CPU, torch 2.13, over 16 seeds × 1 and 2 threads × inputs
+# perturbed by 1e-6 (64 runs each, a stand-in for other kernels' rounding): the mean of the last 5
+# losses is 0.17–0.25 (vgg) and 0.15–0.42 (resnet, median 0.18) of the mean of the first 5; with the
+# sparse weights frozen it stays at 0.96–0.97. The bound below clears the worst run by a wide margin.
+OVERFIT_STEPS = {"vgg": 30, "resnet": 80}
+LOSS_RATIO = 0.7
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["vgg", "resnet"])
-def test_a_few_sparse_steps_reduce_the_loss(kind: str) -> None:
+def test_a_few_sparse_steps_reduce_the_loss(kind: str, threads: int) -> None:
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     if kind == "vgg":
         net = VGGSNN(in_channels=2, classes=4, image_size=16, timesteps=3, width=1 / 16)
         inputs = (torch.rand(8, 3, 2, 16, 16) < 0.3).float()
     else:
-        net = ResNet19(in_channels=3, classes=4, timesteps=2, width=1 / 8)
+        net = ResNet19(in_channels=3, classes=4, timesteps=4, width=1 / 8)
         inputs = torch.rand(8, 3, 8, 8)
     labels = torch.arange(8) % 4
+    steps = OVERFIT_STEPS[kind]
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    engine = SparseEngine.from_module(net, optimizer, 30, density=0.5, init="erk", delta_t=3, t_end=0.5)
+    engine = SparseEngine.from_module(net, optimizer, steps, density=0.5, init="erk", delta_t=3, t_end=0.5)
     counts = [int(mask.sum()) for mask in engine.masks]
+    start_weights = [weight.detach().clone() for weight in engine.weights]
+    start_masks = [mask.clone() for mask in engine.masks]
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         loss = tet_loss(net(inputs), labels)
         optimizer.zero_grad()
         loss.backward()
@@ -75,4 +89,12 @@ def test_a_few_sparse_steps_reduce_the_loss(kind: str) -> None:
         engine.step()
         losses.append(float(loss.detach()))
     assert [int(mask.sum()) for mask in engine.masks] == counts
-    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5
+    assert any(not torch.equal(mask, first) for mask, first in zip(engine.masks, start_masks, strict=True))
+    layers = zip(engine.names, start_weights, engine.weights, start_masks, engine.masks, strict=True)
+    for name, start, weight, first, mask in layers:
+        values = weight.detach()
+        assert not bool(values[~mask].any()), f"{name}: an inactive connection is not zero"
+        kept = first & mask
+        assert bool((values[kept] != start[kept]).any()), f"{name}: no active weight moved"
+    first_losses, last_losses = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last_losses < LOSS_RATIO * first_losses, f"loss {first_losses:.3f} -> {last_losses:.3f}"

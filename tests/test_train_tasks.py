@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,12 @@ import pytest
 import torch
 
 from esl_hw.errors import EslError
+from esl_hw.train import tasks
 from esl_hw.train.config import config_from_dict
 from esl_hw.train.export import load_checkpoint
 from esl_hw.train.loop import train
 from esl_hw.train.tasks import load_vision
+from esl_hw.train.vision_data import ArraySplit
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +98,43 @@ def test_conv_configs_need_a_matching_dataset_and_a_path() -> None:
         config_from_dict({"data": {"dataset": "cifar10", "path": "x"}})
     with pytest.raises(EslError, match="data.dataset 'cifar100' needs data.path"):
         config_from_dict({"data": {"dataset": "cifar100"}, "model": {"kind": "resnet19"}})
+
+
+def _mnist_with_label(folder: Path, label: int) -> Path:
+    folder.mkdir()
+    for prefix in ("train", "t10k"):
+        images = struct.pack(">BBBBIII", 0, 0, 8, 3, 4, 28, 28) + bytes(4 * 784)
+        labels = struct.pack(">BBBBI", 0, 0, 8, 1, 4) + bytes([0, 1, label, 2])
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(images)
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
+    return folder
+
+
+def test_labels_outside_the_class_range_are_refused_before_training(tmp_path: Path) -> None:
+    folder = _cifar10(tmp_path / "cifar")
+    with (folder / "data_batch_2").open("wb") as handle:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 10]}, handle)
+    cifar = config_from_dict(
+        {"data": {"dataset": "cifar10", "path": str(folder)}, "model": {"kind": "resnet19", "width": 0.0625}}
+    )
+    with pytest.raises(EslError, match="data_batch_2: label 10 at index 1 is outside 0..9"):
+        train(cifar, tmp_path / "run", progress=False)
+    mnist = config_from_dict({"data": {"path": str(_mnist_with_label(tmp_path / "mnist", 10))}})
+    with pytest.raises(EslError, match="train-labels-idx1-ubyte: label 10 at index 2 is outside 0..9"):
+        train(mnist, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_vision_checks_labels_against_the_class_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def loader(path: str, timesteps: int) -> tuple[ArraySplit, ArraySplit]:
+        split = ArraySplit(np.zeros((3, 2, 2, 34, 34), np.float32), np.array([0, 9, 12]))
+        return split, split
+
+    monkeypatch.setattr(tasks, "load_nmnist", loader)
+    config = config_from_dict(
+        {"data": {"dataset": "nmnist", "path": str(tmp_path)}, "model": {"kind": "vggsnn", "timesteps": 2}}
+    )
+    with pytest.raises(EslError, match=r"\(nmnist\): label 12 at index 2 is outside 0..9"):
+        load_vision(config)

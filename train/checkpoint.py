@@ -9,8 +9,11 @@ work folder gets
 - ``state.pt``: everything needed to continue: model, optimizer, sparse engine, learning-rate
   schedule, the shuffling generator, the best record and the epoch count.
 
-Every ``.pt`` file is written to a temporary file in the same folder and ``os.replace``-d into place,
-so a process killed at any instant (SIGKILL included) leaves either the old or the new file. On
+Every ``.pt`` file is written to a temporary file ``.<name>.tmp-XXXX`` in the same folder and
+``os.replace``-d into place, so a process killed at any instant (SIGKILL included) leaves either the
+old or the new file; such temporaries are removed on resume and before the run is published, so
+they never reach a finished run folder. The work folder carries esl-hw's staging marker
+(:mod:`esl_hw.outputs`): ``--force`` clears only a work folder with that marker. On
 resume ``metrics.jsonl`` is cut back to the epochs that ``state.pt`` records (a kill between the two
 writes leaves one line too many), and training continues from the next epoch with the same random
 streams, so the run ends with exactly the weights, masks and metrics of an uninterrupted one (the
@@ -22,16 +25,26 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from esl_hw.errors import EslError
-from esl_hw.outputs import check_writable_target
+from esl_hw.outputs import (
+    TargetState,
+    check_writable_target,
+    mark_staging,
+    owned_by_live_process,
+    publish,
+    staging_owner,
+)
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "esl-hw-train-state"
+#: Infix of the temporary files :func:`save_atomic` writes.
+TEMPORARY_INFIX = ".tmp-"
 
 
 def _umask_mode(mode: int) -> int:
@@ -43,7 +56,7 @@ def _umask_mode(mode: int) -> int:
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` into a temporary file in the same folder, then ``os.replace`` it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}{TEMPORARY_INFIX}", dir=path.parent)
     os.close(handle)
     os.chmod(temporary, _umask_mode(0o666))
     try:
@@ -61,46 +74,79 @@ def work_folder(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.partial"
 
 
-def check_work_folder(out_dir: Path, force: bool, resume: bool) -> None:
-    """The refusals of :func:`open_work_folder`, without touching the disk (every rank runs them)."""
+def _check_own_work_folder(work: Path) -> None:
+    """Refuse a work folder that esl-hw did not make, or that a running esl-hw process owns."""
+    if work.is_symlink() or not work.is_dir():
+        raise EslError(f"{work} exists and is not a work folder of esl-hw; move it away")
+    owner = staging_owner(work)
+    if owner is None:
+        raise EslError(f"{work} lacks esl-hw's marker; refusing to touch it (move it away)")
+    if owned_by_live_process(work):
+        raise EslError(f"esl-hw process {owner[0]} on {owner[1]} is training into {work}")
+
+
+def check_work_folder(
+    out_dir: Path, force: bool, resume: bool, inputs: Iterable[str | os.PathLike[str] | None] = ()
+) -> TargetState:
+    """The refusals of :func:`open_work_folder`, without touching the disk (every rank runs them).
+
+    Returns what is at ``out_dir`` (:func:`esl_hw.outputs.check_writable_target`).
+    """
     work = work_folder(out_dir)
     state = work / STATE_FILE
     if resume and not state.is_file():
         done = " (that run is already complete)" if (out_dir / "checkpoint.pt").is_file() else ""
         raise EslError(f"no interrupted run to resume for {out_dir}: {state} does not exist{done}")
-    if not resume:
-        check_writable_target(out_dir, force)
-        if work.exists() and not force:
+    target = check_writable_target(out_dir, force, inputs)
+    if resume:
+        _check_own_work_folder(work)
+    elif work.exists() or work.is_symlink():
+        if not force:
             raise EslError(
                 f"an interrupted run of {out_dir} exists in {work}; pass --resume to continue it "
                 "or --force to start over"
             )
+        _check_own_work_folder(work)
+    return target
 
 
-def open_work_folder(out_dir: Path, force: bool, resume: bool) -> tuple[Path, bool]:
-    """``(work, resuming)``: the work folder, and whether it holds a state to resume from.
+def clear_temporaries(work: Path) -> None:
+    """Remove the temporaries of :func:`save_atomic` that a killed process left in ``work``."""
+    for temporary in work.glob(f".*{TEMPORARY_INFIX}*"):
+        if temporary.is_file() and not temporary.is_symlink():
+            temporary.unlink()
 
-    A fresh start refuses an existing non-empty ``out_dir`` and a leftover interrupted run unless
-    ``force``; ``resume`` requires a leftover work folder with a saved state.
+
+def open_work_folder(
+    out_dir: Path, force: bool, resume: bool, inputs: Iterable[str | os.PathLike[str] | None] = ()
+) -> tuple[Path, bool, TargetState]:
+    """``(work, resuming, target)``: the work folder, whether it holds a state to resume from, and
+    what is at ``out_dir``.
+
+    A fresh start refuses an existing ``out_dir`` (``force`` replaces only a folder esl-hw wrote)
+    and a leftover interrupted run unless ``force``; ``resume`` requires a leftover work folder
+    with a saved state.
     """
-    check_work_folder(out_dir, force, resume)
+    target = check_work_folder(out_dir, force, resume, inputs)
     work = work_folder(out_dir)
     if resume:
-        return work, True
+        clear_temporaries(work)
+        mark_staging(work)
+        return work, True, target
     if work.exists():
         shutil.rmtree(work)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work.mkdir()
     work.chmod(_umask_mode(0o777))
-    return work, False
+    mark_staging(work)
+    return work, False, target
 
 
-def finish_work_folder(work: Path, out_dir: Path) -> None:
-    """Drop the resume state and rename the completed work folder to ``out_dir``."""
+def finish_work_folder(work: Path, target: TargetState) -> None:
+    """Drop the resume state and temporaries and publish the completed work folder at ``target``."""
     (work / STATE_FILE).unlink(missing_ok=True)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(work, out_dir)
+    clear_temporaries(work)
+    publish(work, target, "train")
 
 
 def load_state(work: Path, config_dict: dict[str, Any], sizes: list[int]) -> dict[str, Any]:

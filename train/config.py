@@ -6,20 +6,27 @@ Missing keys take the defaults below, which are the tuned demo configuration (``
 
 Sparsity is given either as an overall ``density`` (distributed over the layers with the
 Erdős–Rényi rule, as RigL's ER scaling) or as the ER factor ``epsilon`` directly, never both.
+
+Every number must be finite (NaN and infinities are refused), and sizes, counts and widths are
+bounded by :mod:`esl_hw.limits` (e.g. ``model.hidden`` by the neurons per layer and, for the MLP
+kinds, by the dense weights the trainer allocates). The file is read by :mod:`esl_hw.safe_yaml`:
+a duplicate key, an alias or a file that is not UTF-8 is refused with one line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from esl_hw import limits
 from esl_hw.errors import EslError
+from esl_hw.limits import shown
 from esl_hw.rewiring import DEFAULT_SEED
+from esl_hw.safe_yaml import dump_yaml, load_yaml
 from esl_hw.train.hardware_rewiring import check_lanes, check_seed
 from esl_hw.train.sparse_rules import GROW_RULES, HARDWARE_RANDOM, INIT_NAMES, PRUNE_RULES
 
@@ -30,6 +37,8 @@ DATASETS = ("mnist", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
+#: Inputs and classes of the MLP kinds (``lif``, ``single_spike``): 28x28 MNIST, 10 digits.
+MLP_INPUTS, MLP_CLASSES = 784, 10
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,7 @@ def _is_int(value: Any) -> bool:
 
 def _int(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
     if not _is_int(value):
-        raise _fail(key, f"must be an integer, got {value!r}")
+        raise _fail(key, f"must be an integer, got {shown(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"{'' if low is None else low}..{'' if high is None else high}"
         raise _fail(key, f"={value} outside {bounds}")
@@ -155,14 +164,21 @@ def _int(value: Any, key: str, low: int | None = None, high: int | None = None) 
 
 
 def _float(value: Any, key: str) -> float:
+    """``value`` as a finite float; an int converts (one beyond float's range is refused)."""
     if not (_is_int(value) or isinstance(value, float)):
-        raise _fail(key, f"must be a number, got {value!r}")
-    return float(value)
+        raise _fail(key, f"must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise _fail(key, f"must be a finite number, got {shown(value)}")
+    return number
 
 
 def _choice(value: Any, key: str, names: tuple[str, ...]) -> str:
-    if value not in names:
-        raise _fail(key, f"={value!r} unknown (known: {', '.join(names)})")
+    if not isinstance(value, str) or value not in names:
+        raise _fail(key, f"={shown(value)} unknown (known: {', '.join(names)})")
     return value
 
 
@@ -173,7 +189,9 @@ def _optional(value: Any, key: str, convert: Any, *args: Any) -> Any:
 def _check_data(raw: dict[str, Any]) -> DataConfig:
     path = raw["path"]
     if path is not None and not isinstance(path, str | os.PathLike):
-        raise _fail("data.path", f"must be a path or null, got {path!r}")
+        raise _fail("data.path", f"must be a path or null, got {shown(path)}")
+    if path is not None and (not str(path) or "\0" in str(path)):
+        raise _fail("data.path", f"must be a non-empty path without NUL characters, got {shown(str(path))}")
     fraction = _float(raw["val_fraction"], "data.val_fraction")
     if not 0.0 <= fraction < 1.0:
         raise _fail("data.val_fraction", f"={fraction} outside [0, 1)")
@@ -181,47 +199,120 @@ def _check_data(raw: dict[str, Any]) -> DataConfig:
         dataset=_choice(raw["dataset"], "data.dataset", DATASETS),
         frame_size=_optional(raw["frame_size"], "data.frame_size", _int, 4, 1024),
         path=None if path is None else str(path),
-        train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2),
+        train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2, 2**31),
         val_fraction=fraction,
     )
 
 
+def _hidden(value: Any, kind: str) -> tuple[int, ...]:
+    """Hidden layer sizes, each at most the neurons per layer; for the MLP kinds the dense weights
+    ``784·h0 + h0·h1 + … + h_last·10`` at most :data:`esl_hw.limits.TRAIN_MAX_DENSE_WEIGHTS`."""
+    if not isinstance(value, list | tuple) or not value:
+        raise _fail("model.hidden", f"must be a non-empty list of layer sizes, got {shown(value)}")
+    if len(value) >= limits.MAX_LAYERS:
+        raise _fail("model.hidden", f"has {len(value)} layers, at most {limits.MAX_LAYERS - 1}")
+    sizes = tuple(
+        _int(size, f"model.hidden[{i}]", 1, limits.MAX_NEURONS_PER_LAYER) for i, size in enumerate(value)
+    )
+    if kind not in CONV_KINDS:
+        shape = (MLP_INPUTS, *sizes, MLP_CLASSES)
+        weights = sum(a * b for a, b in zip(shape[:-1], shape[1:], strict=True))
+        if weights > limits.TRAIN_MAX_DENSE_WEIGHTS:
+            raise _fail(
+                "model.hidden",
+                f"={list(sizes)} needs {weights} dense weights, more than the trainer's limit "
+                f"{limits.TRAIN_MAX_DENSE_WEIGHTS}",
+            )
+    return sizes
+
+
+#: Upper bounds of the float settings that have no natural one: far beyond any useful value, they
+#: catch a typo or a damaged file before it reaches the trainer (a threshold of 1e19 would
+#: quantise to nothing representable).
+MAX_SCALE = 1000.0
+MAX_LEARNING_RATE = 100.0
+
+
+def _positive(value: Any, key: str, high: float | None = None) -> float:
+    """A finite number in ``(0, high]`` (``(0, inf)`` without ``high``)."""
+    number = _float(value, key)
+    if number <= 0:
+        raise _fail(key, f"={number} must be positive")
+    if high is not None and number > high:
+        raise _fail(key, f"={number} outside (0, {high}]")
+    return number
+
+
+def _fraction(value: Any, key: str) -> float:
+    """A finite number in ``[0, 1]``."""
+    number = _float(value, key)
+    if not 0.0 <= number <= 1.0:
+        raise _fail(key, f"={number} outside [0, 1]")
+    return number
+
+
 def _check_model(raw: dict[str, Any]) -> ModelConfig:
-    hidden = raw["hidden"]
-    if not isinstance(hidden, list | tuple) or not hidden:
-        raise _fail("model.hidden", f"must be a non-empty list of layer sizes, got {hidden!r}")
-    v_bits = _int(raw["v_bits"], "model.v_bits", 2, 48)
-    threshold = _float(raw["threshold"], "model.threshold")
-    if threshold <= 0:
-        raise _fail("model.threshold", f"={threshold} must be positive")
-    slope = _float(raw["surrogate_slope"], "model.surrogate_slope")
-    if slope <= 0:
-        raise _fail("model.surrogate_slope", f"={slope} must be positive")
-    t_max = _float(raw["t_max"], "model.t_max")
-    if t_max <= 0:
-        raise _fail("model.t_max", f"={t_max} must be positive")
+    kind = _choice(raw["kind"], "model.kind", MODEL_KINDS)
+    v_bits = _int(raw["v_bits"], "model.v_bits", *limits.V_BITS)
     weight_cost = _float(raw["weight_cost"], "model.weight_cost")
-    if weight_cost < 0:
-        raise _fail("model.weight_cost", f"={weight_cost} must not be negative")
+    if not 0 <= weight_cost <= MAX_SCALE:
+        raise _fail("model.weight_cost", f"={weight_cost} outside [0, {MAX_SCALE}]")
     width = _float(raw["width"], "model.width")
     if not 0 < width <= 4:
         raise _fail("model.width", f"={width} outside (0, 4]")
     return ModelConfig(
-        kind=_choice(raw["kind"], "model.kind", MODEL_KINDS),
+        kind=kind,
         width=width,
-        tet_lambda=_float(raw["tet_lambda"], "model.tet_lambda"),
+        tet_lambda=_fraction(raw["tet_lambda"], "model.tet_lambda"),
         levels=_int(raw["levels"], "model.levels", 1, 256),
-        t_max=t_max,
+        t_max=_positive(raw["t_max"], "model.t_max", limits.TRAIN_MAX_T_MAX),
         weight_cost=weight_cost,
-        hidden=tuple(_int(size, f"model.hidden[{i}]", 1) for i, size in enumerate(hidden)),
-        timesteps=_int(raw["timesteps"], "model.timesteps", 1, 4096),
-        w_bits=_int(raw["w_bits"], "model.w_bits", 2, 24),
+        hidden=_hidden(raw["hidden"], kind),
+        timesteps=_int(raw["timesteps"], "model.timesteps", *limits.TIMESTEPS),
+        w_bits=_int(raw["w_bits"], "model.w_bits", *limits.TRAIN_W_BITS),
         v_bits=v_bits,
         leak_shift=_optional(raw["leak_shift"], "model.leak_shift", _int, 1, v_bits - 1),
-        threshold=threshold,
+        threshold=_positive(raw["threshold"], "model.threshold", MAX_SCALE),
         surrogate=_choice(raw["surrogate"], "model.surrogate", SURROGATE_NAMES),
-        surrogate_slope=slope,
+        surrogate_slope=_positive(raw["surrogate_slope"], "model.surrogate_slope", MAX_SCALE),
     )
+
+
+def _dense_layers(value: Any, n_layers: int) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple):
+        raise _fail("sparsity.dense_layers", f"must be a list of layer indices, got {shown(value)}")
+    indices = tuple(
+        _int(index, f"sparsity.dense_layers[{i}]", 0, n_layers - 1) for i, index in enumerate(value)
+    )
+    if len(set(indices)) != len(indices):
+        raise _fail("sparsity.dense_layers", f"={list(indices)} lists a layer twice")
+    return indices
+
+
+def _layer_density(value: Any, n_layers: int) -> tuple[tuple[int, float], ...]:
+    """``{layer: density}`` (or a list of ``[layer, density]`` pairs) as sorted pairs."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple):
+        pairs = value
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                raise _fail(
+                    f"sparsity.layer_density[{i}]", f"must be a pair [layer, density], got {shown(pair)}"
+                )
+    else:
+        raise _fail("sparsity.layer_density", f"must be a mapping layer -> density, got {shown(value)}")
+    result: dict[int, float] = {}
+    for index, density in pairs:
+        key = f"sparsity.layer_density[{shown(index)}]"
+        _int(index, key, 0, n_layers - 1)
+        if index in result:
+            raise _fail(key, "is given twice")
+        number = _float(density, key)
+        if not 0.0 < number <= 1.0:
+            raise _fail(key, f"={number} outside (0, 1]")
+        result[index] = number
+    return tuple(sorted(result.items()))
 
 
 def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
@@ -233,25 +324,6 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
         raise _fail("sparsity.density", f"={density} outside (0, 1]")
     if epsilon is not None and epsilon <= 0:
         raise _fail("sparsity.epsilon", f"={epsilon} must be positive")
-    dense = raw["dense_layers"]
-    if not isinstance(dense, list | tuple):
-        raise _fail("sparsity.dense_layers", f"must be a list of layer indices, got {dense!r}")
-    overrides = raw["layer_density"]
-    if isinstance(overrides, list | tuple):
-        overrides = dict(overrides)
-    if not isinstance(overrides, dict):
-        raise _fail("sparsity.layer_density", f"must be a mapping layer -> density, got {overrides!r}")
-    layer_density = []
-    for index, value in overrides.items():
-        key = f"sparsity.layer_density[{index}]"
-        _int(index, key, 0, n_layers - 1)
-        value = _float(value, key)
-        if not 0.0 < value <= 1.0:
-            raise _fail(key, f"={value} outside (0, 1]")
-        layer_density.append((index, value))
-    alpha = _float(raw["alpha"], "sparsity.alpha")
-    if not 0.0 <= alpha <= 1.0:
-        raise _fail("sparsity.alpha", f"={alpha} outside [0, 1]")
     t_end = _float(raw["t_end"], "sparsity.t_end")
     if not 0.0 < t_end <= 1.0:
         raise _fail("sparsity.t_end", f"={t_end} outside (0, 1]")
@@ -268,14 +340,12 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
         density=density,
         epsilon=epsilon,
         init=_choice(raw["init"], "sparsity.init", INIT_NAMES),
-        layer_density=tuple(sorted(layer_density)),
-        dense_layers=tuple(
-            _int(index, f"sparsity.dense_layers[{i}]", 0, n_layers - 1) for i, index in enumerate(dense)
-        ),
+        layer_density=_layer_density(raw["layer_density"], n_layers),
+        dense_layers=_dense_layers(raw["dense_layers"], n_layers),
         prune=prune,
         grow=grow,
-        alpha=alpha,
-        delta_t=_int(raw["delta_t"], "sparsity.delta_t", 1),
+        alpha=_fraction(raw["alpha"], "sparsity.alpha"),
+        delta_t=_int(raw["delta_t"], "sparsity.delta_t", 1, limits.TRAIN_MAX_DELTA_T),
         t_end=t_end,
         lanes=lanes,
         lfsr_seed=lfsr_seed,
@@ -283,16 +353,13 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
 
 
 def _check_train(raw: dict[str, Any]) -> TrainConfig:
-    lr = _float(raw["lr"], "train.lr")
-    if lr <= 0:
-        raise _fail("train.lr", f"={lr} must be positive")
     return TrainConfig(
-        epochs=_int(raw["epochs"], "train.epochs", 1),
-        batch_size=_int(raw["batch_size"], "train.batch_size", 1),
-        lr=lr,
+        epochs=_int(raw["epochs"], "train.epochs", 1, limits.TRAIN_MAX_EPOCHS),
+        batch_size=_int(raw["batch_size"], "train.batch_size", 1, limits.TRAIN_MAX_BATCH_SIZE),
+        lr=_positive(raw["lr"], "train.lr", MAX_LEARNING_RATE),
         optimizer=_choice(raw["optimizer"], "train.optimizer", OPTIMIZER_NAMES),
         lr_schedule=_choice(raw["lr_schedule"], "train.lr_schedule", LR_SCHEDULE_NAMES),
-        threads=_optional(raw["threads"], "train.threads", _int, 1),
+        threads=_optional(raw["threads"], "train.threads", _int, 1, limits.TRAIN_MAX_THREADS),
         device=_choice(raw["device"], "train.device", DEVICE_NAMES),
     )
 
@@ -301,7 +368,7 @@ def _merge_section(name: str, defaults: Any, given: Any) -> dict[str, Any]:
     if given is None:
         given = {}
     if not isinstance(given, dict):
-        raise _fail(name, f"must be a mapping, got {given!r}")
+        raise _fail(name, f"must be a mapping, got {shown(given)}")
     known = {item.name for item in dataclasses.fields(defaults)}
     for key in given:
         if key not in known:
@@ -337,7 +404,7 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     if sparsity.grow == HARDWARE_RANDOM and model.kind != "lif":
         raise _fail("sparsity.grow", f"={HARDWARE_RANDOM!r} needs model.kind 'lif', not {model.kind!r}")
     return Config(
-        seed=_int(raw.get("seed", defaults.seed), "seed", 0),
+        seed=_int(raw.get("seed", defaults.seed), "seed", *limits.SEED),
         data=data,
         model=model,
         sparsity=sparsity,
@@ -346,17 +413,8 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the YAML file ``path``."""
-    source = Path(path)
-    try:
-        text = source.read_text()
-    except OSError as error:
-        raise EslError(f"config {source}: cannot read ({error.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise EslError(f"config {source}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return config_from_dict(raw)
+    """Read and validate the YAML file ``path`` (read by :func:`esl_hw.safe_yaml.load_yaml`)."""
+    return config_from_dict(load_yaml(Path(path), "config"))
 
 
 def default_config() -> Config:
@@ -381,4 +439,4 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def dump_config(config: Config) -> str:
     """The resolved configuration as YAML text."""
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    return dump_yaml(config_to_dict(config))

@@ -91,7 +91,52 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise EslError(f"{path}: not an esl-hw training checkpoint")
     if not checkpoint.get("complete"):
         raise EslError(f"{path}: training run did not complete")
+    check_checkpoint_fields(checkpoint, path)
     return checkpoint
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_score(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def check_checkpoint_fields(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose fields are missing or of the wrong type (one line naming the field)."""
+
+    def fail(field: str) -> EslError:
+        return EslError(f"{path}: damaged checkpoint (field {field!r} missing or malformed)")
+
+    sizes = checkpoint.get("sizes")  # layer sizes of an MLP, weight shapes of a convolutional net
+    if not isinstance(sizes, list | tuple) or not sizes:
+        raise fail("sizes")
+    for field, valid in (("config", isinstance(checkpoint.get("config"), dict)),
+                         ("model", isinstance(checkpoint.get("model"), dict)),
+                         ("epoch", _is_int(checkpoint.get("epoch")))):  # fmt: skip
+        if not valid:
+            raise fail(field)
+    if not all(isinstance(value, torch.Tensor) for value in checkpoint["model"].values()):
+        raise fail("model")
+    for field in ("val_accuracy", "float_val_accuracy", "train_accuracy"):
+        if not _is_score(checkpoint.get(field)):
+            raise fail(field)
+    sparse = checkpoint.get("sparse", {})
+    if not isinstance(sparse, dict):
+        raise fail("sparse")
+    rewiring = sparse.get("rewiring")
+    if rewiring is None:
+        return
+    if (
+        not isinstance(rewiring, dict)
+        or not _is_int(rewiring.get("lanes"))
+        or not isinstance(rewiring.get("states"), list | tuple)
+        or not all(_is_int(state) for state in rewiring["states"])
+        or not isinstance(rewiring.get("columns"), list | tuple)
+        or not all(isinstance(column, torch.Tensor) for column in rewiring["columns"])
+    ):
+        raise fail("sparse.rewiring")
 
 
 def net_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[LIFNet, Config]:
@@ -101,7 +146,10 @@ def net_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[LIFNet, Config]:
         raise EslError(
             f"the run trained a {config.model.kind} model; export and integer evaluation need a LIF model"
         )
-    net = LIFNet.from_config(config.model, n_in=checkpoint["sizes"][0], n_out=checkpoint["sizes"][-1])
+    sizes = checkpoint["sizes"]
+    if len(sizes) < 2 or not all(_is_int(size) and size > 0 for size in sizes):
+        raise EslError(f"damaged checkpoint: layer sizes {sizes!r} are not positive integers")
+    net = LIFNet.from_config(config.model, n_in=sizes[0], n_out=sizes[-1])
     check_shape(net, checkpoint["sizes"])
     try:
         net.load_state_dict(checkpoint["model"])

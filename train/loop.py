@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ from tqdm import tqdm
 
 from esl_hw.datasets import Split, load_mnist
 from esl_hw.errors import EslError
-from esl_hw.outputs import check_writable_target
 from esl_hw.train import distributed
 from esl_hw.train.checkpoint import (
     STATE_FILE,
@@ -339,14 +338,22 @@ def _restore(session: _Session, state: dict[str, Any]) -> tuple[int, dict[str, A
     try:
         session.net.load_state_dict(state["model"])
         session.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as error:
-        first = str(error).strip().splitlines()[-1].strip()
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
         raise EslError(f"training state does not fit the configured model: {first}") from None
-    session.engine.load_state_dict(state["sparse"])
-    if session.scheduler is not None:
-        session.scheduler.load_state_dict(state["scheduler"])
-    session.shuffle.set_state(state["shuffle"])
-    return int(state["epoch"]), state["best"], float(state["best_score"])
+    try:
+        session.engine.load_state_dict(state["sparse"])
+        if session.scheduler is not None:
+            session.scheduler.load_state_dict(state["scheduler"])
+        session.shuffle.set_state(state["shuffle"])
+        epoch, best, best_score = state["epoch"], state["best"], float(state["best_score"])
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(best, dict):
+            raise TypeError("epoch or best")
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+        raise EslError(
+            f"training state is damaged ({type(error).__name__}: {error})".splitlines()[0]
+        ) from None
+    return epoch, best, best_score
 
 
 def train(
@@ -355,6 +362,7 @@ def train(
     force: bool = False,
     progress: bool = True,
     resume: bool = False,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
 ) -> TrainResult:
     """Train per ``config`` and write the run folder ``out_dir``; return the best epoch's scores.
 
@@ -362,12 +370,13 @@ def train(
     ``val_fraction`` is 0). ``force`` replaces an existing non-empty ``out_dir`` (and a leftover
     interrupted run). ``resume`` continues an interrupted run of ``out_dir`` from its last finished
     epoch; the config must be the one it was started with. The result is then identical to an
-    uninterrupted run: same weights, masks and metrics.
+    uninterrupted run: same weights, masks and metrics. ``out_dir`` follows the output rule of
+    :mod:`esl_hw.outputs`; it must not be or contain ``inputs`` (e.g. the config file) or the data.
     """
     out_dir = Path(out_dir)
+    inputs = [*inputs, config.data.path]
     distributed.init_from_environment()
-    if not resume:
-        check_writable_target(out_dir, force)
+    check_work_folder(out_dir, force, resume, inputs)
     start = time.perf_counter()
     data = _prepare_data(config)
     has_val = len(data.val_labels) > 0
@@ -380,10 +389,10 @@ def train(
         shuffle = torch.Generator().manual_seed(config.seed + 1)
         session = _Session(config, net, net, optimizer, engine, scheduler, shuffle, None)
         main = distributed.is_main()
-        check_work_folder(out_dir, force, resume)  # on every rank, before rank 0 touches the disk
+        target = check_work_folder(out_dir, force, resume, inputs)  # every rank, before rank 0 writes
         distributed.barrier()
         if main:
-            work, resuming = open_work_folder(out_dir, force, resume)
+            work, resuming, target = open_work_folder(out_dir, force, resume, inputs)
         else:
             work, resuming = work_folder(out_dir), resume
         distributed.barrier()
@@ -446,7 +455,7 @@ def train(
         best["complete"] = True
         if main:
             save_atomic(best, work / CHECKPOINT_FILE)
-            finish_work_folder(work, out_dir)
+            finish_work_folder(work, target)
         distributed.barrier()
     seconds = time.perf_counter() - start
     log.info("run written to %s in %.1f s (best epoch %d)", out_dir, seconds, best["epoch"])

@@ -5,7 +5,8 @@
 - ``nmnist`` / ``dvs_cifar10``: frames ``[N, T, 2, H, W]`` (event counts), bilinearly resized to
   ``frame_size`` when given (the TET setting for DVS-CIFAR10 is 48).
 
-The validation split is taken from the training set with the same rule as for MNIST.
+The validation split is taken from the training set with the same rule as for MNIST. Labels outside
+``0..classes-1`` (the network's outputs) are refused before training.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from esl_hw.datasets import check_labels
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config
 from esl_hw.train.conv import VGGSNN, ResNet19
@@ -64,18 +66,24 @@ def _resize_frames(frames: np.ndarray, size: int | None) -> torch.Tensor:
     return resized.reshape(count, steps, *resized.shape[1:])
 
 
+def _checked(split: ArraySplit, classes: int, config: Config) -> ArraySplit:
+    """``split``, once its labels are known to lie in ``0..classes-1`` (the network's outputs)."""
+    check_labels(split.labels, classes, f"dataset {config.data.path} ({config.data.dataset})")
+    return split
+
+
 def load_vision(config: Config) -> VisionData:
     """Train/validation tensors of ``config.data.dataset`` (not ``mnist``)."""
     data, steps = config.data, config.model.timesteps
     if data.dataset in ("cifar10", "cifar100"):
         classes = 10 if data.dataset == "cifar10" else 100
-        train, val = _split(load_cifar(data.path, classes)[0], config)
+        train, val = _split(_checked(load_cifar(data.path, classes)[0], classes, config), config)
         convert = _normalise_cifar
         in_channels, size = 3, 32
     else:
         classes = 10
         loader = load_nmnist if data.dataset == "nmnist" else load_cifar10_dvs
-        train, val = _split(loader(data.path, steps)[0], config)
+        train, val = _split(_checked(loader(data.path, steps)[0], classes, config), config)
         size = data.frame_size or train.inputs.shape[-1]
 
         def convert(frames: np.ndarray) -> torch.Tensor:

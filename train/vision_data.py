@@ -1,12 +1,19 @@
-"""CIFAR-10/100 (the standard python batches) and event-camera data (N-MNIST, DVS-CIFAR10) from disk.
+"""CIFAR-10/100 (the python or binary batches) and event-camera data (N-MNIST, DVS-CIFAR10) from disk.
 
 Nothing is downloaded: every loader takes a local path and raises :class:`EslError` naming the first
-missing file or folder.
+missing file or folder, or the first damaged one.
 
 - CIFAR-10: ``<path>/data_batch_1 … data_batch_5`` and ``test_batch`` (the ``cifar-10-batches-py``
   folder, or its parent), pickled dicts with ``b"data"`` ``[N, 3072]`` uint8 (channel-major 32×32) and
-  ``b"labels"``.
-- CIFAR-100: ``<path>/train`` and ``test`` (``cifar-100-python``), ``b"data"`` and ``b"fine_labels"``.
+  ``b"labels"``; or ``data_batch_<i>.bin`` and ``test_batch.bin`` (``cifar-10-batches-bin``), records
+  of 1 label byte and 3072 pixel bytes.
+- CIFAR-100: ``<path>/train`` and ``test`` (``cifar-100-python``), ``b"data"`` and ``b"fine_labels"``;
+  or ``train.bin`` and ``test.bin`` (``cifar-100-binary``), records of a coarse and a fine label byte
+  and 3072 pixel bytes.
+
+The python batches are read with :class:`CifarUnpickler`, which builds dicts, bytes, lists, numbers
+and numpy arrays and refuses any other global: a crafted batch file cannot run code. Pixels must be
+integers 0..255 and labels integers in the class range, one per image.
 - N-MNIST: ``<path>/Train/<digit>/*.bin`` and ``Test/…`` (tonic's layout), read with
   ``tonic.io.read_mnist_file``; sensor 34×34×2.
 - DVS-CIFAR10: ``<path>/<class name>/*.aedat4`` (tonic's layout), read with ``tonic.io.read_aedat4``
@@ -20,15 +27,23 @@ pixel (tonic leaves out the events at the recording's very last time stamp).
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from esl_hw.datasets import as_pixels, check_labels
 from esl_hw.errors import EslError
+
+try:
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
 CIFAR10_DVS_CLASSES = (
     "airplane",
@@ -44,6 +59,14 @@ CIFAR10_DVS_CLASSES = (
 )
 NMNIST_SENSOR = (34, 34, 2)
 CIFAR10_DVS_SENSOR = (128, 128, 2)
+CIFAR_PIXELS = 3 * 32 * 32
+CIFAR_MAX_BYTES = 1 << 30  # one batch file; CIFAR-100's train file, the largest, is 155 MB
+# the python batches' globals: numpy rebuilds its arrays, dtypes (and scalars) from these
+CIFAR_GLOBALS = {
+    (module, name): getattr(_multiarray, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
 
 
 @dataclass(frozen=True)
@@ -67,44 +90,129 @@ def _folder(path: str | os.PathLike[str], *candidates: str) -> Path:
     return root
 
 
-def _unpickle(path: Path) -> dict:
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR python batch holds: dicts, bytes, lists, numbers
+    and numpy arrays (:data:`CIFAR_GLOBALS`); any other global is refused, nothing else is run."""
+
+    def __init__(self, handle: Any, path: Path) -> None:
+        super().__init__(handle, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR_GLOBALS:
+            raise EslError(
+                f"{self.path}: refused to unpickle {module}.{name} (only CIFAR batch contents are read)"
+            )
+        return CIFAR_GLOBALS[(module, name)]
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    """The bytes of ``path`` (at most :data:`CIFAR_MAX_BYTES`)."""
     if not path.is_file():
         raise EslError(f"dataset file {path} is missing")
     try:
         with path.open("rb") as handle:
-            return pickle.load(handle, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise EslError(f"{path}: not a CIFAR python batch ({error})") from None
+            raw = handle.read(CIFAR_MAX_BYTES + 1)
+    except OSError as error:
+        raise EslError(f"{path}: cannot read {what} ({error})") from None
+    if len(raw) > CIFAR_MAX_BYTES:
+        raise EslError(f"{path}: larger than {CIFAR_MAX_BYTES} bytes, not a {what}")
+    return raw
 
 
-def _cifar_split(paths: list[Path], label_key: bytes) -> ArraySplit:
+def _unpickle(path: Path) -> dict:
+    raw = _read_file(path, "CIFAR python batch")
+    try:
+        batch = CifarUnpickler(io.BytesIO(raw), path).load()
+    except EslError:
+        raise
+    except Exception as error:  # whatever a damaged pickle makes the unpickler raise
+        raise EslError(f"{path}: not a CIFAR python batch ({type(error).__name__}: {error})") from None
+    if not isinstance(batch, dict):
+        raise EslError(f"{path}: not a CIFAR python batch (holds a {type(batch).__name__}, not a dict)")
+    for key, value in batch.items():  # an honest array's bytes are in the file, not made up by a call
+        items = value if isinstance(value, list) else [value]
+        if sum(item.nbytes for item in items if isinstance(item, np.ndarray)) > len(raw):
+            raise EslError(f"{path}: CIFAR batch entry {key!r} is larger than the file itself")
+    return batch
+
+
+def _as_array(value: Any, what: str, path: Path) -> np.ndarray:
+    """A list or array ``value`` as an array (never a cast: numpy picks the type)."""
+    if not isinstance(value, np.ndarray | list):
+        raise EslError(f"{path}: CIFAR {what} is a {type(value).__name__}, not a list or an array")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        raise EslError(f"{path}: CIFAR {what} is not a regular array ({error})") from None
+
+
+def _batch_labels(value: Any, classes: int, path: Path) -> np.ndarray:
+    """The labels ``[N]``: integers ``0..classes-1``, at least one."""
+    labels = _as_array(value, "labels", path)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise EslError(f"{path}: CIFAR labels have shape {labels.shape}, expected [N] with N > 0")
+    check_labels(labels, classes, str(path))
+    return labels.astype(np.int64)
+
+
+def _batch_images(value: Any, count: int, path: Path) -> np.ndarray:
+    """The images ``[count, 3, 32, 32]`` uint8 from ``[count, 3072]`` integers ``0..255``."""
+    data = _as_array(value, "data", path)
+    expected = (count, CIFAR_PIXELS)
+    if data.shape != expected:
+        raise EslError(f"{path}: CIFAR data has shape {data.shape}, expected {expected} ({count} labels)")
+    return as_pixels(data, f"{path}: CIFAR data").reshape(-1, 3, 32, 32)
+
+
+def _cifar_split(paths: list[Path], label_key: bytes, classes: int) -> ArraySplit:
     images, labels = [], []
     for path in paths:
         batch = _unpickle(path)
-        if b"data" not in batch or label_key not in batch:
-            raise EslError(
-                f"{path}: CIFAR batch lacks {'data' if b'data' not in batch else label_key.decode()}"
-            )
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise EslError(f"{path}: CIFAR data has shape {data.shape}, expected [N, 3072]")
-        images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+        for key in (b"data", label_key):
+            if key not in batch:
+                raise EslError(f"{path}: CIFAR batch lacks {key.decode()}")
+        labels.append(_batch_labels(batch[label_key], classes, path))
+        images.append(_batch_images(batch[b"data"], len(labels[-1]), path))
+    return ArraySplit(np.concatenate(images), np.concatenate(labels))
+
+
+def _cifar_binary_split(paths: list[Path], label_bytes: int, classes: int) -> ArraySplit:
+    """Records of ``label_bytes`` label bytes (the last one the label used) and 3072 pixel bytes."""
+    images, labels = [], []
+    record = label_bytes + CIFAR_PIXELS
+    for path in paths:
+        raw = _read_file(path, "CIFAR binary batch")
+        if len(raw) == 0 or len(raw) % record:
+            raise EslError(f"{path}: {len(raw)} bytes are not whole CIFAR records of {record} bytes")
+        rows = np.frombuffer(raw, dtype=np.uint8).reshape(-1, record)
+        check_labels(rows[:, label_bytes - 1], classes, str(path))
+        labels.append(rows[:, label_bytes - 1].astype(np.int64))
+        images.append(rows[:, label_bytes:].reshape(-1, 3, 32, 32))
     return ArraySplit(np.concatenate(images), np.concatenate(labels))
 
 
 def load_cifar(path: str | os.PathLike[str], classes: int = 10) -> tuple[ArraySplit, ArraySplit]:
-    """``(train, test)`` of CIFAR-10 or CIFAR-100 from the standard python batches."""
+    """``(train, test)`` of CIFAR-10 or CIFAR-100 from the python batches, or the binary ones when the
+    folder holds only those (``cifar-10-batches-bin``: ``data_batch_<i>.bin``, ``test_batch.bin``,
+    one label byte per record; ``cifar-100-binary``: ``train.bin``, ``test.bin``, coarse and fine)."""
     if classes == 10:
-        folder = _folder(path, "cifar-10-batches-py")
-        train = [folder / f"data_batch_{index}" for index in range(1, 6)]
-        return _cifar_split(train, b"labels"), _cifar_split([folder / "test_batch"], b"labels")
-    if classes == 100:
-        folder = _folder(path, "cifar-100-python")
-        return _cifar_split([folder / "train"], b"fine_labels"), _cifar_split(
-            [folder / "test"], b"fine_labels"
-        )
-    raise EslError(f"CIFAR has 10 or 100 classes, not {classes}")
+        folder = _folder(path, "cifar-10-batches-py", "cifar-10-batches-bin")
+        train, test = [f"data_batch_{index}" for index in range(1, 6)], ["test_batch"]
+        label_key, label_bytes = b"labels", 1
+    elif classes == 100:
+        folder = _folder(path, "cifar-100-python", "cifar-100-binary")
+        train, test, label_key, label_bytes = ["train"], ["test"], b"fine_labels", 2
+    else:
+        raise EslError(f"CIFAR has 10 or 100 classes, not {classes}")
+    binary = not (folder / train[0]).exists() and (folder / f"{train[0]}.bin").exists()
+
+    def read(names: list[str]) -> ArraySplit:
+        if binary:
+            return _cifar_binary_split([folder / f"{name}.bin" for name in names], label_bytes, classes)
+        return _cifar_split([folder / name for name in names], label_key, classes)
+
+    return read(train), read(test)
 
 
 # ---------------------------------------------------------------- event data
@@ -124,6 +232,18 @@ def _recordings(folder: Path, suffix: str) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix == suffix)
 
 
+def _recording_frames(
+    path: Path, reader: Callable[[Path], np.ndarray], sensor: tuple[int, int, int], steps: int
+) -> np.ndarray:
+    """Frames of the recording ``path``; whatever a damaged file makes tonic raise is one error."""
+    try:
+        return events_to_frames(reader(path), sensor, steps)
+    except EslError:
+        raise
+    except Exception as error:  # tonic and aedat raise anything from IndexError to RuntimeError
+        raise EslError(f"{path}: damaged event recording ({type(error).__name__}: {error})") from None
+
+
 def _frames(
     files: list[tuple[Path, int]],
     reader: Callable[[Path], np.ndarray],
@@ -134,7 +254,7 @@ def _frames(
         return ArraySplit(
             np.zeros((0, steps, sensor[2], sensor[1], sensor[0]), np.float32), np.zeros(0, np.int64)
         )
-    frames = [events_to_frames(reader(path), sensor, steps) for path, _ in files]
+    frames = [_recording_frames(path, reader, sensor, steps) for path, _ in files]
     return ArraySplit(np.stack(frames), np.array([label for _, label in files], dtype=np.int64))
 
 
@@ -143,6 +263,9 @@ def read_nmnist(path: Path) -> np.ndarray:
     from tonic.datasets import NMNIST
     from tonic.io import read_mnist_file
 
+    size = path.stat().st_size
+    if size % 5:
+        raise EslError(f"{path}: {size} bytes are not whole N-MNIST events of 5 bytes")
     return read_mnist_file(str(path), dtype=NMNIST.dtype)
 
 

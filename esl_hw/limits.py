@@ -1,0 +1,106 @@
+"""The limits of the model artifact and of the training configuration, in one table.
+
+Every limit is checked where the value is read, before anything is allocated from it, and a value
+beyond it is refused with :class:`esl_hw.errors.EslError` quoting the value.
+
+Artifact (``esl_hw.artifact``; ``docs/semantics.md``, "Limits"):
+
+=============================  ===============  ==================================================
+name                           value            why
+=============================  ===============  ==================================================
+``TIMESTEPS``                  1 .. 4096        the hardware plan's limit
+``W_BITS``                     2 .. 32          weights are stored as int32
+``V_BITS``                     2 .. 48          the hardware plan's potential width
+``PHASE0``                     0 .. 255         the rate encoder's phase is one byte
+``MAX_LAYERS``                 64               every layer is a pipeline stage of the core
+``MAX_INPUTS_PER_LAYER``       2^20             the hardware plan's limit on ``n_in``
+``MAX_NEURONS_PER_LAYER``      2^20             the hardware plan's limit on ``n_out``
+``MAX_SYNAPSES_PER_LAYER``     2^26             memory, below
+``MAX_SYNAPSES``               2^27             memory, below (all layers together)
+``MAX_DENSE_CELLS``            2^28             ``Layer.dense_weight`` (the reference's matrix)
+=============================  ===============  ==================================================
+
+With ``n_in <= 2^20`` and ``|w| <= 2^31`` every current is below ``2^51`` in magnitude (exact in the
+float64 matrix product of the reference) and an output accumulator over 4096 steps stays inside
+int64 (``|acc| <= 2^12 · 2^20 · 2^31 = 2^63``, reached only by ``-2^63``). A loaded layer keeps
+``col`` and ``weight`` as int64, 16 bytes a synapse: 2 GiB at ``MAX_SYNAPSES``, plus the temporaries
+of validation (about as much again for the largest layer). A dense ``[n_in, n_out]`` int64 matrix of
+``MAX_DENSE_CELLS`` is 2 GiB.
+
+Training configuration (``esl_hw.train.config``), for the MLP kinds with ``784 - hidden… - 10``:
+
+=============================  ===============  ==================================================
+``TRAIN_W_BITS``               2 .. 24          float32 weights hold the integer grid
+                                                ``±(2^23 − 1)`` exactly (24-bit significand)
+``TRAIN_MAX_DENSE_WEIGHTS``    2^27             dense float32 weights, masks, gradients and Adam
+                                                moments: about 2.5 GiB at the limit
+``SEED``                       0 .. 2^32 − 1    numpy's legacy seeding takes 32 bits
+``TRAIN_MAX_EPOCHS``           100000           far beyond any run; a typo must not loop for days
+``TRAIN_MAX_BATCH_SIZE``       65536            a whole MNIST training set in one batch
+``TRAIN_MAX_DELTA_T``          2^31 − 1         larger is the same as never rewiring
+``TRAIN_MAX_THREADS``          1024             torch would try to start that many threads
+``TRAIN_MAX_T_MAX``            80.0             ``exp(t_max)`` must stay finite in float32 (88.7)
+=============================  ===============  ==================================================
+
+Rewiring metadata: ``REWIRE_LANES`` 1 .. 2^16 (powers of two) and ``LFSR_STATES`` 1 .. 2^32 − 1, as
+``esl_hw.train.hardware_rewiring`` and ``esl_hw.rewiring`` accept them.
+
+YAML files (``esl_hw.safe_yaml``): at most ``MAX_YAML_BYTES`` (16 MiB) and ``MAX_YAML_DEPTH`` (64)
+levels of nesting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esl_hw.errors import EslError
+
+TIMESTEPS = (1, 4096)
+W_BITS = (2, 32)
+V_BITS = (2, 48)
+PHASE0 = (0, 255)
+MAX_LAYERS = 64
+MAX_INPUTS_PER_LAYER = 1 << 20
+MAX_NEURONS_PER_LAYER = 1 << 20
+MAX_SYNAPSES_PER_LAYER = 1 << 26
+MAX_SYNAPSES = 1 << 27
+MAX_DENSE_CELLS = 1 << 28
+
+TRAIN_W_BITS = (2, 24)
+TRAIN_MAX_DENSE_WEIGHTS = 1 << 27
+SEED = (0, (1 << 32) - 1)
+TRAIN_MAX_EPOCHS = 100_000
+TRAIN_MAX_BATCH_SIZE = 1 << 16
+TRAIN_MAX_DELTA_T = (1 << 31) - 1
+TRAIN_MAX_THREADS = 1024
+TRAIN_MAX_T_MAX = 80.0
+
+REWIRE_LANES = (1, 1 << 16)
+LFSR_STATES = (1, (1 << 32) - 1)
+
+MAX_YAML_BYTES = 16 << 20
+MAX_YAML_DEPTH = 64
+
+_SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length, for error messages (always one line)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else f"{text[: _SHOWN_CHARS - 3]}..."
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is a Python ``int`` (``bool`` is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_range(value: Any, low: int, high: int, name: str) -> int:
+    """``value`` if it is an ``int`` (not a ``bool``) in ``low .. high``; else :class:`EslError`.
+
+    ``name`` starts the message, e.g. ``"model.yaml layer 0: n_out"`` gives
+    ``model.yaml layer 0: n_out must be an integer in 1..1048576, got 1000000000``.
+    """
+    if not is_int(value) or not low <= value <= high:
+        raise EslError(f"{name} must be an integer in {low}..{high}, got {shown(value)}")
+    return value
