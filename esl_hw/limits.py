@@ -45,6 +45,11 @@ Training configuration (``esl_hw.train.config``), for the MLP kinds with ``784 -
 Rewiring metadata: ``REWIRE_LANES`` 1 .. 2^16 (powers of two) and ``LFSR_STATES`` 1 .. 2^32 − 1, as
 ``esl_hw.train.hardware_rewiring`` and ``esl_hw.rewiring`` accept them.
 
+The numpy reference (``esl_hw.reference``) works in batches sized so that its dense float64
+weights plus the batch's spikes, potentials and currents stay within ``REFERENCE_MEMORY_BYTES``
+(4 GiB); a model whose weights and one sample alone exceed it is refused before anything is
+allocated.
+
 YAML files (``esl_hw.safe_yaml``): at most ``MAX_YAML_BYTES`` (16 MiB) and ``MAX_YAML_DEPTH`` (64)
 levels of nesting.
 """
@@ -77,6 +82,8 @@ TRAIN_MAX_T_MAX = 80.0
 
 REWIRE_LANES = (1, 1 << 16)
 LFSR_STATES = (1, (1 << 32) - 1)
+
+REFERENCE_MEMORY_BYTES = 4 << 30
 
 MAX_YAML_BYTES = 16 << 20
 MAX_YAML_DEPTH = 64

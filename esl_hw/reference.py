@@ -19,6 +19,8 @@ import numpy as np
 
 from esl_hw.artifact import Layer, Model, signed_range
 from esl_hw.encoding import encode
+from esl_hw.errors import EslError
+from esl_hw.limits import REFERENCE_MEMORY_BYTES
 
 _EXACT_FLOAT_LIMIT = 1 << 53
 
@@ -60,8 +62,36 @@ def argmax_lowest(values: np.ndarray) -> np.ndarray:
 def _dense_float(layer: Layer) -> np.ndarray:
     low, high = layer.current_range()
     if max(-low, high) >= _EXACT_FLOAT_LIMIT:
-        raise ValueError("currents exceed the exact float64 range")
+        raise EslError(f"currents of up to {max(-low, high)} exceed the exact float64 range (2^53)")
     return layer.dense_weight().astype(np.float64)
+
+
+def weight_bytes(model: Model) -> int:
+    """Bytes of the dense float64 weights :func:`run` builds (plus one int64 copy while building)."""
+    return sum(16 * layer.n_in * layer.n_out for layer in model.layers)
+
+
+def sample_bytes(model: Model, record_potentials: bool = True) -> int:
+    """Bytes :func:`run` needs per sample: input spikes, records, potentials, float currents."""
+    per_step = model.n_inputs * 9 + sum(layer.n_in * 8 + layer.n_out * 16 for layer in model.layers)
+    records = sum(layer.n_out * (9 if record_potentials else 1) for layer in model.hidden_layers)
+    return model.timesteps * (model.n_inputs + records) + per_step + model.n_outputs * 8
+
+
+def batch_for(model: Model, wanted: int, record_potentials: bool = False) -> int:
+    """The largest batch up to ``wanted`` that keeps :func:`run` within ``REFERENCE_MEMORY_BYTES``.
+
+    Raises :class:`EslError` when the weights and a single sample alone do not fit.
+    """
+    room = REFERENCE_MEMORY_BYTES - weight_bytes(model)
+    per_sample = sample_bytes(model, record_potentials)
+    if room < per_sample:
+        need = (weight_bytes(model) + per_sample) / 2**30
+        raise EslError(
+            f"the reference model needs {need:.1f} GiB for this model, more than its "
+            f"{REFERENCE_MEMORY_BYTES / 2**30:.0f} GiB budget (esl_hw.limits.REFERENCE_MEMORY_BYTES)"
+        )
+    return max(1, min(wanted, room // per_sample))
 
 
 def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) -> Trace:
@@ -72,6 +102,8 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
         raise ValueError(
             f"input spikes {spikes_in.shape} do not match T={model.timesteps}, n_in={model.n_inputs}"
         )
+    if batch > batch_for(model, batch, record_potentials):
+        raise EslError(f"a batch of {batch} samples exceeds the reference's memory budget; use fewer")
     weights = [_dense_float(layer) for layer in model.layers]
     hidden = model.hidden_layers
     potentials = [np.zeros((batch, layer.n_out), dtype=np.int64) for layer in hidden]
@@ -94,7 +126,9 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
 
 
 def predict(model: Model, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
-    """Predicted class per image (``[N, n_in]`` uint8), processed in batches."""
+    """Predicted class per image (``[N, n_in]`` uint8), in batches of at most ``batch_size`` that
+    stay within the memory budget (:func:`batch_for`)."""
+    batch_size = batch_for(model, batch_size)
     predictions = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]

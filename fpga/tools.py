@@ -66,12 +66,23 @@ def command(tool: str, args: list[str] | tuple[str, ...]) -> list[str]:
     return [sys.executable, "-c", script, *args]
 
 
+#: Deadline of one tool run, seconds: far beyond the longest place-and-route seen here (about an
+#: hour, before the memories' no_rw_check), so that a tool that never ends cannot hold a command.
+TOOL_TIMEOUT_S = 6 * 3600.0
+
+
 def run_tool(
-    tool: str, args: list[str], cwd: Path, log: Path, check: bool = True, timeout: float | None = None
+    tool: str,
+    args: list[str],
+    cwd: Path,
+    log: Path,
+    check: bool = True,
+    timeout: float = TOOL_TIMEOUT_S,
 ) -> tuple[int, ToolRun]:
     """Run ``tool`` in ``cwd`` writing stdout and stderr to ``log``; return ``(status, ToolRun)``.
 
-    With ``check`` a non-zero status raises :class:`ToolFailed` with the last lines of the log.
+    With ``check`` a non-zero status raises :class:`ToolFailed` with the last lines of the log; a
+    run longer than ``timeout`` seconds is killed and raises :class:`ToolFailed`.
     """
     started = time.perf_counter()
     with open(log, "w") as handle:

@@ -46,15 +46,27 @@ def cache_key(command: list[str], source: Path, work: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+#: Deadline of one C++ compile, seconds (a large Verilated model compiles in well under a minute).
+COMPILE_TIMEOUT_S = 3600.0
+
+
+def _compile(command: list[str], work: Path) -> int:
+    """Run the compiler; a compile that outlives :data:`COMPILE_TIMEOUT_S` is killed (status 124)."""
+    try:
+        return subprocess.call(command, cwd=work, timeout=COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return 124
+
+
 def run(command: list[str], cache_dir: str | None, work: Path) -> int:
     """Compile with ``command`` (a compiler invocation), through the cache when it applies."""
     sources = [argument for argument in command if argument.endswith((".cpp", ".cc"))]
     if not cache_dir or "-c" not in command or len(sources) != 1:
-        return subprocess.call(command, cwd=work)
+        return _compile(command, work)
     source = Path(sources[0])
     resolved = (work / source).resolve()
     if resolved.is_relative_to(work.resolve()) or not resolved.is_file():
-        return subprocess.call(command, cwd=work)
+        return _compile(command, work)
     output = _output(command, sources[0])
     depend = output.with_suffix(".d")
     entry = Path(cache_dir) / cache_key(command, resolved, work)
@@ -64,7 +76,7 @@ def run(command: list[str], cache_dir: str | None, work: Path) -> int:
         if cached_depend.is_file():
             shutil.copyfile(cached_depend, work / depend)
         return 0
-    status = subprocess.call(command, cwd=work)
+    status = _compile(command, work)
     if status == 0 and (work / output).is_file():
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".entry-", dir=cache_dir))

@@ -118,3 +118,19 @@ def test_sample_mismatches_flags_exactly_the_altered_samples(rng: np.random.Gene
     altered.spikes[0][0, 4, 1] ^= True
     altered.outputs[0, 2] -= 1
     assert sample_mismatches(expected, altered).tolist() == [True, False, True, False, True]
+
+
+def test_batches_stay_within_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esl_hw import reference
+    from esl_hw.errors import EslError
+
+    model = random_model(np.random.default_rng(2), (20, 12, 4), timesteps=5)
+    images = np.random.default_rng(3).integers(0, 256, (50, 20), dtype=np.uint8)
+    expected = reference.predict(model, images)
+    budget = reference.weight_bytes(model) + 7 * reference.sample_bytes(model, record_potentials=False)
+    monkeypatch.setattr(reference, "REFERENCE_MEMORY_BYTES", budget)
+    assert reference.batch_for(model, 2000) == 7
+    np.testing.assert_array_equal(reference.predict(model, images), expected)
+    monkeypatch.setattr(reference, "REFERENCE_MEMORY_BYTES", reference.weight_bytes(model))
+    with pytest.raises(EslError, match="GiB budget"):
+        reference.predict(model, images)

@@ -11,6 +11,7 @@ import torch
 
 from esl_hw.datasets import Split
 from esl_hw.errors import EslError
+from esl_hw.outputs import OUTPUT_MARKER
 from esl_hw.train.config import config_from_dict, load_config
 from esl_hw.train.export import load_checkpoint
 from esl_hw.train.loop import resolve_device, split_train_val, train
@@ -38,7 +39,8 @@ def test_tiny_run_learns_far_above_chance(tiny_run) -> None:
 
 def test_run_folder_holds_config_checkpoint_and_metrics(tiny_run) -> None:
     folder = tiny_run.run_dir
-    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl"]
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == [OUTPUT_MARKER, "checkpoint.pt", "config.yaml", "metrics.jsonl"]
     assert load_config(folder / "config.yaml") == config_from_dict(TINY)
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in records] == [1, 2, 3]
