@@ -109,8 +109,8 @@ def accuracy(model_dir: str, data: Path | None) -> tuple[float, str]:
 
 
 def run_row(row: dict, work: Path, simulator: str, data: Path | None) -> dict:
+    from esl_hw.app.fpga import measure_cycles
     from esl_hw.fpga import synthesize
-    from esl_hw.fpga.commands import measure_cycles
     from esl_hw.fpga.synth import choose_synapse_memory
     from esl_hw.fpga.targets import get_target
 

@@ -1,7 +1,12 @@
-"""``python -m esl_hw`` runs the command line."""
+"""``python -m esl_hw`` runs the command line.
 
-import sys
+An entry point, not part of the core: it imports the application layer (:mod:`esl_hw.app`) only
+when run as the main module, so importing ``esl_hw.__main__`` loads nothing beyond the core.
+"""
 
-from esl_hw.cli import main
+if __name__ == "__main__":
+    import sys
 
-sys.exit(main())
+    from esl_hw.app.cli import main
+
+    sys.exit(main())

@@ -69,12 +69,16 @@ def test_refuses_a_non_empty_run_folder(tmp_path: Path) -> None:
     small = dict(
         TINY, data={"train_samples": 100, "val_fraction": 0.2}, train={"epochs": 1, "batch_size": 50}
     )
-    with pytest.raises(EslError, match="exists and is not empty"):
+    with pytest.raises(EslError, match="exists; pass --force"):
         train(config_from_dict(small), out, progress=False)
+    with pytest.raises(EslError, match="'notes.txt', which esl-hw did not write"):
+        train(config_from_dict(small), out, force=True, progress=False)
     assert (out / "notes.txt").read_text() == "keep me"
+    (out / "notes.txt").unlink()
     result = train(config_from_dict(small), out, force=True, progress=False)
-    assert not (out / "notes.txt").exists()
     assert (result.run_dir / "checkpoint.pt").is_file()
+    again = train(config_from_dict(small), out, force=True, progress=False)  # replaces its own run
+    assert (again.run_dir / "checkpoint.pt").is_file()
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:

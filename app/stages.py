@@ -1,7 +1,8 @@
-"""What each ``esl-hw`` subcommand does; the parser lives in :mod:`esl_hw.cli`.
+"""What ``esl-hw train``, ``export``, ``eval``, ``rtl``, ``sim`` and ``compare`` do; the parser lives in
+:mod:`esl_hw.app.cli`.
 
 Each ``run_<command>(args)`` returns the exit status. The training, RTL and simulation stages are
-imported inside the functions that need them, so the core stays free of torch, amaranth and cocotb.
+imported inside the functions that need them, so a command loads only the stages it uses.
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ import argparse
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from esl_hw.app.tables import compare_markdown, print_table
 from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
-from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.metrics import EnergyConstants
 from esl_hw.outputs import check_writable_target, staged_folder
-from esl_hw.reference import Trace, predict, run, sample_mismatches
+from esl_hw.reference import predict
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,10 @@ EXIT_OK = 0
 EXIT_MISMATCH = 1
 
 
-def _load_config(path: Path | None, data: Path | None, hidden: int | None = None, device: str | None = None):
+def training_config(
+    path: Path | None, data: Path | None, hidden: int | None = None, device: str | None = None
+):
+    """The training config at ``path`` (default: the built-in demo) with the command's overrides."""
     from esl_hw.train.config import default_config, load_config
 
     config = default_config() if path is None else load_config(path)
@@ -43,27 +46,13 @@ def _load_config(path: Path | None, data: Path | None, hidden: int | None = None
     return config
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as indented JSON with a final newline."""
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
-def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
-    """Print ``rows`` as an aligned two-column table under ``title``."""
-    width = max(len(name) for name, _ in rows)
-    print(title)
-    print("-" * (width + 24))
-    for name, value in rows:
-        if isinstance(value, float) and (value == 0 or 1e-3 <= abs(value) < 100):
-            text = f"{value:.4f}"
-        elif isinstance(value, float):
-            text = f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
-        else:
-            text = str(value)
-        print(f"{name.ljust(width)}  {text}")
-
-
 def run_train(args: argparse.Namespace) -> int:
-    config = _load_config(args.config, args.data, device=args.device)
+    config = training_config(args.config, args.data, device=args.device)
     from esl_hw.train.loop import train
 
     result = train(
@@ -104,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if state is not None:
         report = {"dataset": data.source, "test_images": len(data.test), "int_accuracy": accuracy}
         with staged_folder(args.out, state=state) as staging:
-            _write_json(staging / "eval.json", report)
+            write_json(staging / "eval.json", report)
     print_table(
         f"integer reference on {data.source}",
         [("test images", len(data.test)), ("int_accuracy", accuracy)],
@@ -119,7 +108,7 @@ def run_rtl(args: argparse.Namespace) -> int:
 
     with staged_folder(args.out, state=state) as staging:
         verilog = emit_verilog(model, staging, lanes=args.lanes)
-        _write_json(staging / "memory_bits.json", memory_bits(model, lanes=args.lanes))
+        write_json(staging / "memory_bits.json", memory_bits(model, lanes=args.lanes))
     print(f"Verilog written to {args.out / verilog.name}")
     return EXIT_OK
 
@@ -144,7 +133,7 @@ def energy_constants(args: argparse.Namespace) -> EnergyConstants:
     return EnergyConstants(e_sop=args.e_sop * 1e-12, e_mem_access=args.e_mem * 1e-12)
 
 
-def _cosimulate(
+def cosimulate(
     model: Model, data: Dataset, samples: int, args: argparse.Namespace, build_dir: Path
 ) -> dict[str, Any]:
     """Co-simulate ``samples`` test images with ``args.simulator``, ``args.lanes`` and the energy options."""
@@ -184,108 +173,13 @@ def run_sim(args: argparse.Namespace) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="esl-hw-sim-") as build:
-            report = _cosimulate(model, data, args.samples, args, Path(build))
+            report = cosimulate(model, data, args.samples, args, Path(build))
     else:
         with staged_folder(args.out, state=state) as staging:
-            report = _cosimulate(model, data, args.samples, args, staging / "sim_build")
-            _write_json(staging / "sim.json", report)
+            report = cosimulate(model, data, args.samples, args, staging / "sim_build")
+            write_json(staging / "sim.json", report)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
-
-
-def compare_torch_integer(
-    run_dir: Path, model: Model, images: np.ndarray, batch_size: int = 500
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Run the torch integer mode and the numpy reference on ``images``, batch by batch.
-
-    Returns both backends' predictions and the number of samples in which any spike, potential
-    (every step, every LIF neuron), output accumulator or prediction differs.
-    """
-    from esl_hw.train.export import load_run
-
-    net = load_run(run_dir)[0]
-    reference, torch_integer, mismatches = [], [], 0
-    for start in range(0, len(images), batch_size):
-        spikes = encode(images[start : start + batch_size], model.timesteps, model.encoder)
-        expected = run(model, spikes)
-        got = net.forward_integer(spikes, record=True)
-        actual = Trace(
-            [tensor.numpy() for tensor in got.spikes],
-            [tensor.numpy() for tensor in got.potentials],
-            got.outputs.numpy(),
-            got.predictions.numpy(),
-        )
-        mismatches += int(sample_mismatches(expected, actual).sum())
-        reference.append(expected.predictions)
-        torch_integer.append(actual.predictions)
-    return np.concatenate(reference), np.concatenate(torch_integer), mismatches
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    state = check_writable_target(args.out, args.force, inputs=[args.config, args.data])
-    config = _load_config(args.config, args.data, args.hidden)
-    data = load_mnist(config.data.path)
-    from esl_hw.rtl_gen import emit_verilog
-    from esl_hw.train.export import evaluate_float, export_run
-    from esl_hw.train.loop import train
-
-    seconds: dict[str, float] = {}
-    with staged_folder(args.out, state=state) as staging:
-        start = time.perf_counter()
-        run_dir = train(config, staging / "run", progress=True).run_dir
-        seconds["train"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        model = export_run(run_dir)
-        model.metadata["run_dir"] = str((args.out / "run").resolve())
-        save_model(model, staging / "model")
-        seconds["export"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        reference, torch_integer, torch_mismatches = compare_torch_integer(run_dir, model, data.test.images)
-        float_acc = evaluate_float(run_dir, data.test.images, data.test.labels)
-        seconds["evaluate"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        emit_verilog(model, staging / "rtl", lanes=args.lanes)
-        seconds["rtl"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        cosim = _cosimulate(model, data, args.samples, args, staging / "sim_build")
-        seconds["cosim"] = time.perf_counter() - start
-
-        summary = {
-            "dataset": data.source,
-            "test_samples": len(data.test),
-            "float_accuracy": float_acc,
-            "int_accuracy": float(np.mean(reference == data.test.labels)),
-            "torch_int_accuracy": float(np.mean(torch_integer == data.test.labels)),
-            "torch_reference_mismatches": torch_mismatches,
-            **cosim,
-            "density": model.density,
-            "synapses": model.synapses,
-            "layer_density": [layer.density for layer in model.layers],
-            "seconds": seconds,
-        }
-        _write_json(staging / "summary.json", summary)
-    print_table(
-        f"esl-hw demo: {summary['dataset']}, written to {args.out}",
-        [
-            ("float_accuracy", summary["float_accuracy"]),
-            ("int_accuracy (reference)", summary["int_accuracy"]),
-            ("torch integer vs reference", f"{torch_mismatches} of {len(data.test)} samples differ"),
-            ("rtl_accuracy", summary["rtl_accuracy"]),
-            ("rtl samples / mismatches", f"{summary['rtl_samples']} / {summary['rtl_mismatches']}"),
-            ("synapses (density)", f"{summary['synapses']} ({summary['density']:.4f})"),
-            ("cycles per inference", summary["cycles_per_inference"]),
-            ("cycle floor (ratio)", f"{summary['cycle_floor']:.1f} ({summary['cycles_over_floor']:.3f})"),
-            ("memory bits", summary["memory_bits"]["total"]),
-            ("energy per inference (J)", summary["energy_per_inference_j"]),
-            ("total seconds", sum(seconds.values())),
-        ],
-    )
-    ok = summary["rtl_mismatches"] == 0 and not summary["rtl_problems"] and torch_mismatches == 0
-    return EXIT_OK if ok else EXIT_MISMATCH
 
 
 def _float_accuracy(model: Model, run_dir: Path | None, data: Dataset) -> tuple[float | None, str]:
@@ -298,26 +192,6 @@ def _float_accuracy(model: Model, run_dir: Path | None, data: Dataset) -> tuple[
     return evaluate_float(run_dir, data.test.images, data.test.labels), str(run_dir)
 
 
-def compare_markdown(report: dict[str, Any]) -> str:
-    """The comparison as a Markdown table."""
-    rows = [
-        ("float model", report["float_accuracy"], report["float_source"]),
-        ("integer reference", report["int_accuracy"], f"{report['int_samples']} images"),
-        ("RTL", report["rtl_accuracy"], f"{report['rtl_samples']} images, {report['simulator']}"),
-    ]
-    lines = ["| model | accuracy | on |", "| --- | --- | --- |"]
-    for name, accuracy, source in rows:
-        lines.append(f"| {name} | {'n/a' if accuracy is None else f'{accuracy:.4f}'} | {source} |")
-    lines += [
-        "",
-        f"RTL samples whose spikes, outputs or prediction differ from the reference in any bit: "
-        f"**{report['rtl_mismatches']}** of {report['rtl_samples']} (potentials checked: "
-        f"{'yes' if report['potentials_checked'] else 'no'}); integer reference accuracy on the same "
-        f"images: {report['int_accuracy_rtl_samples']:.4f}.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def run_compare(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.model, args.data, args.run])
     model = load_model(args.model)
@@ -327,7 +201,7 @@ def run_compare(args: argparse.Namespace) -> int:
     reference = predict(model, data.test.images)
     count = min(args.samples or len(data.test), len(data.test))
     with staged_folder(args.out, state=state) as staging:
-        cosim = _cosimulate(model, data, count, args, staging / "sim_build")
+        cosim = cosimulate(model, data, count, args, staging / "sim_build")
         report = {
             "dataset": data.source,
             "float_accuracy": float_acc,
@@ -337,25 +211,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "int_accuracy_rtl_samples": float(np.mean(reference[:count] == data.test.labels[:count])),
             **cosim,
         }
-        _write_json(staging / "compare.json", report)
+        write_json(staging / "compare.json", report)
         (staging / "compare.md").write_text(compare_markdown(report))
     print(compare_markdown(report), end="")
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
-
-
-def run_synth(args: argparse.Namespace) -> int:
-    from esl_hw.fpga.commands import run_synth as synth
-
-    return synth(args)
-
-
-def run_bitstream(args: argparse.Namespace) -> int:
-    from esl_hw.fpga.commands import run_bitstream as bitstream
-
-    return bitstream(args)
-
-
-def run_run(args: argparse.Namespace) -> int:
-    from esl_hw.fpga.commands import run_run as board_run
-
-    return board_run(args)

@@ -2,12 +2,14 @@
 
 Bad input (a missing or malformed file, an unknown config key, an option out of range) ends with
 one line ``esl-hw: error: ...`` on stderr and exit status 2, and leaves no partial output behind.
-The stages are imported lazily so that ``esl-hw --help`` and the reference model stay fast.
+The module of :mod:`esl_hw.app` that runs a subcommand (:data:`HANDLERS`) is imported only when it
+runs, and it imports the stages it needs lazily, so that ``esl-hw --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,6 +20,19 @@ from esl_hw.errors import EslError
 EXIT_USAGE = 2
 SIMULATORS = ("verilator", "icarus")
 FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
+#: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it
+HANDLERS = {
+    "train": "stages",
+    "export": "stages",
+    "eval": "stages",
+    "rtl": "stages",
+    "sim": "stages",
+    "compare": "stages",
+    "synth": "fpga",
+    "bitstream": "fpga",
+    "run": "fpga",
+    "demo": "demo",
+}
 
 
 def _integer_at_least(minimum: int, what: str):
@@ -224,9 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Libraries (cocotb's runner) raise their own loggers to INFO: filter at the handler.
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=[handler])
-        from esl_hw import commands
-
-        return getattr(commands, f"run_{args.command}")(args)
+        module = importlib.import_module(f"esl_hw.app.{HANDLERS[args.command]}")
+        return getattr(module, f"run_{args.command}")(args)
     except EslError as error:
         message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
         print(f"esl-hw: error: {message}", file=sys.stderr)

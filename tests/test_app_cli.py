@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import random_model
 
+from esl_hw.app.cli import HANDLERS, build_parser, main
 from esl_hw.artifact import save_model
-from esl_hw.cli import main
 
 
 def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -98,6 +98,16 @@ def test_help_works_for_every_subcommand() -> None:
             [sys.executable, "-m", "esl_hw", command, "--help"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0 and "usage: esl-hw " + command in done.stdout
+
+
+def test_every_subcommand_has_a_handler() -> None:
+    import argparse
+    import importlib
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(HANDLERS) == set(subparsers.choices)
+    for command, module in HANDLERS.items():
+        assert callable(getattr(importlib.import_module(f"esl_hw.app.{module}"), f"run_{command}"))
 
 
 def test_eval_prints_reference_accuracy(capsys, model_dir: Path) -> None:

@@ -1,22 +1,19 @@
-"""The pipeline through the command line: each stage on its own with files in between, and the demo.
+"""The stages through the command line (:mod:`esl_hw.app.stages`): each on its own, files in between.
 
-These are the integration tests of the whole path: a tiny network is trained, exported, checked
-against the torch integer mode, turned into Verilog and co-simulated bit for bit.
+The integration test of the whole path: a tiny network is trained, exported, evaluated, turned into
+Verilog, co-simulated bit for bit and compared (``esl-hw demo``, all in one: tests/test_app_demo.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from esl_hw.app.cli import main
 from esl_hw.artifact import load_model
-from esl_hw.cli import main
 
 TINY_CONFIG = """\
 seed: 3
@@ -25,21 +22,6 @@ model: {hidden: [24], timesteps: 4}
 sparsity: {density: 0.2, delta_t: 5}
 train: {epochs: 2, batch_size: 50}
 """
-
-SUMMARY_KEYS = {
-    "float_accuracy",
-    "int_accuracy",
-    "rtl_accuracy",
-    "rtl_samples",
-    "rtl_mismatches",
-    "density",
-    "synapses",
-    "cycles_per_inference",
-    "cycle_floor",
-    "memory_bits",
-    "energy_per_inference_j",
-    "simulator",
-}
 
 
 @pytest.fixture(scope="module")
@@ -83,40 +65,3 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     # a second export onto the same folder needs --force and keeps the first one intact
     assert main(["export", str(run), "--out", str(model)]) == 2
     assert load_model(model).synapses == artifact.synapses
-
-
-def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_config: Path) -> None:
-    out = tmp_path / "demo-out"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "esl_hw",
-            "demo",
-            "--out",
-            "demo-out",
-            "--config",
-            str(tiny_config),
-            "--samples",
-            "3",
-            "--hidden",
-            "20",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary.keys() >= SUMMARY_KEYS
-    assert summary["rtl_samples"] == 3 and summary["rtl_mismatches"] == 0
-    assert summary["torch_reference_mismatches"] == 0 and summary["test_samples"] == 1000
-    assert summary["simulator"] == "verilator"
-    model = load_model(out / "model")
-    assert model.layers[0].n_out == 20 and summary["synapses"] == model.synapses
-    assert "rtl_accuracy" in done.stdout
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,4 +1,5 @@
-"""What ``esl-hw synth``, ``esl-hw bitstream`` and ``esl-hw run`` do (the parser lives in esl_hw.cli).
+"""What ``esl-hw synth``, ``esl-hw bitstream`` and ``esl-hw run`` do; the parser lives in
+:mod:`esl_hw.app.cli`.
 
 Each ``run_<command>(args)`` returns the exit status; bad input raises :class:`EslError` (exit 2
 in the CLI): an unknown target or board, a design that does not fit, a missed clock without
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
 from esl_hw.outputs import check_writable_target, staged_folder
@@ -121,7 +123,7 @@ def run_synth(args: argparse.Namespace) -> int:
         ("cycles per inference", report.cycles_per_inference),
         ("latency (µs)", report.latency_us),
     ]
-    _print_rows(f"esl-hw synth: {report.device}, report in {args.out}/report.md", rows)
+    print_table(f"esl-hw synth: {report.device}, report in {args.out}/report.md", rows)
     return EXIT_OK
 
 
@@ -149,7 +151,7 @@ def run_bitstream(args: argparse.Namespace) -> int:
         ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
         ("bitstream", report["bitstream"]),
     ]
-    _print_rows(f"esl-hw bitstream: {report['board']} ({report['device']})", rows)
+    print_table(f"esl-hw bitstream: {report['board']} ({report['device']})", rows)
     return EXIT_OK
 
 
@@ -181,13 +183,7 @@ def run_run(args: argparse.Namespace) -> int:
         ("mismatching samples", result["mismatches"]),
         ("mean cycles per inference", float(np.mean(result["cycles"])) if result["cycles"] else 0.0),
     ]
-    _print_rows(f"esl-hw run on {args.port}", rows)
+    print_table(f"esl-hw run on {args.port}", rows)
     for line in result["details"][:5]:
         print(line)
     return EXIT_OK if result["mismatches"] == 0 else EXIT_MISMATCH
-
-
-def _print_rows(title: str, rows: list[tuple[str, Any]]) -> None:
-    from esl_hw.commands import print_table
-
-    print_table(title, rows)

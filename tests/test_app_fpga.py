@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import random_model
 
+from esl_hw.app import fpga as app_fpga
 from esl_hw.artifact import save_model
 from esl_hw.errors import EslError
-from esl_hw.fpga import commands
 from esl_hw.fpga.tools import available
 
 
@@ -33,15 +33,15 @@ def _synth_args(model_dir: Path, out: Path, **changes) -> argparse.Namespace:
 
 def test_unknown_target_fails_before_any_work(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(EslError, match="unknown FPGA target 'ice40-hx8k'"):
-        commands.run_synth(_synth_args(model_dir, tmp_path / "out", target="ice40-hx8k"))
+        app_fpga.run_synth(_synth_args(model_dir, tmp_path / "out", target="ice40-hx8k"))
     assert not (tmp_path / "out").exists()
 
 
 def test_spram_on_a_target_without_it_fails_before_any_work(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(EslError, match="LFE5U-25F has no SPRAM|ecp5-25k has no SPRAM"):
-        commands.run_synth(_synth_args(model_dir, tmp_path / "out", synapses="spram"))
+        app_fpga.run_synth(_synth_args(model_dir, tmp_path / "out", synapses="spram"))
     with pytest.raises(EslError, match="fifo_depth must be an integer >= 2, got 1"):
-        commands.run_synth(_synth_args(model_dir, tmp_path / "out", lane_fifo_depth=1))
+        app_fpga.run_synth(_synth_args(model_dir, tmp_path / "out", lane_fifo_depth=1))
     assert not (tmp_path / "out").exists()
 
 
@@ -49,7 +49,7 @@ def test_existing_output_needs_force(model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
     with pytest.raises(EslError, match="pass --force"):
-        commands.run_synth(_synth_args(model_dir, tmp_path / "out"))
+        app_fpga.run_synth(_synth_args(model_dir, tmp_path / "out"))
 
 
 @pytest.mark.skipif(
@@ -58,7 +58,7 @@ def test_existing_output_needs_force(model_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_synth_with_cycles_from_cosimulation(model_dir: Path, tmp_path: Path, capsys) -> None:
     args = _synth_args(model_dir, tmp_path / "out", samples=2, simulator="icarus", freq=20, no_rewiring=True)
-    assert commands.run_synth(args) == 0
+    assert app_fpga.run_synth(args) == 0
     out = capsys.readouterr().out
     assert "Fmax (MHz)" in out and "latency (µs)" in out
     text = (tmp_path / "out" / "report.md").read_text()
@@ -70,7 +70,7 @@ def test_absent_serial_port_is_a_clear_error(model_dir: Path) -> None:
     args = argparse.Namespace(model=model_dir, port="/dev/esl-hw-absent", baud=115200, samples=1, data=None,
                               timeout=1.0, out=None)  # fmt: skip
     with pytest.raises(EslError, match="cannot open serial port '/dev/esl-hw-absent'"):
-        commands.run_run(args)
+        app_fpga.run_run(args)
 
 
 def test_unknown_board(model_dir: Path, tmp_path: Path) -> None:
@@ -78,10 +78,10 @@ def test_unknown_board(model_dir: Path, tmp_path: Path) -> None:
         model=model_dir, board="de10", out=tmp_path / "b", force=False, baud=115200, lanes=1
     )
     with pytest.raises(EslError, match="unknown board 'de10'"):
-        commands.run_bitstream(args)
+        app_fpga.run_bitstream(args)
 
 
 def test_sample_images() -> None:
     model = random_model(np.random.default_rng(4), (40, 12, 4))
-    images, where = commands.sample_images(model, 3)
+    images, where = app_fpga.sample_images(model, 3)
     assert images.shape == (3, 40) and images.dtype == np.uint8 and where == "random images"

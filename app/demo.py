@@ -1,0 +1,116 @@
+"""What ``esl-hw demo`` does: train, export, check against torch, generate and co-simulate in one folder.
+
+``run_demo(args)`` returns the exit status: 1 when the RTL or the torch integer mode differs from the
+reference in any bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from esl_hw.app.stages import EXIT_MISMATCH, EXIT_OK, cosimulate, training_config, write_json
+from esl_hw.app.tables import print_table
+from esl_hw.artifact import Model, save_model
+from esl_hw.datasets import load_mnist
+from esl_hw.encoding import encode
+from esl_hw.outputs import check_writable_target, staged_folder
+from esl_hw.reference import Trace, run, sample_mismatches
+
+
+def compare_torch_integer(
+    run_dir: Path, model: Model, images: np.ndarray, batch_size: int = 500
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run the torch integer mode and the numpy reference on ``images``, batch by batch.
+
+    Returns both backends' predictions and the number of samples in which any spike, potential
+    (every step, every LIF neuron), output accumulator or prediction differs.
+    """
+    from esl_hw.train.export import load_run
+
+    net = load_run(run_dir)[0]
+    reference, torch_integer, mismatches = [], [], 0
+    for start in range(0, len(images), batch_size):
+        spikes = encode(images[start : start + batch_size], model.timesteps, model.encoder)
+        expected = run(model, spikes)
+        got = net.forward_integer(spikes, record=True)
+        actual = Trace(
+            [tensor.numpy() for tensor in got.spikes],
+            [tensor.numpy() for tensor in got.potentials],
+            got.outputs.numpy(),
+            got.predictions.numpy(),
+        )
+        mismatches += int(sample_mismatches(expected, actual).sum())
+        reference.append(expected.predictions)
+        torch_integer.append(actual.predictions)
+    return np.concatenate(reference), np.concatenate(torch_integer), mismatches
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    state = check_writable_target(args.out, args.force, inputs=[args.config, args.data])
+    config = training_config(args.config, args.data, args.hidden)
+    data = load_mnist(config.data.path)
+    from esl_hw.rtl_gen import emit_verilog
+    from esl_hw.train.export import evaluate_float, export_run
+    from esl_hw.train.loop import train
+
+    seconds: dict[str, float] = {}
+    with staged_folder(args.out, state=state) as staging:
+        start = time.perf_counter()
+        run_dir = train(config, staging / "run", progress=True).run_dir
+        seconds["train"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        model = export_run(run_dir)
+        model.metadata["run_dir"] = str((args.out / "run").resolve())
+        save_model(model, staging / "model")
+        seconds["export"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        reference, torch_integer, torch_mismatches = compare_torch_integer(run_dir, model, data.test.images)
+        float_acc = evaluate_float(run_dir, data.test.images, data.test.labels)
+        seconds["evaluate"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        emit_verilog(model, staging / "rtl", lanes=args.lanes)
+        seconds["rtl"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        cosim = cosimulate(model, data, args.samples, args, staging / "sim_build")
+        seconds["cosim"] = time.perf_counter() - start
+
+        summary = {
+            "dataset": data.source,
+            "test_samples": len(data.test),
+            "float_accuracy": float_acc,
+            "int_accuracy": float(np.mean(reference == data.test.labels)),
+            "torch_int_accuracy": float(np.mean(torch_integer == data.test.labels)),
+            "torch_reference_mismatches": torch_mismatches,
+            **cosim,
+            "density": model.density,
+            "synapses": model.synapses,
+            "layer_density": [layer.density for layer in model.layers],
+            "seconds": seconds,
+        }
+        write_json(staging / "summary.json", summary)
+    print_table(
+        f"esl-hw demo: {summary['dataset']}, written to {args.out}",
+        [
+            ("float_accuracy", summary["float_accuracy"]),
+            ("int_accuracy (reference)", summary["int_accuracy"]),
+            ("torch integer vs reference", f"{torch_mismatches} of {len(data.test)} samples differ"),
+            ("rtl_accuracy", summary["rtl_accuracy"]),
+            ("rtl samples / mismatches", f"{summary['rtl_samples']} / {summary['rtl_mismatches']}"),
+            ("synapses (density)", f"{summary['synapses']} ({summary['density']:.4f})"),
+            ("cycles per inference", summary["cycles_per_inference"]),
+            ("cycle floor (ratio)", f"{summary['cycle_floor']:.1f} ({summary['cycles_over_floor']:.3f})"),
+            ("memory bits", summary["memory_bits"]["total"]),
+            ("energy per inference (J)", summary["energy_per_inference_j"]),
+            ("total seconds", sum(seconds.values())),
+        ],
+    )
+    ok = summary["rtl_mismatches"] == 0 and not summary["rtl_problems"] and torch_mismatches == 0
+    return EXIT_OK if ok else EXIT_MISMATCH
