@@ -1,8 +1,9 @@
 """Integer reference model: the executable form of docs/semantics.md.
 
-Per step ``t`` and LIF layer (``k`` = leak shift, θ = threshold)::
+Per step ``t`` and hidden layer, the exact current ``I = Σ_j w[j→i]·s_j[t]`` drives the layer's
+neuron kind, looked up by the layer's ``kind`` in :mod:`esl_hw.neuron_kinds` (an unknown kind is an
+:class:`EslError`). For ``lif`` (``k`` = leak shift, θ = threshold)::
 
-    I = Σ_j w[j→i]·s_j[t]                     exact
     u = clamp_vbits(v − (v >> k) + I)          (v + I without leak)
     spike = u ≥ θ ;  v = 0 where spike else u
 
@@ -17,10 +18,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from esl_hw.artifact import Layer, Model, signed_range
+from esl_hw.artifact import Layer, Model
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.limits import REFERENCE_MEMORY_BYTES
+from esl_hw.neuron_kinds import leak, lif_step, neuron_kind
+
+__all__ = [
+    "Trace",
+    "accuracy",
+    "argmax_lowest",
+    "batch_for",
+    "leak",
+    "lif_step",
+    "predict",
+    "run",
+    "sample_bytes",
+    "sample_mismatches",
+    "weight_bytes",
+]
 
 _EXACT_FLOAT_LIMIT = 1 << 53
 
@@ -37,21 +53,6 @@ class Trace:
     potentials: list[np.ndarray]
     outputs: np.ndarray
     predictions: np.ndarray
-
-
-def leak(potential: np.ndarray, leak_shift: int | None) -> np.ndarray:
-    """``v − (v >> k)`` with an arithmetic shift; ``v`` unchanged when there is no leak."""
-    if leak_shift is None:
-        return potential
-    return potential - (potential >> leak_shift)
-
-
-def lif_step(potential: np.ndarray, current: np.ndarray, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
-    """One LIF update: return ``(spikes, potential after reset)`` for ``[B, n_out]`` int64 arrays."""
-    low, high = signed_range(layer.v_bits)
-    updated = np.clip(leak(potential, layer.leak_shift) + current, low, high)
-    fired = updated >= layer.threshold
-    return fired, np.where(fired, 0, updated)
 
 
 def argmax_lowest(values: np.ndarray) -> np.ndarray:
@@ -104,9 +105,10 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
         )
     if batch > batch_for(model, batch, record_potentials):
         raise EslError(f"a batch of {batch} samples exceeds the reference's memory budget; use fewer")
-    weights = [_dense_float(layer) for layer in model.layers]
     hidden = model.hidden_layers
-    potentials = [np.zeros((batch, layer.n_out), dtype=np.int64) for layer in hidden]
+    kinds = [neuron_kind(layer.kind) for layer in hidden]
+    weights = [_dense_float(layer) for layer in model.layers]
+    states = [kind.initial_state(layer, batch) for kind, layer in zip(kinds, hidden, strict=True)]
     spike_record = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in hidden]
     potential_record = [
         np.zeros((steps, batch, layer.n_out) if record_potentials else (0,), dtype=np.int64)
@@ -117,10 +119,10 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
         spikes = spikes_in[t]
         for index, layer in enumerate(hidden):
             current = np.rint(spikes.astype(np.float64) @ weights[index]).astype(np.int64)
-            spikes, potentials[index] = lif_step(potentials[index], current, layer)
+            spikes, states[index] = kinds[index].step(states[index], current, layer)
             spike_record[index][t] = spikes
             if record_potentials:
-                potential_record[index][t] = potentials[index]
+                potential_record[index][t] = kinds[index].potential(states[index])
         outputs += np.rint(spikes.astype(np.float64) @ weights[-1]).astype(np.int64)
     return Trace(spike_record, potential_record, outputs, argmax_lowest(outputs))
 

@@ -27,6 +27,10 @@ word follows, the lanes are released and integrate the next step while
 :class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per cycle. The
 debug tap shows, per lane, the potential after the step's reset (``0 if spike else u``), before
 the clear that ends an inference.
+
+The core is registered for layer kind ``lif`` in :mod:`esl_hw.rtl_gen.neuron_kinds`; its Python model
+is the reference's step of that kind (:func:`esl_hw.neuron_kinds.lif_step`), which the tests use as
+the oracle.
 """
 
 from __future__ import annotations
@@ -58,15 +62,6 @@ from esl_hw.rtl_gen.plan import (
     unsigned_bits,
 )
 from esl_hw.rtl_gen.spikes import SpikeSerializer, mask_layout
-
-
-def lif_update(potential: int, current: int, v_bits: int, threshold: int, leak_shift: int | None):
-    """Python model of one sweep step: ``(spike, potential after reset, u)`` for integers."""
-    leaked = potential if leak_shift is None else potential - (potential >> leak_shift)
-    low, high = signed_range(v_bits)
-    updated = min(max(leaked + current, low), high)
-    spike = updated >= threshold
-    return spike, 0 if spike else updated, updated
 
 
 class LifLayerCore(wiring.Component):

@@ -258,3 +258,162 @@ def test_qat_saturates_in_the_fused_forward() -> None:
     logits = net(spikes, mode="qat").double()
     rescaled = logits * net.timesteps / net.scale(1).double()
     torch.testing.assert_close(rescaled, trace.outputs.double(), rtol=1e-6, atol=1e-3)
+
+
+# ------------------------------------------------------------ any artifact loaded into torch
+
+
+def _random_artifact(rng: np.random.Generator):
+    """A constrained-random valid artifact: depth 1..4, sizes 1..40, per-layer widths, thresholds
+    and leaks (none or 1..v_bits−1), small widths more often so that saturation is common."""
+    from conftest import random_layer
+
+    from esl_hw.artifact import Encoder, Model
+
+    depth = int(rng.integers(1, 5))
+    sizes = [int(size) for size in rng.integers(1, 41, depth + 1)]
+    layers = []
+    for index in range(depth):
+        w_bits = int(rng.integers(2, 9)) if rng.random() < 0.7 else int(rng.integers(9, 33))
+        density = float(rng.choice([0.05, 0.3, 0.7, 1.0]))
+        if index == depth - 1:
+            layers.append(random_layer(rng, sizes[index], sizes[index + 1], "output", density, w_bits))
+            continue
+        v_bits = int(rng.integers(2, 11)) if rng.random() < 0.7 else int(rng.integers(11, 49))
+        top = (1 << (v_bits - 1)) - 1
+        threshold = int(min(top, max(1, round(2 ** rng.uniform(0, v_bits - 1)))))
+        leak_shift = None if rng.random() < 0.3 else int(rng.integers(1, v_bits)) if v_bits > 2 else 1
+        layers.append(
+            random_layer(
+                rng, sizes[index], sizes[index + 1], "lif", density, w_bits, v_bits, threshold, leak_shift
+            )
+        )
+    encoder = Encoder(phase0=int(rng.integers(0, 256)))
+    return Model(tuple(layers), timesteps=int(rng.integers(1, 9)), encoder=encoder)
+
+
+def _assert_same_trace(trace, reference) -> None:
+    assert len(trace.spikes) == len(reference.spikes)
+    for ours, theirs in zip(trace.spikes, reference.spikes, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs)
+    for ours, theirs in zip(trace.potentials, reference.potentials, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs)
+    np.testing.assert_array_equal(trace.outputs.numpy(), reference.outputs)
+    np.testing.assert_array_equal(trace.predictions.numpy(), reference.predictions)
+
+
+def test_any_artifact_loads_into_torch_and_runs_exactly_like_the_reference() -> None:
+    seen = {"depth 1": False, "depth 4": False, "no leak": False, "float64": False, "per-layer v_bits": False}
+    seen |= {"saturated high": False, "saturated low": False, "most negative weight": False}
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        model = _random_artifact(rng)
+        net = LIFNet.from_model(model)
+        spikes = rng.random((model.timesteps, 6, model.n_inputs)) < rng.uniform(0.05, 0.9)
+        reference = run(model, spikes)
+        _assert_same_trace(net.forward_integer(torch.from_numpy(spikes)), reference)
+        hidden = model.hidden_layers
+        seen["depth 1"] |= not hidden
+        seen["depth 4"] |= len(model.layers) == 4
+        seen["no leak"] |= any(layer.leak_shift is None for layer in hidden)
+        seen["float64"] |= net.weights[0].dtype == torch.float64
+        seen["per-layer v_bits"] |= len({layer.v_bits for layer in hidden}) > 1
+        seen["most negative weight"] |= any(
+            (layer.weight == -(1 << (layer.w_bits - 1))).any() for layer in model.layers
+        )
+        above, below = _clamped(model, spikes, reference)
+        seen["saturated high"] |= above
+        seen["saturated low"] |= below
+    assert all(seen.values()), seen
+
+
+def _clamped(model, spikes: np.ndarray, reference) -> tuple[bool, bool]:
+    """Whether any unclamped update ``v − (v >> k) + I`` of the reference run left its range."""
+    above = below = False
+    for index, layer in enumerate(model.hidden_layers):
+        inputs = spikes if index == 0 else reference.spikes[index - 1]
+        low, high = signed_range(layer.v_bits)
+        previous = np.zeros_like(reference.potentials[index][0])
+        for step in range(model.timesteps):
+            unclamped = (
+                leak(previous, layer.leak_shift) + inputs[step].astype(np.int64) @ layer.dense_weight()
+            )
+            above |= bool((unclamped > high).any())
+            below |= bool((unclamped < low).any())
+            previous = reference.potentials[index][step]
+    return above, below
+
+
+def test_loaded_artifact_exports_back_to_itself() -> None:
+    for seed in range(40):
+        model = _random_artifact(np.random.default_rng(seed))
+        back = model_from_net(LIFNet.from_model(model))
+        assert back.timesteps == model.timesteps and back.encoder == model.encoder
+        for ours, theirs in zip(back.layers, model.layers, strict=True):
+            assert ours.header() == theirs.header()
+            np.testing.assert_array_equal(ours.row_ptr, theirs.row_ptr)
+            np.testing.assert_array_equal(ours.dense_weight(), theirs.dense_weight())
+            order = np.lexsort((theirs.col, np.repeat(np.arange(theirs.n_in), np.diff(theirs.row_ptr))))
+            np.testing.assert_array_equal(ours.col, theirs.col[order])  # synapses by ascending column
+
+
+def test_loaded_artifact_qat_forward_is_its_integer_arithmetic() -> None:
+    checked = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        model = _random_artifact(rng)
+        net = LIFNet.from_model(model)
+        if net.qat_dtype(model.timesteps) != torch.float32:
+            continue
+        spikes = torch.from_numpy(rng.random((model.timesteps, 5, model.n_inputs)) < 0.5)
+        outputs = net.forward_integer(spikes).outputs.double()
+        logits = net(spikes, mode="qat").double()
+        torch.testing.assert_close(logits * model.timesteps, outputs, rtol=1e-6, atol=1e-3)
+        checked += 1
+    assert checked >= 20
+
+
+def test_loaded_artifact_uses_its_encoder_and_leaves_the_rng_alone(rng: np.random.Generator) -> None:
+    from esl_hw.artifact import Encoder, Model
+    from esl_hw.reference import predict
+    from esl_hw.train.export import integer_predictions
+
+    base = _random_artifact(np.random.default_rng(3))
+    model = Model(base.layers, timesteps=6, encoder=Encoder(phase0=7))
+    state = torch.get_rng_state()
+    net = LIFNet.from_model(model)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert net.encoder == model.encoder
+    images = rng.integers(0, 256, (30, model.n_inputs), dtype=np.uint8)
+    np.testing.assert_array_equal(integer_predictions(net, images, batch_size=7), predict(model, images))
+
+
+def test_per_layer_parameters_are_checked_and_uniform_views_refuse_mixed_layers() -> None:
+    net = LIFNet(
+        [5, 4], n_in=6, n_out=3, w_bits=[3, 4, 5], v_bits=[6, 9], leak_shift=[None, 2], threshold=1.0
+    )
+    assert net.layer_qmax(2) == 15 and net.layer_v_range(1) == (-256, 255) and net.threshold == 1.0
+    for name in ("w_bits", "v_bits", "leak_shift"):
+        with pytest.raises(ValueError, match=f"different {name}"):
+            getattr(net, name)
+    with pytest.raises(ValueError, match="v_bits: 3 values given for 2 layers"):
+        LIFNet([5, 4], n_in=6, n_out=3, v_bits=[6, 9, 9])
+    from esl_hw.errors import EslError
+
+    with pytest.raises(EslError, match=r"unknown neuron kind 'cuba' \(known: lif\)"):
+        LIFNet([5], n_in=6, n_out=3, kinds=["cuba"])
+
+
+def test_per_layer_net_integer_mode_equals_its_export() -> None:
+    """A trained-style net (derived scales) with per-layer widths, thresholds and leaks."""
+    torch.manual_seed(8)
+    net = LIFNet(
+        [12, 9, 7], n_in=20, n_out=4, timesteps=6, w_bits=[3, 8, 5, 6], v_bits=[4, 12, 7],
+        leak_shift=[1, None, 3], threshold=[0.3, 2.0, 0.8],
+    )  # fmt: skip
+    net.reset_parameters([0.6, 0.8, 1.0, 1.0], gain=3.0)
+    spikes = torch.rand(6, 9, 20) < 0.5
+    _assert_same_trace(net.forward_integer(spikes), run(model_from_net(net), spikes.numpy()))
+    logits = net(spikes, mode="qat").double()
+    rescaled = logits * net.timesteps / net.scale(net.n_layers - 1).double()
+    torch.testing.assert_close(rescaled, net.forward_integer(spikes).outputs.double(), rtol=1e-5, atol=1e-3)

@@ -65,3 +65,51 @@ def test_sequence_backward_twice_is_refused() -> None:
 def test_scale_must_be_positive() -> None:
     with pytest.raises(ValueError, match="scale must be positive, got 0.0"):
         LIFParams(threshold=1.0, scale=0.0)
+
+
+def test_integer_step_is_the_reference_step_at_any_width() -> None:
+    import numpy as np
+
+    from esl_hw.artifact import layer_from_dense
+    from esl_hw.neuron_kinds import lif_step as reference_step
+    from esl_hw.train.neurons import lif_integer_step, lif_params
+
+    rng = np.random.default_rng(0)
+    for v_bits, leak_shift in ((2, 1), (2, None), (5, 2), (16, None), (16, 15), (48, 3), (48, None)):
+        top = (1 << (v_bits - 1)) - 1
+        for threshold in (1, max(1, top // 3), top):
+            layer = layer_from_dense(
+                np.ones((1, 64), dtype=np.int64), "lif", 2, v_bits, threshold, leak_shift
+            )
+            potential = rng.integers(-top - 1, top + 1, (3, 64))
+            current = rng.integers(-4 * top - 4, 4 * top + 4, (3, 64))
+            want_spikes, want_potential = reference_step(potential, current, layer)
+            params = lif_params(threshold, leak_shift=leak_shift, v_bits=v_bits, quantise=True)
+            spikes, after = lif_integer_step(torch.from_numpy(current), torch.from_numpy(potential), params)
+            assert after.dtype == torch.int64
+            np.testing.assert_array_equal(spikes.numpy(), want_spikes)
+            np.testing.assert_array_equal(after.numpy(), want_potential)
+
+
+def test_qat_step_values_are_the_integer_step() -> None:
+    from esl_hw.train.neurons import lif_integer_step, lif_params
+
+    params = lif_params(9, scale=0.1, leak_shift=2, v_bits=6, quantise=True)
+    potential = torch.arange(-32, 32).reshape(4, 16)
+    current = torch.arange(64).reshape(4, 16) % 23 - 11
+    fire, after = lif_step(current.float(), potential.float(), params)
+    spikes, exact = lif_integer_step(current, potential, params)
+    assert torch.equal(fire.bool(), spikes) and torch.equal(after.long(), exact)
+
+
+def test_torch_neuron_kinds_mirror_the_reference_registry() -> None:
+    from esl_hw import neuron_kinds as reference
+    from esl_hw.errors import EslError
+    from esl_hw.train.neurons import NEURON_KINDS, lif_integer_step, neuron_kind
+
+    assert set(NEURON_KINDS) == set(reference.NEURON_KINDS) == {"lif"}
+    lif = neuron_kind("lif")
+    assert (lif.step, lif.sequence, lif.integer_step) == (lif_step, lif_sequence, lif_integer_step)
+    assert torch.equal(lif.initial_state(2, 3), torch.zeros(2, 3, dtype=torch.int64))
+    with pytest.raises(EslError, match=r"unknown neuron kind 'izhikevich' \(known: lif\)"):
+        neuron_kind("izhikevich")

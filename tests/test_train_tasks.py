@@ -138,3 +138,64 @@ def test_load_vision_checks_labels_against_the_class_count(
     )
     with pytest.raises(EslError, match=r"\(nmnist\): label 12 at index 2 is outside 0..9"):
         load_vision(config)
+
+
+# ---------------------------------------------------------------- the task protocol
+
+
+def test_every_model_kind_has_its_task() -> None:
+    import dataclasses
+
+    from esl_hw.train.config import MODEL_KINDS
+
+    assert set(tasks.TASKS) == set(MODEL_KINDS)
+    expected = {
+        "lif": tasks.MnistLifTask,
+        "single_spike": tasks.SingleSpikeTask,
+        "vggsnn": tasks.VisionConvTask,
+        "resnet19": tasks.VisionConvTask,
+    }
+    image_data = {"data": {"dataset": "cifar10", "path": "x"}}
+    for kind, task_type in expected.items():
+        mnist = kind in ("lif", "single_spike")
+        config = config_from_dict({"model": {"kind": kind}, **({} if mnist else image_data)})
+        assert isinstance(tasks.task_for(config), task_type)
+    odd = dataclasses.replace(config, model=dataclasses.replace(config.model, kind="gru"))
+    with pytest.raises(EslError, match=r"no training task for model.kind 'gru' \(known: lif, resnet19"):
+        tasks.task_for(odd)
+
+
+def test_the_loop_sees_a_model_only_through_its_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task of our own (synthetic spikes, no data set on disk) trains through the unchanged loop."""
+    calls: list[str] = []
+
+    class Synthetic(tasks.MnistLifTask):
+        def prepare_data(self, config):
+            calls.append("prepare_data")
+            generator = torch.Generator().manual_seed(0)
+            labels = torch.arange(60) % 2
+            spikes = torch.rand(3, 60, 784, generator=generator) < 0.05
+            spikes[:, :, :392] &= (labels == 0)[None, :, None]  # class 0 lights the first half
+            return tasks.TaskData(spikes[:, :40], labels[:40], spikes[:, 40:], labels[40:])
+
+        def backward(self, model, net, inputs, labels, config):
+            calls.append("backward")
+            return super().backward(model, net, inputs, labels, config)
+
+        def logits(self, net, inputs, mode):
+            calls.append(f"logits {mode}")
+            return super().logits(net, inputs, mode)
+
+    monkeypatch.setitem(tasks.TASKS, "lif", Synthetic())
+    config = config_from_dict(
+        {
+            "model": {"hidden": [8], "timesteps": 3},
+            "sparsity": {"density": 0.5, "delta_t": 2},
+            "train": {"epochs": 2, "batch_size": 20},
+        }
+    )
+    result = train(config, tmp_path / "run", progress=False)
+    per_epoch = ["backward", "backward", "logits qat", "logits float"]  # 40 samples, batches of 20
+    assert calls == ["prepare_data", *per_epoch, *per_epoch]
+    assert load_checkpoint(tmp_path / "run")["sizes"] == [784, 8, 10]
+    assert result.val_accuracy is not None

@@ -2,8 +2,10 @@
 
 The artifact carries exactly the integers :meth:`LIFNet.forward_integer` uses: per layer
 ``Q_l = clamp(round(W_l ⊙ M_l / s_l), ±qmax)`` in CSR form over the mask (a kept synapse that
-rounded to 0 stays a synapse), ``θ_l = max(1, round(threshold / s_l))``, the leak shift, ``v_bits``,
-``w_bits``, the rate encoder (phase0 128) and ``T``.
+rounded to 0 stays a synapse), ``θ_l = max(1, round(threshold / s_l))``, the layer's neuron kind,
+leak shift, ``v_bits`` and ``w_bits``, the net's encoder (phase0 128 for a trained net) and ``T``.
+The way back is :meth:`LIFNet.from_model`: ``model_from_net(LIFNet.from_model(model))`` is ``model``
+with each row's synapses by ascending column.
 
 Synapses are listed by ascending column in each row, except for a run trained with
 ``grow: hardware-random``: there each row lists them in the storage order the chip's rewiring left
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from esl_hw.artifact import Encoder, Layer, Model, layer_from_dense
+from esl_hw.artifact import Layer, Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config, config_from_dict
 from esl_hw.train.model import LIFNet, check_shape, encode_batch
@@ -58,21 +60,21 @@ def model_from_net(
     thresholds = net.integer_thresholds()
     layers = []
     for index, (weight, mask) in enumerate(zip(weights, net.masks(), strict=True)):
-        lif = index < net.n_layers - 1
+        hidden = index < net.n_layers - 1
         layers.append(
             layer_from_dense(
-                weight.numpy(),
-                kind="lif" if lif else "output",
-                w_bits=net.w_bits,
-                v_bits=net.v_bits if lif else None,
-                threshold=thresholds[index] if lif else None,
-                leak_shift=net.leak_shift if lif else None,
-                mask=mask.numpy(),
+                weight.cpu().numpy(),
+                kind=net.kinds[index] if hidden else "output",
+                w_bits=net.layer_w_bits[index],
+                v_bits=net.layer_v_bits[index] if hidden else None,
+                threshold=thresholds[index] if hidden else None,
+                leak_shift=net.layer_leak_shifts[index] if hidden else None,
+                mask=mask.cpu().numpy(),
             )
         )
         if columns is not None and columns[index] is not None:
-            layers[-1] = in_storage_order(layers[-1], weight.numpy(), columns[index])
-    return Model(layers=tuple(layers), timesteps=net.timesteps, encoder=Encoder(), metadata=metadata or {})
+            layers[-1] = in_storage_order(layers[-1], weight.cpu().numpy(), columns[index])
+    return Model(layers=tuple(layers), timesteps=net.timesteps, encoder=net.encoder, metadata=metadata or {})
 
 
 def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -223,7 +225,7 @@ def predictions(
     """Predicted class per image in ``"float"`` or ``"qat"`` mode."""
     net = _as_net(run_or_net)
     out = [
-        net(encode_batch(chunk, net.timesteps), mode=mode).argmax(dim=1).numpy()
+        net(encode_batch(chunk, net.timesteps, net.encoder), mode=mode).argmax(dim=1).numpy()
         for chunk in _batches(images, batch_size)
     ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
@@ -244,7 +246,7 @@ def integer_predictions(
     """Predictions of the exact integer mode (:meth:`LIFNet.forward_integer`), batched."""
     net = _as_net(run_or_net)
     out = [
-        net.forward_integer(encode_batch(chunk, net.timesteps), record=False).predictions.numpy()
+        net.forward_integer(encode_batch(chunk, net.timesteps, net.encoder), record=False).predictions.numpy()
         for chunk in _batches(images, batch_size)
     ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -1,9 +1,11 @@
-"""Training loop: ESL sparse training of :class:`LIFNet` with QAT on MNIST.
+"""Training loop: ESL sparse training of the network of a task (:mod:`esl_hw.train.tasks`).
 
-Per iteration: ``loss = CE(net(spikes, "qat"), labels)``, ``optimizer.step()``, ``engine.step()``
+The task of ``model.kind`` (:func:`esl_hw.train.tasks.task_for`) prepares the data and builds the
+network; the loop knows nothing else about it. Per iteration: the task's loss is back-propagated
+(``lif``: ``loss = CE(net(spikes, "qat"), labels)``), ``optimizer.step()``, ``engine.step()``
 (prune-and-regrow when due, masks applied). After every epoch the validation split (``val_fraction``
-of the training set) is scored in QAT mode, whose arithmetic is the integer arithmetic, and the best
-epoch is kept.
+of the training set) is scored in QAT mode (for ``lif`` the integer arithmetic) and in float mode,
+and the best epoch is kept.
 
 The run folder appears only when training completes: everything is written into the hidden work
 folder ``.<name>.partial`` next to ``out_dir`` and renamed into place at the end, so a half-written
@@ -27,11 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from esl_hw.datasets import Split, load_mnist
 from esl_hw.errors import EslError
 from esl_hw.train import distributed
 from esl_hw.train.checkpoint import (
@@ -46,13 +46,21 @@ from esl_hw.train.checkpoint import (
     work_folder,
 )
 from esl_hw.train.config import Config, config_to_dict, dump_config
-from esl_hw.train.conv import tet_loss
 from esl_hw.train.export import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RUN_FORMAT
-from esl_hw.train.model import LIFNet, encode_batch
-from esl_hw.train.single_spike import SingleSpikeNet, normalise_gradients, temporal_loss, weight_sum_cost
 from esl_hw.train.sparse import SparseEngine
 from esl_hw.train.sparse_rules import er_densities_from_epsilon, scaled_densities
-from esl_hw.train.tasks import VisionData, build_conv, load_vision, sparse_layers
+from esl_hw.train.tasks import Task, TaskData, VisionData, split_train_val, task_for
+
+__all__ = [
+    "TrainResult",
+    "accuracy",
+    "build_optimizer",
+    "build_training",
+    "layer_densities",
+    "resolve_device",
+    "split_train_val",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,74 +78,10 @@ class TrainResult:
     mask_digest: str = ""
 
 
-@dataclass(frozen=True)
-class _Data:
-    train_spikes: torch.Tensor  # LIF: [T, N, n_in] bool; single spike: images [N, n_in] uint8
-    train_labels: torch.Tensor
-    val_spikes: torch.Tensor
-    val_labels: torch.Tensor
-    batch_dim: int = 1
-    vision: VisionData | None = None
-
-
-def split_train_val(split: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
-    """Shuffle with ``seed`` and hold out ``round(val_fraction · N)`` samples for validation."""
-    order = np.random.default_rng(seed).permutation(len(split))
-    n_val = round(val_fraction * len(split))
-    val, train = order[:n_val], order[n_val:]
-    return Split(split.images[train], split.labels[train]), Split(split.images[val], split.labels[val])
-
-
-def _prepare_data(config: Config) -> _Data:
-    if config.data.dataset != "mnist":
-        vision = load_vision(config)
-        inputs = (vision.train_inputs, vision.train_labels, vision.val_inputs, vision.val_labels)
-        return _Data(*inputs, batch_dim=0, vision=vision)
-    dataset = load_mnist(config.data.path)
-    if dataset.train.images.shape[1] != 784:
-        raise EslError(
-            f"dataset {dataset.source}: images have {dataset.train.images.shape[1]} pixels, not 784"
-        )
-    train_split, val_split = split_train_val(
-        dataset.train.head(config.data.train_samples), config.data.val_fraction, config.seed
-    )
-    if len(train_split) == 0:
-        raise EslError("config: no training samples left after the validation split")
-    if config.model.kind == "single_spike":
-        return _Data(
-            torch.from_numpy(train_split.images),
-            torch.from_numpy(train_split.labels),
-            torch.from_numpy(val_split.images),
-            torch.from_numpy(val_split.labels),
-            batch_dim=0,
-        )
-    steps = config.model.timesteps
-    return _Data(
-        encode_batch(train_split.images, steps),
-        torch.from_numpy(train_split.labels),
-        encode_batch(val_split.images, steps),
-        torch.from_numpy(val_split.labels),
-    )
-
-
-def _select(inputs: torch.Tensor, batch_dim: int, index: torch.Tensor | slice) -> torch.Tensor:
-    return inputs[index] if batch_dim == 0 else inputs[:, index]
-
-
-def _layers(net: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-    return net.named_weights() if isinstance(net, LIFNet | SingleSpikeNet) else sparse_layers(net)
-
-
-def model_signature(net: torch.nn.Module) -> list[Any]:
-    """Layer sizes of an MLP, or the weight shapes of a conv net (what a checkpoint must match)."""
-    if isinstance(net, LIFNet | SingleSpikeNet):
-        return list(net.sizes)
-    return [list(weight.shape) for _, weight in sparse_layers(net)]
-
-
-def layer_densities(config: Config, net: torch.nn.Module) -> list[float]:
-    """Per-layer densities from ``sparsity.density`` (ER scaling) or ``sparsity.epsilon``."""
-    shapes = [tuple(weight.shape) for _, weight in _layers(net)]
+def layer_densities(config: Config, layers: list[tuple[str, torch.nn.Parameter]]) -> list[float]:
+    """Per-layer densities of the sparse ``layers`` from ``sparsity.density`` (ER scaling) or
+    ``sparsity.epsilon``."""
+    shapes = [tuple(weight.shape) for _, weight in layers]
     sparsity = config.sparsity
     overrides = dict(sparsity.layer_density)
     if sparsity.density is not None:
@@ -165,22 +109,16 @@ def build_training(
     config: Config, total_iterations: int, vision: VisionData | None = None
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, SparseEngine]:
     """Network (ER-scaled init), optimizer and sparse engine, all seeded from ``config.seed``."""
+    task = task_for(config)
     torch.manual_seed(config.seed)
-    net: torch.nn.Module
-    if config.model.kind == "single_spike":
-        net = SingleSpikeNet(config.model.hidden, levels=config.model.levels, t_max=config.model.t_max)
-    elif vision is not None:
-        net = build_conv(config, vision)
-    else:
-        net = LIFNet.from_config(config.model)
-    densities = layer_densities(config, net)
-    if isinstance(net, LIFNet | SingleSpikeNet):
-        net.reset_parameters(densities)
+    net = task.build_net(config, vision)
+    densities = layer_densities(config, task.sparse_layers(net))
+    task.initialise(net, densities)
     net.to(resolve_device(config.train.device))  # initialised on the CPU: the same start on any device
     optimizer = build_optimizer(config, net)
     sparsity = config.sparsity
     engine = SparseEngine(
-        _layers(net),
+        task.sparse_layers(net),
         optimizer,
         densities,
         total_iterations,
@@ -190,40 +128,30 @@ def build_training(
         delta_t=sparsity.delta_t,
         t_end=sparsity.t_end,
         generator=torch.Generator().manual_seed(config.seed),
-        masks=net.masks() if isinstance(net, LIFNet | SingleSpikeNet) else None,
+        masks=task.masks(net),
         lanes=sparsity.lanes,
         lfsr_seed=sparsity.lfsr_seed,
-        integer_weights=net.integer_weights if isinstance(net, LIFNet) else None,
+        integer_weights=task.integer_weights(net),
     )
     return net, optimizer, engine
 
 
 @torch.no_grad()
 def accuracy(
-    net: torch.nn.Module,
-    spikes: torch.Tensor,
-    labels: torch.Tensor,
-    mode: str,
-    batch_size: int = 1000,
-) -> float:
-    """Accuracy on pre-encoded spikes ``[T, N, n_in]`` in ``"float"`` or ``"qat"`` mode (LIF), or on
-    images ``[N, n_in]`` (single spike: the first output to fire; ``mode`` does not apply)."""
-    if len(labels) == 0:
-        return float("nan")
-    single = isinstance(net, SingleSpikeNet)
-    batch_first = not isinstance(net, LIFNet)
+    task: Task, net: torch.nn.Module, data: TaskData, mode: str, batch_size: int = 1000
+) -> float | None:
+    """Accuracy of ``net`` on the validation split of ``data`` in ``"qat"`` or ``"float"`` mode (where
+    the task has both, :meth:`Task.logits`); None without validation samples."""
+    if len(data.val_labels) == 0:
+        return None
     device = next(net.parameters()).device
     correct = 0
-    for start in range(0, len(labels), batch_size):
+    for start in range(0, len(data.val_labels), batch_size):
         part = slice(start, start + batch_size)
-        if batch_first:
-            outputs = net(spikes[part].to(device))
-            logits = -outputs if single else outputs.mean(dim=0)
-        else:
-            logits = net(spikes[:, part].to(device), mode=mode)
+        logits = task.logits(net, data.select(data.val_inputs, part).to(device), mode)
         predicted = logits.argmax(dim=1).cpu()
-        correct += int((predicted == labels[part]).sum())
-    return correct / len(labels)
+        correct += int((predicted == data.val_labels[part]).sum())
+    return correct / len(data.val_labels)
 
 
 @contextmanager
@@ -243,6 +171,7 @@ class _Session:
     """The mutable objects of one training run."""
 
     config: Config
+    task: Task
     net: torch.nn.Module
     model: torch.nn.Module  # the net, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
@@ -252,7 +181,7 @@ class _Session:
     bar: tqdm | None
 
 
-def _train_epoch(session: _Session, data: _Data, epoch: int) -> dict[str, Any]:
+def _train_epoch(session: _Session, data: TaskData, epoch: int) -> dict[str, Any]:
     """One pass over the training split; return loss, accuracy and the ESL updates it made."""
     net, optimizer, engine = session.net, session.optimizer, session.engine
     model = session.model
@@ -264,27 +193,9 @@ def _train_epoch(session: _Session, data: _Data, epoch: int) -> dict[str, Any]:
     for first in range(0, n_train, batch_size):
         index = distributed.shard(order[first : first + batch_size])
         labels = data.train_labels[index].to(device)
-        inputs = _select(data.train_spikes, data.batch_dim, index).to(device)
+        inputs = data.select(data.train_inputs, index).to(device)
         optimizer.zero_grad(set_to_none=True)
-        if isinstance(net, SingleSpikeNet):
-            times = model(inputs)
-            logits = -times
-            loss = temporal_loss(times, labels)
-            loss.backward()
-            # the weight-sum cost is the same on every rank: add its gradient outside DDP's reduction
-            cost = weight_sum_cost(net, session.config.model.weight_cost)
-            for weight, grad in zip(net.weights, torch.autograd.grad(cost, list(net.weights)), strict=True):
-                weight.grad = grad if weight.grad is None else weight.grad + grad
-            normalise_gradients(net)
-        elif isinstance(net, LIFNet):
-            logits = model(inputs, mode="qat")
-            loss = torch.nn.functional.cross_entropy(logits, labels)
-            loss.backward()
-        else:
-            outputs = model(inputs)
-            logits = outputs.detach().mean(dim=0)
-            loss = tet_loss(outputs, labels, session.config.model.tet_lambda)
-            loss.backward()
+        loss, logits = session.task.backward(model, net, inputs, labels, session.config)
         optimizer.step()
         stats = engine.step()
         if session.scheduler is not None:
@@ -306,7 +217,7 @@ def _checkpoint(session: _Session, epoch: int, record: dict[str, Any]) -> dict[s
         "version": 1,
         "complete": False,
         "config": config_to_dict(session.config),
-        "sizes": model_signature(session.net),
+        "sizes": session.task.signature(session.net),
         "model": {key: value.detach().cpu().clone() for key, value in session.net.state_dict().items()},
         "sparse": session.engine.state_dict(),
         "epoch": epoch,
@@ -321,7 +232,7 @@ def _training_state(session: _Session, epoch: int, best: dict[str, Any], best_sc
     return {
         "format": STATE_FORMAT,
         "config": config_to_dict(session.config),
-        "sizes": model_signature(session.net),
+        "sizes": session.task.signature(session.net),
         "epoch": epoch,
         "model": session.net.state_dict(),
         "optimizer": session.optimizer.state_dict(),
@@ -378,7 +289,8 @@ def train(
     distributed.init_from_environment()
     check_work_folder(out_dir, force, resume, inputs)
     start = time.perf_counter()
-    data = _prepare_data(config)
+    task = task_for(config)
+    data = task.prepare_data(config)
     has_val = len(data.val_labels) > 0
     total = math.ceil(len(data.train_labels) / config.train.batch_size) * config.train.epochs
     with _threads(config.train.threads):
@@ -387,7 +299,7 @@ def train(
         if config.train.lr_schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         shuffle = torch.Generator().manual_seed(config.seed + 1)
-        session = _Session(config, net, net, optimizer, engine, scheduler, shuffle, None)
+        session = _Session(config, task, net, net, optimizer, engine, scheduler, shuffle, None)
         main = distributed.is_main()
         target = check_work_folder(out_dir, force, resume, inputs)  # every rank, before rank 0 writes
         distributed.barrier()
@@ -398,7 +310,7 @@ def train(
         distributed.barrier()
         done, best, best_score = 0, {}, -math.inf
         if resuming:
-            state = load_state(work, config_to_dict(config), model_signature(net))
+            state = load_state(work, config_to_dict(config), task.signature(net))
             done, best, best_score = _restore(session, state)
             if main:
                 truncate_metrics(work / METRICS_FILE, done)
@@ -415,17 +327,13 @@ def train(
             unit="it",
             leave=False,
         )
-        log.info("training %s, densities %s, %d iterations", model_signature(net), engine.densities(), total)
+        log.info("training %s, densities %s, %d iterations", task.signature(net), engine.densities(), total)
         for epoch in range(done + 1, config.train.epochs + 1):
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch, **_train_epoch(session, data, epoch)}
             net.eval()
-            record["val_accuracy"] = (
-                accuracy(net, data.val_spikes, data.val_labels, "qat") if has_val else None
-            )
-            record["float_val_accuracy"] = (
-                accuracy(net, data.val_spikes, data.val_labels, "float") if has_val else None
-            )
+            record["val_accuracy"] = accuracy(task, net, data, "qat")
+            record["float_val_accuracy"] = accuracy(task, net, data, "float")
             record.update(
                 density=engine.densities(),
                 overall_density=engine.overall_density(),

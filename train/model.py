@@ -17,6 +17,13 @@ with a straight-through ``floor``, a surrogate gradient for the Heaviside ``H`` 
 ``acc += x @ Q_L`` over the ``T`` steps; the logits are ``acc · s_L / T``. The float mode uses the
 unquantised ``W ⊙ M``, ``β = 1 − 2^−k`` and the float ``threshold``. :meth:`LIFNet.forward_integer`
 runs the exact integer semantics in int64 with the same integers that export writes.
+
+Every layer has its own ``w_bits`` (and qmax), ``v_bits``, threshold, leak shift and neuron kind
+(a scalar given to the constructor applies to every layer). A layer's neuron kind selects its update
+in :data:`esl_hw.train.neurons.NEURON_KINDS`. :meth:`LIFNet.from_model` loads any valid artifact:
+its weights are the artifact's integers at a *fixed* scale ``s_l = 1`` (the quantiser then keeps them
+as they are, over the full signed ``w_bits`` range ``−2^(w_bits−1) .. qmax``), its thresholds the
+artifact's ``θ_l``, so that its integer mode computes exactly what :func:`esl_hw.reference.run` does.
 """
 
 from __future__ import annotations
@@ -24,17 +31,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from esl_hw.artifact import Encoder, Model
 from esl_hw.encoding import encode
 from esl_hw.errors import EslError
 from esl_hw.train.config import ModelConfig
 from esl_hw.train.events import event_matmul, spike_train_matmul
-from esl_hw.train.neurons import LIFParams, lif_sequence
+from esl_hw.train.neurons import neuron_kind
 
 __all__ = ["IntegerTrace", "LIFNet", "check_shape", "encode_batch", "event_matmul"]
 
@@ -66,15 +74,15 @@ class _Quantise(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, weight: torch.Tensor, masked: torch.Tensor, scale: torch.Tensor, qmax: int
+        ctx, weight: torch.Tensor, masked: torch.Tensor, scale: torch.Tensor, low: int, high: int
     ) -> torch.Tensor:
         ctx.save_for_backward(scale)
-        return torch.clamp_(torch.round_(masked / scale), -qmax, qmax)
+        return torch.clamp_(torch.round_(masked / scale), low, high)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
         (scale,) = ctx.saved_tensors
-        return grad_output / scale, None, None, None
+        return grad_output / scale, None, None, None, None
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,22 @@ class IntegerTrace:
     predictions: torch.Tensor
 
 
+def per_layer(value: Any, count: int, name: str) -> tuple[Any, ...]:
+    """``value`` for each of ``count`` layers: a scalar (or None) repeated, or a sequence of that length."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != count:
+            raise ValueError(f"{name}: {len(value)} values given for {count} layers")
+        return tuple(value)
+    return (value,) * count
+
+
 class LIFNet(nn.Module):
-    """LIF MLP ``n_in - hidden… - n_out`` driven by the encoder's input spikes ``[T, B, n_in]``."""
+    """LIF MLP ``n_in - hidden… - n_out`` driven by the encoder's input spikes ``[T, B, n_in]``.
+
+    ``w_bits`` (every layer), ``v_bits``, ``leak_shift``, ``threshold`` and ``kinds`` (the hidden
+    layers) are each a scalar for all layers or one value per layer. ``fixed_scales`` (one per layer)
+    replaces the trained scale ``max|W ⊙ M| / qmax`` (:meth:`from_model`).
+    """
 
     def __init__(
         self,
@@ -96,18 +118,33 @@ class LIFNet(nn.Module):
         n_in: int = 784,
         n_out: int = 10,
         timesteps: int = 8,
-        w_bits: int = 8,
-        v_bits: int = 16,
-        leak_shift: int | None = 2,
-        threshold: float = 1.0,
+        w_bits: int | Sequence[int] = 8,
+        v_bits: int | Sequence[int] = 16,
+        leak_shift: int | None | Sequence[int | None] = 2,
+        threshold: float | Sequence[float] = 1.0,
         surrogate: str = "fast_sigmoid",
         surrogate_slope: float = 5.0,
+        kinds: str | Sequence[str] = "lif",
+        fixed_scales: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.sizes = [n_in, *hidden, n_out]
-        self.timesteps, self.w_bits, self.v_bits = timesteps, w_bits, v_bits
-        self.leak_shift, self.threshold = leak_shift, threshold
+        n_layers, n_hidden = len(self.sizes) - 1, len(hidden)
+        self.timesteps = timesteps
+        self.layer_w_bits: tuple[int, ...] = per_layer(w_bits, n_layers, "w_bits")
+        self.layer_v_bits: tuple[int, ...] = per_layer(v_bits, n_hidden, "v_bits")
+        self.layer_leak_shifts: tuple[int | None, ...] = per_layer(leak_shift, n_hidden, "leak_shift")
+        self.layer_thresholds: tuple[float, ...] = per_layer(threshold, n_hidden, "threshold")
+        self.kinds: tuple[str, ...] = per_layer(kinds, n_hidden, "kinds")
+        for kind in self.kinds:
+            neuron_kind(kind)  # an unknown kind is refused here, naming the known ones
+        self.fixed_scales = (
+            None if fixed_scales is None else per_layer(fixed_scales, n_layers, "fixed_scales")
+        )
+        # what a scalar argument said, for the uniform properties of a net without hidden layers
+        self._given = {"w_bits": w_bits, "v_bits": v_bits, "leak_shift": leak_shift, "threshold": threshold}
         self.surrogate, self.surrogate_slope = surrogate, surrogate_slope
+        self.encoder = Encoder()
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(fan_in, fan_out))
             for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
@@ -133,6 +170,43 @@ class LIFNet(nn.Module):
             surrogate_slope=c.surrogate_slope,
         )
 
+    @classmethod
+    def from_model(cls, model: Model) -> LIFNet:
+        """The net of a valid artifact ``model`` (any layer count, sizes, widths, thresholds, leaks).
+
+        Its weights are the artifact's integers at the fixed scale 1 and its masks the artifact's
+        synapses (a zero-weight synapse stays one), so :meth:`forward_integer` equals
+        :func:`esl_hw.reference.run` on every spike, potential and output, and
+        :func:`esl_hw.train.export.model_from_net` gives the artifact back (synapses by column).
+        Weights wider than 24 bits are held in float64 (exact). The caller's RNG is left as it was.
+        """
+        layers, hidden = model.layers, model.hidden_layers
+        with torch.random.fork_rng(devices=[]):
+            net = cls(
+                hidden=[layer.n_out for layer in hidden],
+                n_in=model.n_inputs,
+                n_out=model.n_outputs,
+                timesteps=model.timesteps,
+                w_bits=[layer.w_bits for layer in layers],
+                v_bits=[layer.v_bits for layer in hidden],
+                leak_shift=[layer.leak_shift for layer in hidden],
+                threshold=[float(layer.threshold) for layer in hidden],
+                kinds=[layer.kind for layer in hidden],
+                fixed_scales=[1.0] * len(layers),
+            )
+        if max(net.layer_w_bits) > 24:  # float32 holds integers up to 2^24 exactly
+            net.to(torch.float64)
+        net.encoder = model.encoder
+        with torch.no_grad():
+            for weight, mask, layer in zip(net.weights, net.masks(), layers, strict=True):
+                rows = np.repeat(np.arange(layer.n_in), np.diff(layer.row_ptr))
+                present = np.zeros((layer.n_in, layer.n_out), dtype=bool)
+                present[rows, layer.col] = True
+                weight.copy_(torch.from_numpy(layer.dense_weight()))
+                mask.copy_(torch.from_numpy(present))
+        net.eval()
+        return net
+
     def reset_parameters(self, densities: Sequence[float] | None = None, gain: float = 1.0) -> None:
         """Uniform init with std ``gain · threshold / sqrt(density · n_in · p_in)`` per layer.
 
@@ -141,9 +215,18 @@ class LIFNet(nn.Module):
         """
         densities = densities or [1.0] * len(self.weights)
         with torch.no_grad():
-            for weight, density in zip(self.weights, densities, strict=True):
-                std = gain * self.threshold / math.sqrt(max(density * weight.shape[0] * 0.1, 1.0))
+            for index, (weight, density) in enumerate(zip(self.weights, densities, strict=True)):
+                threshold = self._layer_value(self.layer_thresholds, "threshold", index)
+                std = gain * threshold / math.sqrt(max(density * weight.shape[0] * 0.1, 1.0))
                 weight.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std)
+
+    def _layer_value(self, values: tuple[Any, ...], name: str, index: int) -> Any:
+        """``values[index]`` of a hidden layer; the output layer, which has no neurons of a kind,
+        takes the last hidden layer's (a net without hidden layers: the scalar it was given, else 1)."""
+        if values:
+            return values[min(index, len(values) - 1)]
+        given = self._given[name]
+        return 1 if isinstance(given, Sequence) else given
 
     # ------------------------------------------------------------ structure
 
@@ -158,6 +241,35 @@ class LIFNet(nn.Module):
         """``(name, weight)`` pairs for :class:`esl_hw.train.sparse.SparseEngine`."""
         return [(f"weights.{index}", weight) for index, weight in enumerate(self.weights)]
 
+    def _uniform(self, name: str, values: tuple[Any, ...]) -> Any:
+        """The one value of ``values`` (a net without hidden layers: the scalar it was given)."""
+        if not values:
+            given = self._given[name]
+            return None if isinstance(given, Sequence) else given
+        if all(value == values[0] for value in values):
+            return values[0]
+        raise ValueError(f"the layers have different {name} {list(values)}; use the per-layer attributes")
+
+    @property
+    def w_bits(self) -> int:
+        """The weight width of every layer (ValueError when the layers differ)."""
+        return self._uniform("w_bits", self.layer_w_bits)
+
+    @property
+    def v_bits(self) -> int:
+        """The potential width of every hidden layer (ValueError when the layers differ)."""
+        return self._uniform("v_bits", self.layer_v_bits)
+
+    @property
+    def leak_shift(self) -> int | None:
+        """The leak shift of every hidden layer (ValueError when the layers differ)."""
+        return self._uniform("leak_shift", self.layer_leak_shifts)
+
+    @property
+    def threshold(self) -> float:
+        """The float threshold of every hidden layer (ValueError when the layers differ)."""
+        return self._uniform("threshold", self.layer_thresholds)
+
     @property
     def qmax(self) -> int:
         return (1 << (self.w_bits - 1)) - 1
@@ -165,6 +277,21 @@ class LIFNet(nn.Module):
     @property
     def v_range(self) -> tuple[int, int]:
         return -(1 << (self.v_bits - 1)), (1 << (self.v_bits - 1)) - 1
+
+    def layer_qmax(self, index: int) -> int:
+        """``2^(w_bits−1) − 1`` of layer ``index``."""
+        return (1 << (self.layer_w_bits[index] - 1)) - 1
+
+    def weight_range(self, index: int) -> tuple[int, int]:
+        """The integer weights of layer ``index``: ``±qmax`` (trained), the full signed range at a
+        fixed scale."""
+        qmax = self.layer_qmax(index)
+        return (-qmax - 1 if self.fixed_scales is not None else -qmax), qmax
+
+    def layer_v_range(self, index: int) -> tuple[int, int]:
+        """The signed ``v_bits`` range of hidden layer ``index``."""
+        v_bits = self._layer_value(self.layer_v_bits, "v_bits", index)
+        return -(1 << (v_bits - 1)), (1 << (v_bits - 1)) - 1
 
     def masked_weight(self, index: int) -> torch.Tensor:
         """``W_l ⊙ M_l`` forward, with the *dense* gradient ``∂L/∂(W ⊙ M)`` at every position backward.
@@ -178,12 +305,15 @@ class LIFNet(nn.Module):
     # ------------------------------------------------------------ quantisation
 
     def scale(self, index: int) -> torch.Tensor:
-        """``s_l = max|W_l ⊙ M_l| / qmax`` (detached; a tiny floor keeps an all-zero layer finite)."""
-        return self._scale(self.weights[index].detach() * mask_factor(self.masks()[index]))
+        """``s_l = max|W_l ⊙ M_l| / qmax`` (detached; a tiny floor keeps an all-zero layer finite),
+        or the layer's fixed scale."""
+        return self._scale(self.weights[index].detach() * mask_factor(self.masks()[index]), index)
 
-    def _scale(self, masked: torch.Tensor) -> torch.Tensor:
+    def _scale(self, masked: torch.Tensor, index: int) -> torch.Tensor:
+        if self.fixed_scales is not None:
+            return torch.tensor(self.fixed_scales[index], dtype=masked.dtype, device=masked.device)
         low, high = torch.aminmax(masked)  # max|x| without a temporary |x| tensor
-        return torch.maximum(-low, high).clamp_min(1e-12) / self.qmax
+        return torch.maximum(-low, high).clamp_min(1e-12) / self.layer_qmax(index)
 
     def quantised_units(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(s_l, Q_l)``: ``Q_l`` integer-valued (float) with a straight-through gradient to ``W_l``.
@@ -192,13 +322,14 @@ class LIFNet(nn.Module):
         """
         weight = self.weights[index]
         masked = weight.detach() * mask_factor(self.masks()[index])
-        scale = self._scale(masked)
-        return scale, _Quantise.apply(weight, masked, scale, self.qmax)
+        scale = self._scale(masked, index)
+        return scale, _Quantise.apply(weight, masked, scale, *self.weight_range(index))
 
     def integer_threshold(self, index: int, scale: float | None = None) -> int:
-        """``θ_l = max(1, round(threshold / s_l))``, capped at the top of the ``v_bits`` range."""
-        value = round(self.threshold / (float(self.scale(index)) if scale is None else scale))
-        return int(min(max(1, value), self.v_range[1]))
+        """``θ_l = max(1, round(threshold_l / s_l))``, capped at the top of the layer's ``v_bits`` range."""
+        threshold = self._layer_value(self.layer_thresholds, "threshold", index)
+        value = round(threshold / (float(self.scale(index)) if scale is None else scale))
+        return int(min(max(1, value), self.layer_v_range(index)[1]))
 
     @torch.no_grad()
     def integer_weights(self) -> list[torch.Tensor]:
@@ -215,30 +346,45 @@ class LIFNet(nn.Module):
 
     def qat_dtype(self, timesteps: int) -> torch.dtype:
         """float32 when every integer of the QAT forward stays below 2^24 (exact), else float64."""
-        current = max(self.sizes[:-1]) * self.qmax
-        bound = max(current + (1 << (self.v_bits - 1)), self.sizes[-2] * self.qmax * timesteps)
+        magnitudes = [-self.weight_range(index)[0] for index in range(self.n_layers)]
+        current = max(size * magnitude for size, magnitude in zip(self.sizes[:-1], magnitudes, strict=True))
+        potential = max((1 << (v_bits - 1) for v_bits in self.layer_v_bits), default=0)
+        bound = max(current + potential, self.sizes[-2] * magnitudes[-1] * timesteps)
         return torch.float32 if bound < (1 << 24) else torch.float64
+
+    def _neuron_params(self, index: int, threshold: float, scale: float, quantise: bool) -> Any:
+        """Hidden layer ``index``'s parameters for its neuron kind's functions."""
+        return neuron_kind(self.kinds[index]).params(
+            threshold,
+            scale=scale,
+            leak_shift=self.layer_leak_shifts[index],
+            v_bits=self.layer_v_bits[index],
+            quantise=quantise,
+            slope=self.surrogate_slope,
+            surrogate=self.surrogate,
+        )
 
     def forward(self, spikes: torch.Tensor, mode: Mode = "qat") -> torch.Tensor:
         """Logits ``[B, n_out]`` for input spikes ``[T, B, n_in]`` (0/1, any float dtype)."""
         if mode not in ("float", "qat"):
             raise ValueError(f"unknown mode {mode!r}")
         quantise = mode == "qat"
-        dtype = self.qat_dtype(spikes.shape[0]) if quantise else torch.float32
+        dtype = self.qat_dtype(spikes.shape[0]) if quantise else self.weights[0].dtype
         weights, thresholds, scales = [], [], []
         for index in range(self.n_layers):
+            hidden = index < self.n_layers - 1
             if quantise:
                 scale, units = self.quantised_units(index)
                 weights.append(units.to(dtype))
                 scales.append(scale)
-                if index < self.n_layers - 1:
+                if hidden:
                     thresholds.append(float(self.integer_threshold(index, float(scale))))
             else:
                 weights.append(self.masked_weight(index))
                 scales.append(torch.tensor(1.0))
-                thresholds.append(self.threshold)
+                if hidden:
+                    thresholds.append(self.layer_thresholds[index])
         steps = spikes.shape[0]
-        low, high = self.v_range
         # A layer's input does not depend on its own state: run each layer over all T steps at once.
         # The first layer's product is event-driven (cost per change of an input spike train) when the
         # input is bool.
@@ -249,17 +395,8 @@ class LIFNet(nn.Module):
         for index in range(self.n_layers - 1):
             if index > 0:
                 x = x @ weights[index]
-            params = LIFParams(
-                threshold=thresholds[index],
-                scale=float(scales[index]),
-                leak_shift=self.leak_shift,
-                floor_leak=quantise,
-                low=float(low) if quantise else None,
-                high=float(high) if quantise else None,
-                slope=self.surrogate_slope,
-                surrogate=self.surrogate,
-            )
-            x = lif_sequence(x, params)
+            params = self._neuron_params(index, thresholds[index], float(scales[index]), quantise)
+            x = neuron_kind(self.kinds[index]).sequence(x, params)
         # The output layer has no state: Σ_t z_t @ W equals (Σ_t z_t) @ W (exact in QAT units).
         acc = x.sum(dim=0) @ weights[-1] if self.n_layers > 1 else x.sum(dim=0)
         return (acc * (scales[-1] / steps)).to(torch.float32)
@@ -270,7 +407,8 @@ class LIFNet(nn.Module):
     def forward_integer(self, spikes: torch.Tensor | np.ndarray, record: bool = True) -> IntegerTrace:
         """Exact integer semantics in int64 on input spikes ``[T, B, n_in]`` (bool or 0/1).
 
-        ``u = clamp(v − (v >> k) + I)``, spike ``u ≥ θ``, ``v = 0`` on spike else ``u``;
+        Each hidden layer runs its neuron kind's integer step on ``I = x @ Q_l`` (``lif``:
+        ``u = clamp(v − (v >> k) + I)``, spike ``u ≥ θ``, ``v = 0`` on spike else ``u``);
         the output layer accumulates ``acc += I``; prediction ``argmax`` (ties: lowest index).
         """
         x_all = torch.as_tensor(np.asarray(spikes) if isinstance(spikes, np.ndarray) else spikes)
@@ -278,28 +416,26 @@ class LIFNet(nn.Module):
         if x_all.ndim != 3 or x_all.shape[2] != self.sizes[0]:
             raise ValueError(f"input spikes {tuple(x_all.shape)} are not [T, B, {self.sizes[0]}]")
         weights = self.integer_weights()
-        thresholds = self.integer_thresholds()
-        steps, batch = x_all.shape[:2]
-        low, high = self.v_range
-        potentials = [torch.zeros(batch, size, dtype=torch.int64) for size in self.sizes[1:-1]]
-        spike_record = [
-            torch.zeros(steps if record else 0, batch, size, dtype=torch.bool) for size in self.sizes[1:-1]
+        kinds = [neuron_kind(kind) for kind in self.kinds]
+        params = [
+            self._neuron_params(index, threshold, 1.0, quantise=True)
+            for index, threshold in enumerate(self.integer_thresholds())
         ]
+        steps, batch = x_all.shape[:2]
+        sizes = self.sizes[1:-1]
+        states = [kind.initial_state(batch, size) for kind, size in zip(kinds, sizes, strict=True)]
+        spike_record = [torch.zeros(steps if record else 0, batch, size, dtype=torch.bool) for size in sizes]
         potential_record = [
-            torch.zeros(steps if record else 0, batch, size, dtype=torch.int64) for size in self.sizes[1:-1]
+            torch.zeros(steps if record else 0, batch, size, dtype=torch.int64) for size in sizes
         ]
         outputs = torch.zeros(batch, self.sizes[-1], dtype=torch.int64)
         for step in range(steps):
             x = x_all[step]
-            for index, potential in enumerate(potentials):
-                if self.leak_shift is not None:
-                    potential = potential - (potential >> self.leak_shift)
-                updated = torch.clamp(potential + x @ weights[index], low, high)
-                fired = updated >= thresholds[index]
-                potentials[index] = torch.where(fired, 0, updated)
+            for index, kind in enumerate(kinds):
+                fired, states[index] = kind.integer_step(x @ weights[index], states[index], params[index])
                 if record:
                     spike_record[index][step] = fired
-                    potential_record[index][step] = potentials[index]
+                    potential_record[index][step] = kind.potential(states[index])
                 x = fired.to(torch.int64)
             outputs += x @ weights[-1]
         return IntegerTrace(spike_record, potential_record, outputs, torch.argmax(outputs, dim=1))
@@ -313,6 +449,7 @@ def check_shape(net: LIFNet, sizes: Sequence[int]) -> None:
         )
 
 
-def encode_batch(images: np.ndarray, timesteps: int) -> torch.Tensor:
-    """Input spikes ``[T, B, n_in]`` (bool) from uint8 images, exactly as the hardware receives them."""
-    return torch.from_numpy(encode(np.ascontiguousarray(images), timesteps))
+def encode_batch(images: np.ndarray, timesteps: int, encoder: Encoder | None = None) -> torch.Tensor:
+    """Input spikes ``[T, B, n_in]`` (bool) from uint8 images, exactly as the hardware receives them
+    (``encoder``: the artifact's, default the rate encoder with phase0 128)."""
+    return torch.from_numpy(encode(np.ascontiguousarray(images), timesteps, encoder))

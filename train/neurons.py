@@ -21,15 +21,24 @@ down with ``g_v = 0``::
 The forward values are exactly those of :func:`lif_step` (``floor(v / 2^k)`` computed as
 ``floor(v · 2^−k)``, the same number; ``z = [u ≥ θ]``, which is ``[s (u − θ) ≥ 0]`` for ``s > 0``),
 so the QAT integers stay bit-exact with the integer semantics, and the gradients are the same
-products and sums.
+products and sums. :func:`lif_integer_step` is the same step on int64 tensors (``v >> k``, no
+gradient): the exact integer mode of :class:`esl_hw.train.model.LIFNet`.
+
+Neuron kinds (:data:`NEURON_KINDS`, mirroring :mod:`esl_hw.neuron_kinds` of the reference): a layer's
+``kind`` selects its parameter factory, autograd step, fused sequence and integer step here; an
+unknown kind raises :class:`EslError` naming the known ones.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from esl_hw.errors import EslError
 
 
 @dataclass(frozen=True)
@@ -86,25 +95,79 @@ def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return hard.detach() + (soft - soft.detach())
 
 
+def lif_params(
+    threshold: float,
+    *,
+    scale: float = 1.0,
+    leak_shift: int | None = None,
+    v_bits: int | None = None,
+    quantise: bool = False,
+    slope: float = 5.0,
+    surrogate: str = "fast_sigmoid",
+) -> LIFParams:
+    """One layer's :class:`LIFParams`: ``quantise`` (QAT and integer mode) floors the leak and clamps
+    to the signed ``v_bits`` range; otherwise the leak is ``β v`` and nothing is clamped."""
+    low = high = None
+    if quantise:
+        if v_bits is None:
+            raise ValueError("lif_params: quantise needs v_bits (the clamp range)")
+        low, high = float(-(1 << (v_bits - 1))), float((1 << (v_bits - 1)) - 1)
+    return LIFParams(
+        threshold=threshold,
+        scale=scale,
+        leak_shift=leak_shift,
+        floor_leak=quantise,
+        low=low,
+        high=high,
+        slope=slope,
+        surrogate=surrogate,
+    )
+
+
 def _leak(potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """``v − (v >> k)`` on integers, ``v − floor(v / 2^k)`` (straight-through) in QAT, ``β v`` in float."""
     if params.leak_shift is None:
         return potential
+    if not potential.is_floating_point():
+        return potential - (potential >> params.leak_shift)
     if params.floor_leak:
         soft = potential / (1 << params.leak_shift)
         return potential - straight_through(torch.floor(soft), soft)
     return potential * params.beta
 
 
+def _membrane(current: torch.Tensor, potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """``u = clamp(leak(v) + I)`` (no clamp in float mode): the update both steps share."""
+    updated = _leak(potential, params) + current
+    if params.low is None:
+        return updated
+    if updated.is_floating_point():
+        return torch.clamp(updated, params.low, params.high)
+    return torch.clamp(updated, int(params.low), int(params.high))
+
+
 def lif_step(
     current: torch.Tensor, potential: torch.Tensor, params: LIFParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(z, v')`` of one step (autograd through every operation; the reference for the sequence)."""
-    updated = _leak(potential, params) + current
-    if params.low is not None:
-        updated = torch.clamp(updated, params.low, params.high)
+    updated = _membrane(current, potential, params)
     shifted = (updated - params.threshold) * params.scale
     fire = spike(shifted, (shifted >= 0).to(updated.dtype), params.slope, params.surrogate)
     return fire, updated * (1.0 - fire.detach())
+
+
+@torch.no_grad()
+def lif_integer_step(
+    current: torch.Tensor, potential: torch.Tensor, params: LIFParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spikes, v')`` of one exact integer step on int64 tensors (``params`` from :func:`lif_params`
+    with ``quantise``, an integer threshold)::
+
+        u = clamp(v − (v >> k) + I) ;  spike = u ≥ θ ;  v' = 0 where spike else u
+    """
+    updated = _membrane(current, potential, params)
+    fired = updated >= int(params.threshold)
+    return fired, torch.where(fired, 0, updated)
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -174,3 +237,57 @@ def lif_sequence_reference(currents: torch.Tensor, params: LIFParams) -> torch.T
         fire, potential = lif_step(current, potential, params)
         out.append(fire)
     return torch.stack(out)
+
+
+def zero_state(batch: int, size: int) -> torch.Tensor:
+    """The integer state of a kind whose only state is the potential: zeros ``[batch, size]`` int64."""
+    return torch.zeros(batch, size, dtype=torch.int64)
+
+
+def _identity(state: Any) -> torch.Tensor:
+    return state
+
+
+@dataclass(frozen=True)
+class TorchNeuronKind:
+    """One neuron model of the torch backend (the artifact's layer ``kind``).
+
+    Attributes
+    ----------
+    name : str
+        The artifact's layer ``kind``.
+    params : callable
+        ``params(threshold, *, scale, leak_shift, v_bits, quantise, slope, surrogate)``: one layer's
+        parameters for the three functions below (:func:`lif_params`).
+    step : callable
+        ``step(current, state, params) -> (z, state)`` with autograd (the reference of ``sequence``).
+    sequence : callable
+        ``sequence(currents [T, B, N], params) -> spikes [T, B, N]``: all steps at once, fast (training).
+    integer_step : callable
+        ``integer_step(current, state, params) -> (spikes bool, state)`` on int64 tensors, exact.
+    initial_state : callable
+        ``initial_state(batch, size)``: the integer state at the start of an inference (all zero).
+    potential : callable
+        ``potential(state) -> [B, N]`` int64: the potential after the step's reset (recorded).
+    """
+
+    name: str
+    params: Callable[..., Any]
+    step: Callable[[torch.Tensor, Any, Any], tuple[torch.Tensor, Any]]
+    sequence: Callable[[torch.Tensor, Any], torch.Tensor]
+    integer_step: Callable[[torch.Tensor, Any, Any], tuple[torch.Tensor, Any]]
+    initial_state: Callable[[int, int], Any] = zero_state
+    potential: Callable[[Any], torch.Tensor] = _identity
+
+
+#: The registered neuron kinds of the torch backend, by artifact layer kind.
+NEURON_KINDS: dict[str, TorchNeuronKind] = {
+    "lif": TorchNeuronKind("lif", lif_params, lif_step, lif_sequence, lif_integer_step),
+}
+
+
+def neuron_kind(name: Any) -> TorchNeuronKind:
+    """The registered kind ``name``; an unknown name raises :class:`EslError` listing the known ones."""
+    if not isinstance(name, str) or name not in NEURON_KINDS:
+        raise EslError(f"unknown neuron kind {name!r} (known: {', '.join(sorted(NEURON_KINDS))})")
+    return NEURON_KINDS[name]

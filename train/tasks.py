@@ -1,4 +1,19 @@
-"""The image and event tasks of the loop: data preparation and convolutional networks from a config.
+"""The tasks of the training loop: one object per kind of model, behind one small protocol.
+
+:class:`Task` is everything :func:`esl_hw.train.loop.train` needs to know about a model kind
+(``model.kind``): how to prepare the data, build and initialise the network, which weights the sparse
+engine manages, how a batch's loss is made and back-propagated, how logits are read for scoring, and
+the model signature a checkpoint records. :data:`TASKS` maps each model kind to its task
+(:func:`task_for`; an unknown kind raises :class:`EslError` naming the known ones):
+
+- ``lif``: :class:`MnistLifTask`, the LIF MLP (:class:`~esl_hw.train.model.LIFNet`) with QAT on
+  MNIST, inputs pre-encoded to spikes ``[T, N, 784]``, cross-entropy of the QAT logits;
+- ``single_spike``: :class:`SingleSpikeTask`, :class:`~esl_hw.train.single_spike.SingleSpikeNet` on
+  MNIST images, temporal loss plus the weight-sum cost, gradients normalised per layer;
+- ``vggsnn`` / ``resnet19``: :class:`VisionConvTask`, convolutional SNNs on the image and event sets
+  below, TET loss.
+
+Image and event data:
 
 - ``cifar10`` / ``cifar100``: images scaled to ``[0, 1]`` and normalised per channel with the usual
   CIFAR means and deviations, ``[N, 3, 32, 32]`` float32; no augmentation.
@@ -11,16 +26,21 @@ The validation split is taken from the training set with the same rule as for MN
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from esl_hw.datasets import check_labels
+from esl_hw.datasets import Split, check_labels, load_mnist
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config
-from esl_hw.train.conv import VGGSNN, ResNet19
+from esl_hw.train.conv import VGGSNN, ResNet19, tet_loss
+from esl_hw.train.model import LIFNet, encode_batch
+from esl_hw.train.single_spike import SingleSpikeNet, normalise_gradients, temporal_loss, weight_sum_cost
 from esl_hw.train.vision_data import ArraySplit, load_cifar, load_cifar10_dvs, load_nmnist
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -118,3 +138,216 @@ def sparse_layers(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
         for name, module in net.named_modules()
         if isinstance(module, CONV_LAYERS)
     ]
+
+
+# ---------------------------------------------------------------- the task protocol
+
+Layers = list[tuple[str, nn.Parameter]]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's training and validation inputs and labels; ``batch_dim`` is the inputs' sample axis
+    (1 for spikes ``[T, N, …]``, 0 for batch-first inputs) and ``vision`` what a conv net needs."""
+
+    train_inputs: torch.Tensor
+    train_labels: torch.Tensor
+    val_inputs: torch.Tensor
+    val_labels: torch.Tensor
+    batch_dim: int = 1
+    vision: VisionData | None = None
+
+    def select(self, inputs: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
+        """The samples ``index`` of ``inputs`` (along :attr:`batch_dim`)."""
+        return inputs[index] if self.batch_dim == 0 else inputs[:, index]
+
+
+class Task(ABC):
+    """One model kind of the training loop (see the module docstring)."""
+
+    @abstractmethod
+    def prepare_data(self, config: Config) -> TaskData:
+        """Load and split the data set; :class:`EslError` for missing files or an empty split."""
+
+    @abstractmethod
+    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
+        """The network (weights from torch's global generator, seeded by the loop)."""
+
+    def initialise(self, net: nn.Module, densities: Sequence[float]) -> None:
+        """Re-initialise the weights for the layers' densities (default: keep the module's own init)."""
+        return None
+
+    @abstractmethod
+    def sparse_layers(self, net: nn.Module) -> Layers:
+        """``(name, weight)`` of the layers the sparse engine manages, in order."""
+
+    def masks(self, net: nn.Module) -> list[torch.Tensor] | None:
+        """The net's own mask buffers the engine should update (default: the engine keeps its own)."""
+        return None
+
+    def integer_weights(self, net: nn.Module) -> Callable[[], list[torch.Tensor]] | None:
+        """The integers export writes (hardware-random growth ranks them; default: none)."""
+        return None
+
+    @abstractmethod
+    def signature(self, net: nn.Module) -> list[Any]:
+        """The model shape a checkpoint records (and a resumed or exported run must match)."""
+
+    @abstractmethod
+    def backward(
+        self, model: nn.Module, net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, config: Config
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward ``inputs`` through ``model`` (``net`` or its DDP wrapper), back-propagate the loss
+        into the weights' gradients; return ``(loss, logits)`` (logits for the training accuracy)."""
+
+    @abstractmethod
+    def logits(self, net: nn.Module, inputs: torch.Tensor, mode: str) -> torch.Tensor:
+        """Logits ``[B, classes]`` for scoring (argmax is the prediction); ``mode`` is ``"qat"`` or
+        ``"float"`` where the net has both."""
+
+
+class _MLPTask(Task):
+    """An MLP with its own masks (``net.masks()``), sizes and density-aware init."""
+
+    def initialise(self, net: nn.Module, densities: Sequence[float]) -> None:
+        net.reset_parameters(densities)
+
+    def sparse_layers(self, net: nn.Module) -> Layers:
+        return net.named_weights()
+
+    def masks(self, net: nn.Module) -> list[torch.Tensor] | None:
+        return net.masks()
+
+    def signature(self, net: nn.Module) -> list[Any]:
+        return list(net.sizes)
+
+
+def split_train_val(split: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
+    """Shuffle with ``seed`` and hold out ``round(val_fraction · N)`` samples for validation."""
+    order = np.random.default_rng(seed).permutation(len(split))
+    n_val = round(val_fraction * len(split))
+    val, train = order[:n_val], order[n_val:]
+    return Split(split.images[train], split.labels[train]), Split(split.images[val], split.labels[val])
+
+
+def mnist_splits(config: Config) -> tuple[Split, Split]:
+    """The MNIST training and validation images of ``config`` (``train_samples``, ``val_fraction``)."""
+    dataset = load_mnist(config.data.path)
+    if dataset.train.images.shape[1] != 784:
+        raise EslError(
+            f"dataset {dataset.source}: images have {dataset.train.images.shape[1]} pixels, not 784"
+        )
+    train_split, val_split = split_train_val(
+        dataset.train.head(config.data.train_samples), config.data.val_fraction, config.seed
+    )
+    if len(train_split) == 0:
+        raise EslError("config: no training samples left after the validation split")
+    return train_split, val_split
+
+
+class MnistLifTask(_MLPTask):
+    """``lif``: :class:`LIFNet` with QAT on rate-encoded MNIST, cross-entropy of the QAT logits."""
+
+    def prepare_data(self, config: Config) -> TaskData:
+        train_split, val_split = mnist_splits(config)
+        steps = config.model.timesteps
+        return TaskData(
+            encode_batch(train_split.images, steps),
+            torch.from_numpy(train_split.labels),
+            encode_batch(val_split.images, steps),
+            torch.from_numpy(val_split.labels),
+        )
+
+    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
+        return LIFNet.from_config(config.model)
+
+    def integer_weights(self, net: nn.Module) -> Callable[[], list[torch.Tensor]] | None:
+        return net.integer_weights
+
+    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(inputs, mode="qat")
+        loss = nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        return loss, logits
+
+    def logits(self, net: nn.Module, inputs: torch.Tensor, mode: str) -> torch.Tensor:
+        return net(inputs, mode=mode)
+
+
+class SingleSpikeTask(_MLPTask):
+    """``single_spike``: :class:`SingleSpikeNet` on MNIST images; the first output to fire wins."""
+
+    def prepare_data(self, config: Config) -> TaskData:
+        train_split, val_split = mnist_splits(config)
+        return TaskData(
+            torch.from_numpy(train_split.images),
+            torch.from_numpy(train_split.labels),
+            torch.from_numpy(val_split.images),
+            torch.from_numpy(val_split.labels),
+            batch_dim=0,
+        )
+
+    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
+        model = config.model
+        return SingleSpikeNet(model.hidden, levels=model.levels, t_max=model.t_max)
+
+    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+        times = model(inputs)
+        loss = temporal_loss(times, labels)
+        loss.backward()
+        # the weight-sum cost is the same on every rank: add its gradient outside DDP's reduction
+        cost = weight_sum_cost(net, config.model.weight_cost)
+        for weight, grad in zip(net.weights, torch.autograd.grad(cost, list(net.weights)), strict=True):
+            weight.grad = grad if weight.grad is None else weight.grad + grad
+        normalise_gradients(net)
+        return loss, -times
+
+    def logits(self, net: nn.Module, inputs: torch.Tensor, mode: str) -> torch.Tensor:
+        return -net(inputs)
+
+
+class VisionConvTask(Task):
+    """``vggsnn`` / ``resnet19``: a conv SNN on images or event frames, TET loss, mean output logits."""
+
+    def prepare_data(self, config: Config) -> TaskData:
+        vision = load_vision(config)
+        inputs = (vision.train_inputs, vision.train_labels, vision.val_inputs, vision.val_labels)
+        return TaskData(*inputs, batch_dim=0, vision=vision)
+
+    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
+        if vision is None:
+            raise EslError(f"model.kind {config.model.kind!r} needs its image or event data to be built")
+        return build_conv(config, vision)
+
+    def sparse_layers(self, net: nn.Module) -> Layers:
+        return sparse_layers(net)
+
+    def signature(self, net: nn.Module) -> list[Any]:
+        return [list(weight.shape) for _, weight in sparse_layers(net)]
+
+    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = model(inputs)
+        logits = outputs.detach().mean(dim=0)
+        loss = tet_loss(outputs, labels, config.model.tet_lambda)
+        loss.backward()
+        return loss, logits
+
+    def logits(self, net: nn.Module, inputs: torch.Tensor, mode: str) -> torch.Tensor:
+        return net(inputs).mean(dim=0)
+
+
+#: The task of each ``model.kind``.
+TASKS: dict[str, Task] = {
+    "lif": MnistLifTask(),
+    "single_spike": SingleSpikeTask(),
+    "vggsnn": VisionConvTask(),
+    "resnet19": VisionConvTask(),
+}
+
+
+def task_for(config: Config) -> Task:
+    """The task of ``config.model.kind``; an unknown kind raises :class:`EslError` naming the known."""
+    kind = config.model.kind
+    if kind not in TASKS:
+        raise EslError(f"no training task for model.kind {kind!r} (known: {', '.join(sorted(TASKS))})")
+    return TASKS[kind]
