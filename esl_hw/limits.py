@@ -42,7 +42,28 @@ Training configuration (``esl_hw.train.config``), for the MLP kinds with ``784 -
 ``TRAIN_MAX_T_MAX``            80.0             ``exp(t_max)`` must stay finite in float32 (88.7)
 =============================  ===============  ==================================================
 
-Rewiring metadata: ``REWIRE_LANES`` 1 .. 2^16 (powers of two) and ``LFSR_STATES`` 1 .. 2^32 − 1, as
+The generated core (``esl_hw.rtl_gen.plan``, ``esl_hw.rtl_gen.hardware``); a model or an option
+beyond them is refused before any gateware is built:
+
+=============================  ===============  ==================================================
+``LANES``                      1 .. 64          powers of two (:func:`check_lanes`); the same rule
+                                                for the training config's ``sparsity.lanes``, the
+                                                artifact's ``metadata.rewiring.lanes`` and every
+                                                hardware stage: what trains also builds
+``CORE_MAX_SYNAPSES``          2^24             synapses per layer: the pointers and the rewiring
+                                                unit's counters
+``CORE_MAX_CURRENT_BITS``      64               a LIF layer's exact current sum
+``CORE_MAX_ACC_BITS``          64               the output layer's exact accumulator
+``REWIRE_MAX_W_BITS``          8                the rewiring unit's histogram has
+                                                ``2^(w_bits-1) + 1`` counters
+``FIFO_DEPTH``                 2 .. 65536       every FIFO depth given as an option
+=============================  ===============  ==================================================
+
+Neurons and inputs per layer, timesteps and the potential width are the artifact's limits above
+(``MAX_NEURONS_PER_LAYER``, ``MAX_INPUTS_PER_LAYER``, ``TIMESTEPS``, ``V_BITS``): the core accepts
+every artifact within them.
+
+Rewiring metadata: ``REWIRE_LANES`` (``LANES``) and ``LFSR_STATES`` 1 .. 2^32 − 1, as
 ``esl_hw.train.hardware_rewiring`` and ``esl_hw.rewiring`` accept them.
 
 The numpy reference (``esl_hw.reference``) works in batches sized so that its dense float64
@@ -80,7 +101,15 @@ TRAIN_MAX_DELTA_T = (1 << 31) - 1
 TRAIN_MAX_THREADS = 1024
 TRAIN_MAX_T_MAX = 80.0
 
-REWIRE_LANES = (1, 1 << 16)
+LANES = (1, 64)
+MAX_LANES = LANES[1]
+CORE_MAX_SYNAPSES = 1 << 24
+CORE_MAX_CURRENT_BITS = 64
+CORE_MAX_ACC_BITS = 64
+REWIRE_MAX_W_BITS = 8
+FIFO_DEPTH = (2, 1 << 16)
+
+REWIRE_LANES = LANES
 LFSR_STATES = (1, (1 << 32) - 1)
 
 REFERENCE_MEMORY_BYTES = 4 << 30
@@ -110,4 +139,20 @@ def check_range(value: Any, low: int, high: int, name: str) -> int:
     """
     if not is_int(value) or not low <= value <= high:
         raise EslError(f"{name} must be an integer in {low}..{high}, got {shown(value)}")
+    return value
+
+
+def check_lanes(value: Any, name: str = "lanes") -> int:
+    """``value`` if it is a power of two in ``LANES`` (1 .. 64); else :class:`EslError` showing it.
+
+    The one rule for a lane count, wherever it is given: the training config (``sparsity.lanes``),
+    the artifact's ``metadata.rewiring.lanes`` and every hardware stage.
+    """
+    low, high = LANES
+    if is_int(value) and value > high:
+        raise EslError(f"{name} = {value} exceeds the hardware limit {high} by {value - high}")
+    if not is_int(value) or value < low:
+        raise EslError(f"{name} must be a power of two in {low}..{high}, got {shown(value)}")
+    if value & (value - 1):
+        raise EslError(f"{name} must be a power of two, got {value}")
     return value

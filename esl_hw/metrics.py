@@ -4,7 +4,8 @@ Cycle floor of an event-driven layer core with ``L`` lanes (docs/metrics.md)::
 
     floor_l = SOPs_l / L + T · N_l / L
 
-with ``SOPs_l`` the synaptic operations of layer ``l`` in the inference and ``N_l`` the LIF neurons
+with ``L`` a lane count the core accepts (:func:`esl_hw.limits.check_lanes`), ``SOPs_l`` the
+synaptic operations of layer ``l`` in the inference and ``N_l`` the LIF neurons
 its sweep visits every step (0 for the output layer, which has no sweep). The layer cores work
 concurrently, so the floor of the chain is ``max_l floor_l``; ``serial_cycle_floor`` is the same
 formula over the whole network, the floor of one core that runs the layers one after the other.
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from esl_hw.artifact import Model
+from esl_hw.limits import check_lanes
 from esl_hw.reference import Trace
 
 
@@ -47,14 +49,9 @@ def synaptic_ops(model: Model, input_spikes: np.ndarray, trace: Trace) -> np.nda
     return np.stack(ops, axis=-1).astype(np.int64)
 
 
-def _check_lanes(lanes: int) -> None:
-    if lanes < 1:
-        raise ValueError(f"lanes must be at least 1, got {lanes}")
-
-
 def cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> float:
     """``max_l (SOPs_l + T · N_l) / L``: the fewest cycles concurrent layer cores can take."""
-    _check_lanes(lanes)
+    check_lanes(lanes)
     sweeps = swept_neurons(model)
     return max((sops + model.timesteps * n) / lanes for sops, n in zip(layer_sops, sweeps, strict=True))
 
@@ -62,14 +59,14 @@ def cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> fl
 def overlapped_cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> float:
     """``max_l max(SOPs_l, T · N_l) / L``: the fewest cycles when each layer's sweep overlaps its
     next step's integration."""
-    _check_lanes(lanes)
+    check_lanes(lanes)
     sweeps = swept_neurons(model)
     return max(max(sops, model.timesteps * n) / lanes for sops, n in zip(layer_sops, sweeps, strict=True))
 
 
 def serial_cycle_floor(model: Model, sops: float, lanes: int = 1) -> float:
     """``SOPs / L + T · N / L`` over the whole network: the floor of one core running every layer."""
-    _check_lanes(lanes)
+    check_lanes(lanes)
     return (sops + model.timesteps * sum(swept_neurons(model))) / lanes
 
 

@@ -34,11 +34,14 @@ from esl_hw.fpga.synth import (
 from esl_hw.fpga.targets import get_target
 from esl_hw.fpga.tools import run_tool
 from esl_hw.fpga.uart import uart_divisor
+from esl_hw.rtl_gen.plan import CorePlan, as_plan
 
 
 @dataclass(frozen=True)
 class Board:
-    """A board the flow builds for: its amaranth-boards platform and FPGA target."""
+    """A board the flow builds for: its amaranth-boards platform and FPGA target (whose family,
+    :class:`~esl_hw.fpga.targets.Family`, gives the tools, the constraint file and the packer).
+    A new board of a known device is one entry of :data:`BOARDS`."""
 
     name: str
     platform: str  # "module:class" in amaranth_boards
@@ -78,12 +81,12 @@ class BoardTop(Elaboratable):
 
     Parameters
     ----------
-    model : Model
-        The artifact.
+    model : CorePlan or Model
+        The core's plan, or the artifact (on ``lanes`` lanes, with ``rewiring``).
     baud : int
         UART baud rate (8N1).
-    lanes : int
-        Lanes of the core.
+    lanes : int or None
+        Lanes of the core (default: the model's own).
     event_depth : int
         Event buffer depth in words.
     rewiring : bool or None
@@ -93,24 +96,23 @@ class BoardTop(Elaboratable):
 
     def __init__(
         self,
-        model: Model,
+        model: CorePlan | Model,
         baud: int = DEFAULT_BAUD,
-        lanes: int = 1,
+        lanes: int | None = None,
         event_depth: int = DEFAULT_EVENT_DEPTH,
         rewiring: bool | None = None,
     ):
-        self.model = model
+        self.plan = as_plan(model, lanes, rewiring=rewiring)
+        self.model = self.plan.model
         self.baud = baud
-        self.lanes = lanes
+        self.lanes = self.plan.lanes
         self.event_depth = event_depth
-        self.rewiring = rewiring
+        self.rewiring = self.plan.rewiring
 
     def elaborate(self, platform) -> Module:
         divisor = uart_divisor(platform.default_clk_frequency, self.baud)
         m = Module()
-        m.submodules.link = link = HostLink(
-            self.model, divisor, self.lanes, self.event_depth, rewiring=self.rewiring
-        )
+        m.submodules.link = link = HostLink(self.plan, divisor, event_depth=self.event_depth)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
@@ -130,17 +132,19 @@ class BoardTop(Elaboratable):
 
 
 def build_bitstream(
-    model: Model,
+    model: CorePlan | Model,
     board: str,
     out_dir: str | Path,
     baud: int = DEFAULT_BAUD,
-    lanes: int = 1,
+    lanes: int | None = None,
     rewiring: bool | None = None,
     report_dir: str | Path | None = None,
 ) -> dict:
     """Build the bitstream of :class:`BoardTop` for ``board`` in ``out_dir``; return a report dict.
 
-    ``report_dir`` is the folder the report names as the bitstream's (default ``out_dir``).
+    ``model`` is the core's plan, or the artifact on ``lanes`` lanes (by default its own) with
+    ``rewiring``. ``report_dir`` is the folder the report names as the bitstream's (default
+    ``out_dir``).
 
     The report (also written to ``out_dir/board.json``) has ``board``, ``device``, ``clock_mhz``,
     ``fmax_mhz``, ``timing_met``, ``utilisation`` and ``bitstream`` (its path). Raises
@@ -148,10 +152,11 @@ def build_bitstream(
     """
     spec = get_board(board)
     target = get_target(spec.target)
+    core_plan = as_plan(model, lanes, rewiring=rewiring)
     platform = make_platform(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    plan = platform.prepare(BoardTop(model, baud, lanes, rewiring=rewiring), name="top")
+    plan = platform.prepare(BoardTop(core_plan, baud), name="top")
     for name, content in plan.files.items():
         mode = "wb" if isinstance(content, bytes) else "w"
         with open(folder / name, mode) as handle:
@@ -161,7 +166,7 @@ def build_bitstream(
     table = utilisation(count_cells(cells, target.family), target)
     clock_mhz = platform.default_clk_frequency / 1e6
     report: dict = {"board": spec.name, "device": target.device, "clock_mhz": clock_mhz, "baud": baud,
-                    "rewiring": rewiring is not False}  # fmt: skip
+                    "rewiring": core_plan.rewiring}  # fmt: skip
     over = overflows(table)
     if over:
         report.update(utilisation=table, overflow=over)
@@ -170,21 +175,14 @@ def build_bitstream(
             f"{row['resource']} needs {row['used']} of {row['available']} (+{row['excess']})" for row in over
         )
         raise DoesNotFit(f"board top does not fit {target.device} on {spec.name}: {parts}")
-    constraints = "top.lpf" if target.family == "ecp5" else "top.pcf"
+    constraints = f"top.{target.family.constraints}"
     pnr, _, error = place_and_route(folder, target, clock_mhz, "top.json", constraints)
     if pnr is None:
         raise EslError(f"place-and-route of the {spec.name} top failed: {error}")
     fmax = fmax_of(pnr)
     bitstream = folder / f"top.{spec.bitstream}"
-    if target.family == "ecp5":
-        run_tool(
-            "ecppack",
-            ["--compress", "--input", "design.config", "--bit", bitstream.name],
-            folder,
-            folder / "pack.log",
-        )
-    else:
-        run_tool("icepack", ["design.asc", bitstream.name], folder, folder / "pack.log")
+    tool, args = target.family.pack_args(bitstream.name)
+    run_tool(tool, args, folder, folder / "pack.log")
     report.update(
         fmax_mhz=fmax,
         timing_met=fmax is not None and fmax >= clock_mhz,

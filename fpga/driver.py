@@ -22,7 +22,7 @@ import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
+
+if TYPE_CHECKING:
+    from esl_hw.rtl_gen.plan import CorePlan
 
 T = TypeVar("T")
 
@@ -383,19 +386,19 @@ class HostDriver:
         for start in range(0, len(words), per_frame):
             self.write_memory(memory, start, words[start : start + per_frame], word_bytes)
 
-    def load_synapses(self, model: Model, lanes: int = 1) -> int:
-        """Write every synapse memory of the core generated for ``model`` on ``lanes`` lanes (its
-        words as :func:`esl_hw.rtl_gen.memory_map.memory_images` gives them); returns the words
-        written. A core with its synapses in SPRAM (``synapse_memory="spram"``) needs this once
-        after configuration: SPRAM is not initialised by the bitstream."""
-        from esl_hw.fpga.hostlink import memory_word_bytes
-        from esl_hw.rtl_gen.memory_map import memory_images, memory_map
-        from esl_hw.rtl_gen.plan import plan_model
+    def load_synapses(self, model: CorePlan | Model, lanes: int | None = None) -> int:
+        """Write every synapse memory of the core of ``model`` (its plan, or the model on ``lanes``
+        lanes, by default its own; its words as :meth:`esl_hw.rtl_gen.plan.CorePlan.memory_images`
+        gives them); returns the words written. A core with its synapses in SPRAM
+        (``synapse_memory="spram"``) needs this once after configuration: SPRAM is not initialised
+        by the bitstream."""
+        from esl_hw.rtl_gen.plan import as_plan
 
-        word_bytes = memory_word_bytes(model, lanes)
-        images = memory_images(model, lanes)
+        plan = as_plan(model, lanes)
+        word_bytes = -(-plan.bus_shape.data_bits // 8)  # esl_hw.fpga.hostlink.memory_word_bytes
+        images = plan.memory_images()
         written = 0
-        for region in memory_map(plan_model(model, lanes)):
+        for region in plan.regions:
             if region.kind == "syn":
                 self.write_region(region.id, images[region.id], word_bytes)
                 written += len(images[region.id])

@@ -1,55 +1,59 @@
 """Block-memory estimate of a core, and what to change when a model does not fit a device.
 
-The estimate maps each memory of the generated core (per layer and lane: row pointers, synapses,
-potentials, currents, accumulators; see :mod:`esl_hw.rtl_gen.plan`; and the rewiring unit's
-histogram of :mod:`esl_hw.rtl_gen.rewire`) onto the device's block RAM
-shapes and takes the cheapest shape, as Yosys' memory mapper does:
+The estimate maps every memory of the core's plan (the memory list of
+:mod:`esl_hw.rtl_gen.memories`: per layer and lane the row pointers, synapses, potentials,
+currents or accumulators, the FIFOs, and the rewiring unit's histogram) onto the block memories of
+the device's family (:class:`~esl_hw.fpga.targets.Family`) and takes the cheapest shape, as
+Yosys' memory mapper does (:meth:`esl_hw.rtl_gen.hardware.RamPrimitive.blocks`):
 
 - ECP5 ``DP16KD`` (18 kbit): 16384x1, 8192x2, 4096x4, 2048x9, 1024x18, and 512x36 for a memory
   with one read port;
 - iCE40 ``SB_RAM40_4K`` (4 kbit): 256x16, 512x8, 1024x4, 2048x2, one read port per block (a
   memory with two read ports is duplicated);
-- iCE40 ``SB_SPRAM256KA`` (256 kbit, 16384x16, single port, *not initialisable* from the
-  bitstream): only for memories the host loads at start-up.
+- iCE40 ``SB_SPRAM256KA`` (256 kbit, 16384x16, single port, *not initialised* by the
+  bitstream): only for memories the host loads at start-up (``host_loaded``: the synapse
+  memories of a core with ``synapse_memory="spram"``).
 
 Memories of at most :data:`SMALL_DEPTH` words go to LUT RAM or flip-flops and are not counted (on
 the iCE40, which has no LUT RAM, the synthesis flow asks Yosys for flip-flops); so do the event
-FIFOs (at most 32 words); the spike-mask FIFO of a LIF layer (``groups + 2`` words) is counted.
-The estimate is checked against real synthesis in the tests and in the benchmark table.
+FIFOs at their default depths (32 and 16 words); the spike-mask FIFO of a LIF layer
+(``groups + 2`` words) is counted. The estimate is checked against real synthesis in the tests
+and in the benchmark table.
+
+The advice (:func:`fit_advice`) lists the memories of hypothetical layers too (another density,
+another weight width: :func:`scaled_density`, :func:`with_weight_bits`) from the same
+:func:`~esl_hw.rtl_gen.memories.core_memories`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from esl_hw.artifact import Model
-from esl_hw.fpga.targets import Target
-from esl_hw.rtl_gen.plan import MAX_REWIRE_W_BITS, plan_model, unsigned_bits
+from esl_hw.fpga.targets import Family, Target, get_family
+from esl_hw.rtl_gen.hardware import ICE40_SPRAM, HardwareConfig
+from esl_hw.rtl_gen.memories import CoreMemory, LayerShape, core_memories, rewire_limit_problem
+from esl_hw.rtl_gen.plan import CorePlan, as_plan
+
+__all__ = [
+    "SMALL_DEPTH",
+    "LayerShape",
+    "MemoryEstimate",
+    "advice_text",
+    "blocks",
+    "estimate_memories",
+    "estimate_memory",
+    "fit_advice",
+    "layer_shapes",
+    "plan_estimate",
+    "scaled_density",
+    "spram_blocks",
+    "totals",
+    "with_weight_bits",
+]
 
 #: Memories this shallow are left to LUT RAM / flip-flops by Yosys.
 SMALL_DEPTH = 32
-
-_SHAPES = {
-    "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
-    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
-}
-_SPRAM_SHAPE = (16384, 16)
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """The numbers of one layer that size its memories."""
-
-    kind: str
-    n_in: int
-    n_out: int
-    nnz: int
-    w_bits: int
-    v_bits: int
-    acc_bits: int
-    local_bits: int
-    groups: int
 
 
 @dataclass(frozen=True)
@@ -69,90 +73,59 @@ class MemoryEstimate:
         return self.depth * self.width
 
 
-def layer_shapes(model: Model, lanes: int = 1) -> list[LayerShape]:
-    """The :class:`LayerShape` of every layer of ``model`` on ``lanes`` lanes."""
-    shapes = []
-    for plan in plan_model(model, lanes):
-        shapes.append(
-            LayerShape(
-                kind=plan.kind,
-                n_in=plan.n_in,
-                n_out=plan.n_out,
-                nnz=plan.layer.nnz,
-                w_bits=plan.w_bits,
-                v_bits=plan.layer.v_bits or 0,
-                acc_bits=plan.acc_bits,
-                local_bits=plan.local_bits,
-                groups=plan.groups,
-            )
-        )
-    return shapes
+def layer_shapes(model: Model | CorePlan, lanes: int | None = None) -> list[LayerShape]:
+    """The :class:`~esl_hw.rtl_gen.memories.LayerShape` of every layer of ``model`` (a plan, or a
+    model on ``lanes`` lanes, by default its own)."""
+    return as_plan(model, lanes).shapes
 
 
-def blocks(depth: int, width: int, read_ports: int, family: str) -> int:
+def blocks(depth: int, width: int, read_ports: int, family: Family | str) -> int:
     """Block RAMs of ``family`` for a ``depth`` x ``width`` memory with ``read_ports`` read ports."""
-    shapes = _SHAPES[family]
-    if family == "ecp5" and read_ports > 1:
-        shapes = shapes[:-1]  # true dual port: at most 18 bits wide
-    best = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in shapes)
-    if family == "ice40":
-        best *= read_ports
-    return best
+    return get_family(family).block_ram.blocks(depth, width, read_ports)
 
 
 def spram_blocks(depth: int, width: int) -> int:
-    """SPRAM blocks for a ``depth`` x ``width`` memory."""
-    return math.ceil(width / _SPRAM_SHAPE[1]) * math.ceil(depth / _SPRAM_SHAPE[0])
+    """SPRAM blocks (iCE40 ``SB_SPRAM256KA``) for a ``depth`` x ``width`` memory."""
+    return ICE40_SPRAM.blocks(depth, width)
+
+
+def estimate_memory(memory: CoreMemory, family: Family | str) -> MemoryEstimate:
+    """The blocks of ``family`` one memory of the plan's list takes: none at most
+    :data:`SMALL_DEPTH` words deep, SPRAM when the host loads it and the family has SPRAM, block
+    RAM otherwise."""
+    family = get_family(family)
+    bram = spram = 0
+    if memory.depth > SMALL_DEPTH and memory.host_loaded and family.spram is not None:
+        spram = family.spram.blocks(memory.depth, memory.width, memory.read_ports)
+    elif memory.depth > SMALL_DEPTH:
+        bram = family.block_ram.blocks(memory.depth, memory.width, memory.read_ports)
+    return MemoryEstimate(
+        memory.name, memory.role, memory.depth, memory.width, memory.read_ports, bram, spram
+    )
 
 
 def estimate_memories(
-    shapes: list[LayerShape], family: str, lanes: int = 1, spram_synapses: bool = False
+    shapes: list[LayerShape],
+    family: Family | str,
+    config: HardwareConfig | int | None = None,
+    spram_synapses: bool = False,
 ) -> list[MemoryEstimate]:
-    """Block estimate of every memory; ``spram_synapses`` puts synapse memories in SPRAM."""
-    memories = []
-    for index, shape in enumerate(shapes):
-        lane_nnz = max(1, math.ceil(shape.nnz / lanes))
-        ptr_bits = unsigned_bits(lane_nnz)
-        entries = [
-            ("row_pointers", "ptr", shape.n_in + 1, ptr_bits + 1, 2),  # + the empty-row flag
-            ("synapses", "syn", lane_nnz, shape.local_bits + shape.w_bits, 1),
-        ]
-        if shape.kind == "lif":
-            entries += [
-                ("potentials", "pot", shape.groups, shape.v_bits, 1),
-                ("currents", "cur_even", shape.groups, shape.acc_bits, 1),  # even and odd steps
-                ("currents", "cur_odd", shape.groups, shape.acc_bits, 1),
-            ]
-        else:
-            entries.append(("accumulators", "acc", shape.groups, shape.acc_bits, 1))
-        for role, short, depth, width, ports in entries:
-            for lane in range(lanes):
-                name = f"layer{index}.lane{lane}.{short}"
-                if depth <= SMALL_DEPTH:
-                    memories.append(MemoryEstimate(name, role, depth, width, ports, 0))
-                elif spram_synapses and role == "synapses":
-                    spram = spram_blocks(depth, width)
-                    memories.append(MemoryEstimate(name, role, depth, width, ports, 0, spram))
-                else:
-                    bram = blocks(depth, width, ports, family)
-                    memories.append(MemoryEstimate(name, role, depth, width, ports, bram))
-        if shape.kind == "lif":  # the spike-mask FIFO behind the sweep: a whole step by default
-            depth, width = shape.groups + 2, shape.local_bits + lanes + 1
-            bram = 0 if depth <= SMALL_DEPTH else blocks(depth, width, 1, family)
-            memories.append(MemoryEstimate(f"layer{index}.masks", "spike_masks", depth, width, 1, bram))
-    memories += _rewire_histogram(shapes, family)
-    return memories
+    """Block estimate of every memory of a core of ``shapes`` under ``config`` (default, or a lane
+    count as in the older form: the default options; the lanes are the shapes');
+    ``spram_synapses`` puts synapse memories in SPRAM."""
+    lanes = shapes[0].lanes
+    config = replace(
+        config if isinstance(config, HardwareConfig) else HardwareConfig(lanes=lanes), lanes=lanes
+    )
+    config = replace(config, synapse_memory="spram" if spram_synapses else "block")
+    rewiring = config.rewiring is not False and rewire_limit_problem(shapes) is None
+    return [estimate_memory(memory, family) for memory in core_memories(shapes, config, rewiring)]
 
 
-def _rewire_histogram(shapes: list[LayerShape], family: str) -> list[MemoryEstimate]:
-    """The rewiring unit's magnitude histogram (present when every layer has ``w_bits <= 8``)."""
-    w_bits = max(shape.w_bits for shape in shapes)
-    if w_bits > MAX_REWIRE_W_BITS:
-        return []
-    depth = (1 << (w_bits - 1)) + 1
-    width = unsigned_bits(max(shape.nnz for shape in shapes))
-    bram = 0 if depth <= SMALL_DEPTH else blocks(depth, width, 1, family)
-    return [MemoryEstimate("rewire.hist", "rewire_histogram", depth, width, 1, bram)]
+def plan_estimate(plan: CorePlan, family: Family | str) -> list[MemoryEstimate]:
+    """Block estimate of every memory of ``plan`` as planned (synapses in SPRAM when its
+    configuration says so)."""
+    return [estimate_memory(memory, family) for memory in plan.memories]
 
 
 def totals(memories: list[MemoryEstimate]) -> dict[str, int]:
@@ -160,14 +133,14 @@ def totals(memories: list[MemoryEstimate]) -> dict[str, int]:
     return {"bram": sum(m.bram for m in memories), "spram": sum(m.spram for m in memories)}
 
 
-def _fits(shapes: list[LayerShape], target: Target, lanes: int, spram: bool) -> bool:
-    need = totals(estimate_memories(shapes, target.family, lanes, spram))
+def _fits(shapes: list[LayerShape], target: Target, config: HardwareConfig, spram: bool) -> bool:
+    need = totals(estimate_memories(shapes, target.family, config, spram))
     return need["bram"] <= target.capacity["bram"] and need["spram"] <= target.capacity["spram"]
 
 
 def scaled_density(shapes: list[LayerShape], factor: float) -> list[LayerShape]:
-    """``shapes`` with every layer's synapse count scaled by ``factor``."""
-    return [replace(s, nnz=max(1, round(s.nnz * factor))) for s in shapes]
+    """``shapes`` with every lane's synapse count scaled by ``factor``."""
+    return [replace(s, lane_nnz=tuple(round(nnz * factor) for nnz in s.lane_nnz)) for s in shapes]
 
 
 def with_weight_bits(shapes: list[LayerShape], w_bits: int) -> list[LayerShape]:
@@ -175,36 +148,40 @@ def with_weight_bits(shapes: list[LayerShape], w_bits: int) -> list[LayerShape]:
     return [replace(s, w_bits=w_bits, acc_bits=max(2, s.acc_bits - (s.w_bits - w_bits))) for s in shapes]
 
 
-def fit_advice(model: Model, target: Target, lanes: int = 1) -> dict:
-    """How much block memory ``model`` needs on ``target`` and, if too much, what would fit.
+def fit_advice(model: Model | CorePlan, target: Target, lanes: int | None = None) -> dict:
+    """How much block memory the core of ``model`` needs on ``target`` and, if too much, what would fit.
 
-    Returns a dict with ``bram_needed``, ``spram_needed`` (EBR only, the core as generated today:
+    ``model`` is the core's plan, or the model on ``lanes`` lanes (by default its own), planned
+    with the default options. Returns a dict with ``bram_needed``, ``spram_needed`` (EBR only:
     initialised memories cannot use SPRAM), ``fits``, and, when it does not fit,
     ``max_density`` (largest density, same weight width, that fits; None if none does) and
     ``max_w_bits`` (largest weight width, same density, that fits; None if none does). With
     SPRAM on the device, ``with_spram`` gives the same figures for a core whose synapse memories
     are SPRAM loaded by the host.
     """
-    shapes = layer_shapes(model, lanes)
-    density = model.density
-    advice = _advice(shapes, target, lanes, density, spram=False)
+    plan = as_plan(model, lanes)
+    shapes, density = plan.shapes, plan.model.density
+    advice = _advice(shapes, target, plan.config, density, spram=False)
     if target.capacity["spram"]:
-        advice["with_spram"] = _advice(shapes, target, lanes, density, spram=True)
+        advice["with_spram"] = _advice(shapes, target, plan.config, density, spram=True)
     return advice
 
 
-def _advice(shapes: list[LayerShape], target: Target, lanes: int, density: float, spram: bool) -> dict:
-    need = totals(estimate_memories(shapes, target.family, lanes, spram))
-    fits = _fits(shapes, target, lanes, spram)
+def _advice(
+    shapes: list[LayerShape], target: Target, config: HardwareConfig, density: float, spram: bool
+) -> dict:
+    need = totals(estimate_memories(shapes, target.family, config, spram))
+    fits = _fits(shapes, target, config, spram)
     advice: dict = {"bram_needed": need["bram"], "spram_needed": need["spram"], "fits": fits}
     if fits:
         return advice
     steps = [k / 1000 for k in range(1000, 0, -5)]
-    best = next((f for f in steps if _fits(scaled_density(shapes, f), target, lanes, spram)), None)
+    best = next((f for f in steps if _fits(scaled_density(shapes, f), target, config, spram)), None)
     advice["max_density"] = None if best is None else round(density * best, 4)
     w_now = max(s.w_bits for s in shapes)
     advice["max_w_bits"] = next(
-        (w for w in range(w_now - 1, 1, -1) if _fits(with_weight_bits(shapes, w), target, lanes, spram)), None
+        (w for w in range(w_now - 1, 1, -1) if _fits(with_weight_bits(shapes, w), target, config, spram)),
+        None,
     )
     return advice
 

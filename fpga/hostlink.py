@@ -37,6 +37,7 @@ from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
 from esl_hw.fpga.uart import UARTRx, UARTTx
 from esl_hw.rtl_gen import SNNCore, counter_names
+from esl_hw.rtl_gen.plan import CorePlan, as_plan
 
 #: Default event buffer depth in 16-bit words.
 DEFAULT_EVENT_DEPTH = 512
@@ -68,12 +69,10 @@ def info_payload(model: Model, lanes: int, event_depth: int, capabilities: int =
     return b"".join(int(value).to_bytes(size, "little") for value, size in fields)
 
 
-def memory_word_bytes(model: Model, lanes: int = 1) -> int:
-    """Bytes per memory word in READ_MEMORY and WRITE_MEMORY: the core's host bus width, rounded up."""
-    from esl_hw.rtl_gen.memory_map import bus_shape, memory_map
-    from esl_hw.rtl_gen.plan import plan_model
-
-    return -(-bus_shape(memory_map(plan_model(model, lanes))).data_bits // 8)
+def memory_word_bytes(model: CorePlan | Model, lanes: int | None = None) -> int:
+    """Bytes per memory word in READ_MEMORY and WRITE_MEMORY: the core's host bus width, rounded up
+    (``model``: the core's plan, or the model on ``lanes`` lanes, by default its own)."""
+    return -(-as_plan(model, lanes).bus_shape.data_bits // 8)
 
 
 def acc_bytes(model: Model) -> int:
@@ -98,16 +97,19 @@ class HostLink(wiring.Component):
 
     Parameters
     ----------
-    model : Model
-        The artifact (at most :data:`protocol.MAX_INPUTS` inputs).
+    model : CorePlan or Model
+        The core's plan (:func:`esl_hw.rtl_gen.plan.plan_model`), or the artifact on ``lanes``
+        lanes with ``rewiring`` (at most :data:`protocol.MAX_INPUTS` inputs).
     divisor : int
         Clock cycles per UART bit (:func:`esl_hw.fpga.uart.uart_divisor`).
-    lanes : int
-        Lanes of the core.
+    lanes : int or None
+        Lanes of the core (default: the model's own; with a plan, unset or the plan's).
     event_depth : int
         Event buffer depth in words (a power of two, 16 .. 32768).
     timeout : int
         Cycles a frame may pause between two bytes before it is dropped with TIMEOUT.
+    rewiring : bool or None
+        Include the core's rewiring unit (``SNNCore``'s option; with a plan, unset or the plan's).
 
     Attributes
     ----------
@@ -123,28 +125,30 @@ class HostLink(wiring.Component):
 
     def __init__(
         self,
-        model: Model,
+        model: CorePlan | Model,
         divisor: int,
-        lanes: int = 1,
+        lanes: int | None = None,
         event_depth: int = DEFAULT_EVENT_DEPTH,
         timeout: int = 1 << 22,
         rewiring: bool | None = None,
     ) -> None:
         try:
-            self._check(model, divisor, event_depth, timeout)
+            self._check(model.model if isinstance(model, CorePlan) else model, divisor, event_depth, timeout)
+            plan = as_plan(model, lanes, rewiring=rewiring)
         except (TypeError, EslError):
             self._MustUse__silence = True  # never elaborated
             raise
-        self.model = model
-        self.lanes = lanes
+        self.plan = plan
+        self.model = plan.model
+        self.lanes = plan.lanes
         self.event_depth = event_depth
         self.timeout = timeout
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
-        self.core = SNNCore(model, lanes=lanes, rewiring=rewiring)
-        self.word_bytes = memory_word_bytes(model, lanes)
-        capabilities = P.CAP_MEMORY | (P.CAP_REWIRE if self.core.rewiring else 0)
-        self.info = info_payload(model, lanes, event_depth, capabilities)
+        self.core = SNNCore(plan)
+        self.word_bytes = memory_word_bytes(plan)
+        capabilities = P.CAP_MEMORY | (P.CAP_REWIRE if plan.rewiring else 0)
+        self.info = info_payload(plan.model, plan.lanes, event_depth, capabilities)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "running": Out(1), "error": Out(1)})
 
     @staticmethod

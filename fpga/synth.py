@@ -6,12 +6,16 @@
    to ``top.v``;
 2. Yosys: ``proc; flatten; memory -nomap`` to list the memories (``memories.txt``), then
    ``synth_ecp5`` / ``synth_ice40`` to ``netlist.json``;
-3. the memory check: each row-pointer, synapse, potential and current memory must come out as
-   block RAM (``DP16KD``, ``SB_RAM40_4K``) or SPRAM cells, never LUT RAM or flip-flops;
+3. the memory check: each memory the plan places in block RAM (row pointers, synapses, potentials
+   and currents, :attr:`esl_hw.rtl_gen.memories.CoreMemory.placement`) must come out as block
+   RAM (``DP16KD``, ``SB_RAM40_4K``) or SPRAM cells, never LUT RAM or flip-flops;
 4. nextpnr with ``--report report-pnr.json``: utilisation and post-route Fmax;
 5. the latency per inference: cycles (from co-simulation, or given) over the achieved Fmax.
 
-It writes ``report.json`` and ``report.md`` and returns a :class:`SynthReport`. A design that
+Everything about the core comes from its plan (:func:`esl_hw.rtl_gen.plan.plan_model`: the
+memory list names the memories the check looks for), everything about the device from its
+:class:`~esl_hw.fpga.targets.Family` (cells, tools, whether small memories need flip-flops). It
+writes ``report.json`` and ``report.md`` and returns a :class:`SynthReport`. A design that
 does not fit raises :class:`DoesNotFit`, a missed clock raises :class:`TimingFailure` (unless
 ``allow_timing_failure``); both are :class:`EslError` raised after the report is written.
 """
@@ -22,7 +26,7 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from esl_hw.artifact import Model
@@ -30,26 +34,12 @@ from esl_hw.errors import EslError
 from esl_hw.fpga import fit
 from esl_hw.fpga.report import write_reports
 from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
-from esl_hw.fpga.targets import RESOURCES, Target, cell_kind, get_target
+from esl_hw.fpga.targets import RESOURCES, Family, Target, get_family, get_target
 from esl_hw.fpga.tools import first_error, run_tool
-from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, SYNAPSE_MEMORIES, check_fifo_depth
+from esl_hw.rtl_gen.plan import SYNAPSE_MEMORIES, CorePlan, HardwareConfig, as_plan, plan_model
 
-#: Memory roles that must be block RAM / SPRAM, by the substring of their name in the netlist.
-REQUIRED_ROLES = {
-    "ptr_mem": "row_pointers",
-    "syn_mem": "synapses",
-    "pot_mem": "potentials",
-    "cur_mem": "currents",
-}
-#: Other named memories, reported but allowed anywhere.
-OTHER_ROLES = {"acc_mem": "accumulators", "storage": "fifo"}
-
-_NEXTPNR_KINDS = {
-    "ecp5": {"TRELLIS_COMB": "luts", "TRELLIS_FF": "ffs", "DP16KD": "bram", "MULT18X18D": "dsp",
-             "TRELLIS_RAMW": "lutram"},
-    "ice40": {"ICESTORM_LC": "luts", "ICESTORM_RAM": "bram", "ICESTORM_SPRAM": "spram",
-              "ICESTORM_DSP": "dsp"},
-}  # fmt: skip
+#: The core's instance name in the shim: a memory ``M`` of the plan is ``core.M`` in the netlist.
+CORE_PREFIX = "core."
 
 
 class DoesNotFit(EslError):
@@ -96,13 +86,11 @@ class SynthReport:
         return asdict(self)
 
 
-def _check_args(freq_mhz: float | None, lanes: int) -> None:
+def _check_freq(freq_mhz: float | None) -> None:
     if freq_mhz is not None and (isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float))):
         raise EslError(f"freq_mhz must be a number of MHz, got {freq_mhz!r}")
     if freq_mhz is not None and not 1 <= freq_mhz <= 1000:
         raise EslError(f"frequency must be 1..1000 MHz, got {freq_mhz}")
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-        raise EslError(f"lanes must be a positive integer, got {lanes!r}")
 
 
 #: A memory of the core to be mapped to SPRAM, its declaration and its initial contents in the
@@ -122,8 +110,11 @@ def drop_host_loaded_init(verilog_text: str) -> tuple[str, int]:
     return _HUGE_MEMORY_INIT.subn(r"\1", verilog_text)
 
 
-def choose_synapse_memory(model: Model, target: Target, lanes: int, requested: str = "auto") -> str:
-    """``block`` or ``spram`` for ``requested`` (``auto``, ``block`` or ``spram``) on ``target``:
+def choose_synapse_memory(
+    model: CorePlan | Model, target: Target, lanes: int | None = None, requested: str = "auto"
+) -> str:
+    """``block`` or ``spram`` for ``requested`` (``auto``, ``block`` or ``spram``) on ``target``
+    for the core of ``model`` (its plan, or the model on ``lanes`` lanes with the default options):
     ``auto`` takes SPRAM only where block RAM is too small and SPRAM makes the model fit
     (:func:`esl_hw.fpga.fit.fit_advice`)."""
     if requested not in ("auto", *SYNAPSE_MEMORIES):
@@ -138,18 +129,13 @@ def choose_synapse_memory(model: Model, target: Target, lanes: int, requested: s
     return "spram" if not advice["fits"] and advice["with_spram"]["fits"] else "block"
 
 
-def write_top(
-    model: Model,
-    lanes: int,
-    folder: Path,
-    rewiring: bool | None = None,
-    synapse_memory: str = "block",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-) -> tuple[Path, dict]:
-    """Write ``top.v`` (the core in its shim) and return its path and the shim's port figures."""
+def write_top(plan: CorePlan, folder: Path) -> tuple[Path, dict]:
+    """Write ``top.v`` (the core of ``plan`` in its shim) and return its path and the shim's port
+    figures."""
     from amaranth.back import verilog
 
-    shim = SynthShim(model, lanes, rewiring, synapse_memory, lane_fifo_depth)
+    config = plan.config
+    shim = SynthShim(plan, plan.lanes, config.rewiring, config.synapse_memory, config.lane_fifo_depth)
     inputs, outputs = core_port_bits(shim.core)
     path = folder / "top.v"
     text, _ = drop_host_loaded_init(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
@@ -176,31 +162,35 @@ def _parse_memories(text: str) -> list[dict]:
     return memories
 
 
-def _role(name: str) -> tuple[str, bool]:
-    leaf = name.split(".")[-1]
-    for key, role in REQUIRED_ROLES.items():
-        if leaf.startswith(key):
-            return role, True
-    for key, role in OTHER_ROLES.items():
-        if leaf.startswith(key):
-            return role, False
-    return "other", False
+def netlist_memories(plan: CorePlan, prefix: str = CORE_PREFIX) -> dict[str, object]:
+    """The netlist name of every memory the gateware instantiates for ``plan`` (``prefix`` plus
+    each part of :attr:`esl_hw.rtl_gen.memories.CoreMemory.parts`) and its memory of the list."""
+    return {prefix + name: memory for memory in plan.memories for name, _ in memory.parts}
 
 
-def classify_memories(memories: list[dict], cells: dict[str, str], family: str) -> list[dict]:
+def classify_memories(
+    memories: list[dict], cells: dict[str, str], family: Family | str, plan: CorePlan
+) -> list[dict]:
     """Where each memory went: ``bram``, ``spram``, ``lutram`` or ``logic`` (flip-flops / LUTs).
 
     ``cells`` maps netlist cell names to types; a memory ``M`` owns the cells named ``M.<i>.<j>``.
+    Its role and whether it must be block RAM (placement ``block``) come from ``plan``'s memory
+    list (:func:`netlist_memories`); a memory not in the list (a ROM Yosys made of a table) is
+    ``other`` and allowed anywhere.
     """
+    family = get_family(family)
     by_prefix: dict[str, Counter] = {}
     for name, cell_type in cells.items():
         prefix = name.rsplit(".", 2)[0] if name.count(".") >= 2 else None
-        kind = cell_kind(family, cell_type)
+        kind = family.cell_kind(cell_type)
         if prefix is not None and kind in ("bram", "spram", "lutram"):
             by_prefix.setdefault(prefix, Counter())[kind] += 1
+    planned = netlist_memories(plan)
     result = []
     for memory in memories:
-        role, required = _role(memory["name"])
+        known = planned.get(memory["name"])
+        role = known.role if known is not None else "other"
+        required = known is not None and known.placement == "block"
         used = by_prefix.get(memory["name"], Counter())
         mapped = next((kind for kind in ("bram", "spram", "lutram") if used[kind]), "logic")
         ok = (not required) or mapped in ("bram", "spram") or memory["depth"] <= 1
@@ -214,13 +204,14 @@ def netlist_cells(netlist: Path, top: str) -> dict[str, str]:
     return {name: cell["type"] for name, cell in design["modules"][top]["cells"].items()}
 
 
-def count_cells(cells: dict[str, str], family: str) -> dict[str, int]:
+def count_cells(cells: dict[str, str], family: Family | str) -> dict[str, int]:
     """Resource counts from netlist cell types (before packing)."""
+    family = get_family(family)
     counts = dict.fromkeys(RESOURCES, 0)
     for cell_type in cells.values():
-        kind = cell_kind(family, cell_type)
+        kind = family.cell_kind(cell_type)
         if kind == "carry":
-            counts["luts"] += 2 if family == "ecp5" else 0
+            counts["luts"] += family.carry_luts
         elif kind is not None:
             counts[kind] += 1
     return counts
@@ -253,23 +244,25 @@ def overflows(table: dict[str, dict]) -> list[dict]:
     ]
 
 
-def _yosys(folder: Path, target: Target, top_v: Path) -> tuple[list[dict], float]:
+def _yosys(folder: Path, target: Target, top_v: Path, plan: CorePlan) -> tuple[list[dict], float]:
     script = folder / "synth.ys"
-    # -spram lets Yosys use the UP5K's SPRAM for memories without initial contents. The iCE40
-    # has no LUT RAM: memories of at most fit.SMALL_DEPTH words (FIFOs, accumulators) go to
-    # flip-flops, not to a 4 kbit block each (as the block estimate of esl_hw.fpga.fit assumes);
-    # the memories required in block RAM (REQUIRED_ROLES) keep their block RAM however small.
-    spram = " -spram" if target.family == "ice40" else ""
-    synth = f"synth_{target.family} -top {SHIM_TOP}{spram} -json netlist.json"
-    required = " ".join(f"n:*.{key}*" for key in REQUIRED_ROLES) + " %u" * (len(REQUIRED_ROLES) - 1)
-    small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i {required} %d'
+    family = target.family
+    # A family without LUT RAM (the iCE40) would give every small memory (FIFOs, accumulators) a
+    # block RAM of its own, not flip-flops as the block estimate of esl_hw.fpga.fit assumes: ask
+    # for flip-flops for memories of at most fit.SMALL_DEPTH words, except those the plan places
+    # in block RAM (they keep their block RAM however small).
+    exempt = "".join(
+        f" n:{name} %d" for name, memory in netlist_memories(plan).items() if memory.placement == "block"
+    )
+    small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i{exempt}'
+    synth = " ".join([family.synth_command, "-top", SHIM_TOP, *family.synth_options, "-json", "netlist.json"])
     script.write_text(
         "\n".join(
             [
                 f"read_verilog {top_v.name}",
                 f"hierarchy -top {SHIM_TOP}",
                 "proc; flatten; opt_clean; memory -nomap",
-                *([small] if target.family == "ice40" else []),
+                *([] if family.lut_ram else [small]),
                 "tee -q -o memories.txt dump t:$mem_v2",
                 synth,
                 "tee -q -o stat.txt stat",
@@ -287,15 +280,14 @@ def place_and_route(
     """Run nextpnr on ``folder/netlist``; return ``(report or None, seconds, first error or None)``.
 
     Without ``constraints`` (an ``.lpf`` / ``.pcf`` file) the I/O are placed freely. The routed
-    design is written to ``design.config`` (ECP5) or ``design.asc`` (iCE40).
+    design is written to the family's file (:attr:`Family.routed`: ``design.config`` on the
+    ECP5, ``design.asc`` on the iCE40).
     """
     args = [*target.nextpnr_args, "--json", netlist, "--freq", str(freq)]
     args += ["--report", "report-pnr.json", "--timing-allow-fail", "--seed", "1"]
-    option = "--lpf" if target.family == "ecp5" else "--pcf"
-    args += [option, constraints] if constraints else [f"{option}-allow-unconstrained"]
-    args += ["--textcfg", "design.config"] if target.family == "ecp5" else ["--asc", "design.asc"]
+    args += target.family.nextpnr_files(constraints)
     log = folder / "nextpnr.log"
-    status, run = run_tool(f"nextpnr-{target.family}", args, folder, log, check=False)
+    status, run = run_tool(target.family.nextpnr, args, folder, log, check=False)
     if status != 0:
         return None, run.seconds, first_error(log) or f"nextpnr exited with status {status}"
     return json.loads((folder / "report-pnr.json").read_text()), run.seconds, None
@@ -326,7 +318,7 @@ def critical_path(report: dict) -> dict | None:
 def routed_utilisation(pnr: dict, table: dict[str, dict], target: Target) -> dict[str, dict]:
     """``table`` (from the netlist) updated with nextpnr's packed counts where it has them."""
     counts = {kind: row["used"] for kind, row in table.items()}
-    for cell_type, kind in _NEXTPNR_KINDS[target.family].items():
+    for cell_type, kind in target.family.packed_kinds.items():
         if cell_type in pnr.get("utilization", {}):
             counts[kind] = pnr["utilization"][cell_type]["used"]
     return utilisation(counts, target)
@@ -338,33 +330,35 @@ def fmax_of(report: dict) -> float | None:
 
 
 def synthesize(
-    model: Model,
+    model: CorePlan | Model,
     target: str,
     out_dir: str | Path,
     freq_mhz: float | None = None,
-    lanes: int = 1,
+    lanes: int | None = None,
     allow_timing_failure: bool = False,
     cycles_per_inference: float | None = None,
     cycles_source: str = "given",
     rewiring: bool | None = None,
     synapse_memory: str = "auto",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+    lane_fifo_depth: int | None = None,
     report_dir: str | Path | None = None,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
     Parameters
     ----------
-    model : Model
-        The artifact.
+    model : CorePlan or Model
+        The core's plan (:func:`esl_hw.rtl_gen.plan.plan_model`; ``lanes``, ``rewiring``,
+        ``lane_fifo_depth`` and a ``synapse_memory`` other than ``auto`` must then be unset or
+        the plan's own), or the artifact, planned with those options.
     target : str
         A name in :data:`esl_hw.fpga.targets.TARGETS` (``ecp5-85k``, ``ecp5-25k``, ``ice40-up5k``).
     out_dir : path
         Folder for the build and the reports (created).
     freq_mhz : float or None
         Clock constraint (default: the target's).
-    lanes : int
-        Lanes of the core.
+    lanes : int or None
+        Lanes of the core (default: the model's own).
     allow_timing_failure : bool
         Return normally when the achieved Fmax is below ``freq_mhz``.
     cycles_per_inference : float or None
@@ -375,10 +369,10 @@ def synthesize(
     rewiring : bool or None
         Include the on-chip rewiring unit (None: whenever the weights allow it, as ``SNNCore``).
     synapse_memory : str
-        ``auto`` (default: :func:`choose_synapse_memory`), ``block`` or ``spram`` (synapses in
-        the iCE40's SPRAM, loaded by the host; ``cycles_per_inference`` should come from a core
-        simulated the same way).
-    lane_fifo_depth : int
+        ``auto`` (default: the plan's, or for a model :func:`choose_synapse_memory`), ``block`` or
+        ``spram`` (synapses in the iCE40's SPRAM, loaded by the host; ``cycles_per_inference``
+        should come from a core simulated the same way).
+    lane_fifo_depth : int or None
         Depth of each lane's event FIFO (``SNNCore``'s option; a shallower one saves logic cells
         on the iCE40, where small memories are flip-flops).
     report_dir : path or None
@@ -392,19 +386,18 @@ def synthesize(
         is missing or fails for another reason.
     """
     spec = get_target(target)
-    _check_args(freq_mhz, lanes)
-    check_fifo_depth(lane_fifo_depth)
-    synapse_memory = choose_synapse_memory(model, spec, lanes, synapse_memory)
+    _check_freq(freq_mhz)
+    plan = _synthesis_plan(model, spec, lanes, rewiring, synapse_memory, lane_fifo_depth)
     freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    top_v, shim = write_top(model, lanes, folder, rewiring, synapse_memory, lane_fifo_depth)
+    top_v, shim = write_top(plan, folder)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
-    memories, seconds["yosys"] = _yosys(folder, spec, top_v)
+    memories, seconds["yosys"] = _yosys(folder, spec, top_v, plan)
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
-    memories = classify_memories(memories, cells, spec.family)
+    memories = classify_memories(memories, cells, spec.family, plan)
     table = utilisation(count_cells(cells, spec.family), spec)
     over = overflows(table)
     pnr, fmax, error, path = None, None, None, None
@@ -423,11 +416,11 @@ def synthesize(
     report = SynthReport(
         target=spec.name,
         device=spec.device,
-        model=_model_summary(model),
-        lanes=lanes,
+        model=_model_summary(plan.model),
+        lanes=plan.lanes,
         rewiring=bool(shim["rewiring"]),
-        synapse_memory=synapse_memory,
-        lane_fifo_depth=lane_fifo_depth,
+        synapse_memory=plan.config.synapse_memory,
+        lane_fifo_depth=plan.config.lane_fifo_depth,
         freq_mhz=freq,
         fmax_mhz=fmax,
         timing_met=None if fmax is None else fmax >= freq,
@@ -435,7 +428,7 @@ def synthesize(
         memories=memories,
         memories_in_block_ram=all(memory["ok"] for memory in memories),
         overflow=over,
-        fit_advice=fit.fit_advice(model, spec, lanes),
+        fit_advice=fit.fit_advice(plan, spec),
         cycles_per_inference=cycles_per_inference,
         cycles_source=cycles_source if cycles_per_inference is not None else "none",
         latency_us=latency,
@@ -450,14 +443,42 @@ def synthesize(
     return report
 
 
+def _synthesis_plan(
+    model: CorePlan | Model,
+    target: Target,
+    lanes: int | None,
+    rewiring: bool | None,
+    synapse_memory: str,
+    lane_fifo_depth: int | None,
+) -> CorePlan:
+    """The plan :func:`synthesize` builds: ``model`` itself when it is one (the options must agree
+    with it), else the model under those options with the synapse memory chosen for ``target``;
+    every option checked before any file is written."""
+    if synapse_memory not in ("auto", *SYNAPSE_MEMORIES):
+        choose_synapse_memory(model, target, requested=synapse_memory)  # raises, naming the choices
+    given = None if synapse_memory == "auto" else synapse_memory
+    if isinstance(model, CorePlan):
+        plan = as_plan(model, lanes, rewiring=rewiring, synapse_memory=given, lane_fifo_depth=lane_fifo_depth)
+        choose_synapse_memory(plan, target, requested=plan.config.synapse_memory)  # SPRAM on the device?
+        return plan
+    config = HardwareConfig.for_model(model, lanes, rewiring=rewiring, lane_fifo_depth=lane_fifo_depth)
+    plan = plan_model(model, config)
+    chosen = choose_synapse_memory(plan, target, requested=synapse_memory)
+    if chosen == config.synapse_memory:
+        return plan
+    return plan_model(model, replace(config, synapse_memory=chosen))  # the same layers, synapses in SPRAM
+
+
 def logic_advice(report: SynthReport) -> str:
-    """What frees logic cells on an iCE40 whose logic overflows or does not place, else ``""``."""
+    """What frees logic cells on a device without LUT RAM (the iCE40) whose logic overflows or does
+    not place, else ``""``."""
     logic = any(row["resource"] in ("luts", "ffs", "place-and-route") for row in report.overflow)
-    if not logic or get_target(report.target).family != "ice40":
+    family = get_target(report.target).family
+    if not logic or family.lut_ram:
         return ""
     hints = []
     if report.lane_fifo_depth > 4:
-        hints.append("--lane-fifo-depth 4 (small memories are flip-flops on the iCE40)")
+        hints.append(f"--lane-fifo-depth 4 (small memories are flip-flops on the {family.label})")
     if report.rewiring:
         hints.append("--no-rewiring (the rewiring unit takes about 1,200 logic cells)")
     return f" Fewer logic cells: {' and '.join(hints)}." if hints else ""

@@ -26,19 +26,11 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen.integrate import event_layout
-from esl_hw.rtl_gen.lif import LifLayerCore
-from esl_hw.rtl_gen.memory_map import READ_LATENCY, add_bus_decoder, bus_shape, bus_signature, memory_map
-from esl_hw.rtl_gen.output import OutputLayerCore, output_layout
-from esl_hw.rtl_gen.plan import (
-    COUNTER_BITS,
-    DEFAULT_FIFO_DEPTH,
-    DEFAULT_LANE_FIFO_DEPTH,
-    DEFAULT_SPIKE_FIFO_DEPTH,
-    check_fifo_depth,
-    plan_model,
-    unsigned_bits,
-)
-from esl_hw.rtl_gen.rewire import K_BITS, RewireUnit, rewire_limit_problem
+from esl_hw.rtl_gen.memory_map import READ_LATENCY, add_bus_decoder, bus_signature
+from esl_hw.rtl_gen.neuron_kinds import build_layer_core, layer_core_kind
+from esl_hw.rtl_gen.output import output_layout
+from esl_hw.rtl_gen.plan import COUNTER_BITS, CorePlan, as_plan, unsigned_bits
+from esl_hw.rtl_gen.rewire import K_BITS, RewireUnit
 
 #: Counters that sum a per-cycle strobe of every layer core that has it.
 SUMMED_COUNTERS = (
@@ -61,30 +53,30 @@ def counter_names(model: Model) -> list[str]:
 
 
 class SNNCore(wiring.Component):
-    """Event-driven LIF core for ``model`` with ``lanes`` lanes per layer, memories initialised from it.
+    """Event-driven LIF core of a plan: ``L`` lanes per layer, memories initialised from the model.
+
+    ``SNNCore(plan)`` builds the core of a :class:`~esl_hw.rtl_gen.plan.CorePlan` (model plus
+    :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`, :func:`~esl_hw.rtl_gen.plan.plan_model`);
+    ``SNNCore(model, lanes=…, …)`` plans the model itself with the options given (the older form:
+    each option unset or ``None`` takes the configuration's default, the lanes the model's own).
 
     Parameters
     ----------
-    model : Model
-        A validated artifact (any number of LIF layers, any sizes and widths within
+    model : CorePlan or Model
+        The plan, or a validated artifact (any number of LIF layers, any sizes and widths within
         :data:`esl_hw.rtl_gen.plan.LIMITS`).
-    lanes : int
-        Lanes per layer core ``L`` (a power of two): ``L`` synaptic operations and ``L`` neurons
-        of the sweep per cycle, memories banked by post-synaptic index mod ``L``.
-    fifo_depth : int
-        Depth of the spike FIFOs between layers.
-    lane_fifo_depth : int
-        Depth of each lane's event FIFO.
-    spike_fifo_depth : int or None
-        Depth of each LIF layer's spike-mask FIFO; ``None`` (default): one whole step of the layer
-        (``groups + 2`` words), so a sweep never waits for the next layer.
-    rewiring : bool or None
-        Include the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit`) and its request
-        ports. ``None`` (default): include it when every layer is within its limits
-        (``w_bits <= 8``); ``True`` raises :class:`EslError` naming the limit otherwise.
-    synapse_memory : str
-        ``block`` (default: block RAM initialised by the bitstream) or ``spram`` (iCE40 SPRAM,
-        written by the host before the first inference; the simulation starts with it loaded).
+    lanes, fifo_depth, lane_fifo_depth, spike_fifo_depth, rewiring, synapse_memory
+        The options of :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`: lanes per layer core
+        ``L`` (a power of two; ``L`` synaptic operations and ``L`` neurons of the sweep per
+        cycle, memories banked by post-synaptic index mod ``L``), the depths of the spike FIFOs
+        between layers, of each lane's event FIFO and of each LIF layer's spike-mask FIFO
+        (``None``: one whole step, ``groups + 2`` words, so a sweep never waits for the next
+        layer), the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and its request
+        ports; ``None``: whenever every layer is within its limits, ``w_bits <= 8``; ``True``
+        raises :class:`EslError` naming the limit otherwise) and where the synapse memories live
+        (``block``: block RAM initialised by the bitstream; ``spram``: iCE40 SPRAM, written by
+        the host before the first inference; the simulation starts with it loaded). Given with a
+        plan, each must be the plan's own.
 
     Attributes
     ----------
@@ -137,34 +129,34 @@ class SNNCore(wiring.Component):
 
     def __init__(
         self,
-        model: Model,
-        lanes: int = 1,
-        fifo_depth: int = DEFAULT_FIFO_DEPTH,
-        lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-        spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
+        model: CorePlan | Model,
+        lanes: int | None = None,
+        fifo_depth: int | None = None,
+        lane_fifo_depth: int | None = None,
+        spike_fifo_depth: int | None = None,
         rewiring: bool | None = None,
-        synapse_memory: str = "block",
+        synapse_memory: str | None = None,
     ) -> None:
-        if not isinstance(model, Model):
-            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
-            raise TypeError(f"model must be an esl_hw.artifact.Model, got {type(model).__name__}")
-        self.model = model
+        options = {"fifo_depth": fifo_depth, "lane_fifo_depth": lane_fifo_depth}
+        options.update(spike_fifo_depth=spike_fifo_depth, rewiring=rewiring, synapse_memory=synapse_memory)
         try:
-            self.fifo_depth = check_fifo_depth(fifo_depth)
-            self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
-            self.spike_fifo_depth = None if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
-            self.plans = plan_model(model, lanes, synapse_memory)
-            self.synapse_memory = synapse_memory
-            problem = rewire_limit_problem(self.plans)
-            if rewiring and problem is not None:
-                raise EslError(f"cannot add the rewiring unit: {problem}")
-        except EslError:
-            self._MustUse__silence = True
+            plan = as_plan(model, lanes, **options)
+        except (TypeError, EslError):
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise
-        self.rewiring = problem is None if rewiring is None else bool(rewiring)
-        self.lanes = lanes
-        self.regions = memory_map(self.plans)
-        self.bus_shape = shape = bus_shape(self.regions)
+        config = plan.config
+        self.plan = plan
+        self.plans = plan  # the layer plans (a CorePlan is the sequence of them)
+        self.model = plan.model
+        self.lanes = lanes = plan.lanes
+        self.fifo_depth = config.fifo_depth
+        self.lane_fifo_depth = config.lane_fifo_depth
+        self.spike_fifo_depth = config.spike_fifo_depth
+        self.synapse_memory = config.synapse_memory
+        self.rewiring = plan.rewiring
+        self.regions = plan.regions
+        self.bus_shape = shape = plan.bus_shape
+        model = plan.model
         first, last = self.plans[0], self.plans[-1]
         members = {
             "events": In(stream.Signature(event_layout(first.in_index_bits))),
@@ -209,10 +201,7 @@ class SNNCore(wiring.Component):
         m = Module()
         cores = []
         for plan in self.plans:
-            if plan.is_lif:
-                core = LifLayerCore(plan, self.lane_fifo_depth, self.spike_fifo_depth)
-            else:
-                core = OutputLayerCore(plan, self.lane_fifo_depth)
+            core = build_layer_core(plan, self.lane_fifo_depth, self.spike_fifo_depth)
             m.submodules[f"layer{plan.index}"] = core
             cores.append(core)
         busy = Signal()  # an inference is in progress
@@ -253,7 +242,7 @@ class SNNCore(wiring.Component):
         bus = bus_signature(self.bus_shape).create(path=("bus",))
         accesses = []
         for plan, core in zip(self.plans, cores, strict=True):
-            state = core.pot_access if plan.is_lif else core.acc_access
+            state = getattr(core, layer_core_kind(plan.kind).state_access)
             for group in (core.ptr_access, core.syn_access, state):
                 accesses.extend(group[lane] for lane in range(plan.lanes))
         pending = add_bus_decoder(m, wiring.flipped(bus), self.regions, accesses)
@@ -364,15 +353,16 @@ def _registered_sum(m: Module, terms: list, name: str) -> Signal:
 
 
 def emit_verilog(
-    model: Model,
+    model: CorePlan | Model,
     out_dir: str | os.PathLike[str],
     name: str = "snn_core",
-    fifo_depth: int = DEFAULT_FIFO_DEPTH,
-    lanes: int = 1,
-    synapse_memory: str = "block",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+    fifo_depth: int | None = None,
+    lanes: int | None = None,
+    synapse_memory: str | None = None,
+    lane_fifo_depth: int | None = None,
 ) -> Path:
-    """Write the Verilog of :class:`SNNCore` for ``model`` to ``out_dir/<name>.v`` and return its path.
+    """Write the Verilog of :class:`SNNCore` for ``model`` (a plan, or a model with the options
+    given) to ``out_dir/<name>.v`` and return its path.
 
     The top module is ``name`` with ports ``clk``, ``rst`` and those of :class:`SNNCore`
     (``events__valid``, ``events__ready``, ``events__payload`` …, struct payloads flattened with

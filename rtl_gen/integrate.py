@@ -35,6 +35,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from esl_hw.rtl_gen.hardware import ICE40_SPRAM, SYNAPSE_BLOCK_RAM
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
 
@@ -58,7 +59,7 @@ BLOCK_RAM = {"ram_style": "block", **NO_RW_CHECK}
 SPRAM = {"ram_style": "huge", **NO_RW_CHECK}
 
 #: Words of one SPRAM block.
-SPRAM_WORDS = 16384
+SPRAM_WORDS = ICE40_SPRAM.shapes[0][0]
 
 #: Largest number of synapse-memory blocks multiplexed in one register stage.
 MUX_FANIN = 8
@@ -66,11 +67,10 @@ MUX_FANIN = 8
 
 def block_words(width: int) -> int:
     """Words of ``width`` bits one ECP5 EBR (``DP16KD``) holds in its deepest fitting shape
-    (16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18; wider words use blocks side by side)."""
-    for words, bits in ((16384, 1), (8192, 2), (4096, 4), (2048, 9)):
-        if width <= bits:
-            return words
-    return 1024
+    (16384 x 1, 8192 x 2, 4096 x 4, 2048 x 9, 1024 x 18; wider words use blocks side by side):
+    :meth:`~esl_hw.rtl_gen.hardware.RamPrimitive.deepest_words` of
+    :data:`~esl_hw.rtl_gen.hardware.SYNAPSE_BLOCK_RAM`."""
+    return SYNAPSE_BLOCK_RAM.deepest_words(width)
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -129,7 +129,7 @@ class CsrIntegrator(wiring.Component):
             self._MustUse__silence = True
             raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
         if syn_block_words is None:
-            syn_block_words = SPRAM_WORDS if plan.synapse_memory == "spram" else block_words(plan.syn_bits)
+            syn_block_words = plan.syn_block_words()
         words = syn_block_words
         if isinstance(words, bool) or not isinstance(words, int) or words < 2 or words & (words - 1):
             self._MustUse__silence = True

@@ -31,14 +31,35 @@ artifact in the core's storage order (lane ``b`` holds the synapses with ``col m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import Model
-from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.memories import HOST_KINDS, BusShape, Region, bus_shape, layer_memories
+from esl_hw.rtl_gen.plan import CorePlan, LayerPlan, as_plan
+
+__all__ = [
+    "ACCESS_LATENCY",
+    "BUS_STAGES",
+    "KINDS",
+    "READ_LATENCY",
+    "BusShape",
+    "Region",
+    "access_signature",
+    "add_bus_decoder",
+    "attach_access",
+    "bus_shape",
+    "bus_signature",
+    "decode_pointer",
+    "decode_synapse",
+    "expected_read",
+    "layer_regions",
+    "memory_images",
+    "memory_map",
+    "region_id",
+]
 
 #: Cycles from an access port's read (``r_en``) to its data on ``r_data``, for every memory: the
 #: block-RAM output (1) and the register after it (2); the multiplexers follow the register.
@@ -54,69 +75,34 @@ BUS_STAGES = 2
 READ_LATENCY = BUS_STAGES + ACCESS_LATENCY + 1
 
 #: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
-KINDS = ("ptr", "syn", "pot", "acc")
-
-
-@dataclass(frozen=True)
-class Region:
-    """One memory of the core: its id on the host port, where it lives, its depth and width."""
-
-    id: int
-    layer: int
-    kind: str
-    lane: int
-    depth: int
-    width: int
+KINDS = HOST_KINDS
 
 
 def layer_regions(plan: LayerPlan, base: int) -> list[Region]:
-    """The memories of one layer core, ids from ``base`` (order in the module docstring)."""
-    state = ("pot", plan.layer.v_bits) if plan.is_lif else ("acc", plan.acc_bits)
-    kinds = [
-        ("ptr", plan.n_in + 1, plan.ptr_bits + 1),
-        ("syn", None, plan.syn_bits),
-        (state[0], plan.groups, state[1]),
-    ]
-    regions = []
-    for kind, depth, width in kinds:
-        for lane in range(plan.lanes):
-            words = plan.syn_depth(lane) if depth is None else depth
-            regions.append(Region(base + len(regions), plan.index, kind, lane, words, width))
-    return regions
+    """The host-mapped memories of one layer core, ids from ``base`` (order in the module
+    docstring), from the layer's memory list (:func:`esl_hw.rtl_gen.memories.layer_memories`)."""
+    config = HardwareConfig(lanes=plan.lanes, synapse_memory=plan.synapse_memory)
+    mapped = [memory for memory in layer_memories(plan.shape, config) if memory.host_id is not None]
+    return [Region(base + i, m.layer, m.kind, m.lane, m.depth, m.width) for i, m in enumerate(mapped)]
 
 
-def memory_map(plans: list[LayerPlan]) -> list[Region]:
-    """Every host-visible memory of the core planned as ``plans``, indexed by id."""
+def memory_map(plans: CorePlan | list[LayerPlan]) -> list[Region]:
+    """Every host-visible memory of the core planned as ``plans`` (a :class:`CorePlan`, or its
+    layer plans), indexed by id."""
+    if isinstance(plans, CorePlan):
+        return plans.regions
     regions: list[Region] = []
     for plan in plans:
         regions.extend(layer_regions(plan, len(regions)))
     return regions
 
 
-def region_id(plans: list[LayerPlan], layer: int, kind: str, lane: int) -> int:
+def region_id(plans: CorePlan | list[LayerPlan], layer: int, kind: str, lane: int) -> int:
     """Id of memory ``kind`` (``ptr``, ``syn``, ``pot`` or ``acc``) of ``lane`` in ``layer``."""
     for region in memory_map(plans):
         if (region.layer, region.kind, region.lane) == (layer, kind, lane):
             return region.id
     raise KeyError(f"no memory {kind!r} of lane {lane} in layer {layer}")
-
-
-@dataclass(frozen=True)
-class BusShape:
-    """Widths of the host memory bus: memory id, word address and data."""
-
-    id_bits: int
-    addr_bits: int
-    data_bits: int
-
-
-def bus_shape(regions: list[Region]) -> BusShape:
-    """The bus that reaches every memory of ``regions``."""
-    return BusShape(
-        id_bits=unsigned_bits(len(regions) - 1),
-        addr_bits=unsigned_bits(max(region.depth for region in regions) - 1),
-        data_bits=max(region.width for region in regions),
-    )
 
 
 def access_signature(addr_bits: int, data_bits: int) -> wiring.Signature:
@@ -249,24 +235,15 @@ def add_bus_decoder(m: Module, bus, regions: list[Region], accesses: list) -> Si
     return pending
 
 
-def memory_images(model: Model, lanes: int = 1) -> list[list[int]]:
-    """Python model: the words of every memory (by id) of the idle core generated for ``model``.
+def memory_images(model: Model | CorePlan, lanes: int | None = None) -> list[list[int]]:
+    """Python model: the words of every memory (by id) of the idle core generated for ``model``
+    (a :class:`CorePlan`, or a model on ``lanes`` lanes, by default the model's own).
 
     Pointer and synapse memories hold :meth:`LayerPlan.ptr_words` (the row pointers with their
     empty-row flags) and :meth:`LayerPlan.syn_init` (the artifact split by bank, CSR order within
-    a lane); potentials and accumulators are 0.
+    a lane); potentials and accumulators are 0 (:meth:`CorePlan.memory_images`).
     """
-    plans = plan_model(model, lanes)
-    images = []
-    for region in memory_map(plans):
-        plan = plans[region.layer]
-        if region.kind == "ptr":
-            images.append(plan.ptr_words(region.lane))
-        elif region.kind == "syn":
-            images.append(plan.syn_init(region.lane))
-        else:
-            images.append([0] * region.depth)
-    return images
+    return as_plan(model, lanes).memory_images()
 
 
 def expected_read(images: list[list[int]], mem: int, addr: int) -> int:

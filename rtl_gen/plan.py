@@ -1,5 +1,13 @@
 """Hardware plan of a model: widths, memory images, memory sizes and limits, before any gateware.
 
+:func:`plan_model` turns a model and its :class:`~esl_hw.rtl_gen.hardware.HardwareConfig` into one
+:class:`CorePlan`, computed once and passed to everything that builds or sizes the core (the
+gateware, the testbench harness, the host link, the fit estimate, co-simulation, synthesis): the
+layer plans (:class:`LayerPlan`), whether the rewiring unit is built, and the list of every memory
+(:mod:`esl_hw.rtl_gen.memories`) from which :func:`memory_bits`, the host memory map, the block
+estimate and synthesis's memory check are read. The limits are those of :mod:`esl_hw.limits`
+(:data:`LIMITS`).
+
 Everything the generated core stores is derived here from the artifact (``esl_hw.artifact``), so
 the gateware, :func:`memory_bits` and the tests agree on one set of numbers:
 
@@ -26,49 +34,90 @@ end-of-step}``). With ``L = 1`` the lane CSR is the artifact's CSR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from esl_hw import limits
 from esl_hw.artifact import Layer, Model
 from esl_hw.errors import EslError
+from esl_hw.rtl_gen.hardware import (
+    DEFAULT_FIFO_DEPTH,
+    DEFAULT_LANE_FIFO_DEPTH,
+    DEFAULT_SPIKE_FIFO_DEPTH,
+    SYNAPSE_MEMORIES,
+    HardwareConfig,
+    check_fifo_depth,
+)
+from esl_hw.rtl_gen.memories import (
+    MASK_SKID_WORDS,
+    BusShape,
+    CoreMemory,
+    LayerShape,
+    Region,
+    bus_shape,
+    core_memories,
+    host_regions,
+    rewire_histogram_shape,
+    rewire_limit_problem,
+    unsigned_bits,
+)
+from esl_hw.rtl_gen.memories import memory_bits as memory_list_bits
 
-#: Limits a generated core accepts; a model beyond them is refused with :class:`EslError`.
+__all__ = [
+    "COUNTER_BITS",
+    "DEFAULT_FIFO_DEPTH",
+    "DEFAULT_LANE_FIFO_DEPTH",
+    "DEFAULT_SPIKE_FIFO_DEPTH",
+    "LIMITS",
+    "MASK_SKID_WORDS",
+    "MAX_LANES",
+    "MAX_REWIRE_W_BITS",
+    "SYNAPSE_MEMORIES",
+    "BusShape",
+    "CoreMemory",
+    "CorePlan",
+    "HardwareConfig",
+    "LayerPlan",
+    "LayerShape",
+    "Region",
+    "as_plan",
+    "bus_shape",
+    "check_fifo_depth",
+    "check_lanes",
+    "dense_memory_bits",
+    "memory_bits",
+    "plan_layer",
+    "plan_model",
+    "pointer_words",
+    "rewire_histogram_shape",
+    "rewire_limit_problem",
+    "split_lanes",
+    "unsigned_bits",
+]
+
+#: Limits a generated core accepts (from :mod:`esl_hw.limits`); a model beyond them is refused with
+#: :class:`EslError`. The artifact's own limits already keep neurons, inputs, timesteps and the
+#: potential width within them.
 LIMITS = {
-    "neurons per layer": 1 << 20,
-    "inputs per layer": 1 << 20,
-    "synapses per layer": 1 << 24,
-    "current bits": 64,
-    "potential bits": 48,
-    "accumulator bits": 64,
-    "timesteps": 4096,
+    "neurons per layer": limits.MAX_NEURONS_PER_LAYER,
+    "inputs per layer": limits.MAX_INPUTS_PER_LAYER,
+    "synapses per layer": limits.CORE_MAX_SYNAPSES,
+    "current bits": limits.CORE_MAX_CURRENT_BITS,
+    "potential bits": limits.V_BITS[1],
+    "accumulator bits": limits.CORE_MAX_ACC_BITS,
+    "timesteps": limits.TIMESTEPS[1],
 }
 
 #: Width of the performance counters.
 COUNTER_BITS = 32
 
-#: Default depth of the spike FIFOs between layers.
-DEFAULT_FIFO_DEPTH = 16
-
-#: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
-DEFAULT_LANE_FIFO_DEPTH = 32
-
-#: Default depth of the spike-mask FIFO behind each LIF layer's sweep: ``None`` sizes it to one whole
-#: step (every group plus the end-of-step word, :meth:`LayerPlan.mask_fifo_depth`), so the sweep never
-#: waits for the next layer within a step and the layer goes on integrating the next step while the
-#: next layer drains its spikes. (The sweep issues a group only while the FIFO has room for every
-#: group in its six-stage pipeline.)
-DEFAULT_SPIKE_FIFO_DEPTH: int | None = None
-
-#: Words of flip-flops between each spike-mask FIFO and its serializer (the FIFO is popped when they
-#: have room, so the serializer's logic never reaches the FIFO's block RAM in one cycle).
-MASK_SKID_WORDS = 2
-
-#: Lane counts a core accepts (powers of two).
-MAX_LANES = 64
+#: Lane counts a core accepts (powers of two up to this, :func:`esl_hw.limits.check_lanes`).
+MAX_LANES = limits.MAX_LANES
 
 #: Widest weight the rewiring unit's histogram supports (``2^(w_bits-1) + 1`` counters).
-MAX_REWIRE_W_BITS = 8
+MAX_REWIRE_W_BITS = limits.REWIRE_MAX_W_BITS
 
 
 def pointer_words(row_ptr: list[int], ptr_bits: int) -> list[int]:
@@ -76,11 +125,6 @@ def pointer_words(row_ptr: list[int], ptr_bits: int) -> list[int]:
     ``j`` is empty (``row_ptr[j + 1] == row_ptr[j]``), so the event stage needs no comparator."""
     flags = [int(row_ptr[j + 1] == row_ptr[j]) for j in range(len(row_ptr) - 1)] + [0]
     return [int(ptr) | flag << ptr_bits for ptr, flag in zip(row_ptr, flags, strict=True)]
-
-
-def unsigned_bits(value: int) -> int:
-    """Bits of an unsigned number holding ``0 .. value`` (at least 1)."""
-    return max(1, int(value).bit_length())
 
 
 def _check_limit(what: str, where: str, value: int) -> None:
@@ -182,26 +226,28 @@ class LayerPlan:
         room check ``level + in flight < depth - 1``)."""
         return self.groups + 2 if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
 
-    def memory_bits(
-        self,
-        lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-        spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
-    ) -> dict[str, int]:
-        """Bits per memory kind held by this layer core (all lanes)."""
-        words = self.lanes * self.groups
-        bits = {
-            "row_pointers": self.lanes * (self.n_in + 1) * (self.ptr_bits + 1),
-            "synapses": sum(self.syn_depth(lane) for lane in range(self.lanes)) * self.syn_bits,
-            "fifos": self.lanes * lane_fifo_depth * (self.in_index_bits + 1),
-        }
-        if self.is_lif:
-            bits["potentials"] = words * self.layer.v_bits
-            bits["currents"] = 2 * words * self.acc_bits  # even and odd steps
-            masks = self.mask_fifo_depth(spike_fifo_depth) + MASK_SKID_WORDS
-            bits["fifos"] += masks * (self.local_bits + self.lanes + 1)
-        else:
-            bits["accumulators"] = words * self.acc_bits
-        return bits
+    @property
+    def nnz(self) -> int:
+        """Synapses of the layer (all lanes)."""
+        return self.layer.nnz
+
+    @property
+    def shape(self) -> LayerShape:
+        """What sizes this layer core's memories (:class:`~esl_hw.rtl_gen.memories.LayerShape`)."""
+        return LayerShape(
+            index=self.index,
+            kind=self.kind,
+            n_in=self.n_in,
+            n_out=self.n_out,
+            lane_nnz=tuple(self.lane_nnz(lane) for lane in range(self.lanes)),
+            w_bits=self.w_bits,
+            v_bits=self.layer.v_bits or 0,
+            acc_bits=self.acc_bits,
+        )
+
+    def syn_block_words(self) -> int:
+        """Words per synapse-memory block of the gateware (:meth:`LayerShape.syn_block_words`)."""
+        return self.shape.syn_block_words(self.synapse_memory)
 
 
 def split_lanes(layer: Layer, lanes: int) -> tuple[tuple[np.ndarray, ...], ...]:
@@ -224,15 +270,12 @@ def split_lanes(layer: Layer, lanes: int) -> tuple[tuple[np.ndarray, ...], ...]:
 
 
 def check_lanes(lanes: int) -> int:
-    """Return ``lanes`` if it is a power of two in ``1 .. MAX_LANES``, else raise :class:`EslError`."""
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
-        raise EslError(f"lanes must be a power of two (1, 2, 4, 8, 16, ...), got {lanes!r}")
-    if lanes > MAX_LANES:
-        raise EslError(f"lanes = {lanes} exceeds the hardware limit {MAX_LANES} by {lanes - MAX_LANES}")
-    return lanes
+    """Return ``lanes`` if it is a power of two in ``1 .. MAX_LANES``, else raise :class:`EslError`
+    (:func:`esl_hw.limits.check_lanes`, the one rule for lanes)."""
+    return limits.check_lanes(lanes)
 
 
-def plan_layer(model: Model, index: int, lanes: int = 1) -> LayerPlan:
+def plan_layer(model: Model, index: int, lanes: int = 1, synapse_memory: str = "block") -> LayerPlan:
     """Plan layer ``index`` of ``model`` on ``lanes`` lanes; raise :class:`EslError` beyond :data:`LIMITS`."""
     check_lanes(lanes)
     layer = model.layers[index]
@@ -260,80 +303,178 @@ def plan_layer(model: Model, index: int, lanes: int = 1) -> LayerPlan:
         lane_row_ptr=row_ptr,
         lane_col=col,
         lane_weight=weight,
+        synapse_memory=synapse_memory,
     )
 
 
-#: Where the synapse memories live: ``block`` (block RAM initialised by the bitstream) or
-#: ``spram`` (iCE40 UP5K single-port SPRAM, 16384 x 16 per block, loaded by the host).
-SYNAPSE_MEMORIES = ("block", "spram")
+@dataclass(frozen=True, eq=False)
+class CorePlan(Sequence[LayerPlan]):
+    """The plan of one generated core: the model, its :class:`HardwareConfig`, every layer's
+    :class:`LayerPlan` and the list of every memory (:mod:`esl_hw.rtl_gen.memories`).
+
+    Computed once by :func:`plan_model` and passed to everything that builds or sizes the core:
+    :class:`~esl_hw.rtl_gen.SNNCore`, the testbench harness, the host link, the fit estimate,
+    co-simulation and synthesis. It is also the sequence of its layer plans (``plan[0]``,
+    ``for layer in plan``, ``len(plan)``).
+
+    Attributes
+    ----------
+    model : Model
+        The artifact.
+    config : HardwareConfig
+        The options of the core.
+    layers : tuple of LayerPlan
+        One per layer, in order.
+    rewiring : bool
+        The core has the rewiring unit (``config.rewiring`` resolved against the model).
+    memories : tuple of CoreMemory
+        Every memory of the core (:func:`esl_hw.rtl_gen.memories.core_memories`).
+    """
+
+    model: Model
+    config: HardwareConfig
+    layers: tuple[LayerPlan, ...]
+    rewiring: bool
+    memories: tuple[CoreMemory, ...] = field(repr=False)
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(size) for size in [self.model.n_inputs, *(layer.n_out for layer in self.layers)])
+        return f"CorePlan({sizes}, {self.config}, rewiring={self.rewiring}, {len(self.memories)} memories)"
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[LayerPlan]:
+        return iter(self.layers)
+
+    @property
+    def lanes(self) -> int:
+        return self.config.lanes
+
+    @property
+    def shapes(self) -> list[LayerShape]:
+        return [layer.shape for layer in self.layers]
+
+    @property
+    def regions(self) -> list[Region]:
+        """The host memory map: every memory the host port reaches, by id."""
+        return host_regions(self.memories)
+
+    @property
+    def bus_shape(self) -> BusShape:
+        """Widths of the host memory bus."""
+        return bus_shape(self.regions)
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of on-chip memory per role and ``total`` (see :func:`memory_bits`)."""
+        return memory_list_bits(self.memories)
+
+    def memory_images(self) -> list[list[int]]:
+        """The words of every host-mapped memory (by id) of the idle core: the pointer words with
+        their empty-row flags, the synapse words in storage order, potentials and accumulators 0."""
+        images = []
+        for region in self.regions:
+            layer = self.layers[region.layer]
+            if region.kind == "ptr":
+                images.append(layer.ptr_words(region.lane))
+            elif region.kind == "syn":
+                images.append(layer.syn_init(region.lane))
+            else:
+                images.append([0] * region.depth)
+        return images
 
 
-def plan_model(model: Model, lanes: int = 1, synapse_memory: str = "block") -> list[LayerPlan]:
-    """Plan every layer of ``model`` on ``lanes`` lanes (see :func:`plan_layer`), synapse memories
-    in ``synapse_memory`` (:data:`SYNAPSE_MEMORIES`)."""
+def plan_model(
+    model: Model, config: HardwareConfig | int | None = None, synapse_memory: str | None = None
+) -> CorePlan:
+    """Plan the core of ``model`` under ``config`` (see :func:`plan_layer` for the limits).
+
+    ``config`` is a :class:`HardwareConfig`; ``None`` means
+    :meth:`HardwareConfig.for_model` (the lanes the model was trained for, or 1); a number is a
+    lane count (the older form ``plan_model(model, lanes, synapse_memory)``).
+
+    Raises
+    ------
+    EslError
+        A model beyond :data:`LIMITS`, or ``config.rewiring`` true for a model beyond the
+        rewiring unit's limits.
+    """
+    if not isinstance(config, HardwareConfig):  # None, or a lane count (the configuration checks it)
+        config = HardwareConfig.for_model(model, config, synapse_memory=synapse_memory)
+    elif synapse_memory is not None and synapse_memory != config.synapse_memory:
+        raise EslError(
+            f"synapse_memory={synapse_memory!r} differs from the configuration's {config.synapse_memory!r}"
+        )
     _check_limit("timesteps", "model", model.timesteps)
-    if synapse_memory not in SYNAPSE_MEMORIES:
-        raise EslError(f"synapse_memory must be one of {', '.join(SYNAPSE_MEMORIES)}, got {synapse_memory!r}")
-    plans = [plan_layer(model, index, lanes) for index in range(len(model.layers))]
-    return [replace(plan, synapse_memory=synapse_memory) for plan in plans]
+    layers = tuple(
+        plan_layer(model, index, config.lanes, config.synapse_memory) for index in range(len(model.layers))
+    )
+    problem = rewire_limit_problem(layers)
+    if config.rewiring and problem is not None:
+        raise EslError(f"cannot add the rewiring unit: {problem}")
+    rewiring = problem is None if config.rewiring is None else config.rewiring
+    memories = core_memories([layer.shape for layer in layers], config, rewiring)
+    return CorePlan(model, config, layers, rewiring, memories)
 
 
-def rewire_histogram_shape(plans: list[LayerPlan]) -> tuple[int, int] | None:
-    """``(depth, width)`` of the rewiring unit's magnitude histogram for a core of ``plans``:
-    ``2^(w_bits-1) + 1`` counters of ``bits(max nnz)`` (widest layer); ``None`` when a layer's
-    ``w_bits`` exceeds :data:`MAX_REWIRE_W_BITS` (the core has no rewiring unit by default)."""
-    w_bits = max(plan.w_bits for plan in plans)
-    if w_bits > MAX_REWIRE_W_BITS:
-        return None
-    return (1 << (w_bits - 1)) + 1, unsigned_bits(max(plan.layer.nnz for plan in plans))
+def as_plan(model: Model | CorePlan, lanes: int | None = None, **options) -> CorePlan:
+    """``model`` itself when it is a :class:`CorePlan`, else its plan under
+    :meth:`HardwareConfig.for_model` ``(model, lanes, **options)``.
 
-
-def check_fifo_depth(fifo_depth: int) -> int:
-    """Return ``fifo_depth`` if it is a usable spike FIFO depth, else raise :class:`EslError`."""
-    if isinstance(fifo_depth, bool) or not isinstance(fifo_depth, int) or fifo_depth < 2:
-        raise EslError(f"fifo_depth must be an integer >= 2, got {fifo_depth!r}")
-    return fifo_depth
+    The options (``fifo_depth``, ``lane_fifo_depth``, ``spike_fifo_depth``, ``synapse_memory``,
+    ``rewiring``) and ``lanes`` are the older keyword arguments of the functions that now take a
+    plan; ``None`` leaves one unset. Given with a plan, each must equal the plan's own.
+    """
+    if isinstance(model, CorePlan):
+        given = {"lanes": lanes, **options}
+        clash = {
+            name: value
+            for name, value in given.items()
+            if value is not None and value != getattr(model.config, name)
+        }
+        if clash:
+            shown = ", ".join(f"{name}={value!r}" for name, value in clash.items())
+            raise EslError(f"{shown} differs from the plan's {model.config}")
+        return model
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be an esl_hw.artifact.Model or a CorePlan, got {type(model).__name__}")
+    return plan_model(model, HardwareConfig.for_model(model, lanes, **options))
 
 
 def memory_bits(
-    model: Model,
-    fifo_depth: int = DEFAULT_FIFO_DEPTH,
-    lanes: int = 1,
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-    spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
+    model: Model | CorePlan,
+    fifo_depth: int | None = None,
+    lanes: int | None = None,
+    lane_fifo_depth: int | None = None,
+    spike_fifo_depth: int | None = None,
 ) -> dict[str, int]:
     """Bits of on-chip memory per kind in the core :class:`~esl_hw.rtl_gen.SNNCore` generates.
 
-    Keys: ``row_pointers``, ``synapses``, ``potentials``, ``currents``, ``accumulators``,
-    ``fifos``, ``rewiring`` (the rewiring unit's histogram, 0 without the unit) and ``total``.
-    The figures are depth times width of the memories actually generated by default (a lane
-    without synapses still has a one-word synapse memory; banks are ``ceil(n_out/L)`` deep;
-    FIFOs count their full depth).
+    ``model`` is the artifact (with the older keyword options, unset ones at their defaults, the
+    lanes the model's own) or a :class:`CorePlan`. Keys: ``row_pointers``, ``synapses``,
+    ``potentials``, ``currents``, ``accumulators``, ``fifos``, ``rewiring`` (the rewiring unit's
+    histogram, 0 without the unit) and ``total``: depth times width of every memory of the plan's
+    memory list (a lane without synapses still has a one-word synapse memory; banks are
+    ``ceil(n_out/L)`` deep; FIFOs count their full depth).
     """
-    check_fifo_depth(fifo_depth)
-    check_fifo_depth(lane_fifo_depth)
-    if spike_fifo_depth is not None:
-        check_fifo_depth(spike_fifo_depth)
-    kinds = ("row_pointers", "synapses", "potentials", "currents", "accumulators", "fifos")
-    totals = dict.fromkeys(kinds, 0)
-    plans = plan_model(model, lanes)
-    for plan in plans:
-        for kind, bits in plan.memory_bits(lane_fifo_depth, spike_fifo_depth).items():
-            totals[kind] += bits
-    totals["fifos"] += sum(fifo_depth * (plan.out_index_bits + 1) for plan in plans[:-1])
-    histogram = rewire_histogram_shape(plans)
-    totals["rewiring"] = histogram[0] * histogram[1] if histogram else 0
-    totals["total"] = sum(totals.values())
-    return totals
+    options = {
+        "fifo_depth": fifo_depth,
+        "lane_fifo_depth": lane_fifo_depth,
+        "spike_fifo_depth": spike_fifo_depth,
+    }
+    return as_plan(model, lanes, **options).memory_bits()
 
 
-def dense_memory_bits(model: Model) -> dict[str, int]:
+def dense_memory_bits(model: Model | CorePlan) -> dict[str, int]:
     """Memory of a dense design of the same network, for comparison with :func:`memory_bits`.
 
     Every weight of the ``n_in x n_out`` matrices (``w_bits`` each, no pointers, no indices), plus
     the same potentials, currents and accumulators (one word per neuron).
     """
-    plans = plan_model(model)
+    plans = plan_model(model.model if isinstance(model, CorePlan) else model, 1)
     totals = {
         "weights": sum(plan.n_in * plan.n_out * plan.w_bits for plan in plans),
         "potentials": sum(plan.n_out * plan.layer.v_bits for plan in plans if plan.is_lif),

@@ -56,26 +56,16 @@ from esl_hw.rtl_gen.integrate import NO_RW_CHECK
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
 from esl_hw.rtl_gen.memory_map import READ_LATENCY, bus_shape, bus_signature, memory_map, region_id
 from esl_hw.rtl_gen.plan import (
-    MAX_REWIRE_W_BITS,
+    MAX_REWIRE_W_BITS,  # noqa: F401  (the unit's limit, re-exported)
     LayerPlan,
     rewire_histogram_shape,
+    rewire_limit_problem,
     split_lanes,
     unsigned_bits,
 )
 
 #: Width of the ``k`` request field.
 K_BITS = 32
-
-
-def rewire_limit_problem(plans: list[LayerPlan]) -> str | None:
-    """Why the rewiring unit cannot be generated for ``plans`` (``None`` when it can)."""
-    for plan in plans:
-        if plan.w_bits > MAX_REWIRE_W_BITS:
-            return (
-                f"layer {plan.index}: w_bits = {plan.w_bits} exceeds the rewiring unit's limit "
-                f"{MAX_REWIRE_W_BITS} (a histogram of 2^(w_bits-1)+1 magnitude counters)"
-            )
-    return None
 
 
 def _histogram_cycles(lane_nnz: list[int]) -> int:

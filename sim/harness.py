@@ -41,9 +41,8 @@ from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import counter_names
-from esl_hw.rtl_gen.memory_map import READ_LATENCY, Region, bus_shape, memory_map
-from esl_hw.rtl_gen.plan import LayerPlan, plan_model, unsigned_bits
-from esl_hw.rtl_gen.rewire import rewire_limit_problem
+from esl_hw.rtl_gen.memory_map import READ_LATENCY
+from esl_hw.rtl_gen.plan import CorePlan, as_plan, unsigned_bits
 
 HARNESS_TOP = "esl_cosim_top"
 CORE_NAME = "snn_core"
@@ -100,11 +99,11 @@ def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
     return "".join(blocks)
 
 
-def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str], list[str], str, str]:
+def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
     """Wires, core connections, declarations and the clocked sequencer (a statement of the main
-    ``always`` block) of the host port and the rewire phase; no sequencer without rewiring."""
-    shape = bus_shape(regions)
-    rewiring = rewire_limit_problem(plans) is None
+    ``always`` block) of the host port and the rewire phase; no sequencer without the core's
+    rewiring unit."""
+    regions, shape = plan.regions, plan.bus_shape
 
     def delays(name: str) -> str:
         """``name`` (the accepted read) and its copies ``name_q1`` .. delayed up to host_rvalid."""
@@ -128,9 +127,9 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
         ".host_rvalid(host_rvalid)",
         ".host_rdata(host_rdata)",
     ]
-    if not rewiring:
+    if not plan.rewiring:
         return wires, connections, "", ""
-    layers = len(plans)
+    layers = len(plan)
     wires += [
         "  wire rewire_busy, rewire_done, rewire_error;",
         "  wire [31:0] rewire_state;",
@@ -236,10 +235,14 @@ def _host_block(plans: list[LayerPlan], regions: list[Region]) -> tuple[list[str
     return wires, connections, block, sequencer
 
 
-def harness_verilog(model: Model, capacity: int = DEFAULT_CAPACITY, lanes: int = 1) -> str:
-    """Verilog text of the harness top ``esl_cosim_top`` for the core generated from ``model``."""
-    plans = plan_model(model, lanes)
-    host_wires, host_connections, host_block, sequencer = _host_block(plans, memory_map(plans))
+def harness_verilog(
+    model: CorePlan | Model, capacity: int = DEFAULT_CAPACITY, lanes: int | None = None
+) -> str:
+    """Verilog text of the harness top ``esl_cosim_top`` for the core of ``model`` (a
+    :class:`~esl_hw.rtl_gen.plan.CorePlan`, or a model on ``lanes`` lanes, by default its own)."""
+    plans = as_plan(model, lanes)
+    model, lanes = plans.model, plans.lanes
+    host_wires, host_connections, host_block, sequencer = _host_block(plans)
     rewiring = bool(sequencer)
     in_bits = plans[0].in_index_bits
     out_plan = plans[-1]

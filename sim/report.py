@@ -21,17 +21,18 @@ from esl_hw.metrics import (
     synaptic_ops,
 )
 from esl_hw.reference import run
-from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits
+from esl_hw.rtl_gen.plan import CorePlan, as_plan, dense_memory_bits, plan_model
 
 
 def sim_report(
-    model: Model,
+    model: CorePlan | Model,
     result: Any,
     images: np.ndarray,
     labels: np.ndarray,
     energy_constants: EnergyConstants | None = None,
 ) -> dict[str, Any]:
-    """The ``sim.json`` dictionary for ``result`` (run on the first ``result.samples`` images).
+    """The ``sim.json`` dictionary for ``result`` (run on the first ``result.samples`` images) of
+    the core of ``model`` (its plan; or the model, planned with the result's configuration).
 
     Keys: ``simulator``, ``lanes``, ``rtl_samples``, ``rtl_mismatches``, ``rtl_problems``,
     ``rtl_accuracy``, ``cycles_per_inference`` (mean), ``cycles_p99``, ``cycle_floor``
@@ -42,7 +43,8 @@ def sim_report(
     ``memory_bits_dense`` (a dense design of the same network), ``energy_per_inference_j``,
     ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``.
     """
-    lanes = getattr(result, "lanes", 1)
+    plan = _plan_of(model, result)
+    model, lanes = plan.model, plan.lanes
     cycles = np.asarray(result.cycles, dtype=np.float64)
     sops = np.asarray(result.sops, dtype=np.float64)
     reads = {kind: float(np.mean(counts)) for kind, counts in result.memory_reads.items()}
@@ -73,13 +75,22 @@ def sim_report(
         "spikes_per_inference": hidden_spikes.mean(axis=0).tolist(),
         "memory_reads_per_inference": reads,
         "memory_writes_per_inference": writes,
-        "memory_bits": memory_bits(model, lanes=lanes),
+        "memory_bits": plan.memory_bits(),
         "memory_bits_dense": dense_memory_bits(model),
         "energy_per_inference_j": energy["total_j"],
         "energy_breakdown": energy,
         "sim_build_seconds": result.build_seconds,
         "sim_run_seconds": result.run_seconds,
     }
+
+
+def _plan_of(model: CorePlan | Model, result: Any) -> CorePlan:
+    """The plan of the simulated core: ``model`` itself, or the model under the result's
+    configuration (``result.config``; else its ``lanes``)."""
+    config = getattr(result, "config", None)
+    if isinstance(model, Model) and config is not None:
+        return plan_model(model, config)
+    return as_plan(model, getattr(result, "lanes", None))
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:

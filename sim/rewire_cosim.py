@@ -27,8 +27,7 @@ from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED, rewire_layer, rewire_model
 from esl_hw.rtl_gen.memory_map import memory_images
-from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH, check_lanes, plan_model
-from esl_hw.rtl_gen.rewire import rewire_limit_problem
+from esl_hw.rtl_gen.plan import CorePlan, as_plan, rewire_limit_problem
 from esl_hw.sim.trace import MAX_DETAILS, TraceRecord, compare, select_images
 
 
@@ -88,38 +87,43 @@ def check_rewire(config: dict, model: Model, images: np.ndarray, record: TraceRe
     }
 
 
-def _rewire_cycle_budget(model: Model, lanes: int) -> int:
+def _rewire_cycle_budget(plan: CorePlan) -> int:
     """A generous watchdog allowance for the rewire phase (draws are random; see rtl_gen.rewire)."""
     budget = 0
-    for plan in plan_model(model, lanes):
-        row = plan.layer.max_fanout() + 2
-        budget += 4 * (plan.layer.nnz + plan.lanes * plan.n_in + 300) + 64 * plan.layer.nnz * row
-    return budget + 4 * sum(len(words) for words in memory_images(model, lanes))
+    for layer in plan:
+        row = layer.layer.max_fanout() + 2
+        budget += 4 * (layer.nnz + layer.lanes * layer.n_in + 300) + 64 * layer.nnz * row
+    return budget + 4 * sum(region.depth for region in plan.regions)
 
 
 def run_rewire_cosim(
-    model: Model,
+    model: CorePlan | Model,
     images: np.ndarray,
     split: int,
     ks: Sequence[int],
     seed: int = DEFAULT_SEED,
     simulator: str = "verilator",
     build_dir: str | os.PathLike[str] | None = None,
-    lanes: int = 1,
+    lanes: int | None = None,
     trace_potentials: bool = True,
 ):
     """Run steps 1-4 of the module docstring; return ``(CosimResult, report)``.
 
-    ``images`` (``[N, n_in]`` uint8) are split at ``split`` (``1 <= split < N``); ``ks`` has one
-    ``k`` per layer. Raises :class:`EslError` for a ``k`` above its layer's synapse count (naming
-    the layer and the excess), a model beyond the rewiring unit's limits or a bad ``split``.
+    ``model`` is the plan of the core, or the artifact on ``lanes`` lanes (``None``: the model's
+    own). ``images`` (``[N, n_in]`` uint8) are split at ``split`` (``1 <= split < N``); ``ks`` has
+    one ``k`` per layer. Raises :class:`EslError` for a ``k`` above its layer's synapse count
+    (naming the layer and the excess), a model beyond the rewiring unit's limits, a plan without
+    the unit or a bad ``split``.
     """
     from esl_hw.sim import runner
 
-    check_lanes(lanes)
-    problem = rewire_limit_problem(plan_model(model, lanes))
+    plan = as_plan(model, lanes)
+    model, lanes = plan.model, plan.lanes
+    problem = rewire_limit_problem(plan)
     if problem is not None:
         raise EslError(f"cannot rewire on chip: {problem}")
+    if not plan.rewiring:
+        raise EslError("cannot rewire on chip: the plan leaves the rewiring unit out (rewiring=False)")
     images = np.asarray(images)
     if not 1 <= split < len(images):
         raise EslError(f"split must be in 1..{len(images) - 1} (images before and after), got {split!r}")
@@ -134,10 +138,9 @@ def run_rewire_cosim(
         root = Path(build_dir).resolve()
         with runner.simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            key = runner.build_key(model, simulator, DEFAULT_FIFO_DEPTH, capacity, lanes)
-            folder = root / f"{simulator}-{key}"
+            folder = root / f"{simulator}-{runner.build_key(plan, simulator, capacity)}"
             with runner._locked(folder.parent / f"{folder.name}.lock"):
-                built = runner._build(model, simulator, folder, DEFAULT_FIFO_DEPTH, capacity, lanes)
+                built = runner._build(plan, simulator, folder, capacity)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = runner._run(
@@ -150,9 +153,9 @@ def run_rewire_cosim(
                 trace_potentials,
                 options,
                 extra_config={"rewire": spec},
-                extra_cycles=_rewire_cycle_budget(model, lanes),
+                extra_cycles=_rewire_cycle_budget(plan),
             )
             run_seconds = time.perf_counter() - started
         result = runner._result(model, simulator, report, report_path, build_seconds, run_seconds, built)
-        result.lanes = lanes
+        result.lanes, result.config = plan.lanes, plan.config
         return result, report

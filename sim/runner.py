@@ -9,6 +9,7 @@ the JSON report the testbench writes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from esl_hw.artifact import Model, save_model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS
-from esl_hw.rtl_gen.plan import DEFAULT_FIFO_DEPTH, DEFAULT_LANE_FIFO_DEPTH, check_lanes
+from esl_hw.rtl_gen.plan import CorePlan, HardwareConfig, as_plan
 from esl_hw.sim import objcache
 from esl_hw.sim.harness import (
     CONFIG_ENV,
@@ -54,7 +55,8 @@ class CosimResult:
     ``mismatches`` counts samples with any bit differing from the reference; ``cycles``,
     ``sops``, ``spikes`` (per inference, per LIF layer), ``memory_reads`` and ``memory_writes``
     (per memory kind ``ptr``, ``syn``, ``cur``, ``pot``, ``acc``: one figure per inference) come
-    from the core's performance counters; ``lanes`` is the lane count of the simulated core.
+    from the core's performance counters; ``lanes`` is the lane count of the simulated core,
+    ``config`` its whole hardware configuration.
     """
 
     simulator: str
@@ -75,6 +77,7 @@ class CosimResult:
     problems: list[str] = field(default_factory=list)
     report_path: Path | None = None
     lanes: int = 1
+    config: HardwareConfig | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,22 +140,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_key(
-    model: Model,
-    simulator: str,
-    fifo_depth: int,
-    capacity: int,
-    lanes: int = 1,
-    synapse_memory: str = "block",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-) -> str:
-    """Hash identifying a build: model, options and the generator sources."""
+def build_key(plan: CorePlan, simulator: str, capacity: int) -> str:
+    """Hash identifying a build: model, hardware configuration, simulator, event capacity and the
+    generator sources."""
     digest = hashlib.sha256()
-    options = [model.header(), simulator, fifo_depth, capacity, lanes]
-    if (synapse_memory, lane_fifo_depth) != ("block", DEFAULT_LANE_FIFO_DEPTH):  # default keys unchanged
-        options += [synapse_memory, lane_fifo_depth]
+    options = [plan.model.header(), simulator, capacity, dataclasses.asdict(plan.config)]
     digest.update(json.dumps(options, sort_keys=True).encode())
-    for layer in model.layers:
+    for layer in plan.model.layers:
         for array in (layer.row_ptr, layer.col, layer.weight):
             digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     for folder in (_SOURCES.parent / "rtl_gen", _SOURCES):
@@ -161,17 +155,9 @@ def build_key(
     return digest.hexdigest()[:16]
 
 
-def _build(
-    model: Model,
-    simulator: str,
-    folder: Path,
-    fifo_depth: int,
-    capacity: int,
-    lanes: int,
-    synapse_memory: str = "block",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
-) -> bool:
-    """Build into ``folder`` unless a finished build is there; return whether it built."""
+def _build(plan: CorePlan, simulator: str, folder: Path, capacity: int) -> bool:
+    """Build the core of ``plan`` and its harness into ``folder`` unless a finished build is there;
+    return whether it built."""
     from cocotb_tools.runner import get_runner
 
     if (folder / _STAMP).is_file():
@@ -179,17 +165,9 @@ def _build(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    core = emit_verilog(
-        model,
-        folder,
-        name=CORE_NAME,
-        fifo_depth=fifo_depth,
-        lanes=lanes,
-        synapse_memory=synapse_memory,
-        lane_fifo_depth=lane_fifo_depth,
-    )
+    core = emit_verilog(plan, folder, name=CORE_NAME)
     harness = folder / f"{HARNESS_TOP}.v"
-    harness.write_text(harness_verilog(model, capacity, lanes))
+    harness.write_text(harness_verilog(plan, capacity))
     build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
     runner = get_runner(simulator)
     try:
@@ -210,7 +188,7 @@ def _build(
 
 
 def run_cosim(
-    model: Model,
+    model: CorePlan | Model,
     images: np.ndarray,
     simulator: str = "verilator",
     build_dir: str | os.PathLike[str] | None = None,
@@ -218,19 +196,21 @@ def run_cosim(
     gap_percent: int = 0,
     backpressure_percent: int = 0,
     seed: int = 1,
-    fifo_depth: int = DEFAULT_FIFO_DEPTH,
+    fifo_depth: int | None = None,
     reference_model: Model | None = None,
-    lanes: int = 1,
+    lanes: int | None = None,
     random_gaps: int = 0,
-    synapse_memory: str = "block",
-    lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+    synapse_memory: str | None = None,
+    lane_fifo_depth: int | None = None,
 ) -> CosimResult:
-    """Co-simulate ``model`` on ``images`` and check it bit for bit against the reference.
+    """Co-simulate the core of ``model`` on ``images`` and check it bit for bit against the reference.
 
     Parameters
     ----------
-    model : Model
-        The artifact the core is generated from.
+    model : CorePlan or Model
+        The plan of the core (:func:`esl_hw.rtl_gen.plan.plan_model`), or the artifact the core is
+        generated from with the options below (unset ones at the defaults of
+        :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`, the lanes the model's own).
     images : numpy.ndarray
         ``[N, n_in]`` uint8 pixels, encoded with the model's encoder (``N >= 1``).
     simulator : str
@@ -246,22 +226,22 @@ def run_cosim(
         stream, drawn by an LFSR seeded with ``seed``.
     seed : int
         Seed of the harness's idle/backpressure pattern.
-    fifo_depth : int
+    fifo_depth : int or None
         Depth of the spike FIFOs between layers.
     reference_model : Model or None
         What the checker compares against (default ``model``); a different one shows that the
         checker can fail.
-    lanes : int
+    lanes : int or None
         Lanes per layer core of the generated core (a power of two, see
-        :class:`esl_hw.rtl_gen.SNNCore`).
+        :class:`esl_hw.rtl_gen.SNNCore`; ``None``: the model's own).
     random_gaps : int
         When non-zero (at most 90), the harness draws a new idle share and backpressure share in
         ``0 .. random_gaps`` % for every image after the first (which uses ``gap_percent`` and
         ``backpressure_percent``).
-    synapse_memory : str
+    synapse_memory : str or None
         ``block`` or ``spram`` (see :class:`esl_hw.rtl_gen.SNNCore`; an SPRAM core is simulated
         with its synapses loaded).
-    lane_fifo_depth : int
+    lane_fifo_depth : int or None
         Depth of each lane's event FIFO.
 
     Returns
@@ -278,7 +258,9 @@ def run_cosim(
     for name, value in (*shares, ("random_gaps", random_gaps)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 90:
             raise EslError(f"{name} must be an integer in 0..90, got {value!r}")
-    check_lanes(lanes)
+    options = {"fifo_depth": fifo_depth, "synapse_memory": synapse_memory, "lane_fifo_depth": lane_fifo_depth}
+    plan = as_plan(model, lanes, **options)
+    model = plan.model
     words = event_words(model, images)
     if len(images) == 0:
         raise EslError("no images to co-simulate")
@@ -290,12 +272,9 @@ def run_cosim(
         root = Path(build_dir).resolve()
         with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            key = build_key(model, simulator, fifo_depth, capacity, lanes, synapse_memory, lane_fifo_depth)
-            folder = root / f"{simulator}-{key}"
+            folder = root / f"{simulator}-{build_key(plan, simulator, capacity)}"
             with _locked(folder.parent / f"{folder.name}.lock"):
-                built = _build(
-                    model, simulator, folder, fifo_depth, capacity, lanes, synapse_memory, lane_fifo_depth
-                )
+                built = _build(plan, simulator, folder, capacity)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(
@@ -316,7 +295,7 @@ def run_cosim(
             run_seconds = time.perf_counter() - started
         report_path = report_path if keep_report else None
         result = _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
-        result.lanes = lanes
+        result.lanes, result.config = plan.lanes, plan.config
         return result
 
 

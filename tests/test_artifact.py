@@ -470,7 +470,7 @@ DAMAGED_HEADERS = {
     ),
     "rewiring_lanes_bool": (
         lambda h: h["metadata"].update(rewiring={"lanes": True, "lfsr_states": [1, 2]}),
-        "metadata.rewiring.lanes must be an integer in 1..65536, got True",
+        "metadata.rewiring.lanes must be an integer in 1..64, got True",
     ),
     "rewiring_states_count": (
         lambda h: h["metadata"].update(rewiring={"lanes": 2, "lfsr_states": [1]}),

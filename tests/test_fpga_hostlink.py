@@ -11,8 +11,10 @@ from conftest import random_model
 from esl_hw.errors import EslError
 from esl_hw.fpga import protocol as P
 from esl_hw.fpga.driver import DeviceInfo
-from esl_hw.fpga.hostlink import HostLink, acc_bytes, crc8_step, info_payload, model_id
+from esl_hw.fpga.hostlink import HostLink, acc_bytes, crc8_step, info_payload, memory_word_bytes, model_id
 from esl_hw.rtl_gen import counter_names
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import plan_model
 
 
 def test_crc8_step_matches_the_protocol_crc() -> None:
@@ -53,3 +55,19 @@ def test_argument_checks(rng: np.random.Generator) -> None:
         HostLink(model, divisor=8, timeout=10)
     with pytest.raises(TypeError, match="model must be an esl_hw.artifact.Model, got str"):
         HostLink("model", divisor=8)
+
+
+def test_the_link_takes_one_plan(rng: np.random.Generator) -> None:
+    # The core, the memory word size and INFO all come from the one plan the link is given.
+    model = random_model(rng, (20, 12, 4), w_bits=9)
+    plan = plan_model(model, HardwareConfig(lanes=2, lane_fifo_depth=4))
+    link = HostLink(plan, divisor=8)
+    assert link.plan is plan and link.core.plan is plan and link.lanes == 2
+    assert link.word_bytes == memory_word_bytes(plan) == -(-plan.bus_shape.data_bits // 8)
+    info = DeviceInfo.parse(link.info)
+    assert info.lanes == 2 and not info.capabilities & P.CAP_REWIRE  # 9-bit weights: no rewiring unit
+    assert memory_word_bytes(model, lanes=2) == link.word_bytes
+    with pytest.raises(EslError, match="lanes=4 differs from the plan's"):
+        HostLink(plan, divisor=8, lanes=4)
+    for part in (link, link.core, link.uart_rx, link.uart_tx):  # inspected, never elaborated
+        part._MustUse__silence = True

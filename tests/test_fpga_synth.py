@@ -13,6 +13,8 @@ from conftest import random_model
 from esl_hw.errors import EslError
 from esl_hw.fpga import fit, synth, targets
 from esl_hw.fpga.tools import available
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import plan_model
 
 needs_ecp5 = pytest.mark.skipif(
     not (available("yosys") and available("nextpnr-ecp5")),
@@ -106,32 +108,56 @@ def test_bad_arguments_fail_before_any_tool(tiny_model, tmp_path: Path) -> None:
         synth.synthesize(tiny_model, "ecp5-45k", tmp_path)
     with pytest.raises(EslError, match="frequency must be 1..1000 MHz, got 5000"):
         synth.synthesize(tiny_model, "ecp5-85k", tmp_path, freq_mhz=5000)
-    with pytest.raises(EslError, match="lanes must be a positive integer, got 0"):
+    with pytest.raises(EslError, match="lanes must be a power of two in 1..64, got 0"):
         synth.synthesize(tiny_model, "ecp5-85k", tmp_path, lanes=0)
+    with pytest.raises(EslError, match="lanes = 128 exceeds the hardware limit 64 by 64"):
+        synth.synthesize(tiny_model, "ecp5-85k", tmp_path, lanes=128)
     with pytest.raises(EslError, match="fifo_depth must be an integer >= 2, got 1"):
         synth.synthesize(tiny_model, "ice40-up5k", tmp_path, lane_fifo_depth=1)
     with pytest.raises(EslError, match="has no SPRAM"):
         synth.synthesize(tiny_model, "ecp5-85k", tmp_path, synapse_memory="spram")
+    with pytest.raises(EslError, match="has no SPRAM"):
+        synth.synthesize(plan_model(tiny_model, HardwareConfig(synapse_memory="spram")), "ecp5-85k", tmp_path)
+    with pytest.raises(EslError, match=r"lanes=2 differs from the plan's HardwareConfig\(lanes=1"):
+        synth.synthesize(plan_model(tiny_model), "ecp5-85k", tmp_path, lanes=2)
     assert not any(tmp_path.iterdir())
 
 
-def test_classify_memories() -> None:
+def test_classify_memories(tiny_model) -> None:
+    # Role and whether a memory must be block RAM come from the plan's memory list, by name.
+    plan = plan_model(tiny_model, HardwareConfig(lanes=1))
     memories = [
         {"name": "core.layer0.front0.syn_mem", "depth": 900, "width": 12},
         {"name": "core.layer0.pot_mem0", "depth": 64, "width": 10},
         {"name": "core.fifo0.storage", "depth": 15, "width": 8},
+        {"name": "core.layer1.acc_mem0", "depth": 4, "width": 12},
+        {"name": "$flatten\\core.\\rewire.$auto$proc_rom.cc:155:do_switch$7640", "depth": 32, "width": 1},
     ]
     cells = {
         "core.layer0.front0.syn_mem.0.0": "DP16KD",
         "core.fifo0.storage.0.0": "TRELLIS_DPR16X4",
         "core.layer0.pot_mem0[3]": "TRELLIS_FF",
     }
-    result = {m["name"]: (m["mapped"], m["ok"]) for m in synth.classify_memories(memories, cells, "ecp5")}
-    assert result == {
-        "core.layer0.front0.syn_mem": ("bram", True),
-        "core.layer0.pot_mem0": ("logic", False),
-        "core.fifo0.storage": ("lutram", True),
+    result = {
+        m["name"]: (m["role"], m["mapped"], m["required"], m["ok"])
+        for m in synth.classify_memories(memories, cells, "ecp5", plan)
     }
+    assert list(result.values()) == [
+        ("synapses", "bram", True, True),
+        ("potentials", "logic", True, False),
+        ("fifos", "lutram", False, True),
+        ("accumulators", "logic", False, True),
+        ("other", "logic", False, True),
+    ]
+
+
+def test_netlist_names_are_the_plans_memories(tiny_model) -> None:
+    plan = plan_model(tiny_model, HardwareConfig(lanes=2, synapse_memory="spram"))
+    names = synth.netlist_memories(plan)
+    assert "core.layer0.front1.ptr_mem" in names and "core.layer0.cur_mem1_odd" in names
+    assert "core.layer0.queue0.storage" in names and "core.rewire.hist" in names
+    required = sorted({memory.role for memory in names.values() if memory.placement == "block"})
+    assert required == ["currents", "potentials", "row_pointers", "synapses"]
 
 
 def test_overflows_and_utilisation() -> None:
@@ -177,10 +203,11 @@ def test_choose_synapse_memory_takes_spram_only_where_block_ram_is_too_small(tin
 @needs_yosys
 def test_spram_synapses_map_to_spram_cells(tmp_path: Path) -> None:
     small_model = random_model(np.random.default_rng(5), (20, 12, 4), density=0.5)
-    top, _ = synth.write_top(small_model, 1, tmp_path, rewiring=False, synapse_memory="spram")
-    memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top)
+    plan = plan_model(small_model, HardwareConfig(rewiring=False, synapse_memory="spram"))
+    top, _ = synth.write_top(plan, tmp_path)
+    memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top, plan)
     cells = synth.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
-    classified = synth.classify_memories(memories, cells, "ice40")
+    classified = synth.classify_memories(memories, cells, "ice40", plan)
     mapped = {m["name"]: m["mapped"] for m in classified}
     synapses = {name: kind for name, kind in mapped.items() if name.endswith("syn_mem")}
     assert len(synapses) == 2 and set(synapses.values()) == {"spram"}

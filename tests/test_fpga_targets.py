@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esl_hw.errors import EslError
-from esl_hw.fpga.targets import RESOURCES, TARGETS, cell_kind, get_target
+from esl_hw.fpga.targets import ECP5, FAMILIES, ICE40, RESOURCES, TARGETS, cell_kind, get_family, get_target
 
 
 def test_known_targets_have_every_resource_and_a_source() -> None:
@@ -13,7 +13,26 @@ def test_known_targets_have_every_resource_and_a_source() -> None:
     for target in TARGETS.values():
         assert set(target.capacity) == set(RESOURCES)
         assert "Data Sheet" in target.source
-        assert target.family in ("ecp5", "ice40")
+        assert target.family is FAMILIES[target.family.name]
+
+
+def test_families_carry_memories_cells_and_tools() -> None:
+    # Everything the flow branches on per family is a field of the family object.
+    assert (ECP5.synth_command, ECP5.nextpnr, ICE40.synth_command, ICE40.nextpnr) == (
+        "synth_ecp5", "nextpnr-ecp5", "synth_ice40", "nextpnr-ice40"
+    )  # fmt: skip
+    assert ECP5.lut_ram and not ICE40.lut_ram
+    assert ECP5.spram is None and ICE40.spram.shapes == ((16384, 16),) and not ICE40.spram.initialised
+    assert ECP5.block_ram.deepest_words(9) == 2048 and ECP5.block_ram.deepest_words(30) == 1024
+    assert ECP5.nextpnr_files(None) == ["--lpf-allow-unconstrained", "--textcfg", "design.config"]
+    assert ICE40.nextpnr_files("top.pcf") == ["--pcf", "top.pcf", "--asc", "design.asc"]
+    assert ECP5.pack_args("top.bit") == (
+        "ecppack", ["--compress", "--input", "design.config", "--bit", "top.bit"]
+    )  # fmt: skip
+    assert ICE40.pack_args("top.bin") == ("icepack", ["design.asc", "top.bin"])
+    assert (ECP5.carry_luts, ICE40.carry_luts) == (2, 0)
+    with pytest.raises(EslError, match="unknown FPGA family 'gowin'"):
+        get_family("gowin")
 
 
 def test_capacities_match_the_data_sheets() -> None:

@@ -51,6 +51,39 @@ def test_the_artifact_admits_every_model_the_hardware_plan_admits() -> None:
     assert LIMITS["potential bits"] == limits.V_BITS[1]
 
 
+def test_the_hardware_limits_are_read_from_this_table() -> None:
+    from esl_hw.rtl_gen.plan import LIMITS, MAX_LANES, MAX_REWIRE_W_BITS
+
+    expected = {
+        "neurons per layer": limits.MAX_NEURONS_PER_LAYER,
+        "inputs per layer": limits.MAX_INPUTS_PER_LAYER,
+        "synapses per layer": limits.CORE_MAX_SYNAPSES,
+        "current bits": limits.CORE_MAX_CURRENT_BITS,
+        "potential bits": limits.V_BITS[1],
+        "accumulator bits": limits.CORE_MAX_ACC_BITS,
+        "timesteps": limits.TIMESTEPS[1],
+    }
+    assert expected == LIMITS
+    assert MAX_LANES == limits.MAX_LANES == limits.LANES[1] and limits.REWIRE_LANES == limits.LANES
+    assert MAX_REWIRE_W_BITS == limits.REWIRE_MAX_W_BITS
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, r"^sparsity.lanes must be a power of two in 1..64, got 0$"),
+        (True, r"^sparsity.lanes must be a power of two in 1..64, got True$"),
+        ("4", r"^sparsity.lanes must be a power of two in 1..64, got '4'$"),
+        (12, r"^sparsity.lanes must be a power of two, got 12$"),
+        (128, r"^sparsity.lanes = 128 exceeds the hardware limit 64 by 64$"),
+    ],
+)
+def test_check_lanes_is_the_one_lane_rule(value, message) -> None:
+    assert [limits.check_lanes(lanes) for lanes in (1, 2, 64)] == [1, 2, 64]
+    with pytest.raises(EslError, match=message):
+        limits.check_lanes(value, "sparsity.lanes")
+
+
 def _limits_section() -> str:
     text = (REPO / "docs" / "semantics.md").read_text()
     start = text.index("### Limits")

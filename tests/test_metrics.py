@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import random_model
 
+from esl_hw.errors import EslError
 from esl_hw.metrics import (
     EnergyConstants,
     cycle_floor,
@@ -44,10 +45,13 @@ def test_floors_per_layer_core_and_serial(rng: np.random.Generator) -> None:
     assert overlapped_cycle_floor(model, [100, 10, 30]) == 100  # max(100, 60), max(10, 35), 30
     assert overlapped_cycle_floor(model, [40, 10, 30]) == 5 * 12
     assert overlapped_cycle_floor(model, [40, 10, 300], lanes=4) == pytest.approx(75)
-    with pytest.raises(ValueError, match="lanes"):
+    # One lane rule (esl_hw.limits.check_lanes): a count the hardware refuses has no floor either.
+    with pytest.raises(EslError, match="lanes must be a power of two in 1..64, got 0"):
         cycle_floor(model, [1, 1, 1], lanes=0)
-    with pytest.raises(ValueError, match="lanes"):
-        overlapped_cycle_floor(model, [1, 1, 1], lanes=0)
+    with pytest.raises(EslError, match="lanes must be a power of two, got 3"):
+        overlapped_cycle_floor(model, [1, 1, 1], lanes=3)
+    with pytest.raises(EslError, match="lanes = 128 exceeds the hardware limit 64 by 64"):
+        serial_cycle_floor(model, 1, lanes=128)
 
 
 def test_energy_adds_synaptic_and_memory_parts() -> None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth import Shape
+from amaranth.lib import fifo
+from amaranth.lib.memory import Memory
 from rtl_support import random_model
 
+from esl_hw import limits
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
-from esl_hw.rtl_gen import LIMITS, memory_bits
+from esl_hw.rtl_gen import LIMITS, SNNCore, memory_bits
 from esl_hw.rtl_gen.lif import LifLayerCore
 from esl_hw.rtl_gen.output import OutputLayerCore
 from esl_hw.rtl_gen.plan import (
     MASK_SKID_WORDS,
+    MAX_LANES,
+    HardwareConfig,
+    as_plan,
     check_fifo_depth,
     check_lanes,
     dense_memory_bits,
@@ -123,10 +131,141 @@ def test_dense_memory_bits() -> None:
     assert dense["total"] == sum(value for key, value in dense.items() if key != "total")
 
 
-@pytest.mark.parametrize(("lanes", "message"), [(3, "power of two"), ("2", "power of two"), (128, "by 64")])
+@pytest.mark.parametrize(
+    ("lanes", "message"),
+    [(3, "power of two, got 3"), ("2", "power of two in 1..64, got '2'"), (128, "limit 64 by 64")],
+)
 def test_lane_counts_checked(lanes, message) -> None:
     with pytest.raises(EslError, match=message):
         check_lanes(lanes)
+    with pytest.raises(EslError, match=message):
+        HardwareConfig(lanes=lanes)
+
+
+def test_one_lane_rule_for_training_artifact_and_hardware() -> None:
+    # The training config, the artifact's metadata and every hardware stage take the same lanes.
+    from esl_hw.train.hardware_rewiring import MAX_LANES as TRAIN_MAX_LANES
+    from esl_hw.train.hardware_rewiring import check_lanes as train_check_lanes
+
+    assert TRAIN_MAX_LANES == MAX_LANES == limits.MAX_LANES == limits.REWIRE_LANES[1] == 64
+    for lanes in (1, 2, 64):
+        assert train_check_lanes(lanes) == check_lanes(lanes) == HardwareConfig(lanes=lanes).lanes
+    for lanes in (0, 3, 128):
+        for check in (train_check_lanes, check_lanes, lambda value: HardwareConfig(lanes=value)):
+            with pytest.raises(EslError):
+                check(lanes)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fifo_depth": 1}, "fifo_depth must be an integer >= 2, got 1"),
+        ({"lane_fifo_depth": True}, "lane_fifo_depth must be an integer >= 2, got True"),
+        ({"spike_fifo_depth": 1 << 20}, "spike_fifo_depth = 1048576 exceeds the hardware limit 65536 by"),
+        ({"synapse_memory": "flash"}, "synapse_memory must be one of block, spram, got 'flash'"),
+        ({"rewiring": 1}, "rewiring must be True, False or None, got 1"),
+    ],
+)
+def test_hardware_config_is_validated_once(options, message) -> None:
+    with pytest.raises(EslError, match=message):
+        HardwareConfig(**options)
+
+
+def test_config_takes_the_lanes_the_model_was_trained_for() -> None:
+    model = random_model(np.random.default_rng(3), [6, 5, 3])
+    assert HardwareConfig.for_model(model) == HardwareConfig()
+    trained = dataclasses.replace(model, metadata={"rewiring": {"lanes": 4, "lfsr_states": [5, 6]}})
+    assert HardwareConfig.for_model(trained).lanes == 4
+    assert HardwareConfig.for_model(trained, lanes=2, lane_fifo_depth=None).lanes == 2
+    assert plan_model(trained).lanes == 4 and plan_model(trained, 1).lanes == 1
+    assert memory_bits(trained) == memory_bits(model, lanes=4)
+
+
+def test_plan_is_computed_once_and_passed_on() -> None:
+    model = random_model(np.random.default_rng(3), [6, 5, 3])
+    plan = plan_model(model, HardwareConfig(lanes=2, lane_fifo_depth=4))
+    assert as_plan(plan) is plan and as_plan(plan, 2, lane_fifo_depth=4) is plan
+    with pytest.raises(EslError, match=r"lanes=4 differs from the plan's HardwareConfig\(lanes=2"):
+        as_plan(plan, 4)
+    assert [layer.index for layer in plan] == [0, 1] and plan[-1].kind == "output" and len(plan) == 2
+    assert plan.memory_bits() == memory_bits(model, lanes=2, lane_fifo_depth=4) == memory_bits(plan)
+    assert "CorePlan(6-5-3, HardwareConfig(lanes=2" in repr(plan)
+
+
+def test_rewiring_is_resolved_by_the_plan() -> None:
+    narrow = random_model(np.random.default_rng(2), [6, 5, 3], w_bits=8)
+    wide = random_model(np.random.default_rng(2), [6, 5, 3], density=0.5, w_bits=9)
+    assert plan_model(narrow).rewiring and not plan_model(wide).rewiring
+    assert not plan_model(narrow, HardwareConfig(rewiring=False)).rewiring
+    assert plan_model(narrow, HardwareConfig(rewiring=False)).memory_bits()["rewiring"] == 0
+    with pytest.raises(EslError, match="cannot add the rewiring unit: layer 0: w_bits = 9 exceeds"):
+        plan_model(wide, HardwareConfig(rewiring=True))
+
+
+def elaborated_memories(component, path: str = "") -> dict[str, tuple[int, int]]:
+    """``{path: (depth, width)}`` of every memory below ``component`` (a FIFO counts as one, its
+    depth and width), found by elaborating it level by level."""
+    found = {}
+    module = elaborate(component)
+    for name in module._named_submodules:  # (an Amaranth 0.5 detail: the names of the submodules)
+        sub, where = module.submodules[name], f"{path}{name}"
+        if isinstance(sub, Memory):
+            found[where] = (sub.depth, Shape.cast(sub.shape).width)
+            sub._MustUse__silence = True
+        elif isinstance(sub, fifo.SyncFIFO | fifo.SyncFIFOBuffered):
+            found[where] = (sub.depth, sub.width)
+            sub._MustUse__silence = True
+        elif hasattr(sub, "elaborate"):
+            found.update(elaborated_memories(sub, f"{where}."))
+    return found
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        HardwareConfig(),
+        HardwareConfig(lanes=4, fifo_depth=4, lane_fifo_depth=8, spike_fifo_depth=3),
+        HardwareConfig(lanes=2, synapse_memory="spram", rewiring=False),
+    ],
+)
+def test_memory_list_is_what_the_core_generates(config) -> None:
+    """The plan's memory list names every memory the gateware instantiates, with its depth and
+    width (split synapse memories by block, FIFOs as FIFOs), and nothing else."""
+    model = random_model(np.random.default_rng(1), [300, 40, 6, 3], density=0.5, w_bits=7)
+    plan = plan_model(model, config)
+    core = SNNCore(plan)
+    expected = {}
+    for memory in plan.memories:
+        if memory.is_fifo:
+            expected[memory.name] = (memory.depth, memory.width)
+        else:
+            expected.update({name: (depth, memory.width) for name, depth in memory.parts})
+    assert elaborated_memories(core) == expected
+    split = any(len(memory.parts) > 1 for memory in plan.memories)  # 1,000-word EBR blocks, 16k SPRAM
+    assert split == (config.synapse_memory == "block")
+    assert [region.id for region in plan.regions] == list(range(len(plan.regions)))
+    assert plan.regions == core.regions
+
+
+def test_memory_list_roles_and_placement() -> None:
+    model = random_model(np.random.default_rng(1), [10, 7, 3], density=0.5)
+    plan = plan_model(model, HardwareConfig(lanes=2))
+    by_role = {}
+    for memory in plan.memories:
+        by_role.setdefault(memory.role, set()).add(memory.placement)
+    assert by_role == {
+        "row_pointers": {"block"},
+        "synapses": {"block"},
+        "potentials": {"block"},
+        "currents": {"block"},
+        "accumulators": {"any"},
+        "fifos": {"any"},
+        "rewiring": {"any"},
+    }
+    mapped = [memory for memory in plan.memories if memory.host_id is not None]
+    assert [memory.kind for memory in mapped] == ["ptr"] * 2 + ["syn"] * 2 + ["pot"] * 2 + ["ptr"] * 2 + [
+        "syn"
+    ] * 2 + ["acc"] * 2
 
 
 def test_lanes_split_rows_by_bank() -> None:

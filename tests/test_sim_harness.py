@@ -89,3 +89,10 @@ def test_harness_has_the_rewire_phase_only_with_the_rewiring_unit(model) -> None
     wide = dataclasses.replace(model.layers[-1], w_bits=9)
     text = harness_verilog(dataclasses.replace(model, layers=(*model.layers[:-1], wide)))
     assert ".host_rdata(host_rdata)" in text and "rewire_start" not in text and "phase" not in text
+    # The harness follows the plan's core: a plan without the unit (rewiring=False) has no phase.
+    from esl_hw.rtl_gen.hardware import HardwareConfig
+
+    plan = plan_model(model, HardwareConfig(lanes=2, rewiring=False))
+    text = harness_verilog(plan)
+    assert ".host_rdata(host_rdata)" in text and "rewire_start" not in text and "phase" not in text
+    assert harness_verilog(plan_model(model, 2)) == harness_verilog(model, lanes=2)

@@ -10,7 +10,8 @@ from rtl_support import random_model
 from esl_hw.encoding import encode
 from esl_hw.metrics import EnergyConstants, synaptic_ops
 from esl_hw.reference import run
-from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits, plan_model
 from esl_hw.sim.report import report_rows, sim_report
 
 
@@ -51,3 +52,19 @@ def test_report_keys_and_values() -> None:
     assert report["cycle_floor"] > 0 and report["cycles_over_floor"] == 102.0 / report["cycle_floor"]
     names = [name for name, _ in report_rows(report)]
     assert "cycle floor (ratio)" in names and "memory bits (dense design)" in names
+
+
+def test_memory_bits_are_those_of_the_simulated_plan() -> None:
+    # The report's memory figures are the simulated core's: its whole configuration, not only lanes.
+    rng = np.random.default_rng(0)
+    model = random_model(rng, [12, 8, 4], timesteps=3)
+    images = rng.integers(0, 256, (2, 12), dtype=np.uint8)
+    config = HardwareConfig(lanes=2, lane_fifo_depth=4, fifo_depth=8)
+    result = fake_result(model, images, lanes=2)
+    result.config = config
+    labels = np.asarray(result.predictions)
+    expected = plan_model(model, config).memory_bits()
+    assert expected != memory_bits(model, lanes=2)
+    assert sim_report(model, result, images, labels)["memory_bits"] == expected
+    del result.config
+    assert sim_report(plan_model(model, config), result, images, labels)["memory_bits"] == expected

@@ -76,7 +76,7 @@ def test_full_density_is_allowed() -> None:
         ({"sparsity": {"grow": "rigl"}}, "random, random-unfired, hardware-random"),
         ({"sparsity": {"grow": "hardware-random"}}, "needs sparsity.prune: magnitude, got 'set'"),
         ({"sparsity": {"lanes": 3}}, "sparsity.lanes must be a power of two, got 3"),
-        ({"sparsity": {"lanes": 0}}, "sparsity.lanes must be a power of two in 1..65536, got 0"),
+        ({"sparsity": {"lanes": 0}}, "sparsity.lanes must be a power of two in 1..64, got 0"),
         ({"sparsity": {"lanes": "4"}}, "sparsity.lanes must be a power of two"),
         ({"sparsity": {"lfsr_seed": 0}}, "sparsity.lfsr_seed must be an integer in 1..0xffffffff, got 0"),
         ({"sparsity": {"lfsr_seed": 1 << 32}}, "sparsity.lfsr_seed must be an integer in 1..0xffffffff"),

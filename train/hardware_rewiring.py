@@ -33,20 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from esl_hw import limits
 from esl_hw.artifact import Layer
 from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED, LFSR_MASK, rewire_layer
 
-MAX_LANES = 1 << 16
+#: The most lanes a core has (:data:`esl_hw.limits.MAX_LANES`): a config the hardware would refuse is
+#: refused before training.
+MAX_LANES = limits.MAX_LANES
 
 
 def check_lanes(lanes: Any, key: str = "lanes") -> int:
-    """``lanes`` if it is a power of two in ``1..2^16``; otherwise :class:`EslError` showing the value."""
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
-        raise EslError(f"{key} must be a power of two in 1..{MAX_LANES}, got {lanes!r}")
-    if lanes & (lanes - 1):
-        raise EslError(f"{key} must be a power of two, got {lanes!r}")
-    return lanes
+    """``lanes`` if the hardware accepts it (a power of two in ``1..MAX_LANES``,
+    :func:`esl_hw.limits.check_lanes`); otherwise :class:`EslError` showing the value."""
+    return limits.check_lanes(lanes, key)
 
 
 def check_seed(seed: Any, key: str = "lfsr_seed") -> int:
