@@ -19,6 +19,7 @@ from esl_hw.errors import EslError
 
 EXIT_USAGE = 2
 SIMULATORS = ("verilator", "icarus")
+LANES_HELP = "lanes per layer core, a power of two (default: the lanes the model was trained for, else 1)"
 FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
 #: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it
 HANDLERS = {
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     rtl = commands.add_parser("rtl", help="generate Verilog for the event-driven LIF core")
     rtl.add_argument("model", type=Path, help="model artifact folder")
     rtl.add_argument("--out", type=Path, required=True, help="folder for the Verilog")
-    rtl.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    rtl.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     rtl.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     sim = commands.add_parser("sim", help="co-simulate the RTL against the reference, bit for bit")
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
-    sim.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    sim.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     sim.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_energy_options(sim)
 
@@ -150,14 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--samples", type=_positive_int, help="RTL test images (default: all)")
     compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
-    compare.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    compare.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     _add_energy_options(compare)
     compare.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     synth = commands.add_parser("synth", help="synthesise and place-and-route: resources, Fmax, latency")
     synth.add_argument("model", type=Path, help="model artifact folder")
     synth.add_argument("--target", required=True, help="ecp5-85k, ecp5-25k or ice40-up5k")
-    synth.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (power of two)")
+    synth.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     synth.add_argument(
         "--freq", type=_positive_number, help="clock constraint in MHz (default 100 on ECP5, 24 on iCE40)"
     )
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     bitstream.add_argument("model", type=Path, help="model artifact folder")
     bitstream.add_argument("--board", required=True, help="ulx3s-85f, ulx3s-25f or icebreaker")
     bitstream.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
-    bitstream.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core")
+    bitstream.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     bitstream.add_argument(
         "--no-rewiring", action="store_true", help="leave the rewiring unit out (smaller; REWIRE is refused)"
     )
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
     demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
-    demo.add_argument("--lanes", type=_positive_int, default=1, help="lanes per layer core (default 1)")
+    demo.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     return parser

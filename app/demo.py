@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.app.stages import EXIT_MISMATCH, EXIT_OK, cosimulate, training_config, write_json
+from esl_hw.app.stages import EXIT_MISMATCH, EXIT_OK, core_lanes, cosimulate, training_config, write_json
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, save_model
 from esl_hw.datasets import load_mnist
@@ -75,7 +75,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds["evaluate"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        emit_verilog(model, staging / "rtl", lanes=args.lanes)
+        emit_verilog(model, staging / "rtl", lanes=core_lanes(model, args.lanes))
         seconds["rtl"] = time.perf_counter() - start
 
         start = time.perf_counter()

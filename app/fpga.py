@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from esl_hw.app.stages import core_lanes
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
@@ -88,11 +89,12 @@ def run_synth(args: argparse.Namespace) -> int:
     target = get_target(args.target)
     depth = args.lane_fifo_depth
     lane_fifo_depth = check_fifo_depth(DEFAULT_LANE_FIFO_DEPTH if depth is None else depth)
-    synapse_memory = choose_synapse_memory(model, target, args.lanes, args.synapses)
+    lanes = core_lanes(model, args.lanes)
+    synapse_memory = choose_synapse_memory(model, target, lanes, args.synapses)
     cycles, source = None, "none"
     if args.samples > 0:
         measured = measure_cycles(
-            model, args.samples, args.simulator, args.lanes, args.data, synapse_memory, lane_fifo_depth
+            model, args.samples, args.simulator, lanes, args.data, synapse_memory, lane_fifo_depth
         )
         if measured["mismatches"]:
             raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
@@ -104,7 +106,7 @@ def run_synth(args: argparse.Namespace) -> int:
             args.target,
             staging,
             freq_mhz=args.freq,
-            lanes=args.lanes,
+            lanes=lanes,
             allow_timing_failure=args.allow_timing_failure,
             cycles_per_inference=cycles,
             cycles_source=source,
@@ -142,7 +144,7 @@ def run_bitstream(args: argparse.Namespace) -> int:
             args.board,
             staging,
             baud=args.baud,
-            lanes=args.lanes,
+            lanes=core_lanes(model, args.lanes),
             rewiring=rewiring,
             report_dir=args.out,
         )

@@ -101,14 +101,22 @@ def run_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def core_lanes(model: Model, requested: int | None) -> int:
+    """``requested`` lanes, or the lanes ``model`` was trained for (else 1), validated once."""
+    from esl_hw.rtl_gen.hardware import HardwareConfig
+
+    return HardwareConfig.for_model(model, requested).lanes
+
+
 def run_rtl(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
     from esl_hw.rtl_gen import emit_verilog, memory_bits
 
+    lanes = core_lanes(model, args.lanes)
     with staged_folder(args.out, state=state) as staging:
-        verilog = emit_verilog(model, staging, lanes=args.lanes)
-        write_json(staging / "memory_bits.json", memory_bits(model, lanes=args.lanes))
+        verilog = emit_verilog(model, staging, lanes=lanes)
+        write_json(staging / "memory_bits.json", memory_bits(model, lanes=lanes))
     print(f"Verilog written to {args.out / verilog.name}")
     return EXIT_OK
 
@@ -147,7 +155,7 @@ def cosimulate(
         simulator=args.simulator,
         build_dir=build_dir,
         trace_potentials=trace_potentials,
-        lanes=args.lanes,
+        lanes=core_lanes(model, args.lanes),
     )
     report = sim_report(
         model, result, data.test.images, data.test.labels, energy_constants=energy_constants(args)

@@ -65,3 +65,21 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     # a second export onto the same folder needs --force and keeps the first one intact
     assert main(["export", str(run), "--out", str(model)]) == 2
     assert load_model(model).synapses == artifact.synapses
+
+
+def test_lanes_default_to_the_lanes_the_model_was_trained_for(tmp_path: Path) -> None:
+    import numpy as np
+    from conftest import random_model
+
+    from esl_hw.artifact import Model, save_model
+    from esl_hw.rtl_gen import memory_bits
+
+    base = random_model(np.random.default_rng(4), (30, 16, 5), timesteps=2)
+    rewiring = {"lanes": 2, "lfsr_states": [0xACE1] * len(base.layers)}
+    model = Model(base.layers, base.timesteps, metadata={"rewiring": rewiring})
+    model_dir = save_model(model, tmp_path / "model")
+    assert main(["rtl", str(model_dir), "--out", str(tmp_path / "own")]) == 0
+    assert main(["rtl", str(model_dir), "--out", str(tmp_path / "one"), "--lanes", "1"]) == 0
+    own = json.loads((tmp_path / "own" / "memory_bits.json").read_text())
+    one = json.loads((tmp_path / "one" / "memory_bits.json").read_text())
+    assert own == json.loads(json.dumps(memory_bits(model, lanes=2))) != one
