@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from esl_hw.errors import EslError
+from esl_hw.sim.build import SIMULATORS
 
 EXIT_USAGE = 2
-SIMULATORS = ("verilator", "icarus")
 LANES_HELP = "lanes per layer core, a power of two (default: the lanes the model was trained for, else 1)"
 FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
 #: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it

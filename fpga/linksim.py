@@ -92,7 +92,7 @@ def run_link_cosim(
 
     from esl_hw.fpga.hostlink import HostLink
     from esl_hw.rtl_gen import counter_names
-    from esl_hw.sim.runner import simulator_environment
+    from esl_hw.sim.build import TIMESCALE, build_simulation, simulator_environment
 
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != model.n_inputs or images.dtype != np.uint8:
@@ -120,19 +120,12 @@ def run_link_cosim(
             "counters": counter_names(model),
         }
         (folder / "config.json").write_text(json.dumps(config))
-        build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
         with simulator_environment(simulator):
             runner = get_runner(simulator)
             started = time.perf_counter()
             try:
-                runner.build(
-                    sources=[folder / f"{LINK_CORE}.v", folder / f"{LINK_TOP}.v"],
-                    hdl_toplevel=LINK_TOP,
-                    build_dir=folder / "sim",
-                    build_args=build_args,
-                    timescale=("1ns", "1ps"),
-                    log_file=folder / "build.log",
-                )
+                sources = [folder / f"{LINK_CORE}.v", folder / f"{LINK_TOP}.v"]
+                build_simulation(simulator, sources, LINK_TOP, folder)
                 runner.test(
                     test_module=TEST_MODULE,
                     hdl_toplevel=LINK_TOP,
@@ -140,7 +133,7 @@ def run_link_cosim(
                     build_dir=folder / "sim",
                     test_dir=folder,
                     extra_env={LINK_CONFIG_ENV: str(folder / "config.json")},
-                    timescale=("1ns", "1ps"),
+                    timescale=TIMESCALE,
                     log_file=folder / "sim.log",
                 )
             except (SystemExit, Exception) as error:

