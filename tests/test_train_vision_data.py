@@ -311,3 +311,14 @@ def test_damaged_event_recordings_are_one_error(tmp_path: Path) -> None:
         EslError, match="airplane/0.aedat4: damaged event recording \\(RuntimeError: bad packet"
     ):
         load_cifar10_dvs(tmp_path / "dvs", 2, reader=reader)
+
+
+def test_event_data_without_tonic_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from esl_hw.train.vision_data import load_cifar10_dvs, load_nmnist
+
+    monkeypatch.setitem(sys.modules, "tonic", None)
+    for load in (load_nmnist, load_cifar10_dvs):
+        with pytest.raises(EslError, match=r"pip install 'esl-hw\[events\]'"):
+            load(tmp_path, 4)

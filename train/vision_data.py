@@ -218,6 +218,16 @@ def load_cifar(path: str | os.PathLike[str], classes: int = 10) -> tuple[ArraySp
 # ---------------------------------------------------------------- event data
 
 
+def require_tonic() -> None:
+    """Refuse with one line naming the extra to install when tonic (the event-data library) is absent."""
+    try:
+        import tonic  # noqa: F401
+    except ImportError:
+        raise EslError(
+            "event datasets (N-MNIST, DVS-CIFAR10) need tonic: pip install 'esl-hw[events]'"
+        ) from None
+
+
 def events_to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], timesteps: int) -> np.ndarray:
     """Frames ``[T, 2, H, W]`` (float32 event counts) of one recording, ``T`` equal time bins (tonic)."""
     from tonic.transforms import ToFrame
@@ -283,6 +293,7 @@ def load_nmnist(
     path: str | os.PathLike[str], timesteps: int, limit: int | None = None
 ) -> tuple[ArraySplit, ArraySplit]:
     """``(train, test)`` N-MNIST frames ``[N, T, 2, 34, 34]``; ``limit`` recordings per split at most."""
+    require_tonic()
     root = _folder(path, "NMNIST")
     splits = []
     for name in ("Train", "Test"):
@@ -308,6 +319,7 @@ def load_cifar10_dvs(
     reader: Callable[[Path], np.ndarray] = read_cifar10_dvs,
 ) -> tuple[ArraySplit, ArraySplit]:
     """``(train, test)`` DVS-CIFAR10 frames ``[N, T, 2, 128, 128]`` split per class by file name."""
+    require_tonic()
     root = _folder(path, "CIFAR10DVS")
     train_files, test_files = [], []
     for label, name in enumerate(CIFAR10_DVS_CLASSES):
