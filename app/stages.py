@@ -191,12 +191,25 @@ def run_sim(args: argparse.Namespace) -> int:
 
 
 def _float_accuracy(model: Model, run_dir: Path | None, data: Dataset) -> tuple[float | None, str]:
-    """Accuracy of the float network of ``run_dir`` (or of the run the artifact names), if present."""
+    """Accuracy of the float network of ``run_dir`` (or of the run the artifact names, if present).
+
+    A run given explicitly must exist, and any run must have trained the model's network
+    (same layer sizes): a float accuracy of another network is refused, not shown.
+    """
+    explicit = run_dir is not None
     run_dir = run_dir or (Path(model.metadata["run_dir"]) if model.metadata.get("run_dir") else None)
     if run_dir is None or not run_dir.is_dir():
+        if explicit:
+            raise EslError(f"--run {run_dir} is not a training run folder")
         return None, f"no training run at {run_dir}" if run_dir else "the artifact names no training run"
-    from esl_hw.train.export import evaluate_float
+    from esl_hw.train.export import evaluate_float, load_checkpoint
 
+    trained = [str(size) for size in load_checkpoint(run_dir)["sizes"]]
+    network = [str(model.n_inputs)] + [str(layer.n_out) for layer in model.layers]
+    if trained != network:
+        raise EslError(
+            f"training run {run_dir} trained a {'-'.join(trained)} network, the model is {'-'.join(network)}"
+        )
     return evaluate_float(run_dir, data.test.images, data.test.labels), str(run_dir)
 
 

@@ -10,10 +10,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import random_model
 
 from esl_hw.app.cli import main
-from esl_hw.artifact import load_model
+from esl_hw.artifact import load_model, save_model
 
 TINY_CONFIG = """\
 seed: 3
@@ -62,6 +64,15 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert comparison["int_samples"] == 1000 and comparison["rtl_samples"] == 3
     assert comparison["rtl_mismatches"] == 0 and comparison["potentials_checked"]
     assert "| RTL |" in (compared / "compare.md").read_text()
+    # the float model of another network, or a run that is not there, is refused, not shown
+    other = save_model(random_model(np.random.default_rng(1), (784, 7, 10), timesteps=4), tmp_path / "other")
+    for argv in (
+        ["compare", str(other), "--out", str(tmp_path / "c2"), "--run", str(run)],
+        ["compare", str(model), "--out", str(tmp_path / "c3"), "--run", str(tmp_path / "absent")],
+    ):
+        assert main([*argv, "--samples", "1", "--simulator", "icarus"]) == 2
+        assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+    assert "784-24-10 network, the model is 784-7-10" in capsys.readouterr().err
     # a second export onto the same folder needs --force and keeps the first one intact
     assert main(["export", str(run), "--out", str(model)]) == 2
     assert load_model(model).synapses == artifact.synapses
