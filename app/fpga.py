@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_hw.app.stages import core_lanes
+from esl_hw.app.stages import core_lanes, optional_target
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
@@ -162,9 +162,7 @@ def run_run(args: argparse.Namespace) -> int:
     from esl_hw.fpga.driver import HostDriver, open_serial, run_images
     from esl_hw.rtl_gen import counter_names
 
-    state = None
-    if args.out is not None:
-        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
+    state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
     transport = open_serial(args.port, args.baud)
     try:

@@ -21,7 +21,7 @@ from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
 from esl_hw.errors import EslError
 from esl_hw.metrics import EnergyConstants
-from esl_hw.outputs import check_writable_target, staged_folder
+from esl_hw.outputs import TargetState, check_writable_target, staged_folder
 from esl_hw.reference import predict
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,15 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def optional_target(args: argparse.Namespace, *inputs: Path | None) -> TargetState | None:
+    """The output rule applied to an optional ``--out`` (``None`` when the command only prints)."""
+    if args.out is None:
+        return None
+    return check_writable_target(args.out, args.force, inputs=inputs)
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    state = None
-    if args.out is not None:
-        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
+    state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
     data = load_mnist(args.data)
     _check_inputs(model, data)
@@ -171,9 +176,7 @@ def _print_cosim(report: dict[str, Any]) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    state = None
-    if args.out is not None:
-        state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
+    state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
     data = load_mnist(args.data)
     _check_inputs(model, data)
