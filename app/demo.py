@@ -102,7 +102,11 @@ def run_demo(args: argparse.Namespace) -> int:
             ("float_accuracy", summary["float_accuracy"]),
             ("int_accuracy (reference)", summary["int_accuracy"]),
             ("torch integer vs reference", f"{torch_mismatches} of {len(data.test)} samples differ"),
-            ("rtl_accuracy", summary["rtl_accuracy"]),
+            (
+                f"accuracy on the {summary['rtl_samples']} RTL images",
+                f"RTL {summary['rtl_accuracy']:.4f}, "
+                f"reference {summary['reference_accuracy_rtl_samples']:.4f}",
+            ),
             ("rtl samples / mismatches", f"{summary['rtl_samples']} / {summary['rtl_mismatches']}"),
             ("synapses (density)", f"{summary['synapses']} ({summary['density']:.4f})"),
             ("cycles per inference", summary["cycles_per_inference"]),

@@ -35,7 +35,8 @@ def sim_report(
     the core of ``model`` (its plan; or the model, planned with the result's configuration).
 
     Keys: ``simulator``, ``lanes``, ``rtl_samples``, ``rtl_mismatches``, ``rtl_problems``,
-    ``rtl_accuracy``, ``cycles_per_inference`` (mean), ``cycles_p99``, ``cycle_floor``
+    ``rtl_accuracy``, ``reference_accuracy_rtl_samples`` (the reference on the same images),
+    ``cycles_per_inference`` (mean), ``cycles_p99``, ``cycle_floor``
     (``max_l (SOPs_l + T·N_l) / L``, mean), ``cycles_over_floor``, ``cycle_floor_serial``,
     ``sops_per_inference``, ``sops_per_layer``, ``sops_counter_matches_reference``,
     ``spikes_per_inference`` (per LIF layer), ``memory_reads_per_inference`` and
@@ -64,6 +65,9 @@ def sim_report(
         "rtl_mismatches": result.mismatches,
         "rtl_problems": list(result.problems),
         "rtl_accuracy": float(np.mean(np.asarray(result.predictions) == labels[: result.samples])),
+        "reference_accuracy_rtl_samples": float(
+            np.mean(np.asarray(result.expected_predictions) == labels[: result.samples])
+        ),
         "cycles_per_inference": float(cycles.mean()),
         "cycles_p99": float(np.percentile(cycles, 99)),
         "cycle_floor": float(floors.mean()),
@@ -99,7 +103,10 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
         ("lanes", report["lanes"]),
         ("samples", report["rtl_samples"]),
         ("mismatching samples", report["rtl_mismatches"]),
-        ("rtl_accuracy", report["rtl_accuracy"]),
+        (
+            "accuracy: RTL / reference, same images",
+            f"{report['rtl_accuracy']:.4f} / {report['reference_accuracy_rtl_samples']:.4f}",
+        ),
         ("cycles per inference (p99)", f"{report['cycles_per_inference']:.1f} ({report['cycles_p99']:.0f})"),
         ("cycle floor (ratio)", f"{report['cycle_floor']:.1f} ({report['cycles_over_floor']:.3f})"),
         ("synaptic ops per inference", report["sops_per_inference"]),

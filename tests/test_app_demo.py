@@ -77,5 +77,6 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
     assert summary["simulator"] == "verilator"
     model = load_model(out / "model")
     assert model.layers[0].n_out == 20 and summary["synapses"] == model.synapses
-    assert "rtl_accuracy" in done.stdout
+    rtl, reference = summary["rtl_accuracy"], summary["reference_accuracy_rtl_samples"]
+    assert f"accuracy on the 3 RTL images  RTL {rtl:.4f}, reference {reference:.4f}" in done.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -26,6 +26,7 @@ def fake_result(model, images, lanes: int):
         mismatches=0,
         problems=[],
         predictions=trace.predictions.tolist(),
+        expected_predictions=trace.predictions.tolist(),
         cycles=[100 + index for index in range(len(images))],
         sops=sops,
         spikes=[[int(layer[:, sample].sum()) for layer in trace.spikes] for sample in range(len(images))],
@@ -44,6 +45,10 @@ def test_report_keys_and_values() -> None:
     labels = np.asarray(result.predictions)
     report = sim_report(model, result, images, labels, EnergyConstants(e_sop=1.0, e_mem_access=0.0))
     assert report["lanes"] == 4 and report["rtl_samples"] == 5 and report["rtl_accuracy"] == 1.0
+    labels_off = (labels + 1) % 4  # the reference on the same images is scored on its own predictions
+    other = sim_report(model, result, images, labels_off)
+    expected = np.mean(np.asarray(result.expected_predictions) == labels_off)
+    assert other["reference_accuracy_rtl_samples"] == expected
     assert report["cycles_per_inference"] == 102.0
     assert report["sops_counter_matches_reference"]
     assert report["memory_bits"] == memory_bits(model, lanes=4)
