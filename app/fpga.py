@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from esl_hw.app.provenance import provenance
 from esl_hw.app.stages import core_lanes, optional_target
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
@@ -177,7 +178,8 @@ def run_run(args: argparse.Namespace) -> int:
             close()
     if state is not None:
         with staged_folder(args.out, state=state) as staging:
-            (staging / "run.json").write_text(json.dumps(result, indent=2) + "\n")
+            record = {**result, "provenance": provenance(args)}
+            (staging / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     rows = [
         ("images", f"{result['samples']} {where}"),
         ("mismatching samples", result["mismatches"]),

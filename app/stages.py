@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from esl_hw.app.provenance import provenance
 from esl_hw.app.tables import compare_markdown, print_table
 from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, load_mnist
@@ -97,6 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
     accuracy = float(np.mean(predictions == data.test.labels))
     if state is not None:
         report = {"dataset": data.source, "test_images": len(data.test), "int_accuracy": accuracy}
+        report["provenance"] = provenance(args)
         with staged_folder(args.out, state=state) as staging:
             write_json(staging / "eval.json", report)
     print_table(
@@ -188,7 +190,7 @@ def run_sim(args: argparse.Namespace) -> int:
     else:
         with staged_folder(args.out, state=state) as staging:
             report = cosimulate(model, data, args.samples, args, staging / "sim_build")
-            write_json(staging / "sim.json", report)
+            write_json(staging / "sim.json", {**report, "provenance": provenance(args)})
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
 
@@ -235,7 +237,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "int_accuracy_rtl_samples": float(np.mean(reference[:count] == data.test.labels[:count])),
             **cosim,
         }
-        write_json(staging / "compare.json", report)
+        write_json(staging / "compare.json", {**report, "provenance": provenance(args)})
         (staging / "compare.md").write_text(compare_markdown(report))
     print(compare_markdown(report), end="")
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH

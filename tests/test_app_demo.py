@@ -75,6 +75,8 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
     assert summary["rtl_samples"] == 3 and summary["rtl_mismatches"] == 0
     assert summary["torch_reference_mismatches"] == 0 and summary["test_samples"] == 1000
     assert summary["simulator"] == "verilator"
+    assert summary["seed"] == summary["config"]["seed"] and summary["config"]["model"]["hidden"] == [20]
+    assert summary["provenance"]["command_line"][:2] == ["esl-hw", "demo"]
     model = load_model(out / "model")
     assert model.layers[0].n_out == 20 and summary["synapses"] == model.synapses
     rtl, reference = summary["rtl_accuracy"], summary["reference_accuracy_rtl_samples"]
