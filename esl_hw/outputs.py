@@ -177,13 +177,16 @@ def mark_staging(folder: Path) -> None:
 
 def new_staging(target: Path) -> Path:
     """A fresh staging folder ``.<name>.partial-XXXX`` beside ``target``, owned by this process."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_INFIX}", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
-    mark_staging(staging)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clear_stale_staging(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_INFIX}", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+        mark_staging(staging)
+    except OSError as error:
+        raise EslError(f"cannot write beside --out {target} ({error.strerror or error})") from None
     return staging
 
 

@@ -210,3 +210,11 @@ def test_staging_of_a_live_or_foreign_process_and_unmarked_folders_are_kept(tmp_
     finally:
         live.kill()
         live.wait()
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file" / "out", Path("/proc/esl-hw-out")):
+        with pytest.raises(EslError, match="cannot (inspect|write beside --out)"), staged_folder(target):
+            pass
+    assert (tmp_path / "file").read_text() == "x"

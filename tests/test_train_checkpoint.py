@@ -181,3 +181,8 @@ def test_atomic_save_and_metric_truncation(tmp_path: Path) -> None:
     metrics.write_text("1\n2\n3\n")
     truncate_metrics(metrics, 2)
     assert metrics.read_text() == "1\n2\n"
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_error() -> None:
+    with pytest.raises(EslError, match="cannot write the run beside --out"):
+        train(config_from_dict(CONFIG), Path("/proc/esl-hw-run"), progress=False)

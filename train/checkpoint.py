@@ -133,12 +133,15 @@ def open_work_folder(
         clear_temporaries(work)
         mark_staging(work)
         return work, True, target
-    if work.exists():
-        shutil.rmtree(work)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work.mkdir()
-    work.chmod(_umask_mode(0o777))
-    mark_staging(work)
+    try:
+        if work.exists():
+            shutil.rmtree(work)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir()
+        work.chmod(_umask_mode(0o777))
+        mark_staging(work)
+    except OSError as error:
+        raise EslError(f"cannot write the run beside --out {out_dir} ({error.strerror or error})") from None
     return work, False, target
 
 
