@@ -34,8 +34,9 @@ EXIT_MISMATCH = 1
 def training_config(
     path: Path | None, data: Path | None, hidden: int | None = None, device: str | None = None
 ):
-    """The training config at ``path`` (default: the built-in demo) with the command's overrides."""
-    from esl_hw.train.config import default_config, load_config
+    """The training config at ``path`` (default: the built-in demo) with the command's overrides,
+    validated again as a whole (an override such as ``--hidden`` obeys the config's limits)."""
+    from esl_hw.train.config import config_from_dict, config_to_dict, default_config, load_config
 
     config = default_config() if path is None else load_config(path)
     if device is not None:
@@ -44,7 +45,7 @@ def training_config(
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(data)))
     if hidden is not None:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, hidden=(hidden,)))
-    return config
+    return config_from_dict(config_to_dict(config))
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -216,3 +216,8 @@ def test_verbose_is_accepted_before_and_after_the_subcommand(capsys, model_dir: 
     for argv in (["-v", "eval", str(model_dir)], ["eval", str(model_dir), "-v"]):
         assert build_parser().parse_args(argv).verbose is True
     assert build_parser().parse_args(["eval", str(model_dir)]).verbose is False
+
+
+def test_command_line_overrides_obey_the_config_limits(capsys, tmp_path: Path) -> None:
+    fails_cleanly(capsys, ["demo", "--out", str(tmp_path / "d"), "--hidden", "99999999"], "model.hidden")
+    assert not (tmp_path / "d").exists()
