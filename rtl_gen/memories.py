@@ -53,8 +53,32 @@ def unsigned_bits(value: int) -> int:
     return max(1, int(value).bit_length())
 
 
+class BankGeometry:
+    """How ``n_out`` neurons spread over ``lanes`` banks, for any class with ``n_out``, ``lanes``
+    and ``w_bits`` (the layer plan and the hypothetical layer shapes of the fit advice)."""
+
+    n_out: int
+    lanes: int
+    w_bits: int
+
+    @property
+    def groups(self) -> int:
+        """Words per bank: ``ceil(n_out / lanes)``; the sweep visits one group per cycle."""
+        return -(-self.n_out // self.lanes)
+
+    @property
+    def local_bits(self) -> int:
+        """Width of a bank-local neuron index (the group)."""
+        return unsigned_bits(self.groups - 1)
+
+    @property
+    def syn_bits(self) -> int:
+        """Width of one synapse word ``{group, weight}``."""
+        return self.local_bits + self.w_bits
+
+
 @dataclass(frozen=True)
-class LayerShape:
+class LayerShape(BankGeometry):
     """The numbers of one layer core that size its memories.
 
     ``lane_nnz`` holds the synapses of every lane (``L`` entries); ``acc_bits`` is the width of
@@ -82,21 +106,6 @@ class LayerShape:
     @property
     def nnz(self) -> int:
         return sum(self.lane_nnz)
-
-    @property
-    def groups(self) -> int:
-        """Words per bank: ``ceil(n_out / lanes)``."""
-        return -(-self.n_out // self.lanes)
-
-    @property
-    def local_bits(self) -> int:
-        """Width of a bank-local neuron index (the group)."""
-        return unsigned_bits(self.groups - 1)
-
-    @property
-    def syn_bits(self) -> int:
-        """Width of one synapse word ``{group, weight}``."""
-        return self.local_bits + self.w_bits
 
     @property
     def in_index_bits(self) -> int:

@@ -52,6 +52,7 @@ from esl_hw.rtl_gen.hardware import (
 )
 from esl_hw.rtl_gen.memories import (
     MASK_SKID_WORDS,
+    BankGeometry,
     BusShape,
     CoreMemory,
     LayerShape,
@@ -134,7 +135,7 @@ def _check_limit(what: str, where: str, value: int) -> None:
 
 
 @dataclass(frozen=True)
-class LayerPlan:
+class LayerPlan(BankGeometry):
     """Widths and memory contents of one layer core.
 
     ``acc_bits`` is the width of the per-neuron integration memory: the current width for a LIF
@@ -179,21 +180,6 @@ class LayerPlan:
     def lane_bits(self) -> int:
         """``log2(lanes)``: the low bits of a neuron index that select its bank."""
         return self.lanes.bit_length() - 1
-
-    @property
-    def groups(self) -> int:
-        """Words per bank: ``ceil(n_out / lanes)``; the sweep visits one group per cycle."""
-        return -(-self.n_out // self.lanes)
-
-    @property
-    def local_bits(self) -> int:
-        """Width of a bank-local neuron index (the group)."""
-        return unsigned_bits(self.groups - 1)
-
-    @property
-    def syn_bits(self) -> int:
-        """Width of one synapse word ``{group, weight}``."""
-        return self.local_bits + self.w_bits
 
     def lane_nnz(self, lane: int) -> int:
         """Synapses held by ``lane``."""
