@@ -20,6 +20,8 @@ from esl_hw.sim.build import SIMULATORS
 
 EXIT_USAGE = 2
 LANES_HELP = "lanes per layer core, a power of two (default: the lanes the model was trained for, else 1)"
+BAUD_HELP = "UART baud rate (default 115200)"
+SIMULATOR_HELP = f"co-simulator (default {SIMULATORS[0]})"
 FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
 #: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it
 HANDLERS = {
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = add_command("sim", help="co-simulate the RTL against the reference, bit for bit")
     sim.add_argument("model", type=Path, help="model artifact folder")
     sim.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
-    sim.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    sim.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
     sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
     sim.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
@@ -170,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, help="training run of the float model (default: the run the artifact names)"
     )
     compare.add_argument("--samples", type=_positive_int, help="RTL test images (default: all)")
-    compare.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    compare.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
     compare.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     _add_energy_options(compare)
     compare.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -191,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--synapses",
         choices=("auto", "block", "spram"),
         default="auto",
-        help="synapse memories: block RAM, or iCE40 SPRAM loaded by the host (auto: SPRAM only "
-        "where block RAM is too small)",
+        help="synapse memories: block RAM, or iCE40 SPRAM loaded by the host (default auto: SPRAM "
+        "only where block RAM is too small)",
     )
     synth.add_argument(
         "--lane-fifo-depth",
@@ -205,14 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="images co-simulated for cycles per inference (default 4; 0: none)",
     )
-    synth.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    synth.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
     synth.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
     synth.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     bitstream = add_command("bitstream", help="build a board bitstream with the UART host link")
     bitstream.add_argument("model", type=Path, help="model artifact folder")
     bitstream.add_argument("--board", required=True, help="ulx3s-85f, ulx3s-25f or icebreaker")
-    bitstream.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
+    bitstream.add_argument("--baud", type=_positive_int, default=115200, help=BAUD_HELP)
     bitstream.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     bitstream.add_argument(
         "--no-rewiring", action="store_true", help="leave the rewiring unit out (smaller; REWIRE is refused)"
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     board = add_command("run", help="run test images on a board over UART, checked bit for bit")
     board.add_argument("model", type=Path, help="model artifact folder the board was built from")
     board.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    board.add_argument("--baud", type=_positive_int, default=115200, help="UART baud rate")
+    board.add_argument("--baud", type=_positive_int, default=115200, help=BAUD_HELP)
     board.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
     board.add_argument(
         "--load-synapses",
@@ -245,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden", type=_positive_int, help="hidden LIF neurons H of the 784-H-10 network (default 128)"
     )
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
-    demo.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    demo.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
     demo.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)

@@ -139,6 +139,13 @@ class Layer:
     def max_fanout(self) -> int:
         return int(np.diff(self.row_ptr).max(initial=0))
 
+    def __repr__(self) -> str:
+        """One line: kind, shape, synapses and the neuron parameters (never the arrays)."""
+        text = f"Layer({self.kind} {self.n_in}->{self.n_out}, {self.nnz} synapses, w_bits={self.w_bits}"
+        if self.kind == "lif":
+            text += f", v_bits={self.v_bits}, threshold={self.threshold}, leak_shift={self.leak_shift}"
+        return text + ")"
+
     def header(self) -> dict[str, Any]:
         """The layer's ``model.yaml`` entry (plain Python ints, as :func:`load_model` requires)."""
         entry: dict[str, Any] = {
@@ -192,6 +199,11 @@ class Model:
     def density(self) -> float:
         dense = sum(layer.n_in * layer.n_out for layer in self.layers)
         return self.synapses / dense
+
+    def __repr__(self) -> str:
+        """One line: shape, time steps, synapses and density (``print(model.layers)`` for more)."""
+        shape = "-".join(str(n) for n in (self.n_inputs, *(layer.n_out for layer in self.layers)))
+        return f"Model({shape}, T={self.timesteps}, {self.synapses} synapses, density {self.density:.4f})"
 
     def acc_bits(self) -> int:
         """Signed width of the output accumulators: ``T`` times the output layer's current bound."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,20 @@ def test_help_works_for_every_subcommand() -> None:
             [sys.executable, "-m", "esl_hw", command, "--help"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0 and "usage: esl-hw " + command in done.stdout
+
+
+def test_every_default_is_shown_in_help() -> None:
+    """An option with a default (or behaviour when left out) says so in its help text."""
+    parser = build_parser()
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    silent = []
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            if not action.option_strings or action.required or action.nargs == 0:
+                continue  # positionals, required options and flags have no default to show
+            if "default" not in (action.help or ""):
+                silent.append(f"{name} {action.option_strings[0]}")
+    assert silent == []
 
 
 def test_every_subcommand_has_a_handler() -> None:

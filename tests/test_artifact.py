@@ -582,3 +582,15 @@ def test_save_refuses_metadata_that_is_not_plain_data(rng: np.random.Generator, 
     with pytest.raises(EslError, match="metadata.run_dir must be a path"):
         save_model(model, tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_repr_is_one_short_line_with_shape_and_synapses(rng: np.random.Generator) -> None:
+    model = random_model(rng, sizes=(30, 12, 7, 4), timesteps=3)
+    text = repr(model)
+    assert text == (f"Model(30-12-7-4, T=3, {model.synapses} synapses, density {model.density:.4f})")
+    hidden, output = model.layers[0], model.layers[-1]
+    assert repr(hidden) == (
+        f"Layer(lif 30->12, {hidden.nnz} synapses, w_bits=6, v_bits=10, "
+        f"threshold={hidden.threshold}, leak_shift=2)"
+    )
+    assert repr(output) == f"Layer(output 7->4, {output.nnz} synapses, w_bits=6)"
