@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esl_hw import limits
 from esl_hw.artifact import Layer, Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config, config_from_dict
@@ -170,8 +171,7 @@ def load_run(
     width it was trained with (kept as the checkpoint's ``trained_w_bits``)."""
     checkpoint = load_checkpoint(run_dir)
     if w_bits is not None:
-        if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 24:
-            raise EslError(f"w_bits must be an integer in 2..24, got {w_bits!r}")
+        limits.check_range(w_bits, *limits.TRAIN_W_BITS, "w_bits")
         trained = int(checkpoint["config"]["model"]["w_bits"])
         model_config = {**checkpoint["config"]["model"], "w_bits": w_bits}
         config = {**checkpoint["config"], "model": model_config}
