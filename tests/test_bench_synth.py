@@ -69,3 +69,9 @@ def test_notes_judge_both_targets_from_the_rows() -> None:
     )
     accurate_but_slow = bench.notes([result("LFE5U-85F", 8, 101.0, 130.0, 0.9813)])
     assert any(f"{bench.ECP5_TARGET}: not met" in line for line in accurate_but_slow)
+
+
+def test_shim_cost_comes_from_the_reports_not_from_the_text() -> None:
+    rows = [{"shim": {"ffs": 115, "luts_approx": 40}}, {"shim": {"ffs": 99, "luts_approx": 40}}, {}]
+    assert bench.shim_text(rows) == "the two-pin synthesis shim (99 to 115 flip-flops and about 40 LUTs)"
+    assert bench.shim_text([]) == "the two-pin synthesis shim"
