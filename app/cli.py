@@ -2,6 +2,9 @@
 
 Bad input (a missing or malformed file, an unknown config key, an option out of range) ends with
 one line ``esl-hw: error: ...`` on stderr and exit status 2, and leaves no partial output behind.
+Results go to stdout; progress of long steps goes to stderr (:mod:`esl_hw.progress`; ``-q``
+silences it) and, for a command with ``--out``, into ``esl-hw.log`` in that folder. The global
+options ``-v`` and ``-q`` are accepted before or after the subcommand.
 The module of :mod:`esl_hw.app` that runs a subcommand (:data:`HANDLERS`) is imported only when it
 runs, and it imports the stages it needs lazily, so that ``esl-hw --help`` stays fast.
 """
@@ -15,14 +18,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from esl_hw import progress
 from esl_hw.errors import EslError
-from esl_hw.sim.build import SIMULATORS
+from esl_hw.sim.build import DEFAULT_CACHE_MAX_MB, SIMULATORS
 
 EXIT_USAGE = 2
 LANES_HELP = "lanes per layer core, a power of two (default: the lanes the model was trained for, else 1)"
 BAUD_HELP = "UART baud rate (default 115200)"
 SIMULATOR_HELP = f"co-simulator (default {SIMULATORS[0]})"
 FORCE_HELP = "replace a folder esl-hw wrote before at --out (never a folder of other files)"
+VERBOSE_HELP = "log progress details"
+QUIET_HELP = "no progress lines on stderr (errors still print; the log in --out keeps them)"
+CACHE_HELP = (
+    "$ESL_HW_CACHE, else $XDG_CACHE_HOME/esl-hw, else ~/.cache/esl-hw; after each new build the least "
+    "recently used builds are deleted until they take at most $ESL_HW_CACHE_MAX_MB MB (default "
+    f"{DEFAULT_CACHE_MAX_MB}); builds in use and files esl-hw did not write are never deleted"
+)
 #: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it
 HANDLERS = {
     "train": "stages",
@@ -35,6 +46,7 @@ HANDLERS = {
     "bitstream": "fpga",
     "run": "fpga",
     "demo": "demo",
+    "cache": "cache",
 }
 
 
@@ -110,13 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="esl-hw",
         description="Sparse SNNs from ESL training to a bit-exact, co-simulated FPGA core.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     parser.add_argument("--version", action=_VersionAction)
-    # -v is accepted after the subcommand too; SUPPRESS keeps a value given before it
+    # -v and -q are accepted after the subcommand too; SUPPRESS keeps a value given before it
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details"
-    )
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def add_command(name: str, **kwargs: object) -> argparse.ArgumentParser:
@@ -125,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = add_command("train", help="train a sparse SNN with ESL from a YAML config")
     train.add_argument("config", type=Path, help="training config (YAML), e.g. configs/demo.yaml")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
-    train.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    train.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     train.add_argument("--force", action="store_true", help=FORCE_HELP)
     train.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
     train.add_argument(
@@ -144,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = add_command("eval", help="accuracy of the integer reference on a test set")
     evaluate.add_argument("model", type=Path, help="model artifact folder")
-    evaluate.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    evaluate.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     evaluate.add_argument("--out", type=Path, help="folder for eval.json (default: print only)")
     evaluate.add_argument("--force", action="store_true", help=FORCE_HELP)
 
@@ -158,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("model", type=Path, help="model artifact folder")
     sim.add_argument("--samples", type=_positive_int, default=20, help="test images (default 20)")
     sim.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
-    sim.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
-    sim.add_argument("--out", type=Path, help="folder for sim.json and the build (default: temporary)")
+    sim.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
+    sim.add_argument("--out", type=Path, help="folder for sim.json and the run (default: temporary)")
     sim.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     sim.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_energy_options(sim)
@@ -167,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = add_command("compare", help="float, integer and RTL accuracy side by side")
     compare.add_argument("model", type=Path, help="model artifact folder")
     compare.add_argument("--out", type=Path, required=True, help="folder for compare.json and compare.md")
-    compare.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    compare.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     compare.add_argument(
         "--run", type=Path, help="training run of the float model (default: the run the artifact names)"
     )
@@ -208,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="images co-simulated for cycles per inference (default 4; 0: none)",
     )
     synth.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
-    synth.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    synth.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     synth.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     bitstream = add_command("bitstream", help="build a board bitstream with the UART host link")
@@ -232,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the model's synapses first (a core built with its synapses in SPRAM)",
     )
-    board.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    board.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     board.add_argument(
         "--timeout", type=_positive_number, default=5.0, help="seconds to wait for each reply (default 5)"
     )
@@ -241,16 +253,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add_command("demo", help="train, export, check, generate and co-simulate")
     demo.add_argument("--out", type=Path, required=True, help="folder for every stage's output")
-    demo.add_argument("--data", type=Path, help="MNIST IDX folder (default: embedded subset)")
+    demo.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     demo.add_argument("--config", type=Path, help="training config (default: the built-in demo)")
     demo.add_argument(
-        "--hidden", type=_positive_int, help="hidden LIF neurons H of the 784-H-10 network (default 128)"
+        "--hidden", type=_positive_int, help="hidden LIF neurons H of the n_in-H-classes MLP (default 128)"
     )
     demo.add_argument("--samples", type=_positive_int, default=20, help="RTL test images (default 20)")
     demo.add_argument("--simulator", choices=SIMULATORS, default=SIMULATORS[0], help=SIMULATOR_HELP)
     demo.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    cache = add_command(
+        "cache",
+        help="list the simulator builds in the build cache, or clear them",
+        description=f"The build cache: {CACHE_HELP}.",
+    )
+    cache.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "clear"),
+        default="list",
+        help="list: the cache folder, each build (key, simulator, size, last use) and the total "
+        "(default); clear: delete every build no running esl-hw uses",
+    )
     return parser
 
 
@@ -268,7 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=[handler])
         module = importlib.import_module(f"esl_hw.app.{HANDLERS[args.command]}")
-        return getattr(module, f"run_{args.command}")(args)
+        quiet = progress.set_quiet(args.quiet)
+        try:
+            # the log esl_hw.outputs.publish writes into --out (commands without one keep none)
+            with progress.command_log(["esl-hw", *args.argv], getattr(args, "out", None)):
+                return getattr(module, f"run_{args.command}")(args)
+        finally:
+            progress.set_quiet(quiet)
     except EslError as error:
         message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
         print(f"esl-hw: error: {message}", file=sys.stderr)

@@ -12,11 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.app.provenance import provenance
-from esl_hw.app.stages import EXIT_MISMATCH, EXIT_OK, core_lanes, cosimulate, training_config, write_json
+from esl_hw import progress
+from esl_hw.app.reports import write_report
+from esl_hw.app.stages import (
+    EXIT_MISMATCH,
+    EXIT_OK,
+    core_lanes,
+    cosimulate,
+    training_config,
+    training_report,
+)
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, save_model
-from esl_hw.datasets import load_mnist
+from esl_hw.datasets import load_dataset
 from esl_hw.encoding import encode
 from esl_hw.outputs import check_writable_target, staged_folder
 from esl_hw.reference import Trace, run, sample_mismatches
@@ -50,38 +58,51 @@ def compare_torch_integer(
     return np.concatenate(reference), np.concatenate(torch_integer), mismatches
 
 
+def _begin(stage: str) -> float:
+    """Note that ``stage`` starts; return the time it starts."""
+    progress.note(f"demo: {stage} ...")
+    return time.perf_counter()
+
+
+def _end(seconds: dict[str, float], stage: str, start: float) -> None:
+    """Record the seconds of ``stage`` and note that it is done."""
+    seconds[stage] = time.perf_counter() - start
+    progress.note(f"demo: {stage} done in {progress.elapsed_text(seconds[stage])}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.config, args.data])
     config = training_config(args.config, args.data, args.hidden)
-    data = load_mnist(config.data.path)
+    data = load_dataset(config.data.path)
     from esl_hw.rtl_gen import emit_verilog
     from esl_hw.train.export import evaluate_float, export_run
     from esl_hw.train.loop import train
 
     seconds: dict[str, float] = {}
     with staged_folder(args.out, state=state) as staging:
-        start = time.perf_counter()
-        run_dir = train(config, staging / "run", progress=True).run_dir
-        seconds["train"] = time.perf_counter() - start
+        start = _begin("train")
+        report = training_report(args, config)
+        run_dir = train(config, staging / "run", progress=True, on_complete=report).run_dir
+        _end(seconds, "train", start)
 
-        start = time.perf_counter()
+        start = _begin("export")
         model = export_run(run_dir)
         model.metadata["run_dir"] = str((args.out / "run").resolve())
         save_model(model, staging / "model")
-        seconds["export"] = time.perf_counter() - start
+        _end(seconds, "export", start)
 
-        start = time.perf_counter()
+        start = _begin("evaluate")
         reference, torch_integer, torch_mismatches = compare_torch_integer(run_dir, model, data.test.images)
         float_acc = evaluate_float(run_dir, data.test.images, data.test.labels)
-        seconds["evaluate"] = time.perf_counter() - start
+        _end(seconds, "evaluate", start)
 
-        start = time.perf_counter()
+        start = _begin("rtl")
         emit_verilog(model, staging / "rtl", lanes=core_lanes(model, args.lanes))
-        seconds["rtl"] = time.perf_counter() - start
+        _end(seconds, "rtl", start)
 
-        start = time.perf_counter()
-        cosim = cosimulate(model, data, args.samples, args, staging / "sim_build")
-        seconds["cosim"] = time.perf_counter() - start
+        start = _begin("cosim")
+        cosim = cosimulate(model, data, args.samples, args, staging / "cosim")
+        _end(seconds, "cosim", start)
 
         summary = {
             "dataset": data.source,
@@ -96,12 +117,14 @@ def run_demo(args: argparse.Namespace) -> int:
             "layer_density": [layer.density for layer in model.layers],
             "seconds": seconds,
         }
+        from esl_hw.app.plots import write_cosim_figures
         from esl_hw.train.config import config_to_dict
 
-        summary["seed"] = config.seed
-        summary["config"] = config_to_dict(config)
-        summary["provenance"] = provenance(args)
-        write_json(staging / "summary.json", summary)
+        summary["figures"] = write_cosim_figures(staging, summary)
+        title = f"esl-hw demo on {data.source}"
+        summary = write_report(
+            staging, "demo", title, summary, args, seed=config.seed, config=config_to_dict(config)
+        )
     print_table(
         f"esl-hw demo: {summary['dataset']}, written to {args.out}",
         [

@@ -9,14 +9,13 @@ in the CLI): an unknown target or board, a design that does not fit, a missed cl
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from esl_hw.app.provenance import provenance
+from esl_hw.app.reports import add_provenance, write_report
 from esl_hw.app.stages import core_lanes, optional_target
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
@@ -31,13 +30,16 @@ EXIT_MISMATCH = 1
 def sample_images(
     model: Model, count: int, data: Path | None = None, seed: int = 0
 ) -> tuple[np.ndarray, str]:
-    """``count`` test images for ``model``: MNIST (embedded subset or ``data``) when it has 784
-    inputs, else uniform random pixels; returns the images and where they come from."""
-    if model.n_inputs == 784:
-        from esl_hw.datasets import load_mnist
+    """``count`` test images for ``model`` and where they come from: the first test images of the
+    dataset folder ``data`` (an :class:`EslError` naming both sizes when its images do not have the
+    model's input size); without ``data``, the embedded MNIST subset's for a model of 784 inputs,
+    else uniform random pixels (seeded by ``seed``)."""
+    from esl_hw.datasets import MNIST_INPUTS, check_fits, load_dataset
 
-        dataset = load_mnist(data)
-        return dataset.test.images[:count], f"MNIST test images ({dataset.source})"
+    if data is not None or model.n_inputs == MNIST_INPUTS:
+        dataset = load_dataset(data)
+        check_fits(dataset, model.n_inputs)
+        return dataset.test.images[:count], f"test images ({dataset.source})"
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (count, model.n_inputs), dtype=np.uint8), "random images"
 
@@ -80,6 +82,19 @@ def measure_cycles(
     }
 
 
+def _synth_provenance(folder: Path, args: argparse.Namespace) -> None:
+    """Add provenance to the ``report.json`` synthesis wrote into ``folder`` (if it wrote one) and
+    write its ``report.md`` (:func:`esl_hw.fpga.report.markdown`) with the results table under it."""
+    import json
+
+    from esl_hw.fpga.report import markdown
+
+    path = folder / "report.json"
+    if path.is_file():
+        title, _, body = markdown(json.loads(path.read_text())).partition("\n")
+        add_provenance(folder, "synth", title.removeprefix("# "), args, body)
+
+
 def run_synth(args: argparse.Namespace) -> int:
     """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``."""
     from esl_hw.fpga.synth import DoesNotFit, TimingFailure, choose_synapse_memory, synthesize
@@ -102,20 +117,23 @@ def run_synth(args: argparse.Namespace) -> int:
         cycles, source = measured["cycles"], measured["source"]
     # A design that does not fit or misses its clock still gets its complete report at --out.
     with staged_folder(args.out, state=state, keep_on=(DoesNotFit, TimingFailure)) as staging:
-        report = synthesize(
-            model,
-            args.target,
-            staging,
-            freq_mhz=args.freq,
-            lanes=lanes,
-            allow_timing_failure=args.allow_timing_failure,
-            cycles_per_inference=cycles,
-            cycles_source=source,
-            rewiring=False if args.no_rewiring else None,
-            synapse_memory=synapse_memory,
-            lane_fifo_depth=lane_fifo_depth,
-            report_dir=args.out,
-        )
+        try:
+            report = synthesize(
+                model,
+                args.target,
+                staging,
+                freq_mhz=args.freq,
+                lanes=lanes,
+                allow_timing_failure=args.allow_timing_failure,
+                cycles_per_inference=cycles,
+                cycles_source=source,
+                rewiring=False if args.no_rewiring else None,
+                synapse_memory=synapse_memory,
+                lane_fifo_depth=lane_fifo_depth,
+                report_dir=args.out,
+            )
+        finally:  # also the report of a design that does not fit or misses its clock
+            _synth_provenance(staging, args)
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [
         ("rewiring unit", report.rewiring),
@@ -140,15 +158,18 @@ def run_bitstream(args: argparse.Namespace) -> int:
     get_board(args.board)
     rewiring = False if args.no_rewiring else None
     with staged_folder(args.out, state=state, keep_on=(DoesNotFit,)) as staging:
-        report = build_bitstream(
-            model,
-            args.board,
-            staging,
-            baud=args.baud,
-            lanes=core_lanes(model, args.lanes),
-            rewiring=rewiring,
-            report_dir=args.out,
-        )
+        try:
+            report = build_bitstream(
+                model,
+                args.board,
+                staging,
+                baud=args.baud,
+                lanes=core_lanes(model, args.lanes),
+                rewiring=rewiring,
+                report_dir=args.out,
+            )
+        finally:  # also the report of a board top that does not fit
+            add_provenance(staging, "bitstream", f"Bitstream for {args.board}", args)
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report["utilisation"].items()]
     rows += [
         ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
@@ -178,8 +199,8 @@ def run_run(args: argparse.Namespace) -> int:
             close()
     if state is not None:
         with staged_folder(args.out, state=state) as staging:
-            record = {**result, "provenance": provenance(args)}
-            (staging / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+            record = {"port": args.port, "images": where, **result}
+            write_report(staging, "run", f"Images run on the board at {args.port}", record, args)
     rows = [
         ("images", f"{result['samples']} {where}"),
         ("mismatching samples", result["mismatches"]),

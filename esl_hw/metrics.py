@@ -49,6 +49,47 @@ def synaptic_ops(model: Model, input_spikes: np.ndarray, trace: Trace) -> np.nda
     return np.stack(ops, axis=-1).astype(np.int64)
 
 
+def lane_busy_cycles(model: Model, input_spikes: np.ndarray, trace: Trace, lanes: int = 1) -> np.ndarray:
+    """Busy cycles of every lane of every layer core in every step, ``[B, n_layers, T, L]``.
+
+    Lane ``b`` of a layer owns the post-synaptic neurons ``i`` with ``i mod L = b``
+    (docs/hardware.md), streams one synapse per cycle and sweeps its own neurons once per step::
+
+        busy[l, t, b] = Σ_j s_j[t] · |{k in row j of layer l : col[k] mod L = b}| + |{i < N_l : i mod L = b}|
+
+    (the sweep term only for LIF layers, :func:`swept_neurons`). This is the work the events give
+    each lane, derived from the reference's spikes; the core's counters measure only totals per
+    inference. Summed over lanes and steps it is ``SOPs_l + T · N_l``, the cycle floor's numerator.
+    """
+    check_lanes(lanes)
+    layer_inputs = [np.asarray(input_spikes, dtype=bool), *trace.spikes]
+    busy = []
+    for spikes, layer, swept in zip(layer_inputs, model.layers, swept_neurons(model), strict=True):
+        rows = np.repeat(np.arange(layer.n_in), np.diff(layer.row_ptr))
+        fanout = np.zeros((layer.n_in, lanes), dtype=np.int64)
+        np.add.at(fanout, (rows, np.asarray(layer.col, dtype=np.int64) % lanes), 1)
+        sweep = np.bincount(np.arange(swept) % lanes, minlength=lanes)
+        busy.append(spikes.astype(np.int64) @ fanout + sweep)  # [T, B, L]
+    return np.stack(busy, axis=0).transpose(2, 0, 1, 3)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """``[classes, classes]`` counts: row = true label, column = predicted class.
+
+    A prediction outside ``0 .. classes-1`` (``-1``: an inference the RTL never completed) is left
+    out, so its row sums to less than the label's count; a label outside that range is an error.
+    """
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    if labels.size and not 0 <= labels.min() <= labels.max() < classes:
+        raise ValueError(f"labels must lie in 0..{classes - 1}, got {labels.min()}..{labels.max()}")
+    valid = (predictions >= 0) & (predictions < classes)
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (labels[valid], predictions[valid]), 1)
+    return counts
+
+
 def cycle_floor(model: Model, layer_sops: Sequence[float], lanes: int = 1) -> float:
     """``max_l (SOPs_l + T · N_l) / L``: the fewest cycles concurrent layer cores can take."""
     check_lanes(lanes)

@@ -9,6 +9,8 @@
   and moved into place only when it is complete. If something appeared at ``--out`` meanwhile
   (or the folder there changed), the command refuses, leaves what it found alone and keeps its
   result in a visible folder ``<name>.result-XXXX`` whose path the error names.
+- The folder also gets the command's log (:data:`esl_hw.progress.LOG_NAME`: its command line,
+  progress lines and log records) when the command keeps one (:func:`esl_hw.progress.command_log`).
 - A staging folder carries :data:`STAGING_MARKER` with the process that owns it; staging folders
   of processes that no longer run (a killed command) are cleared by the next run for the same
   ``--out``. Only folders with that marker are ever cleared.
@@ -27,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from esl_hw import progress
 from esl_hw.errors import EslError
 
 #: Written into every output folder; lists the folder's entries at the time esl-hw wrote it.
@@ -205,8 +208,10 @@ def publish(staging: Path, state: TargetState, command: str = "") -> Path:
     """
     target = state.path
     (staging / STAGING_MARKER).unlink(missing_ok=True)
+    progress.write_log(staging, target)  # the command's log, when this is its --out
     entries = sorted(entry.name for entry in staging.iterdir() if entry.name != OUTPUT_MARKER)
-    marker = {"tool": "esl-hw", "command": command or " ".join(sys.argv[1:2]), "entries": entries}
+    subcommand = next((word for word in sys.argv[1:] if not word.startswith("-")), "")  # after -v, -q
+    marker = {"tool": "esl-hw", "command": command or subcommand, "entries": entries}
     (staging / OUTPUT_MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
     now = _identity(target)
     changed = now != state.identity or (state.existed and bool(unexpected_entries(target)))
@@ -246,7 +251,8 @@ def staged_folder(
     staging = new_staging(state.path)
     try:
         yield staging
-    except keep_on:
+    except keep_on as error:
+        progress.note(f"error: {error}", echo=False)
         publish(staging, state)
         raise
     except BaseException:

@@ -18,6 +18,7 @@ from pathlib import Path
 from amaranth import Elaboratable, Module, Signal
 from amaranth.lib import io
 
+from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.fpga.hostlink import DEFAULT_EVENT_DEPTH, HostLink
@@ -32,7 +33,7 @@ from esl_hw.fpga.synth import (
     utilisation,
 )
 from esl_hw.fpga.targets import get_target
-from esl_hw.fpga.tools import run_tool
+from esl_hw.fpga.tools import run_tool, run_yosys
 from esl_hw.fpga.uart import uart_divisor
 from esl_hw.rtl_gen.plan import CorePlan, as_plan
 
@@ -156,12 +157,13 @@ def build_bitstream(
     platform = make_platform(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    plan = platform.prepare(BoardTop(core_plan, baud), name="top")
+    with progress.step("amaranth: Verilog of the board top"):
+        plan = platform.prepare(BoardTop(core_plan, baud), name="top")
     for name, content in plan.files.items():
         mode = "wb" if isinstance(content, bytes) else "w"
         with open(folder / name, mode) as handle:
             handle.write(content)
-    run_tool("yosys", ["-q", "-l", "top.rpt", "top.ys"], folder, folder / "yosys.log")
+    run_yosys(["top.ys"], folder)  # the complete log in yosys.log
     cells = netlist_cells(folder / "top.json", "top")
     table = utilisation(count_cells(cells, target.family), target)
     clock_mhz = platform.default_clk_frequency / 1e6

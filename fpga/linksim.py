@@ -73,7 +73,8 @@ def run_link_cosim(
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     build_dir : path or None
-        Folder for the build and the report (a temporary folder when None).
+        Folder for the run and its report (a temporary folder when None); the build goes to the
+        build cache (:func:`esl_hw.sim.build.cached_build`) and is reused by later calls.
     divisor : int
         UART clock cycles per bit.
     event_depth : int
@@ -92,7 +93,7 @@ def run_link_cosim(
 
     from esl_hw.fpga.hostlink import HostLink
     from esl_hw.rtl_gen import counter_names
-    from esl_hw.sim.build import TIMESCALE, build_simulation, simulator_environment
+    from esl_hw.sim.build import TIMESCALE, cached_build, simulator_environment, writable_cache
 
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != model.n_inputs or images.dtype != np.uint8:
@@ -103,8 +104,13 @@ def run_link_cosim(
             build_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="esl-link-"))
         folder = Path(build_dir).resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{LINK_CORE}.v").write_text(verilog.convert(link, name=LINK_CORE, emit_src=False))
-        (folder / f"{LINK_TOP}.v").write_text(wrapper_verilog())
+        core_verilog = verilog.convert(link, name=LINK_CORE, emit_src=False)
+
+        def write_sources(sources: Path) -> list[Path]:
+            (sources / f"{LINK_CORE}.v").write_text(core_verilog)
+            (sources / f"{LINK_TOP}.v").write_text(wrapper_verilog())
+            return [sources / f"{LINK_CORE}.v", sources / f"{LINK_TOP}.v"]
+
         model_dir = save_model(model, folder / "model", overwrite=True)
         np.save(folder / "images.npy", images)
         report_path = folder / "report.json"
@@ -120,17 +126,17 @@ def run_link_cosim(
             "counters": counter_names(model),
         }
         (folder / "config.json").write_text(json.dumps(config))
-        with simulator_environment(simulator):
+        cache = writable_cache()
+        with simulator_environment(simulator, cache / "objcache"):
             runner = get_runner(simulator)
             started = time.perf_counter()
+            build, _ = cached_build(simulator, LINK_TOP, write_sources, cache)
             try:
-                sources = [folder / f"{LINK_CORE}.v", folder / f"{LINK_TOP}.v"]
-                build_simulation(simulator, sources, LINK_TOP, folder)
                 runner.test(
                     test_module=TEST_MODULE,
                     hdl_toplevel=LINK_TOP,
                     hdl_toplevel_lang="verilog",
-                    build_dir=folder / "sim",
+                    build_dir=build / "sim",
                     test_dir=folder,
                     extra_env={LINK_CONFIG_ENV: str(folder / "config.json")},
                     timescale=TIMESCALE,

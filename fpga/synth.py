@@ -29,13 +29,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.fpga import fit
 from esl_hw.fpga.report import write_reports
 from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
 from esl_hw.fpga.targets import RESOURCES, Family, Target, get_family, get_target
-from esl_hw.fpga.tools import first_error, run_tool
+from esl_hw.fpga.tools import first_error, run_tool, run_yosys
 from esl_hw.rtl_gen.plan import SYNAPSE_MEMORIES, CorePlan, HardwareConfig, as_plan, plan_model
 
 #: The core's instance name in the shim: a memory ``M`` of the plan is ``core.M`` in the netlist.
@@ -270,7 +271,7 @@ def _yosys(folder: Path, target: Target, top_v: Path, plan: CorePlan) -> tuple[l
         )
         + "\n"
     )
-    _, run = run_tool("yosys", ["-q", "-s", script.name], folder, folder / "yosys.log")
+    run = run_yosys(["-s", script.name], folder)  # the complete log in yosys.log
     return _parse_memories((folder / "memories.txt").read_text()), run.seconds
 
 
@@ -393,7 +394,8 @@ def synthesize(
     folder.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    top_v, shim = write_top(plan, folder)
+    with progress.step("amaranth: Verilog of the core"):
+        top_v, shim = write_top(plan, folder)
     seconds["amaranth"] = round(time.perf_counter() - started, 2)
     memories, seconds["yosys"] = _yosys(folder, spec, top_v, plan)
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)

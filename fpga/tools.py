@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from esl_hw import progress
 from esl_hw.errors import EslError
 
 #: tool name -> (Python package, entry-point function).
@@ -78,24 +79,45 @@ def run_tool(
     log: Path,
     check: bool = True,
     timeout: float = TOOL_TIMEOUT_S,
+    full_log: Path | None = None,
 ) -> tuple[int, ToolRun]:
     """Run ``tool`` in ``cwd`` writing stdout and stderr to ``log``; return ``(status, ToolRun)``.
 
     With ``check`` a non-zero status raises :class:`ToolFailed` with the last lines of the log; a
-    run longer than ``timeout`` seconds is killed and raises :class:`ToolFailed`.
+    run longer than ``timeout`` seconds is killed and raises :class:`ToolFailed`. Its start and end
+    are progress lines (:func:`esl_hw.progress.step`). ``full_log``: where the tool writes its log
+    itself (Yosys's ``-l``), named in the progress line and the :class:`ToolRun` instead of ``log``.
     """
     started = time.perf_counter()
-    with open(log, "w") as handle:
+    program = command(tool, args)
+    with progress.step(tool) as shown, open(log, "w") as handle:
         try:
             status = subprocess.run(
-                command(tool, args), cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
+                program, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
             ).returncode
         except subprocess.TimeoutExpired:
             raise ToolFailed(f"{tool} ran longer than {timeout} s (log: {log})") from None
-    run = ToolRun(tool, tuple(args), time.perf_counter() - started, log)
+        named = full_log or log
+        shown.detail = f"log {named.name}" if status == 0 else f"exit status {status}, log {named.name}"
+    run = ToolRun(tool, tuple(args), time.perf_counter() - started, full_log or log)
     if check and status != 0:
         raise ToolFailed(f"{tool} failed with status {status}: {log_tail(log)} (log: {log})")
     return status, run
+
+
+def run_yosys(args: list[str], cwd: Path, log_name: str = "yosys.log") -> ToolRun:
+    """Run Yosys with ``args`` in ``cwd``, its complete log in ``cwd/log_name``; return the run.
+
+    Yosys writes that log itself (``-q -l``): through stdout the yowasp build loses everything
+    after its first ABC run. What it prints (warnings, errors) goes to ``<stem>-console.log``,
+    kept only when not empty; a failure raises :class:`ToolFailed` with its last lines.
+    """
+    log = cwd / log_name
+    console = log.with_name(f"{log.stem}-console.log")
+    _, run = run_tool("yosys", ["-q", "-l", log_name, *args], cwd, console, full_log=log)
+    if console.is_file() and console.stat().st_size == 0:
+        console.unlink()
+    return run
 
 
 def log_tail(log: Path, lines: int = 4) -> str:

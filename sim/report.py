@@ -17,6 +17,7 @@ from esl_hw.metrics import (
     EnergyConstants,
     cycle_floor,
     energy_per_inference,
+    lane_busy_cycles,
     serial_cycle_floor,
     synaptic_ops,
 )
@@ -42,7 +43,10 @@ def sim_report(
     ``spikes_per_inference`` (per LIF layer), ``memory_reads_per_inference`` and
     ``memory_writes_per_inference`` (per memory kind), ``memory_bits`` (per memory, this core),
     ``memory_bits_dense`` (a dense design of the same network), ``energy_per_inference_j``,
-    ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``.
+    ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``,
+    ``lane_busy_cycles_per_step`` (``[layer][step][lane]``, mean over the images: the cycles each
+    lane is busy in each step, from the reference's events, :func:`esl_hw.metrics.lane_busy_cycles`;
+    the core counts only totals per inference).
     """
     plan = _plan_of(model, result)
     model, lanes = plan.model, plan.lanes
@@ -53,7 +57,9 @@ def sim_report(
     accesses = sum(reads.values()) + sum(writes.values())
     images = images[: result.samples]
     spikes = encode(images, model.timesteps, model.encoder)
-    layer_sops = synaptic_ops(model, spikes, run(model, spikes, record_potentials=False))
+    trace = run(model, spikes, record_potentials=False)
+    layer_sops = synaptic_ops(model, spikes, trace)
+    lane_busy = lane_busy_cycles(model, spikes, trace, lanes).mean(axis=0)
     floors = np.array([cycle_floor(model, counts, lanes) for counts in layer_sops])
     serial = np.array([serial_cycle_floor(model, count, lanes) for count in sops])
     energy = energy_per_inference(float(sops.mean()), accesses, energy_constants)
@@ -85,6 +91,7 @@ def sim_report(
         "energy_breakdown": energy,
         "sim_build_seconds": result.build_seconds,
         "sim_run_seconds": result.run_seconds,
+        "lane_busy_cycles_per_step": lane_busy.tolist(),
     }
 
 

@@ -28,7 +28,7 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED, rewire_layer, rewire_model
 from esl_hw.rtl_gen.memory_map import memory_images
 from esl_hw.rtl_gen.plan import CorePlan, as_plan, rewire_limit_problem
-from esl_hw.sim.build import simulator_environment
+from esl_hw.sim.build import simulator_environment, writable_cache
 from esl_hw.sim.trace import MAX_DETAILS, TraceRecord, compare, select_images
 
 
@@ -114,7 +114,8 @@ def run_rewire_cosim(
     own). ``images`` (``[N, n_in]`` uint8) are split at ``split`` (``1 <= split < N``); ``ks`` has
     one ``k`` per layer. Raises :class:`EslError` for a ``k`` above its layer's synapse count
     (naming the layer and the excess), a model beyond the rewiring unit's limits, a plan without
-    the unit or a bad ``split``.
+    the unit or a bad ``split``. ``build_dir`` holds the run folder (a temporary one when
+    ``None``); the build goes to the build cache, as for :func:`esl_hw.sim.run_cosim`.
     """
     from esl_hw.sim import runner
 
@@ -137,9 +138,10 @@ def run_rewire_cosim(
         if build_dir is None:
             build_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="esl-rewire-"))
         root = Path(build_dir).resolve()
-        with simulator_environment(simulator, root / "objcache"):
+        cache = writable_cache()
+        with simulator_environment(simulator, cache / "objcache"):
             started = time.perf_counter()
-            folder, built = runner._build(plan, simulator, root, capacity)
+            folder, built = runner._build(plan, simulator, capacity, cache)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = runner._run(
@@ -149,6 +151,7 @@ def run_rewire_cosim(
                 words,
                 simulator,
                 folder,
+                root,
                 trace_potentials,
                 options,
                 extra_config={"rewire": spec},
@@ -156,5 +159,5 @@ def run_rewire_cosim(
             )
             run_seconds = time.perf_counter() - started
         result = runner._result(model, simulator, report, report_path, build_seconds, run_seconds, built)
-        result.lanes, result.config = plan.lanes, plan.config
+        result.lanes, result.config, result.build = plan.lanes, plan.config, folder
         return result, report

@@ -1,31 +1,35 @@
 """Co-simulate the generated core against the reference model with cocotb (Verilator or Icarus).
 
-:func:`run_cosim` emits the core's Verilog and the harness, builds them once per model, simulator
-and generator version (the build folder is reused by later calls), runs the cocotb test module
-:mod:`esl_hw.sim.testbench` on the images' events, and returns a :class:`CosimResult` built from
-the JSON report the testbench writes.
+:func:`run_cosim` emits the core's Verilog and the harness, builds them once per Verilog text and
+simulator in the build cache outside any output folder (:mod:`esl_hw.sim.build`: ``$ESL_HW_CACHE``,
+else ``~/.cache/esl-hw``; a later call with the same Verilog reuses the build, ``rm -rf`` of that
+folder clears it), runs the cocotb test module :mod:`esl_hw.sim.testbench` on the images' events in
+a run folder of its own (``build_dir/runs/run-*``: events, trace, report, simulator log), and
+returns a :class:`CosimResult` built from the JSON report the testbench writes. Progress (the
+build, then the images done, read from the growing trace) goes to :mod:`esl_hw.progress`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from esl_hw import progress
 from esl_hw.artifact import Model, save_model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS
 from esl_hw.rtl_gen.plan import CorePlan, HardwareConfig, as_plan
-from esl_hw.sim.build import TIMESCALE, cached_build, simulator_environment
+from esl_hw.sim.build import TIMESCALE, cached_build, simulator_environment, writable_cache
 from esl_hw.sim.harness import (
     CONFIG_ENV,
     CORE_NAME,
@@ -37,7 +41,8 @@ from esl_hw.sim.harness import (
 )
 
 TEST_MODULE = "esl_hw.sim.testbench"
-_SOURCES = Path(__file__).resolve().parent
+#: seconds between two looks at a running co-simulation's trace
+WATCH_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -48,7 +53,8 @@ class CosimResult:
     ``sops``, ``spikes`` (per inference, per LIF layer), ``memory_reads`` and ``memory_writes``
     (per memory kind ``ptr``, ``syn``, ``cur``, ``pot``, ``acc``: one figure per inference) come
     from the core's performance counters; ``lanes`` is the lane count of the simulated core,
-    ``config`` its whole hardware configuration.
+    ``config`` its whole hardware configuration; ``build`` the build's folder in the cache and
+    ``built`` whether this call built it (else it reused a finished build).
     """
 
     simulator: str
@@ -70,6 +76,7 @@ class CosimResult:
     report_path: Path | None = None
     lanes: int = 1
     config: HardwareConfig | None = None
+    build: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,25 +84,10 @@ class CosimResult:
         return self.mismatches == 0 and not self.problems
 
 
-def build_key(plan: CorePlan, simulator: str, capacity: int) -> str:
-    """Hash identifying a build: model, hardware configuration, simulator, event capacity and the
-    generator sources."""
-    digest = hashlib.sha256()
-    options = [plan.model.header(), simulator, capacity, dataclasses.asdict(plan.config)]
-    digest.update(json.dumps(options, sort_keys=True).encode())
-    for layer in plan.model.layers:
-        for array in (layer.row_ptr, layer.col, layer.weight):
-            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    for folder in (_SOURCES.parent / "rtl_gen", _SOURCES):
-        for source in sorted(folder.glob("*.py")):
-            digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _build(plan: CorePlan, simulator: str, root: Path, capacity: int) -> tuple[Path, bool]:
-    """Build the core of ``plan`` and its harness into ``root/<simulator>-<build_key>`` unless a
-    finished build is there (:func:`esl_hw.sim.build.cached_build`); return the folder and whether
-    it built. Run it inside :func:`~esl_hw.sim.build.simulator_environment`."""
+def _build(plan: CorePlan, simulator: str, capacity: int, cache: Path) -> tuple[Path, bool]:
+    """Build the core of ``plan`` and its harness in the build cache ``cache`` unless a finished
+    build of the same Verilog is there (:func:`esl_hw.sim.build.cached_build`); return the folder
+    and whether it built. Run it inside :func:`~esl_hw.sim.build.simulator_environment`."""
 
     def write_sources(folder: Path) -> list[Path]:
         core = emit_verilog(plan, folder, name=CORE_NAME)
@@ -103,7 +95,7 @@ def _build(plan: CorePlan, simulator: str, root: Path, capacity: int) -> tuple[P
         harness.write_text(harness_verilog(plan, capacity))
         return [core, harness]
 
-    return cached_build(simulator, root, build_key(plan, simulator, capacity), HARNESS_TOP, write_sources)
+    return cached_build(simulator, HARNESS_TOP, write_sources, cache)
 
 
 def run_cosim(
@@ -135,9 +127,10 @@ def run_cosim(
     simulator : str
         ``"verilator"`` or ``"icarus"``.
     build_dir : path or None
-        Holds one build per model, simulator and generator version (reused by later calls), a
-        compile cache for Verilator's runtime and one ``runs/run-*`` folder per call (events,
-        trace, report). A temporary folder when ``None``.
+        Holds one ``runs/run-*`` folder per call (events, trace, report, simulator log); a
+        temporary folder when ``None``. The build itself goes to the build cache
+        (:func:`esl_hw.sim.build.cache_root`, with a compile cache for Verilator's runtime) and is
+        reused by any later call with the same Verilog and simulator.
     trace_potentials : bool
         Also trace and check every potential (not only spikes, outputs and predictions).
     gap_percent, backpressure_percent : int
@@ -170,8 +163,8 @@ def run_cosim(
     Raises
     ------
     EslError
-        Unknown simulator, missing simulator, bad images or options, or a build or run that
-        produced no report.
+        Unknown simulator, missing simulator, bad images or options, a build cache that cannot
+        be written, or a build or run that produced no report.
     """
     shares = (("gap_percent", gap_percent), ("backpressure_percent", backpressure_percent))
     for name, value in (*shares, ("random_gaps", random_gaps)):
@@ -189,9 +182,10 @@ def run_cosim(
         if build_dir is None:
             build_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="esl-cosim-"))
         root = Path(build_dir).resolve()
-        with simulator_environment(simulator, root / "objcache"):
+        cache = writable_cache()
+        with simulator_environment(simulator, cache / "objcache"):
             started = time.perf_counter()
-            folder, built = _build(plan, simulator, root, capacity)
+            folder, built = _build(plan, simulator, capacity, cache)
             build_seconds = time.perf_counter() - started
             started = time.perf_counter()
             report, report_path = _run(
@@ -201,6 +195,7 @@ def run_cosim(
                 words,
                 simulator,
                 folder,
+                root,
                 trace_potentials,
                 [
                     f"+GAP={gap_percent}",
@@ -212,8 +207,39 @@ def run_cosim(
             run_seconds = time.perf_counter() - started
         report_path = report_path if keep_report else None
         result = _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
-        result.lanes, result.config = plan.lanes, plan.config
+        result.lanes, result.config, result.build = plan.lanes, plan.config, folder
         return result
+
+
+def _count_done(trace: Path, stop: threading.Event, counter: progress.Counter) -> None:
+    """Until ``stop``: count the images the harness finished (``D`` lines of the growing ``trace``)."""
+    offset, done, last = 0, 0, b"\n"
+    while not stop.wait(WATCH_INTERVAL_S):
+        try:
+            with open(trace, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except OSError:
+            continue
+        if not chunk:
+            continue
+        offset += len(chunk)
+        done += (last + chunk).count(b"\nD ")
+        last = chunk[-1:]
+        counter.set(done)
+
+
+@contextlib.contextmanager
+def _watching(trace: Path, counter: progress.Counter) -> Iterator[None]:
+    """Follow ``trace`` in a thread while the simulator writes it (progress of the images)."""
+    stop = threading.Event()
+    watcher = threading.Thread(target=_count_done, args=(trace, stop, counter), daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _run(
@@ -223,15 +249,18 @@ def _run(
     words: np.ndarray,
     simulator: str,
     folder: Path,
+    root: Path,
     trace_potentials: bool,
     options: list[str],
     extra_config: dict | None = None,
     extra_cycles: int = 0,
 ) -> tuple[dict, Path]:
+    """Run the build in ``folder`` on ``images`` in a new run folder ``root/runs/run-*``; return the
+    testbench's report and its path."""
     from cocotb_tools.runner import get_runner
 
-    (folder / "runs").mkdir(exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=folder / "runs"))
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=root / "runs"))
     reference_dir = save_model(reference_model, run_dir / "reference_model")
     np.save(run_dir / "images.npy", images)
     events = write_events(run_dir / "events.hex", words)
@@ -259,27 +288,31 @@ def _run(
     ]
     runner = get_runner(simulator)
     log = run_dir / "sim.log"
-    try:
-        runner.test(
-            test_module=TEST_MODULE,
-            hdl_toplevel=HARNESS_TOP,
-            hdl_toplevel_lang="verilog",
-            build_dir=folder / "sim",
-            test_dir=run_dir,
-            plusargs=plusargs,
-            extra_env={CONFIG_ENV: str(run_dir / "config.json")},
-            timescale=TIMESCALE,
-            log_file=log,
-        )
-    except (SystemExit, Exception) as error:
-        # A failing check also ends here: the report then holds the mismatches.
-        failure = f"{error.__class__.__name__}: {error}"
-    else:
-        failure = "no error"
-    if not report_path.is_file():
-        tail = log.read_text()[-3000:] if log.is_file() else ""
-        raise EslError(f"{simulator} run in {run_dir} wrote no report ({failure}); log tail:\n{tail}")
-    return json.loads(report_path.read_text()), report_path
+    with progress.Counter(f"cosim: {simulator}", len(images), "images") as counter:
+        with _watching(trace, counter):
+            try:
+                runner.test(
+                    test_module=TEST_MODULE,
+                    hdl_toplevel=HARNESS_TOP,
+                    hdl_toplevel_lang="verilog",
+                    build_dir=folder / "sim",
+                    test_dir=run_dir,
+                    plusargs=plusargs,
+                    extra_env={CONFIG_ENV: str(run_dir / "config.json")},
+                    timescale=TIMESCALE,
+                    log_file=log,
+                )
+            except (SystemExit, Exception) as error:
+                # A failing check also ends here: the report then holds the mismatches.
+                failure = f"{error.__class__.__name__}: {error}"
+            else:
+                failure = "no error"
+        if not report_path.is_file():
+            tail = log.read_text()[-3000:] if log.is_file() else ""
+            raise EslError(f"{simulator} run in {run_dir} wrote no report ({failure}); log tail:\n{tail}")
+        report = json.loads(report_path.read_text())
+        counter.set(report["samples"], mismatches=report["mismatches"])
+    return report, report_path
 
 
 def _result(

@@ -1,11 +1,26 @@
-"""Shared fixtures: small random models in the artifact format."""
+"""Shared fixtures: small random models in the artifact format, and a build cache per test session."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 from esl_hw.artifact import Layer, Model, layer_from_dense
+from esl_hw.sim.build import CACHE_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def build_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point ``$ESL_HW_CACHE`` at a folder of this test session, so that tests never write to
+    ``~/.cache`` and share their simulator builds; with pytest-xdist the workers of one run share
+    it (its lock files keep builders apart)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "esl-hw-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
 
 
 def random_layer(

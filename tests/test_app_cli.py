@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,17 @@ from conftest import random_model
 from esl_hw.app.cli import HANDLERS, build_parser, main
 from esl_hw.artifact import save_model
 
+PROGRESS_LINE = re.compile(r"\[\d\d:\d\d:\d\d\] ")
+
 
 def fails_cleanly(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    """Exit status 2 and one error line on stderr, the last one (after progress lines, if any)."""
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("esl-hw: error: ") and message in err, err
+    assert err.endswith("\n"), err
+    lines = [line for line in err.splitlines() if not PROGRESS_LINE.match(line)]
+    assert len(lines) == 1 and err.splitlines()[-1] == lines[0], err
+    assert lines[0].startswith("esl-hw: error: ") and message in lines[0], err
 
 
 @pytest.fixture
@@ -231,6 +237,36 @@ def test_verbose_is_accepted_before_and_after_the_subcommand(capsys, model_dir: 
     for argv in (["-v", "eval", str(model_dir)], ["eval", str(model_dir), "-v"]):
         assert build_parser().parse_args(argv).verbose is True
     assert build_parser().parse_args(["eval", str(model_dir)]).verbose is False
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_silences_progress_but_not_results_or_errors(capsys, tmp_path: Path, model_dir, where) -> None:
+    out = tmp_path / "rtl"
+    argv = ["rtl", str(model_dir), "--out", str(out)]
+    argv = ["-q", *argv] if where == "before" else [*argv, "--quiet"]
+    assert build_parser().parse_args(argv).quiet is True
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and f"Verilog written to {out}" in captured.out
+    log = (out / "esl-hw.log").read_text()
+    assert " ".join(["esl-hw", *argv]) in log.splitlines()[0], "the log starts with the command line"
+    assert "rtl: Verilog of the 1-lane core done in" in log, "the log keeps the progress -q silenced"
+    fails_cleanly(capsys, [*argv[:-1], "-q"] if where == "after" else argv, "pass --force")
+
+
+def test_progress_goes_to_stderr_and_into_the_log(capsys, tmp_path: Path, model_dir: Path) -> None:
+    out = tmp_path / "rtl"
+    assert main(["rtl", str(model_dir), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 2 and all(PROGRESS_LINE.match(line) for line in lines), lines
+    assert lines[0].endswith("rtl: Verilog of the 1-lane core ...")
+    assert re.search(r"rtl: Verilog of the 1-lane core done in \d+\.\d s$", lines[1]), lines
+    assert "[" not in captured.out, "stdout carries results only"
+    log = (out / "esl-hw.log").read_text().splitlines()
+    assert log[0].endswith(f"esl-hw rtl {model_dir} --out {out}") and lines[1] in log
+    assert "esl-hw.log" in (out / ".esl-hw-output.json").read_text()
+    assert build_parser().parse_args(["rtl", str(model_dir), "--out", str(out)]).quiet is False
 
 
 def test_command_line_overrides_obey_the_config_limits(capsys, tmp_path: Path) -> None:

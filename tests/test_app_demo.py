@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from esl_hw.app.plots import CONFUSION_FILE, CYCLES_FILE, TRAINING_FILES
+from esl_hw.app.report_schema import undocumented
 from esl_hw.artifact import load_model
 
 TINY_CONFIG = """\
@@ -77,8 +79,24 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
     assert summary["simulator"] == "verilator"
     assert summary["seed"] == summary["config"]["seed"] and summary["config"]["model"]["hidden"] == [20]
     assert summary["provenance"]["command_line"][:2] == ["esl-hw", "demo"]
+    assert undocumented("demo", summary) == [] and summary["figures"] == [CYCLES_FILE, CONFUSION_FILE]
+    assert "## Provenance" in (out / "summary.md").read_text()
+    assert sum(map(sum, summary["confusion_rtl"])) == 3 and summary["classes"] == 10
+    for name in (*summary["figures"], *(f"run/{file}" for file in TRAINING_FILES)):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    assert json.loads((out / "run" / "train.json").read_text())["config"] == summary["config"]
     model = load_model(out / "model")
     assert model.layers[0].n_out == 20 and summary["synapses"] == model.synapses
     rtl, reference = summary["rtl_accuracy"], summary["reference_accuracy_rtl_samples"]
     assert f"accuracy on the 3 RTL images  RTL {rtl:.4f}, reference {reference:.4f}" in done.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # progress on stderr (plain lines: not a terminal), the same lines in the folder's log
+    for stage in ("demo: train done in", "train epoch 1/", "build: verilator", "cosim: verilator 3/3 images"):
+        assert stage in done.stderr, done.stderr
+    log = (out / "esl-hw.log").read_text()
+    command_line = f"esl-hw demo --out demo-out --config {tiny_config} --samples 3 --hidden 20"
+    assert log.splitlines()[0].endswith(command_line)
+    assert "demo: cosim done in" in log and "train epoch 1/" in log
+    # the simulator build is in the build cache, so the folder stays small
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    assert size < 10_000_000, f"demo folder holds {size} bytes"

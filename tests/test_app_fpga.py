@@ -12,6 +12,7 @@ import pytest
 from conftest import random_model
 
 from esl_hw.app import fpga as app_fpga
+from esl_hw.app.report_schema import undocumented
 from esl_hw.artifact import save_model
 from esl_hw.errors import EslError
 from esl_hw.fpga.tools import available
@@ -59,11 +60,18 @@ def test_existing_output_needs_force(model_dir: Path, tmp_path: Path) -> None:
 def test_synth_with_cycles_from_cosimulation(model_dir: Path, tmp_path: Path, capsys) -> None:
     args = _synth_args(model_dir, tmp_path / "out", samples=2, simulator="icarus", freq=20, no_rewiring=True)
     assert app_fpga.run_synth(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Fmax (MHz)" in out and "latency (µs)" in out
     text = (tmp_path / "out" / "report.md").read_text()
     assert "icarus co-simulation, mean of 2 random images" in text and "rewiring unit left out" in text
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["rewiring"] is False
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["rewiring"] is False and undocumented("synth", report) == []
+    assert report["provenance"]["command_line"] == ["esl-hw"]  # a Namespace without argv: no arguments
+    assert "## Provenance" in text and "| `fmax_mhz` |" in text
+    # progress on stderr: the co-simulation's build and run, each tool with its time
+    for stage in ("build: icarus", "cosim: icarus 2/2 images", "yosys done in", "nextpnr-ecp5 done in"):
+        assert stage in err, err
+    assert (tmp_path / "out" / "yosys.log").stat().st_size > 10_000, "the full Yosys log"
 
 
 def test_absent_serial_port_is_a_clear_error(model_dir: Path) -> None:
@@ -85,3 +93,84 @@ def test_sample_images() -> None:
     model = random_model(np.random.default_rng(4), (40, 12, 4))
     images, where = app_fpga.sample_images(model, 3)
     assert images.shape == (3, 40) and images.dtype == np.uint8 and where == "random images"
+
+
+def test_sample_images_are_the_test_images_of_data_whatever_their_size(tmp_path: Path) -> None:
+    from data_support import tiny_splits, write_npz_dataset
+
+    from esl_hw.datasets import load_embedded
+
+    splits = tiny_splits(np.random.default_rng(5), shape=(8, 8), classes=3, train=20, test=10)
+    data = write_npz_dataset(tmp_path / "data", splits)
+    model = random_model(np.random.default_rng(4), (64, 12, 3))
+    images, where = app_fpga.sample_images(model, 4, data)
+    assert np.array_equal(images, splits["test"][0][:4].reshape(4, 64)) and where == f"test images ({data})"
+    with pytest.raises(EslError, match=r"images have 64 pixels \(8x8\), the model has 40 inputs"):
+        app_fpga.sample_images(random_model(np.random.default_rng(4), (40, 12, 4)), 4, data)
+    mnist = random_model(np.random.default_rng(4), (784, 12, 10))
+    images, where = app_fpga.sample_images(mnist, 2)  # without --data: the embedded MNIST subset
+    assert np.array_equal(images, load_embedded().test.images[:2]) and "embedded" in where
+
+
+class _Stop(Exception):
+    """Ends a command once the images it co-simulates are seen."""
+
+
+def test_synth_cosimulates_the_test_images_of_data(tmp_path: Path, monkeypatch) -> None:
+    from data_support import tiny_splits, write_npz_dataset
+
+    import esl_hw.sim
+
+    splits = tiny_splits(np.random.default_rng(5), shape=(8, 8), classes=3, train=20, test=10)
+    data = write_npz_dataset(tmp_path / "data", splits)
+    model_dir = save_model(random_model(np.random.default_rng(4), (64, 12, 3)), tmp_path / "model")
+    seen = []
+
+    def run_cosim(model, images, **options):
+        seen.append(images)
+        raise _Stop
+
+    monkeypatch.setattr(esl_hw.sim, "run_cosim", run_cosim)
+    with pytest.raises(_Stop):
+        app_fpga.run_synth(_synth_args(model_dir, tmp_path / "synth", samples=3, data=data))
+    assert len(seen) == 1 and np.array_equal(seen[0], splits["test"][0][:3].reshape(3, 64))
+    assert not (tmp_path / "synth").exists()
+
+
+def test_run_writes_its_report_with_provenance(model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from test_fpga_driver import FakeDevice
+
+    from esl_hw.artifact import load_model
+    from esl_hw.fpga import driver
+
+    monkeypatch.setattr(driver, "open_serial", lambda port, baud: FakeDevice(load_model(model_dir), depth=8))
+    argv = ["run", str(model_dir), "--port", "/dev/fake", "--samples", "2", "--out", str(tmp_path / "out")]
+    args = argparse.Namespace(model=model_dir, port="/dev/fake", baud=115200, samples=2, data=None,
+                              timeout=5.0, load_synapses=False, out=tmp_path / "out", force=False,
+                              argv=argv)  # fmt: skip
+    assert app_fpga.run_run(args) == 0
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert undocumented("run", report) == [] and report["samples"] == 2 and report["mismatches"] == 0
+    assert report["port"] == "/dev/fake" and report["images"] == "random images"
+    assert report["provenance"]["command_line"] == ["esl-hw", *argv]
+    assert "| `mismatches` | 0 | images |" in (tmp_path / "out" / "run.md").read_text()
+
+
+def test_bitstream_report_gets_provenance_even_when_the_top_does_not_fit(
+    model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from esl_hw.fpga import boards
+    from esl_hw.fpga.synth import DoesNotFit
+
+    def build(model, board, out_dir, **options):
+        (Path(out_dir) / "board.json").write_text(json.dumps({"board": board, "clock_mhz": 12.0}))
+        raise DoesNotFit("board top does not fit")
+
+    monkeypatch.setattr(boards, "build_bitstream", build)
+    args = argparse.Namespace(model=model_dir, board="icebreaker", out=tmp_path / "b", force=False,
+                              baud=115200, lanes=1, no_rewiring=True, argv=["bitstream", "M"])  # fmt: skip
+    with pytest.raises(DoesNotFit):
+        app_fpga.run_bitstream(args)
+    report = json.loads((tmp_path / "b" / "board.json").read_text())
+    assert report["provenance"]["command_line"] == ["esl-hw", "bitstream", "M"]
+    assert "| `clock_mhz` | 12 | MHz |" in (tmp_path / "b" / "board.md").read_text()

@@ -15,7 +15,11 @@ import pytest
 from conftest import random_model
 
 from esl_hw.app.cli import main
+from esl_hw.app.plots import CONFUSION_FILE, CYCLES_FILE, TRAINING_FILES
+from esl_hw.app.report_schema import undocumented
 from esl_hw.artifact import load_model, save_model
+from esl_hw.datasets import load_mnist
+from esl_hw.reference import predict
 
 TINY_CONFIG = """\
 seed: 3
@@ -40,6 +44,8 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert (run / "checkpoint.pt").is_file() and (run / "metrics.jsonl").is_file()
     assert main(["export", str(run), "--out", str(model)]) == 0
     artifact = load_model(model)
+    exported = json.loads((model / "export.json").read_text())
+    assert undocumented("export", exported) == [] and exported["synapses"] == artifact.synapses
     assert [layer.n_out for layer in artifact.layers] == [24, 10] and artifact.timesteps == 4
     assert main(["eval", str(model)]) == 0
     assert main(["rtl", str(model), "--out", str(rtl)]) == 0
@@ -55,7 +61,18 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert report["rtl_samples"] == 4 and report["rtl_mismatches"] == 0 and not report["rtl_problems"]
     assert report["simulator"] == "icarus" and report["sops_counter_matches_reference"]
     assert report["cycles_per_inference"] >= report["cycle_floor"] > 0
-    assert "mismatching samples" in capsys.readouterr().out
+    assert undocumented("sim", report) == [] and report["figures"] == [CYCLES_FILE, CONFUSION_FILE]
+    assert all((sim / name).read_bytes()[:4] == b"\x89PNG" for name in report["figures"])
+    captured = capsys.readouterr()
+    assert "mismatching samples" in captured.out
+    # the build lives in the session's build cache, not in --out; a second sim reuses it
+    assert "build: icarus done in" in captured.err and "cosim: icarus 4/4 images" in captured.err
+    assert not [path for path in sim.rglob("*") if path.suffix in (".vvp", ".v")]
+    command_line = " ".join(["esl-hw", *argv, "--e-sop", "2.5", "--e-mem", "0"])
+    assert (sim / "esl-hw.log").read_text().splitlines()[0].endswith(command_line)
+    assert main([*argv[:-1], str(tmp_path / "sim2")]) == 0
+    assert "build: reused cached build icarus-" in capsys.readouterr().err
+    assert "train epoch 2/2" in (run / "esl-hw.log").read_text()
     compared = tmp_path / "compare"
     argv = ["compare", str(model), "--out", str(compared), "--samples", "3", "--simulator", "icarus"]
     assert main(argv) == 0
@@ -63,7 +80,18 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert comparison["float_source"] == str(run.resolve()) and 0 <= comparison["float_accuracy"] <= 1
     assert comparison["int_samples"] == 1000 and comparison["rtl_samples"] == 3
     assert comparison["rtl_mismatches"] == 0 and comparison["potentials_checked"]
-    assert "| RTL |" in (compared / "compare.md").read_text()
+    assert undocumented("compare", comparison) == []
+    markdown = (compared / "compare.md").read_text()
+    assert "| RTL |" in markdown and "## Provenance" in markdown
+    assert f"![confusion]({CONFUSION_FILE})" in markdown
+    # the confusion counts are those of the predictions on the 3 co-simulated images
+    test = load_mnist(None).test
+    expected = np.zeros((10, 10), dtype=int)
+    for label, prediction in zip(test.labels[:3], predict(artifact, test.images[:3]), strict=True):
+        expected[label, prediction] += 1
+    assert comparison["classes"] == 10
+    assert comparison["confusion_reference"] == comparison["confusion_rtl"] == expected.tolist()
+    assert (compared / CONFUSION_FILE).read_bytes()[:4] == b"\x89PNG"
     # the float model of another network, or a run that is not there, is refused, not shown
     other = save_model(random_model(np.random.default_rng(1), (784, 7, 10), timesteps=4), tmp_path / "other")
     for argv in (
@@ -94,3 +122,133 @@ def test_lanes_default_to_the_lanes_the_model_was_trained_for(tmp_path: Path) ->
     own = json.loads((tmp_path / "own" / "memory_bits.json").read_text())
     one = json.loads((tmp_path / "one" / "memory_bits.json").read_text())
     assert own == json.loads(json.dumps(memory_bits(model, lanes=2))) != one
+
+
+def test_training_writes_its_curves_and_report_also_when_resumed(tmp_path: Path, tiny_config: Path) -> None:
+    from esl_hw.app.stages import training_config
+    from esl_hw.train.loop import train
+
+    run = tmp_path / "run"
+
+    def killed(folder: Path) -> None:  # the process dies after the last epoch, before publishing
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(training_config(tiny_config, None), run, progress=False, on_complete=killed)
+    assert not run.exists()
+    assert main(["train", str(tiny_config), "--out", str(run), "--resume"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    report = json.loads((run / "train.json").read_text())
+    assert undocumented("train", report) == [] and report["figures"] == list(TRAINING_FILES)
+    assert report["epochs"] == len(records) == 2 and report["seed"] == 3 == report["config"]["seed"]
+    assert report["final_loss"] == records[-1]["loss"]
+    updates = [update for record in records for update in record["esl_updates"]]
+    assert report["esl_updates"] == len(updates) > 0
+    assert report["connections_rewired"] == sum(layer["pruned"] for u in updates for layer in u["layers"]) > 0
+    assert report["provenance"]["command_line"][-1] == "--resume"
+    marker = json.loads((run / ".esl-hw-output.json").read_text())
+    for name in (*TRAINING_FILES, "train.json", "train.md"):
+        data = (run / name).read_bytes()
+        assert len(data) > 1000 and name in marker["entries"]
+        assert data[:4] == b"\x89PNG" or name.startswith("train.")
+
+
+# ---------------------------------------------------------------- datasets of any size: IDX and NPZ
+
+SMALL_DATA_CONFIG = """\
+seed: 1
+data: {val_fraction: 0.2}
+model: {hidden: [16, 8], timesteps: 4}
+sparsity: {density: 0.5, delta_t: 3}
+train: {epochs: 3, batch_size: 30, lr: 0.01}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An 8x8-pixel, 3-class dataset as NPZ and as IDX files, and a config for a tiny network."""
+    from data_support import tiny_splits, write_idx_dataset, write_npz_dataset
+
+    root = tmp_path_factory.mktemp("small-data")
+    splits = tiny_splits(np.random.default_rng(6), shape=(8, 8), classes=3, train=300, test=60)
+    (root / "small.yaml").write_text(SMALL_DATA_CONFIG)
+    return {
+        "npz": write_npz_dataset(root / "npz", splits),
+        "idx": write_idx_dataset(root / "idx", splits, compress=True),
+        "config": root / "small.yaml",
+    }
+
+
+@pytest.fixture(scope="module")
+def small_model(small_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 64-16-8-3 model trained and exported through the command line on the NPZ dataset."""
+    root = tmp_path_factory.mktemp("small-model")
+    argv = ["train", str(small_data["config"]), "--data", str(small_data["npz"]), "--out", str(root / "run")]
+    assert main(argv) == 0
+    assert main(["export", str(root / "run"), "--out", str(root / "model")]) == 0
+    return root / "model"
+
+
+@pytest.mark.parametrize("kind", ["npz", "idx"])
+def test_train_export_eval_on_a_dataset_of_64_pixels_and_3_classes(
+    small_data: dict[str, Path], tmp_path: Path, kind: str, capsys
+) -> None:
+    data = str(small_data[kind])
+    assert main(["train", str(small_data["config"]), "--data", data, "--out", str(tmp_path / "run")]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model")]) == 0
+    model = load_model(tmp_path / "model")
+    assert model.n_inputs == 64 and [layer.n_out for layer in model.layers] == [16, 8, 3]
+    assert main(["eval", str(tmp_path / "model"), "--data", data, "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["dataset"] == data and report["test_images"] == 60
+    assert report["int_accuracy"] > 0.6  # chance is 1/3
+    assert f"integer reference on {data}" in capsys.readouterr().out
+
+
+def test_a_model_and_data_of_other_sizes_are_one_error_naming_both(
+    small_model: Path, small_data: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    from test_app_cli import fails_cleanly
+
+    message = "images have 784 pixels (28x28), the model has 64 inputs"
+    fails_cleanly(capsys, ["eval", str(small_model)], message)
+    fails_cleanly(capsys, ["sim", str(small_model), "--out", str(tmp_path / "sim")], message)
+    fails_cleanly(capsys, ["compare", str(small_model), "--out", str(tmp_path / "compare")], message)
+    mnist_model = save_model(random_model(np.random.default_rng(1), (784, 7, 10)), tmp_path / "mnist")
+    fails_cleanly(
+        capsys,
+        ["eval", str(mnist_model), "--data", str(small_data["npz"])],
+        "images have 64 pixels (8x8), the model has 784 inputs",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mnist"]
+
+
+def test_a_bad_npz_dataset_is_exit_status_2_and_one_line(
+    small_model: Path, small_data: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    from test_app_cli import fails_cleanly
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_data["npz"], bad)
+    np.savez(bad / "test.npz", x=np.zeros((2, 8, 8), np.float32), y=np.array([0, 1]))
+    train = ["train", str(small_data["config"]), "--data", str(bad), "--out", str(tmp_path / "run")]
+    fails_cleanly(capsys, train, "test.npz array x: images must be uint8 (values 0..255), got dtype float32")
+    np.savez(bad / "test.npz", x=np.zeros((2, 8, 8), np.uint8), y=np.array([0, 1, 2]))
+    fails_cleanly(capsys, ["eval", str(small_model), "--data", str(bad)], "x has 2 images but y has 3 labels")
+    np.savez(bad / "test.npz", x=np.zeros((2, 8, 8), np.uint8), y=np.array([None, 1]))  # pickled
+    eval_bad = ["eval", str(small_model), "--data", str(bad)]
+    fails_cleanly(capsys, eval_bad, "labels must be integers, got dtype object")
+    (bad / "test.npz").unlink()
+    fails_cleanly(capsys, ["eval", str(small_model), "--data", str(bad)], "has train.npz but lacks test.npz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_sim_of_a_64_input_model_on_its_data_is_bit_exact(
+    small_model: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
+    data = str(small_data["npz"])
+    argv = ["sim", str(small_model), "--data", data, "--samples", "6", "--out", str(tmp_path / "sim")]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "sim" / "sim.json").read_text())
+    assert report["rtl_samples"] == 6 and report["rtl_mismatches"] == 0 and not report["rtl_problems"]
+    assert report["potentials_checked"] and report["sops_counter_matches_reference"]

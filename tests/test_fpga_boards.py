@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import random_model
 
+from esl_hw.app.report_schema import undocumented
 from esl_hw.errors import EslError
 from esl_hw.fpga.boards import BOARDS, BoardTop, build_bitstream, get_board, make_platform
 from esl_hw.fpga.tools import available
@@ -53,3 +54,4 @@ def test_icebreaker_bitstream(tiny_model, tmp_path: Path) -> None:
     assert report["timing_met"] and report["fmax_mhz"] > 12
     assert Path(report["bitstream"]).stat().st_size == report["bitstream_bytes"] > 100_000
     assert report["utilisation"]["luts"]["used"] < 5280
+    assert undocumented("bitstream", report) == []  # docs/reports.md lists every key

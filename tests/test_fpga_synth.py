@@ -50,6 +50,12 @@ def test_report_has_resources_fmax_and_latency(ecp5_report: synth.SynthReport) -
     assert json.loads((folder / "report.json").read_text())["fmax_mhz"] == report.fmax_mhz
     markdown = (folder / "report.md").read_text()
     assert "post-route Fmax" in markdown and "| block RAM (EBR) |" in markdown
+    # the tools' logs are complete: Yosys runs without -q, nextpnr logs every stage
+    yosys = (folder / "yosys.log").read_text()
+    assert "Executing ABC9" in yosys and "Printing statistics" in yosys.split("Executing ABC9")[-1]
+    assert "End of script" in yosys
+    nextpnr = (folder / "nextpnr.log").read_text()
+    assert "Info: Max frequency for clock" in nextpnr and "Program finished normally" in nextpnr
 
 
 @needs_ecp5

@@ -378,9 +378,10 @@ def test_array_contents_are_checked(
 IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_idx_oracle(content: bytes) -> np.ndarray | None:
-    """A strict, independent IDX reader: exact length, every value an integer 0..255 (pixels and
-    MNIST-style labels both fit a byte); None when the file is not valid."""
+def _read_idx_oracle(content: bytes, labels: bool = False) -> np.ndarray | None:
+    """A strict, independent IDX reader: exact length; every value an integer 0..255 for images, and
+    for labels an integer type with values 0 .. 2^20 - 1 (a layer's neurons); None when the file is
+    not valid."""
     if len(content) < 4 or content[0] or content[1] or content[2] not in IDX_TYPES or content[3] == 0:
         return None
     ndim, dtype = content[3], np.dtype(IDX_TYPES[content[2]])
@@ -390,26 +391,32 @@ def _read_idx_oracle(content: bytes) -> np.ndarray | None:
     if math.prod(dims) * dtype.itemsize != len(content) - 4 - 4 * ndim or 0 in dims:
         return None
     values = np.frombuffer(content, dtype=dtype, offset=4 + 4 * ndim).astype(np.float64)
+    if labels and dtype.kind not in "iu":
+        return None
     if not (np.isfinite(values).all() and (values == np.round(values)).all()):
         return None
-    if values.min() < 0 or values.max() > 255:
+    if values.min() < 0 or values.max() > (2**20 - 1 if labels else 255):
         return None
     return values.astype(np.int64).reshape(dims)
 
 
 def _dataset_oracle(files: dict[str, bytes]) -> np.ndarray | None:
-    """Test images ``[N, 20]`` when the four files make a valid dataset for the model, else None."""
-    parsed = {key: _read_idx_oracle(files[name]) for key, name in IDX_NAMES.items()}
+    """Test images ``[N, 20]`` when the four files make a valid dataset for the model, else None:
+    images of any shape after ``N``, the same in train and test; the class count (largest label plus
+    one, over both) at least 2; test images of the model's 20 pixels, test labels below its outputs."""
+    parsed = {key: _read_idx_oracle(files[name], key.endswith("labels")) for key, name in IDX_NAMES.items()}
     if any(value is None for value in parsed.values()):
         return None
     for split in ("train", "test"):
         images, labels = parsed[f"{split}_images"], parsed[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
             return None
     test = parsed["test_images"]
-    if test.shape[1] * test.shape[2] != SIDE[0] * SIDE[1] or parsed["test_labels"].max() >= CLASSES:
+    if parsed["train_images"].shape[1:] != test.shape[1:]:
         return None
-    if parsed["train_labels"].max() > 9:  # an MNIST-format dataset has ten classes
+    if math.prod(test.shape[1:]) != SIDE[0] * SIDE[1] or parsed["test_labels"].max() >= CLASSES:
+        return None
+    if max(parsed["train_labels"].max(), parsed["test_labels"].max()) < 1:  # fewer than 2 classes
         return None
     return test.reshape(len(test), -1)
 

@@ -8,7 +8,7 @@ import numpy as np
 from rtl_support import random_model
 
 from esl_hw.encoding import encode
-from esl_hw.metrics import EnergyConstants, synaptic_ops
+from esl_hw.metrics import EnergyConstants, lane_busy_cycles, synaptic_ops
 from esl_hw.reference import run
 from esl_hw.rtl_gen.hardware import HardwareConfig
 from esl_hw.rtl_gen.plan import dense_memory_bits, memory_bits, plan_model
@@ -57,6 +57,10 @@ def test_report_keys_and_values() -> None:
     assert report["cycle_floor"] > 0 and report["cycles_over_floor"] == 102.0 / report["cycle_floor"]
     names = [name for name, _ in report_rows(report)]
     assert "cycle floor (ratio)" in names and "memory bits (dense design)" in names
+    spikes = encode(images, model.timesteps, model.encoder)
+    busy = lane_busy_cycles(model, spikes, run(model, spikes, record_potentials=False), lanes=4)
+    assert np.array_equal(report["lane_busy_cycles_per_step"], busy.mean(axis=0))
+    assert np.shape(report["lane_busy_cycles_per_step"]) == (2, 3, 4)  # layers, steps, lanes
 
 
 def test_memory_bits_are_those_of_the_simulated_plan() -> None:

@@ -1,10 +1,13 @@
 """Co-simulation of generated cores against the reference on Verilator and Icarus.
 
-Builds are slow (Verilator ~25 s each), so models are small and one build folder is shared by
-the whole module: runs of the same model and simulator reuse its build.
+Builds are slow (Verilator ~25 s each), so models are small; builds go to the session's build cache
+(tests/conftest.py), so runs of the same model and simulator reuse their build.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
-from esl_hw.sim.build import SIMULATORS, STAMP, cached_build, simulator_environment
+from esl_hw.sim.build import CACHE_ENV, SIMULATORS, STAMP, simulator_environment
 
 
 def two_hidden_model() -> Model:
@@ -126,7 +129,11 @@ def test_icarus_matches_reference_and_verilator_cycles(build_dir, model_factory)
     assert_exact(result, model, images)
     again = run_cosim(model, images, "icarus", build_dir)
     assert_exact(again, model, images)
-    assert not again.built
+    assert not again.built and again.build == result.build, "the cached build must be reused"
+    cache = Path(os.environ[CACHE_ENV]).resolve()
+    assert again.build.parent == cache and (again.build / STAMP).is_file()
+    assert not again.build.is_relative_to(Path(build_dir).resolve()), "builds live outside the output"
+    assert again.report_path.is_relative_to(Path(build_dir).resolve() / "runs")
     assert sum(again.cycles) <= sum(result.cycles), "idle gaps and backpressure cannot make it faster"
 
 
@@ -172,16 +179,12 @@ def test_the_cli_offers_the_shared_simulators() -> None:
     assert cli.SIMULATORS is SIMULATORS
 
 
-def test_a_finished_build_is_reused_without_building(tmp_path) -> None:
-    folder = tmp_path / "icarus-0123"
-    folder.mkdir()
-    (folder / STAMP).write_text("{}")
-
-    def write_sources(_folder):
-        raise AssertionError("a finished build must not be rebuilt")
-
-    assert cached_build("icarus", tmp_path, "0123", "top", write_sources) == (folder, False)
-    assert (tmp_path / "icarus-0123.lock").is_file()
+def test_an_unwritable_build_cache_is_a_one_line_error(tmp_path, monkeypatch) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "file" / "cache"))
+    model = one_hidden_model()
+    with pytest.raises(EslError, match=f"build cache .*file/cache is not writable .*set {CACHE_ENV}"):
+        run_cosim(model, images_for(model, 1, 0), "icarus", tmp_path / "out")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from esl_hw.errors import EslError
 from esl_hw.train.config import (
     Config,
+    check_mlp_shape,
     config_from_dict,
     config_to_dict,
     default_config,
@@ -300,3 +302,29 @@ def test_file_problems_are_one_line(tmp_path: Path, content: bytes, message: str
 def test_a_folder_is_not_a_config(tmp_path: Path) -> None:
     with pytest.raises(EslError, match="is a folder, not a file"):
         load_config(tmp_path)
+
+
+def test_hidden_takes_any_number_of_layers() -> None:
+    assert config_from_dict({"model": {"hidden": [512, 256]}}).model.hidden == (512, 256)
+    assert config_from_dict({"model": {"hidden": [7] * 63}}).model.hidden == (7,) * 63
+
+
+def test_the_trainer_limit_counts_the_datas_inputs_and_classes() -> None:
+    # without a data path the embedded MNIST subset's sizes are known when the config is read
+    with pytest.raises(EslError, match=r"needs 832569344 dense weights \(784-1048576-10\)"):
+        config_from_dict({"model": {"hidden": [2**20]}})
+    # with one they come from the data: the training task checks them once it has loaded it
+    config = config_from_dict({"data": {"path": "somewhere"}, "model": {"hidden": [2**20]}})
+    check_mlp_shape(64, config.model.hidden, 3)  # 64·2^20 + 2^20·3 weights: within the limit
+    with pytest.raises(EslError, match=r"^config: model.hidden =\[1048576\] needs 1048576000 dense weights "):
+        check_mlp_shape(997, config.model.hidden, 3)
+    with pytest.raises(EslError, match=r"\(784-800-200000-10\), more than the trainer's limit 134217728$"):
+        check_mlp_shape(784, (800, 200000), 10)
+
+
+def test_the_fashion_mnist_config_is_the_mnist_one_on_other_data() -> None:
+    fashion = load_config(REPO / "configs" / "fashion_mnist_multispike_d0.1.yaml")
+    mnist = load_config(REPO / "configs" / "mnist_multispike_d0.1.yaml")
+    assert fashion.data.path == "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+    assert fashion == dataclasses.replace(mnist, data=fashion.data)
+    assert fashion.data == dataclasses.replace(mnist.data, path=fashion.data.path)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_support import tiny_splits, write_idx_dataset, write_npz_dataset
 
 from esl_hw.datasets import Split
 from esl_hw.errors import EslError
@@ -119,6 +121,25 @@ def test_without_validation_the_last_epoch_is_kept(tmp_path: Path) -> None:
     assert records[-1]["val_accuracy"] is None
 
 
+def test_one_progress_line_per_epoch_off_a_terminal_and_none_when_quiet(tmp_path: Path, capsys) -> None:
+    from esl_hw import progress
+
+    config = config_from_dict(
+        dict(TINY, data={"train_samples": 100, "val_fraction": 0.2}, train={"epochs": 2})
+    )
+    train(config, tmp_path / "run", progress=True)
+    err = capsys.readouterr().err
+    epoch = r"\[\d\d:\d\d:\d\d\] train epoch (\d)/2  loss \S+  val \d\.\d{4}  density 0\.\d{4}  \(\d+\.\d s\)"
+    assert re.findall(epoch, err) == ["1", "2"], err
+    assert "it/s" not in err, "no live bar off a terminal"
+    previous = progress.set_quiet(True)
+    try:
+        train(config, tmp_path / "quiet", progress=True)
+    finally:
+        progress.set_quiet(previous)
+    assert capsys.readouterr().err == ""
+
+
 def test_device_resolution_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("cpu") == torch.device("cpu")
@@ -135,3 +156,38 @@ def test_cuda_run_without_a_gpu_is_refused_before_the_folder_appears(
     with pytest.raises(EslError, match="cuda"):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- data of any size and class count
+
+
+@pytest.mark.parametrize(
+    ("kind", "writer"), [("lif", write_npz_dataset), ("single_spike", write_idx_dataset)]
+)
+def test_the_network_takes_its_input_size_and_classes_from_the_data(
+    tmp_path: Path, kind: str, writer
+) -> None:
+    data = writer(tmp_path / "data", tiny_splits(np.random.default_rng(4), shape=(8, 8), classes=3))
+    config = config_from_dict(
+        {
+            "seed": 2,
+            "data": {"path": str(data), "val_fraction": 0.2},
+            "model": {"kind": kind, "hidden": [16, 8], "timesteps": 4},
+            "sparsity": {"density": 0.5, "delta_t": 3},
+            "train": {"epochs": 3, "batch_size": 30, "lr": 0.01},
+        }
+    )
+    result = train(config, tmp_path / "run", progress=False)
+    checkpoint = load_checkpoint(result.run_dir)
+    assert checkpoint["sizes"] == [64, 16, 8, 3]
+    weights = [value for key, value in checkpoint["model"].items() if key.startswith("weights.")]
+    assert [tuple(weight.shape) for weight in weights] == [(64, 16), (16, 8), (8, 3)]
+    assert result.val_accuracy > 0.6  # chance is 1/3: the class is a bright band's place
+
+
+def test_the_trainer_limit_is_checked_with_the_datas_sizes_before_anything_is_built(tmp_path: Path) -> None:
+    data = write_npz_dataset(tmp_path / "data", tiny_splits(np.random.default_rng(4), train=10, test=5))
+    config = config_from_dict(dict(TINY, data={"path": str(data)}, model={"hidden": [1_000_000, 100]}))
+    with pytest.raises(EslError, match=r"needs 164000300 dense weights \(64-1000000-100-3\), more than"):
+        train(config, tmp_path / "run", progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]

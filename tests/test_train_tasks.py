@@ -101,10 +101,11 @@ def test_conv_configs_need_a_matching_dataset_and_a_path() -> None:
 
 
 def _mnist_with_label(folder: Path, label: int) -> Path:
+    """Four images each in train and test, the third labelled ``label`` (-128..127: IDX type int8)."""
     folder.mkdir()
     for prefix in ("train", "t10k"):
         images = struct.pack(">BBBBIII", 0, 0, 8, 3, 4, 28, 28) + bytes(4 * 784)
-        labels = struct.pack(">BBBBI", 0, 0, 8, 1, 4) + bytes([0, 1, label, 2])
+        labels = struct.pack(">BBBBI", 0, 0, 9, 1, 4) + struct.pack(">4b", 0, 1, label, 2)
         (folder / f"{prefix}-images-idx3-ubyte").write_bytes(images)
         (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(labels)
     return folder
@@ -119,8 +120,8 @@ def test_labels_outside_the_class_range_are_refused_before_training(tmp_path: Pa
     )
     with pytest.raises(EslError, match="data_batch_2: label 10 at index 1 is outside 0..9"):
         train(cifar, tmp_path / "run", progress=False)
-    mnist = config_from_dict({"data": {"path": str(_mnist_with_label(tmp_path / "mnist", 10))}})
-    with pytest.raises(EslError, match="train-labels-idx1-ubyte: label 10 at index 2 is outside 0..9"):
+    mnist = config_from_dict({"data": {"path": str(_mnist_with_label(tmp_path / "mnist", -1))}})
+    with pytest.raises(EslError, match="train-labels-idx1-ubyte: label -1 at index 2 is negative"):
         train(mnist, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

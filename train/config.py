@@ -9,7 +9,8 @@ Erdős–Rényi rule, as RigL's ER scaling) or as the ER factor ``epsilon`` dire
 
 Every number must be finite (NaN and infinities are refused), and sizes, counts and widths are
 bounded by :mod:`esl_hw.limits` (e.g. ``model.hidden`` by the neurons per layer and, for the MLP
-kinds, by the dense weights the trainer allocates). The file is read by :mod:`esl_hw.safe_yaml`:
+kinds, by the dense weights the trainer allocates, counted with the data's input size and class
+count: :func:`check_mlp_shape`). The file is read by :mod:`esl_hw.safe_yaml`:
 a duplicate key, an alias or a file that is not UTF-8 is refused with one line.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from esl_hw import limits
+from esl_hw.datasets import MNIST_CLASSES, MNIST_INPUTS
 from esl_hw.errors import EslError
 from esl_hw.limits import shown
 from esl_hw.rewiring import DEFAULT_SEED
@@ -37,15 +39,17 @@ DATASETS = ("mnist", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
-#: Inputs and classes of the MLP kinds (``lif``, ``single_spike``): 28x28 MNIST, 10 digits.
-MLP_INPUTS, MLP_CLASSES = 784, 10
+#: The MLP kinds; their input size and class count come from the data (:func:`check_mlp_shape`).
+MLP_KINDS = ("lif", "single_spike")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where the data comes from; ``path=None`` is the embedded MNIST subset (``dataset: mnist`` only).
 
-    ``dataset``: ``mnist`` (IDX files), ``cifar10``/``cifar100`` (python batches), ``nmnist`` or
+    ``dataset``: ``mnist`` (images in IDX files or ``train.npz``/``test.npz``, MNIST or any other
+    set: the MLP's input size and class count come from the data, :func:`esl_hw.datasets.load_dataset`),
+    ``cifar10``/``cifar100`` (python batches), ``nmnist`` or
     ``dvs_cifar10`` (event recordings binned into ``model.timesteps`` frames, resized to
     ``frame_size`` when given); see :mod:`esl_hw.train.vision_data`.
     """
@@ -59,7 +63,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``kind: lif``: LIF MLP ``784-hidden…-10`` on the integer grid (``leak_shift=None``: no leak).
+    """``kind: lif``: LIF MLP ``n_in-hidden…-classes`` on the integer grid (``leak_shift=None``: no
+    leak); ``n_in`` and ``classes`` come from the data, ``hidden`` lists any number of layers.
 
     ``kind: single_spike``: Mostafa's temporal-coding network (:mod:`esl_hw.train.single_spike`):
     inputs arrive in ``levels`` time slots up to ``t_max``; ``weight_cost`` is the factor ``K`` of the
@@ -204,26 +209,32 @@ def _check_data(raw: dict[str, Any]) -> DataConfig:
     )
 
 
-def _hidden(value: Any, kind: str) -> tuple[int, ...]:
-    """Hidden layer sizes, each at most the neurons per layer; for the MLP kinds the dense weights
-    ``784·h0 + h0·h1 + … + h_last·10`` at most :data:`esl_hw.limits.TRAIN_MAX_DENSE_WEIGHTS`."""
+def check_mlp_shape(n_inputs: int, hidden: tuple[int, ...], classes: int) -> None:
+    """Raise :class:`EslError` unless the MLP ``n_inputs - hidden… - classes`` has at most
+    :data:`esl_hw.limits.TRAIN_MAX_DENSE_WEIGHTS` dense weights ``n_inputs·h0 + h0·h1 + … +
+    h_last·classes`` (the trainer allocates each several times). The training task checks it with the
+    data's sizes before anything is encoded; :func:`config_from_dict` already with the embedded MNIST
+    subset's (784 inputs, 10 classes) when the config names no data path."""
+    shape = (n_inputs, *hidden, classes)
+    weights = sum(a * b for a, b in zip(shape[:-1], shape[1:], strict=True))
+    if weights > limits.TRAIN_MAX_DENSE_WEIGHTS:
+        raise _fail(
+            "model.hidden",
+            f"={list(hidden)} needs {weights} dense weights ({'-'.join(map(str, shape))}), more than "
+            f"the trainer's limit {limits.TRAIN_MAX_DENSE_WEIGHTS}",
+        )
+
+
+def _hidden(value: Any) -> tuple[int, ...]:
+    """Hidden layer sizes (any number of layers below :data:`esl_hw.limits.MAX_LAYERS`), each at most
+    the neurons per layer."""
     if not isinstance(value, list | tuple) or not value:
         raise _fail("model.hidden", f"must be a non-empty list of layer sizes, got {shown(value)}")
     if len(value) >= limits.MAX_LAYERS:
         raise _fail("model.hidden", f"has {len(value)} layers, at most {limits.MAX_LAYERS - 1}")
-    sizes = tuple(
+    return tuple(
         _int(size, f"model.hidden[{i}]", 1, limits.MAX_NEURONS_PER_LAYER) for i, size in enumerate(value)
     )
-    if kind not in CONV_KINDS:
-        shape = (MLP_INPUTS, *sizes, MLP_CLASSES)
-        weights = sum(a * b for a, b in zip(shape[:-1], shape[1:], strict=True))
-        if weights > limits.TRAIN_MAX_DENSE_WEIGHTS:
-            raise _fail(
-                "model.hidden",
-                f"={list(sizes)} needs {weights} dense weights, more than the trainer's limit "
-                f"{limits.TRAIN_MAX_DENSE_WEIGHTS}",
-            )
-    return sizes
 
 
 #: Upper bounds of the float settings that have no natural one: far beyond any useful value, they
@@ -267,7 +278,7 @@ def _check_model(raw: dict[str, Any]) -> ModelConfig:
         levels=_int(raw["levels"], "model.levels", 1, 256),
         t_max=_positive(raw["t_max"], "model.t_max", limits.TRAIN_MAX_T_MAX),
         weight_cost=weight_cost,
-        hidden=_hidden(raw["hidden"], kind),
+        hidden=_hidden(raw["hidden"]),
         timesteps=_int(raw["timesteps"], "model.timesteps", *limits.TIMESTEPS),
         w_bits=_int(raw["w_bits"], "model.w_bits", *limits.TRAIN_W_BITS),
         v_bits=v_bits,
@@ -399,6 +410,8 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
         raise EslError(f"config: model.kind {model.kind!r} needs {need}, not data.dataset {data.dataset!r}")
     if data.dataset != "mnist" and data.path is None:
         raise EslError(f"config: data.dataset {data.dataset!r} needs data.path (a local folder)")
+    if model.kind in MLP_KINDS and data.path is None:
+        check_mlp_shape(MNIST_INPUTS, model.hidden, MNIST_CLASSES)
     n_layers = len(model.hidden) + 1 if not conv else 64
     sparsity = _check_sparsity(sections["sparsity"], n_layers)
     if sparsity.grow == HARDWARE_RANDOM and model.kind != "lif":

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from esl_hw import progress as esl_progress
 from esl_hw.errors import EslError
 from esl_hw.train import distributed
 from esl_hw.train.checkpoint import (
@@ -49,7 +50,7 @@ from esl_hw.train.config import Config, config_to_dict, dump_config
 from esl_hw.train.export import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RUN_FORMAT
 from esl_hw.train.sparse import SparseEngine
 from esl_hw.train.sparse_rules import er_densities_from_epsilon, scaled_densities
-from esl_hw.train.tasks import Task, TaskData, VisionData, split_train_val, task_for
+from esl_hw.train.tasks import Task, TaskData, split_train_val, task_for
 
 __all__ = [
     "TrainResult",
@@ -106,12 +107,13 @@ def build_optimizer(config: Config, net: torch.nn.Module) -> torch.optim.Optimiz
 
 
 def build_training(
-    config: Config, total_iterations: int, vision: VisionData | None = None
+    config: Config, total_iterations: int, data: TaskData | None = None
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, SparseEngine]:
-    """Network (ER-scaled init), optimizer and sparse engine, all seeded from ``config.seed``."""
+    """Network (ER-scaled init), optimizer and sparse engine, all seeded from ``config.seed``; the
+    network is sized for ``data`` (the task's prepared data; ``None``: an MLP for MNIST's sizes)."""
     task = task_for(config)
     torch.manual_seed(config.seed)
-    net = task.build_net(config, vision)
+    net = task.build_net(config, data)
     densities = layer_densities(config, task.sparse_layers(net))
     task.initialise(net, densities)
     net.to(resolve_device(config.train.device))  # initialised on the CPU: the same start on any device
@@ -211,6 +213,16 @@ def _train_epoch(session: _Session, data: TaskData, epoch: int) -> dict[str, Any
     return {"loss": loss_sum / n_train, "train_accuracy": correct / n_train, "esl_updates": updates}
 
 
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """``train epoch 2/5  loss 0.41  val 0.93  density 0.10  (14.2 s)``: one epoch's progress line."""
+    val = record["val_accuracy"]
+    return (
+        f"train epoch {record['epoch']}/{epochs}  loss {record['loss']:.4g}  "
+        f"val {'n/a' if val is None else f'{val:.4f}'}  density {record['overall_density']:.4f}  "
+        f"({esl_progress.elapsed_text(record['seconds'])})"
+    )
+
+
 def _checkpoint(session: _Session, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": RUN_FORMAT,
@@ -274,6 +286,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     inputs: Iterable[str | os.PathLike[str] | None] = (),
+    on_complete: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Train per ``config`` and write the run folder ``out_dir``; return the best epoch's scores.
 
@@ -283,6 +296,9 @@ def train(
     epoch; the config must be the one it was started with. The result is then identical to an
     uninterrupted run: same weights, masks and metrics. ``out_dir`` follows the output rule of
     :mod:`esl_hw.outputs`; it must not be or contain ``inputs`` (e.g. the config file) or the data.
+    ``on_complete`` is called with the work folder once it holds the finished run (complete
+    ``metrics.jsonl`` and ``checkpoint.pt``), before it is published, to add files such as
+    figures and a report (the main process only).
     """
     out_dir = Path(out_dir)
     inputs = [*inputs, config.data.path]
@@ -294,7 +310,7 @@ def train(
     has_val = len(data.val_labels) > 0
     total = math.ceil(len(data.train_labels) / config.train.batch_size) * config.train.epochs
     with _threads(config.train.threads):
-        net, optimizer, engine = build_training(config, total, data.vision)
+        net, optimizer, engine = build_training(config, total, data)
         scheduler = None
         if config.train.lr_schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
@@ -319,15 +335,22 @@ def train(
             (work / CONFIG_FILE).write_text(dump_config(config))
         session.model = distributed.wrap(net)
         per_epoch = total // config.train.epochs
+        shown = progress and main and not esl_progress.is_quiet()
+        # a live bar on a terminal (kept when done); elsewhere one timestamped line per epoch
         session.bar = tqdm(
             total=total,
             initial=done * per_epoch,
-            disable=None if progress and main else True,
+            disable=not (shown and esl_progress.live()),
             desc="train",
             unit="it",
-            leave=False,
+            leave=True,
         )
         log.info("training %s, densities %s, %d iterations", task.signature(net), engine.densities(), total)
+        network = "-".join(str(size) for size in task.signature(net))
+        esl_progress.note(
+            f"train: {network} network, epochs {done + 1}..{config.train.epochs} of {per_epoch} iterations",
+            echo=shown and not esl_progress.live(),
+        )
         for epoch in range(done + 1, config.train.epochs + 1):
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch, **_train_epoch(session, data, epoch)}
@@ -350,6 +373,8 @@ def train(
                 record["val_accuracy"],
                 record["float_val_accuracy"],
             )
+            plain = shown and not esl_progress.live()  # on a terminal the bar shows it
+            esl_progress.note(_epoch_line(record, config.train.epochs), echo=plain)
             score = record["val_accuracy"] if has_val else float(epoch)
             if score > best_score:
                 best_score, best = score, _checkpoint(session, epoch, record)
@@ -363,6 +388,8 @@ def train(
         best["complete"] = True
         if main:
             save_atomic(best, work / CHECKPOINT_FILE)
+            if on_complete is not None:
+                on_complete(work)
             finish_work_folder(work, target)
         distributed.barrier()
     seconds = time.perf_counter() - start

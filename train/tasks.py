@@ -7,9 +7,14 @@ the model signature a checkpoint records. :data:`TASKS` maps each model kind to 
 (:func:`task_for`; an unknown kind raises :class:`EslError` naming the known ones):
 
 - ``lif``: :class:`MnistLifTask`, the LIF MLP (:class:`~esl_hw.train.model.LIFNet`) with QAT on
-  MNIST, inputs pre-encoded to spikes ``[T, N, 784]``, cross-entropy of the QAT logits;
+  MNIST or any image set :func:`esl_hw.datasets.load_dataset` reads (IDX or NPZ), inputs pre-encoded
+  to spikes ``[T, N, n_in]``, cross-entropy of the QAT logits;
 - ``single_spike``: :class:`SingleSpikeTask`, :class:`~esl_hw.train.single_spike.SingleSpikeNet` on
-  MNIST images, temporal loss plus the weight-sum cost, gradients normalised per layer;
+  the same images, temporal loss plus the weight-sum cost, gradients normalised per layer;
+
+The MLPs take their input size (pixels per image) and class count (largest label plus one) from the
+data: :class:`TaskData` carries them to :meth:`Task.build_net`, and the network they give is checked
+against the trainer's limit (:func:`esl_hw.train.config.check_mlp_shape`) before anything is encoded.
 - ``vggsnn`` / ``resnet19``: :class:`VisionConvTask`, convolutional SNNs on the image and event sets
   below, TET loss.
 
@@ -35,9 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from esl_hw.datasets import Split, check_labels, load_mnist
+from esl_hw.datasets import MNIST_CLASSES, MNIST_INPUTS, Split, check_labels, load_dataset
 from esl_hw.errors import EslError
-from esl_hw.train.config import Config
+from esl_hw.train.config import Config, check_mlp_shape
 from esl_hw.train.conv import VGGSNN, ResNet19, tet_loss
 from esl_hw.train.model import LIFNet, encode_batch
 from esl_hw.train.single_spike import SingleSpikeNet, normalise_gradients, temporal_loss, weight_sum_cost
@@ -148,7 +153,8 @@ Layers = list[tuple[str, nn.Parameter]]
 @dataclass(frozen=True)
 class TaskData:
     """A task's training and validation inputs and labels; ``batch_dim`` is the inputs' sample axis
-    (1 for spikes ``[T, N, …]``, 0 for batch-first inputs) and ``vision`` what a conv net needs."""
+    (1 for spikes ``[T, N, …]``, 0 for batch-first inputs), ``vision`` what a conv net needs and
+    ``n_inputs``/``classes`` an MLP's input and output sizes (``None``: MNIST's 784 and 10)."""
 
     train_inputs: torch.Tensor
     train_labels: torch.Tensor
@@ -156,6 +162,8 @@ class TaskData:
     val_labels: torch.Tensor
     batch_dim: int = 1
     vision: VisionData | None = None
+    n_inputs: int | None = None
+    classes: int | None = None
 
     def select(self, inputs: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
         """The samples ``index`` of ``inputs`` (along :attr:`batch_dim`)."""
@@ -170,8 +178,9 @@ class Task(ABC):
         """Load and split the data set; :class:`EslError` for missing files or an empty split."""
 
     @abstractmethod
-    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
-        """The network (weights from torch's global generator, seeded by the loop)."""
+    def build_net(self, config: Config, data: TaskData | None) -> nn.Module:
+        """The network for ``data`` (:meth:`prepare_data`'s; ``None``: MNIST's sizes where the kind
+        allows it), weights from torch's global generator, seeded by the loop."""
 
     def initialise(self, net: nn.Module, densities: Sequence[float]) -> None:
         """Re-initialise the weights for the layers' densities (default: keep the module's own init)."""
@@ -206,6 +215,13 @@ class Task(ABC):
         ``"float"`` where the net has both."""
 
 
+def mlp_sizes(data: TaskData | None) -> tuple[int, int]:
+    """``(n_inputs, classes)`` of an MLP for ``data``: what it says, else MNIST's 784 and 10."""
+    if data is None:
+        return MNIST_INPUTS, MNIST_CLASSES
+    return data.n_inputs or MNIST_INPUTS, data.classes or MNIST_CLASSES
+
+
 class _MLPTask(Task):
     """An MLP with its own masks (``net.masks()``), sizes and density-aware init."""
 
@@ -230,36 +246,38 @@ def split_train_val(split: Split, val_fraction: float, seed: int) -> tuple[Split
     return Split(split.images[train], split.labels[train]), Split(split.images[val], split.labels[val])
 
 
-def mnist_splits(config: Config) -> tuple[Split, Split]:
-    """The MNIST training and validation images of ``config`` (``train_samples``, ``val_fraction``)."""
-    dataset = load_mnist(config.data.path)
-    if dataset.train.images.shape[1] != 784:
-        raise EslError(
-            f"dataset {dataset.source}: images have {dataset.train.images.shape[1]} pixels, not 784"
-        )
+def image_splits(config: Config) -> tuple[Split, Split, int, int]:
+    """The training and validation images of ``config`` (``data.path``, ``train_samples``,
+    ``val_fraction``) and the data's input size and class count, once the MLP of ``model.hidden``
+    between them is within the trainer's limit."""
+    dataset = load_dataset(config.data.path)
+    check_mlp_shape(dataset.n_inputs, config.model.hidden, dataset.classes)
     train_split, val_split = split_train_val(
         dataset.train.head(config.data.train_samples), config.data.val_fraction, config.seed
     )
     if len(train_split) == 0:
         raise EslError("config: no training samples left after the validation split")
-    return train_split, val_split
+    return train_split, val_split, dataset.n_inputs, dataset.classes
 
 
 class MnistLifTask(_MLPTask):
     """``lif``: :class:`LIFNet` with QAT on rate-encoded MNIST, cross-entropy of the QAT logits."""
 
     def prepare_data(self, config: Config) -> TaskData:
-        train_split, val_split = mnist_splits(config)
+        train_split, val_split, n_inputs, classes = image_splits(config)
         steps = config.model.timesteps
         return TaskData(
             encode_batch(train_split.images, steps),
             torch.from_numpy(train_split.labels),
             encode_batch(val_split.images, steps),
             torch.from_numpy(val_split.labels),
+            n_inputs=n_inputs,
+            classes=classes,
         )
 
-    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
-        return LIFNet.from_config(config.model)
+    def build_net(self, config: Config, data: TaskData | None) -> nn.Module:
+        n_inputs, classes = mlp_sizes(data)
+        return LIFNet.from_config(config.model, n_in=n_inputs, n_out=classes)
 
     def integer_weights(self, net: nn.Module) -> Callable[[], list[torch.Tensor]] | None:
         return net.integer_weights
@@ -278,18 +296,23 @@ class SingleSpikeTask(_MLPTask):
     """``single_spike``: :class:`SingleSpikeNet` on MNIST images; the first output to fire wins."""
 
     def prepare_data(self, config: Config) -> TaskData:
-        train_split, val_split = mnist_splits(config)
+        train_split, val_split, n_inputs, classes = image_splits(config)
         return TaskData(
             torch.from_numpy(train_split.images),
             torch.from_numpy(train_split.labels),
             torch.from_numpy(val_split.images),
             torch.from_numpy(val_split.labels),
             batch_dim=0,
+            n_inputs=n_inputs,
+            classes=classes,
         )
 
-    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
+    def build_net(self, config: Config, data: TaskData | None) -> nn.Module:
         model = config.model
-        return SingleSpikeNet(model.hidden, levels=model.levels, t_max=model.t_max)
+        n_inputs, classes = mlp_sizes(data)
+        return SingleSpikeNet(
+            model.hidden, n_in=n_inputs, n_out=classes, levels=model.levels, t_max=model.t_max
+        )
 
     def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
         times = model(inputs)
@@ -314,10 +337,10 @@ class VisionConvTask(Task):
         inputs = (vision.train_inputs, vision.train_labels, vision.val_inputs, vision.val_labels)
         return TaskData(*inputs, batch_dim=0, vision=vision)
 
-    def build_net(self, config: Config, vision: VisionData | None) -> nn.Module:
-        if vision is None:
+    def build_net(self, config: Config, data: TaskData | None) -> nn.Module:
+        if data is None or data.vision is None:
             raise EslError(f"model.kind {config.model.kind!r} needs its image or event data to be built")
-        return build_conv(config, vision)
+        return build_conv(config, data.vision)
 
     def sparse_layers(self, net: nn.Module) -> Layers:
         return sparse_layers(net)
