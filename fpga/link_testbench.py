@@ -23,8 +23,8 @@ from esl_hw.fpga.driver import HostDriver, run_images
 from esl_hw.fpga.hostlink import memory_word_bytes, model_id
 from esl_hw.fpga.linksim import LINK_CONFIG_ENV
 from esl_hw.rewiring import rewire_model
-from esl_hw.rtl_gen.memory_map import memory_images, memory_map
-from esl_hw.rtl_gen.plan import plan_model
+from esl_hw.rtl_gen.memory_map import memory_images
+from esl_hw.rtl_gen.plan import CorePlan, plan_model
 
 
 class SimUart:
@@ -126,20 +126,20 @@ def scenario(uart: SimUart, config: dict) -> dict:
     checks["garbage_skipped"] = frame is not None and frame.command == P.Command.INFO | P.REPLY
     checks["timeout"] = expect(P.encode_frame(P.Command.STATUS)[:3], P.Error.TIMEOUT)
     run = run_images(driver, model, images)
-    checks.update(memory_checks(driver, transport, model))
+    checks.update(memory_checks(driver, transport, plan_model(model)))  # the link's plan (HostLink(model))
     ok = all(checks.values()) and run["mismatches"] == 0
     return {"ok": ok, "checks": checks, "run": run}
 
 
-def memory_checks(driver: HostDriver, transport: SimTransport, model) -> dict:
-    """Read every memory, write one, rewire every layer and read the memories back (one lane)."""
-    regions = memory_map(plan_model(model))
-    size = memory_word_bytes(model)
+def memory_checks(driver: HostDriver, transport: SimTransport, plan: CorePlan) -> dict:
+    """Read every memory, write one, rewire every layer and read the memories back, all sized by
+    ``plan``, the link's core (planned once)."""
+    model, regions, size = plan.model, plan.regions, memory_word_bytes(plan)
 
     def read_all() -> list[list[int]]:
         return [driver.read_region(region.id, region.depth, size) for region in regions]
 
-    checks = {"memory_read": read_all() == memory_images(model)}
+    checks = {"memory_read": read_all() == memory_images(plan)}
     pot = next(region for region in regions if region.kind == "pot")
     pattern = [(3 * index + 1) % (1 << pot.width) for index in range(pot.depth)]
     driver.write_memory(pot.id, 0, pattern, size)
@@ -154,7 +154,8 @@ def memory_checks(driver: HostDriver, transport: SimTransport, model) -> dict:
     ks, seed = [layer.nnz // 3 for layer in model.layers], 0x1F2E3D
     for layer, k in enumerate(ks):
         driver.rewire(layer, k, seed, model=model)
-    checks["rewire_read_back"] = read_all() == memory_images(rewire_model(model, ks, seed))
+    rewired = plan_model(rewire_model(model, ks, seed), plan.config)  # the same core, new synapses
+    checks["rewire_read_back"] = read_all() == memory_images(rewired)
     return checks
 
 

@@ -6,6 +6,14 @@ of a batch with ``$readmemh``, drives the core's event stream, waits for each in
 its ``done`` register when every image has been processed (or a watchdog expires). The testbench
 only awaits that one signal, so no Python runs per cycle.
 
+The harness instantiates the core through the ports of :class:`~esl_hw.rtl_gen.SNNCore`'s
+signature (:func:`core_ports`, named as Amaranth names them in the core's Verilog,
+:mod:`esl_hw.rtl_gen.ports`): every port is
+connected with its width, the core's outputs to wires, the inputs it does not drive to 0. Each
+part of the text comes from one small function: nets of the input stream driver and output
+monitor, the host port's registers, the instance, the main clocked block (stream driver, output
+monitor, reports, rewire sequencer, watchdog) and the trace taps.
+
 Event file: one hex word per line, bit 31 the end-of-step flag, bits 30..0 the input index.
 
 Plusargs: ``+EVENTS=<file>``, ``+NEVENTS=<n>``, ``+NIMAGES=<n>``, ``+TRACE=<file>``,
@@ -40,9 +48,10 @@ import numpy as np
 from esl_hw.artifact import Model
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
-from esl_hw.rtl_gen import counter_names
+from esl_hw.rtl_gen import SNNCore, counter_names
 from esl_hw.rtl_gen.memory_map import READ_LATENCY
-from esl_hw.rtl_gen.plan import CorePlan, as_plan, unsigned_bits
+from esl_hw.rtl_gen.plan import CorePlan, as_plan
+from esl_hw.rtl_gen.ports import Port, component_ports
 
 HARNESS_TOP = "esl_cosim_top"
 CORE_NAME = "snn_core"
@@ -50,6 +59,32 @@ EOS_BIT = 1 << 31
 DEFAULT_CAPACITY = 1 << 18
 #: Environment variable naming the testbench configuration (JSON) for :mod:`esl_hw.sim.testbench`.
 CONFIG_ENV = "ESL_COSIM_CONFIG"
+#: The harness's own names for the core ports it drives or reads; every other output of the core
+#: is a wire named like its port, every other input is tied to 0.
+HARNESS_NETS = {
+    "events__valid": "ev_valid",
+    "events__ready": "ev_ready",
+    "events__payload": "ev_payload",
+    "outputs__valid": "out_valid",
+    "outputs__ready": "out_ready",
+    "outputs__payload": "out_payload",
+    "done": "core_done",
+    "idle": "core_idle",
+}
+#: Core inputs the harness drives: the streams, the host port's reads and, with the rewiring
+#: unit, the rewire request.
+DRIVEN_INPUTS = (
+    "events__valid",
+    "events__payload",
+    "outputs__ready",
+    "host_valid",
+    "host_mem",
+    "host_addr",
+    "rewire_start",
+    "rewire_layer",
+    "rewire_k",
+    "rewire_seed",
+)
 
 
 def event_words(model: Model, images: np.ndarray) -> np.ndarray:
@@ -81,7 +116,209 @@ def capacity_for(n_events: int) -> int:
     return capacity
 
 
+def core_ports(plan: CorePlan) -> dict[str, Port]:
+    """The ports of :class:`~esl_hw.rtl_gen.SNNCore` built from ``plan``, read from its signature
+    (:func:`~esl_hw.rtl_gen.ports.component_ports`; the core is never elaborated)."""
+    core = SNNCore(plan)
+    core._MustUse__silence = True  # only its signature is read
+    return component_ports(core)
+
+
+def _net(port: Port) -> str:
+    """The harness's name for the net of the core's ``port``."""
+    return HARNESS_NETS.get(port.name, port.name)
+
+
+def _range(port: Port) -> str:
+    """The Verilog bit range of ``port``'s net and a space, ``"[width-1:0] "`` (also for one bit:
+    the harness bit-selects the one-lane taps)."""
+    return f"[{port.width - 1}:0] "
+
+
+def _check_ports(ports: dict[str, Port], counters: list[str]) -> None:
+    """Raise :class:`EslError` naming the ports the harness reads or drives that the core lacks."""
+    used = [*HARNESS_NETS, "prediction", "host_valid", "host_mem", "host_addr", "host_ready"]
+    used += ["host_rvalid", "host_rdata", *(f"perf_{name}" for name in counters)]
+    missing = [name for name in used if name not in ports]
+    if missing:
+        raise EslError(f"the core has no port {', '.join(missing)} (its ports: {', '.join(ports)})")
+
+
+def _field_range(layout, name: str) -> str:
+    """The bit range of field ``name`` of a struct ``layout`` in its flattened port."""
+    field = layout[name]
+    return f"[{field.offset + field.width - 1}:{field.offset}]"
+
+
+def _port_wires(ports: dict[str, Port]) -> list[str]:
+    """A wire for every output of the core, as wide as the port."""
+    return [f"  wire {_range(port)}{_net(port)};" for port in ports.values() if port.direction == "output"]
+
+
+def _instance(ports: dict[str, Port]) -> str:
+    """The core's instance: every port connected to its net, undriven inputs tied to 0."""
+    connections = [".clk(clk)", ".rst(rst)"]
+    for port in ports.values():
+        driven = port.direction == "output" or port.name in DRIVEN_INPUTS
+        net = _net(port) if driven else f"{port.width}'d0"
+        connections.append(f".{port.name}({net})")
+    return f"  {CORE_NAME} core ({', '.join(connections)});"
+
+
+def _header(plan: CorePlan, capacity: int) -> str:
+    """Module header, clock, reset and the plusarg variables."""
+    return f"""`timescale 1ns/1ps
+// Generated by esl_hw.sim.harness: self-clocked co-simulation top for {CORE_NAME}.
+module {HARNESS_TOP};
+  localparam CAPACITY = {capacity};
+  localparam STEPS = {plan.model.timesteps};
+  reg clk = 1'b0;
+  always #5 clk = ~clk;
+  // rst rises at 1 ps (an event, unlike an initialiser): every always @* block of the core that
+  // reads rst is evaluated under reset, so no register keeps an X from time 0 (Icarus)
+  reg rst = 1'b0;
+  initial #0.001 rst = 1'b1;
+  reg done = 1'b0;
+  reg [31:0] events [0:CAPACITY-1];
+  reg [8*1024-1:0] events_file, trace_file;
+  integer fd, n_events, n_images, gap_pct, backpressure_pct, trace_potentials, seed, max_cycles;
+  integer random_gaps;
+  reg [31:0] ev_pos = 0, image = 0, markers = 0, cycle = 0, rnd = 32'h1234567;
+  reg running = 1'b0, waiting = 1'b0, report_pending = 1'b0, idle = 1'b0, out_ready = 1'b1;"""
+
+
+def _stream_nets(ports: dict[str, Port], capacity: int) -> str:
+    """Input stream driver and output monitor nets: the event word at ``ev_pos`` packed into the
+    core's event payload; the output payload's index and signed value."""
+    events, outputs = ports["events__payload"].shape, ports["outputs__payload"].shape
+    index_bits = events["index"].width
+    fields = {"index": f"ev_word[{index_bits - 1}:0]", "eos": "ev_word[31]"}
+    packed = ", ".join(fields[name] for name, _ in sorted(events, key=lambda item: -item[1].offset))
+    value = outputs["value"]
+    return f"""  wire [31:0] ev_word = events[ev_pos[{(capacity - 1).bit_length() - 1}:0]];
+  wire ev_valid = running && !waiting && !idle && (ev_pos < n_events);
+  wire {_range(ports["events__payload"])}ev_payload = {{{packed}}};
+  // explicit signed wires: Verilator mis-sizes $signed(part-select) inside $fwrite
+  wire [{outputs["index"].width - 1}:0] out_index = out_payload{_field_range(outputs, "index")};
+  wire signed [{value.width - 1}:0] out_value = out_payload{_field_range(outputs, "value")};"""
+
+
+def _host_regs(ports: dict[str, Port], plan: CorePlan) -> list[str]:
+    """The registers that drive the host port's reads (and the accepted read's address, delayed to
+    ``host_rvalid``) and, with the rewiring unit, the rewire request and the rewire phase's."""
+
+    def delays(name: str) -> str:
+        """``name`` (the accepted read) and its copies ``name_q1`` .. delayed up to host_rvalid."""
+        return ", ".join([f"{name} = 0", *(f"{name}_q{i} = 0" for i in range(1, READ_LATENCY))])
+
+    regs = [
+        "  reg host_valid = 1'b0;",
+        f"  reg {_range(ports['host_mem'])}host_mem = 0, {delays('rd_mem')};",
+        f"  reg {_range(ports['host_addr'])}host_addr = 0, {delays('rd_addr')};",
+    ]
+    if "rewire_start" in ports:
+        regs += [
+            "  reg rewire_start = 1'b0;",
+            f"  reg {_range(ports['rewire_layer'])}rewire_layer = 0;",
+            f"  reg {_range(ports['rewire_k'])}rewire_k = 0;",
+            f"  reg {_range(ports['rewire_seed'])}rewire_seed = 32'hACE1;",
+            "  integer split;",
+            "  reg [2:0] phase = 0;",
+            "  reg [7:0] drain = 0;",
+            *(f"  reg [31:0] rw_k{layer} = 0;" for layer in range(len(plan))),
+        ]
+    return regs
+
+
+def _initial_block() -> str:
+    """Plusargs, the event file, the trace file and the end of reset."""
+    return """  initial begin
+    if (!$value$plusargs("EVENTS=%s", events_file)) $fatal(1, "missing +EVENTS");
+    if (!$value$plusargs("TRACE=%s", trace_file)) $fatal(1, "missing +TRACE");
+    if (!$value$plusargs("NEVENTS=%d", n_events)) n_events = 0;
+    if (!$value$plusargs("NIMAGES=%d", n_images)) n_images = 0;
+    if (!$value$plusargs("GAP=%d", gap_pct)) gap_pct = 0;
+    if (!$value$plusargs("BACKPRESSURE=%d", backpressure_pct)) backpressure_pct = 0;
+    if (!$value$plusargs("RANDOMGAPS=%d", random_gaps)) random_gaps = 0;
+    if (!$value$plusargs("POTENTIALS=%d", trace_potentials)) trace_potentials = 1;
+    if (!$value$plusargs("SEED=%d", seed)) seed = 1;
+    if (!$value$plusargs("MAXCYCLES=%d", max_cycles)) max_cycles = 100000000;
+    rnd = seed | 1;
+    if (n_events > 0) $readmemh(events_file, events, 0, n_events - 1);
+    fd = $fopen(trace_file, "w");
+    // leave reset on a falling edge: no race with the logic clocked on the rising edge
+    repeat (4) @(negedge clk);
+    rst = 1'b0;
+    running = 1'b1;
+  end"""
+
+
+def _xorshift() -> str:
+    return """  function [31:0] xorshift32(input [31:0] x);
+    reg [31:0] y;
+    begin
+      y = x ^ (x << 13);
+      y = y ^ (y >> 17);
+      xorshift32 = y ^ (y << 5);
+    end
+  endfunction"""
+
+
+def _stream_statements() -> str:
+    """Main block: idle gaps and backpressure, the input stream driver (``T`` markers per image,
+    then wait for ``done``) and the output monitor (``O`` lines)."""
+    return """    cycle <= cycle + 1;
+    rnd <= xorshift32(rnd);
+    if (!ev_valid || ev_ready) idle <= (rnd[15:0] % 100) < gap_pct;
+    out_ready <= (rnd[31:16] % 100) >= backpressure_pct;
+    if (ev_valid && ev_ready) begin
+      ev_pos <= ev_pos + 1;
+      if (ev_word[31]) begin
+        if (markers == STEPS - 1) begin
+          markers <= 0;
+          waiting <= 1'b1;
+        end else markers <= markers + 1;
+      end
+    end
+    if (out_valid && out_ready)
+      $fwrite(fd, "O %0d %0d %0d\\n", image, out_index, out_value);"""
+
+
+def _report_statements(counters: list[str], rewiring: bool) -> str:
+    """Main block: the ``D`` line the cycle after ``done``, then the next image (or, after image
+    ``SPLIT - 1`` with the rewiring unit, the rewire phase) and the end of the run."""
+    counter_format = " ".join("%0d" for _ in counters)
+    counter_args = ", ".join(f"perf_{name}" for name in counters)
+    resume = "waiting <= 1'b0;"
+    if rewiring:  # after image SPLIT-1 the rewire phase runs; it resumes the stream when done
+        resume = "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;"
+    return f"""    // prediction and counters are registered: report them the cycle after done
+    report_pending <= core_done;
+    if (report_pending) begin
+      $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
+      image <= image + 1;
+      {resume}
+      if (random_gaps > 0) begin
+        gap_pct <= rnd[7:0] % (random_gaps + 1);
+        backpressure_pct <= rnd[23:16] % (random_gaps + 1);
+      end
+      if (image + 1 == n_images) begin
+        $fclose(fd);
+        done <= 1'b1;
+      end
+    end"""
+
+
+def _watchdog_statements() -> str:
+    return """    if (cycle == max_cycles) begin
+      $fwrite(fd, "X %0d\\n", cycle);
+      $fclose(fd);
+      done <= 1'b1;
+    end"""
+
+
 def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
+    """Trace of one LIF layer's tap: an ``S`` line per spike, a ``P`` line per potential."""
     tap = f"tap{layer}"
     blocks = []
     for lane in range(lanes):
@@ -99,64 +336,26 @@ def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
     return "".join(blocks)
 
 
-def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
-    """Wires, core connections, declarations and the clocked sequencer (a statement of the main
-    ``always`` block) of the host port and the rewire phase; no sequencer without the core's
-    rewiring unit."""
-    regions, shape = plan.regions, plan.bus_shape
+def _tap_blocks(ports: dict[str, Port]) -> str:
+    """A trace block per debug tap of the core (``tap<l>_potential``: ``L`` signed potentials)."""
+    blocks = []
+    for name, port in ports.items():
+        if name.startswith("tap") and name.endswith("_potential"):
+            layer = int(name[len("tap") : -len("_potential")])
+            lanes = port.shape.length  # an ArrayLayout of lanes signed potentials
+            blocks.append(_tap_block(layer, port.width // lanes, lanes))
+    return "".join(blocks)
 
-    def delays(name: str) -> str:
-        """``name`` (the accepted read) and its copies ``name_q1`` .. delayed up to host_rvalid."""
-        return ", ".join([f"{name} = 0", *(f"{name}_q{i} = 0" for i in range(1, READ_LATENCY))])
 
-    wires = [
-        "  wire host_ready, host_rvalid, core_idle;",
-        f"  wire [{shape.data_bits - 1}:0] host_rdata;",
-        "  reg host_valid = 1'b0;",
-        f"  reg [{shape.id_bits - 1}:0] host_mem = 0, {delays('rd_mem')};",
-        f"  reg [{shape.addr_bits - 1}:0] host_addr = 0, {delays('rd_addr')};",
-    ]
-    connections = [
-        ".idle(core_idle)",
-        ".host_valid(host_valid)",
-        ".host_write(1'b0)",
-        ".host_mem(host_mem)",
-        ".host_addr(host_addr)",
-        f".host_wdata({shape.data_bits}'d0)",
-        ".host_ready(host_ready)",
-        ".host_rvalid(host_rvalid)",
-        ".host_rdata(host_rdata)",
-    ]
-    if not plan.rewiring:
-        return wires, connections, "", ""
+def _rewire_functions(plan: CorePlan) -> str:
+    """Rewire phase: the memory depths, the per-layer ``k`` and their plusargs."""
     layers = len(plan)
-    wires += [
-        "  wire rewire_busy, rewire_done, rewire_error;",
-        "  wire [31:0] rewire_state;",
-        "  reg rewire_start = 1'b0;",
-        f"  reg [{unsigned_bits(layers - 1) - 1}:0] rewire_layer = 0;",
-        "  reg [31:0] rewire_k = 0, rewire_seed = 32'hACE1;",
-        "  integer split;",
-        "  reg [2:0] phase = 0;",
-        "  reg [7:0] drain = 0;",
-        *(f"  reg [31:0] rw_k{layer} = 0;" for layer in range(layers)),
-    ]
-    connections += [
-        ".rewire_start(rewire_start)",
-        ".rewire_layer(rewire_layer)",
-        ".rewire_k(rewire_k)",
-        ".rewire_seed(rewire_seed)",
-        ".rewire_busy(rewire_busy)",
-        ".rewire_done(rewire_done)",
-        ".rewire_error(rewire_error)",
-        ".rewire_state(rewire_state)",
-    ]
-    depths = "\n".join(f"      {region.id}: depth_of = {region.depth};" for region in regions)
+    depths = "\n".join(f"      {region.id}: depth_of = {region.depth};" for region in plan.regions)
     ks = "\n".join(f"      {layer}: k_of = rw_k{layer};" for layer in range(layers))
     plusargs = "\n".join(
         f'    if (!$value$plusargs("RWK{layer}=%d", rw_k{layer})) rw_k{layer} = 0;' for layer in range(layers)
     )
-    block = f"""
+    return f"""
   // Rewire phase: PHASE 1 request layer rewire_layer, 2 wait for rewire_done, 3 dump every
   // memory through the host port, 4 and 5 log the last word (reads answer READ_LATENCY =
   // {READ_LATENCY} cycles later: rd_mem_q{READ_LATENCY - 1}, rd_addr_q{READ_LATENCY - 1} name the word on
@@ -178,6 +377,11 @@ def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
     if (!$value$plusargs("RWSEED=%h", rewire_seed)) rewire_seed = 32'hACE1;
 {plusargs}
   end"""
+
+
+def _rewire_sequencer(plan: CorePlan) -> str:
+    """Main block: the rewire phase (request each layer, wait for ``rewire_done``, read every
+    memory through the host port, log each word with ``host_rvalid``)."""
     last = READ_LATENCY - 1
     chain = [
         (f"{name}_q{i}", f"{name}_q{i - 1}" if i > 1 else name)
@@ -185,7 +389,7 @@ def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
         for i in range(1, READ_LATENCY)
     ]
     shifts = "\n".join(f"    {target} <= {source};" for target, source in chain)
-    sequencer = f"""
+    return f"""
     if (host_rvalid) $fwrite(fd, "M %0d %0d %0d\\n", rd_mem_q{last}, rd_addr_q{last}, host_rdata);
 {shifts}
     case (phase)
@@ -198,7 +402,7 @@ def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
         rewire_start <= 1'b0;
         if (rewire_done) begin
           $fwrite(fd, "R %0d %0d %0d\\n", rewire_layer, rewire_error, rewire_state);
-          if (rewire_layer == {layers - 1}) begin
+          if (rewire_layer == {len(plan) - 1}) begin
             phase <= 3;
             host_valid <= 1'b1;
             host_mem <= 0;
@@ -215,7 +419,7 @@ def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
         if (host_addr + 1 == depth_of(host_mem)) begin
           host_addr <= 0;
           host_mem <= host_mem + 1;
-          if (host_mem == {len(regions) - 1}) begin
+          if (host_mem == {len(plan.regions) - 1}) begin
             host_valid <= 1'b0;
             drain <= 0;
             phase <= 4;
@@ -232,155 +436,43 @@ def _host_block(plan: CorePlan) -> tuple[list[str], list[str], str, str]:
       end
       default: ;
     endcase"""
-    return wires, connections, block, sequencer
 
 
 def harness_verilog(
     model: CorePlan | Model, capacity: int = DEFAULT_CAPACITY, lanes: int | None = None
 ) -> str:
     """Verilog text of the harness top ``esl_cosim_top`` for the core of ``model`` (a
-    :class:`~esl_hw.rtl_gen.plan.CorePlan`, or a model on ``lanes`` lanes, by default its own)."""
-    plans = as_plan(model, lanes)
-    model, lanes = plans.model, plans.lanes
-    host_wires, host_connections, host_block, sequencer = _host_block(plans)
-    rewiring = bool(sequencer)
-    in_bits = plans[0].in_index_bits
-    out_plan = plans[-1]
-    counters = counter_names(model)
-    wires = [
-        f"  wire [{out_plan.out_index_bits + out_plan.acc_bits}:0] out_payload;",
-        f"  wire [{out_plan.out_index_bits - 1}:0] prediction;",
-        "  wire out_valid, core_done, ev_ready;",
+    :class:`~esl_hw.rtl_gen.plan.CorePlan`, or a model on ``lanes`` lanes, by default its own).
+
+    The core's ports are read from :class:`~esl_hw.rtl_gen.SNNCore`'s signature
+    (:func:`core_ports`): every port is connected, with its width; the rewire phase is generated
+    when the core has the rewiring unit's ports.
+    """
+    plan = as_plan(model, lanes)
+    ports, counters = core_ports(plan), counter_names(plan.model)
+    _check_ports(ports, counters)
+    rewiring = "rewire_start" in ports
+    statements = [_stream_statements(), _report_statements(counters, rewiring)]
+    if rewiring:
+        statements.append(_rewire_sequencer(plan))
+    statements.append(_watchdog_statements())
+    sections = [
+        _header(plan, capacity),
+        _stream_nets(ports, capacity),
+        *_port_wires(ports),
+        *_host_regs(ports, plan),
+        "",
+        _instance(ports),
+        "",
+        _xorshift(),
+        "",
+        _initial_block(),
+        "",
+        "  always @(posedge clk) if (running && !done) begin",
+        *statements,
+        "  end",
+        (_rewire_functions(plan) if rewiring else "") + _tap_blocks(ports),
+        "endmodule",
+        "",
     ]
-    connections = [
-        ".clk(clk)",
-        ".rst(rst)",
-        ".events__valid(ev_valid)",
-        ".events__ready(ev_ready)",
-        ".events__payload(ev_payload)",
-        ".outputs__valid(out_valid)",
-        ".outputs__ready(out_ready)",
-        ".outputs__payload(out_payload)",
-        ".done(core_done)",
-        ".prediction(prediction)",
-    ]
-    wires += host_wires
-    connections += host_connections
-    taps = [host_block]
-    for plan in plans[:-1]:
-        tap = f"tap{plan.index}"
-        wires.append(f"  wire [{lanes - 1}:0] {tap}_valid, {tap}_spike;")
-        wires.append(f"  wire [{plan.local_bits - 1}:0] {tap}_group;")
-        wires.append(f"  wire [{max(1, (model.timesteps - 1).bit_length()) - 1}:0] {tap}_step;")
-        wires.append(f"  wire [{lanes * plan.layer.v_bits - 1}:0] {tap}_potential;")
-        for field in ("valid", "group", "step", "potential", "spike"):
-            connections.append(f".{tap}_{field}({tap}_{field})")
-        taps.append(_tap_block(plan.index, plan.layer.v_bits, lanes))
-    for name in counters:
-        wires.append(f"  wire [31:0] perf_{name};")
-        connections.append(f".perf_{name}(perf_{name})")
-    value_lo = out_plan.out_index_bits
-    value_hi = value_lo + out_plan.acc_bits - 1
-    counter_format = " ".join("%0d" for _ in counters)
-    counter_args = ", ".join(f"perf_{name}" for name in counters)
-    resume = "waiting <= 1'b0;"
-    if rewiring:  # after image SPLIT-1 the rewire phase runs; it resumes the stream when done
-        resume = "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;"
-    return f"""`timescale 1ns/1ps
-// Generated by esl_hw.sim.harness: self-clocked co-simulation top for {CORE_NAME}.
-module {HARNESS_TOP};
-  localparam CAPACITY = {capacity};
-  localparam STEPS = {model.timesteps};
-  reg clk = 1'b0;
-  always #5 clk = ~clk;
-  // rst rises at 1 ps (an event, unlike an initialiser): every always @* block of the core that
-  // reads rst is evaluated under reset, so no register keeps an X from time 0 (Icarus)
-  reg rst = 1'b0;
-  initial #0.001 rst = 1'b1;
-  reg done = 1'b0;
-  reg [31:0] events [0:CAPACITY-1];
-  reg [8*1024-1:0] events_file, trace_file;
-  integer fd, n_events, n_images, gap_pct, backpressure_pct, trace_potentials, seed, max_cycles;
-  integer random_gaps;
-  reg [31:0] ev_pos = 0, image = 0, markers = 0, cycle = 0, rnd = 32'h1234567;
-  reg running = 1'b0, waiting = 1'b0, report_pending = 1'b0, idle = 1'b0, out_ready = 1'b1;
-  wire [31:0] ev_word = events[ev_pos[{(capacity - 1).bit_length() - 1}:0]];
-  wire ev_valid = running && !waiting && !idle && (ev_pos < n_events);
-  wire [{in_bits}:0] ev_payload = {{ev_word[31], ev_word[{in_bits - 1}:0]}};
-  // explicit signed wires: Verilator mis-sizes $signed(part-select) inside $fwrite
-  wire [{value_lo - 1}:0] out_index = out_payload[{value_lo - 1}:0];
-  wire signed [{value_hi - value_lo}:0] out_value = out_payload[{value_hi}:{value_lo}];
-{chr(10).join(wires)}
-
-  {CORE_NAME} core ({", ".join(connections)});
-
-  function [31:0] xorshift32(input [31:0] x);
-    reg [31:0] y;
-    begin
-      y = x ^ (x << 13);
-      y = y ^ (y >> 17);
-      xorshift32 = y ^ (y << 5);
-    end
-  endfunction
-
-  initial begin
-    if (!$value$plusargs("EVENTS=%s", events_file)) $fatal(1, "missing +EVENTS");
-    if (!$value$plusargs("TRACE=%s", trace_file)) $fatal(1, "missing +TRACE");
-    if (!$value$plusargs("NEVENTS=%d", n_events)) n_events = 0;
-    if (!$value$plusargs("NIMAGES=%d", n_images)) n_images = 0;
-    if (!$value$plusargs("GAP=%d", gap_pct)) gap_pct = 0;
-    if (!$value$plusargs("BACKPRESSURE=%d", backpressure_pct)) backpressure_pct = 0;
-    if (!$value$plusargs("RANDOMGAPS=%d", random_gaps)) random_gaps = 0;
-    if (!$value$plusargs("POTENTIALS=%d", trace_potentials)) trace_potentials = 1;
-    if (!$value$plusargs("SEED=%d", seed)) seed = 1;
-    if (!$value$plusargs("MAXCYCLES=%d", max_cycles)) max_cycles = 100000000;
-    rnd = seed | 1;
-    if (n_events > 0) $readmemh(events_file, events, 0, n_events - 1);
-    fd = $fopen(trace_file, "w");
-    // leave reset on a falling edge: no race with the logic clocked on the rising edge
-    repeat (4) @(negedge clk);
-    rst = 1'b0;
-    running = 1'b1;
-  end
-
-  always @(posedge clk) if (running && !done) begin
-    cycle <= cycle + 1;
-    rnd <= xorshift32(rnd);
-    if (!ev_valid || ev_ready) idle <= (rnd[15:0] % 100) < gap_pct;
-    out_ready <= (rnd[31:16] % 100) >= backpressure_pct;
-    if (ev_valid && ev_ready) begin
-      ev_pos <= ev_pos + 1;
-      if (ev_word[31]) begin
-        if (markers == STEPS - 1) begin
-          markers <= 0;
-          waiting <= 1'b1;
-        end else markers <= markers + 1;
-      end
-    end
-    if (out_valid && out_ready)
-      $fwrite(fd, "O %0d %0d %0d\\n", image, out_index, out_value);
-    // prediction and counters are registered: report them the cycle after done
-    report_pending <= core_done;
-    if (report_pending) begin
-      $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
-      image <= image + 1;
-      {resume}
-      if (random_gaps > 0) begin
-        gap_pct <= rnd[7:0] % (random_gaps + 1);
-        backpressure_pct <= rnd[23:16] % (random_gaps + 1);
-      end
-      if (image + 1 == n_images) begin
-        $fclose(fd);
-        done <= 1'b1;
-      end
-    end
-{sequencer}
-    if (cycle == max_cycles) begin
-      $fwrite(fd, "X %0d\\n", cycle);
-      $fclose(fd);
-      done <= 1'b1;
-    end
-  end
-{"".join(taps)}
-endmodule
-"""
+    return "\n".join(sections)

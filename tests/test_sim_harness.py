@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from rtl_support import random_model
 
 from esl_hw.encoding import encode, spike_events
 from esl_hw.errors import EslError
-from esl_hw.rtl_gen import counter_names
+from esl_hw.rtl_gen import SNNCore, counter_names, emit_verilog
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import plan_model
+from esl_hw.sim import harness
 from esl_hw.sim.harness import (
+    CORE_NAME,
     DEFAULT_CAPACITY,
     EOS_BIT,
     HARNESS_TOP,
     capacity_for,
+    core_ports,
     event_words,
     harness_verilog,
     write_events,
@@ -68,7 +76,8 @@ def test_harness_connects_every_port(model, lanes) -> None:
     for layer in range(2):
         assert f'"S {layer} %0d %0d %0d\\n"' in text
         assert f".tap{layer}_potential(tap{layer}_potential)" in text
-        assert f"wire [{lanes - 1}:0] tap{layer}_valid, tap{layer}_spike;" in text
+        assert f"wire [{lanes - 1}:0] tap{layer}_valid;" in text
+        assert f"wire [{lanes - 1}:0] tap{layer}_spike;" in text
         for lane in range(lanes):
             assert f"tap{layer}_neuron{lane} = tap{layer}_group * {lanes} + {lane};" in text
     assert "+RANDOMGAPS" not in text.split("initial")[0]
@@ -96,3 +105,86 @@ def test_harness_has_the_rewire_phase_only_with_the_rewiring_unit(model) -> None
     text = harness_verilog(plan)
     assert ".host_rdata(host_rdata)" in text and "rewire_start" not in text and "phase" not in text
     assert harness_verilog(plan_model(model, 2)) == harness_verilog(model, lanes=2)
+
+
+# -- the core's ports, read from SNNCore's signature ------------------------------------------------
+
+
+def instance_ports(text: str) -> dict[str, str]:
+    """The core instance's connections in the harness: port name -> net."""
+    line = next(line for line in text.splitlines() if line.strip().startswith(f"{CORE_NAME} core ("))
+    return dict(re.findall(r"\.(\w+)\(([^()]*)\)", line))
+
+
+def declared_width(text: str, net: str) -> int:
+    """The width of the wire or reg ``net`` declared in the harness."""
+    declaration = rf"^\s*(?:wire|reg)\s+(?:\[(\d+):0\]\s+)?(?:\w+(?: = [^,;]+)?, )*{net}\b(?: = |;|,)"
+    match = re.search(declaration, text, re.MULTILINE)
+    assert match, f"{net} is not declared"
+    return int(match.group(1) or 0) + 1
+
+
+def verilog_ports(path) -> dict[str, tuple[str, int]]:
+    """Ports of the top module of the emitted core's Verilog: name -> (direction, width)."""
+    text = path.read_text()
+    top = text[text.index(f"module {CORE_NAME}(") :]
+    top = top[: top.index("endmodule")]
+    found = re.findall(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?(\w+);", top, re.MULTILINE)
+    return {name: (direction, int(high or 0) + 1) for direction, high, name in found}
+
+
+@pytest.mark.parametrize("config", [HardwareConfig(lanes=2), HardwareConfig(lanes=1, rewiring=False)])
+def test_every_port_of_the_emitted_core_is_connected_with_its_width(model, config, tmp_path) -> None:
+    plan = plan_model(model, config)
+    text = harness_verilog(plan)
+    emitted = verilog_ports(emit_verilog(plan, tmp_path, name=CORE_NAME))
+    connected = instance_ports(text)
+    assert set(connected) == set(emitted)  # nothing missing, nothing misnamed
+    for name, (direction, width) in emitted.items():
+        net = connected[name]
+        if re.fullmatch(r"\d+'d0", net):  # an input the harness does not drive
+            assert direction == "input" and net == f"{width}'d0", name
+        elif name not in ("clk", "rst"):
+            assert declared_width(text, net) == width, name
+
+
+class WiderCore(SNNCore):
+    """SNNCore with two more ports."""
+
+    @property
+    def signature(self) -> wiring.Signature:
+        members = dict(super().signature.members)
+        return wiring.Signature({**members, "extra_out": Out(5), "extra_in": In(3)})
+
+
+class NarrowerCore(SNNCore):
+    """SNNCore without its ``idle`` port."""
+
+    @property
+    def signature(self) -> wiring.Signature:
+        members = dict(super().signature.members)
+        del members["idle"]
+        return wiring.Signature(members)
+
+
+def test_a_core_with_an_extra_port_gets_connected(model, monkeypatch) -> None:
+    monkeypatch.setattr(harness, "SNNCore", WiderCore)
+    text = harness_verilog(model, lanes=2)
+    connected = instance_ports(text)
+    assert connected["extra_out"] == "extra_out" and declared_width(text, "extra_out") == 5
+    assert connected["extra_in"] == "3'd0"
+
+
+def test_a_core_without_a_port_the_harness_needs_is_refused(model, monkeypatch) -> None:
+    monkeypatch.setattr(harness, "SNNCore", NarrowerCore)
+    with pytest.raises(EslError, match=r"the core has no port idle \(its ports: events__payload, "):
+        harness_verilog(model, lanes=2)
+
+
+def test_core_ports_are_snncore_s_in_signature_order(model) -> None:
+    plan = plan_model(model, 2)
+    ports = core_ports(plan)
+    assert list(ports)[:4] == ["events__payload", "events__valid", "events__ready", "outputs__payload"]
+    assert ports["events__payload"].width == plan[0].in_index_bits + 1
+    assert ports["tap0_potential"].width == 2 * plan[0].layer.v_bits
+    assert ports["host_rdata"].direction == "output" and ports["host_rdata"].width == plan.bus_shape.data_bits
