@@ -28,6 +28,11 @@ word follows, the lanes are released and integrate the next step while
 debug tap shows, per lane, the potential after the step's reset (``0 if spike else u``), before
 the clear that ends an inference.
 
+The sweep's sequencer and each lane's leak-and-fire datapath are the blocks of
+:mod:`esl_hw.rtl_gen.lif_sweep` (:class:`~esl_hw.rtl_gen.lif_sweep.SweepControl`,
+:class:`~esl_hw.rtl_gen.lif_sweep.LeakFireLane`); the core holds the memories and multiplexes
+their ports between the integrate phase and the sweep.
+
 The core is registered for layer kind ``lif`` in :mod:`esl_hw.rtl_gen.neuron_kinds`; its Python model
 is the reference's step of that kind (:func:`esl_hw.neuron_kinds.lif_step`), which the tests use as
 the oracle.
@@ -35,23 +40,25 @@ the oracle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Mux, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from esl_hw.artifact import signed_range
 from esl_hw.rtl_gen.integrate import (
     BLOCK_RAM,
+    RmwPorts,
     add_strobes,
     all_of,
-    any_of,
     connect_lane_access,
     event_layout,
     lane_access_members,
     lane_front_ends,
     read_modify_write,
 )
+from esl_hw.rtl_gen.lif_sweep import LeakFireLane, SweepControl, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
@@ -147,20 +154,58 @@ class LifLayerCore(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         plan = self.plan
-        lanes, groups = plan.lanes, plan.groups
         m = Module()
         fronts = lane_front_ends(m, plan, self.events, self.lane_fifo_depth)
         connect_lane_access(m, self, fronts)
+        mask_fifo = self._spike_output(m)
+        m.submodules.sweep = sweep = SweepControl(plan, self.spike_fifo_depth)
+        lanes = [self._lane(m, lane, front, sweep) for lane, front in enumerate(fronts)]
+        # A sweep starts once every lane holds its end-of-step marker with nothing in flight.
+        ready_lanes = [front.step_valid & ~lane.rmw.busy for front, lane in zip(fronts, lanes, strict=True)]
+        m.d.comb += [
+            sweep.lanes_done.eq(all_of(ready_lanes)),
+            *(front.step_ready.eq(sweep.release) for front in fronts),
+            sweep.spikes.eq(Cat(*(lane.fire.spike for lane in lanes))),
+            sweep.mask_level.eq(mask_fifo.level),
+            sweep.mask_ready.eq(mask_fifo.w_rdy),
+            mask_fifo.w_data.eq(sweep.mask_word.as_value()),
+            mask_fifo.w_en.eq(sweep.mask_push),
+        ]
+        cur_ports = [port for lane in lanes for port in lane.cur_ports]
+        pot_ports = [lane.pot_ports for lane in lanes]
+        m.d.comb += [
+            self.tap_valid.eq(Cat(*(sweep.e_valid & lane.fire.here for lane in lanes))),
+            self.tap_group.eq(sweep.e_idx),
+            self.tap_step.eq(sweep.step),
+            self.tap_spike.eq(sweep.spikes),
+            *(
+                self.tap_potential[index].eq(Mux(lane.fire.spike, 0, lane.fire.updated))
+                for index, lane in enumerate(lanes)
+            ),
+            self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
+            self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
+            self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
+            self.stat_cur_writes.eq(add_strobes([wr.en for _, wr in cur_ports])),
+            self.stat_pot_reads.eq(add_strobes([rd.en for rd, _ in pot_ports])),
+            self.stat_pot_writes.eq(add_strobes([wr.en for _, wr in pot_ports])),
+            self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
+            self.stat_spike.eq(self.spikes.valid & self.spikes.ready & ~self.spikes.payload.eos),
+        ]
+        return m
 
-        m.submodules.mask_fifo = mask_fifo = fifo.SyncFIFOBuffered(
-            width=mask_layout(plan.local_bits, lanes).size, depth=self.spike_fifo_depth
-        )
+    def _spike_output(self, m: Module):
+        """The spike-mask FIFO ``mask_fifo``, two words in flip-flops after it (``mask_skid``) and
+        the serializer driving ``spikes``; returns the FIFO (the sweep pushes into it)."""
+        plan = self.plan
+        width = mask_layout(plan.local_bits, plan.lanes).size
+        m.submodules.mask_fifo = mask_fifo = fifo.SyncFIFOBuffered(width=width, depth=self.spike_fifo_depth)
         # Two words in flip-flops between the FIFO and the serializer: the FIFO is popped whenever
         # they have room (a register), not by the serializer's logic, so no path runs from the
         # serializer to the FIFO's block RAM.
-        width = mask_layout(plan.local_bits, lanes).size
         m.submodules.mask_skid = skid = fifo.SyncFIFO(width=width, depth=MASK_SKID_WORDS)
-        m.submodules.serializer = serializer = SpikeSerializer(plan.local_bits, lanes, plan.out_index_bits)
+        m.submodules.serializer = serializer = SpikeSerializer(
+            plan.local_bits, plan.lanes, plan.out_index_bits
+        )
         wiring.connect(m, serializer.spikes, wiring.flipped(self.spikes))
         m.d.comb += [
             skid.w_data.eq(mask_fifo.r_data),
@@ -170,180 +215,65 @@ class LifLayerCore(wiring.Component):
             serializer.masks.valid.eq(skid.r_rdy),
             skid.r_en.eq(serializer.masks.ready),
         ]
+        return mask_fifo
 
-        # Sweep pipeline: A issues the reads of group a_idx; B: words at the read ports; R: words
-        # registered next to the block RAMs; C: registered again next to the datapath; D: total
-        # registered; E: spikes and updates registered, written and pushed.
-        sweeping = Signal()
-        marking = Signal()
-        a_idx = Signal(range(groups + 1))
-        step = Signal(unsigned_bits(plan.timesteps - 1))
-        last_step = Signal()
-        stages = "brcde"
-        valid = {stage: Signal(name=f"sweep_{stage}_valid") for stage in stages}
-        idx = {stage: Signal(plan.local_bits, name=f"sweep_{stage}_idx") for stage in stages}
-        in_flight = sum(valid[stage] for stage in stages)
-        # Issue only while the mask FIFO has room for every group in flight, so nothing stalls
-        # later (its write side holds depth - 1 words besides the output register). ``room`` is
-        # registered: with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so
-        # room(t) = [X(t-1) + issue(t-1) < depth - 1] implies X(t) < depth - 1.
-        issue = Signal()
-        room = Signal(init=1)
-        more = Signal()  # a_idx != groups, registered
+    def _lane(self, m: Module, lane: int, front, sweep: SweepControl) -> _Lane:
+        """One lane's memories (``cur_mem<b>_even``, ``cur_mem<b>_odd``, ``pot_mem<b>``), its
+        read-modify-write of the currents and its :class:`LeakFireLane` (``fire<b>``), the ports
+        multiplexed between the integrate phase and the sweep."""
+        plan = self.plan
+        banks = []
+        for parity in ("even", "odd"):
+            cur_mem = Memory(shape=signed(plan.acc_bits), depth=plan.groups, init=[], attrs=BLOCK_RAM)
+            m.submodules[f"cur_mem{lane}_{parity}"] = cur_mem
+            banks.append((cur_mem.read_port(), cur_mem.write_port()))
+        pot_mem = Memory(shape=signed(plan.layer.v_bits), depth=plan.groups, init=[], attrs=BLOCK_RAM)
+        m.submodules[f"pot_mem{lane}"] = pot_mem
+        pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
+        words = tuple(rd.data for rd, _ in banks)
+        rmw = read_modify_write(m, plan, front, words, lane, bank_select=sweep.int_bank)
+        m.submodules[f"fire{lane}"] = fire = LeakFireLane(plan, lane)
         m.d.comb += [
-            last_step.eq(step == plan.timesteps - 1),
-            issue.eq(sweeping & more & room),
+            fire.potential.eq(pot_rd.data),
+            fire.current_even.eq(words[0]),
+            fire.current_odd.eq(words[1]),
+            fire.odd.eq(sweep.swept[1]),
+            fire.d_idx.eq(sweep.d_idx),
         ]
-        m.d.sync += room.eq(mask_fifo.level + in_flight + issue < self.spike_fifo_depth - 1)
-        m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
-        for before, after in zip(stages, stages[1:], strict=False):
-            m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
-        with m.If(issue):
-            m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
-
-        # Two banks of currents per lane (even and odd steps): the lanes integrate step t+1 into
-        # one while the sweep reads and clears step t's in the other. ``int_bank`` is the bank
-        # being integrated; ``swept[b]`` (registered) says that the sweep owns bank b.
-        int_bank = Signal()
-        swept = [Signal(name="sweep_bank_even"), Signal(name="sweep_bank_odd")]
-        cur_ports, pot_ports, rmws, lanes_out = [], [], [], []
-        for lane, front in enumerate(fronts):
-            banks = []
-            for parity in ("even", "odd"):
-                cur_mem = Memory(shape=signed(plan.acc_bits), depth=groups, init=[], attrs=BLOCK_RAM)
-                m.submodules[f"cur_mem{lane}_{parity}"] = cur_mem
-                banks.append((cur_mem.read_port(), cur_mem.write_port()))
-            pot_mem = Memory(shape=signed(plan.layer.v_bits), depth=groups, init=[], attrs=BLOCK_RAM)
-            m.submodules[f"pot_mem{lane}"] = pot_mem
-            pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
-            cur_ports.append(banks)
-            pot_ports.append((pot_rd, pot_wr))
-            words = tuple(rd.data for rd, _ in banks)
-            rmws.append(read_modify_write(m, plan, front, words, lane, bank_select=int_bank))
-            lanes_out.append(self._lane_datapath(m, lane, pot_rd.data, words, swept[1], idx["d"]))
-
-        e_spikes = [spike for spike, _, _ in lanes_out]
-        e_mask = Signal(lanes)
-        m.d.comb += e_mask.eq(Cat(*e_spikes))
-        mask_word = Signal(mask_layout(plan.local_bits, lanes))
-        m.d.comb += [
-            mask_word.group.eq(idx["e"]),
-            mask_word.mask.eq(e_mask),
-            mask_word.eos.eq(marking),
-            mask_fifo.w_data.eq(mask_word.as_value()),
-            mask_fifo.w_en.eq((valid["e"] & (e_mask != 0)) | marking),
-        ]
-
-        # Memory port multiplexing between the integrate and the sweep phases, per lane.
-        last_lanes = plan.layer.n_out - (groups - 1) * lanes  # neurons in the last group
-        for lane, rmw in enumerate(rmws):
-            pot_rd, pot_wr = pot_ports[lane]
-            spike, updated, here = lanes_out[lane]
-            write = valid["e"] & here
-            read = issue & (a_idx != groups - 1 if lane >= last_lanes else 1)
-            # The potentials are only touched by the sweep (read and write enables imply it) and,
-            # while the core is idle, by the host.
-            attach_access(
-                m,
-                self.pot_access[lane],
-                pot_rd,
-                pot_wr,
-                read=(a_idx, read),
-                write=(idx["e"], Mux(spike | last_step, 0, updated), write),
-            )
-            # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
-            # sees an unevaluated always @* block (an X until its inputs first change).
-            for bank, (cur_rd, cur_wr) in enumerate(cur_ports[lane]):
-                integrated = int_bank if bank else ~int_bank
-                m.d.comb += [
-                    cur_rd.addr.eq(Mux(swept[bank], a_idx, rmw.read_addr)),
-                    cur_rd.en.eq(Mux(swept[bank], read, rmw.read_en & integrated)),
-                    cur_wr.addr.eq(Mux(swept[bank], idx["e"], rmw.write_addr)),
-                    cur_wr.data.eq(Mux(swept[bank], 0, rmw.write_data)),
-                    cur_wr.en.eq(Mux(swept[bank], write, rmw.write_en & integrated)),
-                ]
-
-        with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
-            m.d.sync += [sweeping.eq(0), marking.eq(1), swept[0].eq(0), swept[1].eq(0)]
-        all_marked = Signal()
-        ready_lanes = [front.step_valid & ~rmw.busy for front, rmw in zip(fronts, rmws, strict=True)]
-        m.d.comb += all_marked.eq(all_of(ready_lanes))
-        # A sweep starts once every lane holds its end-of-step marker with nothing in flight; it
-        # takes the bank the step was integrated into, and the lanes' markers are consumed by
-        # ``release``, a registered pulse one cycle later (so no lane's ready logic depends on
-        # the others'), after which they integrate the next step into the other bank.
-        release = Signal()
-        start = Signal()
-        m.d.comb += start.eq(all_marked & ~sweeping & ~marking & ~release)
-        m.d.sync += release.eq(start)
-        m.d.comb += [front.step_ready.eq(release) for front in fronts]
-        with m.If(start):
-            m.d.sync += [
-                sweeping.eq(1),
-                a_idx.eq(0),
-                more.eq(1),
-                swept[0].eq(~int_bank),
-                swept[1].eq(int_bank),
-                int_bank.eq(~int_bank),
+        write = sweep.e_valid & fire.here
+        read = sweep.issue & (sweep.addr != plan.groups - 1 if lane >= last_group_lanes(plan) else 1)
+        # The potentials are only touched by the sweep (read and write enables imply it) and,
+        # while the core is idle, by the host.
+        new_potential = Mux(fire.spike | sweep.last_step, 0, fire.updated)
+        attach_access(
+            m,
+            self.pot_access[lane],
+            pot_rd,
+            pot_wr,
+            read=(sweep.addr, read),
+            write=(sweep.e_idx, new_potential, write),
+        )
+        # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
+        # sees an unevaluated always @* block (an X until its inputs first change).
+        for bank, (cur_rd, cur_wr) in enumerate(banks):
+            swept = sweep.swept[bank]
+            integrated = sweep.int_bank if bank else ~sweep.int_bank
+            m.d.comb += [
+                cur_rd.addr.eq(Mux(swept, sweep.addr, rmw.read_addr)),
+                cur_rd.en.eq(Mux(swept, read, rmw.read_en & integrated)),
+                cur_wr.addr.eq(Mux(swept, sweep.e_idx, rmw.write_addr)),
+                cur_wr.data.eq(Mux(swept, 0, rmw.write_data)),
+                cur_wr.en.eq(Mux(swept, write, rmw.write_en & integrated)),
             ]
-        with m.If(marking & mask_fifo.w_rdy):
-            m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
+        return _Lane(rmw, fire, tuple(banks), (pot_rd, pot_wr))
 
-        m.d.comb += [
-            self.tap_valid.eq(Cat(*(valid["e"] & here for _, _, here in lanes_out))),
-            self.tap_group.eq(idx["e"]),
-            self.tap_step.eq(step),
-            self.tap_spike.eq(e_mask),
-            self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
-            self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
-            self.stat_cur_reads.eq(add_strobes([rd.en for banks in cur_ports for rd, _ in banks])),
-            self.stat_cur_writes.eq(add_strobes([wr.en for banks in cur_ports for _, wr in banks])),
-            self.stat_pot_reads.eq(add_strobes([rd.en for rd, _ in pot_ports])),
-            self.stat_pot_writes.eq(add_strobes([wr.en for _, wr in pot_ports])),
-            self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
-            self.stat_spike.eq(self.spikes.valid & self.spikes.ready & ~self.spikes.payload.eos),
-        ]
-        for lane, (spike, updated, _) in enumerate(lanes_out):
-            m.d.comb += self.tap_potential[lane].eq(Mux(spike, 0, updated))
-        return m
 
-    def _lane_datapath(self, m: Module, lane: int, potential, currents, odd: Signal, d_idx: Signal):
-        """One lane of the sweep from the words at the read ports (stage B) to stage E.
+@dataclass
+class _Lane:
+    """What the core wires of one lane: its read-modify-write, its leak-and-fire datapath and its
+    memory ports (current banks ``(read, write)`` even and odd, potentials ``(read, write)``)."""
 
-        R, C: ``v``, ``cur`` registered twice (the first register may sit next to the block RAM,
-        the second next to the adders; ``currents`` are the two banks' words, each registered in
-        R, and C takes the swept one, bank 1 when ``odd``); D: ``total = v − (v >>> k) + cur`` registered; E:
-        ``u = clamp(total)`` and ``spike = total ≥ θ`` registered (equal to ``u ≥ θ`` because
-        ``1 ≤ θ ≤ max``), gated by ``here`` (the lane holds a neuron of the group). Returns the
-        stage-E signals ``(spike, u, here)``.
-        """
-        plan, layer = self.plan, self.plan.layer
-        v_bits = layer.v_bits
-        low, high = signed_range(v_bits)
-        r_pot = Signal(signed(v_bits), name=f"sweep_r_pot{lane}", reset_less=True)
-        r_curs = [
-            Signal(signed(plan.acc_bits), name=f"sweep_r_cur{lane}_{parity}", reset_less=True)
-            for parity in ("even", "odd")
-        ]
-        c_pot = Signal(signed(v_bits), name=f"sweep_c_pot{lane}", reset_less=True)
-        c_cur = Signal(signed(plan.acc_bits), name=f"sweep_c_cur{lane}", reset_less=True)
-        d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name=f"sweep_d_total{lane}")
-        e_updated = Signal(signed(v_bits), name=f"sweep_e_updated{lane}")
-        e_spike = Signal(name=f"sweep_e_spike{lane}")
-        leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
-        m.d.sync += [
-            r_pot.eq(potential),
-            *(r_cur.eq(current) for r_cur, current in zip(r_curs, currents, strict=True)),
-            c_pot.eq(r_pot),
-            c_cur.eq(Mux(odd, r_curs[1], r_curs[0])),
-            d_total.eq(leaked + c_cur),
-            e_updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
-        ]
-        last_lanes = layer.n_out - (plan.groups - 1) * plan.lanes
-        if lane < last_lanes:  # a neuron in every group: no register for a constant
-            m.d.sync += e_spike.eq(d_total >= layer.threshold)
-            return e_spike, e_updated, 1
-        e_here = Signal(name=f"sweep_e_here{lane}")
-        d_here = ~(d_idx == plan.groups - 1)
-        m.d.sync += [e_spike.eq(d_here & (d_total >= layer.threshold)), e_here.eq(d_here)]
-        return e_spike, e_updated, e_here
+    rmw: RmwPorts
+    fire: LeakFireLane
+    cur_ports: tuple
+    pot_ports: tuple

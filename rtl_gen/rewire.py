@@ -17,6 +17,10 @@ synapse memory, then lane 1's, …):
    and not to be pruned, judged with the tie quota left after ``p``); on acceptance write
    ``{g, weight 0}`` to ``p``. The pass stops after the ``k``-th regrown synapse.
 
+Each pass's data path is a block of :mod:`esl_hw.rtl_gen.rewire_passes` (histogram, threshold,
+selection, regrow, with the layer tables and the reads in flight); the unit's state machine
+sequences them, owns the position in storage order and drives the memory bus.
+
 Requests with ``k`` above the layer's synapse count, an unknown layer or seed 0 are refused:
 ``error`` is set and no memory is written. ``k = 0`` finishes at once.
 
@@ -43,8 +47,10 @@ synapse count, so the flags stay valid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -54,14 +60,24 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import lfsr_step, rewire_layer, storage_order
 from esl_hw.rtl_gen.integrate import NO_RW_CHECK
 from esl_hw.rtl_gen.lfsr import LFSR_BITS, Lfsr
-from esl_hw.rtl_gen.memory_map import READ_LATENCY, bus_shape, bus_signature, memory_map, region_id
+from esl_hw.rtl_gen.memory_map import READ_LATENCY, bus_shape, bus_signature, memory_map
 from esl_hw.rtl_gen.plan import (
     MAX_REWIRE_W_BITS,  # noqa: F401  (the unit's limit, re-exported)
     LayerPlan,
-    rewire_histogram_shape,
     rewire_limit_problem,
     split_lanes,
     unsigned_bits,
+)
+from esl_hw.rtl_gen.rewire_passes import (
+    HistogramPass,
+    LayerTables,
+    ReadsInFlight,
+    RegrowPass,
+    RewireWidths,
+    SelectionPass,
+    ThresholdPass,
+    rewire_widths,
+    table,
 )
 
 #: Width of the ``k`` request field.
@@ -122,26 +138,6 @@ def rewire_cycles(layer: Layer, k: int, seed: int, lanes: int, w_bits: int | Non
                 pos += 1
             row += 1
     raise AssertionError("fewer than k synapses were pruned")
-
-
-def _table(values: list[int], bits: int):
-    """A lookup of the constants ``values`` (``bits`` wide, the last one beyond the end): a
-    function of the index returning a balanced tree of multiplexers on the index bits, i.e.
-    continuous assignments in Verilog, not an ``always @*`` case block (Icarus never evaluates
-    such a block while its index keeps its value from time 0)."""
-    select_bits = unsigned_bits(len(values) - 1)
-
-    def lookup(index):
-        level = [Const(value, bits) for value in values]
-        level += [level[-1]] * ((1 << select_bits) - len(level))
-        index = Value.cast(index)
-        for bit in range(select_bits):
-            select = index[bit] if bit < len(index) else 0
-            level = [Mux(select, high, low) for low, high in zip(level[::2], level[1::2], strict=True)]
-        beyond = index >> select_bits != 0 if len(index) > select_bits else 0
-        return Mux(beyond, Const(values[-1], bits), level[0])
-
-    return lookup
 
 
 def wait_states(m: Module, name: str, then: str) -> None:
@@ -205,304 +201,266 @@ class RewireUnit(wiring.Component):
             }
         )
 
-    @staticmethod
-    def _histogram_update(m: Module, hist_rd, hist_wr, word_mag, word_valid) -> tuple[Signal, Signal]:
-        """Pipelined ``hist[mag] <- hist[mag] + 1`` for each word in ``rdata`` (``word_valid``),
-        one per cycle, no stall, while the returned ``enable`` is set (the histogram pass)::
-
-            cycle h   : read hist[mag]                  (h1: ``mag`` registered from ``word_mag``)
-            cycle h+1 : the count at the read port      (h2)
-            cycle h+2 : hist[mag] <- x + 1              (h3; x registered from h2)
-
-        The read of cycle ``h`` misses the writes of cycles ``h`` and ``h+1``, so h3 takes ``x``
-        from the count written one (``w1``) or two (``w2``) cycles earlier when it went to the same
-        magnitude, else from the memory (as :func:`esl_hw.rtl_gen.integrate.read_modify_write`):
-        the block-RAM output goes straight into a register. Returns ``(enable, busy)``."""
-        enable = Signal(name="hist_enable")
-        busy = Signal(name="hist_busy")
-        width = len(hist_wr.data)
-        stages = ("h1", "h2", "h3", "w1")
-        h1_valid, h2_valid, h3_valid, w1_valid = (Signal(name=f"hist_{i}_valid") for i in stages)
-        h1_mag, h2_mag, h3_mag, w1_mag = (Signal(len(word_mag), name=f"hist_{i}_mag") for i in stages)
-        h3_data = Signal(width, name="hist_h3_data", reset_less=True)
-        h3_from1 = Signal(name="hist_h3_from1")
-        h3_from2 = Signal(name="hist_h3_from2")
-        w1_sum = Signal(width, name="hist_w1_sum")
-        w2_sum = Signal(width, name="hist_w2_sum")
-        total = Signal(width, name="hist_sum")
-        m.d.sync += [
-            h1_valid.eq(word_valid & enable),
-            h1_mag.eq(word_mag),
-            h2_valid.eq(h1_valid),
-            h2_mag.eq(h1_mag),
-            h3_valid.eq(h2_valid),
-            h3_mag.eq(h2_mag),
-            h3_data.eq(hist_rd.data),
-            h3_from1.eq(h3_valid & (h3_mag == h2_mag)),
-            h3_from2.eq(w1_valid & (w1_mag == h2_mag)),
-            w1_valid.eq(h3_valid),
-            w1_mag.eq(h3_mag),
-            w1_sum.eq(total),
-            w2_sum.eq(w1_sum),
-        ]
-        with m.If(enable):
-            m.d.comb += [
-                hist_rd.addr.eq(h1_mag),
-                hist_rd.en.eq(h1_valid),
-                hist_wr.addr.eq(h3_mag),
-                hist_wr.data.eq(total),
-                hist_wr.en.eq(h3_valid),
-            ]
-        m.d.comb += [
-            total.eq(Mux(h3_from1, w1_sum, Mux(h3_from2, w2_sum, h3_data)) + 1),
-            busy.eq(h1_valid | h2_valid | h3_valid),
-        ]
-        return enable, busy
-
     def elaborate(self, platform) -> Module:
-        plans = self.plans
-        lanes = plans[0].lanes
-        lane_bits = plans[0].lane_bits
-        w_max = max(plan.w_bits for plan in plans)
-        magnitudes, count_bits = rewire_histogram_shape(plans)
-        pos_bits = max(plan.ptr_bits for plan in plans)
-        row_bits = unsigned_bits(max(plan.n_in for plan in plans))
-        group_bits = max(plan.local_bits for plan in plans)
-        out_bits = unsigned_bits(max(plan.n_out for plan in plans)) + 1
+        widths = rewire_widths(self.plans)
         m = Module()
-        m.submodules.lfsr = lfsr = Lfsr()
-        m.submodules.hist = hist = Memory(shape=count_bits, depth=magnitudes, init=[], attrs=NO_RW_CHECK)
-        hist_wr = hist.write_port()
-        hist_rd = hist.read_port()
-        bus = self.bus
-
-        layer = Signal.like(self.layer)
-        lane = Signal(range(lanes + 1))
-        lane_nnz = _table([plan.lane_nnz(b) for plan in plans for b in range(lanes)], pos_bits)(
-            layer * lanes + lane[:lane_bits] if lanes > 1 else layer
+        blocks = _Blocks(
+            lfsr=Lfsr(),
+            tables=LayerTables(self.plans),
+            reads=ReadsInFlight(widths.pos_bits),
+            histogram=HistogramPass(widths.magnitudes, widths.count_bits, widths.w_max),
+            threshold=ThresholdPass(widths.magnitudes, widths.count_bits, widths.w_max),
+            selection=SelectionPass(widths.count_bits, widths.w_max),
+            regrow=RegrowPass(widths),
         )
-        n_in = _table([plan.n_in for plan in plans], row_bits)(layer)
-        n_out = _table([plan.n_out for plan in plans], out_bits)(layer)
-        group_mask = _table([(1 << plan.local_bits) - 1 for plan in plans], group_bits)(layer)
-        ptr_mask = _table([(1 << plan.ptr_bits) - 1 for plan in plans], pos_bits)(layer)
-        id_bits = self.shape.id_bits
-        ptr_id = _table([region_id(plans, plan.index, "ptr", 0) for plan in plans], id_bits)(layer) + lane
-        syn_id = _table([region_id(plans, plan.index, "syn", 0) for plan in plans], id_bits)(layer) + lane
-
-        # The synapse word of the bus's read data (registered), decoded for the selected layer.
-        rdata = Signal(self.shape.data_bits, reset_less=True)
-        m.d.sync += rdata.eq(bus.r_data)
-        word_group = Signal(group_bits)
-        word_weight = Signal(signed(w_max))
-        word_mag = Signal(w_max)
-        with m.Switch(layer):
-            for plan in plans:
-                with m.Case(plan.index):
-                    low, high = plan.local_bits, plan.local_bits + plan.w_bits
-                    m.d.comb += [
-                        word_group.eq(rdata[:low]),
-                        word_weight.eq(rdata[low:high].as_signed()),
-                    ]
-        m.d.comb += word_mag.eq(Mux(word_weight < 0, -word_weight, word_weight))
-
-        k = Signal(count_bits)
-        remaining = Signal(count_bits)
-        pos = Signal(pos_bits)  # histogram pass: address; selection pass: the word p
-        # Bus reads in flight (histogram pass, CHECK): flight[i] was issued i + 1 cycles ago,
-        # flight[-1]'s data is on the bus; then sr_valid: it is in ``rdata`` (at ``sr_pos``).
-        flight = [Signal(name=f"flight{i + 1}") for i in range(READ_LATENCY)]
-        flight_pos = [Signal(pos_bits, name=f"flight{i + 1}_pos") for i in range(READ_LATENCY)]
-        sr_valid = Signal()
-        sr_pos = Signal(pos_bits)
-        hist_enable, hist_busy = self._histogram_update(m, hist_rd, hist_wr, word_mag, sr_valid)
-        index = Signal(range(magnitudes + 1))
-        threshold_index = Signal(range(magnitudes))  # t2's index
-        t1_valid = Signal()  # threshold pass: hist[t1_index] at the read port
-        t1_index = Signal(range(magnitudes))
-        t2_valid = Signal()  # its count registered (t2_count)
-        t2_count = Signal(count_bits)
-        below = Signal(count_bits)
-        found = Signal()
-        threshold = Signal(w_max)
-        quota = Signal(count_bits)
-        row = Signal(row_bits)
-        row_start = Signal(pos_bits)
-        row_end = Signal(pos_bits)
-        candidate = Signal(group_bits)
-        scan = Signal(pos_bits)
-        scan_quota = Signal(count_bits)
-        conflict = Signal()
-        error = Signal()
-
-        m.d.comb += [
-            self.error.eq(error),
-            self.state.eq(lfsr.state),
-            lfsr.seed.eq(self.seed),
-            bus.w_data.eq(candidate),  # a regrown word: {group, weight 0}
-        ]
-
-        reads_in_flight = Signal()
-        m.d.comb += reads_in_flight.eq(sr_valid | Cat(*flight).any())
-
-        def shift_reads(issue, address) -> None:
-            """Advance the reads in flight by one cycle; ``issue`` a read of ``address`` now."""
-            m.d.sync += [flight[0].eq(issue), flight_pos[0].eq(address), sr_valid.eq(flight[-1])]
-            m.d.sync += [sr_pos.eq(flight_pos[-1])]
-            for i in range(1, READ_LATENCY):
-                m.d.sync += [flight[i].eq(flight[i - 1]), flight_pos[i].eq(flight_pos[i - 1])]
-
-        def next_word() -> None:
-            """Move past word ``pos``: to the next row at the row's end, else to its next word."""
-            m.d.sync += pos.eq(pos + 1)
-            with m.If(pos + 1 == row_end):
-                m.d.sync += row.eq(row + 1)
-                m.next = "ROW"
-            with m.Else():
-                m.next = "WORD"
-
+        for name, block in vars(blocks).items():
+            m.submodules[name] = block
+        m.submodules.hist = hist = Memory(
+            shape=widths.count_bits, depth=widths.magnitudes, init=[], attrs=NO_RW_CHECK
+        )
+        hist_ports = (hist.write_port(), hist.read_port())
+        regs = _Registers(
+            layer=Signal.like(self.layer, name="layer"),
+            lane=Signal(range(widths.lanes + 1), name="lane"),
+            k=Signal(widths.count_bits, name="k"),
+            remaining=Signal(widths.count_bits, name="remaining"),
+            pos=Signal(widths.pos_bits, name="pos"),  # histogram pass: address; then the word p
+            row=Signal(widths.row_bits, name="row"),
+            row_start=Signal(widths.pos_bits, name="row_start"),
+            row_end=Signal(widths.pos_bits, name="row_end"),
+            error=Signal(name="error_flag"),
+            rdata=Signal(widths.data_bits, name="rdata", reset_less=True),  # the bus's read data
+        )
+        self._connect(m, widths, blocks, regs, hist_ports[1])
         with m.FSM() as fsm:
-            with m.State("IDLE"), m.If(self.start):
-                refuse = (self.layer >= len(plans)) | (self.seed == 0)
-                m.d.comb += lfsr.load.eq(1)
-                m.d.sync += [
-                    layer.eq(self.layer),
-                    k.eq(self.k),
-                    remaining.eq(self.k),
-                    lane.eq(0),
-                    pos.eq(0),
-                    error.eq(0),
-                ]
-                with m.If(refuse | (self.k > _table([p.layer.nnz for p in plans], K_BITS)(self.layer))):
-                    m.d.sync += error.eq(1)
-                    m.next = "FINISH"
-                with m.Elif(self.k == 0):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.next = "HIST"
-
-            with m.State("HIST"):
-                issue = (lane < lanes) & (pos < lane_nnz)
-                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(issue), hist_enable.eq(1)]
-                shift_reads(issue, pos)
-                with m.If(issue):
-                    with m.If(pos + 1 == lane_nnz):
-                        m.d.sync += [pos.eq(0), lane.eq(lane + 1)]
-                    with m.Else():
-                        m.d.sync += pos.eq(pos + 1)
-                with m.Elif(lane < lanes):
-                    m.d.sync += lane.eq(lane + 1)  # a lane without synapses
-                in_flight = reads_in_flight | hist_busy
-                with m.If((lane == lanes) & ~in_flight):
-                    m.d.sync += [index.eq(0), below.eq(0), found.eq(0), t1_valid.eq(0), t2_valid.eq(0)]
-                    m.next = "THRESHOLD"
-
-            with m.State("THRESHOLD"):
-                issue = index < magnitudes
-                m.d.comb += [hist_rd.addr.eq(index), hist_rd.en.eq(issue)]
-                m.d.sync += [
-                    t1_valid.eq(issue),
-                    t1_index.eq(index),
-                    t2_valid.eq(t1_valid),
-                    t2_count.eq(hist_rd.data),
-                    threshold_index.eq(t1_index),
-                ]
-                with m.If(issue):
-                    m.d.sync += index.eq(index + 1)
-                with m.If(t1_valid):
-                    m.d.comb += [hist_wr.addr.eq(t1_index), hist_wr.data.eq(0), hist_wr.en.eq(1)]
-                with m.If(t2_valid):
-                    with m.If(~found & (below + t2_count >= k)):
-                        m.d.sync += [found.eq(1), threshold.eq(threshold_index), quota.eq(k - below)]
-                    with m.Elif(~found):
-                        m.d.sync += below.eq(below + t2_count)
-                with m.If(~issue & ~t1_valid & ~t2_valid):
-                    m.d.sync += [lane.eq(0), row.eq(0), pos.eq(0)]
-                    m.next = "ROW"
-
-            with m.State("ROW"):
-                with m.If(lane == lanes):
-                    m.next = "FINISH"  # not reached: k <= nnz words are pruned before
-                with m.Elif((row == n_in) | (pos == lane_nnz)):
-                    m.d.sync += [lane.eq(lane + 1), row.eq(0), pos.eq(0)]
-                with m.Else():
-                    m.d.comb += [bus.mem.eq(ptr_id), bus.addr.eq(row + 1), bus.r_en.eq(1)]
-                    m.next = "ROW_WAIT1"
-
-            wait_states(m, "ROW_WAIT", "ROW_END")
-
-            with m.State("ROW_END"):
-                pointer = rdata[:pos_bits] & ptr_mask  # without the empty-row flag
-                m.d.sync += [row_start.eq(pos), row_end.eq(pointer)]
-                with m.If(pointer == pos):
-                    m.d.sync += row.eq(row + 1)
-                    m.next = "ROW"
-                with m.Else():
-                    m.next = "WORD"
-
-            with m.State("WORD"):
-                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
-                m.next = "WORD_WAIT1"
-
-            wait_states(m, "WORD_WAIT", "JUDGE")
-
-            with m.State("JUDGE"):
-                tie = word_mag == threshold
-                with m.If((word_mag < threshold) | (tie & (quota != 0))):
-                    with m.If(tie):
-                        m.d.sync += quota.eq(quota - 1)
-                    m.next = "DRAW"
-                with m.Else():
-                    next_word()
-
-            with m.State("DRAW"):
-                m.d.comb += [lfsr.step.eq(1)]
-                drawn = lfsr.following[:group_bits] & group_mask
-                column = Signal(group_bits + lane_bits)  # g·L + b, never truncated
-                m.d.comb += column.eq(drawn << lane_bits | lane[:lane_bits] if lanes > 1 else drawn)
-                with m.If(column < n_out):
-                    m.d.sync += [
-                        candidate.eq(drawn),
-                        scan.eq(row_start),
-                        scan_quota.eq(quota),
-                        conflict.eq(0),
-                        sr_valid.eq(0),
-                        *(flag.eq(0) for flag in flight),
-                    ]
-                    m.next = "CHECK"
-
-            with m.State("CHECK"):
-                issue = scan < row_end
-                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(scan), bus.r_en.eq(issue)]
-                shift_reads(issue, scan)
-                with m.If(issue):
-                    m.d.sync += scan.eq(scan + 1)
-                taken = Signal()
-                tie = (word_mag == threshold) & (scan_quota != 0)
-                with m.If(sr_pos < pos):
-                    m.d.comb += taken.eq(1)
-                with m.Elif(sr_pos > pos):
-                    m.d.comb += taken.eq(~((word_mag < threshold) | tie))
-                    with m.If(sr_valid & tie):
-                        m.d.sync += scan_quota.eq(scan_quota - 1)
-                with m.If(sr_valid & taken & (word_group == candidate)):
-                    m.d.sync += conflict.eq(1)
-                with m.If(~issue & ~reads_in_flight):
-                    with m.If(conflict):
-                        m.next = "DRAW"
-                    with m.Else():
-                        m.next = "WRITE"
-
-            with m.State("WRITE"):
-                m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(pos), bus.w_en.eq(1)]
-                m.d.sync += remaining.eq(remaining - 1)
-                with m.If(remaining == 1):
-                    m.next = "FINISH"
-                with m.Else():
-                    next_word()
-
+            self._request_state(m, blocks, regs)
+            self._count_states(m, widths, blocks, regs, hist_ports)
+            self._select_states(m, widths, blocks, regs)
+            self._regrow_states(m, blocks, regs)
             with m.State("FINISH"):
                 m.next = "IDLE"
         # Plain expressions of the state register (continuous assignments in Verilog, defined
         # from time 0 in every simulator, unlike outputs of a process that waits for a change).
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.done.eq(fsm.ongoing("FINISH"))]
         return m
+
+    def _connect(self, m: Module, widths: RewireWidths, blocks: _Blocks, regs: _Registers, hist_rd) -> None:
+        """The data paths between the registers and the blocks, whatever the state."""
+        lfsr, tables, reads = blocks.lfsr, blocks.tables, blocks.reads
+        threshold, selection, regrow = blocks.threshold, blocks.selection, blocks.regrow
+        m.d.sync += regs.rdata.eq(self.bus.r_data)
+        m.d.comb += [
+            self.error.eq(regs.error),
+            self.state.eq(lfsr.state),
+            lfsr.seed.eq(self.seed),
+            self.bus.w_data.eq(regrow.candidate),  # a regrown word: {group, weight 0}
+            tables.layer.eq(regs.layer),
+            tables.lane.eq(regs.lane),
+            tables.word.eq(regs.rdata),
+            blocks.histogram.word_valid.eq(reads.valid),
+            blocks.histogram.word_mag.eq(tables.magnitude),
+            blocks.histogram.hist.rd_data.eq(hist_rd.data),
+            threshold.k.eq(regs.k),
+            threshold.hist.rd_data.eq(hist_rd.data),
+            selection.load.eq(threshold.found),
+            selection.load_threshold.eq(threshold.magnitude),
+            selection.load_quota.eq(threshold.quota),
+            selection.magnitude.eq(tables.magnitude),
+        ]
+        m.d.comb += [
+            regrow.random.eq(lfsr.following[: widths.group_bits]),
+            regrow.group_mask.eq(tables.group_mask),
+            regrow.n_out.eq(tables.n_out),
+            regrow.lane.eq(regs.lane),
+            regrow.row_start.eq(regs.row_start),
+            regrow.row_end.eq(regs.row_end),
+            regrow.pos.eq(regs.pos),
+            regrow.threshold.eq(selection.threshold),
+            regrow.quota.eq(selection.quota),
+            regrow.word_valid.eq(reads.valid),
+            regrow.word_pos.eq(reads.pos),
+            regrow.word_group.eq(tables.group),
+            regrow.word_mag.eq(tables.magnitude),
+        ]
+
+    def _request_state(self, m: Module, blocks: _Blocks, regs: _Registers) -> None:
+        """IDLE: take a request; refuse it, finish at once (``k = 0``) or start the histogram."""
+        with m.State("IDLE"), m.If(self.start):
+            refuse = (self.layer >= len(self.plans)) | (self.seed == 0)
+            m.d.comb += blocks.lfsr.load.eq(1)
+            m.d.sync += [
+                regs.layer.eq(self.layer),
+                regs.k.eq(self.k),
+                regs.remaining.eq(self.k),
+                regs.lane.eq(0),
+                regs.pos.eq(0),
+                regs.error.eq(0),
+            ]
+            with m.If(refuse | (self.k > table([p.layer.nnz for p in self.plans], K_BITS)(self.layer))):
+                m.d.sync += regs.error.eq(1)
+                m.next = "FINISH"
+            with m.Elif(self.k == 0):
+                m.next = "FINISH"
+            with m.Else():
+                m.next = "HIST"
+
+    def _count_states(
+        self, m: Module, widths: RewireWidths, blocks: _Blocks, regs: _Registers, hist_ports
+    ) -> None:
+        """HIST: read every synapse word of the layer into the histogram pass, lane by lane;
+        THRESHOLD: the threshold pass."""
+        bus, tables, reads, histogram = self.bus, blocks.tables, blocks.reads, blocks.histogram
+        lane, pos = regs.lane, regs.pos
+        hist_wr, hist_rd = hist_ports
+        with m.State("HIST"):
+            issue = (lane < widths.lanes) & (pos < tables.lane_nnz)
+            m.d.comb += [
+                bus.mem.eq(tables.syn_id),
+                bus.addr.eq(pos),
+                bus.r_en.eq(issue),
+                histogram.enable.eq(1),
+            ]
+            m.d.comb += [reads.shift.eq(1), reads.issue.eq(issue), reads.addr.eq(pos)]
+            _drive_histogram(m, histogram.hist, hist_rd, hist_wr)
+            with m.If(issue):
+                with m.If(pos + 1 == tables.lane_nnz):
+                    m.d.sync += [pos.eq(0), lane.eq(lane + 1)]
+                with m.Else():
+                    m.d.sync += pos.eq(pos + 1)
+            with m.Elif(lane < widths.lanes):
+                m.d.sync += lane.eq(lane + 1)  # a lane without synapses
+            with m.If((lane == widths.lanes) & ~(reads.busy | histogram.busy)):
+                m.d.comb += blocks.threshold.start.eq(1)
+                m.next = "THRESHOLD"
+
+        with m.State("THRESHOLD"):
+            m.d.comb += blocks.threshold.enable.eq(1)
+            _drive_histogram(m, blocks.threshold.hist, hist_rd, hist_wr)
+            with m.If(blocks.threshold.done):
+                m.d.sync += [lane.eq(0), regs.row.eq(0), pos.eq(0)]
+                m.next = "ROW"
+
+    def _select_states(self, m: Module, widths: RewireWidths, blocks: _Blocks, regs: _Registers) -> None:
+        """ROW .. JUDGE: the selection pass, row by row and word by word through every lane."""
+        bus, tables, lanes = self.bus, blocks.tables, widths.lanes
+        lane, row, pos = regs.lane, regs.row, regs.pos
+        with m.State("ROW"):
+            with m.If(lane == lanes):
+                m.next = "FINISH"  # not reached: k <= nnz words are pruned before
+            with m.Elif((row == tables.n_in) | (pos == tables.lane_nnz)):
+                m.d.sync += [lane.eq(lane + 1), row.eq(0), pos.eq(0)]
+            with m.Else():
+                m.d.comb += [bus.mem.eq(tables.ptr_id), bus.addr.eq(row + 1), bus.r_en.eq(1)]
+                m.next = "ROW_WAIT1"
+
+        wait_states(m, "ROW_WAIT", "ROW_END")
+
+        with m.State("ROW_END"):
+            pointer = regs.rdata[: len(pos)] & tables.ptr_mask  # without the empty-row flag
+            m.d.sync += [regs.row_start.eq(pos), regs.row_end.eq(pointer)]
+            with m.If(pointer == pos):
+                m.d.sync += row.eq(row + 1)
+                m.next = "ROW"
+            with m.Else():
+                m.next = "WORD"
+
+        with m.State("WORD"):
+            m.d.comb += [bus.mem.eq(tables.syn_id), bus.addr.eq(pos), bus.r_en.eq(1)]
+            m.next = "WORD_WAIT1"
+
+        wait_states(m, "WORD_WAIT", "JUDGE")
+
+        with m.State("JUDGE"):
+            m.d.comb += blocks.selection.judge.eq(1)
+            with m.If(blocks.selection.prune):
+                m.next = "DRAW"
+            with m.Else():
+                _next_word(m, regs)
+
+    def _regrow_states(self, m: Module, blocks: _Blocks, regs: _Registers) -> None:
+        """DRAW, CHECK: the regrow pass until a group is accepted and free; WRITE: the regrown
+        word, then the next word, or the end after the ``k``-th."""
+        bus, reads, regrow, syn_id = self.bus, blocks.reads, blocks.regrow, blocks.tables.syn_id
+        with m.State("DRAW"):
+            m.d.comb += [blocks.lfsr.step.eq(1), regrow.draw.eq(1)]
+            with m.If(regrow.accept):
+                m.d.comb += reads.clear.eq(1)
+                m.next = "CHECK"
+
+        with m.State("CHECK"):
+            m.d.comb += [
+                bus.mem.eq(syn_id),
+                bus.addr.eq(regrow.addr),
+                bus.r_en.eq(regrow.issue),
+            ]
+            m.d.comb += [
+                regrow.check.eq(1),
+                reads.shift.eq(1),
+                reads.issue.eq(regrow.issue),
+                reads.addr.eq(regrow.addr),
+            ]
+            with m.If(~regrow.issue & ~reads.busy):
+                with m.If(regrow.conflict):
+                    m.next = "DRAW"
+                with m.Else():
+                    m.next = "WRITE"
+
+        with m.State("WRITE"):
+            m.d.comb += [bus.mem.eq(syn_id), bus.addr.eq(regs.pos), bus.w_en.eq(1)]
+            m.d.sync += regs.remaining.eq(regs.remaining - 1)
+            with m.If(regs.remaining == 1):
+                m.next = "FINISH"
+            with m.Else():
+                _next_word(m, regs)
+
+
+@dataclass
+class _Blocks:
+    """The unit's blocks (:mod:`esl_hw.rtl_gen.rewire_passes` and the LFSR), submodules of the
+    same names."""
+
+    lfsr: Lfsr
+    tables: LayerTables
+    reads: ReadsInFlight
+    histogram: HistogramPass
+    threshold: ThresholdPass
+    selection: SelectionPass
+    regrow: RegrowPass
+
+
+@dataclass
+class _Registers:
+    """The unit's own registers: the request, the position in storage order, the read data."""
+
+    layer: Signal
+    lane: Signal
+    k: Signal
+    remaining: Signal
+    pos: Signal
+    row: Signal
+    row_start: Signal
+    row_end: Signal
+    error: Signal
+    rdata: Signal
+
+
+def _drive_histogram(m: Module, port, hist_rd, hist_wr) -> None:
+    """Connect a pass's histogram ports (:func:`histogram_port_signature`) to the memory's, in
+    the current state."""
+    m.d.comb += [
+        hist_rd.addr.eq(port.rd_addr),
+        hist_rd.en.eq(port.rd_en),
+        hist_wr.addr.eq(port.wr_addr),
+        hist_wr.data.eq(port.wr_data),
+        hist_wr.en.eq(port.wr_en),
+    ]
+
+
+def _next_word(m: Module, regs: _Registers) -> None:
+    """Move past word ``pos``: to the next row at the row's end, else to its next word."""
+    m.d.sync += regs.pos.eq(regs.pos + 1)
+    with m.If(regs.pos + 1 == regs.row_end):
+        m.d.sync += regs.row.eq(regs.row + 1)
+        m.next = "ROW"
+    with m.Else():
+        m.next = "WORD"

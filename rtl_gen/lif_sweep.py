@@ -1,0 +1,272 @@
+"""The LIF layer core's sweep: its sequencer and one leak-and-fire datapath per lane.
+
+:class:`~esl_hw.rtl_gen.lif.LifLayerCore` wires them to its memories: once every lane holds the
+end-of-step marker, :class:`SweepControl` reads one group (``L`` neurons, one per lane) per
+cycle and carries it through the stages; :class:`LeakFireLane` computes, per lane::
+
+    u     = clamp_vbits(v − (v >>> k) + cur)     (v + cur without leak)
+    spike = u ≥ θ
+
+Sweep pipeline, one register stage each: A issues the reads of group ``addr``; B: the words at
+the memories' read ports; R: registered next to the block RAMs; C: registered again next to the
+datapath; D: the total registered; E: spikes and updates registered, written back and pushed
+into the spike-mask FIFO.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from esl_hw.artifact import signed_range
+from esl_hw.errors import EslError
+from esl_hw.rtl_gen.integrate import any_of
+from esl_hw.rtl_gen.plan import LayerPlan, check_fifo_depth, unsigned_bits
+from esl_hw.rtl_gen.spikes import mask_layout
+
+#: Register stages of the sweep after stage A (the reads): B, R, C, D, E.
+SWEEP_STAGES = "brcde"
+
+
+def last_group_lanes(plan: LayerPlan) -> int:
+    """Lanes holding a neuron in the last group (``n_out - (groups - 1)·L``); the others have
+    none there."""
+    return plan.layer.n_out - (plan.groups - 1) * plan.lanes
+
+
+class SweepControl(wiring.Component):
+    """The sweep's sequencer: when a step's sweep starts, which group each stage holds, which
+    current bank the lanes integrate into, the step counter and the spike-mask words.
+
+    A sweep starts once every lane holds its end-of-step marker with nothing in flight
+    (``lanes_done``, neither sweeping nor pushing the end-of-step word): it takes the bank the
+    step was integrated into, and the lanes' markers are consumed by ``release``, a registered
+    pulse one cycle later (so no lane's ready logic depends on the others'), after which they
+    integrate the next step into the other bank. Groups ``0 .. groups - 1`` are issued one per
+    cycle while the spike-mask FIFO has room for every group in flight (``room``, registered:
+    with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so room(t) = [X(t-1)
+    + issue(t-1) < depth - 1] implies X(t) < depth - 1), so nothing stalls after stage A. A group
+    in stage E with a spike pushes ``{group, mask, eos = 0}``; after the last group the sweep
+    gives the banks back and pushes ``{eos = 1}`` as soon as the FIFO can take it, which ends
+    the step (``step`` counts the steps of an inference, modulo ``T``).
+
+    Parameters
+    ----------
+    plan : LayerPlan
+        The LIF layer's plan (``groups``, ``local_bits``, lanes ``L`` and steps ``T``).
+    mask_depth : int
+        Depth of the spike-mask FIFO.
+
+    Attributes
+    ----------
+    lanes_done : In(1)
+        Every lane holds its end-of-step marker and has no update in flight.
+    release : Out(1)
+        Consumes the lanes' end-of-step markers.
+    int_bank : Out(1)
+        The current bank the lanes integrate into (0: even steps' bank, 1: odd).
+    swept : Out(2)
+        Bit ``b``: the sweep owns current bank ``b`` (reads and clears it).
+    issue : Out(1)
+        Group ``addr`` is read this cycle (stage A).
+    addr : Out(range(groups + 1))
+        The group read (stage A).
+    d_idx : Out(local_bits)
+        The group in stage D.
+    e_valid : Out(1)
+        Stage E holds a group this cycle (its potentials and cleared currents are written).
+    e_idx : Out(local_bits)
+        The group in stage E.
+    step : Out(range(T))
+        The time step being swept.
+    last_step : Out(1)
+        ``step`` is the inference's last (the potentials are then cleared).
+    spikes : In(L)
+        Per lane, whether its neuron of stage E's group spiked.
+    mask_level : In(range(mask_depth + 1))
+        Words in the spike-mask FIFO.
+    mask_ready : In(1)
+        The spike-mask FIFO can take a word.
+    mask_word : Out(mask_layout(local_bits, L))
+        The word to push: ``{group, mask, eos}``.
+    mask_push : Out(1)
+        Push ``mask_word`` this cycle.
+    """
+
+    def __init__(self, plan: LayerPlan, mask_depth: int) -> None:
+        if not isinstance(plan, LayerPlan) or not plan.is_lif:
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise ValueError(f"SweepControl needs the plan of a LIF layer, got {plan!r}")
+        try:
+            check_fifo_depth(mask_depth, "mask_depth")
+        except EslError:
+            self._MustUse__silence = True
+            raise
+        self.plan = plan
+        self.mask_depth = mask_depth
+        super().__init__(
+            {
+                "lanes_done": In(1),
+                "release": Out(1),
+                "int_bank": Out(1),
+                "swept": Out(2),
+                "issue": Out(1),
+                "addr": Out(range(plan.groups + 1)),
+                "d_idx": Out(plan.local_bits),
+                "e_valid": Out(1),
+                "e_idx": Out(plan.local_bits),
+                "step": Out(unsigned_bits(plan.timesteps - 1)),
+                "last_step": Out(1),
+                "spikes": In(plan.lanes),
+                "mask_level": In(range(mask_depth + 1)),
+                "mask_ready": In(1),
+                "mask_word": Out(mask_layout(plan.local_bits, plan.lanes)),
+                "mask_push": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        plan, groups = self.plan, self.plan.groups
+        m = Module()
+        sweeping = Signal()
+        marking = Signal()
+        a_idx, step, last_step, issue = self.addr, self.step, self.last_step, self.issue
+        valid = {stage: Signal(name=f"{stage}_valid") for stage in SWEEP_STAGES}
+        idx = {stage: Signal(plan.local_bits, name=f"{stage}_idx") for stage in SWEEP_STAGES}
+        in_flight = sum(valid[stage] for stage in SWEEP_STAGES)
+        room = Signal(init=1)
+        more = Signal()  # a_idx != groups, registered
+        m.d.comb += [
+            last_step.eq(step == plan.timesteps - 1),
+            issue.eq(sweeping & more & room),
+        ]
+        m.d.sync += room.eq(self.mask_level + in_flight + issue < self.mask_depth - 1)
+        m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
+        for before, after in zip(SWEEP_STAGES, SWEEP_STAGES[1:], strict=False):
+            m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
+        with m.If(issue):
+            m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
+        m.d.comb += [
+            self.d_idx.eq(idx["d"]),
+            self.e_valid.eq(valid["e"]),
+            self.e_idx.eq(idx["e"]),
+            self.mask_word.group.eq(idx["e"]),
+            self.mask_word.mask.eq(self.spikes),
+            self.mask_word.eos.eq(marking),
+            self.mask_push.eq((valid["e"] & (self.spikes != 0)) | marking),
+        ]
+
+        # Two banks of currents per lane (even and odd steps): the lanes integrate step t+1 into
+        # one while the sweep reads and clears step t's in the other.
+        int_bank, swept = self.int_bank, self.swept
+        with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
+            m.d.sync += [sweeping.eq(0), marking.eq(1), swept[0].eq(0), swept[1].eq(0)]
+        release = self.release
+        start = Signal()
+        m.d.comb += start.eq(self.lanes_done & ~sweeping & ~marking & ~release)
+        m.d.sync += release.eq(start)
+        with m.If(start):
+            m.d.sync += [
+                sweeping.eq(1),
+                a_idx.eq(0),
+                more.eq(1),
+                swept[0].eq(~int_bank),
+                swept[1].eq(int_bank),
+                int_bank.eq(~int_bank),
+            ]
+        with m.If(marking & self.mask_ready):
+            m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
+        return m
+
+
+class LeakFireLane(wiring.Component):
+    """Leak and fire of one lane's neuron per cycle, from the words at the memories' read ports
+    (stage B) to stage E::
+
+        R: v, cur_even, cur_odd registered (next to the block RAMs)
+        C: v and the swept bank's cur registered (bank 1 when ``odd``, next to the adders)
+        D: total = v − (v >>> k) + cur registered  (v + cur without leak)
+        E: u = clamp_vbits(total), spike = total ≥ θ registered
+
+    ``total ≥ θ`` equals ``u ≥ θ`` because ``1 ≤ θ ≤ max``. In a lane without a neuron in the
+    last group (:func:`last_group_lanes`) ``spike`` and ``here`` are 0 for that group.
+
+    Parameters
+    ----------
+    plan : LayerPlan
+        The LIF layer's plan (``v_bits``, ``acc_bits``, leak shift ``k``, threshold θ).
+    lane : int
+        The lane (``0 .. L - 1``).
+
+    Attributes
+    ----------
+    potential : In(signed(v_bits))
+        ``v`` of the neuron at the potential memory's read port (stage B).
+    current_even, current_odd : In(signed(acc_bits))
+        The two current banks' words at their read ports (stage B).
+    odd : In(1)
+        The swept bank is bank 1 (taken while the words are in R).
+    d_idx : In(local_bits)
+        The group in stage D.
+    spike : Out(1)
+        Stage E: the neuron spiked.
+    updated : Out(signed(v_bits))
+        Stage E: ``u``.
+    here : Out(1)
+        Stage E: the lane holds a neuron of the group (always, but in the last group).
+    """
+
+    def __init__(self, plan: LayerPlan, lane: int) -> None:
+        if not isinstance(plan, LayerPlan) or not plan.is_lif:
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise ValueError(f"LeakFireLane needs the plan of a LIF layer, got {plan!r}")
+        if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < plan.lanes:
+            self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
+            raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
+        self.plan = plan
+        self.lane = lane
+        v_bits = plan.layer.v_bits
+        super().__init__(
+            {
+                "potential": In(signed(v_bits)),
+                "current_even": In(signed(plan.acc_bits)),
+                "current_odd": In(signed(plan.acc_bits)),
+                "odd": In(1),
+                "d_idx": In(plan.local_bits),
+                "spike": Out(1),
+                "updated": Out(signed(v_bits)),
+                "here": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        plan, layer = self.plan, self.plan.layer
+        v_bits = layer.v_bits
+        low, high = signed_range(v_bits)
+        m = Module()
+        r_pot = Signal(signed(v_bits), name="r_pot", reset_less=True)
+        r_curs = [
+            Signal(signed(plan.acc_bits), name=f"r_cur_{parity}", reset_less=True)
+            for parity in ("even", "odd")
+        ]
+        c_pot = Signal(signed(v_bits), name="c_pot", reset_less=True)
+        c_cur = Signal(signed(plan.acc_bits), name="c_cur", reset_less=True)
+        d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name="d_total")
+        leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
+        currents = (self.current_even, self.current_odd)
+        m.d.sync += [
+            r_pot.eq(self.potential),
+            *(r_cur.eq(current) for r_cur, current in zip(r_curs, currents, strict=True)),
+            c_pot.eq(r_pot),
+            c_cur.eq(Mux(self.odd, r_curs[1], r_curs[0])),
+            d_total.eq(leaked + c_cur),
+            self.updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
+        ]
+        if self.lane < last_group_lanes(plan):  # a neuron in every group: no register for a constant
+            m.d.sync += self.spike.eq(d_total >= layer.threshold)
+            m.d.comb += self.here.eq(1)
+            return m
+        d_here = ~(self.d_idx == plan.groups - 1)
+        m.d.sync += [self.spike.eq(d_here & (d_total >= layer.threshold)), self.here.eq(d_here)]
+        return m
