@@ -21,6 +21,8 @@ from esl_hw.app.stages import (
     cosimulate,
     training_config,
     training_report,
+    write_rtl,
+    write_sim,
 )
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, save_model
@@ -74,7 +76,6 @@ def run_demo(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.config, args.data])
     config = training_config(args.config, args.data, args.hidden)
     data = load_dataset(config.data.path)
-    from esl_hw.rtl_gen import emit_verilog
     from esl_hw.train.export import evaluate_float, export_run
     from esl_hw.train.loop import train
 
@@ -97,11 +98,13 @@ def run_demo(args: argparse.Namespace) -> int:
         _end(seconds, "evaluate", start)
 
         start = _begin("rtl")
-        emit_verilog(model, staging / "rtl", lanes=core_lanes(model, args.lanes))
+        (staging / "rtl").mkdir()
+        write_rtl(model, staging / "rtl", core_lanes(model, args.lanes), args)
         _end(seconds, "rtl", start)
 
         start = _begin("cosim")
         cosim = cosimulate(model, data, args.samples, args, staging / "cosim")
+        figures = [f"cosim/{name}" for name in write_sim(staging / "cosim", cosim, args)]
         _end(seconds, "cosim", start)
 
         summary = {
@@ -117,10 +120,9 @@ def run_demo(args: argparse.Namespace) -> int:
             "layer_density": [layer.density for layer in model.layers],
             "seconds": seconds,
         }
-        from esl_hw.app.plots import write_cosim_figures
         from esl_hw.train.config import config_to_dict
 
-        summary["figures"] = write_cosim_figures(staging, summary)
+        summary["figures"] = figures
         title = f"esl-hw demo on {data.source}"
         summary = write_report(
             staging, "demo", title, summary, args, seed=config.seed, config=config_to_dict(config)

@@ -169,20 +169,39 @@ def core_lanes(model: Model, requested: int | None) -> int:
 def run_rtl(args: argparse.Namespace) -> int:
     state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
+    lanes = core_lanes(model, args.lanes)
+    with staged_folder(args.out, state=state) as staging:
+        verilog = write_rtl(model, staging, lanes, args)
+    print(f"Verilog written to {args.out / verilog.name}")
+    return EXIT_OK
+
+
+def write_rtl(model: Model, folder: Path, lanes: int, args: argparse.Namespace) -> Path:
+    """What ``esl-hw rtl`` writes into ``folder``: the Verilog of the ``lanes``-lane core,
+    ``memory_bits.json`` and the ``rtl`` report; return the Verilog's path."""
     from esl_hw.rtl_gen import emit_verilog, memory_bits
     from esl_hw.rtl_gen.plan import dense_memory_bits
 
-    lanes = core_lanes(model, args.lanes)
-    with staged_folder(args.out, state=state) as staging:
-        with progress.step(f"rtl: Verilog of the {lanes}-lane core"):
-            verilog = emit_verilog(model, staging, lanes=lanes)
-        bits = memory_bits(model, lanes=lanes)
-        write_json(staging / "memory_bits.json", bits)
-        results = {"verilog": verilog.name, "lanes": lanes, "memory_bits": bits}
-        results["memory_bits_dense"] = dense_memory_bits(model)
-        write_report(staging, "rtl", f"Verilog of the {lanes}-lane core", results, args)
-    print(f"Verilog written to {args.out / verilog.name}")
-    return EXIT_OK
+    with progress.step(f"rtl: Verilog of the {lanes}-lane core"):
+        verilog = emit_verilog(model, folder, lanes=lanes)
+    bits = memory_bits(model, lanes=lanes)
+    write_json(folder / "memory_bits.json", bits)
+    results = {"verilog": verilog.name, "lanes": lanes, "memory_bits": bits}
+    results["memory_bits_dense"] = dense_memory_bits(model)
+    write_report(folder, "rtl", f"Verilog of the {lanes}-lane core", results, args)
+    return verilog
+
+
+def write_sim(folder: Path, report: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """What ``esl-hw sim --out`` writes into ``folder`` beside the co-simulation's runs: its
+    figures and the ``sim`` report; return the figures' names."""
+    from esl_hw.app.plots import write_cosim_figures
+
+    figures = write_cosim_figures(folder, report)
+    write_report(
+        folder, "sim", f"RTL co-simulation ({report['simulator']})", {**report, "figures": figures}, args
+    )
+    return figures
 
 
 def _check_inputs(model: Model, data: Dataset) -> None:
@@ -246,10 +265,7 @@ def run_sim(args: argparse.Namespace) -> int:
     else:
         with staged_folder(args.out, state=state) as staging:
             report = cosimulate(model, data, args.samples, args, staging / "cosim")
-            from esl_hw.app.plots import write_cosim_figures
-
-            results = {**report, "figures": write_cosim_figures(staging, report)}
-            write_report(staging, "sim", f"RTL co-simulation ({report['simulator']})", results, args)
+            write_sim(staging, report, args)
     _print_cosim(report)
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH
 

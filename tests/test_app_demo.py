@@ -79,8 +79,16 @@ def test_demo_runs_from_any_folder_and_writes_the_summary(tmp_path: Path, tiny_c
     assert summary["simulator"] == "verilator"
     assert summary["seed"] == summary["config"]["seed"] and summary["config"]["model"]["hidden"] == [20]
     assert summary["provenance"]["command_line"][:2] == ["esl-hw", "demo"]
-    assert undocumented("demo", summary) == [] and summary["figures"] == [CYCLES_FILE, CONFUSION_FILE]
+    assert undocumented("demo", summary) == [] and summary["figures"] == [
+        f"cosim/{CYCLES_FILE}",
+        f"cosim/{CONFUSION_FILE}",
+    ]
     assert "## Provenance" in (out / "summary.md").read_text()
+    # the folder holds what the stage commands write: rtl's memory bits and report, sim's report
+    assert json.loads((out / "rtl" / "memory_bits.json").read_text()) == summary["memory_bits"]
+    assert json.loads((out / "rtl" / "rtl.json").read_text())["memory_bits"] == summary["memory_bits"]
+    sim = json.loads((out / "cosim" / "sim.json").read_text())
+    assert sim["cycles_per_inference"] == summary["cycles_per_inference"] and sim["rtl_mismatches"] == 0
     assert sum(map(sum, summary["confusion_rtl"])) == 3 and summary["classes"] == 10
     for name in (*summary["figures"], *(f"run/{file}" for file in TRAINING_FILES)):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
