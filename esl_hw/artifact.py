@@ -1,9 +1,11 @@
-"""Model artifact, format version 1: CSR connectivity, integer weights, neuron parameters.
+"""Model artifact, format version 2: CSR connectivity, integer weights and biases, neuron parameters.
 
 The artifact is one folder holding ``model.yaml`` (versioned metadata) and ``arrays.npz``
-(``row_ptr_<l>``, ``col_<l>``, ``weight_<l>`` per layer). ``docs/semantics.md`` states the integer
-semantics; this module loads, validates and saves the format and derives the widths that the
-semantics implies.
+(``row_ptr_<l>``, ``col_<l>``, ``weight_<l>`` per layer, ``bias_<l>`` for a layer with a bias).
+``docs/semantics.md`` states the integer semantics; this module loads, validates and saves the
+format and derives the widths that the semantics implies. Version 2 adds per-neuron biases, reset
+by subtraction and the ``cubalif`` kind; a version-1 artifact still loads (no bias, reset to zero,
+``lif`` only) and is written back as version 2.
 
 Loading trusts nothing in the folder: ``model.yaml`` is read by :mod:`esl_hw.safe_yaml`, every
 header value is type-checked before use (an ``int`` is never a ``bool``, a ``float`` or a string),
@@ -33,12 +35,18 @@ from esl_hw.limits import check_range, is_int, shown
 from esl_hw.safe_yaml import dump_yaml, load_yaml, reason
 
 FORMAT_NAME = "esl-hw-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The versions :func:`load_model` reads (version 1: no ``bias``, ``reset``, ``syn_shift`` keys).
+READ_VERSIONS = (1, 2)
 MODEL_FILE = "model.yaml"
 ARRAYS_FILE = "arrays.npz"
 ENCODER_KINDS = ("rate",)
 
-LayerKind = Literal["lif", "output"]
+LayerKind = Literal["lif", "cubalif", "output"]
+#: The kinds of hidden layers (every layer but the last); the last layer is ``output``.
+HIDDEN_KINDS = ("lif", "cubalif")
+#: What a hidden neuron's potential becomes when it fires: 0, or ``u - threshold``.
+RESET_MODES = ("zero", "subtract")
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -69,10 +77,13 @@ class Encoder:
 
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """One layer: CSR synapses by presynaptic neuron plus neuron parameters.
+    """One layer: CSR synapses by presynaptic neuron, an optional bias, neuron parameters.
 
-    ``kind == "lif"`` layers use ``v_bits``, ``threshold`` and ``leak_shift`` (``None``: no leak);
-    the ``"output"`` layer integrates without leak or firing and leaves them ``None``.
+    Hidden kinds (``lif``, ``cubalif``) use ``v_bits``, ``threshold``, ``leak_shift`` (``None``: no
+    leak) and ``reset`` (``zero`` or ``subtract``); ``cubalif`` also ``syn_shift``, the decay shift of
+    its synaptic current (``None``: no decay). The ``output`` layer integrates without leak or
+    firing and leaves them unset. ``bias`` (any kind): ``None`` or ``[n_out]`` integers added to the
+    current every step.
     """
 
     kind: LayerKind
@@ -84,6 +95,14 @@ class Layer:
     v_bits: int | None = None
     threshold: int | None = None
     leak_shift: int | None = None
+    bias: np.ndarray | None = None
+    reset: str = "zero"
+    syn_shift: int | None = None
+
+    @property
+    def is_hidden(self) -> bool:
+        """A hidden layer (``lif`` or ``cubalif``), one that fires spikes."""
+        return self.kind in HIDDEN_KINDS
 
     @property
     def n_in(self) -> int:
@@ -127,10 +146,26 @@ class Layer:
         np.add.at(positive, col, np.maximum(weight, 0))
         return negative, positive
 
-    def current_range(self) -> tuple[int, int]:
-        """Most negative and most positive input current ``I[i]`` any input pattern can give."""
+    def synaptic_range(self) -> tuple[int, int]:
+        """Most negative and most positive synaptic sum ``Σ w`` (bias not included) any input
+        pattern can give; 0 always lies inside."""
         negative, positive = self.column_sums()
         return int(negative.min(initial=0)), int(positive.max(initial=0))
+
+    def bias_range(self) -> tuple[int, int]:
+        """Smallest and largest bias (``(0, 0)`` without a bias)."""
+        if self.bias is None or not len(self.bias):
+            return 0, 0
+        return int(self.bias.min()), int(self.bias.max())
+
+    def current_range(self) -> tuple[int, int]:
+        """Most negative and most positive current ``I[i] = Σ w + bias[i]`` any input pattern can
+        give (per neuron, then over neurons; 0 included, the current of a neuron at rest without
+        bias)."""
+        negative, positive = self.column_sums()
+        if self.bias is not None:
+            negative, positive = negative + self.bias, positive + self.bias
+        return min(0, int(negative.min(initial=0))), max(0, int(positive.max(initial=0)))
 
     def current_bits(self) -> int:
         """Signed width that holds any ``I[i]`` exactly."""
@@ -142,8 +177,13 @@ class Layer:
     def __repr__(self) -> str:
         """One line: kind, shape, synapses and the neuron parameters (never the arrays)."""
         text = f"Layer({self.kind} {self.n_in}->{self.n_out}, {self.nnz} synapses, w_bits={self.w_bits}"
-        if self.kind == "lif":
+        if self.bias is not None:
+            text += ", bias"
+        if self.is_hidden:
             text += f", v_bits={self.v_bits}, threshold={self.threshold}, leak_shift={self.leak_shift}"
+            text += f", reset={self.reset}"
+        if self.kind == "cubalif":
+            text += f", syn_shift={self.syn_shift}"
         return text + ")"
 
     def header(self) -> dict[str, Any]:
@@ -153,13 +193,17 @@ class Layer:
             "n_in": self.n_in,
             "n_out": int(self.n_out),
             "w_bits": int(self.w_bits),
+            "bias": self.bias is not None,
         }
-        if self.kind == "lif":
+        if self.is_hidden:
             entry.update(
                 v_bits=int(self.v_bits),
                 threshold=int(self.threshold),
                 leak_shift=None if self.leak_shift is None else int(self.leak_shift),
+                reset=self.reset,
             )
+        if self.kind == "cubalif":
+            entry["syn_shift"] = None if self.syn_shift is None else int(self.syn_shift)
         return entry
 
 
@@ -206,7 +250,8 @@ class Model:
         return f"Model({shape}, T={self.timesteps}, {self.synapses} synapses, density {self.density:.4f})"
 
     def acc_bits(self) -> int:
-        """Signed width of the output accumulators: ``T`` times the output layer's current bound."""
+        """Signed width of the output accumulators: ``T`` times the output layer's current bound
+        (bias included)."""
         low, high = self.output_layer.current_range()
         return signed_bits_for(low * self.timesteps, high * self.timesteps)
 
@@ -260,8 +305,8 @@ def _check_sizes(layer: Layer, where: str) -> None:
 
 def validate_layer(layer: Layer, where: str) -> None:
     """Check one layer against the format; raise :class:`EslError` naming the first problem."""
-    if not isinstance(layer.kind, str) or layer.kind not in ("lif", "output"):
-        raise _fail(where, f"unknown layer kind {shown(layer.kind)} (expected 'lif' or 'output')")
+    if not isinstance(layer.kind, str) or layer.kind not in (*HIDDEN_KINDS, "output"):
+        raise _fail(where, f"unknown layer kind {shown(layer.kind)} (expected 'lif', 'cubalif' or 'output')")
     _check_param(layer.w_bits, "w_bits", *limits.W_BITS, where)
     _check_arrays(layer, where)
     _check_sizes(layer, where)
@@ -285,11 +330,49 @@ def validate_layer(layer: Layer, where: str) -> None:
     if len(weight) and (weight.min() < low or weight.max() > high):
         bad = int(weight[(weight < low) | (weight > high)][0])
         raise _fail(where, f"weight {bad} outside the {layer.w_bits}-bit range {low}..{high}")
-    if layer.kind == "lif":
-        _check_param(layer.v_bits, "v_bits", *limits.V_BITS, where)
-        _check_param(layer.threshold, "threshold", 1, signed_range(layer.v_bits)[1], where)
-        if layer.leak_shift is not None:
-            _check_param(layer.leak_shift, "leak_shift", 1, layer.v_bits - 1, where)
+    _check_bias(layer, where)
+    if layer.is_hidden:
+        _check_neuron(layer, where)
+    else:
+        for name, value, default in (
+            ("v_bits", layer.v_bits, None),
+            ("threshold", layer.threshold, None),
+            ("leak_shift", layer.leak_shift, None),
+            ("syn_shift", layer.syn_shift, None),
+            ("reset", layer.reset, "zero"),
+        ):
+            if value != default:
+                raise _fail(where, f"an output layer has no {name} (got {shown(value)})")
+
+
+def _check_bias(layer: Layer, where: str) -> None:
+    """``bias``: ``None`` or a 1-D integer array of ``n_out`` values in :data:`limits.BIAS_BITS` bits."""
+    bias = layer.bias
+    if bias is None:
+        return
+    if not isinstance(bias, np.ndarray) or bias.ndim != 1 or not np.issubdtype(bias.dtype, np.integer):
+        raise _fail(where, f"bias must be a 1-D integer numpy array, got {shown(bias)}")
+    if len(bias) != layer.n_out:
+        raise _fail(where, f"bias has {len(bias)} values for {layer.n_out} neurons")
+    low, high = signed_range(limits.BIAS_BITS)
+    if len(bias) and (int(bias.min()) < low or int(bias.max()) > high):
+        bad = int(bias[(bias < low) | (bias > high)][0])
+        raise _fail(where, f"bias {bad} outside the {limits.BIAS_BITS}-bit range {low}..{high}")
+
+
+def _check_neuron(layer: Layer, where: str) -> None:
+    """The neuron parameters of a hidden layer (``lif`` or ``cubalif``)."""
+    _check_param(layer.v_bits, "v_bits", *limits.V_BITS, where)
+    _check_param(layer.threshold, "threshold", 1, signed_range(layer.v_bits)[1], where)
+    if layer.leak_shift is not None:
+        _check_param(layer.leak_shift, "leak_shift", 1, layer.v_bits - 1, where)
+    if not isinstance(layer.reset, str) or layer.reset not in RESET_MODES:
+        raise _fail(where, f"reset {shown(layer.reset)} unknown (known: {', '.join(RESET_MODES)})")
+    if layer.kind == "cubalif":
+        if layer.syn_shift is not None:
+            _check_param(layer.syn_shift, "syn_shift", 1, layer.v_bits - 1, where)
+    elif layer.syn_shift is not None:
+        raise _fail(where, f"a {layer.kind} layer has no syn_shift (got {shown(layer.syn_shift)})")
 
 
 def _check_encoder(encoder: Any) -> None:
@@ -312,9 +395,10 @@ def validate_model(model: Model) -> None:
     _check_encoder(model.encoder)
     for index, layer in enumerate(model.layers):
         where = f"layer {index}"
-        expected = "output" if index == len(model.layers) - 1 else "lif"
-        if layer.kind != expected:
-            raise _fail(where, f"kind is {shown(layer.kind)}, expected {expected!r}")
+        last = index == len(model.layers) - 1
+        if (layer.kind == "output") != last:
+            expected = "'output'" if last else " or ".join(repr(kind) for kind in HIDDEN_KINDS)
+            raise _fail(where, f"kind is {shown(layer.kind)}, expected {expected}")
         validate_layer(layer, where)
         if index and layer.n_in != model.layers[index - 1].n_out:
             raise _fail(
@@ -324,6 +408,11 @@ def validate_model(model: Model) -> None:
             )
     if model.synapses > limits.MAX_SYNAPSES:
         raise EslError(f"{model.synapses} synapses exceed the limit {limits.MAX_SYNAPSES}")
+    if model.acc_bits() > limits.MAX_ACC_BITS:
+        raise EslError(
+            f"the output accumulators need {model.acc_bits()} bits over {model.timesteps} steps, "
+            f"more than the limit {limits.MAX_ACC_BITS}"
+        )
     validate_metadata(model.metadata, len(model.layers))
 
 
@@ -370,9 +459,20 @@ def validate_metadata(metadata: Any, n_layers: int, where: str = "metadata") -> 
 # ---------------------------------------------------------------- loading: model.yaml
 
 _TOP_KEYS = ("format", "format_version", "timesteps", "encoder", "layers", "metadata")
+#: The keys of a ``layers`` entry by format version and kind.
 _LAYER_KEYS = {
-    "lif": ("kind", "n_in", "n_out", "w_bits", "v_bits", "threshold", "leak_shift"),
-    "output": ("kind", "n_in", "n_out", "w_bits"),
+    1: {
+        "lif": ("kind", "n_in", "n_out", "w_bits", "v_bits", "threshold", "leak_shift"),
+        "output": ("kind", "n_in", "n_out", "w_bits"),
+    },
+    2: {
+        "lif": ("kind", "n_in", "n_out", "w_bits", "bias", "v_bits", "threshold", "leak_shift", "reset"),
+        "cubalif": (
+            "kind", "n_in", "n_out", "w_bits", "bias", "v_bits", "threshold", "leak_shift", "reset",
+            "syn_shift",
+        ),
+        "output": ("kind", "n_in", "n_out", "w_bits", "bias"),
+    },
 }
 _ENCODER_KEYS = ("kind", "phase0")
 
@@ -401,23 +501,24 @@ def _read_header(path: Path) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise EslError(f"{path}: not an {FORMAT_NAME} file")
     version = header.get("format_version")
+    known = " or ".join(str(number) for number in READ_VERSIONS)
     if not is_int(version):
-        raise EslError(f"{path}: format_version must be the integer {FORMAT_VERSION}, got {shown(version)}")
-    if version != FORMAT_VERSION:
-        raise EslError(f"{path}: format_version {version} is not supported (this is {FORMAT_VERSION})")
+        raise EslError(f"{path}: format_version must be the integer {known}, got {shown(version)}")
+    if version not in READ_VERSIONS:
+        raise EslError(f"{path}: format_version {version} is not supported (this reads {known})")
     _check_keys(header, _TOP_KEYS, str(path))
     return header
 
 
-def _layer_spec(entry: Any, last: bool, where: str) -> dict[str, Any]:
-    """The integer fields of one ``layers`` entry, type-checked; sizes checked against the limits."""
+def _layer_spec(entry: Any, last: bool, where: str, version: int = FORMAT_VERSION) -> dict[str, Any]:
+    """The fields of one ``layers`` entry, type-checked; sizes checked against the limits."""
     if not isinstance(entry, dict):
         raise _fail(where, f"must be a mapping, got {shown(entry)}")
     kind = entry.get("kind")
-    expected = "output" if last else "lif"
-    if kind != expected:
-        raise _fail(where, f"kind is {shown(kind)}, expected {expected!r}")
-    _check_keys(entry, _LAYER_KEYS[kind], where)
+    allowed = ("output",) if last else tuple(kind for kind in HIDDEN_KINDS if kind in _LAYER_KEYS[version])
+    if not isinstance(kind, str) or kind not in allowed:
+        raise _fail(where, f"kind is {shown(kind)}, expected {' or '.join(map(repr, allowed))}")
+    _check_keys(entry, _LAYER_KEYS[version][kind], where)
     spec: dict[str, Any] = {"kind": kind}
     for key, limit in (("n_in", limits.MAX_INPUTS_PER_LAYER), ("n_out", limits.MAX_NEURONS_PER_LAYER)):
         value = _int(entry, key, where)
@@ -425,11 +526,32 @@ def _layer_spec(entry: Any, last: bool, where: str) -> dict[str, Any]:
             raise _fail(where, f"{key}={value} outside 1..{limit}")
         spec[key] = value
     spec["w_bits"] = _int(entry, "w_bits", where)
-    if kind == "lif":
+    spec["bias"] = _bool(entry, "bias", where) if version >= 2 else False
+    if kind != "output":
         spec["v_bits"] = _int(entry, "v_bits", where)
         spec["threshold"] = _int(entry, "threshold", where)
         spec["leak_shift"] = _int(entry, "leak_shift", where, optional=True)
+        spec["reset"] = _choice(entry, "reset", RESET_MODES, where) if version >= 2 else "zero"
+    if kind == "cubalif":
+        spec["syn_shift"] = _int(entry, "syn_shift", where, optional=True)
     return spec
+
+
+def _bool(entry: dict[str, Any], key: str, where: str) -> bool:
+    if key not in entry:
+        raise _fail(where, f"missing key {key!r}")
+    if not isinstance(entry[key], bool):
+        raise _fail(where, f"{key} must be true or false, got {shown(entry[key])}")
+    return entry[key]
+
+
+def _choice(entry: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> str:
+    if key not in entry:
+        raise _fail(where, f"missing key {key!r}")
+    value = entry[key]
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(where, f"{key} {shown(value)} unknown (known: {', '.join(choices)})")
+    return value
 
 
 def _layer_specs(header: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -441,7 +563,7 @@ def _layer_specs(header: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     specs: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         where = f"{path} layer {index}"
-        spec = _layer_spec(entry, index == len(entries) - 1, where)
+        spec = _layer_spec(entry, index == len(entries) - 1, where, header["format_version"])
         if specs and spec["n_in"] != specs[-1]["n_out"]:
             raise _fail(
                 where, f"n_in={spec['n_in']} does not chain with layer {index - 1} n_out={specs[-1]['n_out']}"
@@ -503,7 +625,11 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     encoder = _encoder(header, header_path)
     metadata = _metadata(header, header_path)
     timesteps = _int(header, "timesteps", str(header_path))
-    arrays = read_layer_arrays(arrays_path, [spec["n_in"] for spec in specs])
+    arrays = read_layer_arrays(
+        arrays_path,
+        [spec["n_in"] for spec in specs],
+        [spec["n_out"] if spec["bias"] else None for spec in specs],
+    )
     layers = tuple(
         Layer(
             kind=spec["kind"],
@@ -515,8 +641,11 @@ def load_model(path: str | os.PathLike[str]) -> Model:
             v_bits=spec.get("v_bits"),
             threshold=spec.get("threshold"),
             leak_shift=spec.get("leak_shift"),
+            bias=bias,
+            reset=spec.get("reset", "zero"),
+            syn_shift=spec.get("syn_shift"),
         )
-        for spec, (row_ptr, col, weight) in zip(specs, arrays, strict=True)
+        for spec, (row_ptr, col, weight, bias) in zip(specs, arrays, strict=True)
     )
     try:
         return Model(layers=layers, timesteps=timesteps, encoder=encoder, metadata=metadata)
@@ -550,6 +679,8 @@ def save_model(model: Model, path: str | os.PathLike[str], overwrite: bool = Fal
             arrays[f"row_ptr_{index}"] = layer.row_ptr.astype(np.int64)
             arrays[f"col_{index}"] = layer.col.astype(np.int32)
             arrays[f"weight_{index}"] = layer.weight.astype(np.int32)
+            if layer.bias is not None:
+                arrays[f"bias_{index}"] = layer.bias.astype(np.int32)
         np.savez_compressed(staging / ARRAYS_FILE, **arrays)
         (staging / MODEL_FILE).write_text(header, encoding="utf-8")
         if target.exists():
@@ -569,8 +700,11 @@ def layer_from_dense(
     threshold: int | None = None,
     leak_shift: int | None = None,
     mask: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    reset: str = "zero",
+    syn_shift: int | None = None,
 ) -> Layer:
-    """Build a CSR layer from a dense ``[n_in, n_out]`` integer matrix.
+    """Build a CSR layer from a dense ``[n_in, n_out]`` integer matrix (and the other fields).
 
     ``mask`` (same shape, bool) selects the synapses; without it the non-zero entries do. A
     synapse kept by ``mask`` whose weight rounded to zero stays a synapse of weight 0.
@@ -590,4 +724,7 @@ def layer_from_dense(
         v_bits=v_bits,
         threshold=threshold,
         leak_shift=leak_shift,
+        bias=None if bias is None else np.asarray(bias, dtype=np.int64),
+        reset=reset,
+        syn_shift=syn_shift,
     )

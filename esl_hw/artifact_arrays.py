@@ -2,7 +2,8 @@
 
 The archive is read member by member, never through pickles (:func:`read_npy_member`, which
 :mod:`esl_hw.datasets` uses for NPZ datasets too): each member must be a 1-D integer
-``.npy`` array (``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``, nothing else) whose size, taken from
+``.npy`` array (``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``, and ``bias_<l>`` exactly for the layers
+the header says have a bias; nothing else) whose size, taken from
 the zip header and the ``.npy`` header, is checked against the layer and :mod:`esl_hw.limits`
 before any data is read; the whole member is then read, so its CRC is checked. Every problem is
 one :class:`EslError` line naming the file and the member.
@@ -68,9 +69,11 @@ def member_infos(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipI
     return members
 
 
-def _members(archive: zipfile.ZipFile, path: Path, n_layers: int) -> dict[str, zipfile.ZipInfo]:
-    """The archive's members by array name; exactly ``row_ptr_<l>``, ``col_<l>``, ``weight_<l>``."""
-    expected = [f"{name}_{index}" for index in range(n_layers) for name in ARRAY_NAMES]
+def _members(archive: zipfile.ZipFile, path: Path, biased: list[bool]) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name; exactly ``row_ptr_<l>``, ``col_<l>``, ``weight_<l>`` per
+    layer and ``bias_<l>`` for the layers ``l`` with ``biased[l]``."""
+    expected = [f"{name}_{index}" for index in range(len(biased)) for name in ARRAY_NAMES]
+    expected += [f"bias_{index}" for index, has_bias in enumerate(biased) if has_bias]
     members = member_infos(archive, path)
     for name in expected:
         if name not in members:
@@ -191,15 +194,35 @@ def _layer_arrays(
     return row_ptr, col, weight
 
 
-def read_layer_arrays(path: Path, n_inputs: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``(row_ptr, col, weight)`` (int64) per layer of ``arrays.npz`` at ``path``, whose layers
-    have ``n_inputs`` inputs each; sizes checked against those and :mod:`esl_hw.limits`."""
+def _bias(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, n_out: int) -> np.ndarray:
+    """The ``bias_<l>`` member: exactly ``n_out`` int64 values."""
+    bias = _read_member(archive, info, where, n_out, f"the layer has {n_out} neurons")
+    if len(bias) != n_out:
+        raise EslError(f"{where}: {len(bias)} entries, but the layer has {n_out} neurons")
+    return bias
+
+
+LayerArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def read_layer_arrays(
+    path: Path, n_inputs: list[int], bias_sizes: list[int | None] | None = None
+) -> list[LayerArrays]:
+    """``(row_ptr, col, weight, bias)`` (int64; ``bias`` ``None`` for a layer without one) per layer
+    of ``arrays.npz`` at ``path``, whose layers have ``n_inputs`` inputs each and a bias of
+    ``bias_sizes[l]`` values (``None``: no bias; all ``None`` when not given); sizes checked
+    against those and :mod:`esl_hw.limits`."""
+    sizes = bias_sizes if bias_sizes is not None else [None] * len(n_inputs)
     archive = open_npz(path)
-    result: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    result: list[LayerArrays] = []
     with archive:
-        members = _members(archive, path, len(n_inputs))
-        for index, n_in in enumerate(n_inputs):
-            used = sum(len(col) for _, col, _ in result)
+        members = _members(archive, path, [size is not None for size in sizes])
+        for index, (n_in, n_out) in enumerate(zip(n_inputs, sizes, strict=True)):
+            used = sum(len(arrays[1]) for arrays in result)
             room = min(limits.MAX_SYNAPSES_PER_LAYER, limits.MAX_SYNAPSES - used)
-            result.append(_layer_arrays(archive, members, path, index, n_in, room))
+            row_ptr, col, weight = _layer_arrays(archive, members, path, index, n_in, room)
+            bias = None
+            if n_out is not None:
+                bias = _bias(archive, members[f"bias_{index}"], f"{path} member bias_{index}", n_out)
+            result.append((row_ptr, col, weight, bias))
     return result

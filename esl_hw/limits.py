@@ -18,14 +18,18 @@ name                           value            why
 ``MAX_SYNAPSES_PER_LAYER``     2^26             memory, below
 ``MAX_SYNAPSES``               2^27             memory, below (all layers together)
 ``MAX_DENSE_CELLS``            2^28             ``Layer.dense_weight`` (the reference's matrix)
+``BIAS_BITS``                  32               biases are stored as int32
+``MAX_ACC_BITS``               64               an output accumulator over ``T`` steps, bias
+                                                included, must fit int64
 =============================  ===============  ==================================================
 
 With ``n_in <= 2^20`` and ``|w| <= 2^31`` every current is below ``2^51`` in magnitude (exact in the
 float64 matrix product of the reference) and an output accumulator over 4096 steps stays inside
-int64 (``|acc| <= 2^12 · 2^20 · 2^31 = 2^63``, reached only by ``-2^63``). A loaded layer keeps
-``col`` and ``weight`` as int64, 16 bytes a synapse: 2 GiB at ``MAX_SYNAPSES``, plus the temporaries
-of validation (about as much again for the largest layer). A dense ``[n_in, n_out]`` int64 matrix of
-``MAX_DENSE_CELLS`` is 2 GiB.
+int64 (``|acc| <= 2^12 · 2^20 · 2^31 = 2^63``, reached only by ``-2^63``); a bias can add ``2^12 ·
+2^31`` more, so a model whose accumulator needs more than ``MAX_ACC_BITS`` is refused. A loaded
+layer keeps ``col`` and ``weight`` as int64, 16 bytes a synapse: 2 GiB at ``MAX_SYNAPSES``, plus the
+temporaries of validation (about as much again for the largest layer). A dense ``[n_in, n_out]``
+int64 matrix of ``MAX_DENSE_CELLS`` is 2 GiB.
 
 Training configuration (``esl_hw.train.config``), for the MLP kinds ``n_in - hidden… - classes`` (input
 size and class count from the data, :func:`esl_hw.train.config.check_mlp_shape`):
@@ -96,6 +100,8 @@ MAX_NEURONS_PER_LAYER = 1 << 20
 MAX_SYNAPSES_PER_LAYER = 1 << 26
 MAX_SYNAPSES = 1 << 27
 MAX_DENSE_CELLS = 1 << 28
+BIAS_BITS = 32
+MAX_ACC_BITS = 64
 
 TRAIN_W_BITS = (2, 24)
 TRAIN_MAX_DENSE_WEIGHTS = 1 << 27

@@ -35,8 +35,8 @@ from esl_hw.reference import Trace
 
 
 def swept_neurons(model: Model) -> list[int]:
-    """Neurons each layer's sweep visits every step: ``n_out`` for LIF layers, 0 for the output."""
-    return [layer.n_out if layer.kind == "lif" else 0 for layer in model.layers]
+    """Neurons each layer's sweep visits every step: ``n_out`` for hidden layers, 0 for the output."""
+    return [layer.n_out if layer.is_hidden else 0 for layer in model.layers]
 
 
 def synaptic_ops(model: Model, input_spikes: np.ndarray, trace: Trace) -> np.ndarray:

@@ -1,15 +1,18 @@
 """Integer reference model: the executable form of docs/semantics.md.
 
-Per step ``t`` and hidden layer, the exact current ``I = Σ_j w[j→i]·s_j[t]`` drives the layer's
-neuron kind, looked up by the layer's ``kind`` in :mod:`esl_hw.neuron_kinds` (an unknown kind is an
-:class:`EslError`). For ``lif`` (``k`` = leak shift, θ = threshold)::
+Per step ``t`` and layer, the exact current ``I = Σ_j w[j→i]·s_j[t] + bias[i]`` (bias 0 when the
+layer has none) drives a hidden layer's neuron kind, looked up by the layer's ``kind`` in
+:mod:`esl_hw.neuron_kinds` (an unknown kind is an :class:`EslError`). For ``lif`` (``k`` = leak
+shift, θ = threshold, reset to 0 or by subtracting θ)::
 
     u = clamp_vbits(v − (v >> k) + I)          (v + I without leak)
-    spike = u ≥ θ ;  v = 0 where spike else u
+    spike = u ≥ θ ;  v = reset(u) where spike else u
 
-The output layer accumulates ``acc += I`` every step; the prediction is the argmax of ``acc``
-(ties to the lowest index). Currents are computed with a float64 matrix product, which is exact
-here: every partial sum is an integer far below 2^53 (checked).
+``cubalif`` first decays and clamps its synaptic current ``c = clamp_vbits(c − (c >> ks) + I)`` and
+feeds ``c`` to the membrane in place of ``I``. The output layer accumulates ``acc += I`` every step;
+the prediction is the argmax of ``acc`` (ties to the lowest index). Synaptic sums are computed with a
+float64 matrix product, which is exact here: every partial sum is an integer far below 2^53
+(checked); the bias is added in int64.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def argmax_lowest(values: np.ndarray) -> np.ndarray:
 
 
 def _dense_float(layer: Layer) -> np.ndarray:
-    low, high = layer.current_range()
+    low, high = layer.synaptic_range()
     if max(-low, high) >= _EXACT_FLOAT_LIMIT:
         raise EslError(f"currents of up to {max(-low, high)} exceed the exact float64 range (2^53)")
     return layer.dense_weight().astype(np.float64)
@@ -108,6 +111,7 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
     hidden = model.hidden_layers
     kinds = [neuron_kind(layer.kind) for layer in hidden]
     weights = [_dense_float(layer) for layer in model.layers]
+    biases = [np.zeros(layer.n_out, np.int64) if layer.bias is None else layer.bias for layer in model.layers]
     states = [kind.initial_state(layer, batch) for kind, layer in zip(kinds, hidden, strict=True)]
     spike_record = [np.zeros((steps, batch, layer.n_out), dtype=bool) for layer in hidden]
     potential_record = [
@@ -118,12 +122,12 @@ def run(model: Model, input_spikes: np.ndarray, record_potentials: bool = True) 
     for t in range(steps):
         spikes = spikes_in[t]
         for index, layer in enumerate(hidden):
-            current = np.rint(spikes.astype(np.float64) @ weights[index]).astype(np.int64)
+            current = np.rint(spikes.astype(np.float64) @ weights[index]).astype(np.int64) + biases[index]
             spikes, states[index] = kinds[index].step(states[index], current, layer)
             spike_record[index][t] = spikes
             if record_potentials:
                 potential_record[index][t] = kinds[index].potential(states[index])
-        outputs += np.rint(spikes.astype(np.float64) @ weights[-1]).astype(np.int64)
+        outputs += np.rint(spikes.astype(np.float64) @ weights[-1]).astype(np.int64) + biases[-1]
     return Trace(spike_record, potential_record, outputs, argmax_lowest(outputs))
 
 

@@ -33,26 +33,50 @@ def random_layer(
     v_bits: int = 10,
     threshold: int | None = None,
     leak_shift: int | None = 2,
+    bias: bool = False,
+    reset: str = "zero",
+    syn_shift: int | None = None,
 ) -> Layer:
-    """A random CSR layer; some rows end up empty and some full at small sizes."""
+    """A random CSR layer; some rows end up empty and some full at small sizes.
+
+    ``bias``: draw a per-neuron bias of up to about two weights' magnitude; ``kind="cubalif"``
+    uses ``syn_shift``; ``reset`` applies to the hidden kinds.
+    """
     low, high = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
     mask = rng.random((n_in, n_out)) < density
     mask[0] = False
     if n_in > 1:
         mask[1] = True
     dense = rng.integers(low, high + 1, (n_in, n_out)) * mask
+    bias_low, bias_high = max(2 * low, -(1 << 31)), min(2 * high, (1 << 31) - 1)
+    biases = rng.integers(bias_low, bias_high + 1, n_out) if bias else None
     if kind == "output":
-        return layer_from_dense(dense, "output", w_bits, mask=mask)
+        return layer_from_dense(dense, "output", w_bits, mask=mask, bias=biases)
     if threshold is None:
         threshold = int(rng.integers(1, 1 << (v_bits - 2)))
-    return layer_from_dense(dense, "lif", w_bits, v_bits, threshold, leak_shift, mask=mask)
+    return layer_from_dense(
+        dense,
+        kind,
+        w_bits,
+        v_bits,
+        threshold,
+        leak_shift,
+        mask=mask,
+        bias=biases,
+        reset=reset,
+        syn_shift=syn_shift if kind == "cubalif" else None,
+    )
 
 
 def random_model(
     rng: np.random.Generator, sizes: tuple[int, ...] = (20, 12, 4), timesteps: int = 5, **kw
 ) -> Model:
     layers = [random_layer(rng, a, b, **kw) for a, b in zip(sizes[:-2], sizes[1:-1], strict=True)]
-    layers.append(random_layer(rng, sizes[-2], sizes[-1], kind="output", w_bits=kw.get("w_bits", 6)))
+    layers.append(
+        random_layer(
+            rng, sizes[-2], sizes[-1], kind="output", w_bits=kw.get("w_bits", 6), bias=kw.get("bias", False)
+        )
+    )
     return Model(tuple(layers), timesteps)
 
 

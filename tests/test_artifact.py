@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import random_model
+from conftest import random_layer, random_model
 
 from esl_hw import limits
 from esl_hw.artifact import (
@@ -407,15 +407,15 @@ def test_random_damage_to_the_archive_is_refused_or_harmless(saved: tuple[Model,
 DAMAGED_HEADERS = {
     "version_true": (
         lambda h: h.update(format_version=True),
-        "format_version must be the integer 1, got True",
+        "format_version must be the integer 1 or 2, got True",
     ),
     "version_float": (
         lambda h: h.update(format_version=1.0),
-        "format_version must be the integer 1, got 1.0",
+        "format_version must be the integer 1 or 2, got 1.0",
     ),
     "version_string": (
         lambda h: h.update(format_version="1"),
-        "format_version must be the integer 1, got '1'",
+        "format_version must be the integer 1 or 2, got '1'",
     ),
     "phase0_string": (
         lambda h: h["encoder"].update(phase0="x"),
@@ -591,6 +591,156 @@ def test_repr_is_one_short_line_with_shape_and_synapses(rng: np.random.Generator
     hidden, output = model.layers[0], model.layers[-1]
     assert repr(hidden) == (
         f"Layer(lif 30->12, {hidden.nnz} synapses, w_bits=6, v_bits=10, "
-        f"threshold={hidden.threshold}, leak_shift=2)"
+        f"threshold={hidden.threshold}, leak_shift=2, reset=zero)"
     )
     assert repr(output) == f"Layer(output 7->4, {output.nnz} synapses, w_bits=6)"
+
+
+# ---------------------------------------------------------------- format version 2: bias, reset, cubalif
+
+
+@pytest.fixture
+def saved_v2(tmp_path: Path, rng: np.random.Generator) -> tuple[Model, Path]:
+    """A model using every v2 field: a biased lif layer with subtractive reset, a cubalif layer
+    with and one without synaptic decay, a biased output layer."""
+    first = random_layer(rng, 12, 9, bias=True, reset="subtract")
+    second = random_layer(rng, 9, 7, kind="cubalif", syn_shift=2)
+    third = random_layer(rng, 7, 5, kind="cubalif", syn_shift=None, bias=True, leak_shift=None)
+    output = random_layer(rng, 5, 3, kind="output", bias=True)
+    model = Model((first, second, third, output), 4)
+    return model, save_model(model, tmp_path / "v2")
+
+
+def test_v2_round_trip_keeps_bias_reset_and_kind(saved_v2: tuple[Model, Path]) -> None:
+    model, path = saved_v2
+    header = yaml.safe_load((path / "model.yaml").read_text())
+    assert header["format_version"] == 2
+    assert [entry["bias"] for entry in header["layers"]] == [True, False, True, True]
+    assert header["layers"][0]["reset"] == "subtract" and header["layers"][1]["syn_shift"] == 2
+    loaded = load_model(path)
+    for want, got in zip(model.layers, loaded.layers, strict=True):
+        assert (want.kind, want.reset, want.syn_shift, want.leak_shift) == (
+            got.kind,
+            got.reset,
+            got.syn_shift,
+            got.leak_shift,
+        )
+        assert (want.bias is None) == (got.bias is None)
+        if want.bias is not None:
+            np.testing.assert_array_equal(want.bias, got.bias)
+    with zipfile.ZipFile(path / "arrays.npz") as archive:
+        assert sorted(name for name in archive.namelist() if name.startswith("bias")) == [
+            "bias_0.npy",
+            "bias_2.npy",
+            "bias_3.npy",
+        ]
+
+
+def test_a_version_1_artifact_still_loads_as_lif_without_bias(saved: tuple[Model, Path]) -> None:
+    model, path = saved
+
+    def to_version_1(header: dict) -> None:
+        header["format_version"] = 1
+        for entry in header["layers"]:
+            del entry["bias"]
+            entry.pop("reset", None)
+
+    _edit_yaml(path, to_version_1)
+    loaded = load_model(path)
+    assert all(layer.bias is None for layer in loaded.layers)
+    assert all(layer.reset == "zero" and layer.kind == "lif" for layer in loaded.hidden_layers)
+    for want, got in zip(model.layers, loaded.layers, strict=True):
+        np.testing.assert_array_equal(want.weight, got.weight)
+
+
+V2_DAMAGE = {
+    "v1_with_bias_key": (lambda h: h.update(format_version=1), "unknown key 'bias'"),
+    "cubalif_in_v1": (
+        lambda h: (
+            h.update(format_version=1),
+            [entry.pop(key, None) for entry in h["layers"] for key in ("bias", "reset")],
+            h["layers"][1].pop("syn_shift"),
+        ),
+        "layer 1: kind is 'cubalif', expected 'lif'",
+    ),
+    "bias_not_bool": (lambda h: h["layers"][0].update(bias=1), "bias must be true or false, got 1"),
+    "bias_missing": (lambda h: h["layers"][0].pop("bias"), "layer 0: missing key 'bias'"),
+    "reset_unknown": (lambda h: h["layers"][0].update(reset="hard"), "reset 'hard' unknown"),
+    "reset_missing": (lambda h: h["layers"][0].pop("reset"), "layer 0: missing key 'reset'"),
+    "reset_on_output": (lambda h: h["layers"][3].update(reset="zero"), "layer 3: unknown key 'reset'"),
+    "syn_shift_on_lif": (lambda h: h["layers"][0].update(syn_shift=1), "layer 0: unknown key 'syn_shift'"),
+    "syn_shift_range": (lambda h: h["layers"][1].update(syn_shift=10), r"syn_shift=10 outside 1\.\.9"),
+    "syn_shift_bool": (lambda h: h["layers"][1].update(syn_shift=True), "syn_shift must be an integer"),
+    "bias_member_missing": (lambda h: h["layers"][1].update(bias=True), "missing array bias_1"),
+    "bias_member_extra": (lambda h: h["layers"][0].update(bias=False), "unexpected member 'bias_0.npy'"),
+    "output_as_cubalif": (
+        lambda h: h["layers"][3].update(kind="cubalif"),
+        "layer 3: kind is 'cubalif', expected 'output'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(V2_DAMAGE))
+def test_v2_header_problems_are_refused_in_one_line(saved_v2: tuple[Model, Path], name: str) -> None:
+    _, path = saved_v2
+    edit, message = V2_DAMAGE[name]
+    _edit_yaml(path, edit)
+    with pytest.raises(EslError, match=message) as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.update(bias_0=a["bias_0"][:-1]), "bias_0: 8 entries, but the layer has 9 neurons"),
+        (lambda a: a.update(bias_0=np.full(9, 1 << 31)), r"bias 2147483648 outside the 32-bit range"),
+        (lambda a: a.update(bias_2=a["bias_2"].astype(np.float32)), "must be an integer array"),
+        (lambda a: a.update(bias_3=np.zeros((3, 1), np.int64)), "must be a 1-D array"),
+    ],
+)
+def test_damaged_bias_arrays_are_refused_in_one_line(
+    saved_v2: tuple[Model, Path], change, message: str
+) -> None:
+    _, path = saved_v2
+    _edit_arrays(path, change)
+    with pytest.raises(EslError, match=message) as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
+
+
+def test_layers_built_in_code_are_checked_for_the_v2_fields(rng: np.random.Generator) -> None:
+    good = random_layer(rng, 6, 4)
+    output = random_layer(rng, 4, 2, kind="output")
+    cases = [
+        (dataclasses.replace(good, reset="soft"), "reset 'soft' unknown"),
+        (dataclasses.replace(good, syn_shift=1), "a lif layer has no syn_shift"),
+        (dataclasses.replace(good, kind="cubalif", syn_shift=0), r"syn_shift=0 outside 1\.\.9"),
+        (dataclasses.replace(good, bias=np.zeros(3, np.int64)), "bias has 3 values for 4 neurons"),
+        (dataclasses.replace(good, bias=[1, 2, 3, 4]), "bias must be a 1-D integer numpy array"),
+        (dataclasses.replace(good, bias=np.zeros(4)), "bias must be a 1-D integer numpy array"),
+    ]
+    for layer, message in cases:
+        with pytest.raises(EslError, match=message):
+            Model((layer, output), 3)
+    with pytest.raises(EslError, match="an output layer has no reset"):
+        Model((good, dataclasses.replace(output, reset="subtract")), 3)
+    with pytest.raises(EslError, match="layer 1: kind is 'lif', expected 'output'"):
+        Model((good, dataclasses.replace(output, kind="lif")), 3)
+
+
+def test_current_range_includes_the_bias_and_accumulators_are_bounded() -> None:
+    dense = np.array([[3, -2], [4, 0]])
+    layer = layer_from_dense(dense, "output", 4, bias=np.array([10, -20]))
+    assert layer.synaptic_range() == (-2, 7)
+    assert layer.current_range() == (-22, 17)  # neuron 0: 10..17, neuron 1: -22..-20
+    hidden = layer_from_dense(np.ones((1, 2), np.int64), "lif", 4, 8, 5, None)
+    assert Model((hidden, layer), 3).acc_bits() == signed_bits_for(-66, 51)
+    huge = layer_from_dense(np.ones((2, 1), np.int64), "output", 4, bias=np.array([(1 << 31) - 1]))
+    hidden = layer_from_dense(np.ones((1, 2), np.int64), "lif", 4, 8, 5, None)
+    Model((hidden, huge), 4096)  # 2^12 · (2^31 + 1): 44 bits
+    with pytest.raises(EslError, match=r"accumulators need 65 bits over 4096 steps, more than the limit 64"):
+        wide = layer_from_dense(
+            np.full((1 << 20, 1), -(1 << 31), np.int64), "output", 32, bias=np.array([-(1 << 31)])
+        )
+        Model((layer_from_dense(np.ones((1, 1 << 20), np.int64), "lif", 4, 8, 5, None), wide), 4096)

@@ -16,13 +16,15 @@ from esl_hw.neuron_kinds import NEURON_KINDS, NeuronKind, lif_step, neuron_kind
 def test_lif_is_registered_with_its_step_and_fields() -> None:
     lif = neuron_kind("lif")
     assert lif.name == "lif" and lif.step is lif_step
-    assert lif.fields == ("v_bits", "threshold", "leak_shift")
+    assert lif.fields == ("v_bits", "threshold", "leak_shift", "reset")
+    cubalif = neuron_kind("cubalif")
+    assert cubalif.fields == ("v_bits", "threshold", "leak_shift", "reset", "syn_shift")
     assert reference.lif_step is lif_step and reference.leak is neuron_kinds.leak
 
 
 @pytest.mark.parametrize("name", ["cuba", "output", "LIF", None, 3])
 def test_unknown_kinds_are_refused_naming_the_known_ones(name) -> None:
-    with pytest.raises(EslError, match=r"unknown neuron kind .* \(known: lif\)"):
+    with pytest.raises(EslError, match=r"unknown neuron kind .* \(known: cubalif, lif\)"):
         neuron_kind(name)
 
 
@@ -65,7 +67,7 @@ def test_run_dispatches_through_the_registry(
 
 def test_run_refuses_a_layer_of_an_unknown_kind(rng: np.random.Generator) -> None:
     model = _with_kind(random_model(rng, (8, 6, 3), timesteps=2), 0, "cuba")
-    with pytest.raises(EslError, match=r"unknown neuron kind 'cuba' \(known: lif\)"):
+    with pytest.raises(EslError, match=r"unknown neuron kind 'cuba' \(known: cubalif, lif\)"):
         reference.run(model, np.zeros((2, 1, 8), dtype=bool))
 
 

@@ -57,6 +57,8 @@ def _saturation(net: LIFNet, model, spikes: np.ndarray, reference) -> tuple[bool
     low, high = signed_range(net.v_bits)
     above = below = False
     for index, layer in enumerate(model.hidden_layers):
+        if layer.kind != "lif" or layer.bias is not None:
+            continue  # the check below recomputes the plain lif update only
         inputs = spikes if index == 0 else reference.spikes[index - 1]
         previous = np.zeros_like(reference.potentials[index][0])
         for step in range(net.timesteps):
@@ -263,9 +265,10 @@ def test_qat_saturates_in_the_fused_forward() -> None:
 # ------------------------------------------------------------ any artifact loaded into torch
 
 
-def _random_artifact(rng: np.random.Generator):
+def _random_artifact(rng: np.random.Generator, v2: bool = True):
     """A constrained-random valid artifact: depth 1..4, sizes 1..40, per-layer widths, thresholds
-    and leaks (none or 1..v_bits−1), small widths more often so that saturation is common."""
+    and leaks (none or 1..v_bits−1), small widths more often so that saturation is common; with
+    ``v2``, biases, reset by subtraction and ``cubalif`` layers (with or without synaptic decay)."""
     from conftest import random_layer
 
     from esl_hw.artifact import Encoder, Model
@@ -276,16 +279,35 @@ def _random_artifact(rng: np.random.Generator):
     for index in range(depth):
         w_bits = int(rng.integers(2, 9)) if rng.random() < 0.7 else int(rng.integers(9, 33))
         density = float(rng.choice([0.05, 0.3, 0.7, 1.0]))
+        options = {}
+        if v2:
+            options["bias"] = bool(rng.random() < 0.5)
         if index == depth - 1:
-            layers.append(random_layer(rng, sizes[index], sizes[index + 1], "output", density, w_bits))
+            layers.append(
+                random_layer(rng, sizes[index], sizes[index + 1], "output", density, w_bits, **options)
+            )
             continue
         v_bits = int(rng.integers(2, 11)) if rng.random() < 0.7 else int(rng.integers(11, 49))
         top = (1 << (v_bits - 1)) - 1
         threshold = int(min(top, max(1, round(2 ** rng.uniform(0, v_bits - 1)))))
         leak_shift = None if rng.random() < 0.3 else int(rng.integers(1, v_bits)) if v_bits > 2 else 1
+        kind = "lif"
+        if v2:
+            kind = "cubalif" if rng.random() < 0.4 else "lif"
+            options["reset"] = "subtract" if rng.random() < 0.5 else "zero"
+            options["syn_shift"] = None if rng.random() < 0.3 or v_bits == 2 else int(rng.integers(1, v_bits))
         layers.append(
             random_layer(
-                rng, sizes[index], sizes[index + 1], "lif", density, w_bits, v_bits, threshold, leak_shift
+                rng,
+                sizes[index],
+                sizes[index + 1],
+                kind,
+                density,
+                w_bits,
+                v_bits,
+                threshold,
+                leak_shift,
+                **options,
             )
         )
     encoder = Encoder(phase0=int(rng.integers(0, 256)))
@@ -305,6 +327,7 @@ def _assert_same_trace(trace, reference) -> None:
 def test_any_artifact_loads_into_torch_and_runs_exactly_like_the_reference() -> None:
     seen = {"depth 1": False, "depth 4": False, "no leak": False, "float64": False, "per-layer v_bits": False}
     seen |= {"saturated high": False, "saturated low": False, "most negative weight": False}
+    seen |= {"bias": False, "subtract": False, "cubalif": False}
     for seed in range(150):
         rng = np.random.default_rng(seed)
         model = _random_artifact(rng)
@@ -313,11 +336,15 @@ def test_any_artifact_loads_into_torch_and_runs_exactly_like_the_reference() -> 
         reference = run(model, spikes)
         _assert_same_trace(net.forward_integer(torch.from_numpy(spikes)), reference)
         hidden = model.hidden_layers
+        trace_fired = any(spikes_of_layer.any() for spikes_of_layer in reference.spikes)
         seen["depth 1"] |= not hidden
         seen["depth 4"] |= len(model.layers) == 4
         seen["no leak"] |= any(layer.leak_shift is None for layer in hidden)
         seen["float64"] |= net.weights[0].dtype == torch.float64
         seen["per-layer v_bits"] |= len({layer.v_bits for layer in hidden}) > 1
+        seen["bias"] |= any(layer.bias is not None for layer in model.layers)
+        seen["subtract"] |= any(layer.reset == "subtract" and trace_fired for layer in hidden)
+        seen["cubalif"] |= any(layer.kind == "cubalif" for layer in hidden)
         seen["most negative weight"] |= any(
             (layer.weight == -(1 << (layer.w_bits - 1))).any() for layer in model.layers
         )
@@ -331,6 +358,8 @@ def _clamped(model, spikes: np.ndarray, reference) -> tuple[bool, bool]:
     """Whether any unclamped update ``v − (v >> k) + I`` of the reference run left its range."""
     above = below = False
     for index, layer in enumerate(model.hidden_layers):
+        if layer.kind != "lif" or layer.bias is not None:
+            continue  # the check below recomputes the plain lif update only
         inputs = spikes if index == 0 else reference.spikes[index - 1]
         low, high = signed_range(layer.v_bits)
         previous = np.zeros_like(reference.potentials[index][0])
@@ -400,7 +429,7 @@ def test_per_layer_parameters_are_checked_and_uniform_views_refuse_mixed_layers(
         LIFNet([5, 4], n_in=6, n_out=3, v_bits=[6, 9, 9])
     from esl_hw.errors import EslError
 
-    with pytest.raises(EslError, match=r"unknown neuron kind 'cuba' \(known: lif\)"):
+    with pytest.raises(EslError, match=r"unknown neuron kind 'cuba' \(known: cubalif, lif\)"):
         LIFNet([5], n_in=6, n_out=3, kinds=["cuba"])
 
 

@@ -107,9 +107,33 @@ def test_torch_neuron_kinds_mirror_the_reference_registry() -> None:
     from esl_hw.errors import EslError
     from esl_hw.train.neurons import NEURON_KINDS, lif_integer_step, neuron_kind
 
-    assert set(NEURON_KINDS) == set(reference.NEURON_KINDS) == {"lif"}
+    assert set(NEURON_KINDS) == set(reference.NEURON_KINDS) == {"lif", "cubalif"}
     lif = neuron_kind("lif")
     assert (lif.step, lif.sequence, lif.integer_step) == (lif_step, lif_sequence, lif_integer_step)
     assert torch.equal(lif.initial_state(2, 3), torch.zeros(2, 3, dtype=torch.int64))
-    with pytest.raises(EslError, match=r"unknown neuron kind 'izhikevich' \(known: lif\)"):
+    with pytest.raises(EslError, match=r"unknown neuron kind 'izhikevich' \(known: cubalif, lif\)"):
         neuron_kind("izhikevich")
+
+
+@pytest.mark.parametrize(
+    ("kind", "reset"), [("lif", "subtract"), ("cubalif", "zero"), ("cubalif", "subtract")]
+)
+def test_v2_kinds_qat_sequence_equals_the_integer_steps_and_has_gradients(kind: str, reset: str) -> None:
+    """QAT spikes of subtractive reset and CubaLIF (the step-by-step autograd path) equal the exact
+    integer steps on the same integer currents, and gradients reach every step's current."""
+    from esl_hw.train.neurons import lif_params, neuron_kind
+
+    generator = torch.Generator().manual_seed(5)
+    currents = torch.randint(-40, 60, (9, 4, 7), generator=generator)
+    params = lif_params(50.0, leak_shift=2, v_bits=8, quantise=True, reset=reset, syn_shift=1)
+    chosen = neuron_kind(kind)
+    state = chosen.initial_state(4, 7)
+    expected = []
+    for current in currents:
+        fired, state = chosen.integer_step(current, state, params)
+        expected.append(fired)
+    floats = currents.double().requires_grad_()
+    spikes = chosen.sequence(floats, params)
+    assert torch.equal(spikes.bool(), torch.stack(expected)) and bool(spikes.any())
+    spikes.sum().backward()
+    assert floats.grad is not None and bool((floats.grad[0] != 0).any())

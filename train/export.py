@@ -59,6 +59,7 @@ def model_from_net(
     """
     weights = net.integer_weights()
     thresholds = net.integer_thresholds()
+    biases = net.integer_biases()
     layers = []
     for index, (weight, mask) in enumerate(zip(weights, net.masks(), strict=True)):
         hidden = index < net.n_layers - 1
@@ -71,6 +72,9 @@ def model_from_net(
                 threshold=thresholds[index] if hidden else None,
                 leak_shift=net.layer_leak_shifts[index] if hidden else None,
                 mask=mask.cpu().numpy(),
+                bias=biases[index],
+                reset=net.layer_resets[index] if hidden else "zero",
+                syn_shift=net.layer_syn_shifts[index] if hidden else None,
             )
         )
         if columns is not None and columns[index] is not None:

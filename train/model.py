@@ -23,7 +23,10 @@ Every layer has its own ``w_bits`` (and qmax), ``v_bits``, threshold, leak shift
 in :data:`esl_hw.train.neurons.NEURON_KINDS`. :meth:`LIFNet.from_model` loads any valid artifact:
 its weights are the artifact's integers at a *fixed* scale ``s_l = 1`` (the quantiser then keeps them
 as they are, over the full signed ``w_bits`` range ``−2^(w_bits−1) .. qmax``), its thresholds the
-artifact's ``θ_l``, so that its integer mode computes exactly what :func:`esl_hw.reference.run` does.
+artifact's ``θ_l``, its per-layer resets (zero or by subtraction), synaptic shifts (``cubalif``)
+and biases (``biases``: integers in the layer's units, added to every step's current; the trainer
+itself trains none), so that its integer mode computes exactly what :func:`esl_hw.reference.run`
+does.
 """
 
 from __future__ import annotations
@@ -107,9 +110,11 @@ def per_layer(value: Any, count: int, name: str) -> tuple[Any, ...]:
 class LIFNet(nn.Module):
     """LIF MLP ``n_in - hidden… - n_out`` driven by the encoder's input spikes ``[T, B, n_in]``.
 
-    ``w_bits`` (every layer), ``v_bits``, ``leak_shift``, ``threshold`` and ``kinds`` (the hidden
-    layers) are each a scalar for all layers or one value per layer. ``fixed_scales`` (one per layer)
-    replaces the trained scale ``max|W ⊙ M| / qmax`` (:meth:`from_model`).
+    ``w_bits`` (every layer), ``v_bits``, ``leak_shift``, ``threshold``, ``kinds``, ``resets`` and
+    ``syn_shifts`` (the hidden layers) are each a scalar for all layers or one value per layer.
+    ``fixed_scales`` (one per layer) replaces the trained scale ``max|W ⊙ M| / qmax`` and ``biases``
+    (one per layer, ``None`` for none) adds a constant current in the layer's units
+    (:meth:`from_model`).
     """
 
     def __init__(
@@ -126,6 +131,9 @@ class LIFNet(nn.Module):
         surrogate_slope: float = 5.0,
         kinds: str | Sequence[str] = "lif",
         fixed_scales: Sequence[float] | None = None,
+        resets: str | Sequence[str] = "zero",
+        syn_shifts: int | None | Sequence[int | None] = None,
+        biases: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         super().__init__()
         self.sizes = [n_in, *hidden, n_out]
@@ -136,6 +144,8 @@ class LIFNet(nn.Module):
         self.layer_leak_shifts: tuple[int | None, ...] = per_layer(leak_shift, n_hidden, "leak_shift")
         self.layer_thresholds: tuple[float, ...] = per_layer(threshold, n_hidden, "threshold")
         self.kinds: tuple[str, ...] = per_layer(kinds, n_hidden, "kinds")
+        self.layer_resets: tuple[str, ...] = per_layer(resets, n_hidden, "resets")
+        self.layer_syn_shifts: tuple[int | None, ...] = per_layer(syn_shifts, n_hidden, "syn_shifts")
         for kind in self.kinds:
             neuron_kind(kind)  # an unknown kind is refused here, naming the known ones
         self.fixed_scales = (
@@ -151,6 +161,12 @@ class LIFNet(nn.Module):
         )
         for index, weight in enumerate(self.weights):
             self.register_buffer(f"mask_{index}", torch.ones_like(weight, dtype=torch.bool))
+        self.biased = (
+            tuple(per_layer(biases, n_layers, "biases")) if biases is not None else (None,) * n_layers
+        )
+        for index, bias in enumerate(self.biased):
+            if bias is not None:  # integers in the layer's units; float64 holds 32-bit values exactly
+                self.register_buffer(f"bias_{index}", torch.as_tensor(np.asarray(bias), dtype=torch.float64))
         self.reset_parameters()
 
     @classmethod
@@ -193,6 +209,9 @@ class LIFNet(nn.Module):
                 threshold=[float(layer.threshold) for layer in hidden],
                 kinds=[layer.kind for layer in hidden],
                 fixed_scales=[1.0] * len(layers),
+                resets=[layer.reset for layer in hidden],
+                syn_shifts=[layer.syn_shift for layer in hidden],
+                biases=[layer.bias for layer in layers],
             )
         if max(net.layer_w_bits) > 24:  # float32 holds integers up to 2^24 exactly
             net.to(torch.float64)
@@ -236,6 +255,17 @@ class LIFNet(nn.Module):
 
     def masks(self) -> list[torch.Tensor]:
         return [getattr(self, f"mask_{index}") for index in range(self.n_layers)]
+
+    def bias(self, index: int) -> torch.Tensor | None:
+        """Layer ``index``'s bias in its units (float64, integer-valued), or ``None``."""
+        return getattr(self, f"bias_{index}") if self.biased[index] is not None else None
+
+    def integer_biases(self) -> list[np.ndarray | None]:
+        """Every layer's bias as int64 (``None`` for a layer without one), as export writes it."""
+        return [
+            None if (bias := self.bias(index)) is None else bias.to(torch.int64).numpy()
+            for index in range(self.n_layers)
+        ]
 
     def named_weights(self) -> list[tuple[str, nn.Parameter]]:
         """``(name, weight)`` pairs for :class:`esl_hw.train.sparse.SparseEngine`."""
@@ -347,9 +377,16 @@ class LIFNet(nn.Module):
     def qat_dtype(self, timesteps: int) -> torch.dtype:
         """float32 when every integer of the QAT forward stays below 2^24 (exact), else float64."""
         magnitudes = [-self.weight_range(index)[0] for index in range(self.n_layers)]
-        current = max(size * magnitude for size, magnitude in zip(self.sizes[:-1], magnitudes, strict=True))
+        biases = [
+            0.0 if (bias := self.bias(index)) is None else float(bias.abs().max())
+            for index in range(self.n_layers)
+        ]
+        currents = [
+            size * magnitude + bias
+            for size, magnitude, bias in zip(self.sizes[:-1], magnitudes, biases, strict=True)
+        ]
         potential = max((1 << (v_bits - 1) for v_bits in self.layer_v_bits), default=0)
-        bound = max(current + potential, self.sizes[-2] * magnitudes[-1] * timesteps)
+        bound = max(max(currents) + potential, currents[-1] * timesteps)
         return torch.float32 if bound < (1 << 24) else torch.float64
 
     def _neuron_params(self, index: int, threshold: float, scale: float, quantise: bool) -> Any:
@@ -362,6 +399,8 @@ class LIFNet(nn.Module):
             quantise=quantise,
             slope=self.surrogate_slope,
             surrogate=self.surrogate,
+            reset=self.layer_resets[index],
+            syn_shift=self.layer_syn_shifts[index],
         )
 
     def forward(self, spikes: torch.Tensor, mode: Mode = "qat") -> torch.Tensor:
@@ -395,10 +434,14 @@ class LIFNet(nn.Module):
         for index in range(self.n_layers - 1):
             if index > 0:
                 x = x @ weights[index]
+            if (bias := self.bias(index)) is not None:
+                x = x + bias.to(x.dtype)
             params = self._neuron_params(index, thresholds[index], float(scales[index]), quantise)
             x = neuron_kind(self.kinds[index]).sequence(x, params)
         # The output layer has no state: Σ_t z_t @ W equals (Σ_t z_t) @ W (exact in QAT units).
         acc = x.sum(dim=0) @ weights[-1] if self.n_layers > 1 else x.sum(dim=0)
+        if (bias := self.bias(self.n_layers - 1)) is not None:
+            acc = acc + steps * bias.to(acc.dtype)
         return (acc * (scales[-1] / steps)).to(torch.float32)
 
     # ------------------------------------------------------------ exact integer mode
@@ -407,8 +450,8 @@ class LIFNet(nn.Module):
     def forward_integer(self, spikes: torch.Tensor | np.ndarray, record: bool = True) -> IntegerTrace:
         """Exact integer semantics in int64 on input spikes ``[T, B, n_in]`` (bool or 0/1).
 
-        Each hidden layer runs its neuron kind's integer step on ``I = x @ Q_l`` (``lif``:
-        ``u = clamp(v − (v >> k) + I)``, spike ``u ≥ θ``, ``v = 0`` on spike else ``u``);
+        Each hidden layer runs its neuron kind's integer step on ``I = x @ Q_l + bias_l`` (``lif``:
+        ``u = clamp(v − (v >> k) + I)``, spike ``u ≥ θ``, ``v = reset(u)`` on spike else ``u``);
         the output layer accumulates ``acc += I``; prediction ``argmax`` (ties: lowest index).
         """
         x_all = torch.as_tensor(np.asarray(spikes) if isinstance(spikes, np.ndarray) else spikes)
@@ -416,6 +459,10 @@ class LIFNet(nn.Module):
         if x_all.ndim != 3 or x_all.shape[2] != self.sizes[0]:
             raise ValueError(f"input spikes {tuple(x_all.shape)} are not [T, B, {self.sizes[0]}]")
         weights = self.integer_weights()
+        biases = [
+            torch.zeros(size, dtype=torch.int64) if bias is None else torch.from_numpy(bias)
+            for size, bias in zip(self.sizes[1:], self.integer_biases(), strict=True)
+        ]
         kinds = [neuron_kind(kind) for kind in self.kinds]
         params = [
             self._neuron_params(index, threshold, 1.0, quantise=True)
@@ -432,12 +479,13 @@ class LIFNet(nn.Module):
         for step in range(steps):
             x = x_all[step]
             for index, kind in enumerate(kinds):
-                fired, states[index] = kind.integer_step(x @ weights[index], states[index], params[index])
+                current = x @ weights[index] + biases[index]
+                fired, states[index] = kind.integer_step(current, states[index], params[index])
                 if record:
                     spike_record[index][step] = fired
                     potential_record[index][step] = kind.potential(states[index])
                 x = fired.to(torch.int64)
-            outputs += x @ weights[-1]
+            outputs += x @ weights[-1] + biases[-1]
         return IntegerTrace(spike_record, potential_record, outputs, torch.argmax(outputs, dim=1))
 
 

@@ -8,7 +8,11 @@ none) and the surrogate. One step, on input current ``I`` and post-reset potenti
     a = β v                  (float)
     u = clamp(a + I)                        (QAT only; gradient 1 inside the range, 0 outside)
     z = H(s (u − θ))                        (surrogate gradient σ'(s (u − θ)) · s)
-    v' = u (1 − z)                          (hard reset, reset detached)
+    v' = u (1 − z)                          (reset to zero, reset detached)
+    v' = u − θ z                            (reset by subtraction, ``reset="subtract"``)
+
+``cubalif`` (current-based LIF) first low-passes the current into its synaptic current
+``c = clamp(c − floor(c / 2^ks) + I)`` (float: ``α c + I``) and feeds ``c`` to the step above.
 
 :func:`lif_step` is that step for any autograd use (the reference). :func:`lif_sequence` runs all
 ``T`` steps of a layer at once, given the currents ``I[T, B, N]`` of every step (a layer's input
@@ -21,8 +25,10 @@ down with ``g_v = 0``::
 The forward values are exactly those of :func:`lif_step` (``floor(v / 2^k)`` computed as
 ``floor(v · 2^−k)``, the same number; ``z = [u ≥ θ]``, which is ``[s (u − θ) ≥ 0]`` for ``s > 0``),
 so the QAT integers stay bit-exact with the integer semantics, and the gradients are the same
-products and sums. :func:`lif_integer_step` is the same step on int64 tensors (``v >> k``, no
-gradient): the exact integer mode of :class:`esl_hw.train.model.LIFNet`.
+products and sums. The fused sequence covers ``lif`` with reset to zero (what the trainer trains);
+subtractive reset and ``cubalif`` run step by step with plain autograd (models imported from
+artifacts or NIR, not trained here). :func:`lif_integer_step` is the same step on int64 tensors
+(``v >> k``, no gradient): the exact integer mode of :class:`esl_hw.train.model.LIFNet`.
 
 Neuron kinds (:data:`NEURON_KINDS`, mirroring :mod:`esl_hw.neuron_kinds` of the reference): a layer's
 ``kind`` selects its parameter factory, autograd step, fused sequence and integer step here; an
@@ -53,6 +59,8 @@ class LIFParams:
     high: float | None = None
     slope: float = 5.0
     surrogate: str = "fast_sigmoid"
+    reset: str = "zero"
+    syn_shift: int | None = None
 
     def __post_init__(self) -> None:
         if not self.scale > 0:
@@ -61,6 +69,11 @@ class LIFParams:
     @property
     def beta(self) -> float:
         return 1.0 if self.leak_shift is None else 1.0 - 2.0**-self.leak_shift
+
+    @property
+    def alpha(self) -> float:
+        """The synaptic current's decay ``1 − 2^−ks`` (``cubalif``; 1 without decay)."""
+        return 1.0 if self.syn_shift is None else 1.0 - 2.0**-self.syn_shift
 
 
 def surrogate_derivative(shifted: torch.Tensor, slope: float, kind: str) -> torch.Tensor:
@@ -104,6 +117,8 @@ def lif_params(
     quantise: bool = False,
     slope: float = 5.0,
     surrogate: str = "fast_sigmoid",
+    reset: str = "zero",
+    syn_shift: int | None = None,
 ) -> LIFParams:
     """One layer's :class:`LIFParams`: ``quantise`` (QAT and integer mode) floors the leak and clamps
     to the signed ``v_bits`` range; otherwise the leak is ``β v`` and nothing is clamped."""
@@ -121,29 +136,40 @@ def lif_params(
         high=high,
         slope=slope,
         surrogate=surrogate,
+        reset=reset,
+        syn_shift=syn_shift,
     )
 
 
-def _leak(potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
-    """``v − (v >> k)`` on integers, ``v − floor(v / 2^k)`` (straight-through) in QAT, ``β v`` in float."""
-    if params.leak_shift is None:
-        return potential
-    if not potential.is_floating_point():
-        return potential - (potential >> params.leak_shift)
+def _decay(value: torch.Tensor, shift: int | None, params: LIFParams) -> torch.Tensor:
+    """``x − (x >> k)`` on integers, ``x − floor(x / 2^k)`` (straight-through) in QAT,
+    ``(1 − 2^−k) x`` in float; ``x`` without a shift."""
+    if shift is None:
+        return value
+    if not value.is_floating_point():
+        return value - (value >> shift)
     if params.floor_leak:
-        soft = potential / (1 << params.leak_shift)
-        return potential - straight_through(torch.floor(soft), soft)
-    return potential * params.beta
+        soft = value / (1 << shift)
+        return value - straight_through(torch.floor(soft), soft)
+    return value * (1.0 - 2.0**-shift)
 
 
-def _membrane(current: torch.Tensor, potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
-    """``u = clamp(leak(v) + I)`` (no clamp in float mode): the update both steps share."""
-    updated = _leak(potential, params) + current
+def _leak(potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """The membrane leak: :func:`_decay` by the leak shift ``k``."""
+    return _decay(potential, params.leak_shift, params)
+
+
+def _clamp(updated: torch.Tensor, params: LIFParams) -> torch.Tensor:
     if params.low is None:
         return updated
     if updated.is_floating_point():
         return torch.clamp(updated, params.low, params.high)
     return torch.clamp(updated, int(params.low), int(params.high))
+
+
+def _membrane(current: torch.Tensor, potential: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """``u = clamp(leak(v) + I)`` (no clamp in float mode): the update both steps share."""
+    return _clamp(_leak(potential, params) + current, params)
 
 
 def lif_step(
@@ -153,6 +179,8 @@ def lif_step(
     updated = _membrane(current, potential, params)
     shifted = (updated - params.threshold) * params.scale
     fire = spike(shifted, (shifted >= 0).to(updated.dtype), params.slope, params.surrogate)
+    if params.reset == "subtract":
+        return fire, updated - fire.detach() * params.threshold
     return fire, updated * (1.0 - fire.detach())
 
 
@@ -163,11 +191,39 @@ def lif_integer_step(
     """``(spikes, v')`` of one exact integer step on int64 tensors (``params`` from :func:`lif_params`
     with ``quantise``, an integer threshold)::
 
-        u = clamp(v − (v >> k) + I) ;  spike = u ≥ θ ;  v' = 0 where spike else u
+        u = clamp(v − (v >> k) + I) ;  spike = u ≥ θ ;  v' = reset(u) where spike else u
+
+    with ``reset(u)`` 0, or ``u − θ`` for ``reset="subtract"``.
     """
     updated = _membrane(current, potential, params)
-    fired = updated >= int(params.threshold)
-    return fired, torch.where(fired, 0, updated)
+    threshold = int(params.threshold)
+    fired = updated >= threshold
+    return fired, torch.where(fired, updated - threshold if params.reset == "subtract" else 0, updated)
+
+
+def cubalif_step(
+    current: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], params: LIFParams
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``(z, (c', v'))`` of one CubaLIF step with autograd: ``c' = clamp(decay_ks(c) + I)`` drives
+    :func:`lif_step`."""
+    synaptic, potential = state
+    synaptic = _clamp(_decay(synaptic, params.syn_shift, params) + current, params)
+    fire, potential = lif_step(synaptic, potential, params)
+    return fire, (synaptic, potential)
+
+
+@torch.no_grad()
+def cubalif_integer_step(
+    current: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], params: LIFParams
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The exact integer CubaLIF step on int64 tensors::
+
+    c = clamp(c − (c >> ks) + I) ;  then lif_integer_step(c, v)
+    """
+    synaptic, potential = state
+    synaptic = _clamp(_decay(synaptic, params.syn_shift, params) + current, params)
+    fired, potential = lif_integer_step(synaptic, potential, params)
+    return fired, (synaptic, potential)
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -225,8 +281,21 @@ class _LIFSequence(torch.autograd.Function):
 
 
 def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
-    """Spikes ``[T, B, N]`` (0/1 in ``currents``' dtype) of a LIF layer driven by ``currents``."""
+    """Spikes ``[T, B, N]`` (0/1 in ``currents``' dtype) of a LIF layer driven by ``currents``
+    (fused for reset to zero; step by step with autograd for reset by subtraction)."""
+    if params.reset != "zero":
+        return lif_sequence_reference(currents, params)
     return _LIFSequence.apply(currents, params)
+
+
+def cubalif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """Spikes ``[T, B, N]`` of a CubaLIF layer driven by ``currents``, step by step with autograd."""
+    state = (torch.zeros_like(currents[0]), torch.zeros_like(currents[0]))
+    out = []
+    for current in currents:
+        fire, state = cubalif_step(current, state, params)
+        out.append(fire)
+    return torch.stack(out)
 
 
 def lif_sequence_reference(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
@@ -248,6 +317,15 @@ def _identity(state: Any) -> torch.Tensor:
     return state
 
 
+def zero_synaptic_and_potential(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CubaLIF integer state at rest: ``(c, v)``, zeros ``[batch, size]`` int64."""
+    return zero_state(batch, size), zero_state(batch, size)
+
+
+def _second(state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return state[1]
+
+
 @dataclass(frozen=True)
 class TorchNeuronKind:
     """One neuron model of the torch backend (the artifact's layer ``kind``).
@@ -257,7 +335,8 @@ class TorchNeuronKind:
     name : str
         The artifact's layer ``kind``.
     params : callable
-        ``params(threshold, *, scale, leak_shift, v_bits, quantise, slope, surrogate)``: one layer's
+        ``params(threshold, *, scale, leak_shift, v_bits, quantise, slope, surrogate, reset,
+        syn_shift)``: one layer's
         parameters for the three functions below (:func:`lif_params`).
     step : callable
         ``step(current, state, params) -> (z, state)`` with autograd (the reference of ``sequence``).
@@ -283,6 +362,15 @@ class TorchNeuronKind:
 #: The registered neuron kinds of the torch backend, by artifact layer kind.
 NEURON_KINDS: dict[str, TorchNeuronKind] = {
     "lif": TorchNeuronKind("lif", lif_params, lif_step, lif_sequence, lif_integer_step),
+    "cubalif": TorchNeuronKind(
+        "cubalif",
+        lif_params,
+        cubalif_step,
+        cubalif_sequence,
+        cubalif_integer_step,
+        initial_state=zero_synaptic_and_potential,
+        potential=_second,
+    ),
 }
 
 
