@@ -41,6 +41,19 @@ TRAINING: Keys = {
 }
 FIGURES: Keys = {"figures": ("file names", "PNG figures written beside the report")}
 
+
+def neurobench_key(images: str) -> tuple[str, str]:
+    """The ``neurobench`` object of a report whose workload metrics count ``images``."""
+    return (
+        "-",
+        f"NeuroBench 2.3.0's metrics under its names, over {images} (docs/metrics.md "
+        '"NeuroBench metrics"): `Footprint` (bytes), `ConnectionSparsity` and `ActivationSparsity` '
+        "(fractions), `SynapticOperations` (`Effective_MACs`, `Effective_ACs`, `Dense`: operations "
+        "per image, mean); beside them esl-hw's own `csr_bits` (bits of the CSR connectivity), "
+        "`samples` (images counted) and `neurobench_version`",
+    )
+
+
 CONFUSION: Keys = {
     "classes": ("classes", "number of output classes"),
     "confusion_rtl": ("images", "`[true][predicted]` counts of the RTL on the co-simulated images"),
@@ -95,6 +108,7 @@ SIM: Keys = {
         "neurons swept), mean over the images, from the reference's events "
         "(`esl_hw.metrics.lane_busy_cycles`; the core's counters give totals per image only)",
     ),
+    "neurobench": neurobench_key("the co-simulated images, from the reference"),
     **CONFUSION,
 }
 MODEL_SIZE: Keys = {
@@ -152,6 +166,7 @@ REPORTS: dict[str, ReportSchema] = {
             "dataset": ("-", "where the test images come from"),
             "test_images": ("images", "test images scored"),
             "int_accuracy": ("fraction", "accuracy of the integer reference"),
+            "neurobench": neurobench_key("the test images scored"),
             **PROVENANCE,
         },
     ),
@@ -283,6 +298,42 @@ REPORTS: dict[str, ReportSchema] = {
             "seconds": ("s", "wall-clock time of each stage"),
             **FIGURES,
             **TRAINING,
+            **PROVENANCE,
+        },
+    ),
+    "import-nir": ReportSchema(
+        "import-nir",
+        "import_nir",
+        "the model artifact folder",
+        {
+            "graph": ("path", "the NIR graph file imported"),
+            "nir_version": ("-", "the nir version that wrote the file (null: none recorded)"),
+            "sizes": ("neurons", "inputs, then the neurons of each layer of the artifact"),
+            "timesteps": ("steps", "time steps T per inference"),
+            "dt": ("s", "simulation step the continuous-time parameters were discretised with"),
+            "readout": (
+                "-",
+                "`current`: the last Affine is the output layer; `spikes`: an identity output layer "
+                "counts the last neuron layer's spikes",
+            ),
+            **MODEL_SIZE,
+            "calibration_images": ("images", "training images the float network ran for calibration"),
+            "layers": (
+                "-",
+                "per layer: `scale` (integer units per threshold), `limited_by`, `threshold`, "
+                "`leak_shift`, `beta`, `beta_int`, `leak_error` (fraction), `weight_error`, "
+                "`current_error_bound`, `bias_error` (thresholds), `headroom` (thresholds), ... "
+                "(docs/nir.md)",
+            ),
+            "warnings": ("-", "approximations worth a look (a leak far from 1 − 2^−k)"),
+            "dataset": ("-", "where the test images come from (with `--data`)"),
+            "test_images": ("images", "test images scored"),
+            "float_accuracy": ("fraction", "accuracy of the NIR graph as a float network, same input spikes"),
+            "int_accuracy": ("fraction", "accuracy of the integer reference"),
+            "agreement": (
+                "fraction",
+                "test images on which the float network and the reference predict alike",
+            ),
             **PROVENANCE,
         },
     ),

@@ -19,11 +19,12 @@ import numpy as np
 
 from esl_hw import progress
 from esl_hw.app.reports import write_report
-from esl_hw.app.tables import compare_markdown, print_table
+from esl_hw.app.tables import compare_markdown, neurobench_markdown, print_table
 from esl_hw.artifact import Model, load_model, save_model
 from esl_hw.datasets import Dataset, check_fits, load_dataset
 from esl_hw.errors import EslError
 from esl_hw.metrics import EnergyConstants, confusion_matrix
+from esl_hw.neurobench_metrics import evaluate as neurobench_evaluate
 from esl_hw.outputs import TargetState, check_writable_target, staged_folder
 from esl_hw.reference import predict
 
@@ -146,15 +147,27 @@ def run_eval(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     data = load_dataset(args.data)
     _check_inputs(model, data)
-    predictions = predict(model, data.test.images)
+    neurobench, predictions = neurobench_evaluate(model, data.test.images)
     accuracy = float(np.mean(predictions == data.test.labels))
     if state is not None:
-        report = {"dataset": data.source, "test_images": len(data.test), "int_accuracy": accuracy}
+        report = {
+            "dataset": data.source,
+            "test_images": len(data.test),
+            "int_accuracy": accuracy,
+            "neurobench": neurobench,
+        }
         with staged_folder(args.out, state=state) as staging:
-            write_report(staging, "eval", f"Integer reference on {data.source}", report, args)
+            title = f"Integer reference on {data.source}"
+            write_report(staging, "eval", title, report, args, body=neurobench_markdown(neurobench))
+    operations = neurobench["SynapticOperations"]
     print_table(
         f"integer reference on {data.source}",
-        [("test images", len(data.test)), ("int_accuracy", accuracy)],
+        [
+            ("test images", len(data.test)),
+            ("int_accuracy", accuracy),
+            ("NeuroBench ActivationSparsity", neurobench["ActivationSparsity"]),
+            ("NeuroBench Effective_ACs per image", operations["Effective_ACs"]),
+        ],
     )
     return EXIT_OK
 
@@ -198,9 +211,9 @@ def write_sim(folder: Path, report: dict[str, Any], args: argparse.Namespace) ->
     from esl_hw.app.plots import write_cosim_figures
 
     figures = write_cosim_figures(folder, report)
-    write_report(
-        folder, "sim", f"RTL co-simulation ({report['simulator']})", {**report, "figures": figures}, args
-    )
+    title = f"RTL co-simulation ({report['simulator']})"
+    body = neurobench_markdown(report["neurobench"])
+    write_report(folder, "sim", title, {**report, "figures": figures}, args, body=body)
     return figures
 
 
@@ -243,6 +256,7 @@ def cosimulate(
     report["confusion_rtl"] = confusion_matrix(labels, result.predictions, model.n_outputs).tolist()
     reference = confusion_matrix(labels, result.expected_predictions, model.n_outputs)
     report["confusion_reference"] = reference.tolist()
+    report["neurobench"] = neurobench_evaluate(model, data.test.images[: result.samples])[0]
     return report
 
 
@@ -316,6 +330,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
         report["figures"] = write_cosim_figures(staging, report)
         title = f"Float, integer and RTL accuracy on {data.source}"
-        write_report(staging, "compare", title, report, args, body=compare_markdown(report))
+        body = compare_markdown(report) + "\n" + neurobench_markdown(report["neurobench"])
+        write_report(staging, "compare", title, report, args, body=body)
     print(compare_markdown(report), end="")
     return EXIT_OK if report["rtl_mismatches"] == 0 and not report["rtl_problems"] else EXIT_MISMATCH

@@ -1,4 +1,5 @@
-"""How the commands show their results: aligned terminal tables and the Markdown of ``compare``."""
+"""How the commands show their results: aligned terminal tables, the Markdown of ``compare`` and of the
+NeuroBench metrics."""
 
 from __future__ import annotations
 
@@ -36,5 +37,29 @@ def compare_markdown(report: dict[str, Any]) -> str:
         f"**{report['rtl_mismatches']}** of {report['rtl_samples']} (potentials checked: "
         f"{'yes' if report['potentials_checked'] else 'no'}); integer reference accuracy on the same "
         f"images: {report['int_accuracy_rtl_samples']:.4f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def neurobench_markdown(metrics: dict[str, Any]) -> str:
+    """The reports' ``neurobench`` object (:func:`esl_hw.neurobench_metrics.neurobench_metrics`) as a
+    Markdown table, NeuroBench's metrics under its names and esl-hw's ``csr_bits`` below them."""
+    ops = metrics["SynapticOperations"]
+    rows = [
+        ("Footprint", f"{metrics['Footprint']}", "bytes"),
+        ("ConnectionSparsity", f"{metrics['ConnectionSparsity']:.4f}", "fraction"),
+        ("ActivationSparsity", f"{metrics['ActivationSparsity']:.4f}", "fraction"),
+        ("SynapticOperations Effective_MACs", f"{ops['Effective_MACs']:.1f}", "MACs per image"),
+        ("SynapticOperations Effective_ACs", f"{ops['Effective_ACs']:.1f}", "ACs per image"),
+        ("SynapticOperations Dense", f"{ops['Dense']:.1f}", "operations per image"),
+        ("csr_bits (esl-hw, not NeuroBench)", f"{metrics['csr_bits']}", "bits"),
+    ]
+    lines = [
+        f"NeuroBench {metrics['neurobench_version']} metrics over {metrics['samples']} images "
+        "(definitions: docs/metrics.md):",
+        "",
+        "| metric | value | unit |",
+        "| --- | --- | --- |",
+        *(f"| {name} | {value} | {unit} |" for name, value, unit in rows),
     ]
     return "\n".join(lines) + "\n"

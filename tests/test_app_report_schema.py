@@ -25,7 +25,7 @@ from esl_hw.sim.report import sim_report
 
 ROOT = Path(__file__).resolve().parent.parent
 #: keys :func:`esl_hw.app.stages.cosimulate` adds to :func:`esl_hw.sim.report.sim_report`'s
-COSIMULATE_KEYS = {"potentials_checked", "classes", "confusion_rtl", "confusion_reference"}
+COSIMULATE_KEYS = {"potentials_checked", "classes", "confusion_rtl", "confusion_reference", "neurobench"}
 
 
 def test_docs_carry_exactly_the_schema() -> None:
@@ -38,6 +38,7 @@ def test_docs_carry_exactly_the_schema() -> None:
 def test_every_report_has_its_file_units_and_provenance() -> None:
     assert set(REPORTS) == {
         "train", "export", "eval", "rtl", "sim", "compare", "synth", "bitstream", "run", "demo",
+        "import-nir",
     }  # fmt: skip
     files = [schema.file for schema in REPORTS.values()]
     assert len(set(files)) == len(files)

@@ -83,6 +83,7 @@ def test_stages_one_by_one_with_files_in_between(tmp_path: Path, tiny_config: Pa
     assert undocumented("compare", comparison) == []
     markdown = (compared / "compare.md").read_text()
     assert "| RTL |" in markdown and "## Provenance" in markdown
+    assert comparison["neurobench"]["samples"] == 3 and "NeuroBench 2.3.0 metrics over 3 images" in markdown
     assert f"![confusion]({CONFUSION_FILE})" in markdown
     # the confusion counts are those of the predictions on the 3 co-simulated images
     test = load_mnist(None).test
@@ -252,3 +253,7 @@ def test_sim_of_a_64_input_model_on_its_data_is_bit_exact(
     report = json.loads((tmp_path / "sim" / "sim.json").read_text())
     assert report["rtl_samples"] == 6 and report["rtl_mismatches"] == 0 and not report["rtl_problems"]
     assert report["potentials_checked"] and report["sops_counter_matches_reference"]
+    neurobench = report["neurobench"]  # over the same images; synapses of weight 0 cost NeuroBench nothing
+    assert neurobench["samples"] == 6 and neurobench["SynapticOperations"]["Effective_MACs"] == 0
+    assert 0 < neurobench["SynapticOperations"]["Effective_ACs"] <= report["sops_per_inference"]
+    assert "| SynapticOperations Effective_ACs |" in (tmp_path / "sim" / "sim.md").read_text()
