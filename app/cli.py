@@ -34,7 +34,8 @@ CACHE_HELP = (
     "recently used builds are deleted until they take at most $ESL_HW_CACHE_MAX_MB MB (default "
     f"{DEFAULT_CACHE_MAX_MB}); builds in use and files esl-hw did not write are never deleted"
 )
-#: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it
+#: subcommand -> the module of :mod:`esl_hw.app` whose ``run_<subcommand>(args)`` runs it (a ``-`` in
+#: the subcommand is ``_`` in the function's name: ``import-nir`` -> ``run_import_nir``)
 HANDLERS = {
     "train": "stages",
     "export": "stages",
@@ -47,7 +48,14 @@ HANDLERS = {
     "run": "fpga",
     "demo": "demo",
     "cache": "cache",
+    "import-nir": "nir_commands",
+    "export-nir": "nir_commands",
 }
+
+
+def handler_name(command: str) -> str:
+    """The function of :data:`HANDLERS`' module that runs ``command``: ``run_<command>``, ``-`` as ``_``."""
+    return f"run_{command.replace('-', '_')}"
 
 
 def _integer_at_least(minimum: int, what: str):
@@ -97,6 +105,74 @@ def _add_energy_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--e-mem", type=_picojoules, default=10.0, help="energy per memory word access, pJ (default 10)"
     )
+
+
+def _add_nir_commands(add_command) -> None:
+    """``import-nir`` and ``export-nir`` (docs/nir.md): NIR graphs in and out."""
+    nir = add_command(
+        "import-nir",
+        help="import a feed-forward NIR graph (snnTorch, Norse, ...) as a quantised model artifact",
+        description="Reads Input, Affine/Linear, LIF, IF, CubaLIF and Output nodes (docs/nir.md); needs "
+        "the nir extra: pip install 'esl-hw[nir]'.",
+    )
+    nir.add_argument("graph", type=Path, help="NIR graph file (HDF5, written by nir.write)")
+    nir.add_argument("--out", type=Path, required=True, help="model artifact folder to create")
+    nir.add_argument(
+        "--data",
+        type=Path,
+        help="IDX or NPZ dataset folder: calibrate on its training images, report float and integer "
+        "accuracy on its test images (default: none, no calibration)",
+    )
+    nir.add_argument("--w-bits", type=_positive_int, default=8, help="weight width in bits (default 8)")
+    nir.add_argument("--v-bits", type=_positive_int, default=16, help="potential width in bits (default 16)")
+    nir.add_argument(
+        "--timesteps",
+        type=_positive_int,
+        help="time steps per inference (default: the graph's esl-hw metadata, else 8)",
+    )
+    nir.add_argument(
+        "--dt",
+        type=_positive_number,
+        help="simulation step in seconds for the continuous-time parameters (default: the graph's "
+        "esl-hw metadata, else 1e-4, snnTorch's)",
+    )
+    nir.add_argument(
+        "--reset",
+        choices=("auto", "zero", "subtract"),
+        default="auto",
+        help="reset of the neurons (default auto: the reset esl-hw's export recorded, else zero when the "
+        "file gives v_reset = 0 (nir >= 1.0.5), else subtract, as nir 1.0.4's equations and snnTorch's "
+        "Leaky do)",
+    )
+    nir.add_argument(
+        "--calibration-images",
+        type=_positive_int,
+        default=1000,
+        help="training images of --data the float network runs for calibration (default 1000)",
+    )
+    nir.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    out = add_command(
+        "export-nir",
+        help="write a model artifact as a NIR graph (snnTorch imports it with import_from_nir)",
+        description="Needs the nir extra: pip install 'esl-hw[nir]'. The mapping and what NIR cannot "
+        "express: docs/nir.md.",
+    )
+    out.add_argument("model", type=Path, help="model artifact folder")
+    out.add_argument("--out", type=Path, required=True, help="NIR graph file to create (e.g. model.nir)")
+    out.add_argument(
+        "--dt",
+        type=_positive_number,
+        default=1e-4,
+        help="simulation step in seconds the time constants assume (default 1e-4)",
+    )
+    out.add_argument(
+        "--data",
+        type=Path,
+        help="IDX or NPZ dataset folder: run the written graph in snnTorch on its test images beside the "
+        "integer reference (default: none)",
+    )
+    out.add_argument("--force", action="store_true", help="replace a NIR file esl-hw wrote before at --out")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -264,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
 
+    _add_nir_commands(add_command)
+
     cache = add_command(
         "cache",
         help="list the simulator builds in the build cache, or clear them",
@@ -298,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             # the log esl_hw.outputs.publish writes into --out (commands without one keep none)
             with progress.command_log(["esl-hw", *args.argv], getattr(args, "out", None)):
-                return getattr(module, f"run_{args.command}")(args)
+                return getattr(module, handler_name(args.command))(args)
         finally:
             progress.set_quiet(quiet)
     except EslError as error:

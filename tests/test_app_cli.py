@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import random_model
 
-from esl_hw.app.cli import HANDLERS, build_parser, main
+from esl_hw.app.cli import HANDLERS, build_parser, handler_name, main
 from esl_hw.artifact import save_model
 
 PROGRESS_LINE = re.compile(r"\[\d\d:\d\d:\d\d\] ")
@@ -128,7 +128,7 @@ def test_every_subcommand_has_a_handler() -> None:
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(HANDLERS) == set(subparsers.choices)
     for command, module in HANDLERS.items():
-        assert callable(getattr(importlib.import_module(f"esl_hw.app.{module}"), f"run_{command}"))
+        assert callable(getattr(importlib.import_module(f"esl_hw.app.{module}"), handler_name(command)))
 
 
 def test_eval_prints_reference_accuracy(capsys, model_dir: Path) -> None:

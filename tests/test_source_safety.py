@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_FOLDERS = ("esl_hw", "train", "rtl_gen", "sim", "fpga", "app", "bench")
+SOURCE_FOLDERS = ("esl_hw", "train", "rtl_gen", "sim", "fpga", "app", "interchange", "bench")
 RESTRICTED_UNPICKLER = ("train/vision_data.py", "CifarUnpickler")
 
 UNPICKLING = {
