@@ -242,9 +242,8 @@ class SNNCore(wiring.Component):
         bus = bus_signature(self.bus_shape).create(path=("bus",))
         accesses = []
         for plan, core in zip(self.plans, cores, strict=True):
-            state = getattr(core, layer_core_kind(plan.kind).state_access)
-            for group in (core.ptr_access, core.syn_access, state):
-                accesses.extend(group[lane] for lane in range(plan.lanes))
+            for name in layer_core_kind(plan.kind).accesses:
+                accesses.extend(getattr(core, name)[lane] for lane in range(plan.lanes))
         pending = add_bus_decoder(m, wiring.flipped(bus), self.regions, accesses)
         rewiring = Signal()
         request = Signal()  # a host access or rewire request waits for the core to be idle

@@ -1,4 +1,5 @@
-"""LIF layer core: L lanes integrate into banked current memories, then an L-wide sweep.
+"""Hidden layer core (``lif``, ``cubalif``): L lanes integrate into banked current memories, then an
+L-wide sweep.
 
 Neuron ``i`` lives in bank ``i mod L`` at address ``g = i div L`` (its group). Each lane has its
 own event FIFO, CSR integrator (:mod:`esl_hw.rtl_gen.integrate`) and bank of currents and
@@ -14,28 +15,32 @@ Hits on the same neuron one or two cycles apart take the sum from the forwarding
 the memory, so back-to-back hits need no stall and no bubble.
 
 Sweep phase, once every lane holds the end-of-step marker, one group (``L`` neurons) per cycle
-(``k`` = leak shift, θ = threshold)::
+(``k`` = leak shift, ``ks`` = synaptic shift, θ = threshold, ``I = cur + bias``, ``bias`` from a
+read-only bias bank per lane when the layer has one)::
 
-    u     = clamp_vbits(v − (v >>> k) + cur)     (v + cur without leak)
+    lif:     u = clamp_vbits(v − (v >>> k) + I)      (v + I without leak)
+    cubalif: c = clamp_vbits(c − (c >>> ks) + I)     (c + I without decay)
+             u = clamp_vbits(v − (v >>> k) + c)
     spike = u ≥ θ
-    v     <- 0 if spike or last step of the inference else u
+    v     <- 0 on the last step of the inference, else (0 or u − θ) if spike, else u
+    c     <- 0 on the last step, else c              (cubalif)
     cur   <- 0
 
 A group with any spike pushes its spike mask into the spike-mask FIFO (the sweep stalls only
 while that FIFO is full; by default it holds a whole step); after the last group an end-of-step
 word follows, the lanes are released and integrate the next step while
 :class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per cycle. The
-debug tap shows, per lane, the potential after the step's reset (``0 if spike else u``), before
-the clear that ends an inference.
+debug tap shows, per lane, the potential after the step's reset (``0`` or ``u − θ`` if spike, else
+``u``), before the clear that ends an inference.
 
 The sweep's sequencer and each lane's leak-and-fire datapath are the blocks of
 :mod:`esl_hw.rtl_gen.lif_sweep` (:class:`~esl_hw.rtl_gen.lif_sweep.SweepControl`,
 :class:`~esl_hw.rtl_gen.lif_sweep.LeakFireLane`); the core holds the memories and multiplexes
 their ports between the integrate phase and the sweep.
 
-The core is registered for layer kind ``lif`` in :mod:`esl_hw.rtl_gen.neuron_kinds`; its Python model
-is the reference's step of that kind (:func:`esl_hw.neuron_kinds.lif_step`), which the tests use as
-the oracle.
+The core is registered for layer kinds ``lif`` and ``cubalif`` in :mod:`esl_hw.rtl_gen.neuron_kinds`;
+its Python model is the reference's step of the layer's kind (:func:`esl_hw.neuron_kinds.lif_step`,
+:func:`esl_hw.neuron_kinds.cubalif_step`), which the tests use as the oracle.
 """
 
 from __future__ import annotations
@@ -72,12 +77,13 @@ from esl_hw.rtl_gen.spikes import SpikeSerializer, mask_layout
 
 
 class LifLayerCore(wiring.Component):
-    """One LIF layer on ``plan.lanes`` lanes: integrate events, sweep each step, emit spikes.
+    """One hidden layer (``lif`` or ``cubalif``) on ``plan.lanes`` lanes: integrate events, sweep
+    each step, emit spikes.
 
     Parameters
     ----------
     plan : LayerPlan
-        A LIF layer's plan (``plan.is_lif``), which fixes the lane count ``L``.
+        A hidden layer's plan (``plan.is_lif``), which fixes the lane count ``L``.
     lane_fifo_depth : int
         Depth of each lane's event FIFO.
     spike_fifo_depth : int or None
@@ -97,7 +103,8 @@ class LifLayerCore(wiring.Component):
     tap_step : Out(range(plan.timesteps))
         Time step of the sweep.
     tap_potential : Out(data.ArrayLayout(signed(v_bits), L))
-        Per lane, the potential after the step's reset (``0`` when it spiked, else ``u``).
+        Per lane, the potential after the step's reset (``0`` or ``u − θ`` when it spiked, else
+        ``u``).
     tap_spike : Out(L)
         Per lane, whether the swept neuron spiked.
     stat_ptr_reads, stat_syn_reads : Out
@@ -114,6 +121,8 @@ class LifLayerCore(wiring.Component):
         Per lane, host access to the pointer, synapse and potential memories while the layer is
         idle (:func:`esl_hw.rtl_gen.memory_map.access_signature`; reads answer
         ``ACCESS_LATENCY`` cycles later).
+    isyn_access : In(access_signature(local_bits, v_bits)).array(L)
+        ``cubalif`` only: per lane, host access to the synaptic-current memory.
     """
 
     def __init__(
@@ -124,33 +133,34 @@ class LifLayerCore(wiring.Component):
     ) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
-            raise ValueError(f"LifLayerCore needs the plan of a LIF layer, got {plan!r}")
+            raise ValueError(f"LifLayerCore needs the plan of a LIF layer (lif or cubalif), got {plan!r}")
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
         self.spike_fifo_depth = plan.mask_fifo_depth(spike_fifo_depth)
         lanes = plan.lanes
         v_bits = plan.layer.v_bits
-        super().__init__(
-            {
-                "events": In(stream.Signature(event_layout(plan.in_index_bits))),
-                "spikes": Out(stream.Signature(event_layout(plan.out_index_bits))),
-                "tap_valid": Out(lanes),
-                "tap_group": Out(plan.local_bits),
-                "tap_step": Out(unsigned_bits(plan.timesteps - 1)),
-                "tap_potential": Out(data.ArrayLayout(signed(v_bits), lanes)),
-                "tap_spike": Out(lanes),
-                "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
-                "stat_syn_reads": Out(unsigned_bits(lanes)),
-                "stat_cur_reads": Out(unsigned_bits(2 * lanes)),
-                "stat_cur_writes": Out(unsigned_bits(2 * lanes)),
-                "stat_pot_reads": Out(unsigned_bits(lanes)),
-                "stat_pot_writes": Out(unsigned_bits(lanes)),
-                "stat_sops": Out(unsigned_bits(lanes)),
-                "stat_spike": Out(1),
-                **lane_access_members(plan),
-                "pot_access": In(access_signature(plan.local_bits, v_bits)).array(lanes),
-            }
-        )
+        members = {
+            "events": In(stream.Signature(event_layout(plan.in_index_bits))),
+            "spikes": Out(stream.Signature(event_layout(plan.out_index_bits))),
+            "tap_valid": Out(lanes),
+            "tap_group": Out(plan.local_bits),
+            "tap_step": Out(unsigned_bits(plan.timesteps - 1)),
+            "tap_potential": Out(data.ArrayLayout(signed(v_bits), lanes)),
+            "tap_spike": Out(lanes),
+            "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
+            "stat_syn_reads": Out(unsigned_bits(lanes)),
+            "stat_cur_reads": Out(unsigned_bits(2 * lanes)),
+            "stat_cur_writes": Out(unsigned_bits(2 * lanes)),
+            "stat_pot_reads": Out(unsigned_bits(lanes)),
+            "stat_pot_writes": Out(unsigned_bits(lanes)),
+            "stat_sops": Out(unsigned_bits(lanes)),
+            "stat_spike": Out(1),
+            **lane_access_members(plan),
+            "pot_access": In(access_signature(plan.local_bits, v_bits)).array(lanes),
+        }
+        if plan.is_cuba:
+            members["isyn_access"] = In(access_signature(plan.local_bits, v_bits)).array(lanes)
+        super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         plan = self.plan
@@ -178,10 +188,7 @@ class LifLayerCore(wiring.Component):
             self.tap_group.eq(sweep.e_idx),
             self.tap_step.eq(sweep.step),
             self.tap_spike.eq(sweep.spikes),
-            *(
-                self.tap_potential[index].eq(Mux(lane.fire.spike, 0, lane.fire.updated))
-                for index, lane in enumerate(lanes)
-            ),
+            *(self.tap_potential[index].eq(lane.fire.after) for index, lane in enumerate(lanes)),
             self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
             self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
             self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
@@ -218,9 +225,10 @@ class LifLayerCore(wiring.Component):
         return mask_fifo
 
     def _lane(self, m: Module, lane: int, front, sweep: SweepControl) -> _Lane:
-        """One lane's memories (``cur_mem<b>_even``, ``cur_mem<b>_odd``, ``pot_mem<b>``), its
-        read-modify-write of the currents and its :class:`LeakFireLane` (``fire<b>``), the ports
-        multiplexed between the integrate phase and the sweep."""
+        """One lane's memories (``cur_mem<b>_even``, ``cur_mem<b>_odd``, ``pot_mem<b>``, and
+        ``isyn_mem<b>``, ``bias_mem<b>`` when the layer has them), its read-modify-write of the
+        currents and its :class:`LeakFireLane` (``fire<b>``), the ports multiplexed between the
+        integrate phase and the sweep."""
         plan = self.plan
         banks = []
         for parity in ("even", "odd"):
@@ -244,7 +252,10 @@ class LifLayerCore(wiring.Component):
         read = sweep.issue & (sweep.addr != plan.groups - 1 if lane >= last_group_lanes(plan) else 1)
         # The potentials are only touched by the sweep (read and write enables imply it) and,
         # while the core is idle, by the host.
-        new_potential = Mux(fire.spike | sweep.last_step, 0, fire.updated)
+        if plan.subtract_reset:
+            new_potential = Mux(sweep.last_step, 0, fire.after)
+        else:
+            new_potential = Mux(fire.spike | sweep.last_step, 0, fire.updated)
         attach_access(
             m,
             self.pot_access[lane],
@@ -253,6 +264,25 @@ class LifLayerCore(wiring.Component):
             read=(sweep.addr, read),
             write=(sweep.e_idx, new_potential, write),
         )
+        if plan.is_cuba:  # the synaptic current c, swept like the potential
+            isyn_mem = Memory(shape=signed(plan.layer.v_bits), depth=plan.groups, init=[], attrs=BLOCK_RAM)
+            m.submodules[f"isyn_mem{lane}"] = isyn_mem
+            isyn_wr, isyn_rd = isyn_mem.write_port(), isyn_mem.read_port()
+            m.d.comb += fire.synaptic.eq(isyn_rd.data)
+            attach_access(
+                m,
+                self.isyn_access[lane],
+                isyn_rd,
+                isyn_wr,
+                read=(sweep.addr, read),
+                write=(sweep.e_idx, Mux(sweep.last_step, 0, fire.synaptic_updated), write),
+            )
+        if plan.has_bias:  # read-only: the bias of each neuron of the lane, by group
+            init = plan.bias_init(lane)
+            bias_mem = Memory(shape=signed(plan.bias_bits), depth=plan.groups, init=init, attrs=BLOCK_RAM)
+            m.submodules[f"bias_mem{lane}"] = bias_mem
+            bias_rd = bias_mem.read_port()
+            m.d.comb += [bias_rd.addr.eq(sweep.addr), bias_rd.en.eq(read), fire.bias.eq(bias_rd.data)]
         # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
         # sees an unevaluated always @* block (an X until its inputs first change).
         for bank, (cur_rd, cur_wr) in enumerate(banks):

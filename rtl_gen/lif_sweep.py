@@ -1,16 +1,20 @@
-"""The LIF layer core's sweep: its sequencer and one leak-and-fire datapath per lane.
+"""The hidden layer core's sweep: its sequencer and one leak-and-fire datapath per lane.
 
 :class:`~esl_hw.rtl_gen.lif.LifLayerCore` wires them to its memories: once every lane holds the
 end-of-step marker, :class:`SweepControl` reads one group (``L`` neurons, one per lane) per
-cycle and carries it through the stages; :class:`LeakFireLane` computes, per lane::
+cycle and carries it through the stages; :class:`LeakFireLane` computes, per lane, with ``I =
+cur + bias`` (``bias`` 0 without one)::
 
-    u     = clamp_vbits(v − (v >>> k) + cur)     (v + cur without leak)
-    spike = u ≥ θ
+    lif:      u = clamp_vbits(v − (v >>> k) + I)           (v + I without leak)
+    cubalif:  c = clamp_vbits(c − (c >>> ks) + I)          (c + I without synaptic decay)
+              u = clamp_vbits(v − (v >>> k) + c)
+    spike = u ≥ θ ;  v ← (0 or u − θ) where spike, else u
 
 Sweep pipeline, one register stage each: A issues the reads of group ``addr``; B: the words at
 the memories' read ports; R: registered next to the block RAMs; C: registered again next to the
-datapath; D: the total registered; E: spikes and updates registered, written back and pushed
-into the spike-mask FIFO.
+datapath (the bias added to the current here); D: the total registered; for ``cubalif`` S: the
+clamped ``c`` and the membrane total registered; E: spikes and updates registered, written back
+and pushed into the spike-mask FIFO.
 """
 
 from __future__ import annotations
@@ -25,8 +29,18 @@ from esl_hw.rtl_gen.integrate import any_of
 from esl_hw.rtl_gen.plan import LayerPlan, check_fifo_depth, unsigned_bits
 from esl_hw.rtl_gen.spikes import mask_layout
 
-#: Register stages of the sweep after stage A (the reads): B, R, C, D, E.
+#: Register stages of the sweep after stage A (the reads) of a ``lif`` layer: B, R, C, D, E.
 SWEEP_STAGES = "brcde"
+
+#: The same for a ``cubalif`` layer: S (the synaptic current clamped and added to the membrane)
+#: between D and E.
+CUBA_SWEEP_STAGES = "brcdse"
+
+
+def sweep_stages(plan: LayerPlan) -> str:
+    """The register stages of ``plan``'s sweep after stage A (:data:`SWEEP_STAGES`, or
+    :data:`CUBA_SWEEP_STAGES` for a ``cubalif`` layer)."""
+    return CUBA_SWEEP_STAGES if plan.is_cuba else SWEEP_STAGES
 
 
 def last_group_lanes(plan: LayerPlan) -> int:
@@ -54,7 +68,8 @@ class SweepControl(wiring.Component):
     Parameters
     ----------
     plan : LayerPlan
-        The LIF layer's plan (``groups``, ``local_bits``, lanes ``L`` and steps ``T``).
+        The hidden layer's plan (``groups``, ``local_bits``, lanes ``L``, steps ``T`` and the
+        number of stages, :func:`sweep_stages`).
     mask_depth : int
         Depth of the spike-mask FIFO.
 
@@ -73,7 +88,7 @@ class SweepControl(wiring.Component):
     addr : Out(range(groups + 1))
         The group read (stage A).
     d_idx : Out(local_bits)
-        The group in stage D.
+        The group in the stage before E (D; S for ``cubalif``).
     e_valid : Out(1)
         Stage E holds a group this cycle (its potentials and cleared currents are written).
     e_idx : Out(local_bits)
@@ -97,7 +112,7 @@ class SweepControl(wiring.Component):
     def __init__(self, plan: LayerPlan, mask_depth: int) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
-            raise ValueError(f"SweepControl needs the plan of a LIF layer, got {plan!r}")
+            raise ValueError(f"SweepControl needs the plan of a LIF layer (lif or cubalif), got {plan!r}")
         try:
             check_fifo_depth(mask_depth, "mask_depth")
         except EslError:
@@ -132,9 +147,10 @@ class SweepControl(wiring.Component):
         sweeping = Signal()
         marking = Signal()
         a_idx, step, last_step, issue = self.addr, self.step, self.last_step, self.issue
-        valid = {stage: Signal(name=f"{stage}_valid") for stage in SWEEP_STAGES}
-        idx = {stage: Signal(plan.local_bits, name=f"{stage}_idx") for stage in SWEEP_STAGES}
-        in_flight = sum(valid[stage] for stage in SWEEP_STAGES)
+        stages = sweep_stages(plan)
+        valid = {stage: Signal(name=f"{stage}_valid") for stage in stages}
+        idx = {stage: Signal(plan.local_bits, name=f"{stage}_idx") for stage in stages}
+        in_flight = sum(valid[stage] for stage in stages)
         room = Signal(init=1)
         more = Signal()  # a_idx != groups, registered
         m.d.comb += [
@@ -143,12 +159,12 @@ class SweepControl(wiring.Component):
         ]
         m.d.sync += room.eq(self.mask_level + in_flight + issue < self.mask_depth - 1)
         m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
-        for before, after in zip(SWEEP_STAGES, SWEEP_STAGES[1:], strict=False):
+        for before, after in zip(stages, stages[1:], strict=False):
             m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
         with m.If(issue):
             m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
         m.d.comb += [
-            self.d_idx.eq(idx["d"]),
+            self.d_idx.eq(idx[stages[-2]]),
             self.e_valid.eq(valid["e"]),
             self.e_idx.eq(idx["e"]),
             self.mask_word.group.eq(idx["e"]),
@@ -184,18 +200,25 @@ class LeakFireLane(wiring.Component):
     """Leak and fire of one lane's neuron per cycle, from the words at the memories' read ports
     (stage B) to stage E::
 
-        R: v, cur_even, cur_odd registered (next to the block RAMs)
-        C: v and the swept bank's cur registered (bank 1 when ``odd``, next to the adders)
-        D: total = v − (v >>> k) + cur registered  (v + cur without leak)
-        E: u = clamp_vbits(total), spike = total ≥ θ registered
+        R: v, cur_even, cur_odd (and bias, c) registered (next to the block RAMs)
+        C: v (c) and I = the swept bank's cur (+ bias) registered (bank 1 when ``odd``)
+        D: lif:     total = v − (v >>> k) + I registered                    (no leak: v + I)
+           cubalif: c_total = c − (c >>> ks) + I, v − (v >>> k) registered
+        S: cubalif: c' = clamp_vbits(c_total), total = v − (v >>> k) + c' registered
+        E: u = clamp_vbits(total), spike = total ≥ θ, c' registered; with ``reset: subtract``
+           also the potential after the reset, ``u − θ`` where ``total ≥ θ`` (``max − θ`` when
+           ``total > max``), else ``u``
 
     ``total ≥ θ`` equals ``u ≥ θ`` because ``1 ≤ θ ≤ max``. In a lane without a neuron in the
-    last group (:func:`last_group_lanes`) ``spike`` and ``here`` are 0 for that group.
+    last group (:func:`last_group_lanes`) ``spike`` and ``here`` are 0 for that group. The bias
+    and ``c`` ports exist only when the layer has them (a ``lif`` layer without a bias has the
+    datapath of version 1, register for register).
 
     Parameters
     ----------
     plan : LayerPlan
-        The LIF layer's plan (``v_bits``, ``acc_bits``, leak shift ``k``, threshold θ).
+        The hidden layer's plan (``v_bits``, ``acc_bits``, ``bias_bits``, leak shift ``k``,
+        synaptic shift ``ks``, threshold θ, reset).
     lane : int
         The lane (``0 .. L - 1``).
 
@@ -205,14 +228,23 @@ class LeakFireLane(wiring.Component):
         ``v`` of the neuron at the potential memory's read port (stage B).
     current_even, current_odd : In(signed(acc_bits))
         The two current banks' words at their read ports (stage B).
+    bias : In(signed(bias_bits))
+        With a bias: the neuron's bias at the bias memory's read port (stage B).
+    synaptic : In(signed(v_bits))
+        ``cubalif``: ``c`` at the synaptic-current memory's read port (stage B).
     odd : In(1)
         The swept bank is bank 1 (taken while the words are in R).
     d_idx : In(local_bits)
-        The group in stage D.
+        The group in the stage before E (D; S for ``cubalif``).
     spike : Out(1)
         Stage E: the neuron spiked.
     updated : Out(signed(v_bits))
         Stage E: ``u``.
+    after : Out(signed(v_bits))
+        Stage E: the potential after the step's reset (``0`` or ``u − θ`` when it spiked, else
+        ``u``), before the clear that ends an inference.
+    synaptic_updated : Out(signed(v_bits))
+        ``cubalif``, stage E: ``c'``, the synaptic current after this step.
     here : Out(1)
         Stage E: the lane holds a neuron of the group (always, but in the last group).
     """
@@ -220,30 +252,40 @@ class LeakFireLane(wiring.Component):
     def __init__(self, plan: LayerPlan, lane: int) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
-            raise ValueError(f"LeakFireLane needs the plan of a LIF layer, got {plan!r}")
+            raise ValueError(f"LeakFireLane needs the plan of a LIF layer (lif or cubalif), got {plan!r}")
         if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane < plan.lanes:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"lane must be in 0..{plan.lanes - 1}, got {lane!r}")
         self.plan = plan
         self.lane = lane
         v_bits = plan.layer.v_bits
-        super().__init__(
-            {
-                "potential": In(signed(v_bits)),
-                "current_even": In(signed(plan.acc_bits)),
-                "current_odd": In(signed(plan.acc_bits)),
-                "odd": In(1),
-                "d_idx": In(plan.local_bits),
-                "spike": Out(1),
-                "updated": Out(signed(v_bits)),
-                "here": Out(1),
-            }
-        )
+        members = {
+            "potential": In(signed(v_bits)),
+            "current_even": In(signed(plan.acc_bits)),
+            "current_odd": In(signed(plan.acc_bits)),
+            "odd": In(1),
+            "d_idx": In(plan.local_bits),
+            "spike": Out(1),
+            "updated": Out(signed(v_bits)),
+            "after": Out(signed(v_bits)),
+            "here": Out(1),
+        }
+        if plan.has_bias:
+            members["bias"] = In(signed(plan.bias_bits))
+        if plan.is_cuba:
+            members["synaptic"] = In(signed(v_bits))
+            members["synaptic_updated"] = Out(signed(v_bits))
+        super().__init__(members)
+
+    @property
+    def current_bits(self) -> int:
+        """Width of ``I`` in stage C: the current word's, one more with a bias."""
+        plan = self.plan
+        return max(plan.acc_bits, plan.bias_bits) + 1 if plan.has_bias else plan.acc_bits
 
     def elaborate(self, platform) -> Module:
         plan, layer = self.plan, self.plan.layer
         v_bits = layer.v_bits
-        low, high = signed_range(v_bits)
         m = Module()
         r_pot = Signal(signed(v_bits), name="r_pot", reset_less=True)
         r_curs = [
@@ -251,22 +293,75 @@ class LeakFireLane(wiring.Component):
             for parity in ("even", "odd")
         ]
         c_pot = Signal(signed(v_bits), name="c_pot", reset_less=True)
-        c_cur = Signal(signed(plan.acc_bits), name="c_cur", reset_less=True)
-        d_total = Signal(signed(max(v_bits, plan.acc_bits) + 2), name="d_total")
-        leaked = c_pot if layer.leak_shift is None else c_pot - (c_pot >> layer.leak_shift)
+        c_cur = Signal(signed(self.current_bits), name="c_cur", reset_less=True)
         currents = (self.current_even, self.current_odd)
+        selected = Mux(self.odd, r_curs[1], r_curs[0])
         m.d.sync += [
             r_pot.eq(self.potential),
             *(r_cur.eq(current) for r_cur, current in zip(r_curs, currents, strict=True)),
             c_pot.eq(r_pot),
-            c_cur.eq(Mux(self.odd, r_curs[1], r_curs[0])),
-            d_total.eq(leaked + c_cur),
-            self.updated.eq(Mux(d_total < low, low, Mux(d_total > high, high, d_total))),
         ]
-        if self.lane < last_group_lanes(plan):  # a neuron in every group: no register for a constant
-            m.d.sync += self.spike.eq(d_total >= layer.threshold)
-            m.d.comb += self.here.eq(1)
-            return m
-        d_here = ~(self.d_idx == plan.groups - 1)
-        m.d.sync += [self.spike.eq(d_here & (d_total >= layer.threshold)), self.here.eq(d_here)]
+        if plan.has_bias:
+            r_bias = Signal(signed(plan.bias_bits), name="r_bias", reset_less=True)
+            m.d.sync += [r_bias.eq(self.bias), c_cur.eq(selected + r_bias)]
+        else:
+            m.d.sync += c_cur.eq(selected)
+        if plan.is_cuba:
+            total = self._synaptic_stages(m, c_pot, c_cur)
+        else:
+            total = Signal(signed(max(v_bits, self.current_bits) + 2), name="d_total")
+            m.d.sync += total.eq(_leak(c_pot, layer.leak_shift) + c_cur)
+        self._fire(m, total)
         return m
+
+    def _synaptic_stages(self, m: Module, c_pot: Signal, c_cur: Signal) -> Signal:
+        """``cubalif``: ``c`` through R and C, stage D (``c_total`` and the leaked ``v``) and
+        stage S (``c'`` and the membrane total); returns the total."""
+        layer, v_bits = self.plan.layer, self.plan.layer.v_bits
+        r_syn = Signal(signed(v_bits), name="r_syn", reset_less=True)
+        c_syn = Signal(signed(v_bits), name="c_syn", reset_less=True)
+        d_syn_total = Signal(signed(max(v_bits, self.current_bits) + 2), name="d_syn_total")
+        d_leaked = Signal(signed(v_bits + 1), name="d_leaked")
+        s_syn = Signal(signed(v_bits), name="s_syn")
+        s_total = Signal(signed(v_bits + 2), name="s_total")
+        clamped = _clamp(d_syn_total, v_bits)
+        m.d.sync += [
+            r_syn.eq(self.synaptic),
+            c_syn.eq(r_syn),
+            d_syn_total.eq(_leak(c_syn, layer.syn_shift) + c_cur),
+            d_leaked.eq(_leak(c_pot, layer.leak_shift)),
+            s_syn.eq(clamped),
+            s_total.eq(d_leaked + clamped),
+            self.synaptic_updated.eq(s_syn),
+        ]
+        return s_total
+
+    def _fire(self, m: Module, total: Signal) -> None:
+        """Stage E from the stage before it: ``u``, ``spike`` (gated in the last group of a lane
+        without a neuron there), ``here`` and the potential after the reset."""
+        plan, layer = self.plan, self.plan.layer
+        theta = layer.threshold
+        _, high = signed_range(layer.v_bits)
+        m.d.sync += self.updated.eq(_clamp(total, layer.v_bits))
+        if plan.subtract_reset:
+            reset = Mux(total > high, high - theta, total - theta)
+            m.d.sync += self.after.eq(Mux(total >= theta, reset, _clamp(total, layer.v_bits)))
+        else:
+            m.d.comb += self.after.eq(Mux(self.spike, 0, self.updated))
+        if self.lane < last_group_lanes(plan):  # a neuron in every group: no register for a constant
+            m.d.sync += self.spike.eq(total >= theta)
+            m.d.comb += self.here.eq(1)
+            return
+        d_here = ~(self.d_idx == plan.groups - 1)
+        m.d.sync += [self.spike.eq(d_here & (total >= theta)), self.here.eq(d_here)]
+
+
+def _leak(value, shift: int | None):
+    """``value − (value >>> shift)``; ``value`` itself without a shift."""
+    return value if shift is None else value - (value >> shift)
+
+
+def _clamp(value, bits: int):
+    """``value`` clamped to the signed ``bits`` range."""
+    low, high = signed_range(bits)
+    return Mux(value < low, low, Mux(value > high, high, value))

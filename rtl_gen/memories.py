@@ -20,7 +20,9 @@ advice lists the memories of hypothetical layers (another density, another weigh
 same way.
 
 Host memory map, per layer in order, lanes ``b = 0 .. L-1`` within each kind: ``ptr``, ``syn``,
-then ``pot`` (LIF layers) or ``acc`` (the output layer), ids counted from 0 over the layers.
+then ``pot`` (hidden layers) and ``isyn`` (``cubalif`` layers: the synaptic current ``c``), or
+``acc`` (the output layer), ids counted from 0 over the layers. Bias memories are read-only
+tables initialised from the artifact, not on the host map (like the threshold and the leak).
 
 This module imports neither numpy nor amaranth.
 """
@@ -37,15 +39,25 @@ from esl_hw.rtl_gen.hardware import ICE40_SPRAM, SYNAPSE_BLOCK_RAM, HardwareConf
 MASK_SKID_WORDS = 2
 
 #: Memory roles, the keys of :func:`memory_bits` (``total`` aside).
-ROLES = ("row_pointers", "synapses", "potentials", "currents", "accumulators", "fifos", "rewiring")
+ROLES = (
+    "row_pointers",
+    "synapses",
+    "potentials",
+    "currents",
+    "synaptic_currents",
+    "biases",
+    "accumulators",
+    "fifos",
+    "rewiring",
+)
 
 #: Where a memory must be placed: ``block`` (block RAM or SPRAM: synthesis checks it, and the
 #: gateware asks Yosys for it) or ``any`` (the tools choose: LUT RAM, flip-flops or block RAM).
 PLACEMENTS = ("block", "any")
 
-#: Memory kinds the host port reaches, in id order within a layer (``pot`` for LIF layers, ``acc``
-#: for the output layer).
-HOST_KINDS = ("ptr", "syn", "pot", "acc")
+#: Memory kinds the host port reaches, in id order within a layer (``pot`` for hidden layers, then
+#: ``isyn`` for ``cubalif`` layers; ``acc`` for the output layer).
+HOST_KINDS = ("ptr", "syn", "pot", "isyn", "acc")
 
 
 def unsigned_bits(value: int) -> int:
@@ -82,8 +94,9 @@ class LayerShape(BankGeometry):
     """The numbers of one layer core that size its memories.
 
     ``lane_nnz`` holds the synapses of every lane (``L`` entries); ``acc_bits`` is the width of
-    the per-neuron integration memory (currents of a LIF layer, accumulators of the output
-    layer); ``v_bits`` is 0 for the output layer.
+    the per-neuron integration memory (currents of a hidden layer, accumulators of the output
+    layer); ``v_bits`` is 0 for the output layer; ``bias_bits`` the width of the bias words (0:
+    no bias).
     """
 
     index: int
@@ -94,10 +107,16 @@ class LayerShape(BankGeometry):
     w_bits: int
     v_bits: int
     acc_bits: int
+    bias_bits: int = 0
 
     @property
     def is_lif(self) -> bool:
-        return self.kind == "lif"
+        """A hidden layer (``lif`` or ``cubalif``)."""
+        return self.kind in ("lif", "cubalif")
+
+    @property
+    def is_cuba(self) -> bool:
+        return self.kind == "cubalif"
 
     @property
     def lanes(self) -> int:
@@ -150,8 +169,8 @@ class CoreMemory:
     role : str
         What it holds, a key of :func:`memory_bits` (:data:`ROLES`).
     kind : str
-        ``ptr``, ``syn``, ``pot``, ``cur``, ``acc``, ``lane_fifo``, ``mask_fifo``, ``mask_skid``,
-        ``spike_fifo`` or ``hist``.
+        ``ptr``, ``syn``, ``pot``, ``isyn``, ``cur``, ``bias``, ``acc``, ``lane_fifo``,
+        ``mask_fifo``, ``mask_skid``, ``spike_fifo`` or ``hist``.
     layer, lane : int or None
         Where it lives (``None``: not per layer, or not per lane).
     depth, width : int
@@ -210,7 +229,7 @@ class CoreMemory:
 
 def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory]:
     """The memories of one layer core (host-mapped ones in id order: pointers, synapses, then
-    potentials or accumulators, lanes ``0 .. L-1`` within each)."""
+    potentials and synaptic currents, or accumulators, lanes ``0 .. L-1`` within each)."""
     index, lanes, groups = shape.index, shape.lanes, shape.groups
     prefix = f"layer{index}"
     split = shape.syn_block_words(config.synapse_memory)
@@ -250,19 +269,12 @@ def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory
             )
         )
     if shape.is_lif:
-        for lane in range(lanes):
-            memories.append(
-                memory(
-                    f"pot_mem{lane}",
-                    "potentials",
-                    "pot",
-                    lane,
-                    groups,
-                    shape.v_bits,
-                    placement="block",
-                    host_id=-1,
-                )
-            )
+        # The neuron state: potentials, and the synaptic currents c of a cubalif layer.
+        states = [("pot", "potentials")] + ([("isyn", "synaptic_currents")] if shape.is_cuba else [])
+        for kind, role in states:
+            for lane in range(lanes):
+                state = memory(f"{kind}_mem{lane}", role, kind, lane, groups, shape.v_bits, placement="block")
+                memories.append(replace(state, host_id=-1))
         for lane in range(lanes):
             for parity in ("even", "odd"):  # the currents of even and odd steps
                 memories.append(
@@ -276,6 +288,10 @@ def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory
                         placement="block",
                     )
                 )
+        if shape.bias_bits:
+            for lane in range(lanes):  # read-only, not on the host map
+                bias = memory(f"bias_mem{lane}", "biases", "bias", lane, groups, shape.bias_bits)
+                memories.append(replace(bias, placement="block"))
         width = shape.local_bits + lanes + 1  # {group, mask of L spikes, end of step}
         depth = shape.mask_fifo_depth(config.spike_fifo_depth)
         memories.append(memory("mask_fifo", "fifos", "mask_fifo", None, depth, width))
@@ -284,6 +300,8 @@ def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory
         for lane in range(lanes):
             width = shape.acc_bits
             memories.append(memory(f"acc_mem{lane}", "accumulators", "acc", lane, groups, width, host_id=-1))
+        if shape.bias_bits:  # T·bias per output, added at readout
+            memories.append(memory("bias_mem", "biases", "bias", None, shape.n_out, shape.bias_bits))
     for lane in range(lanes):
         width = shape.in_index_bits + 1  # {index, end of step}
         memories.append(memory(f"queue{lane}", "fifos", "lane_fifo", lane, config.lane_fifo_depth, width))

@@ -5,7 +5,8 @@ layer ``l`` in order, lanes ``b = 0 .. L-1`` within each kind::
 
     ptr  lane 0 .. L-1   row pointers   row_ptr_b[0 .. n_in]        ptr_bits + 1 wide (empty-row flag)
     syn  lane 0 .. L-1   synapse words  {group, weight} (CSR order)  local_bits + w_bits wide
-    pot  lane 0 .. L-1   potentials     (LIF layers)                 v_bits wide, two's complement
+    pot  lane 0 .. L-1   potentials     (hidden layers)              v_bits wide, two's complement
+    isyn lane 0 .. L-1   synaptic current c (cubalif layers)         v_bits wide, two's complement
     acc  lane 0 .. L-1   accumulators   (output layer)               acc_bits wide, two's complement
 
 so ``id = base(l) + kind_index·L + b`` with ``base(l)`` the number of memories of the layers
@@ -20,12 +21,14 @@ driven. Read data arrives :data:`READ_LATENCY` (5) cycles after the read: every 
 is registered before any multiplexer (the synapse blocks' words, the pointer, potential and
 accumulator words, :data:`ACCESS_LATENCY` cycles after the memory's ``r_en``), then the addressed
 word is selected from those registers into one register per layer. The currents
-of a LIF layer are not mapped: the sweep clears them every step, so they are 0 whenever the core
-is idle.
+of a hidden layer are not mapped: the sweep clears them every step, so they are 0 whenever the
+core is idle. Bias memories are not mapped either: read-only tables from the artifact, fixed at
+elaboration like the threshold and the leak shift.
 
 :func:`memory_images` is the Python model of the contents while the core is idle, taken from the
 artifact in the core's storage order (lane ``b`` holds the synapses with ``col mod L == b``, see
-:func:`esl_hw.rtl_gen.plan.split_lanes`); potentials and accumulators are 0 between inferences.
+:func:`esl_hw.rtl_gen.plan.split_lanes`); potentials, synaptic currents and accumulators are 0
+between inferences.
 :func:`add_bus_decoder` connects a bus carrying (id, address) to the per-memory access ports.
 """
 
@@ -74,7 +77,8 @@ BUS_STAGES = 2
 #: (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and the host port wait for it.)
 READ_LATENCY = BUS_STAGES + ACCESS_LATENCY + 1
 
-#: Memory kinds in id order within a layer (``pot`` for LIF layers, ``acc`` for the output layer).
+#: Memory kinds in id order within a layer (``pot`` and, for ``cubalif``, ``isyn`` for hidden layers;
+#: ``acc`` for the output layer).
 KINDS = HOST_KINDS
 
 
@@ -98,7 +102,7 @@ def memory_map(plans: CorePlan | list[LayerPlan]) -> list[Region]:
 
 
 def region_id(plans: CorePlan | list[LayerPlan], layer: int, kind: str, lane: int) -> int:
-    """Id of memory ``kind`` (``ptr``, ``syn``, ``pot`` or ``acc``) of ``lane`` in ``layer``."""
+    """Id of memory ``kind`` (``ptr``, ``syn``, ``pot``, ``isyn`` or ``acc``) of ``lane`` in ``layer``."""
     for region in memory_map(plans):
         if (region.layer, region.kind, region.lane) == (layer, kind, lane):
             return region.id
@@ -241,7 +245,7 @@ def memory_images(model: Model | CorePlan, lanes: int | None = None) -> list[lis
 
     Pointer and synapse memories hold :meth:`LayerPlan.ptr_words` (the row pointers with their
     empty-row flags) and :meth:`LayerPlan.syn_init` (the artifact split by bank, CSR order within
-    a lane); potentials and accumulators are 0 (:meth:`CorePlan.memory_images`).
+    a lane); potentials, synaptic currents and accumulators are 0 (:meth:`CorePlan.memory_images`).
     """
     return as_plan(model, lanes).memory_images()
 

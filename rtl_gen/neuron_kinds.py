@@ -1,16 +1,19 @@
 """Layer cores by layer kind: the RTL's one registration point for neuron kinds.
 
-A model's layer ``kind`` (``lif`` for a hidden layer, ``output`` for the last one) selects the
+A model's layer ``kind`` (``lif`` or ``cubalif`` for a hidden layer, ``output`` for the last one) selects the
 Amaranth component that implements it. Every layer core takes its
 :class:`~esl_hw.rtl_gen.plan.LayerPlan` first and has the ports :class:`~esl_hw.rtl_gen.core.SNNCore`
 chains (``events`` in; ``spikes`` out for a hidden layer, ``outputs``/``done``/``prediction`` for the
-output layer; ``ptr_access``, ``syn_access`` and the state memory's host access port per lane;
-``stat_*`` strobes). The registry records what differs between them: the class, the name of its
-state memory's access port and which depth options its constructor takes.
+output layer; ``ptr_access``, ``syn_access`` and the state memories' host access ports per lane;
+``stat_*`` strobes). The registry records what differs between them: the class, the names of its
+state memories' access ports and which depth options its constructor takes.
 
-Registered (:data:`LAYER_CORES`): ``lif`` (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`) and
-``output`` (:class:`~esl_hw.rtl_gen.output.OutputLayerCore`). The Python model each core is tested
-against is the reference's step of the same kind (:data:`esl_hw.neuron_kinds.NEURON_KINDS`).
+Registered (:data:`LAYER_CORES`): ``lif`` and ``cubalif`` (both
+:class:`~esl_hw.rtl_gen.lif.LifLayerCore`: the plan selects the sweep's datapath; ``cubalif`` adds
+the synaptic-current memory ``isyn`` and one sweep stage) and ``output``
+(:class:`~esl_hw.rtl_gen.output.OutputLayerCore`). Bias and reset are options of every hidden kind
+(and the bias of the output layer), not kinds. The Python model each core is tested against is
+the reference's step of the same kind (:data:`esl_hw.neuron_kinds.NEURON_KINDS`).
 """
 
 from __future__ import annotations
@@ -43,15 +46,25 @@ class LayerCoreKind:
         The :class:`amaranth.lib.wiring.Component` of the layer, built as ``core(plan, **options)``.
     state_access : str
         The name of its per-lane host access port array of the neuron state (potentials for
-        ``lif``, accumulators for ``output``), mapped by :mod:`esl_hw.rtl_gen.memory_map`.
+        ``lif`` and ``cubalif``, accumulators for ``output``), mapped by
+        :mod:`esl_hw.rtl_gen.memory_map`.
     options : tuple of str
         Which of :data:`DEPTH_OPTIONS` its constructor takes.
+    more_access : tuple of str
+        Further per-lane state access port arrays, in memory-map order after ``state_access``
+        (``isyn_access`` for ``cubalif``).
     """
 
     name: str
     core: type[wiring.Component]
     state_access: str
     options: tuple[str, ...] = ("lane_fifo_depth",)
+    more_access: tuple[str, ...] = ()
+
+    @property
+    def accesses(self) -> tuple[str, ...]:
+        """Every per-lane host access port array of the core, in memory-map order."""
+        return ("ptr_access", "syn_access", self.state_access, *self.more_access)
 
     def __post_init__(self) -> None:
         unknown = set(self.options) - set(DEPTH_OPTIONS)
@@ -66,6 +79,9 @@ class LayerCoreKind:
 #: The registered layer cores, by artifact layer kind.
 LAYER_CORES: dict[str, LayerCoreKind] = {
     "lif": LayerCoreKind("lif", LifLayerCore, "pot_access", ("lane_fifo_depth", "spike_fifo_depth")),
+    "cubalif": LayerCoreKind(
+        "cubalif", LifLayerCore, "pot_access", ("lane_fifo_depth", "spike_fifo_depth"), ("isyn_access",)
+    ),
     "output": LayerCoreKind("output", OutputLayerCore, "acc_access"),
 }
 

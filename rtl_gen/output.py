@@ -9,6 +9,12 @@ After the ``T``-th end-of-step marker the core reads ``acc[0 .. n_out-1]`` out o
 (one word per cycle, bank ``i mod L``, through a registered stage, stalling while ``outputs.ready``
 is low), clears each
 accumulator, computes the prediction (argmax, ties to the lowest index) and pulses ``done``.
+
+Bias: the contract adds ``bias[i]`` to ``acc[i]`` every step, so the outputs are ``Σ_t S_t[i] +
+T·bias[i]``. The accumulators hold the synaptic sums ``Σ_t S_t`` only; a read-only table
+``bias_mem`` of ``T·bias[i]`` (one word per output, read with the accumulator in stage A) is added
+in stage C, so a layer with a bias costs no cycle and the accumulators read by the host are
+what the lanes integrated (0 between inferences either way).
 """
 
 from __future__ import annotations
@@ -161,6 +167,13 @@ class OutputLayerCore(wiring.Component):
             )
         b_lane = b_idx[:lane_bits] if lanes > 1 else 0
         value = Array(rd.data for rd, _ in ports)[b_lane] if lanes > 1 else ports[0][0].data
+        if plan.has_bias:  # T·bias[i], read with acc[i] (stage A), added in stage C
+            init = plan.bias_init()
+            bias_mem = Memory(shape=signed(plan.bias_bits), depth=plan.n_out, init=init, attrs=NO_RW_CHECK)
+            m.submodules.bias_mem = bias_mem
+            bias_rd = bias_mem.read_port()
+            m.d.comb += [bias_rd.addr.eq(a_idx), bias_rd.en.eq(advance & a_active)]
+            value = value + bias_rd.data
 
         all_marked = Signal()
         drained = Signal()

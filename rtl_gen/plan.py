@@ -21,9 +21,13 @@ and no padding: each lane streams only real synapses. Per lane:
   per word that flags an empty row (:func:`pointer_words`, :meth:`LayerPlan.ptr_words`);
 - synapse words ``{g, weight}``, the local index ``g`` in the low ``local_bits`` bits, ``weight``
   (two's complement, ``w_bits``) above it;
-- LIF layers: potentials (``v_bits``) and currents (``current_bits()``), ``groups = ceil(n_out/L)``
-  words per bank;
-- the output layer: accumulators (``Model.acc_bits()``), ``groups`` words per bank;
+- hidden layers (``lif``, ``cubalif``): potentials (``v_bits``) and currents (the synaptic sum's
+  width, ``Layer.synaptic_range()``), ``groups = ceil(n_out/L)`` words per bank; a ``cubalif`` layer
+  also its synaptic current ``c`` (``v_bits``); a layer with a bias a read-only bias bank
+  (:meth:`LayerPlan.bias_init`, ``bias_bits`` wide);
+- the output layer: accumulators (``T`` times the synaptic sum's bounds and ``Model.acc_bits()``,
+  whichever is wider), ``groups`` words per bank, and with a bias one table of ``T·bias[i]``
+  added at readout;
 - an event FIFO (``lane_fifo_depth`` words of ``{index, end-of-step}``) that lets the lanes drift
   apart within a time step.
 
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from esl_hw import limits
-from esl_hw.artifact import Layer, Model
+from esl_hw.artifact import Layer, Model, signed_bits_for
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen.hardware import (
     DEFAULT_FIFO_DEPTH,
@@ -138,9 +142,12 @@ def _check_limit(what: str, where: str, value: int) -> None:
 class LayerPlan(BankGeometry):
     """Widths and memory contents of one layer core.
 
-    ``acc_bits`` is the width of the per-neuron integration memory: the current width for a LIF
-    layer, the output accumulator width for the output layer. ``synapse_memory`` says where the
-    synapse words live (:data:`SYNAPSE_MEMORIES`).
+    ``acc_bits`` is the width of the per-neuron integration memory: the synaptic sum's width for a
+    hidden layer (the bias is added in the sweep, not stored with the sum), the output
+    accumulator width for the output layer (it holds ``Σ_t S_t``; ``T·bias`` is added at
+    readout). ``bias_bits`` is the width of the layer's bias words (``T·bias`` for the output
+    layer), 0 without a bias. ``synapse_memory`` says where the synapse words live
+    (:data:`SYNAPSE_MEMORIES`).
     """
 
     index: int
@@ -155,6 +162,7 @@ class LayerPlan(BankGeometry):
     lane_col: tuple[np.ndarray, ...] = ()
     lane_weight: tuple[np.ndarray, ...] = ()
     synapse_memory: str = "block"
+    bias_bits: int = 0
 
     @property
     def kind(self) -> str:
@@ -162,7 +170,22 @@ class LayerPlan(BankGeometry):
 
     @property
     def is_lif(self) -> bool:
-        return self.layer.kind == "lif"
+        """A hidden layer (``lif`` or ``cubalif``): a layer core with a sweep that fires spikes."""
+        return self.layer.is_hidden
+
+    @property
+    def is_cuba(self) -> bool:
+        """A ``cubalif`` layer: a synaptic-current state ``c`` beside the potential."""
+        return self.layer.kind == "cubalif"
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bias_bits > 0
+
+    @property
+    def subtract_reset(self) -> bool:
+        """A spiking neuron's potential becomes ``u − θ`` (``reset: subtract``), not 0."""
+        return self.layer.reset == "subtract"
 
     @property
     def n_in(self) -> int:
@@ -206,6 +229,20 @@ class LayerPlan(BankGeometry):
         weight = self.lane_weight[lane] & ((1 << self.w_bits) - 1)
         return [int(word) for word in group | (weight << self.local_bits)]
 
+    def bias_init(self, lane: int = 0) -> list[int]:
+        """Bias memory image of ``lane`` (signed values, ``bias_bits`` wide; empty without a bias):
+        a hidden layer's ``bias[g·L + lane]`` per group ``g`` (0 past ``n_out``); the output
+        layer's ``T·bias[i]`` per output ``i`` (one table for all lanes)."""
+        if not self.has_bias:
+            return []
+        bias = np.asarray(self.layer.bias, dtype=np.int64)
+        if not self.is_lif:
+            return [int(value) for value in bias * self.timesteps]
+        words = np.zeros(self.groups, dtype=np.int64)
+        mine = bias[lane :: self.lanes]
+        words[: len(mine)] = mine
+        return [int(value) for value in words]
+
     def mask_fifo_depth(self, spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH) -> int:
         """Depth of this layer's spike-mask FIFO: ``spike_fifo_depth``, or ``groups + 2`` for
         ``None`` (a whole step of mask words and the end-of-step word fit behind the sweep's
@@ -229,6 +266,7 @@ class LayerPlan(BankGeometry):
             w_bits=self.w_bits,
             v_bits=self.layer.v_bits or 0,
             acc_bits=self.acc_bits,
+            bias_bits=self.bias_bits,
         )
 
     def syn_block_words(self) -> int:
@@ -269,13 +307,18 @@ def plan_layer(model: Model, index: int, lanes: int = 1, synapse_memory: str = "
     _check_limit("neurons per layer", where, layer.n_out)
     _check_limit("inputs per layer", where, layer.n_in)
     _check_limit("synapses per layer", where, layer.nnz)
-    if layer.kind == "lif":
-        acc_bits = layer.current_bits()
-        _check_limit("current bits", where, acc_bits)
+    low, high = layer.synaptic_range()
+    bias_low, bias_high = layer.bias_range()
+    if layer.is_hidden:
+        _check_limit("current bits", where, layer.current_bits())
         _check_limit("potential bits", where, layer.v_bits)
+        acc_bits = signed_bits_for(low, high)  # the synaptic sum; the sweep adds the bias
     else:
-        acc_bits = model.acc_bits()
+        steps = model.timesteps
+        acc_bits = max(model.acc_bits(), signed_bits_for(low * steps, high * steps))
         _check_limit("accumulator bits", where, acc_bits)
+        bias_low, bias_high = bias_low * steps, bias_high * steps  # the table holds T·bias
+    bias_bits = 0 if layer.bias is None else signed_bits_for(bias_low, bias_high)
     row_ptr, col, weight = split_lanes(layer, lanes)
     return LayerPlan(
         index=index,
@@ -290,6 +333,7 @@ def plan_layer(model: Model, index: int, lanes: int = 1, synapse_memory: str = "
         lane_col=col,
         lane_weight=weight,
         synapse_memory=synapse_memory,
+        bias_bits=bias_bits,
     )
 
 
@@ -360,7 +404,8 @@ class CorePlan(Sequence[LayerPlan]):
 
     def memory_images(self) -> list[list[int]]:
         """The words of every host-mapped memory (by id) of the idle core: the pointer words with
-        their empty-row flags, the synapse words in storage order, potentials and accumulators 0."""
+        their empty-row flags, the synapse words in storage order, potentials, synaptic currents
+        and accumulators 0."""
         images = []
         for region in self.regions:
             layer = self.layers[region.layer]
@@ -465,6 +510,8 @@ def dense_memory_bits(model: Model | CorePlan) -> dict[str, int]:
         "weights": sum(plan.n_in * plan.n_out * plan.w_bits for plan in plans),
         "potentials": sum(plan.n_out * plan.layer.v_bits for plan in plans if plan.is_lif),
         "currents": sum(plan.n_out * plan.acc_bits for plan in plans if plan.is_lif),
+        "synaptic_currents": sum(plan.n_out * plan.layer.v_bits for plan in plans if plan.is_cuba),
+        "biases": sum(plan.n_out * plan.bias_bits for plan in plans),
         "accumulators": plans[-1].n_out * plans[-1].acc_bits,
     }
     totals["total"] = sum(totals.values())

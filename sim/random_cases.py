@@ -1,10 +1,13 @@
 """Constrained-random co-simulation: random networks, inputs, lane counts, idle gaps, backpressure.
 
-A *network* is drawn by :func:`random_network` from a seed: 1-3 LIF layers and an output layer of
-random sizes (1-24 neurons), densities from empty to full (with forced empty and full rows),
+A *network* is drawn by :func:`random_network` from a seed: 1-3 hidden layers and an output layer
+of random sizes (1-24 neurons), densities from empty to full (with forced empty and full rows),
 weight widths 2-9 bits, potential widths 3-14 bits, thresholds from 1 to the top of the range,
-with or without leak (any shift), T of 1-6, and a lane count from 1, 2, 4, 8, 16. Small potential
-widths and large weights make the membrane saturate both ways.
+with or without leak (any shift), T of 1-6, and a lane count from 1, 2, 4, 8, 16. A hidden layer
+is ``lif`` or ``cubalif`` (with or without synaptic decay, any shift), resets to zero or by
+subtraction, and any layer (the output layer too) may have a bias, from a few units to beyond
+the potential range. Small potential widths, large weights and large biases make the membrane
+(and ``c``) saturate both ways.
 
 A *case* is one inference of a network: an input drawn by :func:`random_images` (activity from
 silent to every input on every step, i.e. bursts) under its own share of idle cycles on the input
@@ -48,8 +51,29 @@ class Network:
 
     def describe(self) -> str:
         sizes = "-".join(str(size) for size in [self.model.n_inputs, *(x.n_out for x in self.model.layers)])
-        widths = ",".join(f"w{layer.w_bits}v{layer.v_bits}" for layer in self.model.hidden_layers)
-        return f"seed {self.seed}: {sizes} T={self.model.timesteps} L={self.lanes} {widths}"
+        widths = ",".join(_describe_layer(layer) for layer in self.model.hidden_layers)
+        bias = " output bias" if self.model.output_layer.bias is not None else ""
+        return f"seed {self.seed}: {sizes} T={self.model.timesteps} L={self.lanes} {widths}{bias}"
+
+
+def _describe_layer(layer: Layer) -> str:
+    """``w<bits>v<bits>``, then ``c<ks>`` (cubalif, ``c-`` without decay), ``b`` (bias), ``s``
+    (subtractive reset)."""
+    text = f"w{layer.w_bits}v{layer.v_bits}"
+    if layer.kind == "cubalif":
+        text += f"c{'-' if layer.syn_shift is None else layer.syn_shift}"
+    return text + ("b" if layer.bias is not None else "") + ("s" if layer.reset == "subtract" else "")
+
+
+def _random_bias(rng: np.random.Generator, n_out: int, scale: int) -> np.ndarray | None:
+    """No bias (half the layers), or per neuron a bias of a few units, up to ``scale`` or up to
+    twice ``scale`` (beyond the potential range: saturation), some zero."""
+    if rng.random() < 0.5:
+        return None
+    bound = int(rng.choice([3, scale, 2 * scale]))
+    bias = rng.integers(-bound, bound + 1, n_out)
+    bias[rng.random(n_out) < 0.2] = 0
+    return bias
 
 
 def _random_layer(rng: np.random.Generator, n_in: int, n_out: int, kind: str) -> Layer:
@@ -62,13 +86,27 @@ def _random_layer(rng: np.random.Generator, n_in: int, n_out: int, kind: str) ->
     low, high = signed_range(w_bits)
     dense = rng.integers(low, high + 1, (n_in, n_out))
     if kind == "output":
-        return layer_from_dense(dense * mask, "output", w_bits, mask=mask)
+        bias = _random_bias(rng, n_out, high * max(1, n_in // 2))
+        return layer_from_dense(dense * mask, "output", w_bits, mask=mask, bias=bias)
     v_bits = int(rng.integers(3, 15))
     _, v_high = signed_range(v_bits)
     threshold = int(rng.choice([1, v_high, rng.integers(1, v_high + 1)]))
     leak_shift = None if rng.random() < 0.3 else int(rng.integers(1, v_bits))
+    options = {
+        "kind": "cubalif" if rng.random() < 0.4 else "lif",
+        "reset": "subtract" if rng.random() < 0.4 else "zero",
+        "bias": _random_bias(rng, n_out, v_high),
+    }
+    if options["kind"] == "cubalif":
+        options["syn_shift"] = None if rng.random() < 0.3 else int(rng.integers(1, v_bits))
     return layer_from_dense(
-        dense * mask, "lif", w_bits, v_bits=v_bits, threshold=threshold, leak_shift=leak_shift, mask=mask
+        dense * mask,
+        w_bits=w_bits,
+        v_bits=v_bits,
+        threshold=threshold,
+        leak_shift=leak_shift,
+        mask=mask,
+        **options,
     )
 
 
@@ -77,7 +115,7 @@ def random_network(seed: int, max_neurons: int = 24) -> Network:
     rng = np.random.default_rng(seed)
     sizes = [int(size) for size in rng.integers(1, max_neurons + 1, int(rng.integers(3, 6)))]
     layers = [
-        _random_layer(rng, n_in, n_out, "output" if index == len(sizes) - 2 else "lif")
+        _random_layer(rng, n_in, n_out, "output" if index == len(sizes) - 2 else "hidden")
         for index, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False))
     ]
     model = Model(tuple(layers), timesteps=int(rng.integers(1, 7)), metadata={"seed": seed})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esl_hw.rtl_gen.memory_map import KINDS as HOST_KINDS
 from esl_hw.rtl_gen.memory_map import READ_LATENCY
 
 
@@ -41,7 +42,7 @@ async def host_write(ctx, core, mem: int, start: int, words: list[int]) -> None:
     ctx.set(core.host_write, 0)
 
 
-async def dump(ctx, core, kinds=("ptr", "syn", "pot", "acc")) -> dict[int, list[int]]:
+async def dump(ctx, core, kinds=HOST_KINDS) -> dict[int, list[int]]:
     """Every word of the memories of ``kinds``, by id."""
     return {
         region.id: await host_read(ctx, core, region.id, range(region.depth))

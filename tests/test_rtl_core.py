@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -93,6 +94,38 @@ def test_core_matches_reference(sizes, leak_shift, threshold, fifo_depth, gaps, 
         expected = expected_counters(model, spikes, reference, sample, lanes)
         assert {name: counters[name] for name in expected} == expected
         assert counters["cycles"] >= counters["sops"] // (len(model.layers) * lanes)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "lanes", "gaps", "seed"),
+    [
+        (("cubalif+bias", "lif+subtract"), 1, True, 7),
+        (("lif+bias+subtract",), 2, False, 8),
+        (("cubalif+subtract",), 4, True, 9),
+    ],
+)
+def test_core_with_bias_reset_and_cubalif_matches_reference(kinds, lanes, gaps, seed) -> None:
+    """Whole cores with the options of format version 2 (a bias on the output layer too), the
+    counters as for ``lif``: ``pot_reads``/``pot_writes`` count the potentials only."""
+    rng = np.random.default_rng(seed)
+    sizes = [12, *(9 - index for index in range(len(kinds))), 5]
+    model = random_model(rng, sizes, density=0.7, timesteps=4, v_bits=8, threshold=25, leak_shift=2)
+    layers = []
+    for layer, options in zip(model.layers, [*kinds, "output+bias"], strict=True):
+        changes = {"bias": rng.integers(-12, 13, layer.n_out)} if "bias" in options else {}
+        if "cubalif" in options:
+            changes.update(kind="cubalif", syn_shift=1)
+        if "subtract" in options:
+            changes["reset"] = "subtract"
+        layers.append(dataclasses.replace(layer, **changes))
+    model = dataclasses.replace(model, layers=tuple(layers))
+    spikes = rng.random((4, 3, sizes[0])) < 0.5
+    spikes[1, 0] = False  # a silent step
+    result, reference = check_core(model, spikes, gaps=gaps, fifo_depth=4, seed=seed, lanes=lanes)
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    for sample in range(3):
+        expected = expected_counters(model, spikes, reference, sample, lanes)
+        assert {name: result.counters[sample][name] for name in expected} == expected
 
 
 def test_emit_verilog_writes_the_top_module(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""LIF layer core against the reference arithmetic, in the Amaranth simulator."""
+"""Hidden layer core (lif, cubalif; bias, reset) against the reference arithmetic, Amaranth simulator."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ def reference_layer(layer, spikes: np.ndarray):
     kind = neuron_kind(layer.kind)
     state = kind.initial_state(layer, 1)
     dense = layer.dense_weight()
+    bias = np.zeros(layer.n_out, dtype=np.int64) if layer.bias is None else layer.bias
     out_spikes, potentials = [], []
     for step in spikes:
-        current = step.astype(np.int64) @ dense
+        current = step.astype(np.int64) @ dense + bias
         fired, state = kind.step(state, current[None, :], layer)
         out_spikes.append(fired[0])
         potentials.append(kind.potential(state)[0].copy())
@@ -152,3 +153,65 @@ def test_lif_core_many_random_layers() -> None:
         )
         spikes = rng.random((int(rng.integers(1, 6)), layer.n_in)) < rng.random()
         check_layer(layer, spikes, gaps=bool(case % 2), seed=case, lanes=[1, 2, 4, 8, 16][case % 5])
+
+
+#: (kind, bias, reset, leak shift, synaptic shift, lanes, gaps)
+OPTION_CASES = [
+    ("lif", True, "zero", 2, None, 1, False),
+    ("lif", True, "zero", None, None, 4, True),
+    ("lif", False, "subtract", 1, None, 2, True),
+    ("lif", True, "subtract", 3, None, 8, False),
+    ("cubalif", False, "zero", 2, None, 1, False),
+    ("cubalif", False, "zero", 1, 2, 2, True),
+    ("cubalif", True, "subtract", None, 1, 4, True),
+    ("cubalif", True, "zero", 3, 3, 16, False),
+]
+
+
+@pytest.mark.parametrize(("kind", "bias", "reset", "leak_shift", "syn_shift", "lanes", "gaps"), OPTION_CASES)
+def test_layer_options_match_reference(kind, bias, reset, leak_shift, syn_shift, lanes, gaps) -> None:
+    """Bias (also on steps without input spikes), subtractive reset and cubalif, two inferences
+    back to back (the state, c included, cleared between them), saturating both ways."""
+    rng = np.random.default_rng(len(kind) * 100 + lanes * 10 + (leak_shift or 0))
+    params = {"v_bits": 7, "threshold": 25, "leak_shift": leak_shift, "reset": reset}
+    if kind == "cubalif":
+        params["syn_shift"] = syn_shift
+    if bias:
+        params["bias"] = rng.integers(-20, 21, 9)
+    layer = random_layer(rng, 10, 9, 0.5, kind, w_bits=7, **params)
+    spikes = rng.random((6, 10)) < 0.5
+    spikes[2] = False  # a silent step: only the bias drives the neurons
+    check_layer(layer, spikes, gaps=gaps, seed=lanes, inferences=2, lanes=lanes)
+    fired, potentials = reference_layer(layer, spikes)
+    assert fired.any() and (~fired).any() and (potentials < 0).any()
+    if reset == "subtract":  # some potentials kept above 0 after a spike
+        assert (potentials[fired] > 0).any()
+
+
+def test_layer_options_many_random_layers() -> None:
+    rng = np.random.default_rng(2025)
+    for case in range(16):
+        v_bits = int(rng.integers(3, 13))
+        kind = ["lif", "cubalif"][case % 2]
+        n_out = int(rng.integers(1, 11))
+        params = {
+            "v_bits": v_bits,
+            "threshold": int(rng.integers(1, 1 << (v_bits - 1))),
+            "leak_shift": None if rng.random() < 0.3 else int(rng.integers(1, v_bits)),
+            "reset": ["zero", "subtract"][case // 2 % 2],
+        }
+        if kind == "cubalif":
+            params["syn_shift"] = None if rng.random() < 0.3 else int(rng.integers(1, v_bits))
+        if case // 4 % 2:
+            params["bias"] = rng.integers(-(1 << v_bits), 1 << v_bits, n_out)
+        layer = random_layer(
+            rng,
+            int(rng.integers(1, 13)),
+            n_out,
+            float(rng.random()),
+            kind,
+            w_bits=int(rng.integers(2, 9)),
+            **params,
+        )
+        spikes = rng.random((int(rng.integers(1, 6)), layer.n_in)) < rng.random()
+        check_layer(layer, spikes, gaps=bool(case % 3 == 0), seed=case, lanes=[1, 2, 4, 8, 16][case % 5])

@@ -13,14 +13,15 @@ from rtl_support import random_layer
 
 from esl_hw.artifact import Model, layer_from_dense, signed_range
 from esl_hw.errors import EslError
-from esl_hw.rtl_gen.lif_sweep import SWEEP_STAGES, LeakFireLane, SweepControl, last_group_lanes
+from esl_hw.neuron_kinds import neuron_kind
+from esl_hw.rtl_gen.lif_sweep import SWEEP_STAGES, LeakFireLane, SweepControl, last_group_lanes, sweep_stages
 from esl_hw.rtl_gen.plan import plan_model
 from esl_hw.rtl_gen.spikes import mask_layout
 
 
-def lif_plan(rng, n_out: int, lanes: int, timesteps: int = 3, **params):
-    """The plan of a random LIF layer of ``n_out`` neurons on ``lanes`` lanes."""
-    layer = random_layer(rng, 6, n_out, 0.6, w_bits=int(rng.integers(2, 9)), **params)
+def lif_plan(rng, n_out: int, lanes: int, timesteps: int = 3, kind: str = "lif", **params):
+    """The plan of a random hidden layer (``kind``) of ``n_out`` neurons on ``lanes`` lanes."""
+    layer = random_layer(rng, 6, n_out, 0.6, kind, w_bits=int(rng.integers(2, 9)), **params)
     output = layer_from_dense(np.ones((n_out, 1), dtype=np.int64), "output", 2)
     return plan_model(Model((layer, output), timesteps=timesteps), lanes)[0]
 
@@ -32,64 +33,141 @@ def simulate(dut, bench) -> None:
     sim.run()
 
 
-def leak_fire(v: int, current: int, leak_shift: int | None, v_bits: int, threshold: int) -> tuple[bool, int]:
-    """Python model of one neuron's sweep: ``(spike, u)`` with ``u = clamp(v - (v >> k) + cur)``."""
-    total = (v if leak_shift is None else v - (v >> leak_shift)) + current
-    low, high = signed_range(v_bits)
-    updated = min(max(total, low), high)
-    assert (total >= threshold) == (updated >= threshold)  # 1 <= threshold <= high
-    return updated >= threshold, updated
+def leaked(value: int, shift: int | None) -> int:
+    return value if shift is None else value - (value >> shift)
+
+
+def clamp(value: int, bits: int) -> int:
+    low, high = signed_range(bits)
+    return min(max(value, low), high)
+
+
+def lane_model(plan, potential: int, synaptic: int, current: int, bias: int) -> dict[str, int]:
+    """Python model of one neuron's sweep: the reference's step of the layer's kind
+    (:mod:`esl_hw.neuron_kinds`, the oracle) on ``I = current + bias``, and ``u`` beside it."""
+    layer = plan.layer
+    kind = neuron_kind(layer.kind)
+    if plan.is_cuba:
+        state = (np.array([[synaptic]]), np.array([[potential]]))
+        synaptic = clamp(leaked(synaptic, layer.syn_shift) + current + bias, layer.v_bits)
+        total = leaked(potential, layer.leak_shift) + synaptic
+    else:
+        state = np.array([[potential]])
+        total = leaked(potential, layer.leak_shift) + current + bias
+    fired, state = kind.step(state, np.array([[current + bias]], dtype=np.int64), layer)
+    updated = clamp(total, layer.v_bits)
+    assert (total >= layer.threshold) == (updated >= layer.threshold) == bool(fired[0, 0])
+    result = {"spike": int(fired[0, 0]), "updated": updated, "after": int(kind.potential(state)[0, 0])}
+    if plan.is_cuba:
+        result["synaptic_updated"] = int(state[0][0, 0])
+        assert result["synaptic_updated"] == synaptic
+    return result
+
+
+#: (kind, lanes, n_out, v_bits, leak shift, synaptic shift, bias, reset)
+LANE_CASES = [
+    ("lif", 1, 5, 8, None, None, False, "zero"),
+    ("lif", 1, 7, 4, 1, None, False, "zero"),
+    ("lif", 2, 5, 6, 2, None, False, "zero"),
+    ("lif", 4, 10, 12, 3, None, False, "zero"),
+    ("lif", 8, 17, 9, 1, None, False, "zero"),
+    ("lif", 16, 20, 5, None, None, False, "zero"),
+    ("lif", 2, 7, 7, 2, None, True, "zero"),
+    ("lif", 1, 6, 6, None, None, False, "subtract"),
+    ("lif", 4, 9, 10, 3, None, True, "subtract"),
+    ("cubalif", 1, 5, 8, 2, 1, False, "zero"),
+    ("cubalif", 2, 7, 6, None, None, True, "zero"),
+    ("cubalif", 4, 10, 9, 1, 3, True, "subtract"),
+    ("cubalif", 8, 13, 5, 3, None, False, "subtract"),
+]
+
+
+def random_lane_word(rng, plan, v_near: int) -> dict[str, int]:
+    """One neuron's words at the read ports: near the threshold (small currents) or anywhere
+    in the ranges (both clamps), a random bank and group."""
+    v_low, v_high = signed_range(plan.layer.v_bits)
+    c_low, c_high = signed_range(plan.acc_bits)
+    b_low, b_high = signed_range(plan.bias_bits) if plan.has_bias else (0, 0)
+    if rng.random() < 0.5:  # near the threshold
+        potential = min(v_high, int(rng.integers(v_near - 4, v_near + 4)))
+        synaptic = int(rng.integers(-3, 4))
+        bias = int(rng.integers(max(b_low, -2), min(b_high, 2) + 1))
+        even, odd = (int(c) for c in rng.integers(max(c_low, -3), min(c_high, 3) + 1, 2))
+    else:
+        potential, synaptic = (int(x) for x in rng.integers(v_low, v_high + 1, 2))
+        bias = int(rng.integers(b_low, b_high + 1))
+        even, odd = (int(c) for c in rng.integers(c_low, c_high + 1, 2))
+    group = int(rng.integers(0, plan.groups))
+    bank = int(rng.random() < 0.5)
+    return {
+        "potential": potential,
+        "synaptic": synaptic,
+        "bias": bias,
+        "even": even,
+        "odd": odd,
+        "bank": bank,
+        "group": group,
+    }
 
 
 @pytest.mark.parametrize(
-    ("lanes", "n_out", "v_bits", "leak_shift"),
-    [(1, 5, 8, None), (1, 7, 4, 1), (2, 5, 6, 2), (4, 10, 12, 3), (8, 17, 9, 1), (16, 20, 5, None)],
+    ("kind", "lanes", "n_out", "v_bits", "leak_shift", "syn_shift", "bias", "reset"), LANE_CASES
 )
-def test_leak_fire_lane_matches_the_lif_equations(lanes, n_out, v_bits, leak_shift) -> None:
-    """Every lane, random potentials and currents over their whole ranges (both clamps), the bank
-    switched at random, and in lanes without a neuron in the last group, that group gated off."""
-    rng = np.random.default_rng(lanes * 100 + n_out)
-    v_low, v_high = signed_range(v_bits)
-    leak = 0 if leak_shift is None else 1 << leak_shift
-
-    def leaked(v: int) -> int:
-        return v if leak_shift is None else v - (v >> leak_shift)
-
-    threshold = int(rng.integers(1, leaked(v_high) + 1))  # reachable from v alone
-    plan = lif_plan(rng, n_out, lanes, v_bits=v_bits, threshold=threshold, leak_shift=leak_shift)
-    c_low, c_high = signed_range(plan.acc_bits)
+def test_leak_fire_lane_matches_the_reference_step(
+    kind, lanes, n_out, v_bits, leak_shift, syn_shift, bias, reset
+):
+    """Every lane, random potentials, synaptic currents, currents and biases over their whole
+    ranges (both clamps) and near the threshold, the bank switched at random, and in lanes without
+    a neuron in the last group, that group gated off: spikes, ``u``, the potential after the
+    reset and ``c'`` equal the reference's step of the kind."""
+    rng = np.random.default_rng(lanes * 100 + n_out + v_bits)
+    _, v_high = signed_range(v_bits)
+    threshold = int(rng.integers(1, leaked(v_high, leak_shift) + 1))  # reachable from v alone
+    params = {"v_bits": v_bits, "threshold": threshold, "leak_shift": leak_shift, "reset": reset}
+    if kind == "cubalif":
+        params["syn_shift"] = syn_shift
+    if bias:
+        params["bias"] = rng.integers(-(1 << v_bits), 1 << v_bits, n_out)
+    plan = lif_plan(rng, n_out, lanes, kind=kind, **params)
+    assert (plan.has_bias, plan.is_cuba, plan.subtract_reset) == (
+        bias,
+        kind == "cubalif",
+        reset == "subtract",
+    )
+    latency = len(sweep_stages(plan)) - 1  # from the words at the ports (B) to E
     # Near the threshold: the potential whose leaked value is the threshold.
+    leak = 0 if leak_shift is None else 1 << leak_shift
     v_near = threshold if leak_shift is None else -(-threshold * leak // (leak - 1))
     assert (lanes > 1) == (last_group_lanes(plan) < lanes)
     for lane in range(lanes):
         fire = LeakFireLane(plan, lane)
-        inputs: list[tuple[int, int, int, int, int]] = []  # potential, even, odd, odd bank, d_idx
+        inputs: list[dict[str, int]] = []
         checked = {"spikes": 0, "gated": 0, "quiet": 0}
 
         async def bench(ctx, fire=fire, inputs=inputs, checked=checked, lane=lane) -> None:
             for cycle in range(400):
-                if rng.random() < 0.5:  # near the threshold
-                    potential = min(v_high, int(rng.integers(v_near - 4, v_near + 4)))
-                    even, odd = (int(c) for c in rng.integers(max(c_low, -3), min(c_high, 3) + 1, 2))
-                else:  # anywhere: the clamps at both ends
-                    potential = int(rng.integers(v_low, v_high + 1))
-                    even, odd = (int(c) for c in rng.integers(c_low, c_high + 1, 2))
-                group = int(rng.integers(0, plan.groups))
-                inputs.append((potential, even, odd, int(rng.random() < 0.5), group))
-                ctx.set(fire.potential, potential)
-                ctx.set(fire.current_even, even)
-                ctx.set(fire.current_odd, odd)
+                word = random_lane_word(rng, plan, v_near)
+                inputs.append(word)
+                ctx.set(fire.potential, word["potential"])
+                ctx.set(fire.current_even, word["even"])
+                ctx.set(fire.current_odd, word["odd"])
+                if bias:
+                    ctx.set(fire.bias, word["bias"])
+                if kind == "cubalif":
+                    ctx.set(fire.synaptic, word["synaptic"])
                 if cycle >= 1:  # the bank of the words registered in R
-                    ctx.set(fire.odd, inputs[cycle - 1][3])
-                if cycle >= 3:  # the group of the words in D
-                    ctx.set(fire.d_idx, inputs[cycle - 3][4])
-                if cycle >= 4:
-                    v, current_even, current_odd, bank, group = inputs[cycle - 4]
-                    spike, updated = leak_fire(
-                        v, current_odd if bank else current_even, leak_shift, v_bits, threshold
-                    )
-                    here = lane < last_group_lanes(plan) or group != plan.groups - 1
-                    assert ctx.get(fire.updated) == updated
+                    ctx.set(fire.odd, inputs[cycle - 1]["bank"])
+                if cycle >= latency - 1:  # the group of the words in the stage before E
+                    ctx.set(fire.d_idx, inputs[cycle - latency + 1]["group"])
+                if cycle >= latency:
+                    old = inputs[cycle - latency]
+                    current = old["odd"] if old["bank"] else old["even"]
+                    want = lane_model(plan, old["potential"], old["synaptic"], current, old["bias"])
+                    here = lane < last_group_lanes(plan) or old["group"] != plan.groups - 1
+                    spike = want.pop("spike")
+                    if not here:  # gated off: never written nor shown
+                        want.pop("after")
+                    assert {name: ctx.get(getattr(fire, name)) for name in want} == want
                     assert ctx.get(fire.here) == here
                     assert ctx.get(fire.spike) == (spike and here)
                     checked["spikes"] += spike and here
@@ -135,8 +213,12 @@ class SweepModel:
     int_bank: int = 0
     swept: list = field(default_factory=lambda: [0, 0])
     release: int = 0
-    valid: list = field(default_factory=lambda: [0] * len(SWEEP_STAGES))
-    idx: list = field(default_factory=lambda: [0] * len(SWEEP_STAGES))
+    stages: int = len(SWEEP_STAGES)
+    valid: list = field(default_factory=list)
+    idx: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.valid, self.idx = [0] * self.stages, [0] * self.stages
 
     def outputs(self, spikes: int) -> dict[str, int]:
         marking, e_valid = self.marking, self.valid[-1]
@@ -146,9 +228,9 @@ class SweepModel:
             "swept": self.swept[0] | self.swept[1] << 1,
             "issue": int(self.sweeping and self.more and self.room),
             "addr": self.addr,
-            "d_idx": self.idx[3],
+            "d_idx": self.idx[-2],
             "e_valid": e_valid,
-            "e_idx": self.idx[4],
+            "e_idx": self.idx[-1],
             "step": self.step,
             "last_step": int(self.step == self.timesteps - 1),
             "mask_push": int((e_valid and spikes != 0) or marking),
@@ -191,19 +273,30 @@ def sweep_with_fifo(plan, depth: int):
 
 
 @pytest.mark.parametrize(
-    ("lanes", "n_out", "timesteps", "depth", "pop"),
-    [(1, 5, 3, None, 0.9), (1, 9, 2, 2, 0.3), (2, 7, 4, 3, 0.5), (4, 13, 1, None, 0.2), (8, 8, 3, 4, 0.7)],
+    ("lanes", "n_out", "timesteps", "depth", "pop", "kind"),
+    [
+        (1, 5, 3, None, 0.9, "lif"),
+        (1, 9, 2, 2, 0.3, "lif"),
+        (2, 7, 4, 3, 0.5, "lif"),
+        (4, 13, 1, None, 0.2, "lif"),
+        (8, 8, 3, 4, 0.7, "lif"),
+        (1, 6, 3, 2, 0.4, "cubalif"),
+        (4, 11, 2, None, 0.6, "cubalif"),
+    ],
 )
-def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(lanes, n_out, timesteps, depth, pop):
+def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
+    lanes, n_out, timesteps, depth, pop, kind
+):
     """The lanes finish their steps after random delays, the FIFO is popped at random: every
     output equals the cycle model's, every sweep reads each group once in order, each step
     pushes exactly its spiking groups' masks then one end-of-step word, and no mask word is
     offered to a full FIFO."""
     rng = np.random.default_rng(lanes * 10 + n_out)
-    plan = lif_plan(rng, n_out, lanes, timesteps, v_bits=8, threshold=5)
+    plan = lif_plan(rng, n_out, lanes, timesteps, kind, v_bits=8, threshold=5)
     depth = plan.mask_fifo_depth(depth)
     dut, sweep, masks = sweep_with_fifo(plan, depth)
-    model = SweepModel(plan.groups, timesteps, depth, plan.local_bits)
+    model = SweepModel(plan.groups, timesteps, depth, plan.local_bits, stages=len(sweep_stages(plan)))
+    assert model.stages == (6 if kind == "cubalif" else 5)
     # Per sweep, the lanes' spikes of each group (about 40 % of the groups silent); the first
     # ``sweeps`` are checked word by word, later ones (the sweeps run ahead of the pops) are not.
     sweeps = 40

@@ -11,6 +11,7 @@ from rtl_host import dump, host_read, host_write
 from rtl_support import random_model
 
 from esl_hw.encoding import spike_events
+from esl_hw.neuron_kinds import neuron_kind
 from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore
 from esl_hw.rtl_gen.memory_map import (
@@ -108,6 +109,7 @@ def run_host_session(model, lanes: int, writes: dict[int, list[int]], samples: l
             ctx.set(core.events.valid, 0)
             await ctx.tick()
             seen["outputs"].append(outputs)
+        seen["end"] = await dump(ctx, core)
 
     sim = Simulator(core)
     sim.add_clock(1e-6)
@@ -151,6 +153,45 @@ def test_host_port_reads_writes_and_the_core_runs_the_written_model(lanes) -> No
     assert seen["outputs"] == [reference.outputs[sample].tolist() for sample in range(2)]
     assert reference.outputs.any() and (reference.outputs != run(model, spikes).outputs).any()
     assert seen["busy_refused"]
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_host_port_reaches_the_synaptic_currents_of_a_cubalif_layer(lanes) -> None:
+    """A cubalif layer with a bias: its ``isyn`` memories are mapped after the potentials, read
+    0 while idle, are written and read back; a written ``c`` (and ``v``) is the next inference's
+    initial state (checked on a silent inference: the biases drive the neurons), and every state
+    memory is 0 again after it."""
+    rng = np.random.default_rng(30 + lanes)
+    model = random_model(rng, [5, 6, 3], density=0.6, timesteps=1, v_bits=8, threshold=20, w_bits=5)
+    hidden = dataclasses.replace(model.layers[0], kind="cubalif", syn_shift=1, bias=rng.integers(-3, 4, 6))
+    output = dataclasses.replace(model.layers[1], bias=rng.integers(-5, 6, 3))
+    model = dataclasses.replace(model, layers=(hidden, output))
+    plans = plan_model(model, lanes)
+    regions = memory_map(plans)
+    assert [r.kind for r in regions] == [
+        k for k in ("ptr", "syn", "pot", "isyn", "ptr", "syn", "acc") for _ in range(lanes)
+    ]
+    synaptic = [
+        [int(c) for c in rng.integers(-128, 128, region.depth)] for region in regions if region.kind == "isyn"
+    ]
+    potential = [
+        [int(v) for v in rng.integers(-30, 30, region.depth)] for region in regions if region.kind == "pot"
+    ]
+    writes = {}
+    for kind, values in (("isyn", synaptic), ("pot", potential)):
+        for lane, words in enumerate(values):
+            writes[region_id(plans, 0, kind, lane)] = [w & 0xFF for w in words]
+    _, seen = run_host_session(model, lanes, writes, [[[]]])
+    images = memory_images(model, lanes)
+    assert seen["before"] == {mem: images[mem] for mem in seen["before"]}
+    assert seen["after"] == {mem: writes.get(mem, images[mem]) for mem in seen["after"]}
+    assert seen["end"] == seen["before"]
+    # The silent inference from the written state, by the reference's step of the kind.
+    c0 = np.array([synaptic[i % lanes][i // lanes] for i in range(6)])[None]
+    v0 = np.array([potential[i % lanes][i // lanes] for i in range(6)])[None]
+    fired, _ = neuron_kind("cubalif").step((c0, v0), hidden.bias[None], hidden)
+    expected = fired[0].astype(np.int64) @ output.dense_weight() + output.bias
+    assert fired.any() and seen["outputs"] == [expected.tolist()]
 
 
 async def host_accesses(ctx, core, accesses: list[tuple[bool, int, int, int]]) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
@@ -25,6 +27,7 @@ from esl_hw.rtl_gen.plan import plan_model
 def test_every_reference_neuron_kind_and_the_output_layer_have_a_core() -> None:
     assert set(LAYER_CORES) == set(neuron_kinds.NEURON_KINDS) | {"output"}
     assert layer_core_class("lif") is LifLayerCore
+    assert layer_core_class("cubalif") is LifLayerCore
     assert layer_core_class("output") is OutputLayerCore
 
 
@@ -46,6 +49,23 @@ def test_cores_are_built_from_the_plan_with_the_options_they_take() -> None:
         assert len(access) == plan.lanes
 
 
+def test_cubalif_cores_have_the_synaptic_current_access_ports_in_map_order() -> None:
+    rng = np.random.default_rng(2)
+    model = random_model(rng, [6, 5, 3], timesteps=2)
+    hidden = dataclasses.replace(model.layers[0], kind="cubalif", syn_shift=2, bias=rng.integers(-3, 4, 5))
+    model = dataclasses.replace(model, layers=(hidden, model.layers[1]))
+    plans = plan_model(model, 2)
+    kind = layer_core_kind("cubalif")
+    assert kind.accesses == ("ptr_access", "syn_access", "pot_access", "isyn_access")
+    core = _inspected(build_layer_core(plans[0]))
+    assert all(len(getattr(core, name)) == 2 for name in kind.accesses)
+    assert [region.kind for region in plans.regions if region.layer == 0] == [
+        name.removesuffix("_access") for name in kind.accesses for _ in range(2)
+    ]
+    plain = plan_model(random_model(rng, [6, 5, 3]), 2)[0]
+    assert not hasattr(_inspected(build_layer_core(plain)), "isyn_access")
+
+
 def test_snn_core_chains_the_registered_cores() -> None:
     model = random_model(np.random.default_rng(1), [7, 5, 4, 3], timesteps=2)
     core = SNNCore(model)
@@ -57,7 +77,7 @@ def test_snn_core_chains_the_registered_cores() -> None:
 
 @pytest.mark.parametrize("kind", ["cuba", "LIF", None])
 def test_unknown_layer_kinds_are_refused_naming_the_known_ones(kind) -> None:
-    with pytest.raises(EslError, match=r"no layer core for layer kind .* \(known: lif, output\)"):
+    with pytest.raises(EslError, match=r"no layer core for layer kind .* \(known: cubalif, lif, output\)"):
         layer_core_kind(kind)
 
 

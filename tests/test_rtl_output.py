@@ -24,6 +24,8 @@ def check_output(
     core = output_core(layer, timesteps, lanes)
     records, _ = simulate_layer(core, step_events(spikes) * inferences, gaps, seed)
     want = spikes.astype(np.int64).sum(axis=0) @ layer.dense_weight()
+    if layer.bias is not None:  # added every step: T times
+        want = want + timesteps * layer.bias
     words = [(index, int(want[index]), int(index == layer.n_out - 1)) for index in range(layer.n_out)]
     assert records["out"] == words * inferences
     assert [prediction for _, prediction in records["done"]] == [int(argmax_lowest(want))] * inferences
@@ -67,6 +69,36 @@ def test_output_core_many_random_layers() -> None:
             float(rng.random()),
             "output",
             int(rng.integers(2, 10)),
+        )
+        spikes = rng.random((int(rng.integers(1, 6)), layer.n_in)) < rng.random()
+        check_output(layer, spikes, gaps=bool(case % 2), seed=case, lanes=[1, 2, 4, 8, 16][case % 5])
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+def test_output_bias_is_added_every_step(lanes) -> None:
+    """``Σ_t S_t + T·bias``: the bias decides the argmax here (a tie without it), silent inputs
+    give ``T·bias`` alone, and the accumulators hold sums whose range the bias shifts away from
+    (a large positive bias on a neuron with negative weights)."""
+    dense = np.array([[3, 3, -9, 0], [1, 1, -9, 0]])
+    bias = np.array([0, 1, 60, -7])
+    layer = layer_from_dense(dense, "output", 5, mask=np.ones_like(dense, dtype=bool), bias=bias)
+    spikes = np.array([[1, 1], [1, 0], [0, 0], [1, 1]], dtype=bool)
+    check_output(layer, spikes, gaps=lanes == 2, seed=lanes, inferences=2, lanes=lanes)
+    check_output(layer, np.zeros((3, 2), dtype=bool), gaps=False, lanes=lanes)
+    core = output_core(layer, 4, lanes)
+    core._MustUse__silence = True  # only its plan is read
+    plan = core.plan
+    assert plan.bias_init() == [0, 4, 240, -28]
+
+
+def test_output_core_with_bias_many_random_layers() -> None:
+    rng = np.random.default_rng(98)
+    for case in range(10):
+        w_bits = int(rng.integers(2, 10))
+        n_out = int(rng.integers(1, 9))
+        bias = rng.integers(-(1 << (w_bits + 2)), 1 << (w_bits + 2), n_out)
+        layer = random_layer(
+            rng, int(rng.integers(1, 12)), n_out, float(rng.random()), "output", w_bits, bias=bias
         )
         spikes = rng.random((int(rng.integers(1, 6)), layer.n_in)) < rng.random()
         check_output(layer, spikes, gaps=bool(case % 2), seed=case, lanes=[1, 2, 4, 8, 16][case % 5])

@@ -228,10 +228,14 @@ def elaborated_memories(component, path: str = "") -> dict[str, tuple[int, int]]
         HardwareConfig(lanes=2, synapse_memory="spram", rewiring=False),
     ],
 )
-def test_memory_list_is_what_the_core_generates(config) -> None:
+@pytest.mark.parametrize("options", [False, True])
+def test_memory_list_is_what_the_core_generates(config, options) -> None:
     """The plan's memory list names every memory the gateware instantiates, with its depth and
-    width (split synapse memories by block, FIFOs as FIFOs), and nothing else."""
+    width (split synapse memories by block, FIFOs as FIFOs), and nothing else; also with
+    ``options`` (a cubalif layer, biases in every layer, subtractive reset)."""
     model = random_model(np.random.default_rng(1), [300, 40, 6, 3], density=0.5, w_bits=7)
+    if options:
+        model = with_options(model, np.random.default_rng(2))
     plan = plan_model(model, config)
     core = SNNCore(plan)
     expected = {}
@@ -245,6 +249,40 @@ def test_memory_list_is_what_the_core_generates(config) -> None:
     assert split == (config.synapse_memory == "block")
     assert [region.id for region in plan.regions] == list(range(len(plan.regions)))
     assert plan.regions == core.regions
+
+
+def with_options(model: Model, rng) -> Model:
+    """``model`` with its first hidden layer ``cubalif``, its second (if any) with subtractive
+    reset, and a bias in every layer."""
+    layers = []
+    for index, layer in enumerate(model.layers):
+        changes = {"bias": rng.integers(-40, 41, layer.n_out)}
+        if index == 0:
+            changes.update(kind="cubalif", syn_shift=2)
+        elif layer.is_hidden:
+            changes["reset"] = "subtract"
+        layers.append(dataclasses.replace(layer, **changes))
+    return dataclasses.replace(model, layers=tuple(layers))
+
+
+def test_memory_list_roles_and_placement_with_options() -> None:
+    model = with_options(
+        random_model(np.random.default_rng(1), [10, 7, 3], density=0.5), np.random.default_rng(3)
+    )
+    plan = plan_model(model, HardwareConfig(lanes=2))
+    by_role = {}
+    for memory in plan.memories:
+        by_role.setdefault(memory.role, set()).add(memory.placement)
+    assert by_role["synaptic_currents"] == {"block"} and by_role["biases"] == {"block", "any"}
+    mapped = [memory.kind for memory in plan.memories if memory.host_id is not None]
+    assert mapped == [kind for kind in ("ptr", "syn", "pot", "isyn", "ptr", "syn", "acc") for _ in range(2)]
+    bits = plan.memory_bits()
+    assert bits["synaptic_currents"] == 2 * 4 * model.layers[0].v_bits
+    assert bits["biases"] == 2 * 4 * plan[0].bias_bits + 3 * plan[1].bias_bits
+    assert plan.memory_images()[6] == [0] * 4  # isyn lane 0: 0 while idle
+    dense = dense_memory_bits(model)
+    assert dense["synaptic_currents"] == 7 * model.layers[0].v_bits
+    assert dense["biases"] == 7 * plan[0].bias_bits + 3 * plan[1].bias_bits
 
 
 def test_memory_list_roles_and_placement() -> None:
@@ -285,6 +323,25 @@ def test_widths_follow_the_artifact() -> None:
     assert plans[0].acc_bits == hidden.current_bits() == 9
     assert plans[1].acc_bits == Model((hidden, output), timesteps=6).acc_bits()
     assert (plans[0].in_index_bits, plans[0].out_index_bits, plans[0].ptr_bits) == (1, 2, 3)
+
+
+def test_widths_with_a_bias() -> None:
+    """The currents hold the synaptic sum (the sweep adds the bias); the bias words are as wide as
+    the biases (``T·bias`` for the output layer); the accumulators also hold ``Σ_t S_t`` where a
+    bias shifts the outputs' range away from it (weights -100, -100, bias +100: outputs in
+    -100·T .. 100·T, sums down to -200·T)."""
+    dense = np.array([[100, -100, 0], [28, 0, -28]])
+    bias = np.array([-300, 5, 0])
+    hidden = layer_from_dense(dense, "lif", 8, v_bits=12, threshold=50, leak_shift=4, bias=bias)
+    output = layer_from_dense(np.array([[-100], [-100], [0]]), "output", 8, bias=np.array([100]))
+    model = Model((hidden, output), timesteps=6)
+    plans = plan_model(model, 2)
+    assert hidden.current_bits() == 10 and plans[0].acc_bits == 9 and plans[0].bias_bits == 10
+    assert plans[0].bias_init(0) == [-300, 0] and plans[0].bias_init(1) == [5, 0]
+    assert model.acc_bits() == 11 and plans[1].acc_bits == 12  # outputs -600 .. 600, sums to -1200
+    assert plans[1].bias_bits == 11 and plans[1].bias_init() == [600]
+    plain = plan_model(Model((dataclasses.replace(hidden, bias=None), output), timesteps=6))[0]
+    assert (plain.bias_bits, plain.bias_init(), plain.acc_bits) == (0, [], 9)
 
 
 def test_limits_name_the_limit_and_the_excess(monkeypatch) -> None:

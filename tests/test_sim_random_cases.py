@@ -53,9 +53,23 @@ def test_networks_cover_the_constraints() -> None:
     fanouts = [np.diff(layer.row_ptr) for layer in layers]
     assert any((fanout == 0).all() for fanout in fanouts), "an entirely empty layer"
     assert any((fanout == layer.n_out).all() for fanout, layer in zip(fanouts, layers, strict=True))
-    hidden = [layer for layer in layers if layer.kind == "lif"]
+    hidden = [layer for layer in layers if layer.is_hidden]
     assert any(layer.leak_shift is None for layer in hidden)
     assert any(layer.threshold == signed_range(layer.v_bits)[1] for layer in hidden)
+    cuba = [layer for layer in hidden if layer.kind == "cubalif"]
+    assert any(layer.syn_shift is None for layer in cuba) and any(
+        layer.syn_shift is not None for layer in cuba
+    )
+    assert {layer.kind for layer in hidden} == {"lif", "cubalif"}
+    for group in (hidden, cuba):
+        assert {layer.reset for layer in group} == {"zero", "subtract"}
+        assert {layer.bias is None for layer in group} == {True, False}
+    outputs = [network.model.output_layer for network in networks]
+    assert {layer.bias is None for layer in outputs} == {True, False}
+    # biases beyond the potential range (saturation by the bias alone)
+    assert any(
+        np.abs(layer.bias).max() > signed_range(layer.v_bits)[1] for layer in hidden if layer.bias is not None
+    )
     assert {layer.w_bits for layer in layers} == set(range(2, 10))
     assert random_network(7).describe() == random_network(7).describe()
 

@@ -28,16 +28,43 @@ def small_model() -> Model:
     return Model((hidden, output), timesteps=3)
 
 
+def cuba_model() -> Model:
+    """16-10-4, T=3: a cubalif layer (synaptic decay, subtractive reset) and an output layer,
+    both with a bias: rewiring touches the weights only."""
+    rng = np.random.default_rng(22)
+    bias = rng.integers(-4, 6, 10)
+    hidden = random_layer(
+        rng,
+        16,
+        10,
+        0.5,
+        "cubalif",
+        w_bits=5,
+        v_bits=8,
+        threshold=12,
+        leak_shift=2,
+        syn_shift=1,
+        reset="subtract",
+        bias=bias,
+    )
+    output = random_layer(rng, 10, 4, 0.6, "output", w_bits=6, bias=rng.integers(-9, 9, 4))
+    return Model((hidden, output), timesteps=3)
+
+
 def images_for(model: Model, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, model.n_inputs), dtype=np.uint8)
 
 
 @pytest.mark.parametrize(
-    "simulator",
-    [pytest.param("icarus", marks=needs_icarus), pytest.param("verilator", marks=needs_verilator)],
+    ("simulator", "model_factory"),
+    [
+        pytest.param("icarus", small_model, marks=needs_icarus),
+        pytest.param("verilator", small_model, marks=needs_verilator),
+        pytest.param("icarus", cuba_model, marks=needs_icarus),
+    ],
 )
-def test_inference_rewire_readback_inference(tmp_path, simulator) -> None:
-    model = small_model()
+def test_inference_rewire_readback_inference(tmp_path, simulator, model_factory) -> None:
+    model = model_factory()
     images = images_for(model, 5, seed=3)
     ks = [model.layers[0].nnz // 3, model.layers[1].nnz // 2]
     lanes = 2 if simulator == "icarus" else 4

@@ -41,6 +41,32 @@ def one_hidden_model() -> Model:
     return Model((hidden, random_layer(rng, 7, 3, 0.8, "output", w_bits=4)), timesteps=2)
 
 
+def options_model() -> Model:
+    """16-10-9-8-7-4, T=5: the neuron options of format version 2, one hidden layer each: lif with
+    a bias; lif with subtractive reset, no leak; cubalif without synaptic decay, with a bias;
+    cubalif with decay, subtractive reset and a bias; an output layer with a bias."""
+    rng = np.random.default_rng(13)
+    options = [
+        {"leak_shift": 2, "bias": rng.integers(-6, 12, 10)},
+        {"leak_shift": None, "reset": "subtract"},
+        {"kind": "cubalif", "leak_shift": 1, "syn_shift": None, "bias": rng.integers(-8, 8, 8)},
+        {
+            "kind": "cubalif",
+            "leak_shift": 2,
+            "syn_shift": 1,
+            "reset": "subtract",
+            "bias": rng.integers(-4, 10, 7),
+        },
+    ]
+    sizes = [16, 10, 9, 8, 7]
+    layers = []
+    for (n_in, n_out), option in zip(zip(sizes, sizes[1:], strict=False), options, strict=True):
+        kind = option.pop("kind", "lif")
+        layers.append(random_layer(rng, n_in, n_out, 0.5, kind, w_bits=6, v_bits=8, threshold=30, **option))
+    output = random_layer(rng, 7, 4, 0.7, "output", w_bits=6, bias=rng.integers(-20, 20, 4))
+    return Model((*layers, output), timesteps=5)
+
+
 def images_for(model: Model, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (count, model.n_inputs), dtype=np.uint8)
@@ -144,8 +170,15 @@ def test_spram_synapses_and_a_short_lane_fifo_are_bit_exact(build_dir) -> None:
     model = two_hidden_model()
     images = images_for(model, 3, seed=6)
     runs = [
-        run_cosim(model, images, simulator, build_dir, backpressure_percent=30, synapse_memory="spram",
-                  lane_fifo_depth=4)  # fmt: skip
+        run_cosim(
+            model,
+            images,
+            simulator,
+            build_dir,
+            backpressure_percent=30,
+            synapse_memory="spram",
+            lane_fifo_depth=4,
+        )  # fmt: skip
         for simulator in ("icarus", "verilator")
     ]
     for result in runs:
@@ -165,6 +198,24 @@ def test_both_simulators_count_the_same_cycles(build_dir) -> None:
         assert_exact(result, model, images)
     assert verilator.cycles == icarus.cycles
     assert verilator.memory_writes == icarus.memory_writes
+
+
+@pytest.mark.parametrize(
+    ("simulator", "lanes"),
+    [pytest.param("icarus", 2, marks=needs_icarus), pytest.param("verilator", 1, marks=needs_verilator)],
+)
+def test_bias_subtractive_reset_and_cubalif_are_bit_exact(build_dir, simulator, lanes) -> None:
+    """Every spike, potential, output and prediction of :func:`options_model` equals the
+    reference, with idle gaps and backpressure; every hidden layer spikes."""
+    model = options_model()
+    images = images_for(model, 6, seed=10)
+    images[0] = 0  # silent: the biases alone drive the network
+    result = run_cosim(
+        model, images, simulator, build_dir, gap_percent=20, backpressure_percent=30, seed=5, lanes=lanes
+    )
+    assert_exact(result, model, images)
+    assert all(sum(spikes[layer] for spikes in result.spikes) > 0 for layer in range(4))
+    assert result.memory_reads["pot"] == [model.timesteps * (10 + 9 + 8 + 7)] * len(images)
 
 
 def test_missing_icarus_is_a_clear_error(monkeypatch) -> None:
