@@ -1,4 +1,4 @@
-"""Accuracy vs density on MNIST (ESL-SNN paper, Fig. 2, Fig. 3b, Fig. 4 and Table 1).
+"""Accuracy vs density on MNIST or Fashion-MNIST (ESL-SNN paper, Fig. 2, Fig. 3b, Fig. 4 and Table 1).
 
 Trains the paper's MNIST experiments from the configs in ``configs/`` and scores them on the test set:
 
@@ -8,9 +8,17 @@ Trains the paper's MNIST experiments from the configs in ``configs/`` and scores
 - single-spike (Mostafa) 784-800-10 at ε = 60 (``mnist_singlespike_eps60.yaml``);
 - Table 1 for the multi-spike models: parameters, density, FLOPs and energies (constants below).
 
+``--dataset fashion-mnist`` runs the density sweep alone (1.0, 0.3, 0.1, 0.05) on Fashion-MNIST from
+``fashion_mnist_multispike_d*.yaml`` (the MNIST configs with the Debian folder as ``data.path``), into
+``docs/benchmarks/fashion_mnist/`` and runs named ``fashion_mnist_multi_d*``, so that MNIST's results and
+runs are never overwritten or reused; the growth rules, the single-spike network and the paper's targets
+are MNIST only and left out. The density 1.0 row scored in float mode is the dense float accuracy of the
+same MLP.
+
 Each run goes to ``--runs/<name>``; a finished run is reused and an interrupted one resumed, so the
 script can be stopped and started again. Results: ``<out>/accuracy_density.json`` and ``.md``, plots
-``fig2_accuracy_density.png``, ``fig3b_layer_density.png``, ``fig4_growth_rules.png``.
+``fig2_accuracy_density.png``, ``fig3b_layer_density.png``, ``fig4_growth_rules.png`` (when growth rules
+ran). The results record the machine (CPU, cores, load average at the start and the end) and the wall time.
 
 Energy constants (45 nm, Horowitz, ISSCC 2014, the values the SNN literature uses): a 32-bit float
 multiply-accumulate 4.6 pJ (GPU energy: every stored weight is used at every step, FLOPs = 2 · MACs),
@@ -27,6 +35,7 @@ Usage (about 7 minutes on one H200 GPU; hours of CPU on full MNIST)::
     python bench/accuracy_density.py --data /path/to/mnist-idx --device cuda --jobs 12 --single-epochs 30
     python bench/accuracy_density.py --data /path/to/mnist-idx --runs runs/bench
     python bench/accuracy_density.py --epochs 1 --train-samples 1000   # smoke test, embedded subset
+    python bench/accuracy_density.py --dataset fashion-mnist            # /usr/share/datasets/fashion-mnist
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
+import platform
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -43,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from esl_hw.datasets import load_mnist
+from esl_hw.datasets import load_dataset
 from esl_hw.train.checkpoint import work_folder
 from esl_hw.train.config import Config, load_config
 from esl_hw.train.export import load_checkpoint, net_from_checkpoint
@@ -66,6 +78,44 @@ log = logging.getLogger("accuracy_density")
 
 
 @dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A dataset the benchmark runs on: its name in titles, the prefix of its configs
+    (``configs/<prefix>_multispike_d<density>.yaml``), its run names and its default output folder."""
+
+    name: str
+    prefix: str
+    densities: tuple[float, ...]
+    out: Path
+    run_prefix: str  # before every run name, so that two datasets never share a run folder
+    paper: bool  # growth rules, single spike and the paper's targets (MNIST only)
+
+
+BENCHMARKS = {
+    "mnist": Benchmark("MNIST", "mnist", DENSITIES, Path("docs/benchmarks"), "", True),
+    "fashion-mnist": Benchmark(
+        "Fashion-MNIST",
+        "fashion_mnist",
+        (1.0, 0.3, 0.1, 0.05),
+        Path("docs/benchmarks/fashion_mnist"),
+        "fashion_mnist_",
+        False,
+    ),
+}
+
+
+def benchmark_of(name: str) -> Benchmark:
+    """The :class:`Benchmark` called ``name``; an unknown name raises, naming the known ones."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
+def sweep_config(benchmark: Benchmark, density: float) -> Path:
+    """The config of ``benchmark``'s multi-spike run at ``density``."""
+    return CONFIGS / f"{benchmark.prefix}_multispike_d{density}.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     """One training run of the benchmark: its folder name, what it measures and its config."""
 
@@ -82,7 +132,8 @@ def _override(
 ) -> Config:
     if args.delta_t is not None:
         sparsity["delta_t"] = args.delta_t
-    data = dataclasses.replace(config.data, path=args.data, train_samples=args.train_samples)
+    path = args.data if args.data is not None else config.data.path  # MNIST's configs: None, embedded
+    data = dataclasses.replace(config.data, path=path, train_samples=args.train_samples)
     train_config = dataclasses.replace(config.train, device=args.device)
     if epochs is not None:
         train_config = dataclasses.replace(train_config, epochs=epochs)
@@ -101,16 +152,18 @@ def _suffix(seed: int) -> str:
 
 def plan_jobs(args: argparse.Namespace) -> list[Job]:
     """Every run, most important first: the sweep and the growth rules at the first seed, the single-
-    spike network, then the other seeds. A growth run equal to a sweep run (same rule) is not repeated."""
+    spike network, then the other seeds. A growth run equal to a sweep run (same rule) is not repeated.
+    A dataset other than MNIST has the density sweep alone."""
+    benchmark = benchmark_of(args.dataset)
+    densities = benchmark.densities if args.densities is None else args.densities
     jobs: list[Job] = []
     for position, seed in enumerate(args.seeds):
-        for density in args.densities:
-            config = _override(
-                load_config(CONFIGS / f"mnist_multispike_d{density}.yaml"), args, seed, args.epochs
-            )
-            jobs.append(
-                Job(f"multi_d{density}{_suffix(seed)}", "multi", seed, config, density, config.sparsity.grow)
-            )
+        for density in densities:
+            config = _override(load_config(sweep_config(benchmark, density)), args, seed, args.epochs)
+            name = f"{benchmark.run_prefix}multi_d{density}{_suffix(seed)}"
+            jobs.append(Job(name, "multi", seed, config, density, config.sparsity.grow))
+        if not benchmark.paper:
+            continue
         for density in () if args.skip_growth or position >= args.growth_seeds else GROW_DENSITIES:
             for rule in args.grow_rules:
                 base = load_config(CONFIGS / f"mnist_multispike_d{density}.yaml")
@@ -136,11 +189,12 @@ def _run(config: Config, out: Path) -> Path:
     return out
 
 
-def run_job(job: Job, runs: Path, data: str | None) -> dict[str, Any]:
-    """Train (or reuse) ``job``'s run and score it on the test split (in a worker process)."""
+def run_job(job: Job, runs: Path, test_samples: int | None = None) -> dict[str, Any]:
+    """Train (or reuse) ``job``'s run and score it on its data's test split, or on the split's first
+    ``test_samples`` images (in a worker process)."""
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    test = load_mnist(data).test
+    test = load_dataset(job.config.data.path).test.head(test_samples)
     run = _run(job.config, runs / job.name)
     score = _score_single if job.kind == "single" else _score_lif
     return {
@@ -178,6 +232,8 @@ def _score_lif(run: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, A
         "val_accuracy": checkpoint["val_accuracy"],
         "test_accuracy_float": correct_float / len(labels),
         "test_accuracy_integer": correct_int / len(labels),
+        "test_images": len(labels),
+        "layer_sizes": list(net.sizes),
         "connections": connections,
         "density": connections / dense,
         "layer_density": [float(mask.float().mean()) for mask in net.masks()],
@@ -265,7 +321,7 @@ def summarise(rows: list[dict[str, Any]], growth_seeds: list[int] | None = None)
     }
 
 
-def _plots(summary: dict[str, Any], out: Path) -> None:
+def _plots(summary: dict[str, Any], out: Path, benchmark: Benchmark = BENCHMARKS["mnist"]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,7 +346,7 @@ def _plots(summary: dict[str, Any], out: Path) -> None:
         densities, [row["connections"] for row in multi], "s--", color="tab:orange", label="connections"
     )
     right.set_ylabel("connections")
-    figure.suptitle("MNIST 784-800-10, ESL (Fig. 2)")
+    figure.suptitle(f"{benchmark.name} 784-800-10, ESL (Fig. 2)")
     figure.tight_layout()
     figure.savefig(out / "fig2_accuracy_density.png", dpi=120)
     plt.close(figure)
@@ -319,6 +375,8 @@ def _plots(summary: dict[str, Any], out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out / "fig3b_layer_density.png", dpi=120)
     plt.close(figure)
+    if not benchmark.paper:  # growth rules: MNIST only
+        return
 
     figure, axis = plt.subplots(figsize=(5, 3.5))
     width = 0.8 / len(GROW_RULES)
@@ -352,15 +410,83 @@ def _accuracy(stats: dict[str, float]) -> str:
     return f"{100 * stats['mean']:.2f} ± {spread}"
 
 
-def _markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
+def _machine() -> dict[str, Any]:
+    """What the results were measured on: CPU model, cores, Python and torch versions."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
+        cpu = models[0] if models else cpu
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _run_lines(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """The machine, load, epochs and wall time of the run, and the dense float accuracy of the same MLP
+    (the density 1.0 row in float mode); nothing for results older than these records, so that their
+    Markdown reads as it did."""
+    machine = results.get("machine")
+    if not machine:
+        return []
+    load = results.get("load_average", {})
     lines = [
-        "# MNIST accuracy vs density (ESL)",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, torch "
+        f"{machine['torch']}, device {results.get('device', 'cpu')}, {results.get('jobs', 1)} run(s) at a "
+        "time with one torch thread each; load average (1, 5, 15 min) "
+        f"{', '.join(map(str, load.get('start', [])))} at the start, "
+        f"{', '.join(map(str, load.get('end') or ['(still running)']))} at the end.",
+        "",
+    ]
+    epochs = sorted({row["config"]["epochs"] for row in summary["multi_spike"] if "config" in row})
+    if epochs:
+        wall = results.get("wall_seconds")
+        trained = sum(row.get("train_seconds", 0.0) for row in results["runs"])
+        timing = f"wall time {wall / 60:.1f} min" if wall is not None else "wall time: still running"
+        configured = results.get("config_epochs")
+        if configured and configured != epochs:
+            timing = f"the configs say {', '.join(map(str, configured))}, --epochs overrides them; {timing}"
+        lines += [
+            f"Epochs per run: {', '.join(map(str, epochs))} ({timing}; "
+            f"{trained / 60:.1f} min of training summed over the runs, evaluation not included).",
+            "",
+        ]
+    dense = [row for row in summary["multi_spike"] if row["target"] == 1.0]
+    if dense:
+        sizes = "-".join(map(str, dense[0].get("layer_sizes", [784, 800, 10])))
+        lines += [
+            f"Dense float accuracy of the same MLP ({sizes}, density 1.0, float mode, no integer "
+            f"quantisation): {_accuracy(dense[0]['float'])}. The float column of the other rows is the "
+            "same sparse network before quantisation; the integer column is what the hardware computes.",
+            "",
+        ]
+    return lines
+
+
+def _markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
+    benchmark = benchmark_of(results.get("dataset", "mnist"))
+    test_images = {row["test_images"] for row in summary["multi_spike"] if "test_images" in row}
+    split = f"its {min(test_images):,}-image test split" if len(test_images) == 1 else "its test split"
+    if results.get("test_samples") is not None:
+        split = f"the first {results['test_samples']:,} images of its test split (--test-samples)"
+    lines = [
+        f"# {benchmark.name} accuracy vs density (ESL)",
         "",
         f"Reproduce: `{results['command']}`.",
         "",
-        f"Data: {results.get('data', 'MNIST')}; test accuracy on its test split, mean ± standard deviation "
+        f"Data: {results.get('data', 'MNIST')}; test accuracy on {split}, mean ± standard deviation "
         "over seeds where there are several; the best epoch is chosen on the validation split.",
         "",
+        *_run_lines(results, summary),
         "| density | connections | test acc. integer | test acc. float | FLOPs | GPU energy (µJ) | SOPs/img "
         "| neuromorphic energy (µJ) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -371,6 +497,16 @@ def _markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
             f"| {_accuracy(row['float'])} | {row['flops']:,} | {row['gpu_energy_uj']:.2f} "
             f"| {row['sops_per_image']:,.0f} | {row['neuromorphic_energy_uj']:.3f} |"
         )
+    if not benchmark.paper:
+        lines += [
+            "",
+            f"Growth rules, the single-spike network and the ESL-SNN paper's targets are MNIST only: "
+            f"not run for {benchmark.name}.",
+        ]
+        if results.get("missing"):
+            lines += ["", f"Not finished (left out above): {', '.join(results['missing'])}."]
+        energy = f"Energy constants: MAC {E_MAC * 1e12} pJ, AC {E_AC * 1e12} pJ (45 nm, Horowitz 2014)."
+        return "\n".join([*lines, "", energy, ""])
     lines += [
         "",
         "Growth rules (test accuracy, integer mode):",
@@ -427,21 +563,33 @@ def write_results(results: dict[str, Any], out: Path, plots: bool = True) -> Non
     (out / "accuracy_density.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "accuracy_density.md").write_text(_markdown(results, summary))
     if plots and summary["multi_spike"]:
-        _plots(summary, out)
+        _plots(summary, out, benchmark_of(results.get("dataset", "mnist")))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="MNIST IDX folder (default: the embedded subset)")
+    parser.add_argument(
+        "--dataset",
+        choices=tuple(BENCHMARKS),
+        default="mnist",
+        help="mnist (the whole benchmark) or fashion-mnist (the density sweep alone)",
+    )
+    parser.add_argument(
+        "--data",
+        help="IDX or NPZ folder (default: the configs' data.path; MNIST's: the embedded subset)",
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument(
+        "--out", type=Path, help="results folder (default: docs/benchmarks, Fashion-MNIST: its subfolder)"
+    )
     parser.add_argument("--epochs", type=int, help="override every config's epochs")
     parser.add_argument("--single-epochs", type=int, help="override the single-spike config's epochs")
     parser.add_argument("--train-samples", type=int, help="use only the first N training images")
+    parser.add_argument("--test-samples", type=int, help="score on the first N test images only")
     parser.add_argument("--delta-t", type=int, help="override every config's ESL update interval")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the density sweep")
     parser.add_argument(
-        "--densities", type=float, nargs="*", default=list(DENSITIES), help="densities of the sweep"
+        "--densities", type=float, nargs="*", help="densities of the sweep (default: the dataset's)"
     )
     parser.add_argument(
         "--grow-rules", nargs="+", choices=GROW_RULES, default=list(GROW_RULES), help="growth rules compared"
@@ -456,21 +604,41 @@ def main() -> None:
     parser.add_argument("--replot", type=Path, help="rewrite the Markdown and figures from this JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.replot:
-        write_results(json.loads(args.replot.read_text()), args.out)
+    if args.replot:  # into --out, else the folder of the JSON's dataset
+        results = json.loads(args.replot.read_text())
+        write_results(results, args.out or benchmark_of(results.get("dataset", "mnist")).out)
         return
+    benchmark = benchmark_of(args.dataset)
+    out = args.out if args.out is not None else benchmark.out
+    started, load_start = time.monotonic(), _load()
     jobs = plan_jobs(args)
+    data = jobs[0].config.data.path if jobs else args.data
+    if data is not None and not Path(data).is_dir():
+        parser.error(f"{benchmark.name} data folder {data} is missing (give --data DIR)")
     results: dict[str, Any] = {
         "command": "python bench/accuracy_density.py " + " ".join(_argv(args)),
-        "data": args.data or "the embedded MNIST subset (6,000 train incl. validation / 1,000 test images)",
+        "dataset": args.dataset,
+        "data": data or "the embedded MNIST subset (6,000 train incl. validation / 1,000 test images)",
         "device": args.device,
+        "jobs": args.jobs,
+        "test_samples": args.test_samples,
+        "machine": _machine(),
+        "load_average": {"start": load_start, "end": None},
+        "config_epochs": sorted(
+            {
+                load_config(sweep_config(benchmark, job.density)).train.epochs
+                for job in jobs
+                if job.kind == "multi"
+            }
+        ),
+        "wall_seconds": None,
         "growth_seeds": args.seeds[: args.growth_seeds],
         "runs": [],
         "missing": [job.name for job in jobs],
     }
     context = multiprocessing.get_context("spawn")  # CUDA does not survive fork
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_job, job, args.runs, args.data): job for job in jobs}
+        futures = {pool.submit(run_job, job, args.runs, args.test_samples): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -481,17 +649,20 @@ def main() -> None:
             results["runs"].append(row)
             results["missing"].remove(job.name)
             log.info("%s: test %s", job.name, row.get("test_accuracy_integer", row.get("test_accuracy")))
-            write_results(results, args.out, plots=False)
-    write_results(results, args.out)
+            write_results(results, out, plots=False)
+    results["load_average"]["end"] = _load()
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    write_results(results, out)
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
-    parts = []
-    for key in ("data", "epochs", "single_epochs", "train_samples", "delta_t", "device", "jobs"):
+    parts = [] if args.dataset == "mnist" else ["--dataset", args.dataset]
+    keys = ("data", "epochs", "single_epochs", "train_samples", "test_samples", "delta_t", "device", "jobs")
+    for key in keys:
         value = getattr(args, key)
         if value is not None and (key, value) not in (("device", "cpu"), ("jobs", 1)):
             parts += [f"--{key.replace('_', '-')}", str(value)]
-    if args.densities != list(DENSITIES):
+    if args.densities is not None and args.densities != list(benchmark_of(args.dataset).densities):
         parts += ["--densities", *map(str, args.densities)]
     if args.grow_rules != list(GROW_RULES):
         parts += ["--grow-rules", *args.grow_rules]

@@ -1,9 +1,12 @@
-"""bench/accuracy_density.py: run plan, seed statistics and target verdicts (training is the bench)."""
+"""bench/accuracy_density.py: run plan, seed statistics and target verdicts (training is the bench),
+and the Fashion-MNIST sweep: its configs, run names, output folder and a one-epoch smoke run."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,10 +21,12 @@ _SPEC.loader.exec_module(bench)
 
 def _args(**changes) -> argparse.Namespace:
     values = {
+        "dataset": "mnist",
         "data": None,
         "epochs": None,
         "single_epochs": 40,
         "train_samples": None,
+        "test_samples": None,
         "delta_t": None,
         "seeds": [0, 1],
         "densities": list(bench.DENSITIES),
@@ -120,3 +125,90 @@ def test_kept_trained_models_are_valid_and_accurate(name: str, density: float) -
     assert model.density == pytest.approx(density, abs=1e-3)
     test = load_mnist(None).test  # the embedded 1,000 test images
     assert accuracy(model, test.images, test.labels) >= 0.97
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_fashion_plan_is_the_density_sweep_from_its_own_configs() -> None:
+    jobs = bench.plan_jobs(_args(dataset="fashion-mnist", densities=None, seeds=[0], epochs=3))
+    # growth rules and single spike are MNIST only, even without --skip-growth / --skip-single
+    assert [(job.name, job.kind, job.density) for job in jobs] == [
+        ("fashion_mnist_multi_d1.0", "multi", 1.0),
+        ("fashion_mnist_multi_d0.3", "multi", 0.3),
+        ("fashion_mnist_multi_d0.1", "multi", 0.1),
+        ("fashion_mnist_multi_d0.05", "multi", 0.05),
+    ]
+    for job in jobs:
+        assert job.config.data.path == str(FASHION)
+        assert job.config.sparsity.density == job.density
+        assert job.config.train.epochs == 3
+        assert [tuple(job.config.model.hidden), job.config.model.timesteps] == [(800,), 8]
+    other = bench.plan_jobs(_args(dataset="fashion-mnist", densities=[0.1], seeds=[0], data="/elsewhere"))
+    assert other[0].config.data.path == "/elsewhere"
+    mnist = bench.plan_jobs(_args(densities=[0.1], seeds=[0], skip_growth=True, skip_single=True))
+    assert [(job.name, job.config.data.path) for job in mnist] == [("multi_d0.1", None)]  # embedded
+    assert bench.BENCHMARKS["mnist"].out == Path("docs/benchmarks")
+
+
+def test_unknown_dataset_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'kmnist'; known: mnist, fashion-mnist"):
+        bench.plan_jobs(_args(dataset="kmnist"))
+
+
+def test_fashion_markdown_names_the_dataset_and_the_dense_float_accuracy() -> None:
+    runs = [_row("multi", 0, 1.0, "random", 0.88), _row("multi", 0, 0.1, "random", 0.86)]
+    runs[0]["test_accuracy_float"] = 0.8912
+    for row in runs:
+        row.update(flops=1, gpu_energy_uj=1.0, sops_per_image=1.0, neuromorphic_energy_uj=1.0)
+        row.update(config={"epochs": 15}, train_seconds=60.0, test_images=10000, layer_sizes=[784, 800, 10])
+    results = {
+        "command": "python bench/accuracy_density.py --dataset fashion-mnist --epochs 15",
+        "dataset": "fashion-mnist",
+        "data": str(FASHION),
+        "machine": {"cpu": "Some CPU", "cores": 2, "python": "3.11", "torch": "2.13"},
+        "load_average": {"start": [0.5, 0.6, 0.7], "end": [1.5, 1.6, 1.7]},
+        "config_epochs": [30],
+        "wall_seconds": 600.0,
+        "runs": runs,
+    }
+    text = bench._markdown(results, bench.summarise(runs))
+    assert text.startswith("# Fashion-MNIST accuracy vs density (ESL)\n")
+    assert "`python bench/accuracy_density.py --dataset fashion-mnist --epochs 15`" in text
+    assert "Some CPU, 2 cores" in text and "0.5, 0.6, 0.7 at the start, 1.5, 1.6, 1.7 at the end" in text
+    assert "Epochs per run: 15 (the configs say 30, --epochs overrides them; wall time 10.0 min" in text
+    assert "Dense float accuracy of the same MLP (784-800-10, density 1.0, float mode" in text
+    assert "quantisation): 89.12%." in text
+    assert "on its 10,000-image test split" in text
+    assert "MNIST only: not run for Fashion-MNIST" in text
+    assert "Targets" not in text and "Growth rules (test" not in text
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason=f"no Fashion-MNIST in {FASHION} (dataset-fashion-mnist)")
+def test_fashion_smoke_run_writes_its_own_folder(tmp_path: Path) -> None:
+    """One epoch on 200 training images per density, scored on 300 test images: the default output
+    folder (relative to the working directory) is docs/benchmarks/fashion_mnist, and MNIST's is untouched."""
+    command = [sys.executable, str(_PATH), "--dataset", "fashion-mnist", "--epochs", "1"]
+    command += ["--train-samples", "200", "--test-samples", "300"]
+    subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    out = tmp_path / "docs" / "benchmarks" / "fashion_mnist"
+    results = json.loads((out / "accuracy_density.json").read_text())
+    assert results["dataset"] == "fashion-mnist" and results["data"] == str(FASHION)
+    assert results["missing"] == []
+    assert sorted(row["target"] for row in results["runs"]) == [0.05, 0.1, 0.3, 1.0]
+    assert {row["kind"] for row in results["runs"]} == {"multi"}
+    assert all(row["test_images"] == 300 and row["layer_sizes"] == [784, 800, 10] for row in results["runs"])
+    assert all(row["config"]["epochs"] == 1 for row in results["runs"])
+    assert len(results["load_average"]["end"]) == 3 and results["wall_seconds"] > 0
+    assert results["command"].endswith(
+        "--dataset fashion-mnist --epochs 1 --train-samples 200 --test-samples 300"
+    )
+    text = (out / "accuracy_density.md").read_text()
+    assert text.startswith("# Fashion-MNIST accuracy vs density (ESL)")
+    assert "Dense float accuracy of the same MLP" in text
+    assert (out / "fig2_accuracy_density.png").is_file()
+    assert not (out / "fig4_growth_rules.png").exists()
+    assert sorted(path.name for path in (tmp_path / "docs" / "benchmarks").iterdir()) == ["fashion_mnist"]
+    assert sorted(path.name for path in (tmp_path / "runs" / "bench").iterdir()) == [
+        f"fashion_mnist_multi_d{density}" for density in ("0.05", "0.1", "0.3", "1.0")
+    ]
