@@ -14,8 +14,15 @@ import torch
 
 from esl_hw.errors import EslError
 from esl_hw.outputs import OUTPUT_MARKER, STAGING_MARKER
-from esl_hw.train.checkpoint import STATE_FILE, save_atomic, truncate_metrics, work_folder
-from esl_hw.train.config import config_from_dict
+from esl_hw.train.checkpoint import (
+    STATE_FILE,
+    STATE_FORMAT,
+    load_state,
+    save_atomic,
+    truncate_metrics,
+    work_folder,
+)
+from esl_hw.train.config import config_from_dict, config_to_dict
 from esl_hw.train.export import load_checkpoint
 from esl_hw.train.loop import train
 
@@ -144,6 +151,19 @@ def test_resume_refuses_another_model_or_config(killed: Path, tmp_path: Path) ->
     (work_folder(out) / STATE_FILE).write_bytes(b"garbage")
     with pytest.raises(EslError, match="cannot read training state"):
         train(config_from_dict(CONFIG), out, resume=True, progress=False)
+
+
+def test_a_state_saved_before_a_config_key_existed_resumes_at_its_default(tmp_path: Path) -> None:
+    config = config_to_dict(config_from_dict(CONFIG))
+    older = {**config, "sparsity": {k: v for k, v in config["sparsity"].items() if k != "redistribute"}}
+    state = {"format": STATE_FORMAT, "sizes": [784, 16, 10], "config": older}
+    save_atomic(state, tmp_path / STATE_FILE)
+    assert load_state(tmp_path, config, [784, 16, 10])["config"] == older
+    moved = config_to_dict(
+        config_from_dict({**CONFIG, "sparsity": {**CONFIG["sparsity"], "redistribute": "momentum"}})
+    )
+    with pytest.raises(EslError, match=r"another config \(sparsity.redistribute differs\)"):
+        load_state(tmp_path, moved, [784, 16, 10])
 
 
 def test_fresh_start_over_an_interrupted_run_needs_force(killed: Path, tmp_path: Path) -> None:

@@ -160,6 +160,31 @@ def test_hardware_random_config_and_its_one_line_errors() -> None:
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("rule", ["none", "magnitude", "momentum"])
+def test_redistribute_rules_are_valid_and_none_is_the_default(rule: str) -> None:
+    assert config_from_dict({}).sparsity.redistribute == "none"
+    config = config_from_dict({"sparsity": {"redistribute": rule, "prune": "set", "grow": "momentum"}})
+    assert config.sparsity.redistribute == rule
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_redistribute_unknown_or_with_hardware_random_is_refused_in_one_line() -> None:
+    with pytest.raises(
+        EslError, match=r"sparsity.redistribute ='dsr' unknown \(known: none, magnitude, momentum\)"
+    ):
+        config_from_dict({"sparsity": {"redistribute": "dsr"}})
+    hardware = {"prune": "magnitude", "grow": "hardware-random"}
+    assert (
+        config_from_dict({"sparsity": {**hardware, "redistribute": "none"}}).sparsity.grow
+        == "hardware-random"
+    )
+    for rule in ("magnitude", "momentum"):
+        message = f"sparsity.redistribute ='{rule}' cannot be used with sparsity.grow 'hardware-random'"
+        with pytest.raises(EslError, match=message) as error:
+            config_from_dict({"sparsity": {**hardware, "redistribute": rule}})
+        assert "\n" not in str(error.value)
+
+
 def test_every_shipped_config_loads() -> None:
     folder = Path(__file__).resolve().parent.parent / "configs"
     paths = sorted(folder.glob("*.yaml"))

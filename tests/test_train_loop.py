@@ -16,7 +16,7 @@ from esl_hw.errors import EslError
 from esl_hw.outputs import OUTPUT_MARKER
 from esl_hw.train.config import config_from_dict, load_config
 from esl_hw.train.export import load_checkpoint
-from esl_hw.train.loop import resolve_device, split_train_val, train
+from esl_hw.train.loop import build_training, resolve_device, split_train_val, train
 
 TINY = {
     "seed": 1,
@@ -62,6 +62,42 @@ def test_run_folder_holds_config_checkpoint_and_metrics(tiny_run) -> None:
     best = max(records, key=lambda record: record["val_accuracy"])
     assert checkpoint["val_accuracy"] == best["val_accuracy"]
     assert not list(folder.parent.glob(".tiny.partial-*"))
+
+
+def test_momentum_redistribution_moves_the_logged_layer_densities_at_constant_total(tmp_path: Path) -> None:
+    sparsity = {
+        "density": 0.2,
+        "delta_t": 2,
+        "grow": "momentum",
+        "redistribute": "momentum",
+        "dense_layers": [2],
+    }
+    raw = {**TINY, "data": {"train_samples": 400, "val_fraction": 0.2}, "sparsity": sparsity}
+    raw["model"], raw["train"] = {"hidden": [32, 16], "timesteps": 4}, {**TINY["train"], "epochs": 1}
+    result = train(config_from_dict(raw), tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    updates = records[0]["esl_updates"]
+    sizes = [784 * 32, 32 * 16, 16 * 10]
+    initial = [layer["active"] - layer["grown"] + layer["pruned"] for layer in updates[0]["layers"]]
+    total = sum(initial)
+    assert total == pytest.approx(0.2 * sum(sizes), abs=2) and initial[2] == sizes[2]
+    for update in updates:  # the total is kept exactly at every update, the layers' counts move
+        assert sum(layer["active"] for layer in update["layers"]) == total
+        assert update["layers"][2]["active"] == sizes[2]  # the dense layer stays dense
+    logged = records[0]["density"]  # the per-layer densities the run's density.png plots
+    assert logged[:2] != [count / size for count, size in zip(initial[:2], sizes, strict=False)]
+    assert logged[2] == 1.0
+    assert sum(density * size for density, size in zip(logged, sizes, strict=True)) == pytest.approx(total)
+    assert records[0]["overall_density"] == pytest.approx(total / sum(sizes))
+    assert result.densities == logged
+
+
+def test_dense_and_overridden_layers_are_fixed_under_redistribution() -> None:
+    sparsity = {"redistribute": "magnitude", "dense_layers": [2], "layer_density": {0: 0.05}}
+    config = config_from_dict({"model": {"hidden": [32, 16], "timesteps": 4}, "sparsity": sparsity})
+    _, _, engine = build_training(config, 10)
+    assert engine.movable == [False, True, False]
+    assert engine.redistribute == "magnitude"
 
 
 def test_refuses_a_non_empty_run_folder(tmp_path: Path) -> None:

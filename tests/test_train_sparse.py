@@ -1,14 +1,16 @@
-"""Tests for esl_hw.train.sparse: the engine (constant density, optimizer reset, growth in place, resume)."""
+"""Tests for esl_hw.train.sparse: the engine (constant density, optimizer reset, growth in place, resume,
+redistribution across layers)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import pytest
 import torch
 
 from esl_hw.errors import EslError
-from esl_hw.train.sparse import GROW_RULES, PRUNE_RULES, SparseEngine, cosine_fraction, get_rule
+from esl_hw.train.sparse import GROW_RULES, PRUNE_RULES, SparseEngine, UpdateStats, cosine_fraction, get_rule
 
 
 def _setup(optimizer_name: str = "adam", seed: int = 0, density: float = 0.2):
@@ -232,7 +234,165 @@ def test_bad_layer_density_is_refused() -> None:
         SparseEngine([("w", weight)], None, [0.5], 100, delta_t=0)
 
 
-def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+# sha256 of masks and weights after _rewire_run, recorded with the engine before `redistribute` existed
+# (commit a343e9a). The run uses only exactly rounded elementwise float operations (SGD with a
+# power-of-two learning rate and momentum), so the digests hold on any CPU.
+BEFORE_REDISTRIBUTE = {
+    "set/random": "c7513b11f07638491b023019ef161770798dbc5719a5dd827417aba0b96037e9",
+    "set/momentum": "2b06eedd8684c2827159f5a9dd0cc5c3cd5371b84e8c81ff87cdcbdfa2eb1add",
+    "set/gradient": "1104ed5ee5cd2b69a399b5afc13511c805f1e6ed04a4032794ec06480616722f",
+    "set/random-unfired": "d04afbb7ea711fd8b18e2bf0c6605494d5c019cf9e4774654bc8daf742617461",
+    "magnitude/random": "7e136dedea994a7ff3580d8b406d0fa47e6ec2d7a97bc2149c30e77c25150222",
+    "magnitude/momentum": "1953141045be9cb9225c5b63e5446a179a375442e57a4ea7b26252dc59232baa",
+    "magnitude/gradient": "3c57f94a217ec4b1b615fd240b06c152e65c3733b01dac5da8e7302616f4d7e8",
+    "magnitude/random-unfired": "2b04e319804fc950efc97162c0e6e3fa2fd57e513e4afe0d51c0444de8889222",
+}
+
+
+def _rewire_run(prune: str, grow: str, **options) -> tuple[SparseEngine, list[UpdateStats]]:
+    """60 SGD steps on three layers with drawn gradients, an ESL update every 3 iterations."""
+    generator = torch.Generator().manual_seed(7)
+    shapes = [(24, 16), (16, 12), (12, 4)]
+    weights = [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in shapes]
+    optimizer = torch.optim.SGD(weights, lr=2.0**-6, momentum=0.5)
+    engine = SparseEngine(
+        [(f"l{i}", weight) for i, weight in enumerate(weights)],
+        optimizer,
+        [0.2, 0.3, 0.5],
+        60,
+        prune=prune,
+        grow=grow,
+        alpha=0.4,
+        delta_t=3,
+        t_end=0.8,
+        generator=torch.Generator().manual_seed(3),
+        **options,
+    )
+    noise = torch.Generator().manual_seed(11)
+    updates = []
+    for _ in range(60):
+        optimizer.zero_grad()
+        for weight in weights:
+            weight.grad = torch.randn(weight.shape, generator=noise) + 0.5 * weight.detach()
+        optimizer.step()
+        stats = engine.step()
+        if stats is not None:
+            updates.append(stats)
+    return engine, updates
+
+
+def _digest(tensors: list[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE_REDISTRIBUTE))
+def test_redistribute_none_is_bit_identical_to_the_engine_before_it(case: str) -> None:
+    prune, grow = case.split("/")
+    for options in ({}, {"redistribute": "none"}):
+        engine, _ = _rewire_run(prune, grow, **options)
+        assert _digest([*engine.masks, *engine.weights]) == BEFORE_REDISTRIBUTE[case]
+
+
+@pytest.mark.parametrize("rule", ["magnitude", "momentum"])
+@pytest.mark.parametrize("grow", ["random", "momentum"])
+def test_redistribution_keeps_the_global_count_and_moves_the_layers(rule: str, grow: str) -> None:
+    engine, updates = _rewire_run("magnitude", grow, redistribute=rule)
+    sizes = [mask.numel() for mask in engine.masks]
+    start = [round(0.2 * 384), round(0.3 * 192), round(0.5 * 48)]
+    assert len(updates) == 15
+    for update in updates:
+        actives = [layer.active for layer in update.layers]
+        assert sum(actives) == sum(start)  # exactly, at every update
+        assert sum(layer.pruned for layer in update.layers) == sum(layer.grown for layer in update.layers)
+        assert all(1 <= active <= size for active, size in zip(actives, sizes, strict=True))
+        assert [layer.density for layer in update.layers] == [
+            a / n for a, n in zip(actives, sizes, strict=True)
+        ]
+    assert [int(mask.sum()) for mask in engine.masks] != start  # the layers' counts moved
+    assert any(layer.pruned != layer.grown for update in updates for layer in update.layers)
+    for weight, mask in zip(engine.weights, engine.masks, strict=True):
+        assert not weight[~mask].any()
+
+
+def test_momentum_concentrated_in_one_layer_moves_density_there() -> None:
+    weights, optimizer, engine = _setup("sgd")
+    engine.redistribute = "momentum"
+    _train_step(weights, optimizer, engine)
+    optimizer.state[weights[0]]["momentum_buffer"].fill_(0.001)
+    optimizer.state[weights[1]]["momentum_buffer"].fill_(1.0)
+    before = [int(mask.sum()) for mask in engine.masks]
+    stats = engine.update()
+    after = [layer.active for layer in stats.layers]
+    assert after[1] > before[1] and after[0] < before[0] and sum(after) == sum(before)
+    assert stats.layers[1].grown > stats.layers[1].pruned  # most of the regrowth went to layer b
+
+
+def test_magnitude_redistribution_takes_from_the_layer_with_small_weights() -> None:
+    weights, optimizer, engine = _setup("sgd")
+    engine.redistribute = "magnitude"
+    with torch.no_grad():
+        weights[0].mul_(0.001)  # layer a's weights are now the network's smallest
+    before = [int(mask.sum()) for mask in engine.masks]
+    stats = engine.update()
+    assert [layer.pruned for layer in stats.layers] == [round(stats.fraction * sum(before)), 0]
+    assert stats.layers[0].active < before[0] and stats.layers[1].active > before[1]
+
+
+def test_a_fixed_layer_keeps_its_count_and_a_full_one_may_give_synapses_away() -> None:
+    weights = [torch.nn.Parameter(torch.randn(40, 30)), torch.nn.Parameter(torch.randn(30, 10))]
+    optimizer = torch.optim.SGD(weights, lr=0.1, momentum=0.9)
+    names = list(zip("ab", weights, strict=True))
+    engine = SparseEngine(names, optimizer, [0.3, 1.0], 40, delta_t=1, redistribute="momentum", fixed=[1])
+    for _ in range(20):
+        stats = _train_step(weights, optimizer, engine)
+        assert stats.layers[1].active == 300 and stats.layers[1].pruned == stats.layers[1].grown == 0
+        assert stats.layers[0].active == 360
+    with torch.no_grad():
+        weights[0].copy_(torch.randn(40, 30).sign())  # |w| = 1 wherever layer a's new mask falls
+        weights[1].copy_(torch.rand(30, 10) * 0.01)  # the full layer holds the network's smallest weights
+    engine = SparseEngine(names, optimizer, [0.3, 1.0], 40, delta_t=1, redistribute="magnitude")
+    stats = engine.update()
+    assert stats.layers[1].active < 300 and sum(layer.active for layer in stats.layers) == 660
+    with pytest.raises(EslError, match=r"fixed layer 2: no such layer \(0..1\)"):
+        SparseEngine(names, optimizer, [0.3, 1.0], 40, redistribute="momentum", fixed=[2])
+
+
+def test_redistribution_resumes_identically_from_state_dict() -> None:
+    engine_a, _ = _rewire_run("set", "momentum", redistribute="momentum")
+    engine_b, _ = _rewire_run("set", "momentum", redistribute="momentum")
+    for a, b in zip([*engine_a.masks, *engine_a.weights], [*engine_b.masks, *engine_b.weights], strict=True):
+        assert torch.equal(a, b)
+    weights = [torch.nn.Parameter(torch.randn(24, 16)), torch.nn.Parameter(torch.randn(16, 12))]
+    fresh = SparseEngine(
+        list(zip("ab", weights, strict=True)), None, [0.2, 0.3], 60, redistribute="magnitude"
+    )
+    state = fresh.state_dict()
+    assert "redistribute" not in state  # nothing beyond masks and counters to save
+    fresh.load_state_dict(state)
+
+
+def test_redistribution_refuses_hardware_random_and_unknown_names() -> None:
+    weight = torch.nn.Parameter(torch.randn(6, 6))
+    with pytest.raises(EslError, match="redistribute 'momentum' moves synapses.*'hardware-random'"):
+        SparseEngine(
+            [("w", weight)], None, [0.5], 100, prune="magnitude", grow="hardware-random",
+            integer_weights=lambda: [weight.detach().round()], redistribute="momentum",
+        )  # fmt: skip
+    with pytest.raises(EslError, match="unknown redistribute rule 'dsr'"):
+        SparseEngine([("w", weight)], None, [0.5], 100, redistribute="dsr")
+
+
+def test_momentum_redistribution_without_momentum_is_a_clear_error() -> None:
+    weight = torch.nn.Parameter(torch.randn(6, 6))
+    engine = SparseEngine([("w", weight)], None, [0.5], 100, delta_t=1, redistribute="momentum")
+    with pytest.raises(EslError, match="w: redistribute 'momentum' needs optimizer momentum"):
+        engine.update()
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str, redistribute: str) -> None:
     init = f"file://{init_file}"
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -243,7 +403,14 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     # A different random stream per rank: identical masks must come from the engine, not from luck.
     generator = torch.Generator().manual_seed(rank)
     engine = SparseEngine.from_module(
-        model, optimizer, 20, density=0.3, grow="random", delta_t=2, generator=generator
+        model,
+        optimizer,
+        20,
+        density=0.3,
+        grow="random",
+        delta_t=2,
+        generator=generator,
+        redistribute=redistribute,
     )
     data = torch.Generator().manual_seed(100 + rank)
     for _ in range(10):
@@ -261,9 +428,10 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-def test_masks_and_weights_agree_across_two_ddp_processes(tmp_path) -> None:
+@pytest.mark.parametrize("redistribute", ["none", "momentum"])
+def test_masks_and_weights_agree_across_two_ddp_processes(tmp_path, redistribute: str) -> None:
     torch.multiprocessing.spawn(
-        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), redistribute), nprocs=2, join=True
     )
     first, second = (torch.load(tmp_path / f"{rank}.pt") for rank in range(2))
     for a, b in zip(first["masks"] + first["weights"], second["masks"] + second["weights"], strict=True):

@@ -40,6 +40,7 @@ from esl_hw.outputs import (
     publish,
     staging_owner,
 )
+from esl_hw.train.config import config_from_dict, config_to_dict
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "esl-hw-train-state"
@@ -153,7 +154,8 @@ def finish_work_folder(work: Path, target: TargetState) -> None:
 
 
 def load_state(work: Path, config_dict: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
-    """Read ``state.pt`` and refuse one from another configuration or another model shape."""
+    """Read ``state.pt`` and refuse one from another configuration or another model shape (a config
+    key added since the state was saved counts at its default, e.g. ``sparsity.redistribute: none``)."""
     path = work / STATE_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -166,10 +168,18 @@ def load_state(work: Path, config_dict: dict[str, Any], sizes: list[int]) -> dic
             f"{path}: checkpoint is for model {'-'.join(map(str, state['sizes']))}, "
             f"the config gives {'-'.join(map(str, sizes))}"
         )
-    if state["config"] != config_dict:
-        key = _first_difference(state["config"], config_dict)
+    if _with_defaults(state["config"]) != config_dict:
+        key = _first_difference(_with_defaults(state["config"]), config_dict)
         raise EslError(f"{path}: the interrupted run used another config ({key} differs)")
     return state
+
+
+def _with_defaults(saved: Any) -> Any:
+    """The saved config with the keys it lacks at their defaults (as saved if it does not validate)."""
+    try:
+        return config_to_dict(config_from_dict(saved))
+    except (EslError, TypeError, ValueError, AttributeError):
+        return saved
 
 
 def _first_difference(saved: Any, given: Any, prefix: str = "") -> str:

@@ -30,6 +30,7 @@ from esl_hw.limits import shown
 from esl_hw.rewiring import DEFAULT_SEED
 from esl_hw.safe_yaml import dump_yaml, load_yaml
 from esl_hw.train.hardware_rewiring import check_lanes, check_seed
+from esl_hw.train.redistribution import REDISTRIBUTE_NAMES
 from esl_hw.train.sparse_rules import GROW_RULES, HARDWARE_RANDOM, INIT_NAMES, PRUNE_RULES
 
 OPTIMIZER_NAMES = ("adam", "sgd")
@@ -98,6 +99,8 @@ class SparsityConfig:
     kept dense and ``layer_density`` (YAML mapping ``{layer index: density}``) fixes single layers.
     ``grow: hardware-random`` (LIF MLP only, with ``prune: magnitude``) is the chip's rewiring for a
     core of ``lanes`` lanes (a power of two), every layer's LFSR starting from ``lfsr_seed``.
+    ``redistribute`` (``none``, ``magnitude``, ``momentum``) lets density move between layers at
+    constant total (:mod:`esl_hw.train.redistribution`); ``none`` keeps every layer's density.
     """
 
     density: float | None = 0.1
@@ -112,6 +115,7 @@ class SparsityConfig:
     t_end: float = 0.75
     lanes: int = 1
     lfsr_seed: int = DEFAULT_SEED
+    redistribute: str = "none"
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,13 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
     grow = _choice(raw["grow"], "sparsity.grow", tuple(GROW_RULES))
     if grow == HARDWARE_RANDOM and prune != "magnitude":
         raise _fail("sparsity.grow", f"={grow!r} needs sparsity.prune: magnitude, got {prune!r}")
+    redistribute = _choice(raw["redistribute"], "sparsity.redistribute", REDISTRIBUTE_NAMES)
+    if grow == HARDWARE_RANDOM and redistribute != "none":
+        raise _fail(
+            "sparsity.redistribute",
+            f"={redistribute!r} cannot be used with sparsity.grow {HARDWARE_RANDOM!r}: the chip's rewiring "
+            "keeps every layer's synapse count (use redistribute: none)",
+        )
     try:
         lanes = check_lanes(raw["lanes"], "sparsity.lanes")
         lfsr_seed = check_seed(raw["lfsr_seed"], "sparsity.lfsr_seed")
@@ -360,6 +371,7 @@ def _check_sparsity(raw: dict[str, Any], n_layers: int) -> SparsityConfig:
         t_end=t_end,
         lanes=lanes,
         lfsr_seed=lfsr_seed,
+        redistribute=redistribute,
     )
 
 

@@ -134,6 +134,8 @@ def build_training(
         lanes=sparsity.lanes,
         lfsr_seed=sparsity.lfsr_seed,
         integer_weights=task.integer_weights(net),
+        redistribute=sparsity.redistribute,
+        fixed=sorted({*sparsity.dense_layers, *dict(sparsity.layer_density)}),
     )
     return net, optimizer, engine
 

@@ -14,6 +14,11 @@ SGD ``momentum_buffer``: every state tensor shaped like the weight) is zeroed. M
 the weights after every optimizer step, so the number of active connections per layer never changes
 (checked at every update).
 
+With ``redistribute`` (``magnitude`` or ``momentum``, :mod:`esl_hw.train.redistribution`) the
+*global* number of active connections is kept instead, while the number pruned and regrown per layer
+follows the rule, so density moves between layers; ``none`` (the default) is the per-layer update
+above, unchanged.
+
 The engine works on any model: it takes ``(name, weight)`` pairs (or :meth:`SparseEngine.from_module`
 picks the linear and conv weights of a module) and the optimizer, and the training loop calls
 :meth:`SparseEngine.step` right after ``optimizer.step()``, like a learning-rate scheduler. The
@@ -34,6 +39,7 @@ import torch
 from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED
 from esl_hw.train.hardware_rewiring import HardwareRewiring
+from esl_hw.train.redistribution import NONE, REDISTRIBUTE_NAMES, check_redistribute, layer_state, plan_update
 from esl_hw.train.sparse_rules import (
     GROW_RULES,
     HARDWARE_RANDOM,
@@ -60,6 +66,7 @@ __all__ = [
     "HARDWARE_RANDOM",
     "INIT_NAMES",
     "PRUNE_RULES",
+    "REDISTRIBUTE_NAMES",
     "GrowContext",
     "LayerUpdate",
     "SparseEngine",
@@ -137,6 +144,11 @@ class SparseEngine:
     integer_weights:
         ``hardware-random`` only: returns the integer weights ``[n_in, n_out]`` of every layer, as
         export writes them (e.g. :meth:`esl_hw.train.model.LIFNet.integer_weights`).
+    redistribute:
+        ``none`` (each layer keeps its count), ``magnitude`` or ``momentum`` (the global count is kept,
+        layers' counts move: :mod:`esl_hw.train.redistribution`); not with ``hardware-random``.
+    fixed:
+        Indices of layers whose count ``redistribute`` leaves as it is (e.g. layers kept dense).
     """
 
     def __init__(
@@ -156,6 +168,8 @@ class SparseEngine:
         lanes: int = 1,
         lfsr_seed: int = DEFAULT_SEED,
         integer_weights: Callable[[], Sequence[torch.Tensor]] | None = None,
+        redistribute: str = NONE,
+        fixed: Sequence[int] = (),
     ) -> None:
         if len(densities) != len(params):
             raise ValueError(f"{len(params)} weights but {len(densities)} densities")
@@ -183,6 +197,16 @@ class SparseEngine:
             mask.view(-1)[chosen.to(mask.device)] = True
         self.ever_active = [mask.clone() for mask in self.masks]
         self.integer_weights = integer_weights
+        self.redistribute = check_redistribute(redistribute)
+        if redistribute != NONE and grow == HARDWARE_RANDOM:
+            raise EslError(
+                f"redistribute {redistribute!r} moves synapses between layers, but grow rule "
+                f"{HARDWARE_RANDOM!r} keeps each layer's synapse count (the chip's rewiring unit)"
+            )
+        for index in fixed:
+            if not 0 <= index < len(self.weights):
+                raise EslError(f"fixed layer {index}: no such layer (0..{len(self.weights) - 1})")
+        self.movable = [index not in fixed for index in range(len(self.weights))]
         self.rewiring = self._hardware_rewiring(grow, prune, lanes, lfsr_seed)
         self.apply_masks()
 
@@ -274,12 +298,15 @@ class SparseEngine:
 
     @torch.no_grad()
     def update(self) -> UpdateStats:
-        """Prune ``α_t`` of each layer's active connections and regrow as many elsewhere."""
+        """Prune ``α_t`` of each layer's active connections and regrow as many elsewhere (with
+        ``redistribute``: as many over all layers, :meth:`_update_redistributed`)."""
         fraction = self.fraction()
+        if self.redistribute != NONE:
+            return self._update_redistributed(fraction)
         integers = None if self.rewiring is None else list(self.integer_weights())
         layers = []
-        for index, (name, weight, mask) in enumerate(zip(self.names, self.weights, self.masks, strict=True)):
-            flat_mask, flat_weight = mask.view(-1), weight.data.view(-1)
+        for index, (name, mask) in enumerate(zip(self.names, self.masks, strict=True)):
+            flat_mask = mask.view(-1)
             active = int(flat_mask.sum())
             count = min(round(fraction * active), flat_mask.numel() - active)
             pruned = grown = torch.zeros(0, dtype=torch.long)
@@ -288,38 +315,85 @@ class SparseEngine:
             elif count:
                 pruned, grown = self._prune_and_grow(index, count)
             if count:
-                pruned, grown = pruned.to(flat_mask.device), grown.to(flat_mask.device)
-                flat_mask[pruned] = False
-                flat_mask[grown] = True
-                flat_weight[pruned] = 0.0
-                flat_weight[grown] = 0.0
-                self._reset_optimizer_state(weight, torch.cat([pruned, grown]))
-            self.ever_active[index] |= mask
-            if int(flat_mask.sum()) != active:
-                raise RuntimeError(f"{name}: density changed from {active} to {int(flat_mask.sum())}")
-            layers.append(
-                LayerUpdate(
-                    name=name,
-                    density=active / flat_mask.numel(),
-                    active=active,
-                    pruned=len(pruned),
-                    grown=len(grown),
-                    ever_active=int(self.ever_active[index].sum()),
-                )
-            )
+                self._rewire(index, pruned, grown)
+            layers.append(self._layer_update(index, len(pruned), len(grown)))
+            if layers[-1].active != active:
+                raise RuntimeError(f"{name}: density changed from {active} to {layers[-1].active}")
         stats = UpdateStats(self.iteration, fraction, tuple(layers))
         log.debug("ESL update %s", stats)
         return stats
 
-    def _prune_and_grow(self, index: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat indices ``(pruned, grown)`` of layer ``index`` by the prune and grow rules."""
+    @torch.no_grad()
+    def _update_redistributed(self, fraction: float) -> UpdateStats:
+        """Prune and regrow per layer as :func:`~esl_hw.train.redistribution.plan_update` says: the
+        total number of active connections is kept exactly, each layer's moves."""
+        states = [
+            layer_state(self.redistribute, weight, mask, movable, self.optimizer, name)
+            for name, weight, mask, movable in zip(
+                self.names, self.weights, self.masks, self.movable, strict=True
+            )
+        ]
+        pruned_counts, grown_counts = plan_update(self.redistribute, fraction, states)
+        plan = self._synchronise(torch.tensor([*pruned_counts, *grown_counts], dtype=torch.long)).tolist()
+        pruned_counts, grown_counts = plan[: len(states)], plan[len(states) :]
+        layers = []
+        for index, (name, state) in enumerate(zip(self.names, states, strict=True)):
+            pruned, grown = pruned_counts[index], grown_counts[index]
+            if pruned or grown:
+                self._rewire(index, *self._prune_and_grow(index, pruned, grown))
+            layers.append(self._layer_update(index, pruned, grown))
+            if layers[-1].active != state.active - pruned + grown:
+                raise RuntimeError(
+                    f"{name}: {layers[-1].active} active after pruning {pruned}, growing {grown}"
+                )
+        before, after = sum(state.active for state in states), sum(layer.active for layer in layers)
+        if after != before:
+            raise RuntimeError(f"redistribution changed the connection count from {before} to {after}")
+        stats = UpdateStats(self.iteration, fraction, tuple(layers))
+        log.debug("ESL update %s", stats)
+        return stats
+
+    def _rewire(self, index: int, pruned: torch.Tensor, grown: torch.Tensor) -> None:
+        """Deactivate the flat positions ``pruned`` of layer ``index``, activate ``grown`` (after: a
+        position in both ends active), zero their weights and optimizer state."""
+        flat_mask, weight = self.masks[index].view(-1), self.weights[index]
+        pruned, grown = pruned.to(flat_mask.device), grown.to(flat_mask.device)
+        flat_mask[pruned] = False
+        flat_mask[grown] = True
+        weight.data.view(-1)[pruned] = 0.0
+        weight.data.view(-1)[grown] = 0.0
+        self._reset_optimizer_state(weight, torch.cat([pruned, grown]))
+
+    def _layer_update(self, index: int, pruned: int, grown: int) -> LayerUpdate:
+        """Record layer ``index`` after an update (``ever_active`` takes in its mask first)."""
+        mask = self.masks[index]
+        self.ever_active[index] |= mask
+        active = int(mask.sum())
+        return LayerUpdate(
+            name=self.names[index],
+            density=active / mask.numel(),
+            active=active,
+            pruned=pruned,
+            grown=grown,
+            ever_active=int(self.ever_active[index].sum()),
+        )
+
+    def _prune_and_grow(
+        self, index: int, count: int, grow_count: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat indices ``(pruned, grown)`` of layer ``index`` by the prune and grow rules: ``count``
+        pruned; ``count`` grown at positions inactive before the update, or with ``grow_count``
+        (redistribution) that many at positions inactive after the prune (a pruned one may return)."""
         weight, flat_mask = self.weights[index], self.masks[index].view(-1)
         flat_weight = weight.data.view(-1)
         active = torch.nonzero(flat_mask).squeeze(1)
         pruned = self.prune_rule(flat_weight, active, count)
+        inactive = ~flat_mask
+        if grow_count is not None:
+            inactive[pruned.to(inactive.device)] = True
         context = GrowContext(
-            candidates=torch.nonzero(~flat_mask).squeeze(1),
-            count=count,
+            candidates=torch.nonzero(inactive).squeeze(1),
+            count=count if grow_count is None else grow_count,
             generator=self.generator,
             weight=flat_weight,
             grad=None if weight.grad is None else weight.grad.view(-1),
