@@ -47,6 +47,7 @@ HANDLERS = {
     "bitstream": "fpga",
     "run": "fpga",
     "demo": "demo",
+    "explore": "explore",
     "cache": "cache",
     "import-nir": "nir_commands",
     "export-nir": "nir_commands",
@@ -173,6 +174,45 @@ def _add_nir_commands(add_command) -> None:
         "integer reference (default: none)",
     )
     out.add_argument("--force", action="store_true", help="replace a NIR file esl-hw wrote before at --out")
+
+
+def _add_explore_command(add_command) -> None:
+    """``explore`` (docs/explore.md): the accuracy / latency / resources front of a space, on Ray."""
+    import os
+
+    explore = add_command(
+        "explore",
+        help="co-design exploration: train, co-simulate and synthesise the points of a space on Ray",
+        description="Evaluates the points of SPACE.yaml (docs/explore.md) through the real pipeline, each "
+        "stage cached by its inputs, and writes front.json, front.md and front.png to --out; needs the "
+        "explore extra: pip install 'esl-hw[explore]'.",
+    )
+    explore.add_argument("space", type=Path, help="space file (YAML), e.g. configs/explore_mnist_ecp5.yaml")
+    explore.add_argument("--out", type=Path, required=True, help="exploration folder to create (or resume)")
+    explore.add_argument(
+        "--data",
+        type=Path,
+        help="IDX or NPZ dataset folder (default: the space's dataset, else embedded MNIST)",
+    )
+    explore.add_argument(
+        "--workers",
+        type=_positive_int,
+        help=f"CPUs of the local Ray cluster (default: this machine's cores, {os.cpu_count()} here)",
+    )
+    explore.add_argument(
+        "--address",
+        help="join the Ray cluster at this address (e.g. auto or HOST:6379) instead of starting a local "
+        "one (default: a local cluster)",
+    )
+    explore.add_argument(
+        "--cache",
+        type=Path,
+        help="stage cache folder, shared by explorations (default: explore/ in the build cache, "
+        "$ESL_HW_CACHE or ~/.cache/esl-hw)",
+    )
+    explore.add_argument(
+        "--resume", action="store_true", help="continue the exploration in --out: finished points are kept"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -340,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_energy_options(demo)
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
 
+    _add_explore_command(add_command)
     _add_nir_commands(add_command)
 
     cache = add_command(
