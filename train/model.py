@@ -161,10 +161,8 @@ class LIFNet(nn.Module):
         )
         for index, weight in enumerate(self.weights):
             self.register_buffer(f"mask_{index}", torch.ones_like(weight, dtype=torch.bool))
-        self.biased = (
-            tuple(per_layer(biases, n_layers, "biases")) if biases is not None else (None,) * n_layers
-        )
-        for index, bias in enumerate(self.biased):
+        layer_biases = per_layer(biases, n_layers, "biases") if biases is not None else (None,) * n_layers
+        for index, bias in enumerate(layer_biases):
             if bias is not None:  # integers in the layer's units; float64 holds 32-bit values exactly
                 self.register_buffer(f"bias_{index}", torch.as_tensor(np.asarray(bias), dtype=torch.float64))
         self.reset_parameters()
@@ -258,7 +256,7 @@ class LIFNet(nn.Module):
 
     def bias(self, index: int) -> torch.Tensor | None:
         """Layer ``index``'s bias in its units (float64, integer-valued), or ``None``."""
-        return getattr(self, f"bias_{index}") if self.biased[index] is not None else None
+        return getattr(self, f"bias_{index}", None)
 
     def integer_biases(self) -> list[np.ndarray | None]:
         """Every layer's bias as int64 (``None`` for a layer without one), as export writes it."""
