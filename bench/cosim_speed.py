@@ -3,14 +3,17 @@
 Usage::
 
     python bench/cosim_speed.py [--model MODEL] [--data DIR] [--samples N] [--lanes 1 16]
-                                [--jobs J] [--note TEXT] [--out docs/benchmarks]
+                                [--jobs J] [--mode binary|cocotb] [--note TEXT] [--out docs/benchmarks]
 
 Runs ``N`` MNIST test images through the RTL on Verilator (spikes, outputs, predictions and
-counters checked bit for bit; potentials not traced) and reports simulated cycles per second,
-images per second (end to end: simulator start, simulation, trace check) and the projected time
-of the whole 10,000-image test set; with ``--jobs J`` the images are split over ``J`` simulator
-processes running at once (one build). Then it times the integer reference model on the whole
-test set.
+counters checked bit for bit; potentials not traced) and reports simulated cycles per second (of
+all processes together, and per simulator process while it simulates), images per second (end to
+end: simulator start, simulation, trace check) and the projected time of the whole 10,000-image
+test set; with ``--jobs J`` the images are split over ``J`` simulator processes running at once
+(one build, shared: one event memory depth for all). ``--mode`` is the run mode of
+:func:`esl_hw.sim.run_cosim` (default: its default, the plain Verilator executable). The load
+average of the machine before and after the run goes into the report. Then it times the integer
+reference model on the whole test set.
 Without ``--model`` the network is the random 784-800-10 model of ``bench/cycles.py``.
 Writes ``cosim_speed.json`` and ``cosim_speed.md`` into ``--out``.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,32 +43,60 @@ TEST_SET = 10_000
 def _cosim(arguments: tuple) -> object:
     from esl_hw.sim import run_cosim
 
-    model, images, build_dir, lanes = arguments
-    return run_cosim(model, images, "verilator", build_dir, trace_potentials=False, lanes=lanes)
+    model, images, build_dir, lanes, mode, capacity = arguments
+    return run_cosim(
+        model,
+        images,
+        "verilator",
+        build_dir,
+        trace_potentials=False,
+        lanes=lanes,
+        mode=mode,
+        capacity=capacity,
+    )
 
 
-def cosim_jobs(model, images: np.ndarray, build_dir: Path, lanes: int, jobs: int) -> dict:
+def cosim_jobs(
+    model, images: np.ndarray, build_dir: Path, lanes: int, jobs: int, mode: str | None = None
+) -> dict:
     """Run ``images`` split over ``jobs`` processes at once; return merged figures.
 
-    ``run_seconds`` is the longest process's run (simulation and check, after its build).
+    ``run_seconds`` is the longest process's run (simulation and check, after its build);
+    ``process_cycles_per_second`` each process's simulated cycles per second of its simulator's
+    own wall time.
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [chunk for chunk in np.array_split(images, jobs) if len(chunk)]
+    from esl_hw.sim.harness import capacity_for, event_words
+
     started = time.perf_counter()
+    chunks = [chunk for chunk in np.array_split(images, jobs) if len(chunk)]
+    # the event memory's depth is part of the build: one depth for all chunks, one shared build
+    capacity = max(capacity_for(len(event_words(model, chunk))) for chunk in chunks)
+    arguments = [(model, chunk, build_dir, lanes, mode, capacity) for chunk in chunks]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(_cosim, [(model, chunk, build_dir, lanes) for chunk in chunks]))
+        results = list(pool.map(_cosim, arguments))
     wall = time.perf_counter() - started
     return {
-        # a chunk's event memory depth is part of its build: chunks may build once each, in parallel
         "build_seconds": max(result.build_seconds for result in results),
+        "builds": len({result.build for result in results}),
+        "mode": results[0].mode,
         "run_seconds": max(result.run_seconds for result in results),
         "wall_seconds_with_builds": wall,
         "samples": sum(result.samples for result in results),
         "mismatches": sum(result.mismatches for result in results),
         "predictions": [p for result in results for p in result.predictions],
         "cycles": [c for result in results for c in result.cycles],
+        "process_cycles_per_second": [sum(result.cycles) / result.simulation_seconds for result in results],
     }
+
+
+def load_average() -> list[float]:
+    """The machine's 1-, 5- and 15-minute load averages (empty where the system has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def markdown(report: dict) -> str:
@@ -77,26 +109,43 @@ def markdown(report: dict) -> str:
         "on a 2-core machine.",
         "",
         *([report["note"], ""] if report.get("note") else []),
+        *(
+            [
+                f"Load average (1, 5, 15 min) before the run {_loads(report['load_before'])}, "
+                f"after it {_loads(report['load_after'])} ({report.get('cpus', 2)} CPUs).",
+                "",
+            ]
+            if report.get("load_before")
+            else []
+        ),
         f"Reference model (numpy) on the whole test set ({report['test_images']} images): "
         f"{report['reference_seconds_whole_test_set']:.2f} s, "
         f"accuracy {100 * report['reference_accuracy']:.2f}%.",
         "",
         "Verilator, potentials not traced (spikes, outputs, predictions, counters checked):",
         "",
-        "| L | images | mismatches | RTL accuracy | cycles/inference | simulated cycles/s (all jobs) "
-        "| images/s | projected 10,000 images (min) | wall, builds included (min) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| L | mode | images | mismatches | RTL accuracy | cycles/inference | simulated cycles/s (all jobs) "
+        "| simulated cycles/s per process | images/s | projected 10,000 images (min) | build (min) "
+        "| wall, builds included (min) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["results"]:
         accuracy = row.get("rtl_accuracy")
+        per_process = row.get("process_cycles_per_second")
         lines.append(
-            f"| {row['lanes']} | {row['samples']} | {row['mismatches']} | "
+            f"| {row['lanes']} | {row.get('mode', 'cocotb')} | {row['samples']} | {row['mismatches']} | "
             + (f"{100 * accuracy:.2f}% | " if accuracy is not None else "- | ")
-            + f"{row['cycles_per_inference']:.0f} | "
-            f"{row['simulated_cycles_per_second']:.3g} | {row['images_per_second']:.1f} | "
-            f"{row['projected_test_set_minutes']:.1f} | {row['wall_seconds_with_builds'] / 60:.1f} |"
+            + f"{row['cycles_per_inference']:.0f} | {row['simulated_cycles_per_second']:.3g} | "
+            + (", ".join(f"{value:.3g}" for value in per_process) if per_process else "-")
+            + f" | {row['images_per_second']:.1f} | {row['projected_test_set_minutes']:.1f} | "
+            + (f"{row['build_seconds'] / 60:.1f}" if "build_seconds" in row else "-")
+            + f" | {row['wall_seconds_with_builds'] / 60:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _loads(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 def main() -> None:
@@ -108,6 +157,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--build-dir", type=Path)
     parser.add_argument("--jobs", type=int, default=1, help="simulator processes at once")
+    parser.add_argument("--mode", choices=["binary", "cocotb"], help="run mode (default: run_cosim's)")
     parser.add_argument("--note", default="", help="a line added to the Markdown (e.g. machine load)")
     args = parser.parse_args()
 
@@ -118,16 +168,19 @@ def main() -> None:
     reference_seconds = time.perf_counter() - started
     images = data.test.images[: args.samples]
     rows = []
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="esl-speed-") as temporary:
         build_dir = args.build_dir or Path(temporary)
         for lanes in args.lanes:
-            result = cosim_jobs(model, images, build_dir, lanes, args.jobs)
+            result = cosim_jobs(model, images, build_dir, lanes, args.jobs, args.mode)
             cycles = float(np.sum(result["cycles"]))
             per_image = result["run_seconds"] / result["samples"]
             rows.append(
                 {
                     "lanes": lanes,
                     "jobs": args.jobs,
+                    "mode": result["mode"],
+                    "builds": result["builds"],
                     "samples": result["samples"],
                     "mismatches": result["mismatches"],
                     "predictions_match_reference": result["predictions"]
@@ -140,6 +193,7 @@ def main() -> None:
                     "run_seconds": result["run_seconds"],
                     "wall_seconds_with_builds": result["wall_seconds_with_builds"],
                     "simulated_cycles_per_second": cycles / result["run_seconds"],
+                    "process_cycles_per_second": result["process_cycles_per_second"],
                     "images_per_second": 1.0 / per_image,
                     "projected_test_set_minutes": TEST_SET * per_image / 60,
                 }
@@ -158,10 +212,14 @@ def main() -> None:
                 *(["--model", str(args.model)] if args.model else []),
                 *(["--data", str(args.data)] if args.data else []),
                 f"--samples {args.samples} --lanes {' '.join(map(str, args.lanes))} --jobs {args.jobs}",
+                *(["--mode", args.mode] if args.mode else []),
             ]
         ),
         "date": time.strftime("%Y-%m-%d"),
         "results": rows,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "cpus": os.cpu_count(),
     }
     report["note"] = args.note
     report["jobs"] = args.jobs

@@ -65,6 +65,50 @@ VERILATOR_MAKEFLAGS = (
 )
 #: Verilator's build arguments (Icarus gets none)
 VERILATOR_BUILD_ARGS = ("--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style")
+#: how a build is run: under cocotb (VPI, any simulator) or as a plain Verilator executable
+MODES = ("cocotb", "binary")
+#: Verilog macro a ``binary`` build defines: the harness then takes ``clk`` from the C++ main
+#: (:data:`BINARY_MAIN`) instead of clocking itself with delays, so no ``--timing`` is needed
+CLOCK_INPUT = "ESL_CLOCK_INPUT"
+#: Verilator's arguments for a ``binary`` build: no VPI, no ``--public-flat-rw``, no ``--timing``;
+#: full optimisation and X values made 0 (the core resets every register it reads)
+VERILATOR_BINARY_ARGS = (
+    "-O3",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+    "-Wno-fatal",
+    "-Wno-lint",
+    "-Wno-style",
+    f"-D{CLOCK_INPUT}",
+)
+#: C++ main of a ``binary`` build: 10 ns clock periods from a low clock until ``$finish``
+BINARY_MAIN = """#include <memory>
+#include "verilated.h"
+#include "Vtop.h"
+
+int main(int argc, char** argv) {
+    const std::unique_ptr<VerilatedContext> context{new VerilatedContext};
+    context->commandArgs(argc, argv);
+    const std::unique_ptr<Vtop> top{new Vtop{context.get(), "TOP"}};
+    const uint64_t half_period = 5000;  // 5 ns in the 1 ps precision of TIMESCALE
+    top->clk = 0;
+    top->eval();
+    while (!context->gotFinish()) {
+        context->timeInc(half_period);
+        top->clk = 1;
+        top->eval();
+        context->timeInc(half_period);
+        top->clk = 0;
+        top->eval();
+    }
+    top->final();
+    return 0;
+}
+"""
+#: the C++ main's file in a ``binary`` build's folder
+BINARY_MAIN_FILE = "esl_main.cpp"
 #: file marking a finished build in a :func:`cached_build` folder
 STAMP = "esl-build.json"
 #: file marking a cache folder esl-hw created (written before the build; only such folders are replaced)
@@ -169,15 +213,77 @@ def _same_file(descriptor: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def build_simulation(simulator: str, sources: Sequence[Path], top: str, folder: Path) -> None:
-    """Build ``sources`` (top module ``top``) with cocotb's runner into ``folder/sim``, logging to
-    ``folder/build.log``; run it inside :func:`simulator_environment`.
+def check_mode(simulator: str, mode: str) -> None:
+    """Raise :class:`EslError` unless ``mode`` is one of :data:`MODES` and ``simulator`` can run it
+    (``binary`` is Verilator's only)."""
+    check_simulator(simulator)
+    if mode not in MODES:
+        raise EslError(f"unknown run mode {mode!r} (expected one of {', '.join(MODES)})")
+    if mode == "binary" and simulator != "verilator":
+        raise EslError(f"run mode 'binary' needs Verilator ({simulator} runs under cocotb)")
+
+
+def binary_path(folder: Path, top: str) -> Path:
+    """The executable of the ``binary`` build in ``folder`` (top module ``top``)."""
+    return folder / "sim" / top
+
+
+def _build_jobs() -> int:
+    """Compile jobs of a build: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_logged(command: Sequence[str], log: Path) -> None:
+    """Run ``command``, appending its output to ``log``; :class:`EslError` with the log's tail when
+    it fails."""
+    with open(log, "a") as handle:
+        handle.write(f"$ {' '.join(command)}\n")
+        handle.flush()
+        status = subprocess.call(list(command), stdout=handle, stderr=subprocess.STDOUT)
+    if status != 0:
+        tail = log.read_text()[-2000:]
+        raise EslError(f"{Path(command[0]).name} failed (exit status {status}), see {log}\n{tail}")
+
+
+def build_binary(sources: Sequence[Path], top: str, folder: Path) -> None:
+    """Build ``sources`` (top module ``top``) with Verilator into the plain executable
+    :func:`binary_path` (no VPI, clocked by :data:`BINARY_MAIN`), logging to ``folder/build.log``;
+    run it inside :func:`simulator_environment`.
+
+    Raises :class:`EslError` (with the log's tail) when the build fails.
+    """
+    work = folder / "sim"
+    work.mkdir(parents=True, exist_ok=True)
+    main = folder / BINARY_MAIN_FILE
+    main.write_text(BINARY_MAIN)
+    log = folder / "build.log"
+    verilate = [
+        "verilator", "--cc", "--exe", "--prefix", "Vtop", "--top-module", top, "-Mdir", str(work),
+        "-o", top, "--timescale", "/".join(TIMESCALE), *VERILATOR_BINARY_ARGS, str(main),
+        *(str(source) for source in sources),
+    ]  # fmt: skip
+    _run_logged(verilate, log)
+    _run_logged(["make", "-j", str(_build_jobs()), "-C", str(work), "-f", "Vtop.mk"], log)
+
+
+def build_simulation(
+    simulator: str, sources: Sequence[Path], top: str, folder: Path, mode: str = "cocotb"
+) -> None:
+    """Build ``sources`` (top module ``top``) into ``folder/sim``, logging to ``folder/build.log``:
+    with cocotb's runner (``mode="cocotb"``) or as a plain Verilator executable
+    (``mode="binary"``, :func:`build_binary`); run it inside :func:`simulator_environment`.
 
     Raises :class:`EslError` (with the log's tail) when the build fails.
     """
     from cocotb_tools.runner import get_runner
 
-    check_simulator(simulator)
+    check_mode(simulator, mode)
+    if mode == "binary":
+        build_binary(sources, top, folder)
+        return
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     log = folder / "build.log"
     try:
@@ -250,9 +356,17 @@ def simulator_version(simulator: str) -> str:
     return "not found" if found is None else f"{found}: {_version_of((found, flag))}"
 
 
-def build_key(simulator: str, sources: Sequence[Path], top: str) -> str:
-    """Hash of a build: the sources' names and text, ``top``, the simulator and its version, the build
-    arguments and the cocotb installation (whose libraries a build links)."""
+def _build_args(simulator: str, mode: str) -> list[str]:
+    """The simulator's arguments of a build in ``mode``."""
+    if mode == "binary":
+        return list(VERILATOR_BINARY_ARGS)
+    return list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+
+
+def build_key(simulator: str, sources: Sequence[Path], top: str, mode: str = "cocotb") -> str:
+    """Hash of a build: the sources' names and text, ``top``, the simulator and its version, the run
+    ``mode`` with its build arguments (and C++ main), and the cocotb installation (whose libraries a
+    build links)."""
     from importlib import metadata
 
     try:
@@ -263,7 +377,9 @@ def build_key(simulator: str, sources: Sequence[Path], top: str) -> str:
         "simulator": simulator,
         "version": simulator_version(simulator),
         "top": top,
-        "build_args": list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else [],
+        "mode": mode,
+        "main": BINARY_MAIN if mode == "binary" else "",
+        "build_args": _build_args(simulator, mode),
         "makeflags": VERILATOR_MAKEFLAGS if simulator == "verilator" else "",
         "timescale": list(TIMESCALE),
         "cocotb": cocotb,
@@ -288,16 +404,16 @@ def _clear_own_entry(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
-def mark_entry(folder: Path, simulator: str, top: str) -> None:
+def mark_entry(folder: Path, simulator: str, top: str, mode: str = "cocotb") -> None:
     """Write :data:`ENTRY_MARKER` into the cache entry ``folder``: esl-hw made it, and may replace
     or delete it."""
-    entry = {"tool": "esl-hw", "simulator": simulator, "top": top, "created": time.time()}
+    entry = {"tool": "esl-hw", "simulator": simulator, "top": top, "mode": mode, "created": time.time()}
     (folder / ENTRY_MARKER).write_text(json.dumps(entry) + "\n")
 
 
-def stamp_entry(folder: Path, simulator: str, top: str) -> None:
+def stamp_entry(folder: Path, simulator: str, top: str, mode: str = "cocotb") -> None:
     """Write :data:`STAMP` into the cache entry ``folder``: its build finished (and was used now)."""
-    (folder / STAMP).write_text(json.dumps({"simulator": simulator, "top": top}))
+    (folder / STAMP).write_text(json.dumps({"simulator": simulator, "top": top, "mode": mode}))
 
 
 def cached_build(
@@ -305,10 +421,12 @@ def cached_build(
     top: str,
     write_sources: Callable[[Path], Sequence[Path]],
     root: str | os.PathLike[str] | None = None,
+    mode: str = "cocotb",
 ) -> tuple[Path, bool]:
     """Build the sources ``write_sources(folder)`` writes (returning their paths) once per
     :func:`build_key`, in the build cache ``root`` (default :func:`cache_root`); return the build's
-    folder ``root/<simulator>-<key>`` and whether this call built it.
+    folder ``root/<simulator>-<key>`` and whether this call built it. ``mode`` is the run mode of
+    the build (:data:`MODES`; for ``binary`` the executable is :func:`binary_path`).
 
     The sources are written into a scratch folder in ``root`` and hashed; under a lock
     (``root/<simulator>-<key>.lock``) a folder holding :data:`STAMP` is reused as it is (its stamp
@@ -318,13 +436,14 @@ def cached_build(
     process ends or calls :func:`release_build`. After a new build the cache is trimmed to
     :func:`cache_limit_mb` (:func:`trim_cache`). Run it inside :func:`simulator_environment`.
     """
+    check_mode(simulator, mode)
     limit_mb = cache_limit_mb()  # a bad value fails before the build, not after it
     root = writable_cache(root)
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
     try:
         with progress.step(f"build: {simulator}") as shown:
             sources = [Path(source).resolve() for source in write_sources(scratch)]
-            folder = root / f"{simulator}-{build_key(simulator, sources, top)}"
+            folder = root / f"{simulator}-{build_key(simulator, sources, top, mode)}"
             lock = root / f"{folder.name}.lock"
             with locked(lock, waiting=f"build: waiting for another esl-hw building {folder.name}"):
                 if (folder / STAMP).is_file():
@@ -335,14 +454,14 @@ def cached_build(
                     return folder, False
                 _clear_own_entry(folder)
                 os.replace(scratch, folder)
-                mark_entry(folder, simulator, top)
+                mark_entry(folder, simulator, top, mode)
                 moved = [folder / source.relative_to(scratch) for source in sources]
                 try:
-                    build_simulation(simulator, moved, top, folder)
+                    build_simulation(simulator, moved, top, folder, mode)
                 except BaseException:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise
-                stamp_entry(folder, simulator, top)
+                stamp_entry(folder, simulator, top, mode)
                 _pin(folder)
                 shown.detail = f"cached as {folder.name} in {root}"
     finally:

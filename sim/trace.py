@@ -3,6 +3,10 @@
 A *sample* (one image) mismatches when any of its hidden spikes, tap potentials (when traced),
 output accumulators or its prediction differs from the reference, or when the trace misses or
 repeats any of them.
+
+:func:`parse_trace` reads the many ``S``, ``P`` and ``O`` lines in bulk with numpy (a 10,000-image
+MNIST trace has millions of spike lines) and every other line, and any line the bulk reader does
+not take as well-formed and in range, one at a time, as before: both give the same record.
 """
 
 from __future__ import annotations
@@ -46,12 +50,9 @@ class TraceRecord:
     memory: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
-    """Read the harness trace at ``path`` (format in :mod:`esl_hw.sim.harness`)."""
-    steps = model.timesteps
-    hidden = model.hidden_layers
-    names = counter_names(model)
-    record = TraceRecord(
+def _empty_record(model: Model, n_images: int) -> TraceRecord:
+    steps, hidden = model.timesteps, model.hidden_layers
+    return TraceRecord(
         spikes=[np.zeros((steps, n_images, layer.n_out), dtype=bool) for layer in hidden],
         potentials=[np.zeros((steps, n_images, layer.n_out), dtype=np.int64) for layer in hidden],
         tap_count=[np.zeros((steps, n_images, layer.n_out), dtype=np.int64) for layer in hidden],
@@ -60,39 +61,205 @@ def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
         predictions=np.full(n_images, -1, dtype=np.int64),
         counters=[None] * n_images,
     )
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        kind, *fields = line.split()
-        try:
-            values = [int(value) for value in fields]
-            if kind == "S":
-                layer, image, step, neuron = values
-                record.spikes[layer][step, image, neuron] = True
-            elif kind == "P":
-                layer, image, step, neuron, potential = values
-                record.potentials[layer][step, image, neuron] = potential
-                record.tap_count[layer][step, image, neuron] += 1
-            elif kind == "O":
-                image, index, value = values
-                record.outputs[image, index] = value
-                record.output_count[image, index] += 1
-            elif kind == "D":
-                image, prediction, *counts = values
-                record.predictions[image] = prediction
-                record.counters[image] = dict(zip(names, counts, strict=True))
-            elif kind == "R":
-                layer, error, state = values
-                record.rewires.append((layer, error, state))
-            elif kind == "M":
-                mem, addr, value = values
-                record.memory.append((mem, addr, value))
-            elif kind == "X":
-                record.timed_out = True
-                record.problems.append(f"watchdog expired after {values[0]} cycles")
-            else:
-                raise ValueError(f"unknown record {kind!r}")
-        except (ValueError, IndexError) as error:
-            record.problems.append(f"{path.name}:{number}: bad line {line!r} ({error})")
+
+
+def parse_trace(path: Path, model: Model, n_images: int) -> TraceRecord:
+    """Read the harness trace at ``path`` (format in :mod:`esl_hw.sim.harness`)."""
+    record = _empty_record(model, n_images)
+    names = counter_names(model)
+    data = path.read_bytes()
+    lines = None
+    if not _BULK_REFUSED[np.frombuffer(data, np.uint8)].any():  # other line breaks, non-ASCII text
+        lines = _parse_bulk(data, record)
+    if lines is None:  # an S, P or O line the bulk reader refused: read it all as before
+        record = _empty_record(model, n_images)
+        lines = enumerate(data.decode().splitlines(), start=1)
+    for number, line in lines:
+        _parse_line(record, names, path.name, number, line)
     return record
+
+
+def _parse_line(record: TraceRecord, names: list[str], name: str, number: int, line: str) -> None:
+    """Enter trace line ``number`` (``line``) into ``record``; a bad line becomes a problem."""
+    kind, *fields = line.split()
+    try:
+        values = [int(value) for value in fields]
+        if kind == "S":
+            layer, image, step, neuron = values
+            record.spikes[layer][step, image, neuron] = True
+        elif kind == "P":
+            layer, image, step, neuron, potential = values
+            record.potentials[layer][step, image, neuron] = potential
+            record.tap_count[layer][step, image, neuron] += 1
+        elif kind == "O":
+            image, index, value = values
+            record.outputs[image, index] = value
+            record.output_count[image, index] += 1
+        elif kind == "D":
+            image, prediction, *counts = values
+            record.predictions[image] = prediction
+            record.counters[image] = dict(zip(names, counts, strict=True))
+        elif kind == "R":
+            layer, error, state = values
+            record.rewires.append((layer, error, state))
+        elif kind == "M":
+            mem, addr, value = values
+            record.memory.append((mem, addr, value))
+        elif kind == "X":
+            record.timed_out = True
+            record.problems.append(f"watchdog expired after {values[0]} cycles")
+        else:
+            raise ValueError(f"unknown record {kind!r}")
+    except (ValueError, IndexError) as error:
+        record.problems.append(f"{name}:{number}: bad line {line!r} ({error})")
+
+
+# --- bulk reading of the S, P and O lines ---------------------------------------------------------
+
+#: the kinds read in bulk and their field counts
+_BULK_FIELDS = {ord("S"): 4, ord("P"): 5, ord("O"): 3}
+#: bytes the bulk reader leaves to ``str.splitlines`` (line breaks other than ``\n``, non-ASCII)
+_BULK_REFUSED = np.zeros(256, dtype=bool)
+_BULK_REFUSED[[0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, *range(0x80, 0x100)]] = True
+#: bytes of trace read in bulk at once (whole lines)
+_CHUNK_BYTES = 1 << 22
+#: longest number read in bulk (decimal digits; float64 sums stay exact)
+_MAX_DIGITS = 15
+_NEWLINE, _SPACE, _MINUS = ord("\n"), ord(" "), ord("-")
+
+
+def _parse_bulk(data: bytes, record: TraceRecord) -> list[tuple[int, str]] | None:
+    """Enter the ``S``, ``P`` and ``O`` lines of ``data`` into ``record``; return every other line,
+    numbered from 1, in order. ``None`` when one of those lines is not well formed and in range:
+    read one at a time after the others, its effect could differ (duplicates: the last one wins)."""
+    rest: list[tuple[int, str]] = []
+    offset, first_line = 0, 1
+    while offset < len(data):
+        stop = data.rfind(b"\n", offset, offset + _CHUNK_BYTES) + 1
+        if stop <= offset:  # a last line without a newline, or one longer than a chunk
+            stop = data.find(b"\n", offset + _CHUNK_BYTES) + 1 or len(data)
+        chunk = data[offset:stop]
+        chunk += b"" if chunk.endswith(b"\n") else b"\n"
+        lines = _parse_chunk(chunk, record, first_line, rest)
+        if lines is None:
+            return None
+        first_line += lines
+        offset = stop
+    return rest
+
+
+def _parse_chunk(
+    chunk: bytes, record: TraceRecord, first_line: int, rest: list[tuple[int, str]]
+) -> int | None:
+    """:func:`_parse_bulk` on whole lines ``chunk`` (the first is line ``first_line``); append the
+    lines left to :func:`_parse_line` to ``rest``; return the number of lines (``None``: an ``S``,
+    ``P`` or ``O`` line refused)."""
+    buf = np.frombuffer(chunk, np.uint8)
+    newline = buf == _NEWLINE
+    ends = np.flatnonzero(newline)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    kinds = buf[starts]
+    digit = (buf >= ord("0")) & (buf <= ord("9"))
+    index = np.arange(len(buf), dtype=np.int32)
+    # per byte: the digits after it up to the next space or newline (a digit's decimal place)
+    place = (
+        np.minimum.accumulate(np.where(newline | (buf == _SPACE), index, len(buf))[::-1])[::-1] - index - 1
+    )
+    taken = _well_formed(buf, digit, np.where(digit, place, 0), starts, kinds)
+    line_of, values = _numbers(buf, digit, place, np.cumsum(newline, dtype=np.int32) - newline, taken)
+    if np.isin(kinds[~taken], list(_BULK_FIELDS)).any():
+        return None
+    for kind, fields in _BULK_FIELDS.items():
+        rows = values[kinds[line_of] == kind].reshape(-1, fields)
+        if not _in_bounds(record, kind, rows):
+            return None
+        _enter(record, kind, rows)
+    rest.extend(
+        (first_line + int(line), chunk[starts[line] : ends[line]].decode()) for line in np.flatnonzero(~taken)
+    )
+    return len(ends)
+
+
+def _well_formed(
+    buf: np.ndarray, digit: np.ndarray, place: np.ndarray, starts: np.ndarray, kinds: np.ndarray
+) -> np.ndarray:
+    """Per line: a bulk kind, then its number of fields, each a space and a decimal integer of at
+    most :data:`_MAX_DIGITS` digits (optionally negative), then the newline. ``place`` is each
+    digit's decimal place."""
+    after = np.append(buf[1:], _NEWLINE)
+    after_digit = np.append(digit[1:], False)
+    before = np.insert(buf[:-1], 0, _NEWLINE)
+    fine = digit | (buf == _NEWLINE)
+    fine |= (buf == _SPACE) & (after_digit | (after == _MINUS))
+    fine |= (buf == _MINUS) & (before == _SPACE) & after_digit
+    fine[starts] = True  # the kind
+    bad = np.add.reduceat((~fine).astype(np.int32), starts)
+    spaces = np.add.reduceat((buf == _SPACE).astype(np.int32), starts)
+    expected = np.full(256, -1)
+    expected[list(_BULK_FIELDS)] = list(_BULK_FIELDS.values())
+    second = buf[np.minimum(starts + 1, len(buf) - 1)]
+    longest = np.maximum.reduceat(place, starts) + 1
+    return (bad == 0) & (spaces == expected[kinds]) & (second == _SPACE) & (longest <= _MAX_DIGITS)
+
+
+#: powers of ten up to the largest decimal place read in bulk
+_POWERS = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
+
+
+def _numbers(
+    buf: np.ndarray, digit: np.ndarray, place: np.ndarray, line_index: np.ndarray, taken: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The line of every number on the ``taken`` lines and its value, in order (``place``: each
+    digit's decimal place, ``line_index``: each byte's line)."""
+    spaces = np.flatnonzero(buf == _SPACE)
+    spaces = spaces[taken[line_index[spaces]]]
+    if len(spaces) == 0:
+        return spaces, spaces.astype(np.int64)
+    digit = digit & taken[line_index]
+    worth = np.where(digit, (buf - ord("0")) * _POWERS[np.where(digit, place, 0)], 0)
+    values = np.add.reduceat(worth, spaces)
+    values[buf[spaces + 1] == _MINUS] *= -1
+    return line_index[spaces], values
+
+
+def _in_bounds(record: TraceRecord, kind: int, rows: np.ndarray) -> bool:
+    """Whether every index in ``rows`` (the numbers of lines of ``kind``) is in range."""
+    if kind == ord("O"):
+        return bool(_in_range((rows[:, 0], rows[:, 1]), record.outputs.shape).all())
+    layers = rows[:, 0]
+    if ((layers < 0) | (layers >= len(record.spikes))).any():
+        return False
+    return all(
+        _in_range(
+            (rows[layers == layer, 2], rows[layers == layer, 1], rows[layers == layer, 3]), spikes.shape
+        ).all()
+        for layer, spikes in enumerate(record.spikes)
+    )
+
+
+def _enter(record: TraceRecord, kind: int, rows: np.ndarray) -> None:
+    """Enter ``rows`` (the numbers of lines of ``kind``, every index in range) into ``record``."""
+    if kind == ord("O"):
+        at = (rows[:, 0], rows[:, 1])
+        record.outputs[at] = rows[:, 2]
+        np.add.at(record.output_count, at, 1)
+        return
+    for layer, spikes in enumerate(record.spikes):
+        mine = rows[rows[:, 0] == layer]
+        at = (mine[:, 2], mine[:, 1], mine[:, 3])
+        if kind == ord("S"):
+            spikes[at] = True
+        else:
+            record.potentials[layer][at] = mine[:, 4]
+            np.add.at(record.tap_count[layer], at, 1)
+
+
+def _in_range(indices: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Where every one of ``indices`` is in ``0 .. size-1`` of its axis of ``shape``."""
+    ok = np.ones(len(indices[0]), dtype=bool)
+    for index, size in zip(indices, shape, strict=True):
+        ok &= (index >= 0) & (index < size)
+    return ok
 
 
 def select_images(record: TraceRecord, start: int, stop: int) -> TraceRecord:

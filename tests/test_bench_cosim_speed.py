@@ -43,9 +43,24 @@ def _report(**row_extra) -> dict:
 
 def test_markdown_table() -> None:
     page = bench.markdown(_report(rtl_accuracy=0.9813))
-    assert "| 16 | 10000 | 0 | 98.13% | 4064 | 9.6e+04 | 23.6 | 7.1 | 10.0 |" in page
-    assert "quiet" in page and "2.54 s, accuracy 98.13%" in page
-    assert "| 16 | 10000 | 0 | - | 4064 |" in bench.markdown(_report())
+    assert "| 16 | cocotb | 10000 | 0 | 98.13% | 4064 | 9.6e+04 | - | 23.6 | 7.1 | - | 10.0 |" in page
+    assert "quiet" in page and "2.54 s, accuracy 98.13%" in page and "Load average" not in page
+    assert "| 16 | cocotb | 10000 | 0 | - | 4064 |" in bench.markdown(_report())
+
+
+def test_markdown_shows_the_mode_per_process_speed_build_and_load() -> None:
+    report = _report(mode="binary", process_cycles_per_second=[301234.0, 298765.0], build_seconds=48.0)
+    report.update(load_before=[0.5, 1.25, 2.0], load_after=[2.1, 1.9, 2.0], cpus=2)
+    page = bench.markdown(report)
+    assert (
+        "| 16 | binary | 10000 | 0 | - | 4064 | 9.6e+04 | 3.01e+05, 2.99e+05 | 23.6 | 7.1 | 0.8 | 10.0 |"
+        in page
+    )
+    assert "before the run 0.50, 1.25, 2.00, after it 2.10, 1.90, 2.00 (2 CPUs)" in page
+
+
+def test_load_average_is_three_figures() -> None:
+    assert len(bench.load_average()) == 3
 
 
 def test_committed_result_is_the_whole_test_set_bit_exact() -> None:

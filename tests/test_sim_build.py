@@ -57,21 +57,24 @@ def fake_builds(monkeypatch) -> list[tuple[list[Path], Path]]:
     """Replace the simulator build by one that writes ``sim/built``; record its calls."""
     done: list[tuple[list[Path], Path]] = []
 
-    def fake(simulator: str, sources, top: str, folder: Path) -> None:
+    def fake(simulator: str, sources, top: str, folder: Path, mode: str = "cocotb") -> None:
         assert all(source.is_file() and source.parent == folder for source in sources)
         (folder / "sim").mkdir()
         (folder / "sim" / "built").write_text(simulator)
+        (folder / "sim" / "mode").write_text(mode)
         done.append((list(sources), folder))
 
     monkeypatch.setattr(build, "build_simulation", fake)
     return done
 
 
-def key_of(tmp_path: Path, text: str = "module top; endmodule\n", simulator: str = "icarus") -> str:
+def key_of(
+    tmp_path: Path, text: str = "module top; endmodule\n", simulator: str = "icarus", mode: str = "cocotb"
+) -> str:
     folder = tmp_path / f"key-{len(list(tmp_path.glob('key-*')))}"
     folder.mkdir()
     (folder / "top.v").write_text(text)
-    return build_key(simulator, [folder / "top.v"], "top")
+    return build_key(simulator, [folder / "top.v"], "top", mode)
 
 
 def test_cache_root_from_the_environment(monkeypatch, tmp_path: Path) -> None:
@@ -103,6 +106,74 @@ def test_the_key_follows_the_verilog_text_and_the_simulator(tmp_path: Path) -> N
     assert key_of(tmp_path) == key_of(tmp_path), "the same text in another folder is the same build"
     assert key_of(tmp_path, "module top; wire a; endmodule\n") != key_of(tmp_path)
     assert key_of(tmp_path, simulator="verilator") != key_of(tmp_path)
+
+
+def test_the_key_follows_the_run_mode_its_arguments_and_its_main(tmp_path: Path, monkeypatch) -> None:
+    binary = key_of(tmp_path, simulator="verilator", mode="binary")
+    assert binary != key_of(tmp_path, simulator="verilator")
+    monkeypatch.setattr(build, "VERILATOR_BINARY_ARGS", (*build.VERILATOR_BINARY_ARGS, "-O2"))
+    assert key_of(tmp_path, simulator="verilator", mode="binary") != binary
+    monkeypatch.undo()
+    monkeypatch.setattr(build, "BINARY_MAIN", build.BINARY_MAIN + "// another main\n")
+    assert key_of(tmp_path, simulator="verilator", mode="binary") != binary
+
+
+def test_a_binary_build_is_an_entry_of_its_own(tmp_path: Path, fake_builds) -> None:
+    cocotb, _ = cached_build("verilator", "top", sources_writer()[0], tmp_path)
+    binary, built = cached_build("verilator", "top", sources_writer()[0], tmp_path, mode="binary")
+    assert built and binary != cocotb and binary.name.startswith("verilator-")
+    assert [(folder / "sim" / "mode").read_text() for _, folder in fake_builds] == ["cocotb", "binary"]
+    assert json.loads((binary / STAMP).read_text())["mode"] == "binary"
+    assert json.loads((binary / ENTRY_MARKER).read_text())["mode"] == "binary"
+    assert cached_build("verilator", "top", sources_writer()[0], tmp_path, mode="binary") == (binary, False)
+    assert build.binary_path(binary, "top") == binary / "sim" / "top"
+
+
+@pytest.mark.parametrize(
+    ("simulator", "mode", "message"),
+    [
+        ("verilator", "vpi", "unknown run mode 'vpi' \\(expected one of cocotb, binary\\)"),
+        ("icarus", "binary", "run mode 'binary' needs Verilator \\(icarus runs under cocotb\\)"),
+    ],
+)
+def test_bad_run_modes_are_refused_before_building(
+    tmp_path: Path, fake_builds, simulator, mode, message
+) -> None:
+    with pytest.raises(EslError, match=message):
+        cached_build(simulator, "top", sources_writer()[0], tmp_path, mode=mode)
+    assert not fake_builds and not list(tmp_path.iterdir())
+
+
+def test_build_binary_verilates_without_vpi_or_timing_then_makes(tmp_path: Path, monkeypatch) -> None:
+    commands: list[list[str]] = []
+
+    def call(command, stdout, stderr) -> int:
+        commands.append(command)
+        return 0
+
+    monkeypatch.setattr(build.subprocess, "call", call)
+    build.build_binary([tmp_path / "core.v", tmp_path / "top.v"], "top", tmp_path)
+    verilate, make = commands
+    assert verilate[:3] == ["verilator", "--cc", "--exe"] and f"-D{build.CLOCK_INPUT}" in verilate
+    assert not {"--vpi", "--public-flat-rw", "--timing"} & set(verilate)
+    assert verilate[-3:] == [
+        str(tmp_path / build.BINARY_MAIN_FILE),
+        str(tmp_path / "core.v"),
+        str(tmp_path / "top.v"),
+    ]
+    assert (tmp_path / build.BINARY_MAIN_FILE).read_text() == build.BINARY_MAIN
+    assert make[0] == "make" and make[-2:] == ["-f", "Vtop.mk"] and int(make[2]) >= 1
+    assert "$ verilator --cc" in (tmp_path / "build.log").read_text()
+
+
+def test_a_failing_binary_build_is_an_error_with_the_log(tmp_path: Path, monkeypatch) -> None:
+    def call(command, stdout, stderr) -> int:
+        stdout.write("%Error: top.v:3: syntax error\n")
+        return 1
+
+    monkeypatch.setattr(build.subprocess, "call", call)
+    with pytest.raises(EslError, match="(?s)verilator failed \\(exit status 1\\).*syntax error"):
+        build.build_binary([tmp_path / "top.v"], "top", tmp_path)
 
 
 def test_build_once_then_reuse(tmp_path: Path, fake_builds, capsys) -> None:
@@ -140,7 +211,7 @@ def test_a_folder_esl_hw_did_not_write_is_never_replaced(tmp_path: Path, fake_bu
 
 
 def test_a_failed_build_leaves_no_entry(tmp_path: Path, monkeypatch) -> None:
-    def failing(simulator, sources, top, folder) -> None:
+    def failing(simulator, sources, top, folder, mode="cocotb") -> None:
         (folder / "sim").mkdir()
         raise EslError("icarus build failed")
 
@@ -306,7 +377,7 @@ def test_a_new_build_trims_the_cache_and_says_what_it_freed(
 
 
 def test_a_new_build_over_the_cap_by_itself_is_kept(tmp_path: Path, monkeypatch, capsys) -> None:
-    def big_build(simulator: str, sources, top: str, folder: Path) -> None:
+    def big_build(simulator: str, sources, top: str, folder: Path, mode: str = "cocotb") -> None:
         (folder / "sim").mkdir()
         (folder / "sim" / "built").write_bytes(b"\0" * 2 * MB)
 

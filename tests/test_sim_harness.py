@@ -84,6 +84,41 @@ def test_harness_connects_every_port(model, lanes) -> None:
     assert "$readmemh" in text and "+EVENTS" not in text.split("initial")[0]
 
 
+def preprocess(text: str, defined: set[str]) -> str:
+    """``text`` with its `ifdef/`ifndef/`else/`endif resolved for the macros ``defined``."""
+    kept, stack = [], []
+    for line in text.splitlines():
+        word = line.strip().split()
+        if word and word[0] in ("`ifdef", "`ifndef"):
+            stack.append((word[1] in defined) == (word[0] == "`ifdef"))
+        elif word and word[0] == "`else":
+            stack[-1] = not stack[-1]
+        elif word and word[0] == "`endif":
+            stack.pop()
+        elif all(stack):
+            kept.append(line)
+    assert not stack
+    return "\n".join(kept)
+
+
+def test_the_clock_input_variant_has_no_delays_and_finishes(model) -> None:
+    """Without CLOCK_INPUT the harness clocks itself (cocotb, Icarus); with it (the binary build)
+    it takes ``clk`` as an input, holds reset for the same four rising edges and has no delay or
+    falling-edge wait; both end with ``$finish`` under ``+FINISH``."""
+    from esl_hw.sim.build import CLOCK_INPUT
+
+    text = harness_verilog(model)
+    own, clocked = preprocess(text, set()), preprocess(text, {CLOCK_INPUT})
+    assert f"module {HARNESS_TOP};" in own and "always #5 clk = ~clk;" in own
+    assert "repeat (4) @(negedge clk);" in own and "reset_count" not in own
+    assert f"module {HARNESS_TOP}(input clk);" in clocked and "reg rst = 1'b1;" in clocked
+    assert re.search(r"#\s*[0-9]", clocked) is None and "negedge" not in clocked
+    assert "if (reset_count == 3) begin" in clocked
+    for variant in (own, clocked):
+        assert 'if (!$value$plusargs("FINISH=%d", finish_at_end)) finish_at_end = 0;' in variant
+        assert "always @(posedge clk) if (done && finish_at_end != 0) $finish;" in variant
+
+
 def test_harness_has_the_rewire_phase_only_with_the_rewiring_unit(model) -> None:
     from esl_hw.rtl_gen.memory_map import memory_map
     from esl_hw.rtl_gen.plan import plan_model

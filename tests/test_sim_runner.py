@@ -6,6 +6,7 @@ Builds are slow (Verilator ~25 s each), so models are small; builds go to the se
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
 from esl_hw.sim.build import CACHE_ENV, SIMULATORS, STAMP, simulator_environment
+from esl_hw.sim.testbench import check
 
 
 def two_hidden_model() -> Model:
@@ -118,6 +120,60 @@ def test_verilator_checker_reports_a_corrupted_reference(build_dir) -> None:
     assert not result.built, "the build of the same model must be reused"
     assert result.mismatches > 0 and not result.ok
     assert result.details
+
+
+def comparable(report_path: Path) -> dict:
+    """The checker's report at ``report_path`` less the simulator's wall time."""
+    report = json.loads(report_path.read_text())
+    report.pop("simulation_seconds")
+    return report
+
+
+@needs_verilator
+def test_binary_and_cocotb_runs_give_the_same_report(build_dir) -> None:
+    """The plain Verilator executable (the default) and the cocotb run of the same core write the
+    same trace and the same report, potentials included, with idle gaps and backpressure."""
+    model = two_hidden_model()
+    images = images_for(model, 5, seed=4)
+    options = {"gap_percent": 20, "backpressure_percent": 30, "seed": 6, "random_gaps": 40, "lanes": 2}
+    fast = run_cosim(model, images, "verilator", build_dir, **options)
+    slow = run_cosim(model, images, "verilator", build_dir, mode="cocotb", **options)
+    assert (fast.mode, slow.mode) == ("binary", "cocotb")
+    for result in (fast, slow):
+        assert_exact(result, model, images)
+    assert fast.build != slow.build, "each run mode has its own build"
+    assert comparable(fast.report_path) == comparable(slow.report_path)
+    traces = [(result.report_path.parent / "trace.txt").read_text() for result in (fast, slow)]
+    assert sorted(traces[0].splitlines()) == sorted(traces[1].splitlines())
+
+
+@needs_verilator
+def test_a_corrupted_binary_trace_is_caught(build_dir) -> None:
+    """The checker run on the binary's trace (not inside a simulator) flags a flipped spike, a
+    changed output, a wrong counter line and a missing inference."""
+    model = one_hidden_model()
+    images = images_for(model, 4, seed=3)
+    result = run_cosim(model, images, "verilator", build_dir)
+    assert_exact(result, model, images)
+    run_dir = result.report_path.parent
+    config = json.loads((run_dir / "config.json").read_text())
+    lines = (run_dir / "trace.txt").read_text().splitlines()
+    spike = next(number for number, line in enumerate(lines) if line.startswith("S 0 1 "))
+    output = next(number for number, line in enumerate(lines) if line.startswith("O 2 "))
+    kind, image, index, value = lines[output].split()
+    lines[output] = f"{kind} {image} {index} {int(value) + 1}"
+    corruptions = {
+        "image 1: layer 0 spike differs": [line for number, line in enumerate(lines) if number != spike],
+        "image 2: output differs": lines,
+        "image 3: prediction differs": [line for line in lines if not line.startswith("D 3 ")],
+    }
+    for message, corrupted in corruptions.items():
+        (run_dir / "trace.txt").write_text("\n".join(corrupted) + "\n")
+        report = check(config)
+        assert not report["ok"] and report["mismatches"] >= 1
+        assert any(detail.startswith(message) for detail in report["details"]), report["details"]
+    (run_dir / "trace.txt").write_text("\n".join([*lines[:output], "O 2 x", *lines[output + 1 :]]) + "\n")
+    assert any("bad line 'O 2 x'" in problem for problem in check(config)["problems"])
 
 
 @needs_verilator
@@ -247,6 +303,13 @@ def test_an_unwritable_build_cache_is_a_one_line_error(tmp_path, monkeypatch) ->
         ({"images": np.zeros((2, 15), np.uint8)}, r"images must be uint8 \[N, 16\]"),
         ({"lanes": 3}, "lanes must be a power of two"),
         ({"random_gaps": 91}, "random_gaps must be an integer in 0..90, got 91"),
+        ({"capacity": 100}, "capacity must be a power of two of at least [0-9]+ \\(the events\\), got 100"),
+        ({"capacity": 2}, "capacity must be a power of two of at least [0-9]+ \\(the events\\), got 2"),
+        ({"mode": "vpi"}, "unknown run mode 'vpi' \\(expected one of cocotb, binary\\)"),
+        (
+            {"simulator": "icarus", "mode": "binary"},
+            "run mode 'binary' needs Verilator \\(icarus runs",
+        ),
     ],
 )
 def test_bad_options(tmp_path, options, message) -> None:

@@ -106,3 +106,48 @@ def test_rewire_and_memory_records_and_image_selection(setup) -> None:
     assert first.rewires == record.rewires and rest.rewires == [] and rest.memory == []
     np.testing.assert_array_equal(rest.outputs, record.outputs[2:])
     assert [layer.shape[1] for layer in rest.spikes] == [3] * len(model.hidden_layers)
+
+
+def line_by_line(path: Path, model, n_images: int):
+    """The record of reading ``path`` one line at a time (what the bulk reader must equal)."""
+    from esl_hw.sim import trace
+
+    record = trace._empty_record(model, n_images)
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        trace._parse_line(record, counter_names(model), path.name, number, line)
+    return record
+
+
+def assert_same_record(got, want) -> None:
+    for name in ("spikes", "potentials", "tap_count"):
+        for got_layer, want_layer in zip(getattr(got, name), getattr(want, name), strict=True):
+            np.testing.assert_array_equal(got_layer, want_layer, err_msg=name)
+    for name in ("outputs", "output_count", "predictions"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    for name in ("counters", "timed_out", "problems", "rewires", "memory"):
+        assert getattr(got, name) == getattr(want, name), name
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 22, 64, 7])
+def test_bulk_reading_equals_reading_line_by_line(setup, monkeypatch, chunk_bytes) -> None:
+    """Well-formed, malformed, out-of-range and negative lines, across chunk boundaries and
+    without a final newline: the bulk reader gives the record (and problems) of the plain loop."""
+    from esl_hw.sim import trace
+
+    monkeypatch.setattr(trace, "_CHUNK_BYTES", chunk_bytes)
+    model, images, path = setup
+    odd = ["S 0 1 2", "S 0 99 0 0", "P 0 0 0 0 -17", "O 0 1 x", "S 0 0 0 -1", "O -1 0 5", "Q 1"]
+    odd += ["S 0 +1 0 0", "S  0 1 0 0", "O 1 0 1234567890123456", "O 1 1 -", "P 0 1 2 3 4 5", "S 0 1 0 3 "]
+    odd += ["O 2 0 -123456789012345", "S 7 0 0 0", "X 99", "P 1 4 3 2 -0", "O 3 2 0099"]
+    lines = reference_trace(model, images)
+    lines[5:5] = odd
+    path.write_text("\n".join(lines))
+    assert_same_record(parse_trace(path, model, len(images)), line_by_line(path, model, len(images)))
+    assert any("bad line 'O 0 1 x'" in problem for problem in parse_trace(path, model, len(images)).problems)
+
+
+def test_other_line_breaks_are_read_as_before(setup) -> None:
+    model, images, path = setup
+    lines = reference_trace(model, images)
+    path.write_bytes(("\n".join(lines[:10]) + "\r\n" + "\r".join(lines[10:])).encode())
+    assert_same_record(parse_trace(path, model, len(images)), line_by_line(path, model, len(images)))
