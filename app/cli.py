@@ -322,12 +322,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "block", "spram"),
         default="auto",
         help="synapse memories: block RAM, or iCE40 SPRAM loaded by the host (default auto: SPRAM "
-        "only where block RAM is too small)",
+        "only where block RAM is too small). Options left out are chosen for the target and printed",
     )
     synth.add_argument(
         "--lane-fifo-depth",
         type=int,
-        help="depth of each lane's event FIFO (default 32; 4 saves logic cells on the iCE40)",
+        help="depth of each lane's event FIFO (default 32; 4 on the iCE40, where it is flip-flops)",
+    )
+    synth.add_argument(
+        "--fifo-depth", type=int, help="depth of the spike FIFOs between layers (default 16; 4 on the iCE40)"
+    )
+    synth.add_argument(
+        "--spike-fifo-depth",
+        type=int,
+        help="depth of each LIF layer's spike-mask FIFO (default: one step in block RAM; on the iCE40 "
+        "4 when block RAM is short)",
     )
     synth.add_argument(
         "--samples",
@@ -346,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     bitstream.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
     bitstream.add_argument(
         "--no-rewiring", action="store_true", help="leave the rewiring unit out (smaller; REWIRE is refused)"
+    )
+    bitstream.add_argument(
+        "--freq",
+        type=_positive_number,
+        help="clock of the top in MHz, made by the board's PLL (default: the core's post-route Fmax, "
+        "from --core-report or from a synthesis of the core run first)",
+    )
+    bitstream.add_argument(
+        "--core-report", type=Path, help="the core's 'esl-hw synth' folder (or report.json): its Fmax"
+    )
+    bitstream.add_argument(
+        "--allow-timing-failure", action="store_true", help="exit 0 although the top misses its clock"
     )
     bitstream.add_argument("--out", type=Path, required=True, help="folder for the build and bitstream")
     bitstream.add_argument("--force", action="store_true", help=FORCE_HELP)

@@ -21,7 +21,7 @@ from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
 from esl_hw.outputs import check_writable_target, staged_folder
-from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, check_fifo_depth
+from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, CorePlan, plan_model
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -45,7 +45,7 @@ def sample_images(
 
 
 def measure_cycles(
-    model: Model,
+    model: Model | CorePlan,
     samples: int,
     simulator: str = "verilator",
     lanes: int = 1,
@@ -54,23 +54,21 @@ def measure_cycles(
     lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
 ) -> dict[str, Any]:
     """Mean cycles and energy per inference from a bit-exact co-simulation of ``samples`` images
-    (of the core with its synapses in ``synapse_memory``).
+    (of the core of a plan as planned, or of the model with its synapses in ``synapse_memory``).
 
     Returns ``cycles``, ``source`` (a sentence for the report), ``energy_j``, ``mismatches``.
     """
     from esl_hw.sim import run_cosim, sim_report
 
+    options = dict(lanes=lanes, synapse_memory=synapse_memory, lane_fifo_depth=lane_fifo_depth)
+    if isinstance(model, CorePlan):
+        options, model, plan = {}, model.model, model
+    else:
+        plan = model
     images, where = sample_images(model, samples, data)
     with tempfile.TemporaryDirectory(prefix="esl-synth-cosim-") as build:
         result = run_cosim(
-            model,
-            images,
-            simulator=simulator,
-            build_dir=build,
-            trace_potentials=False,
-            lanes=lanes,
-            synapse_memory=synapse_memory,
-            lane_fifo_depth=lane_fifo_depth,
+            plan, images, simulator=simulator, build_dir=build, trace_potentials=False, **options
         )
     labels = np.zeros(len(images), dtype=np.int64)
     report = sim_report(model, result, images, labels)
@@ -96,46 +94,45 @@ def _synth_provenance(folder: Path, args: argparse.Namespace) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``."""
-    from esl_hw.fpga.synth import DoesNotFit, TimingFailure, choose_synapse_memory, synthesize
+    """``esl-hw synth MODEL --target T [--lanes L] [--freq MHZ] --out DIR``: the options left out
+    are chosen for the target (:mod:`esl_hw.fpga.autofit`) and printed; then the cycles of the
+    chosen core from co-simulation."""
+    from esl_hw.fpga.autofit import fitting_candidates, refusal
+    from esl_hw.fpga.synth import DoesNotFit, TimingFailure, hardware_config, synthesize, with_latency
     from esl_hw.fpga.targets import get_target
 
     state = check_writable_target(args.out, args.force, inputs=[args.model, args.data])
     model = load_model(args.model)
     target = get_target(args.target)
-    depth = args.lane_fifo_depth
-    lane_fifo_depth = check_fifo_depth(DEFAULT_LANE_FIFO_DEPTH if depth is None else depth)
-    lanes = core_lanes(model, args.lanes)
-    synapse_memory = choose_synapse_memory(model, target, lanes, args.synapses)
-    cycles, source = None, "none"
-    if args.samples > 0:
-        measured = measure_cycles(
-            model, args.samples, args.simulator, lanes, args.data, synapse_memory, lane_fifo_depth
-        )
-        if measured["mismatches"]:
-            raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
-        cycles, source = measured["cycles"], measured["source"]
+    depths = ("lane_fifo_depth", "fifo_depth", "spike_fifo_depth")
+    options = {name: getattr(args, name, None) for name in depths}
+    options.update(lanes=args.lanes, rewiring=False if args.no_rewiring else None)
+    # Every option checked, and a model the block-memory estimate rules out refused, before any work.
+    fitting, dropped = fitting_candidates(model, target, args.synapses, **options)
+    if not fitting:
+        raise DoesNotFit(f"{args.model}: {refusal(model, target, dropped[-1])}")
+    options["synapse_memory"] = args.synapses
     # A design that does not fit or misses its clock still gets its complete report at --out.
     with staged_folder(args.out, state=state, keep_on=(DoesNotFit, TimingFailure)) as staging:
         try:
-            report = synthesize(
-                model,
-                args.target,
-                staging,
-                freq_mhz=args.freq,
-                lanes=lanes,
-                allow_timing_failure=args.allow_timing_failure,
-                cycles_per_inference=cycles,
-                cycles_source=source,
-                rewiring=False if args.no_rewiring else None,
-                synapse_memory=synapse_memory,
-                lane_fifo_depth=lane_fifo_depth,
-                report_dir=args.out,
-            )
+            report = synthesize(model, target.name, staging, freq_mhz=args.freq, allow_timing_failure=True,
+                                report_dir=args.out, **options)  # fmt: skip
+            _print_settings(report.settings)
+            cycles, source = None, "none"
+            if args.samples > 0:
+                plan = plan_model(model, hardware_config(report))
+                measured = measure_cycles(plan, args.samples, args.simulator, data=args.data)
+                if measured["mismatches"]:
+                    raise EslError(f"co-simulation mismatches the reference: {measured['source']}")
+                cycles, source = measured["cycles"], measured["source"]
+            report = with_latency(report, staging, cycles, source, args.allow_timing_failure)
+        except DoesNotFit as error:  # after synthesis: the report stays at --out
+            raise DoesNotFit(f"{args.model}: {error}") from None
         finally:  # also the report of a design that does not fit or misses its clock
             _synth_provenance(staging, args)
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report.utilisation.items()]
     rows += [
+        ("settings", report.settings["chosen"]),
         ("rewiring unit", report.rewiring),
         ("synapse memory", report.synapse_memory),
         ("Fmax (MHz)", report.fmax_mhz),
@@ -148,16 +145,25 @@ def run_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_settings(settings: dict) -> None:
+    """The settings synthesis chose and those it passed over, one line each (stdout)."""
+    how = "chosen for the target" if settings.get("auto") else "as planned"
+    for entry in settings.get("dropped", []) + settings.get("tried", []):
+        print(f"esl-hw synth: passed over {entry['settings']}: {entry['reason']}")
+    print(f"esl-hw synth: settings ({how}): {settings['chosen']}")
+
+
 def run_bitstream(args: argparse.Namespace) -> int:
-    """``esl-hw bitstream MODEL --board B [--baud N] [--lanes L] [--no-rewiring] --out DIR``."""
+    """``esl-hw bitstream MODEL --board B [--baud N] [--lanes L] [--no-rewiring] [--freq MHZ |
+    --core-report DIR] --out DIR``: the top on a PLL clock (default: the core's post-route Fmax)."""
     from esl_hw.fpga.boards import build_bitstream, get_board
-    from esl_hw.fpga.synth import DoesNotFit
+    from esl_hw.fpga.synth import DoesNotFit, TimingFailure
 
     state = check_writable_target(args.out, args.force, inputs=[args.model])
     model = load_model(args.model)
     get_board(args.board)
     rewiring = False if args.no_rewiring else None
-    with staged_folder(args.out, state=state, keep_on=(DoesNotFit,)) as staging:
+    with staged_folder(args.out, state=state, keep_on=(DoesNotFit, TimingFailure)) as staging:
         try:
             report = build_bitstream(
                 model,
@@ -167,12 +173,17 @@ def run_bitstream(args: argparse.Namespace) -> int:
                 lanes=core_lanes(model, args.lanes),
                 rewiring=rewiring,
                 report_dir=args.out,
+                freq_mhz=getattr(args, "freq", None),
+                core_report=getattr(args, "core_report", None),
+                allow_timing_failure=getattr(args, "allow_timing_failure", False),
             )
-        finally:  # also the report of a board top that does not fit
+        finally:  # also the report of a board top that does not fit or misses its clock
             add_provenance(staging, "bitstream", f"Bitstream for {args.board}", args)
     rows = [(kind, f"{row['used']} / {row['available']}") for kind, row in report["utilisation"].items()]
     rows += [
-        ("clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
+        ("requested clock (MHz)", f"{report['requested_mhz']:g} ({report['clock_source']})"),
+        ("PLL clock / Fmax (MHz)", f"{report['clock_mhz']:g} / {report['fmax_mhz']}"),
+        ("timing met", report["timing_met"]),
         ("bitstream", report["bitstream"]),
     ]
     print_table(f"esl-hw bitstream: {report['board']} ({report['device']})", rows)
@@ -205,6 +216,8 @@ def run_run(args: argparse.Namespace) -> int:
         ("images", f"{result['samples']} {where}"),
         ("mismatching samples", result["mismatches"]),
         ("mean cycles per inference", float(np.mean(result["cycles"])) if result["cycles"] else 0.0),
+        ("clock (MHz, from INFO)", result["clock_mhz"] or "not reported"),
+        ("mean latency (µs)", float(np.mean(result["latency_us"])) if result["latency_us"] else None),
     ]
     print_table(f"esl-hw run on {args.port}", rows)
     for line in result["details"][:5]:

@@ -217,6 +217,14 @@ REPORTS: dict[str, ReportSchema] = {
             "rewiring": ("-", "whether the rewiring unit is built"),
             "synapse_memory": ("-", "`block` (block RAM) or `spram` (loaded by the host)"),
             "lane_fifo_depth": ("words", "depth of each lane's event FIFO"),
+            "fifo_depth": ("words", "depth of the spike FIFOs between layers"),
+            "spike_fifo_depth": ("words", "depth of each spike-mask FIFO (null: one step, `groups + 2`)"),
+            "settings": (
+                "-",
+                "how the configuration was chosen: `auto` (chosen for the target, options left out), "
+                "`chosen` (in words), `dropped` and `tried` (candidates passed over by the block-memory "
+                "estimate and by synthesis: `settings`, `reason`)",
+            ),
             "freq_mhz": ("MHz", "requested clock"),
             "fmax_mhz": ("MHz", "post-route maximum clock (null: not measured)"),
             "timing_met": ("-", "`fmax_mhz >= freq_mhz` (null: not measured)"),
@@ -250,12 +258,23 @@ REPORTS: dict[str, ReportSchema] = {
         {
             "board": ("-", "board name"),
             "device": ("-", "FPGA device"),
-            "clock_mhz": ("MHz", "the board's clock"),
+            "oscillator_mhz": ("MHz", "the board's oscillator, the PLL's input"),
+            "requested_mhz": ("MHz", "the clock asked for: `--freq`, else the core's post-route Fmax"),
+            "clock_source": ("-", "where `requested_mhz` comes from"),
+            "clock_mhz": (
+                "MHz",
+                "the top's clock, the PLL's actual output: the closest to `requested_mhz` not above it",
+            ),
+            "pll": (
+                "-",
+                "the PLL: `primitive`, `requested_mhz`, `f_in_mhz`, `f_out_mhz`, `f_pfd_mhz`, "
+                "`f_vco_mhz` and its `params` (dividers)",
+            ),
             "baud": ("bit/s", "UART baud rate"),
             "rewiring": ("-", "whether the rewiring unit is built"),
             "utilisation": ("cells", "per resource: `used`, `available`, `percent` (%)"),
             "overflow": ("cells", "resources over capacity (only when the design does not fit)"),
-            "fmax_mhz": ("MHz", "post-route maximum clock"),
+            "fmax_mhz": ("MHz", "post-route maximum clock of the whole top"),
             "timing_met": ("-", "`fmax_mhz >= clock_mhz`"),
             "bitstream": ("path", "the bitstream file"),
             "bitstream_bytes": ("bytes", "size of the bitstream"),
@@ -275,6 +294,8 @@ REPORTS: dict[str, ReportSchema] = {
             "expected_predictions": ("class", "the reference's prediction for each image"),
             "outputs": ("-", "the board's output accumulators for each image (integers)"),
             "cycles": ("cycles", "the core's cycle counter for each image"),
+            "clock_mhz": ("MHz", "the board's clock as its INFO reply reports it (null: not reported)"),
+            "latency_us": ("µs", "`cycles / clock_mhz` for each image (null: clock not reported)"),
             "details": ("-", "the first differences found"),
             **PROVENANCE,
         },

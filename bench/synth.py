@@ -8,10 +8,14 @@ core)::
     python bench/synth.py [--models bench/models] [--data MNIST] [--only NAME ...] [--jobs 2]
 
 The rows are the trained MNIST 784-800-10 models of ``bench/models`` (densities 0.1 and 0.05, 8-
-and 6-bit weights) on the ECP5-85F at 1-8 lanes and on the iCE40 UP5K (synapses in SPRAM, loaded
-by the host); ``--model DEMO/model`` adds the demo's 784-128-10. Accuracy is the integer reference
-on the MNIST test set (``--data``: all 10,000 images, else the embedded 1,000-image subset). Cycles
-and energy come from a bit-exact co-simulation of 20 MNIST test images of the same core.
+and 6-bit weights) on the ECP5-85F at 1-8 lanes and on the iCE40 UP5K (the settings
+:func:`esl_hw.fpga.synthesize` chooses by default: synapses in SPRAM, loaded by the host, small
+FIFOs, the rewiring unit in); ``--model DEMO/model`` adds the demo's 784-128-10 (ECP5-85F at 1 and
+8 lanes, UP5K). ``--only NAME ...`` reruns those rows and keeps the others of ``--work``'s
+``results.json``; every run rewrites ``docs/benchmarks/fpga.md`` and ``fpga.json`` from them.
+Accuracy is the integer reference on the MNIST test set (``--data``: all 10,000 images, else the
+embedded 1,000-image subset). Cycles and energy come from a bit-exact co-simulation of 20 MNIST
+test images of the core synthesis built.
 """
 
 from __future__ import annotations
@@ -74,13 +78,8 @@ TRAINED_ROWS = (
     ("mnist_d0.05", "784-800-10, density 0.05, 8-bit", "ecp5-85k", 4, {}),
     ("mnist_d0.05", "784-800-10, density 0.05, 8-bit", "ecp5-85k", 8, {}),
     ("mnist_d0.05_w6", "784-800-10, density 0.05, 6-bit", "ecp5-85k", 8, {}),
-    (
-        "mnist_d0.05_w6",
-        "784-800-10, density 0.05, 6-bit",
-        "ice40-up5k",
-        1,
-        {"lane_fifo_depth": 4, "rewiring": False},
-    ),
+    # The UP5K row takes synthesize()'s default, automatic settings (esl_hw.fpga.autofit).
+    ("mnist_d0.05_w6", "784-800-10, density 0.05, 6-bit", "ice40-up5k", 1, {}),
 )
 
 
@@ -94,8 +93,8 @@ def configurations(models: Path | None, demo: Path | None = None) -> list[dict]:
                 rows.append(dict(name=name, model=str(models / folder), target=target, lanes=lanes,
                                  options=options, label=f"trained {label}"))  # fmt: skip
     if demo is not None:
-        for lanes in (1, 8):
-            rows.append(dict(name=f"demo-ecp5-85k-L{lanes}", model=str(demo), target="ecp5-85k", lanes=lanes,
+        for target, lanes in (("ecp5-85k", 1), ("ecp5-85k", 8), ("ice40-up5k", 1)):
+            rows.append(dict(name=f"demo-{target}-L{lanes}", model=str(demo), target=target, lanes=lanes,
                              options={}, label="trained 784-128-10 (demo)"))  # fmt: skip
     return rows
 
@@ -111,30 +110,36 @@ def accuracy(model_dir: str, data: Path | None) -> tuple[float, str]:
 
 
 def run_row(row: dict, work: Path, simulator: str, data: Path | None) -> dict:
+    """Synthesise one row (the options left out chosen for the target), then co-simulate the core
+    it built for cycles and energy."""
     from esl_hw.app.fpga import measure_cycles
     from esl_hw.fpga import synthesize
-    from esl_hw.fpga.synth import choose_synapse_memory
-    from esl_hw.fpga.targets import get_target
+    from esl_hw.fpga.synth import hardware_config
+    from esl_hw.rtl_gen.plan import plan_model
 
     model = load_model(row["model"])
-    options = dict(row["options"])
-    options["synapse_memory"] = choose_synapse_memory(model, get_target(row["target"]), row["lanes"])
-    core = {key: options[key] for key in ("synapse_memory", "lane_fifo_depth") if key in options}
-    measured = measure_cycles(model, COSIM_IMAGES, simulator, row["lanes"], None, **core)
-    if measured["mismatches"]:
-        raise EslError(f"{row['name']}: co-simulation mismatches the reference")
+    folder = work / row["name"]
     started = time.perf_counter()
     try:
         freq = 100.0 if "ecp5" in row["target"] else 24.0
-        report = synthesize(model, row["target"], work / row["name"], freq_mhz=freq, lanes=row["lanes"],
-                            allow_timing_failure=True, cycles_per_inference=measured["cycles"],
-                            cycles_source=measured["source"], **options).to_dict()  # fmt: skip
+        report = synthesize(model, row["target"], folder, freq_mhz=freq, lanes=row["lanes"],
+                            allow_timing_failure=True, **row["options"]).to_dict()  # fmt: skip
         status = "ok"
     except EslError as error:
-        report = json.loads((work / row["name"] / "report.json").read_text())
+        if not (folder / "report.json").is_file():  # refused by the block-memory estimate
+            raise
+        report = json.loads((folder / "report.json").read_text())
         status = str(error).split(" (report:")[0]
+    measured = measure_cycles(plan_model(model, hardware_config(report)), COSIM_IMAGES, simulator)
+    if measured["mismatches"]:
+        raise EslError(f"{row['name']}: co-simulation mismatches the reference")
+    cycles = measured["cycles"]
+    latency = round(cycles / report["fmax_mhz"], 3) if report["fmax_mhz"] else None
     model_accuracy, accuracy_set = accuracy(row["model"], data)
     report.update(
+        cycles_per_inference=cycles,
+        cycles_source=measured["source"],
+        latency_us=latency,
         row=row,
         status=status,
         energy_j=measured["energy_j"],
@@ -227,7 +232,8 @@ def notes(results: list[dict]) -> list[str]:
             f"- {UP5K_TARGET}: met ({best['row']['label']}, {best['accuracy']:.2%}: "
             f"{use['luts']['used']} of {use['luts']['available']} logic cells, {use['bram']['used']} of "
             f"{use['bram']['available']} EBR, {use['spram']['used']} of {use['spram']['available']} SPRAM, "
-            f"synapses in SPRAM loaded by the host)."
+            f"synapses in SPRAM loaded by the host, rewiring unit {'in' if best['rewiring'] else 'out'}, "
+            f"{best['fmax_mhz']} MHz)."
         )
     else:
         lines.append(f"- {UP5K_TARGET}: not met by these rows.")
@@ -308,10 +314,16 @@ def markdown(results: list[dict], boards: list[dict] | None = None) -> str:
     for result in results:
         options = result["row"]["options"].items()
         extra = ", ".join(f"{key} {value}" for key, value in options if key != "rewiring")
+        chosen = result.get("settings", {}).get("chosen") if result.get("settings", {}).get("auto") else None
+        settings = (
+            f"settings chosen by synthesis: {chosen}"
+            if chosen and not extra
+            else f"synapses in {result.get('synapse_memory', 'block')}{', ' + extra if extra else ''}, "
+            f"rewiring unit {'in' if result['rewiring'] else 'out'}"
+        )
         lines.append(
-            f"- {result['row']['name']}: synapses in {result.get('synapse_memory', 'block')}"
-            f"{', ' + extra if extra else ''}, rewiring unit {'in' if result['rewiring'] else 'out'}; "
-            f"accuracy on {result['accuracy_set']}; cycles: {result['cycles_source']}"
+            f"- {result['row']['name']}: {settings}; accuracy on {result['accuracy_set']}; "
+            f"cycles: {result['cycles_source']}"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,12 +1,19 @@
 """Board tops with the UART host link, and their bitstreams, for ULX3S (ECP5) and iCEBreaker (iCE40 UP5K).
 
-:class:`BoardTop` puts :class:`~esl_hw.fpga.hostlink.HostLink` on a board's default clock (25 MHz
-on ULX3S, 12 MHz on iCEBreaker, no PLL) and its FTDI UART (``uart`` resource 0 of the
+:class:`BoardTop` puts :class:`~esl_hw.fpga.hostlink.HostLink` on a PLL clock
+(:mod:`esl_hw.fpga.pll`: EHXPLLL from the ULX3S's 25 MHz, SB_PLL40_PAD from the iCEBreaker's
+12 MHz; reset until the PLL locks) and the board's FTDI UART (``uart`` resource 0 of the
 amaranth-boards platform), with LED 0 lit while an inference runs and LED 1 while an error frame
-goes out. :func:`build_bitstream` lets the platform write its Yosys script and pin constraints
-(``platform.prepare``) and runs the yowasp tools on them: Yosys, nextpnr (with a JSON report),
-then ``ecppack`` (``.bit``) or ``icepack`` (``.bin``). A design that does not fit is reported by
-resource, before nextpnr runs.
+goes out. The whole link runs in the PLL's domain: its UART divisor is computed from the PLL's
+actual frequency, and INFO reports that frequency so the host turns cycles into time.
+
+:func:`build_bitstream` chooses the clock (a given frequency, else the post-route Fmax of the
+core's own synthesis, :func:`board_clock_request`), the PLL setting closest to it from below, and
+lets the platform write its Yosys script and pin and clock constraints (``platform.prepare``); it
+runs the yowasp tools on them: Yosys, nextpnr at the PLL frequency (with a JSON report), then
+``ecppack`` (``.bit``) or ``icepack`` (``.bin``). A design that does not fit is reported by
+resource, before nextpnr runs; a top that misses the PLL clock raises :class:`TimingFailure`
+after its report and bitstream are written.
 """
 
 from __future__ import annotations
@@ -22,17 +29,20 @@ from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.fpga.hostlink import DEFAULT_EVENT_DEPTH, HostLink
+from esl_hw.fpga.pll import PllSetting, add_pll_domain, as_mhz, pll_for
 from esl_hw.fpga.synth import (
     DoesNotFit,
+    TimingFailure,
     count_cells,
     fmax_of,
     netlist_cells,
     overflows,
     place_and_route,
     routed_utilisation,
+    synthesize,
     utilisation,
 )
-from esl_hw.fpga.targets import get_target
+from esl_hw.fpga.targets import Target, get_target
 from esl_hw.fpga.tools import run_tool, run_yosys
 from esl_hw.fpga.uart import uart_divisor
 from esl_hw.rtl_gen.plan import CorePlan, as_plan
@@ -58,6 +68,9 @@ BOARDS = {
 
 DEFAULT_BAUD = 115200
 
+#: Inter-byte timeout of the board link in seconds, whatever its clock (docs/protocol.md).
+LINK_TIMEOUT_S = 0.2
+
 
 def get_board(name: str) -> Board:
     """The board called ``name``; an unknown name raises :class:`EslError` listing the known ones."""
@@ -77,8 +90,17 @@ def make_platform(board: Board):
         raise EslError("amaranth-boards is not installed (pip install amaranth-boards)") from None
 
 
+def board_link(plan: CorePlan, clock_hz: int, baud: int, event_depth: int = DEFAULT_EVENT_DEPTH) -> HostLink:
+    """The host link of a board top running at ``clock_hz``: UART divisor
+    ``round(clock_hz / baud)`` (:func:`~esl_hw.fpga.uart.uart_divisor`, within 2% of ``baud``),
+    an inter-byte timeout of :data:`LINK_TIMEOUT_S` and ``clock_hz`` in its INFO reply."""
+    divisor = uart_divisor(clock_hz, baud)
+    timeout = max(16 * divisor, round(LINK_TIMEOUT_S * clock_hz))
+    return HostLink(plan, divisor, event_depth=event_depth, timeout=timeout, clock_hz=clock_hz)
+
+
 class BoardTop(Elaboratable):
-    """The host link of ``model`` on a board's clock, UART and LEDs.
+    """The host link of ``model`` on a board's PLL clock, UART and LEDs.
 
     Parameters
     ----------
@@ -93,6 +115,9 @@ class BoardTop(Elaboratable):
     rewiring : bool or None
         Include the core's rewiring unit (``None``: whenever the weights allow it; ``False`` leaves
         it out and the link then refuses REWIRE).
+    pll : PllSetting or None
+        The PLL making the clock from the board's oscillator (:func:`esl_hw.fpga.pll.pll_for`);
+        ``None`` runs everything on the oscillator itself, as the platform's default domain.
     """
 
     def __init__(
@@ -102,6 +127,7 @@ class BoardTop(Elaboratable):
         lanes: int | None = None,
         event_depth: int = DEFAULT_EVENT_DEPTH,
         rewiring: bool | None = None,
+        pll: PllSetting | None = None,
     ):
         self.plan = as_plan(model, lanes, rewiring=rewiring)
         self.model = self.plan.model
@@ -109,11 +135,15 @@ class BoardTop(Elaboratable):
         self.lanes = self.plan.lanes
         self.event_depth = event_depth
         self.rewiring = self.plan.rewiring
+        self.pll = pll
 
     def elaborate(self, platform) -> Module:
-        divisor = uart_divisor(platform.default_clk_frequency, self.baud)
+        clock_hz = self.pll.f_out_hz if self.pll is not None else round(platform.default_clk_frequency)
+        link = board_link(self.plan, clock_hz, self.baud, self.event_depth)  # a bad baud raises here
         m = Module()
-        m.submodules.link = link = HostLink(self.plan, divisor, event_depth=self.event_depth)
+        if self.pll is not None:
+            add_pll_domain(m, platform, self.pll)
+        m.submodules.link = link
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
@@ -122,14 +152,60 @@ class BoardTop(Elaboratable):
         for index in range(2):
             leds.append(io.Buffer("o", platform.request("led", index, dir="-")))
             m.submodules[f"led{index}"] = leds[-1]
-        limit = int(platform.default_clk_frequency // 10)  # 100 ms
-        stretch = Signal(range(limit + 1))
-        with m.If(link.error):
-            m.d.sync += stretch.eq(limit)
-        with m.Elif(stretch != 0):
-            m.d.sync += stretch.eq(stretch - 1)
-        m.d.comb += [leds[0].o.eq(link.running), leds[1].o.eq(stretch != 0)]
+        m.d.comb += [leds[0].o.eq(link.running), leds[1].o.eq(self._stretch(m, link.error, clock_hz))]
         return m
+
+    @staticmethod
+    def _stretch(m: Module, pulse: Signal, clock_hz: int) -> Signal:
+        """``pulse`` stretched to 0.1-0.2 s: 255 ticks of ``2**k`` cycles (two short counters,
+        not one of 22 bits, whose carry chain the iCE40 placer split across a full die: 63 ns)."""
+        prescaler = Signal(max(1, (clock_hz // 10 // 255).bit_length()))
+        stretch = Signal(8)
+        m.d.sync += prescaler.eq(prescaler + 1)
+        with m.If(pulse):
+            m.d.sync += stretch.eq(255)
+        with m.Elif((prescaler == 0) & (stretch != 0)):
+            m.d.sync += stretch.eq(stretch - 1)
+        return stretch != 0
+
+
+def core_report_fmax(path: str | Path, plan: CorePlan, target: Target) -> float:
+    """The post-route Fmax of the core's synthesis report ``path`` (``report.json`` or its
+    folder), checked to be of this core (target, lanes, rewiring, layer sizes, synapses)."""
+    file = Path(path)
+    file = file / "report.json" if file.is_dir() else file
+    try:
+        report = json.loads(file.read_text())
+    except (OSError, ValueError) as error:
+        raise EslError(f"cannot read the core's synthesis report {str(file)!r}: {error}") from None
+    model = plan.model
+    sizes = [model.n_inputs] + [layer.n_out for layer in model.layers]
+    expected = {"target": target.name, "lanes": plan.lanes, "rewiring": plan.rewiring, "sizes": sizes,
+                "synapses": model.synapses}  # fmt: skip
+    found = {**{key: report.get(key) for key in ("target", "lanes", "rewiring")}, **report.get("model", {})}
+    wrong = [f"{key} {found.get(key)!r} (this top: {value!r})" for key, value in expected.items()
+             if found.get(key) != value]  # fmt: skip
+    if wrong:
+        raise EslError(f"synthesis report {str(file)!r} is of another core: {'; '.join(wrong)}")
+    if not report.get("fmax_mhz"):
+        raise EslError(f"synthesis report {str(file)!r} has no post-route Fmax")
+    return float(report["fmax_mhz"])
+
+
+def board_clock_request(
+    plan: CorePlan, target: Target, folder: Path, freq_mhz: float | None, core_report: str | Path | None
+) -> tuple[float, str]:
+    """The clock a board top is built for, in MHz, and where it comes from: ``freq_mhz`` when
+    given, else the Fmax of the core's synthesis report ``core_report``, else the Fmax of a
+    synthesis of the core run now in ``folder/core`` (:func:`esl_hw.fpga.synth.synthesize`)."""
+    if freq_mhz is not None:
+        return float(as_mhz(freq_mhz, "the board's clock")), "given"
+    if core_report is not None:
+        return core_report_fmax(core_report, plan, target), f"core synthesis report {core_report}"
+    report = synthesize(plan, target.name, folder / "core", allow_timing_failure=True)
+    if report.fmax_mhz is None:
+        raise EslError(f"the synthesis of the core for {target.device} gave no Fmax (report: {folder}/core)")
+    return report.fmax_mhz, "core synthesised in core/ (post-route Fmax)"
 
 
 def build_bitstream(
@@ -140,16 +216,26 @@ def build_bitstream(
     lanes: int | None = None,
     rewiring: bool | None = None,
     report_dir: str | Path | None = None,
+    freq_mhz: float | None = None,
+    core_report: str | Path | None = None,
+    allow_timing_failure: bool = False,
 ) -> dict:
     """Build the bitstream of :class:`BoardTop` for ``board`` in ``out_dir``; return a report dict.
 
     ``model`` is the core's plan, or the artifact on ``lanes`` lanes (by default its own) with
-    ``rewiring``. ``report_dir`` is the folder the report names as the bitstream's (default
+    ``rewiring``. The top's clock is the PLL output closest to, and not above, ``freq_mhz``
+    (default: the core's post-route Fmax from ``core_report``, a synthesis ``report.json`` or its
+    folder, else from a synthesis of the core run in ``out_dir/core``); nextpnr is constrained at
+    that PLL frequency. ``report_dir`` is the folder the report names as the bitstream's (default
     ``out_dir``).
 
-    The report (also written to ``out_dir/board.json``) has ``board``, ``device``, ``clock_mhz``,
-    ``fmax_mhz``, ``timing_met``, ``utilisation`` and ``bitstream`` (its path). Raises
-    :class:`DoesNotFit` naming the overflowing resource, or :class:`EslError` if a tool fails.
+    The report (also written to ``out_dir/board.json``) has ``board``, ``device``,
+    ``oscillator_mhz``, ``requested_mhz``, ``clock_source``, ``clock_mhz`` (the PLL's actual
+    output), ``pll``, ``baud``, ``rewiring``, ``utilisation``, ``fmax_mhz`` (post-route, whole
+    top), ``timing_met``, ``bitstream`` and ``bitstream_bytes``. Raises :class:`DoesNotFit` naming
+    the overflowing resource, :class:`TimingFailure` when the top misses the PLL clock (unless
+    ``allow_timing_failure``; the bitstream is written all the same), or :class:`EslError` for a
+    clock no PLL setting reaches or a tool that fails.
     """
     spec = get_board(board)
     target = get_target(spec.target)
@@ -157,8 +243,12 @@ def build_bitstream(
     platform = make_platform(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with progress.step("amaranth: Verilog of the board top"):
-        plan = platform.prepare(BoardTop(core_plan, baud), name="top")
+    oscillator_mhz = platform.default_clk_frequency / 1e6
+    requested, source = board_clock_request(core_plan, target, folder, freq_mhz, core_report)
+    pll = pll_for(target.family.name, oscillator_mhz, requested)
+    clock_mhz = round(pll.f_out_hz / 1e6, 6)
+    with progress.step(f"amaranth: Verilog of the board top ({pll.primitive} at {clock_mhz:g} MHz)"):
+        plan = platform.prepare(BoardTop(core_plan, baud, pll=pll), name="top")
     for name, content in plan.files.items():
         mode = "wb" if isinstance(content, bytes) else "w"
         with open(folder / name, mode) as handle:
@@ -166,9 +256,9 @@ def build_bitstream(
     run_yosys(["top.ys"], folder)  # the complete log in yosys.log
     cells = netlist_cells(folder / "top.json", "top")
     table = utilisation(count_cells(cells, target.family), target)
-    clock_mhz = platform.default_clk_frequency / 1e6
-    report: dict = {"board": spec.name, "device": target.device, "clock_mhz": clock_mhz, "baud": baud,
-                    "rewiring": core_plan.rewiring}  # fmt: skip
+    report: dict = {"board": spec.name, "device": target.device, "oscillator_mhz": oscillator_mhz,
+                    "requested_mhz": requested, "clock_source": source, "clock_mhz": clock_mhz,
+                    "pll": pll.summary(requested), "baud": baud, "rewiring": core_plan.rewiring}  # fmt: skip
     over = overflows(table)
     if over:
         report.update(utilisation=table, overflow=over)
@@ -187,10 +277,17 @@ def build_bitstream(
     run_tool(tool, args, folder, folder / "pack.log")
     report.update(
         fmax_mhz=fmax,
-        timing_met=fmax is not None and fmax >= clock_mhz,
+        timing_met=fmax is not None and fmax >= round(clock_mhz, 2),
         utilisation=routed_utilisation(pnr, table, target),
         bitstream=str(Path(report_dir or folder) / bitstream.name),
         bitstream_bytes=bitstream.stat().st_size,
     )
     (folder / "board.json").write_text(json.dumps(report, indent=2) + "\n")
+    if not report["timing_met"] and not allow_timing_failure:
+        raise TimingFailure(
+            f"timing not met on {spec.name}: the top reached {fmax} MHz post-route at a {clock_mhz:g} MHz "
+            f"PLL clock (rebuild with a lower --freq, e.g. {0.95 * (fmax or 0):.1f}: placement moves Fmax "
+            f"by a few MHz; or pass --allow-timing-failure; "
+            f"report: {report_dir or folder}/board.json)"
+        )
     return report

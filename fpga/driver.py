@@ -43,6 +43,10 @@ class Transport(Protocol):
     def read(self, size: int) -> bytes: ...
 
 
+#: Bytes of the INFO reply payload.
+INFO_BYTES = 21
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """The INFO reply."""
@@ -57,12 +61,13 @@ class DeviceInfo:
     capabilities: int
     lanes: int
     model_id: int
+    clock_hz: int  # the clock the gateware was built for (0: unknown)
 
     @classmethod
     def parse(cls, payload: bytes) -> DeviceInfo:
-        if len(payload) != 17:
-            raise P.ProtocolError(f"INFO reply of {len(payload)} bytes, expected 17")
-        sizes = (1, 2, 2, 2, 1, 1, 2, 1, 1, 4)
+        if len(payload) != INFO_BYTES:
+            raise P.ProtocolError(f"INFO reply of {len(payload)} bytes, expected {INFO_BYTES}")
+        sizes = (1, 2, 2, 2, 1, 1, 2, 1, 1, 4, 4)
         values, offset = [], 0
         for size in sizes:
             values.append(int.from_bytes(payload[offset : offset + size], "little"))
@@ -446,7 +451,9 @@ def run_images(driver: HostDriver, model: Model, images: np.ndarray) -> dict:
     """Run ``images`` (``[N, n_in]`` uint8) on the device and check them against the reference.
 
     Returns a dict with ``samples``, ``mismatches``, ``predictions``, ``expected_predictions``,
-    ``outputs``, ``cycles`` (per inference) and ``details`` (one line per mismatching sample).
+    ``outputs``, ``cycles`` (per inference), ``clock_mhz`` (the device's clock from INFO, None when
+    it reports none), ``latency_us`` (per inference, ``cycles / clock_mhz``; None without a clock)
+    and ``details`` (one line per mismatching sample).
     """
     from esl_hw.fpga.hostlink import model_id
     from esl_hw.reference import run
@@ -471,4 +478,14 @@ def run_images(driver: HostDriver, model: Model, images: np.ndarray) -> dict:
         if inference.outputs != expected or inference.prediction != int(trace.predictions[sample]):
             result["mismatches"] += 1
             result["details"].append(f"sample {sample}: device {inference.outputs}, reference {expected}")
+    result.update(latency(result["cycles"], info.clock_hz))
     return result
+
+
+def latency(cycles: list[int], clock_hz: int) -> dict:
+    """``clock_mhz`` and ``latency_us`` of each inference, ``cycles / clock_mhz``, for a device
+    whose INFO reports ``clock_hz`` (both None when it reports 0: clock unknown)."""
+    if not clock_hz:
+        return {"clock_mhz": None, "latency_us": None}
+    clock_mhz = clock_hz / 1e6
+    return {"clock_mhz": clock_mhz, "latency_us": [round(count / clock_mhz, 3) for count in cycles]}

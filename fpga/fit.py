@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from esl_hw.artifact import Model
+from esl_hw.errors import EslError
 from esl_hw.fpga.targets import Family, Target, get_family
 from esl_hw.rtl_gen.hardware import ICE40_SPRAM, HardwareConfig
 from esl_hw.rtl_gen.memories import CoreMemory, LayerShape, core_memories, rewire_limit_problem
@@ -37,6 +38,7 @@ from esl_hw.rtl_gen.plan import CorePlan, as_plan
 
 __all__ = [
     "SMALL_DEPTH",
+    "DoesNotFit",
     "LayerShape",
     "MemoryEstimate",
     "advice_text",
@@ -54,6 +56,11 @@ __all__ = [
 
 #: Memories this shallow are left to LUT RAM / flip-flops by Yosys.
 SMALL_DEPTH = 32
+
+
+class DoesNotFit(EslError):
+    """The design needs more of a resource than the device has (also
+    :class:`esl_hw.fpga.synth.DoesNotFit`)."""
 
 
 @dataclass(frozen=True)

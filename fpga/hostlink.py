@@ -67,8 +67,11 @@ def model_id(model: Model) -> int:
     return int.from_bytes(digest.digest()[:4], "little")
 
 
-def info_payload(model: Model, lanes: int, event_depth: int, capabilities: int = 0) -> bytes:
-    """The INFO reply payload for ``model`` (see docs/protocol.md)."""
+def info_payload(
+    model: Model, lanes: int, event_depth: int, capabilities: int = 0, clock_hz: int = 0
+) -> bytes:
+    """The INFO reply payload for ``model`` (see docs/protocol.md); ``clock_hz`` is the clock the
+    gateware is built for (0: unknown), so that the host turns cycles into time."""
     fields = [
         (P.VERSION, 1),
         (model.n_inputs, 2),
@@ -80,6 +83,7 @@ def info_payload(model: Model, lanes: int, event_depth: int, capabilities: int =
         (capabilities, 1),
         (lanes, 1),
         (model_id(model), 4),
+        (clock_hz, 4),
     ]
     return b"".join(int(value).to_bytes(size, "little") for value, size in fields)
 
@@ -108,6 +112,8 @@ class HostLink(wiring.Component):
         Cycles a frame may pause between two bytes before it is dropped with TIMEOUT.
     rewiring : bool or None
         Include the core's rewiring unit (``SNNCore``'s option; with a plan, unset or the plan's).
+    clock_hz : int
+        The clock frequency the link runs at, reported by INFO (0: unknown, e.g. in simulation).
 
     Attributes
     ----------
@@ -129,9 +135,12 @@ class HostLink(wiring.Component):
         event_depth: int = DEFAULT_EVENT_DEPTH,
         timeout: int = 1 << 22,
         rewiring: bool | None = None,
+        clock_hz: int = 0,
     ) -> None:
         try:
             self._check(model.model if isinstance(model, CorePlan) else model, divisor, event_depth, timeout)
+            if isinstance(clock_hz, bool) or not isinstance(clock_hz, int) or not 0 <= clock_hz < 1 << 32:
+                raise EslError(f"clock_hz must be an integer number of Hz in 0..2**32-1, got {clock_hz!r}")
             plan = as_plan(model, lanes, rewiring=rewiring)
         except (TypeError, EslError):
             self._MustUse__silence = True  # never elaborated
@@ -146,7 +155,8 @@ class HostLink(wiring.Component):
         self.core = SNNCore(plan)
         self.word_bytes = memory_word_bytes(plan)
         capabilities = P.CAP_MEMORY | (P.CAP_REWIRE if plan.rewiring else 0)
-        self.info = info_payload(plan.model, plan.lanes, event_depth, capabilities)
+        self.clock_hz = clock_hz
+        self.info = info_payload(plan.model, plan.lanes, event_depth, capabilities, clock_hz)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "running": Out(1), "error": Out(1)})
 
     @staticmethod

@@ -284,17 +284,24 @@ class ReplySender(wiring.Component):
         crc = Signal(8)
         snapshot = Signal(40)  # small payloads, captured when the reply starts
         memory_word = Signal(8 * self.word_bytes)  # READ_MEMORY: the word being sent
-        payload = self._payload_byte(m, command, position - 5, word, sub, snapshot, memory_word)
-        last = 5 + length  # index of the CRC byte
+        # Registers of the byte counters' functions, taken every cycle: ``position`` and ``word``
+        # change only in SEND, and LOAD comes at least two cycles later (after PREP).
+        payload_index, at_crc = Signal(16), Signal()  # position - 5; the CRC byte is next
+        payload = self._payload_byte(m, command, payload_index, word, sub, snapshot, memory_word)
+        # The length and the CRC byte's index, registered when the reply starts (in IDLE):
+        # READ_MEMORY's length is a product, too slow in front of the byte counter's compare.
+        frame_length, last = Signal(16), Signal(17)
         out_byte = Signal(8)
         with m.Switch(position):
-            for index, value in enumerate((P.SYNC, P.VERSION, command, length[:8], length[8:])):
+            for index, value in enumerate((P.SYNC, P.VERSION, command, frame_length[:8], frame_length[8:])):
                 with m.Case(index):
                     m.d.comb += out_byte.eq(value)
             with m.Default():
-                m.d.comb += out_byte.eq(Mux(position == last, crc, payload))
+                m.d.comb += out_byte.eq(Mux(at_crc, crc, payload))
+        m.d.sync += [payload_index.eq(position - 5), at_crc.eq(position == last)]
         registers = {"position": position, "word": word, "sub": sub, "crc": crc, "snapshot": snapshot}
-        self._fsm(m, registers, out_byte, last, memory_word)
+        registers.update(frame_length=frame_length, last=last)
+        self._fsm(m, registers, out_byte, length, memory_word)
         m.d.comb += self.error.eq(self.reply.valid & (command == P.ERROR))
         return m
 
@@ -335,6 +342,8 @@ class ReplySender(wiring.Component):
         output, counter or memory word being sent and the byte within it)."""
         info = Const(int.from_bytes(self.info, "little"), 8 * len(self.info))
         counters = Array(self.counters[index] for index in range(len(self.names)))
+        counter = Signal(32)  # READ_COUNTERS: the counter being sent (registered, see elaborate)
+        m.d.sync += counter.eq(counters[word])
         out_port = self._capture(m)
         m.d.comb += out_port.addr.eq(word)
         byte = Signal(8)
@@ -347,7 +356,7 @@ class ReplySender(wiring.Component):
                 head = prediction.word_select(payload_index[:1], 8)
                 m.d.comb += byte.eq(Mux(payload_index < 2, head, out_port.data.word_select(sub, 8)))
             with m.Case(P.Command.READ_COUNTERS | P.REPLY):
-                m.d.comb += byte.eq(counters[word].word_select(sub[:2], 8))
+                m.d.comb += byte.eq(counter.word_select(sub[:2], 8))
             with m.Case(P.Command.READ_MEMORY | P.REPLY):
                 m.d.comb += byte.eq(memory_word.word_select(sub, 8))
             with m.Default():
@@ -366,9 +375,17 @@ class ReplySender(wiring.Component):
             with m.Default():
                 m.d.sync += snapshot.eq(free)
 
-    def _fsm(self, m: Module, registers: dict, out_byte: Value, last: Value, memory_word: Signal) -> None:
-        """IDLE → (PREP → [FETCH → FETCHED] → SEND) per byte → IDLE after the CRC byte."""
-        position, word, sub, crc = (registers[name] for name in ("position", "word", "sub", "crc"))
+    def _fsm(self, m: Module, registers: dict, out_byte: Value, length: Value, memory_word: Signal) -> None:
+        """IDLE → (PREP → [FETCH → FETCHED] → LOAD → SEND) per byte → IDLE after the CRC byte.
+
+        LOAD registers the byte (``out_byte``: a wide multiplexer over every payload source) so that
+        SEND's CRC update starts from a register: the two halves of what was one path, which
+        limited the board tops' clock (the ECP5 top: 80.1 MHz before, 101.3 MHz with it and the
+        registered length, payload index and counter)."""
+        position, word, sub, crc, last = (
+            registers[name] for name in ("position", "word", "sub", "crc", "last")
+        )
+        byte = Signal(8)  # the byte being sent, loaded in LOAD
         command, host = self.reply.payload.command, self.host
         reading_memory = command == (P.Command.READ_MEMORY | P.REPLY)
         outputs = command == (P.Command.READ_OUTPUTS | P.REPLY)
@@ -377,10 +394,11 @@ class ReplySender(wiring.Component):
         with m.FSM():
             with m.State("IDLE"), m.If(self.reply.valid):
                 m.d.sync += [position.eq(0), word.eq(0), sub.eq(0), crc.eq(0)]
+                m.d.sync += [registers["frame_length"].eq(length), last.eq(5 + length)]
                 self._snapshot(m, registers["snapshot"], command)
                 m.next = "PREP"
             with m.State("PREP"):  # one cycle for the output memory's read
-                m.next = "SEND"
+                m.next = "LOAD"
                 with m.If(reading_memory & (position >= 5) & (position < last) & (sub == 0)):
                     m.next = "FETCH"
             with m.State("FETCH"):  # READ_MEMORY: read the next word through the host port
@@ -388,18 +406,21 @@ class ReplySender(wiring.Component):
                 m.d.comb += host.valid.eq(valid)
                 with m.If(~valid):
                     m.d.sync += memory_word.eq(0)
-                    m.next = "SEND"
+                    m.next = "LOAD"
                 with m.Elif(host.ready):
                     m.next = "FETCHED"
             # FETCHED: the word arrives with rvalid (READ_LATENCY cycles after the read).
             with m.State("FETCHED"), m.If(host.rvalid):
                 m.d.sync += memory_word.eq(host.rdata)
+                m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.sync += byte.eq(out_byte)
                 m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(out_byte)]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
                 with m.If(self.tx.ready):
                     with m.If((position >= 1) & (position < last)):
-                        m.d.sync += crc.eq(crc8_step(crc, out_byte))
+                        m.d.sync += crc.eq(crc8_step(crc, byte))
                     with m.If(position >= first_word):
                         with m.If(sub == per_word - 1):
                             m.d.sync += [sub.eq(0), word.eq(word + 1)]

@@ -28,6 +28,17 @@ def _offenders(report: dict) -> str:
     return ", ".join(f"`{m['name']}` ({m['depth']} x {m['width']}, {m['mapped']})" for m in bad)
 
 
+def _settings(settings: dict | None) -> list[str]:
+    """The configuration synthesis chose and the candidates it passed over (docs/fpga.md)."""
+    if not settings or "chosen" not in settings:
+        return []
+    how = "chosen for the target" if settings.get("auto") else "as planned"
+    lines = ["", f"Settings ({how}): {settings['chosen']}."]
+    for entry in settings.get("dropped", []) + settings.get("tried", []):
+        lines.append(f"- passed over: {entry['settings']} ({entry['reason']})")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The Markdown form of a report dict (:meth:`SynthReport.to_dict`)."""
     model = report["model"]
@@ -38,6 +49,7 @@ def markdown(report: dict) -> str:
         f"Model {sizes}, {model['synapses']} synapses (density {model['density']}), weights "
         f"{'/'.join(str(bits) for bits in model['w_bits'])} bits, T = {model['timesteps']}; "
         f"{report['lanes']} lane(s), rewiring unit {'included' if report.get('rewiring') else 'left out'}.",
+        *_settings(report.get("settings")),
         *(
             [
                 "",

@@ -1,6 +1,8 @@
 """Synthesis and place-and-route of the generated core, with a resource, timing and latency report.
 
-:func:`synthesize` runs, in ``out_dir``:
+:func:`synthesize` builds a plan as planned, or for a model the first configuration that fits among
+the candidates of :mod:`esl_hw.fpga.autofit` (options left out chosen for the target; those the
+block-memory estimate rules out dropped before any tool runs). For each it runs, in ``out_dir``:
 
 1. Amaranth: the core (:class:`esl_hw.rtl_gen.SNNCore`) inside :class:`~esl_hw.fpga.shim.SynthShim`
    to ``top.v``;
@@ -9,7 +11,9 @@
 3. the memory check: each memory the plan places in block RAM (row pointers, synapses, potentials
    and currents, :attr:`esl_hw.rtl_gen.memories.CoreMemory.placement`) must come out as block
    RAM (``DP16KD``, ``SB_RAM40_4K``) or SPRAM cells, never LUT RAM or flip-flops;
-4. nextpnr with ``--report report-pnr.json``: utilisation and post-route Fmax;
+4. on a family counted in logic cells (the iCE40) nextpnr ``--pack-only``: the packed cells (a
+   candidate above :data:`~esl_hw.fpga.autofit.PLACE_MARGIN` of them gives way to the next);
+   then nextpnr with ``--report report-pnr.json``: utilisation and post-route Fmax;
 5. the latency per inference: cycles (from co-simulation, or given) over the achieved Fmax.
 
 Everything about the core comes from its plan (:func:`esl_hw.rtl_gen.plan.plan_model`: the
@@ -27,24 +31,23 @@ import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
-from esl_hw.fpga import fit
+from esl_hw.fpga import autofit, fit
+from esl_hw.fpga.autofit import choose_synapse_memory
+from esl_hw.fpga.fit import DoesNotFit
 from esl_hw.fpga.report import write_reports
 from esl_hw.fpga.shim import SHIM_TOP, SynthShim, core_port_bits
 from esl_hw.fpga.targets import RESOURCES, Family, Target, get_family, get_target
 from esl_hw.fpga.tools import first_error, run_tool, run_yosys
-from esl_hw.rtl_gen.plan import SYNAPSE_MEMORIES, CorePlan, HardwareConfig, as_plan, plan_model
+from esl_hw.rtl_gen.plan import CorePlan, HardwareConfig, as_plan, plan_model
 
 #: The core's instance name in the shim: a memory ``M`` of the plan is ``core.M`` in the netlist.
 CORE_PREFIX = "core."
-
-
-class DoesNotFit(EslError):
-    """The design needs more of a resource than the device has."""
 
 
 class TimingFailure(EslError):
@@ -78,6 +81,9 @@ class SynthReport:
     seconds: dict[str, float] = field(default_factory=dict)
     capacity_source: str = ""
     out_dir: str = ""
+    fifo_depth: int = 16
+    spike_fifo_depth: int | None = None
+    settings: dict = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
@@ -109,25 +115,6 @@ def drop_host_loaded_init(verilog_text: str) -> tuple[str, int]:
     maps such a memory only without them, and the host writes its words before the first
     inference (the simulated core starts with them loaded)."""
     return _HUGE_MEMORY_INIT.subn(r"\1", verilog_text)
-
-
-def choose_synapse_memory(
-    model: CorePlan | Model, target: Target, lanes: int | None = None, requested: str = "auto"
-) -> str:
-    """``block`` or ``spram`` for ``requested`` (``auto``, ``block`` or ``spram``) on ``target``
-    for the core of ``model`` (its plan, or the model on ``lanes`` lanes with the default options):
-    ``auto`` takes SPRAM only where block RAM is too small and SPRAM makes the model fit
-    (:func:`esl_hw.fpga.fit.fit_advice`)."""
-    if requested not in ("auto", *SYNAPSE_MEMORIES):
-        raise EslError(f"synapse memory must be auto, {' or '.join(SYNAPSE_MEMORIES)}, got {requested!r}")
-    if requested == "spram" and not target.capacity["spram"]:
-        raise EslError(f"{target.name} has no SPRAM: use --synapses block")
-    if requested != "auto":
-        return requested
-    if not target.capacity["spram"]:
-        return "block"
-    advice = fit.fit_advice(model, target, lanes)
-    return "spram" if not advice["fits"] and advice["with_spram"]["fits"] else "block"
 
 
 def write_top(plan: CorePlan, folder: Path) -> tuple[Path, dict]:
@@ -194,7 +181,8 @@ def classify_memories(
         required = known is not None and known.placement == "block"
         used = by_prefix.get(memory["name"], Counter())
         mapped = next((kind for kind in ("bram", "spram", "lutram") if used[kind]), "logic")
-        ok = (not required) or mapped in ("bram", "spram") or memory["depth"] <= 1
+        shallow = family.lut_ram and memory["depth"] <= fit.SMALL_DEPTH  # LUT RAM by design (_yosys)
+        ok = (not required) or mapped in ("bram", "spram") or memory["depth"] <= 1 or shallow
         where = {"role": role, "mapped": mapped, "cells": dict(used), "required": required, "ok": ok}
         result.append({**memory, **where})
     return result
@@ -256,6 +244,12 @@ def _yosys(folder: Path, target: Target, top_v: Path, plan: CorePlan) -> tuple[l
         f" n:{name} %d" for name, memory in netlist_memories(plan).items() if memory.placement == "block"
     )
     small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i{exempt}'
+    # A family with LUT RAM (the ECP5) gets LUT RAM for every memory of at most fit.SMALL_DEPTH words,
+    # block-placed ones included (a DP16KD would hold 32x more than they need; a read stays registered):
+    # with many lanes the per-lane potentials, currents and FIFOs are that shallow, and in block RAM
+    # they would outnumber the device's EBR (784-800-10 at 32 lanes: over 300), as the block estimate
+    # of esl_hw.fpga.fit already assumes. Only memories the design writes: a ROM is left to Yosys.
+    shallow = f'setattr -set ram_style "distributed" t:$mem_v2 r:SIZE<={fit.SMALL_DEPTH} %i r:WR_PORTS>0 %i'
     synth = " ".join([family.synth_command, "-top", SHIM_TOP, *family.synth_options, "-json", "netlist.json"])
     script.write_text(
         "\n".join(
@@ -263,7 +257,7 @@ def _yosys(folder: Path, target: Target, top_v: Path, plan: CorePlan) -> tuple[l
                 f"read_verilog {top_v.name}",
                 f"hierarchy -top {SHIM_TOP}",
                 "proc; flatten; opt_clean; memory -nomap",
-                *([] if family.lut_ram else [small]),
+                shallow if family.lut_ram else small,
                 "tee -q -o memories.txt dump t:$mem_v2",
                 synth,
                 "tee -q -o stat.txt stat",
@@ -292,6 +286,18 @@ def place_and_route(
     if status != 0:
         return None, run.seconds, first_error(log) or f"nextpnr exited with status {status}"
     return json.loads((folder / "report-pnr.json").read_text()), run.seconds, None
+
+
+def pack_cells(folder: Path, target: Target, netlist: str = "netlist.json") -> tuple[dict | None, float]:
+    """nextpnr's packed cell counts of ``folder/netlist`` (``--pack-only``: no placement), or None
+    when packing fails (place-and-route then reports why); and the seconds it took."""
+    family = target.family
+    args = [*target.nextpnr_args, "--json", netlist, "--pack-only", "--report", "report-pack.json"]
+    args.append(f"--{family.constraints}-allow-unconstrained")
+    status, run = run_tool(family.nextpnr, args, folder, folder / "nextpnr-pack.log", check=False)
+    if status != 0:
+        return None, run.seconds
+    return json.loads((folder / "report-pack.json").read_text()), run.seconds
 
 
 def critical_path(report: dict) -> dict | None:
@@ -343,15 +349,23 @@ def synthesize(
     synapse_memory: str = "auto",
     lane_fifo_depth: int | None = None,
     report_dir: str | Path | None = None,
+    fifo_depth: int | None = None,
+    spike_fifo_depth: int | None = None,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
+
+    Given a model, the options left unset are chosen (:mod:`esl_hw.fpga.autofit`): candidate
+    configurations in order of preference, those the block-memory estimate rules out dropped
+    before any tool runs, then each synthesised until one fits and places (on the iCE40: FIFOs
+    of 4 words, the rewiring unit in before out, the spike-mask FIFO in block RAM before
+    flip-flops, synapses in SPRAM where block RAM is too small). ``report.settings`` says what was
+    chosen and why the others were passed over.
 
     Parameters
     ----------
     model : CorePlan or Model
-        The core's plan (:func:`esl_hw.rtl_gen.plan.plan_model`; ``lanes``, ``rewiring``,
-        ``lane_fifo_depth`` and a ``synapse_memory`` other than ``auto`` must then be unset or
-        the plan's own), or the artifact, planned with those options.
+        The core's plan (:func:`esl_hw.rtl_gen.plan.plan_model`; built as it is, the options must
+        then be unset or the plan's own), or the artifact, planned with those options.
     target : str
         A name in :data:`esl_hw.fpga.targets.TARGETS` (``ecp5-85k``, ``ecp5-25k``, ``ice40-up5k``).
     out_dir : path
@@ -359,23 +373,24 @@ def synthesize(
     freq_mhz : float or None
         Clock constraint (default: the target's).
     lanes : int or None
-        Lanes of the core (default: the model's own).
+        Lanes of the core (default: the model's own; on the iCE40 then 1 if that does not fit).
     allow_timing_failure : bool
         Return normally when the achieved Fmax is below ``freq_mhz``.
     cycles_per_inference : float or None
-        Cycles of one inference (e.g. the mean from :func:`esl_hw.sim.run_cosim`); the latency
-        is left out without it.
+        Cycles of one inference (e.g. the mean from :func:`esl_hw.sim.run_cosim` of the same
+        configuration; :func:`with_latency` adds them afterwards); the latency is left out
+        without it.
     cycles_source : str
         Where ``cycles_per_inference`` comes from, for the report.
     rewiring : bool or None
-        Include the on-chip rewiring unit (None: whenever the weights allow it, as ``SNNCore``).
+        Include the on-chip rewiring unit (None: whenever the weights allow it and, on the iCE40,
+        the core fits with it).
     synapse_memory : str
-        ``auto`` (default: the plan's, or for a model :func:`choose_synapse_memory`), ``block`` or
-        ``spram`` (synapses in the iCE40's SPRAM, loaded by the host; ``cycles_per_inference``
-        should come from a core simulated the same way).
-    lane_fifo_depth : int or None
-        Depth of each lane's event FIFO (``SNNCore``'s option; a shallower one saves logic cells
-        on the iCE40, where small memories are flip-flops).
+        ``auto`` (default: block RAM where it fits, else the iCE40's SPRAM), ``block`` or
+        ``spram`` (synapses in SPRAM, loaded by the host).
+    lane_fifo_depth, fifo_depth, spike_fifo_depth : int or None
+        Depths of each lane's event FIFO, of the spike FIFOs between layers and of each LIF
+        layer's spike-mask FIFO (``HardwareConfig``'s options; None: chosen).
     report_dir : path or None
         The folder the reports name as theirs (default ``out_dir``; a command that builds in a
         staging folder names its ``--out``).
@@ -383,15 +398,69 @@ def synthesize(
     Raises
     ------
     EslError
-        An unknown target or bad option; :class:`DoesNotFit`; :class:`TimingFailure`; a tool that
-        is missing or fails for another reason.
+        An unknown target or bad option; :class:`DoesNotFit` (before any tool when the
+        block-memory estimate already rules out every candidate); :class:`TimingFailure`; a tool
+        that is missing or fails for another reason.
     """
     spec = get_target(target)
     _check_freq(freq_mhz)
-    plan = _synthesis_plan(model, spec, lanes, rewiring, synapse_memory, lane_fifo_depth)
+    options = dict(lanes=lanes, rewiring=rewiring, lane_fifo_depth=lane_fifo_depth)
+    options.update(fifo_depth=fifo_depth, spike_fifo_depth=spike_fifo_depth)
+    plans, settings = _candidate_plans(model, spec, synapse_memory, options)
     freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    tried = []
+    for index, make_plan in enumerate(plans):
+        plan = make_plan()
+        last = index == len(plans) - 1
+        if len(plans) > 1:
+            progress.note(f"synth: trying {autofit.describe(plan.config, plan.rewiring)}")
+        report = _build(plan, spec, folder, freq, may_pass=not last)
+        if report.fits or last:
+            break
+        reason = _overflow_text(report.overflow)
+        tried.append({"settings": autofit.describe(plan.config, plan.rewiring), "reason": reason})
+        progress.note(f"synth: passed over ({reason})")
+    settings.update(chosen=autofit.describe(plan.config, plan.rewiring), tried=tried)
+    report = replace(report, settings=settings, out_dir=str(folder if report_dir is None else report_dir))
+    return with_latency(report, folder, cycles_per_inference, cycles_source, allow_timing_failure)
+
+
+def with_latency(
+    report: SynthReport,
+    folder: str | Path,
+    cycles_per_inference: float | None,
+    cycles_source: str = "given",
+    allow_timing_failure: bool = False,
+) -> SynthReport:
+    """``report`` with the cycles per inference and the latency at its Fmax, its ``report.json``
+    and ``report.md`` (re)written into ``folder``; raises :class:`DoesNotFit` or
+    :class:`TimingFailure` as :func:`synthesize` does."""
+    latency = None
+    if cycles_per_inference is not None and report.fmax_mhz:
+        latency = round(cycles_per_inference / report.fmax_mhz, 3)
+    source = cycles_source if cycles_per_inference is not None else "none"
+    report = replace(
+        report, cycles_per_inference=cycles_per_inference, cycles_source=source, latency_us=latency
+    )
+    write_reports(report.to_dict(), Path(folder))
+    _raise_for(report, allow_timing_failure)
+    return report
+
+
+def hardware_config(report: SynthReport | dict) -> HardwareConfig:
+    """The :class:`HardwareConfig` the core of ``report`` (or of its ``report.json``) was built with,
+    to co-simulate the same core."""
+    values = report if isinstance(report, dict) else report.to_dict()
+    names = ("lanes", "fifo_depth", "lane_fifo_depth", "spike_fifo_depth", "synapse_memory", "rewiring")
+    return HardwareConfig(**{name: values[name] for name in names})
+
+
+def _build(plan: CorePlan, spec: Target, folder: Path, freq: float, may_pass: bool = False) -> SynthReport:
+    """Synthesise, pack, place and route the core of ``plan`` in ``folder``; its report without
+    cycles. With ``may_pass`` (another candidate remains) a core above
+    :data:`~esl_hw.fpga.autofit.PLACE_MARGIN` of the logic cells is not placed."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     with progress.step("amaranth: Verilog of the core"):
@@ -401,28 +470,29 @@ def synthesize(
     cells = netlist_cells(folder / "netlist.json", SHIM_TOP)
     memories = classify_memories(memories, cells, spec.family, plan)
     table = utilisation(count_cells(cells, spec.family), spec)
+    if spec.family.logic_cells and not overflows(table):
+        packed, seconds["pack"] = pack_cells(folder, spec)
+        table = routed_utilisation(packed, table, spec) if packed else table
     over = overflows(table)
-    pnr, fmax, error, path = None, None, None, None
+    if not over and may_pass:
+        over = _crowded(table)
+    pnr, fmax, path = None, None, None
     if not over:
         pnr, seconds["nextpnr"], error = place_and_route(folder, spec, freq)
+        if pnr is None:
+            over = [{"resource": "place-and-route", "used": None, "available": None, "excess": None}]
+            over[0]["error"] = error
     if pnr is not None:
-        table = routed_utilisation(pnr, table, spec)
-        fmax = fmax_of(pnr)
-        path = critical_path(pnr)
-    elif error and not over:
-        over = [{"resource": "place-and-route", "used": None, "available": None, "excess": None}]
-        over[0]["error"] = error
-    latency = None
-    if cycles_per_inference is not None and fmax:
-        latency = round(cycles_per_inference / fmax, 3)
-    report = SynthReport(
+        table, fmax, path = routed_utilisation(pnr, table, spec), fmax_of(pnr), critical_path(pnr)
+    config = plan.config
+    return SynthReport(
         target=spec.name,
         device=spec.device,
         model=_model_summary(plan.model),
         lanes=plan.lanes,
         rewiring=bool(shim["rewiring"]),
-        synapse_memory=plan.config.synapse_memory,
-        lane_fifo_depth=plan.config.lane_fifo_depth,
+        synapse_memory=config.synapse_memory,
+        lane_fifo_depth=config.lane_fifo_depth,
         freq_mhz=freq,
         fmax_mhz=fmax,
         timing_met=None if fmax is None else fmax >= freq,
@@ -431,44 +501,67 @@ def synthesize(
         memories_in_block_ram=all(memory["ok"] for memory in memories),
         overflow=over,
         fit_advice=fit.fit_advice(plan, spec),
-        cycles_per_inference=cycles_per_inference,
-        cycles_source=cycles_source if cycles_per_inference is not None else "none",
-        latency_us=latency,
+        cycles_per_inference=None,
+        cycles_source="none",
+        latency_us=None,
         critical_path=path,
         shim=shim,
         seconds=seconds,
         capacity_source=spec.source,
-        out_dir=str(folder if report_dir is None else report_dir),
+        fifo_depth=config.fifo_depth,
+        spike_fifo_depth=config.spike_fifo_depth,
     )
-    write_reports(report.to_dict(), folder)
-    _raise_for(report, allow_timing_failure)
-    return report
 
 
-def _synthesis_plan(
-    model: CorePlan | Model,
-    target: Target,
-    lanes: int | None,
-    rewiring: bool | None,
-    synapse_memory: str,
-    lane_fifo_depth: int | None,
-) -> CorePlan:
-    """The plan :func:`synthesize` builds: ``model`` itself when it is one (the options must agree
-    with it), else the model under those options with the synapse memory chosen for ``target``;
-    every option checked before any file is written."""
-    if synapse_memory not in ("auto", *SYNAPSE_MEMORIES):
-        choose_synapse_memory(model, target, requested=synapse_memory)  # raises, naming the choices
-    given = None if synapse_memory == "auto" else synapse_memory
+def _crowded(table: dict[str, dict]) -> list[dict]:
+    """An overflow row when the logic takes more than :data:`~esl_hw.fpga.autofit.PLACE_MARGIN`
+    of the device's (the candidate is passed over while another remains), else none."""
+    row = table["luts"]
+    limit = int(row["available"] * autofit.PLACE_MARGIN)
+    if row["used"] <= limit:
+        return []
+    margin = f"{autofit.PLACE_MARGIN:.0%} placement margin"
+    return [{"resource": "luts", "used": row["used"], "available": limit, "excess": row["used"] - limit,
+             "margin": margin}]  # fmt: skip
+
+
+def _overflow_text(overflow: list[dict]) -> str:
+    """The overflow rows of a report in words."""
+    parts = []
+    for row in overflow:
+        if row.get("error"):
+            parts.append(f"place-and-route failed: {row['error']}")
+        elif row.get("margin"):
+            limit = f"the {row['margin']} ({row['available']})"
+            parts.append(f"{row['resource']} needs {row['used']}, above {limit}")
+        else:
+            parts.append(f"{row['resource']} needs {row['used']} of {row['available']} (+{row['excess']})")
+    return "; ".join(parts)
+
+
+def _candidate_plans(
+    model: CorePlan | Model, target: Target, synapse_memory: str, options: dict
+) -> tuple[list, dict]:
+    """The plans :func:`synthesize` tries, in order (each a callable: planning takes time), and
+    the settings record: ``model`` itself when it is a plan (the options must agree with it),
+    else the candidates of :func:`esl_hw.fpga.autofit.fitting_candidates`; every option checked
+    before any file is written, and :class:`DoesNotFit` when the estimate rules out every one."""
     if isinstance(model, CorePlan):
-        plan = as_plan(model, lanes, rewiring=rewiring, synapse_memory=given, lane_fifo_depth=lane_fifo_depth)
+        choose_synapse_memory(model, target, requested=synapse_memory)  # a known choice?
+        given = None if synapse_memory == "auto" else synapse_memory
+        plan = as_plan(model, synapse_memory=given, **options)
         choose_synapse_memory(plan, target, requested=plan.config.synapse_memory)  # SPRAM on the device?
-        return plan
-    config = HardwareConfig.for_model(model, lanes, rewiring=rewiring, lane_fifo_depth=lane_fifo_depth)
-    plan = plan_model(model, config)
-    chosen = choose_synapse_memory(plan, target, requested=synapse_memory)
-    if chosen == config.synapse_memory:
-        return plan
-    return plan_model(model, replace(config, synapse_memory=chosen))  # the same layers, synapses in SPRAM
+        return [lambda: plan], {"auto": False, "dropped": []}
+    fitting, dropped = autofit.fitting_candidates(model, target, synapse_memory, **options)
+    if not fitting:
+        raise DoesNotFit(autofit.refusal(model, target, dropped[-1]))
+    plans = [partial(plan_model, model, candidate.config) for candidate in fitting]
+    estimate = "block-memory estimate {} EBR + {} SPRAM"
+    record = [
+        {"settings": autofit.describe(c.config, c.rewiring), "reason": estimate.format(c.bram, c.spram)}
+        for c in dropped
+    ]
+    return plans, {"auto": True, "dropped": record}
 
 
 def logic_advice(report: SynthReport) -> str:
@@ -479,25 +572,23 @@ def logic_advice(report: SynthReport) -> str:
     if not logic or family.lut_ram:
         return ""
     hints = []
-    if report.lane_fifo_depth > 4:
-        hints.append(f"--lane-fifo-depth 4 (small memories are flip-flops on the {family.label})")
+    small = autofit.SMALL_FIFO_DEPTH
+    if report.lane_fifo_depth > small:
+        hints.append(f"--lane-fifo-depth {small} (small memories are flip-flops on the {family.label})")
+    if report.fifo_depth > small:
+        hints.append(f"--fifo-depth {small}")
     if report.rewiring:
-        hints.append("--no-rewiring (the rewiring unit takes about 1,200 logic cells)")
+        hints.append("--no-rewiring (the rewiring unit takes about 1,100 logic cells)")
     return f" Fewer logic cells: {' and '.join(hints)}." if hints else ""
 
 
 def _raise_for(report: SynthReport, allow_timing_failure: bool = False) -> None:
     where = f"(report: {report.out_dir}/report.md)"
     if report.overflow:
-        parts = []
-        for row in report.overflow:
-            if row.get("error"):
-                parts.append(f"place-and-route failed: {row['error']}")
-            else:
-                need = f"{row['used']} of {row['available']} (+{row['excess']})"
-                parts.append(f"{row['resource']} needs {need}")
         advice = fit.advice_text(report.fit_advice) + logic_advice(report)
-        raise DoesNotFit(f"model does not fit {report.device}: {'; '.join(parts)}; {advice} {where}")
+        raise DoesNotFit(
+            f"model does not fit {report.device}: {_overflow_text(report.overflow)}; {advice} {where}"
+        )
     if report.timing_met is False and not allow_timing_failure:
         raise TimingFailure(
             f"timing not met on {report.device}: achieved Fmax {report.fmax_mhz} MHz < requested "

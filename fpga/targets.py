@@ -75,6 +75,10 @@ class Family:
         File nextpnr writes the routed design to (``design.config``) and its option.
     pack : tuple of str
         The packer and its arguments, ``{routed}`` and ``{bitstream}`` standing for the files.
+    logic_cells : bool
+        Its logic is counted in logic cells of one LUT4 and one flip-flop each (the iCE40): the
+        netlist's LUT count misses the flip-flops without a LUT of their own, so the flow counts
+        the cells nextpnr packs (``--pack-only``, seconds) before it places and routes.
     """
 
     name: str
@@ -89,6 +93,7 @@ class Family:
     constraints: str = ""
     routed: tuple[str, str] = ("", "")
     pack: tuple[str, ...] = ()
+    logic_cells: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -251,6 +256,7 @@ ICE40 = Family(
     constraints="pcf",
     routed=("--asc", "design.asc"),
     pack=("icepack", "{routed}", "{bitstream}"),
+    logic_cells=True,
 )
 
 #: Every family, by name.

@@ -207,7 +207,7 @@ class RewireUnit(wiring.Component):
         blocks = _Blocks(
             lfsr=Lfsr(),
             tables=LayerTables(self.plans),
-            reads=ReadsInFlight(widths.pos_bits),
+            reads=ReadsInFlight(),
             histogram=HistogramPass(widths.magnitudes, widths.count_bits, widths.w_max),
             threshold=ThresholdPass(widths.magnitudes, widths.count_bits, widths.w_max),
             selection=SelectionPass(widths.count_bits, widths.w_max),
@@ -233,7 +233,7 @@ class RewireUnit(wiring.Component):
         )
         self._connect(m, widths, blocks, regs, hist_ports[1])
         with m.FSM() as fsm:
-            self._request_state(m, blocks, regs)
+            self._request_state(m, widths, blocks, regs)
             self._count_states(m, widths, blocks, regs, hist_ports)
             self._select_states(m, widths, blocks, regs)
             self._regrow_states(m, blocks, regs)
@@ -278,12 +278,17 @@ class RewireUnit(wiring.Component):
             regrow.threshold.eq(selection.threshold),
             regrow.quota.eq(selection.quota),
             regrow.word_valid.eq(reads.valid),
-            regrow.word_pos.eq(reads.pos),
             regrow.word_group.eq(tables.group),
             regrow.word_mag.eq(tables.magnitude),
         ]
 
-    def _request_state(self, m: Module, blocks: _Blocks, regs: _Registers) -> None:
+    def _above_nnz(self, count_bits: int):
+        """``k`` exceeds the requested layer's synapse count: a bit of ``k`` above the counters'
+        width, or its low bits above the count (a narrow comparator, the same answer)."""
+        nnz = table([plan.layer.nnz for plan in self.plans], count_bits)(self.layer)
+        return (self.k[count_bits:] != 0) | (self.k[:count_bits] > nnz)
+
+    def _request_state(self, m: Module, widths: RewireWidths, blocks: _Blocks, regs: _Registers) -> None:
         """IDLE: take a request; refuse it, finish at once (``k = 0``) or start the histogram."""
         with m.State("IDLE"), m.If(self.start):
             refuse = (self.layer >= len(self.plans)) | (self.seed == 0)
@@ -296,7 +301,7 @@ class RewireUnit(wiring.Component):
                 regs.pos.eq(0),
                 regs.error.eq(0),
             ]
-            with m.If(refuse | (self.k > table([p.layer.nnz for p in self.plans], K_BITS)(self.layer))):
+            with m.If(refuse | self._above_nnz(widths.count_bits)):
                 m.d.sync += regs.error.eq(1)
                 m.next = "FINISH"
             with m.Elif(self.k == 0):
@@ -320,7 +325,7 @@ class RewireUnit(wiring.Component):
                 bus.r_en.eq(issue),
                 histogram.enable.eq(1),
             ]
-            m.d.comb += [reads.shift.eq(1), reads.issue.eq(issue), reads.addr.eq(pos)]
+            m.d.comb += [reads.shift.eq(1), reads.issue.eq(issue)]
             _drive_histogram(m, histogram.hist, hist_rd, hist_wr)
             with m.If(issue):
                 with m.If(pos + 1 == tables.lane_nnz):
@@ -393,12 +398,7 @@ class RewireUnit(wiring.Component):
                 bus.addr.eq(regrow.addr),
                 bus.r_en.eq(regrow.issue),
             ]
-            m.d.comb += [
-                regrow.check.eq(1),
-                reads.shift.eq(1),
-                reads.issue.eq(regrow.issue),
-                reads.addr.eq(regrow.addr),
-            ]
+            m.d.comb += [regrow.check.eq(1), reads.shift.eq(1), reads.issue.eq(regrow.issue)]
             with m.If(~regrow.issue & ~reads.busy):
                 with m.If(regrow.conflict):
                     m.next = "DRAW"

@@ -196,62 +196,38 @@ class LayerTables(wiring.Component):
 
 
 class ReadsInFlight(wiring.Component):
-    """The bus reads in flight, each with its address: which word the unit's read-data register
-    holds.
+    """The bus reads in flight: whether the unit's read-data register holds the word of a read.
 
     While ``shift`` is held every cycle, a read issued in cycle ``t`` (``issue``) has its word in
-    the register in cycle ``t + READ_LATENCY + 1``: then ``valid`` is set and ``pos`` is its
-    address. Without ``shift`` every read stands still (the unit uses this only while none is in
-    flight).
-
-    Parameters
-    ----------
-    pos_bits : int
-        Width of an address.
+    the register in cycle ``t + READ_LATENCY + 1``: then ``valid`` is set. Without ``shift``
+    every read stands still (the unit uses this only while none is in flight). Reads come back in
+    the order they were issued, so a pass that issues consecutive addresses knows each word's
+    address by counting the words (:class:`RegrowPass`); no address travels with a read.
 
     Attributes
     ----------
     shift : In(1)
         Advance every read by one cycle.
     issue : In(1)
-        With ``shift``: a read of ``addr`` is issued this cycle.
-    addr : In(pos_bits)
-        Address of the read issued.
+        With ``shift``: a read is issued this cycle.
     clear : In(1)
         Forget every read in flight and in the register (never with ``shift``).
     valid : Out(1)
         The register holds the word of a read.
-    pos : Out(pos_bits)
-        That read's address.
     busy : Out(1)
         A read is in flight or its word in the register (``valid``).
     """
 
-    def __init__(self, pos_bits: int) -> None:
-        check_widths(self, pos_bits=pos_bits)
-        self.pos_bits = pos_bits
-        super().__init__(
-            {
-                "shift": In(1),
-                "issue": In(1),
-                "addr": In(pos_bits),
-                "clear": In(1),
-                "valid": Out(1),
-                "pos": Out(pos_bits),
-                "busy": Out(1),
-            }
-        )
+    def __init__(self) -> None:
+        super().__init__({"shift": In(1), "issue": In(1), "clear": In(1), "valid": Out(1), "busy": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
         # flight[i] was issued i + 1 cycles ago; flight[-1]'s data is on the bus.
         flight = [Signal(name=f"flight{i + 1}") for i in range(READ_LATENCY)]
-        flight_pos = [Signal(self.pos_bits, name=f"flight{i + 1}_pos") for i in range(READ_LATENCY)]
         with m.If(self.shift):
-            m.d.sync += [flight[0].eq(self.issue), flight_pos[0].eq(self.addr), self.valid.eq(flight[-1])]
-            m.d.sync += [self.pos.eq(flight_pos[-1])]
-            for i in range(1, READ_LATENCY):
-                m.d.sync += [flight[i].eq(flight[i - 1]), flight_pos[i].eq(flight_pos[i - 1])]
+            m.d.sync += [flight[0].eq(self.issue), self.valid.eq(flight[-1])]
+            m.d.sync += [flight[i].eq(flight[i - 1]) for i in range(1, READ_LATENCY)]
         with m.If(self.clear):
             m.d.sync += [self.valid.eq(0), *(flag.eq(0) for flag in flight)]
         m.d.comb += self.busy.eq(self.valid | Cat(*flight).any())
@@ -352,7 +328,8 @@ class ThresholdPass(wiring.Component):
     its read and, with the count registered (``t2``), adds it up: the first magnitude ``m`` with
     ``count(|w| <= m) >= k`` pulses ``found`` with ``magnitude = m`` and ``quota = k - count(|w|
     < m)``, the ties to prune. ``done`` is set after ``magnitudes + 2`` cycles with ``enable``
-    (the last counter read, cleared and counted).
+    (the last counter read, cleared and counted). One register holds ``k - count(|w| < m)``,
+    counted down (one subtractor and one comparator with the count, no adder beside them).
 
     Parameters
     ----------
@@ -370,7 +347,7 @@ class ThresholdPass(wiring.Component):
     enable : In(1)
         The pass runs this cycle.
     k : In(count_bits)
-        Synapses to prune.
+        Synapses to prune (taken with ``start``).
     hist : Out(histogram_port_signature(magnitudes, count_bits))
         The histogram memory's ports (to be connected while the pass runs).
     found : Out(1)
@@ -379,7 +356,7 @@ class ThresholdPass(wiring.Component):
     magnitude : Out(w_max)
         The magnitude ``m`` counted this cycle.
     quota : Out(count_bits)
-        ``k`` less the words below ``m``.
+        ``k`` less the words below ``m`` (valid with ``found``).
     done : Out(1)
         Every counter has been read, cleared and counted (the pass is over).
     """
@@ -410,7 +387,7 @@ class ThresholdPass(wiring.Component):
         t2_valid = Signal()  # its count registered (t2_count), at t2_index
         t2_index = Signal(range(magnitudes))
         t2_count = Signal(self.count_bits)
-        below = Signal(self.count_bits)
+        left = Signal(self.count_bits)  # k - count(|w| < t2_index): at least 1 until found
         found = Signal()
         issue = index < magnitudes
         m.d.comb += [
@@ -419,9 +396,9 @@ class ThresholdPass(wiring.Component):
             hist.wr_addr.eq(t1_index),
             hist.wr_data.eq(0),
             hist.wr_en.eq(t1_valid),
-            self.found.eq(self.enable & t2_valid & ~found & (below + t2_count >= self.k)),
+            self.found.eq(self.enable & t2_valid & ~found & (t2_count >= left)),
             self.magnitude.eq(t2_index),
-            self.quota.eq(self.k - below),
+            self.quota.eq(left),
             self.done.eq(~issue & ~t1_valid & ~t2_valid),
         ]
         with m.If(self.enable):
@@ -437,9 +414,9 @@ class ThresholdPass(wiring.Component):
             with m.If(self.found):
                 m.d.sync += found.eq(1)
             with m.Elif(t2_valid & ~found):
-                m.d.sync += below.eq(below + t2_count)
+                m.d.sync += left.eq(left - t2_count)
         with m.If(self.start):
-            m.d.sync += [index.eq(0), below.eq(0), found.eq(0), t1_valid.eq(0), t2_valid.eq(0)]
+            m.d.sync += [index.eq(0), left.eq(self.k), found.eq(0), t1_valid.eq(0), t2_valid.eq(0)]
         return m
 
 
@@ -503,10 +480,12 @@ class RegrowPass(wiring.Component):
     ``draw``: ``g = random & group_mask`` is accepted when ``g·L + b < n_out`` (``accept``);
     then ``candidate = g`` and a check of the row starts. ``check``: the row's words
     ``row_start .. row_end - 1`` are read in order (``issue``, ``addr``, one per cycle) and, as
-    each word comes back (``word_valid`` at ``word_pos``), ``conflict`` is set when it is taken
-    and has group ``g``. Taken: ``q < pos`` (kept, or regrown before), or ``q > pos`` and not to
-    be pruned under :class:`SelectionPass`'s rule with the quota left after ``pos``; the word at
-    ``pos`` itself (being regrown) never is.
+    each word comes back (``word_valid``; in order, so the ``q``-th word back is at
+    ``row_start + q``), ``conflict`` is set when it is taken and has group ``g``. Taken: ``q <
+    pos`` (kept, or regrown before), or ``q > pos`` and not to be pruned under
+    :class:`SelectionPass`'s rule with the quota left after ``pos``; the word at ``pos`` itself
+    (being regrown) never is. Which of the three a word is comes from a count of the words back
+    and one equality with ``pos`` (``row_start <= pos < row_end``), not from magnitude comparators.
 
     Parameters
     ----------
@@ -533,8 +512,8 @@ class RegrowPass(wiring.Component):
         The check runs this cycle (after an accepted draw; never with ``draw``).
     issue : Out(1), addr : Out(pos_bits)
         Read the word at ``addr`` (while words are left).
-    word_valid : In(1), word_pos : In(pos_bits)
-        A word of the row is on ``word_group`` and ``word_mag``, and its position.
+    word_valid : In(1)
+        The next word of the row is on ``word_group`` and ``word_mag``.
     word_group : In(group_bits), word_mag : In(w_max)
         Its group and magnitude.
     conflict : Out(1)
@@ -562,7 +541,6 @@ class RegrowPass(wiring.Component):
                 "issue": Out(1),
                 "addr": Out(widths.pos_bits),
                 "word_valid": In(1),
-                "word_pos": In(widths.pos_bits),
                 "word_group": In(widths.group_bits),
                 "word_mag": In(widths.w_max),
                 "conflict": Out(1),
@@ -580,6 +558,8 @@ class RegrowPass(wiring.Component):
         m.d.comb += self.accept.eq(column < self.n_out)
         scan = Signal(widths.pos_bits)
         scan_quota = Signal(widths.count_bits)
+        back = Signal(widths.pos_bits)  # the position of the next word to come back
+        passed = Signal()  # the word at pos has come back: the words after it are judged
         m.d.comb += [self.issue.eq(scan < self.row_end), self.addr.eq(scan)]
         with m.If(self.draw & self.accept):
             m.d.sync += [
@@ -587,19 +567,26 @@ class RegrowPass(wiring.Component):
                 scan.eq(self.row_start),
                 scan_quota.eq(self.quota),
                 self.conflict.eq(0),
+                back.eq(self.row_start),
+                passed.eq(0),
             ]
         # Elif: one tree of multiplexers per register, so synthesis finds its clock enable.
         with m.Elif(self.check):
             with m.If(self.issue):
                 m.d.sync += scan.eq(scan + 1)
             taken = Signal()
+            at_pos = back == self.pos
             tie = (self.word_mag == self.threshold) & (scan_quota != 0)
-            with m.If(self.word_pos < self.pos):
-                m.d.comb += taken.eq(1)
-            with m.Elif(self.word_pos > self.pos):
+            with m.If(passed):  # q > pos
                 m.d.comb += taken.eq(~((self.word_mag < self.threshold) | tie))
                 with m.If(self.word_valid & tie):
                     m.d.sync += scan_quota.eq(scan_quota - 1)
+            with m.Elif(~at_pos):  # q < pos
+                m.d.comb += taken.eq(1)
+            with m.If(self.word_valid):
+                m.d.sync += back.eq(back + 1)
+                with m.If(at_pos):
+                    m.d.sync += passed.eq(1)
             with m.If(self.word_valid & taken & (self.word_group == self.candidate)):
                 m.d.sync += self.conflict.eq(1)
         return m

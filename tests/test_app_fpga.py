@@ -46,6 +46,19 @@ def test_spram_on_a_target_without_it_fails_before_any_work(model_dir: Path, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_no_setting_fits_is_refused_by_name_before_any_work(tmp_path: Path) -> None:
+    from esl_hw.fpga.synth import DoesNotFit
+
+    model_dir = Path(__file__).resolve().parent.parent / "bench" / "models" / "mnist_d0.05"  # 8-bit: 5 SPRAM
+    args = _synth_args(model_dir, tmp_path / "out", target="ice40-up5k", lanes=None)
+    with pytest.raises(
+        DoesNotFit,
+        match=r"^\S*mnist_d0\.05: model 784-800-10 .* does not fit iCE40UP5K: it needs 5 of 4 SPRAM",
+    ):
+        app_fpga.run_synth(args)
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_output_needs_force(model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
@@ -62,10 +75,14 @@ def test_synth_with_cycles_from_cosimulation(model_dir: Path, tmp_path: Path, ca
     assert app_fpga.run_synth(args) == 0
     out, err = capsys.readouterr()
     assert "Fmax (MHz)" in out and "latency (µs)" in out
+    chosen = "1 lane, synapses in block RAM, rewiring unit out, lane FIFO 32, spike FIFO 16, spike-mask FIFO "
+    chosen += "one step"
+    assert f"esl-hw synth: settings (chosen for the target): {chosen}" in out
     text = (tmp_path / "out" / "report.md").read_text()
     assert "icarus co-simulation, mean of 2 random images" in text and "rewiring unit left out" in text
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["rewiring"] is False and undocumented("synth", report) == []
+    assert report["settings"]["chosen"] == chosen and report["cycles_per_inference"] > 0
     assert report["provenance"]["command_line"] == ["esl-hw"]  # a Namespace without argv: no arguments
     assert "## Provenance" in text and "| `fmax_mhz` |" in text
     # progress on stderr: the co-simulation's build and run, each tool with its time
@@ -174,3 +191,28 @@ def test_bitstream_report_gets_provenance_even_when_the_top_does_not_fit(
     report = json.loads((tmp_path / "b" / "board.json").read_text())
     assert report["provenance"]["command_line"] == ["esl-hw", "bitstream", "M"]
     assert "| `clock_mhz` | 12 | MHz |" in (tmp_path / "b" / "board.md").read_text()
+
+
+def test_bitstream_passes_the_clock_options_and_keeps_a_top_that_misses_its_clock(
+    model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from esl_hw.app.cli import build_parser
+    from esl_hw.fpga import boards
+    from esl_hw.fpga.synth import TimingFailure
+
+    seen = {}
+
+    def build(model, board, out_dir, **options):
+        seen.update(options)
+        (Path(out_dir) / "board.json").write_text(json.dumps({"board": board, "clock_mhz": 34.5}))
+        raise TimingFailure("timing not met on icebreaker")
+
+    monkeypatch.setattr(boards, "build_bitstream", build)
+    argv = ["bitstream", str(model_dir), "--board", "icebreaker", "--freq", "35", "--core-report",
+            str(tmp_path / "synth"), "--out", str(tmp_path / "b")]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    with pytest.raises(TimingFailure):
+        app_fpga.run_bitstream(args)
+    assert seen["freq_mhz"] == 35 and seen["core_report"] == tmp_path / "synth"
+    assert seen["allow_timing_failure"] is False
+    assert json.loads((tmp_path / "b" / "board.json").read_text())["clock_mhz"] == 34.5  # kept

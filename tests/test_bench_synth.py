@@ -25,7 +25,9 @@ def test_rows_come_from_the_trained_bench_models() -> None:
     names = [row["name"] for row in rows]
     assert "mnist_d0.1-ecp5-85k-L8" in names and "mnist_d0.05_w6-ice40-up5k-L1" in names
     assert all(Path(row["model"], "model.yaml").is_file() for row in rows)
-    assert bench.configurations(None) == [] and len(bench.configurations(None, Path("demo"))) == 2
+    assert bench.configurations(None) == [] and len(bench.configurations(None, Path("demo"))) == 3
+    up5k = [row for row in rows + bench.configurations(None, Path("demo")) if row["target"] == "ice40-up5k"]
+    assert len(up5k) == 2 and all(row["options"] == {} for row in up5k)  # synthesize() chooses
 
 
 def result(device: str, lanes: int, fmax: float, latency: float, accuracy: float, status: str = "ok") -> dict:
@@ -48,6 +50,10 @@ def test_markdown_lists_rows_sources_and_prior_art() -> None:
     )
     assert "synapses in spram, lane_fifo_depth 4, rewiring unit in; accuracy on 10000 test images" in text
     assert "Spiker+" in text and "780" in text and "6,358 LUT" in text
+    chosen = "1 lane, synapses in SPRAM, rewiring unit in, lane FIFO 4, spike-mask FIFO 4 words"
+    auto = result("iCE40UP5K", 1, 30.1, 226.9, 0.9782)
+    auto.update(row={**auto["row"], "options": {}}, settings={"auto": True, "chosen": chosen})
+    assert f"- r1: settings chosen by synthesis: {chosen}; accuracy on 10000" in bench.markdown([auto])
 
 
 def test_notes_judge_both_targets_from_the_rows() -> None:
@@ -65,7 +71,9 @@ def test_notes_judge_both_targets_from_the_rows() -> None:
         for x in fast
     )
     assert any(
-        f"{bench.UP5K_TARGET}: met (trained 784-800-10, 97.82%: 4992 of 5280 logic cells" in x for x in fast
+        f"{bench.UP5K_TARGET}: met (trained 784-800-10, 97.82%: 4992 of 5280 logic cells" in x
+        and x.endswith("loaded by the host, rewiring unit in, 30.0 MHz).")
+        for x in fast
     )
     accurate_but_slow = bench.notes([result("LFE5U-85F", 8, 101.0, 130.0, 0.9813)])
     assert any(f"{bench.ECP5_TARGET}: not met" in line for line in accurate_but_slow)

@@ -30,8 +30,8 @@ from esl_hw.rtl_gen import counter_names
 class FakeDevice:
     """The protocol as the gateware implements it, computing outputs with the reference model."""
 
-    def __init__(self, model, depth: int = 16, corrupt: bool = False) -> None:
-        self.model, self.depth, self.corrupt = model, depth, corrupt
+    def __init__(self, model, depth: int = 16, corrupt: bool = False, clock_hz: int = 0) -> None:
+        self.model, self.depth, self.corrupt, self.clock_hz = model, depth, corrupt, clock_hz
         self.buffer: list[int] = []
         self.fed: list[int] = []
         self.state, self.completed = P.State.IDLE, 0
@@ -64,7 +64,8 @@ class FakeDevice:
     def handle(self, frame: P.Frame) -> bytes:
         command = frame.command
         if command == P.Command.INFO:
-            return P.encode_frame(command | P.REPLY, info_payload(self.model, 1, self.depth))
+            info = info_payload(self.model, 1, self.depth, clock_hz=self.clock_hz)
+            return P.encode_frame(command | P.REPLY, info)
         if command == P.Command.STATUS:
             self._drain()
             free = (self.depth - len(self.buffer)).to_bytes(2, "little")
@@ -90,7 +91,10 @@ class FakeDevice:
             values = b"".join(v.to_bytes(size, "little", signed=True) for v in self.outputs)
             return P.encode_frame(command | P.REPLY, self.prediction.to_bytes(2, "little") + values)
         if command == P.Command.READ_COUNTERS:
-            return P.encode_frame(command | P.REPLY, bytes(4 * len(counter_names(self.model))))
+            # counter 0, cycles: a multiple of 256, so that a reply missing its length's high byte
+            # (the dropped-byte misbehaviour) still announces a short payload
+            cycles = (256 * (1 + len(self.fed))).to_bytes(4, "little")
+            return P.encode_frame(command | P.REPLY, cycles + bytes(4 * len(counter_names(self.model)) - 4))
         if command == P.Command.WRITE_MEMORY:
             memory, address = frame.payload[0], int.from_bytes(frame.payload[1:5], "little")
             data = frame.payload[5:]
@@ -137,6 +141,17 @@ def test_run_images_is_bit_exact_through_small_buffer(rng: np.random.Generator) 
     spikes = encode(images, model.timesteps, model.encoder)
     assert result["predictions"] == run(model, spikes).predictions.tolist()
     assert int(encode(images, 4).sum()) > 8  # more events than the buffer holds: credits were used
+
+
+def test_run_images_reports_latency_at_the_clock_the_device_reports(rng: np.random.Generator) -> None:
+    model = random_model(rng, (30, 10, 4), timesteps=4)
+    images = _images(rng, model, 2)
+    unknown = run_images(HostDriver(FakeDevice(model), counter_names(model), 5), model, images)
+    assert unknown["clock_mhz"] is None and unknown["latency_us"] is None
+    device = FakeDevice(model, clock_hz=21_750_000)
+    result = run_images(HostDriver(device, counter_names(model), 5), model, images)
+    assert result["clock_mhz"] == 21.75 and all(cycles > 0 for cycles in result["cycles"])
+    assert result["latency_us"] == [round(cycles / 21.75, 3) for cycles in result["cycles"]]
 
 
 def test_run_images_reports_mismatches(rng: np.random.Generator) -> None:
@@ -365,8 +380,8 @@ MISBEHAVIOURS = {
     "status-short": (C.STATUS, _payload(lambda p: p[:2]), "^STATUS reply of 2 bytes, expected 5$"),
     "status-long": (C.STATUS, _payload(lambda p: p + b"\0"), "^STATUS reply of 6 bytes, expected 5$"),
     "status-state": (C.STATUS, _payload(lambda p: b"\x03" + p[1:]), r"^STATUS reply with unknown state 3 "),
-    "info-short": (C.INFO, _payload(lambda p: p[:16]), "^INFO reply of 16 bytes, expected 17$"),
-    "info-empty": (C.INFO, _payload(lambda p: b""), "^INFO reply of 0 bytes, expected 17$"),
+    "info-short": (C.INFO, _payload(lambda p: p[:17]), "^INFO reply of 17 bytes, expected 21$"),
+    "info-empty": (C.INFO, _payload(lambda p: b""), "^INFO reply of 0 bytes, expected 21$"),
     "info-version": (C.INFO, _payload(lambda p: b"\x07" + p[1:]), "^device speaks protocol version 7"),
     "start-payload": (C.START, _payload(lambda p: b"\0"), "^START reply of 1 bytes, expected 0$"),
     "load-short": (C.LOAD_EVENTS, _payload(lambda p: p[:1]), "^LOAD_EVENTS reply of 1 bytes, expected 2$"),
@@ -394,7 +409,7 @@ MISBEHAVIOURS = {
     ),
     "wrong-command": (
         C.STATUS,
-        lambda r: P.encode_frame(C.INFO | P.REPLY, bytes(17)),
+        lambda r: P.encode_frame(C.INFO | P.REPLY, bytes(21)),
         r"^INFO reply \(0x81\) in answer to request STATUS \(0x04\)$",
     ),
     "request-echoed": (

@@ -40,7 +40,20 @@ def test_info_payload_parses(rng: np.random.Generator) -> None:
     info = DeviceInfo.parse(info_payload(model, lanes=2, event_depth=64))
     assert (info.version, info.n_inputs, info.n_outputs, info.timesteps) == (P.VERSION, 20, 4, 5)
     assert info.acc_bytes == acc_bytes(model) and info.counters == len(counter_names(model))
-    assert (info.event_depth, info.lanes, info.model_id) == (64, 2, model_id(model))
+    assert (info.event_depth, info.lanes, info.model_id, info.clock_hz) == (64, 2, model_id(model), 0)
+    clocked = DeviceInfo.parse(info_payload(model, lanes=2, event_depth=64, clock_hz=21_750_000))
+    assert clocked.clock_hz == 21_750_000 and clocked.model_id == info.model_id
+
+
+def test_the_link_reports_its_clock(rng: np.random.Generator) -> None:
+    model = random_model(rng, (20, 12, 4))
+    link = HostLink(model, divisor=8, clock_hz=100_000_000)
+    assert DeviceInfo.parse(link.info).clock_hz == 100_000_000 == link.clock_hz
+    for part in (link, link.core, link.uart_rx, link.uart_tx):  # inspected, never elaborated
+        part._MustUse__silence = True
+    for bad in (-1, 1 << 32, 2.5e7, True):
+        with pytest.raises(EslError, match="clock_hz must be an integer number of Hz in 0..2\\*\\*32-1"):
+            HostLink(model, divisor=8, clock_hz=bad)
 
 
 def test_model_id_depends_on_weights(rng: np.random.Generator) -> None:

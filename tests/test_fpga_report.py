@@ -81,6 +81,17 @@ def test_markdown_says_spram_synapses_must_be_loaded() -> None:
     assert "the host writes them before the first inference" in markdown(_report(synapse_memory="spram"))
 
 
+def test_markdown_states_the_chosen_settings_and_those_passed_over() -> None:
+    assert "Settings" not in markdown(_report())
+    tried = [{"settings": "1 lane, rewiring unit in", "reason": "luts needs 5000, above the margin"}]
+    settings = {"auto": True, "chosen": "1 lane, rewiring unit out", "dropped": [], "tried": tried}
+    text = markdown(_report(settings=settings))
+    assert "Settings (chosen for the target): 1 lane, rewiring unit out." in text
+    assert "- passed over: 1 lane, rewiring unit in (luts needs 5000, above the margin)" in text
+    planned = markdown(_report(settings={**settings, "auto": False, "tried": []}))
+    assert "Settings (as planned): 1 lane, rewiring unit out." in planned and "passed over" not in planned
+
+
 def test_write_reports(tmp_path: Path) -> None:
     json_path, md_path = write_reports(_report(), tmp_path)
     assert json.loads(json_path.read_text())["device"] == "iCE40UP5K"

@@ -81,17 +81,32 @@ def test_timing_failure_raises_unless_allowed(ecp5_report: synth.SynthReport) ->
     synth._raise_for(ecp5_report, allow_timing_failure=True)
 
 
+def test_model_the_estimate_rules_out_is_refused_before_any_tool(tiny_model, tmp_path, monkeypatch) -> None:
+    # A device with one block RAM: no candidate's block-memory estimate fits, so no tool runs.
+    target = targets.get_target("ice40-up5k")
+    small = dataclasses.replace(target, capacity={**target.capacity, "bram": 1, "spram": 0})
+    monkeypatch.setitem(targets.TARGETS, "ice40-up5k", small)
+    refusal = (
+        r"^model 64-40-4 \(\d+ synapses\) does not fit iCE40UP5K: it needs \d+ of 1 EBR \(block-memory "
+        r"estimate\) with its leanest settings \(1 lane, synapses in block RAM, rewiring unit out, "
+        r".*spike-mask FIFO 4 words\); no density or weight width fits$"
+    )
+    with pytest.raises(synth.DoesNotFit, match=refusal):
+        synth.synthesize(tiny_model, "ice40-up5k", tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 @needs_yosys
-def test_model_that_does_not_fit_names_resource_and_advice(tiny_model, tmp_path: Path, monkeypatch) -> None:
-    # A device with one block RAM: the tiny model needs more (a real overflow, the demo model on the
-    # iCE40 UP5K, takes minutes to synthesise; docs/benchmarks/fpga.md records it).
+def test_plan_that_does_not_fit_names_resource_and_advice(tiny_model, tmp_path: Path, monkeypatch) -> None:
+    # A plan is built as planned: synthesis finds the overflow and writes the report.
     target = targets.get_target("ice40-up5k")
     small = dataclasses.replace(target, capacity={**target.capacity, "bram": 1})
     monkeypatch.setitem(targets.TARGETS, "ice40-up5k", small)
     with pytest.raises(synth.DoesNotFit, match=r"bram needs \d+ of 1 \(\+\d+\); estimate \d+ EBR"):
-        synth.synthesize(tiny_model, "ice40-up5k", tmp_path)
+        synth.synthesize(plan_model(tiny_model), "ice40-up5k", tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["overflow"][0]["resource"] == "bram" and report["fmax_mhz"] is None
+    assert not report["settings"]["auto"] and report["settings"]["tried"] == []
     assert "overflows" in (tmp_path / "report.md").read_text()
 
 
@@ -102,7 +117,8 @@ def test_logic_advice_on_the_ice40_names_what_frees_logic_cells(ecp5_report: syn
         ecp5_report, target="ice40-up5k", overflow=over, rewiring=True, lane_fifo_depth=32
     )
     assert "--lane-fifo-depth 4" in synth.logic_advice(up5k) and "--no-rewiring" in synth.logic_advice(up5k)
-    lean = dataclasses.replace(up5k, rewiring=False, lane_fifo_depth=4)
+    assert "--fifo-depth 4" in synth.logic_advice(up5k)
+    lean = dataclasses.replace(up5k, rewiring=False, lane_fifo_depth=4, fifo_depth=4)
     assert synth.logic_advice(lean) == ""
     assert synth.logic_advice(dataclasses.replace(up5k, target="ecp5-85k")) == ""
     bram = [{"resource": "bram", "used": 40, "available": 30, "excess": 10}]

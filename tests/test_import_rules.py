@@ -87,6 +87,7 @@ LIGHT_STAGE_MODULES = (
     "esl_hw.rtl_gen.plan",
     "esl_hw.sim.report",
     "esl_hw.fpga.fit",
+    "esl_hw.fpga.autofit",
     "esl_hw.interchange.nir_quantise",
     "esl_hw.interchange.nir_write",
     "esl_hw.interchange.nir_snntorch",
