@@ -16,9 +16,13 @@ register has a 5.8 ns clock-to-output delay, so no logic may follow it in the sa
 synapse memory longer than one block is split into blocks (``syn_block_words``), each read into
 its own register in G; Q picks the addressed block's word.
 
-An end-of-step marker waits in stage P until every earlier hit has left stage Q; it is then
-offered on ``step_valid`` and held (blocking further events) until the consumer raises
-``step_ready``, normally when its sweep or readout has finished.
+An end-of-step marker travels in band: it is taken in stage P, behind the last word of the row
+being streamed, as soon as the consumer raises ``step_ready`` (``step_taken``), without waiting
+for the hits before it to drain. Every hit carries the bank of its step (``hit_bank``, which
+toggles with every marker taken), so a consumer with two banks keeps integrating the next step
+into the other bank while the hits of the last one drain (``busy_old``) and its sweep runs.
+``step_valid`` says that the marker waits in P and every earlier hit has left stage Q (the
+output layer's last step waits for it).
 
 With ``L`` lanes every lane has its own integrator over its own CSR (the synapses whose post
 index falls in its bank, see :mod:`esl_hw.rtl_gen.plan`) and its own event FIFO;
@@ -105,10 +109,20 @@ class CsrIntegrator(wiring.Component):
         Post-synaptic neuron of the hit, as a bank-local index (the neuron divided by the lanes).
     hit_weight : Out(signed(plan.w_bits))
         Weight of the hit.
+    hit_bank : Out(1)
+        Bank of the hit's step: toggles with every marker taken (0 after reset).
+    bank : Out(1)
+        Bank of the step whose events are read now (the hits of a marker taken later).
     step_valid : Out(1)
-        An end-of-step marker is waiting and every earlier hit has been presented.
+        An end-of-step marker waits in stage P and every earlier hit has been presented.
     step_ready : In(1)
-        The consumer has finished the step; consumes the marker.
+        The marker in stage P may be taken (it is, once the row before it has streamed).
+    step_taken : Out(1)
+        The marker in stage P is taken this cycle; the next events' hits go to the other bank.
+    busy : Out(1)
+        A hit is in flight (stages R to Q).
+    busy_old : Out(1)
+        A hit of a bank other than the current one (a step whose marker was taken) is in flight.
     ptr_reads : Out(2)
         Pointer memory words read this cycle (0 or 2).
     syn_reads : Out(1)
@@ -143,8 +157,13 @@ class CsrIntegrator(wiring.Component):
                 "hit_valid": Out(1),
                 "hit_col": Out(plan.local_bits),
                 "hit_weight": Out(signed(plan.w_bits)),
+                "hit_bank": Out(1),
+                "bank": Out(1),
                 "step_valid": Out(1),
                 "step_ready": In(1),
+                "step_taken": Out(1),
+                "busy": Out(1),
+                "busy_old": Out(1),
                 "ptr_reads": Out(2),
                 "syn_reads": Out(1),
                 "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits + 1)),
@@ -211,7 +230,8 @@ class CsrIntegrator(wiring.Component):
             r_free.eq(~r_active | r_last),
             p_empty.eq(p_valid & ~p_eos & p_empty_row),
             p_load.eq(p_valid & ~p_eos & ~p_empty_row & r_free),
-            p_consume.eq(p_empty | p_load | (self.step_valid & self.step_ready)),
+            self.step_taken.eq(p_valid & p_eos & r_free & self.step_ready),
+            p_consume.eq(p_empty | p_load | self.step_taken),
             e_move.eq(e_valid & (~p_valid | p_consume)),
             a_move.eq(a_valid & (~e_valid | e_move)),
             self.events.ready.eq(~a_valid | a_move),
@@ -251,9 +271,14 @@ class CsrIntegrator(wiring.Component):
         with m.Elif(p_consume):
             m.d.sync += p_valid.eq(0)
 
+        bank = Signal()  # the bank of the step being read from the FIFO (toggles at each marker)
+        with m.If(self.step_taken):
+            m.d.sync += bank.eq(~bank)
+        r_bank = Signal()
         with m.If(p_load):
             m.d.sync += [
                 r_active.eq(1),
+                r_bank.eq(bank),
                 r_addr.eq(p_start),
                 r_final.eq(p_end - 1),
                 r_at_final.eq(p_start + 1 == p_end),
@@ -267,21 +292,39 @@ class CsrIntegrator(wiring.Component):
         # Stages between G and Q of a many-block synapse memory (a registered multiplexer level).
         tree_valid = [Signal(name=f"syn_tree_valid{level}") for level in range(extra)]
         m.d.comb += self.syn_reads.eq(r_active)
-        before_q = g_valid
-        for stage in tree_valid:
-            m.d.sync += stage.eq(before_q)
-            before_q = stage
-        m.d.comb += self.step_valid.eq(
-            p_valid & p_eos & ~r_active & ~h_valid & ~g_valid & ~any_of([*tree_valid, q_valid])
-        )
+        # Each stage's bank, beside its valid bit (R's is r_bank).
+        h_bank, g_bank, q_bank = Signal(), Signal(), Signal()
+        tree_bank = [Signal(name=f"syn_tree_bank{level}") for level in range(extra)]
+        before_q, before_bank = g_valid, g_bank
+        for stage, stage_bank in zip(tree_valid, tree_bank, strict=True):
+            m.d.sync += [stage.eq(before_q), stage_bank.eq(before_bank)]
+            before_q, before_bank = stage, stage_bank
+        valids = [r_active, h_valid, g_valid, *tree_valid, q_valid]
+        banks = [r_bank, h_bank, g_bank, *tree_bank, q_bank]
+        m.d.comb += [
+            self.busy.eq(any_of(valids)),
+            self.busy_old.eq(
+                any_of([valid & (side != bank) for valid, side in zip(valids, banks, strict=True)])
+            ),
+            self.bank.eq(bank),
+            self.step_valid.eq(p_valid & p_eos & ~self.busy),
+        ]
         m.d.sync += [
             h_valid.eq(r_active),
+            h_bank.eq(r_bank),
             g_valid.eq(h_valid),
+            g_bank.eq(h_bank),
             q_valid.eq(before_q),
+            q_bank.eq(before_bank),
             q_col.eq(word[: plan.local_bits]),
             q_weight.eq(word[plan.local_bits :].as_signed()),
         ]
-        m.d.comb += [self.hit_valid.eq(q_valid), self.hit_col.eq(q_col), self.hit_weight.eq(q_weight)]
+        m.d.comb += [
+            self.hit_valid.eq(q_valid),
+            self.hit_col.eq(q_col),
+            self.hit_weight.eq(q_weight),
+            self.hit_bank.eq(q_bank),
+        ]
         return m
 
     def _synapse_words(self, m: Module, addr: Signal, enable: Signal) -> tuple[object, int]:
@@ -349,7 +392,9 @@ class CsrIntegrator(wiring.Component):
 @dataclass
 class RmwPorts:
     """What :func:`read_modify_write` drives into a memory during the integrate phase, and whether
-    an update is still in flight (``busy``: the memory must not be handed to another phase)."""
+    an update is still in flight (``busy``: the memory must not be handed to another phase;
+    ``busy_old``: an update of a step whose marker the integrator has taken). With two banks
+    ``read_bank`` and ``write_bank`` name the bank of the read and of the write (else 0)."""
 
     read_addr: Signal
     read_en: Signal
@@ -357,11 +402,12 @@ class RmwPorts:
     write_data: Signal
     write_en: Signal
     busy: Signal
+    busy_old: object = 0
+    read_bank: object = 0
+    write_bank: object = 0
 
 
-def read_modify_write(
-    m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int, bank_select=None
-) -> RmwPorts:
+def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
     """Pipelined ``mem[col] <- mem[col] + w`` for ``front``'s hits, one per cycle, no stall.
 
     ::
@@ -375,10 +421,11 @@ def read_modify_write(
     cycles earlier (``s4``) when it went to the same ``col``, else from the memory: every
     block-RAM output goes straight into a register and the adder starts from flip-flops.
     ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide), or a pair of
-    read-port data ``(bank 0, bank 1)`` of two memories with ``bank_select`` (a register that
-    only changes while no hit is in flight) naming the one updated: each word is registered on
-    its own and the choice is made behind the registers, next to the adder. The caller routes
-    the returned ports to the selected memory.
+    read-port data ``(bank 0, bank 1)`` of two memories: each hit updates the bank of its step
+    (``front.hit_bank``, carried through the stages), each word is registered on its own and
+    the choice is made behind the registers, next to the adder; a sum is forwarded only to a hit
+    of the same bank. The caller routes the returned ports to the memory of ``read_bank`` and
+    ``write_bank``.
     """
     acc = signed(plan.acc_bits)
     s1_valid = Signal(name=f"rmw1_valid{lane}")
@@ -388,10 +435,14 @@ def read_modify_write(
     s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
     s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
     banks = tuple(read_data) if isinstance(read_data, tuple | list) else (read_data,)
-    if len(banks) not in (1, 2) or (len(banks) == 2) != (bank_select is not None):
-        raise ValueError("read_modify_write takes one read port, or two with a bank_select")
+    if len(banks) not in (1, 2):
+        raise ValueError(f"read_modify_write takes one or two read ports, got {len(banks)}")
+    banked = len(banks) == 2
+    s1_bank = Signal(name=f"rmw1_bank{lane}")
+    s2_bank = Signal(name=f"rmw2_bank{lane}")
+    s3_bank = Signal(name=f"rmw3_bank{lane}")
     s2_words = [Signal(acc, name=f"rmw2_data{lane}_{bank}", reset_less=True) for bank in range(len(banks))]
-    s2_data = s2_words[0] if len(banks) == 1 else Mux(bank_select, s2_words[1], s2_words[0])
+    s2_data = Mux(s2_bank, s2_words[1], s2_words[0]) if banked else s2_words[0]
     s2_from3 = Signal(name=f"rmw2_from3_{lane}")
     s2_from4 = Signal(name=f"rmw2_from4_{lane}")
     s3_valid = Signal(name=f"rmw3_valid{lane}")
@@ -407,8 +458,8 @@ def read_modify_write(
         s2_col.eq(s1_col),
         s2_weight.eq(s1_weight),
         *(word.eq(data) for word, data in zip(s2_words, banks, strict=True)),
-        s2_from3.eq(s2_valid & (s2_col == s1_col)),
-        s2_from4.eq(s3_valid & (s3_col == s1_col)),
+        s2_from3.eq(s2_valid & (s2_col == s1_col) & (s2_bank == s1_bank if banked else 1)),
+        s2_from4.eq(s3_valid & (s3_col == s1_col) & (s3_bank == s1_bank if banked else 1)),
         s3_valid.eq(s2_valid),
         s3_col.eq(s2_col),
         s3_sum.eq(total),
@@ -417,7 +468,14 @@ def read_modify_write(
     m.d.comb += total.eq(Mux(s2_from3, s3_sum, Mux(s2_from4, s4_sum, s2_data)) + s2_weight)
     busy = Signal(name=f"rmw_busy{lane}")
     m.d.comb += busy.eq(s1_valid | s2_valid)
-    return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy)
+    if not banked:
+        return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy)
+    m.d.sync += [s1_bank.eq(front.hit_bank), s2_bank.eq(s1_bank), s3_bank.eq(s2_bank)]
+    busy_old = Signal(name=f"rmw_busy_old{lane}")
+    m.d.comb += busy_old.eq((s1_valid & (s1_bank != front.bank)) | (s2_valid & (s2_bank != front.bank)))
+    return RmwPorts(
+        front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy, busy_old, front.hit_bank, s2_bank
+    )
 
 
 def any_of(bits: list) -> object:

@@ -14,9 +14,9 @@ Integrate phase, per lane and hit ``(g, w)``, a pipelined read-modify-write
 Hits on the same neuron one or two cycles apart take the sum from the forwarding registers, not
 the memory, so back-to-back hits need no stall and no bubble.
 
-Sweep phase, once every lane holds the end-of-step marker, one group (``L`` neurons) per cycle
-(``k`` = leak shift, ``ks`` = synaptic shift, θ = threshold, ``I = cur + bias``, ``bias`` from a
-read-only bias bank per lane when the layer has one)::
+Sweep phase, once every lane has written the last update of the step, one group (``L``
+neurons) per cycle (``k`` = leak shift, ``ks`` = synaptic shift, θ = threshold, ``I = cur +
+bias``, ``bias`` from a read-only bias bank per lane when the layer has one)::
 
     lif:     u = clamp_vbits(v − (v >>> k) + I)      (v + I without leak)
     cubalif: c = clamp_vbits(c − (c >>> ks) + I)     (c + I without decay)
@@ -27,11 +27,14 @@ read-only bias bank per lane when the layer has one)::
     cur   <- 0
 
 A group with any spike pushes its spike mask into the spike-mask FIFO (the sweep stalls only
-while that FIFO is full; by default it holds a whole step); after the last group an end-of-step
-word follows, the lanes are released and integrate the next step while
-:class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per cycle. The
-debug tap shows, per lane, the potential after the step's reset (``0`` or ``u − θ`` if spike, else
-``u``), before the clear that ends an inference.
+while that FIFO is full; by default it holds a whole step), the last group's word with the end of
+the step; :class:`~esl_hw.rtl_gen.spikes.SpikeSerializer` emits the spikes downstream one per
+cycle. The end-of-step markers travel in band through each lane's integrator: a lane takes one
+and integrates the next step into the other bank of currents at once, while the hits before the
+marker drain and the sweep reads and clears the step's bank; it takes the next marker (whose
+step reuses that bank) once the sweep has issued its last group. The debug tap shows, per lane,
+the potential after the step's reset (``0`` or ``u − θ`` if spike, else ``u``), before the clear
+that ends an inference.
 
 The sweep's sequencer and each lane's leak-and-fire datapath are the blocks of
 :mod:`esl_hw.rtl_gen.lif_sweep` (:class:`~esl_hw.rtl_gen.lif_sweep.SweepControl`,
@@ -47,7 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -170,14 +173,15 @@ class LifLayerCore(wiring.Component):
         mask_fifo = self._spike_output(m)
         m.submodules.sweep = sweep = SweepControl(plan, self.spike_fifo_depth)
         lanes = [self._lane(m, lane, front, sweep) for lane, front in enumerate(fronts)]
-        # A sweep starts once every lane holds its end-of-step marker with nothing in flight.
-        ready_lanes = [front.step_valid & ~lane.rmw.busy for front, lane in zip(fronts, lanes, strict=True)]
+        # A sweep starts once every lane has written the last update of the step.
+        done = [
+            _step_done(m, index, front, lane.rmw, sweep)
+            for index, (front, lane) in enumerate(zip(fronts, lanes, strict=True))
+        ]
         m.d.comb += [
-            sweep.lanes_done.eq(all_of(ready_lanes)),
-            *(front.step_ready.eq(sweep.release) for front in fronts),
+            sweep.lanes_done.eq(all_of(done)),
             sweep.spikes.eq(Cat(*(lane.fire.spike for lane in lanes))),
             sweep.mask_level.eq(mask_fifo.level),
-            sweep.mask_ready.eq(mask_fifo.w_rdy),
             mask_fifo.w_data.eq(sweep.mask_word.as_value()),
             mask_fifo.w_en.eq(sweep.mask_push),
         ]
@@ -239,13 +243,13 @@ class LifLayerCore(wiring.Component):
         m.submodules[f"pot_mem{lane}"] = pot_mem
         pot_wr, pot_rd = pot_mem.write_port(), pot_mem.read_port()
         words = tuple(rd.data for rd, _ in banks)
-        rmw = read_modify_write(m, plan, front, words, lane, bank_select=sweep.int_bank)
+        rmw = read_modify_write(m, plan, front, words, lane)
         m.submodules[f"fire{lane}"] = fire = LeakFireLane(plan, lane)
         m.d.comb += [
             fire.potential.eq(pot_rd.data),
             fire.current_even.eq(words[0]),
             fire.current_odd.eq(words[1]),
-            fire.odd.eq(sweep.swept[1]),
+            fire.odd.eq(sweep.odd),
             fire.d_idx.eq(sweep.d_idx),
         ]
         write = sweep.e_valid & fire.here
@@ -285,17 +289,50 @@ class LifLayerCore(wiring.Component):
             m.d.comb += [bias_rd.addr.eq(sweep.addr), bias_rd.en.eq(read), fire.bias.eq(bias_rd.data)]
         # Multiplexers, not an m.If: continuous assignments in the Verilog, so Icarus never
         # sees an unevaluated always @* block (an X until its inputs first change).
+        # The bank's owner (``sweep.own``, a register) picks the ports; the sweep and the lanes
+        # each name the bank they read and write.
         for bank, (cur_rd, cur_wr) in enumerate(banks):
-            swept = sweep.swept[bank]
-            integrated = sweep.int_bank if bank else ~sweep.int_bank
+            swept = sweep.own[bank]
             m.d.comb += [
                 cur_rd.addr.eq(Mux(swept, sweep.addr, rmw.read_addr)),
-                cur_rd.en.eq(Mux(swept, read, rmw.read_en & integrated)),
+                cur_rd.en.eq(
+                    Mux(swept, read & (sweep.read_bank == bank), rmw.read_en & (rmw.read_bank == bank))
+                ),
                 cur_wr.addr.eq(Mux(swept, sweep.e_idx, rmw.write_addr)),
                 cur_wr.data.eq(Mux(swept, 0, rmw.write_data)),
-                cur_wr.en.eq(Mux(swept, write, rmw.write_en & integrated)),
+                cur_wr.en.eq(
+                    Mux(swept, write & (sweep.write_bank == bank), rmw.write_en & (rmw.write_bank == bank))
+                ),
             ]
         return _Lane(rmw, fire, tuple(banks), (pot_rd, pot_wr))
+
+
+def _step_done(m: Module, lane: int, front, rmw: RmwPorts, sweep: SweepControl) -> Signal:
+    """The lane's flags around its end-of-step markers; returns ``done`` (registered).
+
+    ``ahead`` is set when the lane takes a marker and cleared by ``sweep.bank_free``: the lane
+    integrates the next step into the other bank meanwhile, and takes its next marker (whose
+    step reuses the swept bank) only after. ``done`` is set once the hits before the marker
+    have been written (at once when none is in flight, else when ``busy_old`` falls: the
+    ``draining`` flag) and cleared by ``sweep.release``.
+    """
+    ahead = Signal(name=f"ahead{lane}")
+    draining = Signal(name=f"draining{lane}")
+    done = Signal(name=f"done{lane}")
+    m.d.comb += front.step_ready.eq(~ahead)
+    with m.If(front.step_taken):
+        m.d.sync += ahead.eq(1)
+        with m.If(front.busy | rmw.busy):
+            m.d.sync += draining.eq(1)
+        with m.Else():
+            m.d.sync += done.eq(1)
+    with m.If(draining & ~front.busy_old & ~rmw.busy_old):
+        m.d.sync += [draining.eq(0), done.eq(1)]
+    with m.If(sweep.release):
+        m.d.sync += done.eq(0)
+    with m.If(sweep.bank_free):
+        m.d.sync += ahead.eq(0)
+    return done
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The hidden layer core's sweep: its sequencer and one leak-and-fire datapath per lane.
 
-:class:`~esl_hw.rtl_gen.lif.LifLayerCore` wires them to its memories: once every lane holds the
-end-of-step marker, :class:`SweepControl` reads one group (``L`` neurons, one per lane) per
+:class:`~esl_hw.rtl_gen.lif.LifLayerCore` wires them to its memories: once every lane has written
+the last update of a step, :class:`SweepControl` reads one group (``L`` neurons, one per lane) per
 cycle and carries it through the stages; :class:`LeakFireLane` computes, per lane, with ``I =
 cur + bias`` (``bias`` 0 without one)::
 
@@ -50,20 +50,27 @@ def last_group_lanes(plan: LayerPlan) -> int:
 
 
 class SweepControl(wiring.Component):
-    """The sweep's sequencer: when a step's sweep starts, which group each stage holds, which
-    current bank the lanes integrate into, the step counter and the spike-mask words.
+    """The sweep's sequencer: when a step's sweep starts, which group and bank each stage holds,
+    when a bank is given back to the lanes, the step counter and the spike-mask words.
 
-    A sweep starts once every lane holds its end-of-step marker with nothing in flight
-    (``lanes_done``, neither sweeping nor pushing the end-of-step word): it takes the bank the
-    step was integrated into, and the lanes' markers are consumed by ``release``, a registered
-    pulse one cycle later (so no lane's ready logic depends on the others'), after which they
-    integrate the next step into the other bank. Groups ``0 .. groups - 1`` are issued one per
-    cycle while the spike-mask FIFO has room for every group in flight (``room``, registered:
-    with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so room(t) = [X(t-1)
-    + issue(t-1) < depth - 1] implies X(t) < depth - 1), so nothing stalls after stage A. A group
-    in stage E with a spike pushes ``{group, mask, eos = 0}``; after the last group the sweep
-    gives the banks back and pushes ``{eos = 1}`` as soon as the FIFO can take it, which ends
-    the step (``step`` counts the steps of an inference, modulo ``T``).
+    The lanes integrate step ``t`` into current bank ``t mod 2`` (each lane toggles its bank at
+    every end-of-step marker it takes, :class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`). A
+    sweep starts once every lane has written its last update of the step (``lanes_done``), the
+    sweep before has issued its last group, and no group of that sweep still in flight would be
+    read again before it is written back (group ``g`` in stage ``s`` of ``S``: a hazard when ``g +
+    s < S``, only possible with fewer than ``S`` groups). So sweeps follow each other back to
+    back, each taking the bank just integrated (``own``), and the lanes' done flags are cleared
+    by ``release``, a registered pulse one cycle after the start. Groups ``0 .. groups - 1`` are
+    issued one per cycle while the spike-mask FIFO has room for every group in flight (``room``,
+    registered: with X = FIFO level + groups in flight, X(t) <= X(t-1) + issue(t-1), so room(t) =
+    [X(t-1) + issue(t-1) < depth - 1] implies X(t) < depth - 1), so nothing stalls after stage A.
+    ``bank_free`` pulses when the sweep's last group is in stage ``S − 5`` (A for ``lif``, B for
+    ``cubalif``): a lane that takes its next marker in the cycle after reads that bank five
+    cycles later at the earliest (stages P to Q of the integrator), after the last group's write
+    in stage E; ``own`` gives the bank's ports back in the cycle after that write. A group in
+    stage E with a spike, and the sweep's last group in any case, pushes ``{group, mask, eos}``,
+    ``eos`` set on the last group: the end of the step needs no word of its own (``step`` counts
+    the steps of an inference at stage E, modulo ``T``).
 
     Parameters
     ----------
@@ -76,13 +83,19 @@ class SweepControl(wiring.Component):
     Attributes
     ----------
     lanes_done : In(1)
-        Every lane holds its end-of-step marker and has no update in flight.
+        Every lane has written every update of the step to be swept.
     release : Out(1)
-        Consumes the lanes' end-of-step markers.
-    int_bank : Out(1)
-        The current bank the lanes integrate into (0: even steps' bank, 1: odd).
-    swept : Out(2)
+        The sweep started the cycle before: clears the lanes' done flags.
+    bank_free : Out(1)
+        The bank of the sweep may be integrated into again: the lanes may take their next marker.
+    own : Out(2)
         Bit ``b``: the sweep owns current bank ``b`` (reads and clears it).
+    read_bank : Out(1)
+        The bank read in stage A.
+    write_bank : Out(1)
+        The bank of the group in stage E (cleared there).
+    odd : Out(1)
+        The bank of the group in stage R.
     issue : Out(1)
         Group ``addr`` is read this cycle (stage A).
     addr : Out(range(groups + 1))
@@ -94,15 +107,13 @@ class SweepControl(wiring.Component):
     e_idx : Out(local_bits)
         The group in stage E.
     step : Out(range(T))
-        The time step being swept.
+        The time step of the group in stage E.
     last_step : Out(1)
         ``step`` is the inference's last (the potentials are then cleared).
     spikes : In(L)
         Per lane, whether its neuron of stage E's group spiked.
     mask_level : In(range(mask_depth + 1))
         Words in the spike-mask FIFO.
-    mask_ready : In(1)
-        The spike-mask FIFO can take a word.
     mask_word : Out(mask_layout(local_bits, L))
         The word to push: ``{group, mask, eos}``.
     mask_push : Out(1)
@@ -124,8 +135,11 @@ class SweepControl(wiring.Component):
             {
                 "lanes_done": In(1),
                 "release": Out(1),
-                "int_bank": Out(1),
-                "swept": Out(2),
+                "bank_free": Out(1),
+                "own": Out(2),
+                "read_bank": Out(1),
+                "write_bank": Out(1),
+                "odd": Out(1),
                 "issue": Out(1),
                 "addr": Out(range(plan.groups + 1)),
                 "d_idx": Out(plan.local_bits),
@@ -135,7 +149,6 @@ class SweepControl(wiring.Component):
                 "last_step": Out(1),
                 "spikes": In(plan.lanes),
                 "mask_level": In(range(mask_depth + 1)),
-                "mask_ready": In(1),
                 "mask_word": Out(mask_layout(plan.local_bits, plan.lanes)),
                 "mask_push": Out(1),
             }
@@ -144,56 +157,84 @@ class SweepControl(wiring.Component):
     def elaborate(self, platform) -> Module:
         plan, groups = self.plan, self.plan.groups
         m = Module()
-        sweeping = Signal()
-        marking = Signal()
-        a_idx, step, last_step, issue = self.addr, self.step, self.last_step, self.issue
         stages = sweep_stages(plan)
         valid = {stage: Signal(name=f"{stage}_valid") for stage in stages}
         idx = {stage: Signal(plan.local_bits, name=f"{stage}_idx") for stage in stages}
-        in_flight = sum(valid[stage] for stage in stages)
+        bank = {stage: Signal(name=f"{stage}_bank") for stage in stages}
+        last = {stage: Signal(name=f"{stage}_last") for stage in stages}  # the sweep's last group
+        sweeping = Signal()  # groups are left to issue
         room = Signal(init=1)
-        more = Signal()  # a_idx != groups, registered
-        m.d.comb += [
-            last_step.eq(step == plan.timesteps - 1),
-            issue.eq(sweeping & more & room),
-        ]
+        a_last = Signal()
+        issue = self.issue
+        m.d.comb += [a_last.eq(self.addr == groups - 1), issue.eq(sweeping & room)]
+        in_flight = sum(valid[stage] for stage in stages)
         m.d.sync += room.eq(self.mask_level + in_flight + issue < self.mask_depth - 1)
-        m.d.sync += [valid["b"].eq(issue), idx["b"].eq(a_idx)]
+        first = stages[0]
+        m.d.sync += [
+            valid[first].eq(issue),
+            idx[first].eq(self.addr),
+            bank[first].eq(self.read_bank),
+            last[first].eq(a_last),
+        ]
         for before, after in zip(stages, stages[1:], strict=False):
-            m.d.sync += [valid[after].eq(valid[before]), idx[after].eq(idx[before])]
+            m.d.sync += [
+                valid[after].eq(valid[before]),
+                idx[after].eq(idx[before]),
+                bank[after].eq(bank[before]),
+                last[after].eq(last[before]),
+            ]
         with m.If(issue):
-            m.d.sync += [a_idx.eq(a_idx + 1), more.eq(a_idx != groups - 1)]
+            m.d.sync += self.addr.eq(self.addr + 1)
+            with m.If(a_last):
+                m.d.sync += sweeping.eq(0)
+        e_last = valid["e"] & last["e"]
         m.d.comb += [
             self.d_idx.eq(idx[stages[-2]]),
             self.e_valid.eq(valid["e"]),
             self.e_idx.eq(idx["e"]),
+            self.write_bank.eq(bank["e"]),
+            self.odd.eq(bank["r"]),
+            self.last_step.eq(self.step == plan.timesteps - 1),
             self.mask_word.group.eq(idx["e"]),
             self.mask_word.mask.eq(self.spikes),
-            self.mask_word.eos.eq(marking),
-            self.mask_push.eq((valid["e"] & (self.spikes != 0)) | marking),
+            self.mask_word.eos.eq(last["e"]),
+            self.mask_push.eq(valid["e"] & ((self.spikes != 0) | last["e"])),
         ]
+        with m.If(e_last):
+            m.d.sync += self.step.eq(Mux(self.last_step, 0, self.step + 1))
+        tail = len(stages) - 5  # the stage of the last group when its bank is given back
+        if tail == 0:
+            m.d.comb += self.bank_free.eq(issue & a_last)
+        else:
+            m.d.comb += self.bank_free.eq(valid[stages[tail - 1]] & last[stages[tail - 1]])
 
-        # Two banks of currents per lane (even and odd steps): the lanes integrate step t+1 into
-        # one while the sweep reads and clears step t's in the other.
-        int_bank, swept = self.int_bank, self.swept
-        with m.If(sweeping & ~more & ~any_of(list(valid.values()))):
-            m.d.sync += [sweeping.eq(0), marking.eq(1), swept[0].eq(0), swept[1].eq(0)]
-        release = self.release
         start = Signal()
-        m.d.comb += start.eq(self.lanes_done & ~sweeping & ~marking & ~release)
-        m.d.sync += release.eq(start)
+        next_bank = Signal()
+        m.d.comb += start.eq(self.lanes_done & ~sweeping & ~self.release & ~self._hazard(stages, valid, idx))
+        m.d.sync += self.release.eq(start)
         with m.If(start):
             m.d.sync += [
                 sweeping.eq(1),
-                a_idx.eq(0),
-                more.eq(1),
-                swept[0].eq(~int_bank),
-                swept[1].eq(int_bank),
-                int_bank.eq(~int_bank),
+                self.addr.eq(0),
+                self.read_bank.eq(next_bank),
+                next_bank.eq(~next_bank),
             ]
-        with m.If(marking & self.mask_ready):
-            m.d.sync += [marking.eq(0), step.eq(Mux(last_step, 0, step + 1))]
+        for index in range(2):
+            with m.If(start & (next_bank == index)):
+                m.d.sync += self.own[index].eq(1)
+            with m.Elif(e_last & (bank["e"] == index)):
+                m.d.sync += self.own[index].eq(0)
         return m
+
+    def _hazard(self, stages: str, valid: dict, idx: dict):
+        """A group of the sweep before, in flight, that a sweep starting now would read before
+        it is written back: group ``g`` in stage ``s`` (1 = B .. S = E) is written ``S − s``
+        cycles later and read again ``g + 1`` cycles later. Never with ``S`` groups or more."""
+        depth = len(stages)
+        if self.plan.groups >= depth:
+            return 0
+        terms = [valid[stage] & (idx[stage] < depth - s) for s, stage in enumerate(stages[:-1], 1)]
+        return any_of(terms)
 
 
 class LeakFireLane(wiring.Component):

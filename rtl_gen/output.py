@@ -4,11 +4,12 @@ Integrate phase: as in the LIF core, ``L`` lanes, each with its own event FIFO, 
 accumulators (output ``i`` in bank ``i mod L``), ``acc[col] <- acc[col] + w`` per hit by a
 pipelined read-modify-write (:func:`~esl_hw.rtl_gen.integrate.read_modify_write`: forwarding, no
 bubble on back-to-back hits to one output).
-The accumulators keep their value across steps; the lanes meet at every end-of-step marker.
-After the ``T``-th end-of-step marker the core reads ``acc[0 .. n_out-1]`` out on ``outputs``
-(one word per cycle, bank ``i mod L``, through a registered stage, stalling while ``outputs.ready``
-is low), clears each
-accumulator, computes the prediction (argmax, ties to the lowest index) and pulses ``done``.
+The accumulators keep their value across steps, so a lane takes the end-of-step markers of
+steps ``0 .. T-2`` in band, without waiting for the other lanes or for its hits to drain (each
+lane counts its markers); the lanes meet only at the ``T``-th marker. After it the core reads
+``acc[0 .. n_out-1]`` out on ``outputs`` (one word per cycle, bank ``i mod L``, through a
+registered stage, stalling while ``outputs.ready`` is low), clears each accumulator, computes
+the prediction (argmax, ties to the lowest index) and pulses ``done``.
 
 Bias: the contract adds ``bias[i]`` to ``acc[i]`` every step, so the outputs are ``Σ_t S_t[i] +
 T·bias[i]``. The accumulators hold the synaptic sums ``Σ_t S_t`` only; a read-only table
@@ -111,8 +112,6 @@ class OutputLayerCore(wiring.Component):
 
         # Readout pipeline: A issues the read of output a_idx, B: the word at the read port,
         # C: the word registered and offered on ``outputs`` (all stages hold under backpressure).
-        step = Signal(unsigned_bits(plan.timesteps - 1))
-        last_step = Signal()
         reading = Signal()
         a_idx = Signal(range(plan.n_out + 1))
         a_active = Signal()
@@ -125,7 +124,6 @@ class OutputLayerCore(wiring.Component):
         best_value = Signal(signed(plan.acc_bits))
         best_index = Signal(plan.out_index_bits)
         m.d.comb += [
-            last_step.eq(step == plan.timesteps - 1),
             a_active.eq(reading & (a_idx < plan.n_out)),
             c_last.eq(c_idx == plan.n_out - 1),
         ]
@@ -175,22 +173,21 @@ class OutputLayerCore(wiring.Component):
             m.d.comb += [bias_rd.addr.eq(a_idx), bias_rd.en.eq(advance & a_active)]
             value = value + bias_rd.data
 
+        # The lanes' last markers are consumed by ``release``, a registered pulse after the
+        # readout, so no lane's ready logic depends on every other lane's.
+        release = Signal()
+        m.d.sync += release.eq(0)
+        at_last = [self._count_steps(m, lane, front, release) for lane, front in enumerate(fronts)]
         all_marked = Signal()
         drained = Signal()
         m.d.comb += [
-            all_marked.eq(all_of([front.step_valid for front in fronts])),
+            all_marked.eq(
+                all_of([front.step_valid & last for front, last in zip(fronts, at_last, strict=True)])
+            ),
             drained.eq(~any_of([rmw.busy for rmw in rmws])),
         ]
-        # The lanes' end-of-step markers are consumed by ``release``, a registered pulse one cycle
-        # after the decision, so no lane's ready logic depends on every other lane's.
-        release = Signal()
-        m.d.sync += release.eq(0)
-        m.d.comb += [front.step_ready.eq(release) for front in fronts]
-        with m.If(all_marked & ~reading & ~release):
-            with m.If(last_step & drained):
-                m.d.sync += [reading.eq(1), a_idx.eq(0)]
-            with m.Elif(~last_step):
-                m.d.sync += [release.eq(1), step.eq(step + 1)]
+        with m.If(all_marked & drained & ~reading & ~release):
+            m.d.sync += [reading.eq(1), a_idx.eq(0)]
 
         with m.If(advance):
             m.d.sync += [
@@ -213,7 +210,6 @@ class OutputLayerCore(wiring.Component):
                 self.prediction.eq(Mux(new_best, c_idx, best_index)),
                 reading.eq(0),
                 release.eq(1),
-                step.eq(0),
             ]
 
         m.d.comb += [
@@ -228,3 +224,16 @@ class OutputLayerCore(wiring.Component):
             self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
         ]
         return m
+
+    def _count_steps(self, m: Module, lane: int, front, release: Signal) -> Signal:
+        """Lane ``lane``'s step counter: the lane takes each marker but the ``T``-th at once
+        (``front.step_ready``), the ``T``-th with ``release``. Returns the flag ``steps = T −
+        1`` (registered: the lane's next marker is its inference's last)."""
+        timesteps = self.plan.timesteps
+        steps = Signal(unsigned_bits(timesteps - 1), name=f"steps{lane}")
+        at_last = Signal(init=int(timesteps == 1), name=f"at_last{lane}")
+        following = Mux(at_last, 0, steps + 1)
+        m.d.comb += front.step_ready.eq(~at_last | release)
+        with m.If(front.step_taken):
+            m.d.sync += [steps.eq(following), at_last.eq(following == timesteps - 1)]
+        return at_last

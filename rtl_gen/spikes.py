@@ -3,8 +3,10 @@
 The sweep of a LIF layer with ``L`` lanes visits ``L`` neurons per cycle (one group ``g``: neurons
 ``g·L .. g·L + L - 1``) and pushes a word ``{group, mask, eos}`` into a FIFO whenever any of them
 spiked, then one end-of-step word. The serializer pops those words and emits, for each set bit
-``k`` of the mask (lowest first), the event ``index = g·L + k``; an end-of-step word becomes the
-end-of-step marker. Python model: :func:`serialize_masks`.
+``k`` of the mask (lowest first), the event ``index = g·L + k``; a word with ``eos`` set is the
+step's last (the sweep's last group rides with the end of the step, so the marker costs no word
+of its own): after its spikes, if any, it becomes the end-of-step marker. Python model:
+:func:`serialize_masks`.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ def mask_layout(group_bits: int, lanes: int) -> data.StructLayout:
 
 
 def serialize_masks(words: list[tuple[int, int, int]], lanes: int) -> list[tuple[int, int]]:
-    """Python model: ``(group, mask, eos)`` words to ``(index, eos)`` events."""
+    """Python model: ``(group, mask, eos)`` words to ``(index, eos)`` events: the spikes of
+    ``mask``, lowest first, then the end-of-step marker when ``eos`` is set."""
     events = []
     for group, mask, eos in words:
+        events.extend((group * lanes + lane, 0) for lane in range(lanes) if mask >> lane & 1)
         if eos:
             events.append((0, 1))
-            continue
-        events.extend((group * lanes + lane, 0) for lane in range(lanes) if mask >> lane & 1)
     return events
 
 
@@ -49,7 +51,8 @@ class SpikeSerializer(wiring.Component):
     Attributes
     ----------
     masks : In(stream.Signature(mask_layout(group_bits, lanes)))
-        Words ``{group, mask, eos}``; a word with ``eos`` clear must have a non-zero mask.
+        Words ``{group, mask, eos}``: the spikes of ``mask``, then the end-of-step marker when
+        ``eos`` is set; a word with ``eos`` clear must have a non-zero mask.
     spikes : Out(stream.Signature(event_layout(index_bits)))
         Spike events ``{index, eos}`` in the order of the words, lowest lane first.
     """
@@ -80,16 +83,17 @@ class SpikeSerializer(wiring.Component):
             with m.If(mask[lane]):
                 m.d.comb += lowest.eq(lane)
         rest = Signal(lanes)
-        m.d.comb += rest.eq(mask & (mask - 1))
+        marker = Signal()  # the held word's spikes are out: its end-of-step marker is offered
+        m.d.comb += [rest.eq(mask & (mask - 1)), marker.eq(mask == 0)]
         index = group if lanes == 1 else (group << (lanes.bit_length() - 1)) | lowest
         m.d.comb += [
             self.spikes.valid.eq(held),
-            self.spikes.payload.index.eq(Mux(eos, 0, index)),
-            self.spikes.payload.eos.eq(eos),
+            self.spikes.payload.index.eq(Mux(marker, 0, index)),
+            self.spikes.payload.eos.eq(marker),
         ]
         finished = Signal()
         m.d.comb += [
-            finished.eq(~held | (self.spikes.ready & (eos | (rest == 0)))),
+            finished.eq(~held | (self.spikes.ready & (marker | ((rest == 0) & ~eos)))),
             self.masks.ready.eq(finished),
         ]
         with m.If(finished):

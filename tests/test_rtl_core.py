@@ -187,3 +187,42 @@ def test_core_many_random_models() -> None:
         check_core(
             model, spikes, gaps=bool(case % 2), fifo_depth=int(rng.integers(2, 6)), seed=case, lanes=lanes
         )
+
+
+def zero_input_cycles(model, lanes: int) -> int:
+    """Cycles (the core's counter) of one inference without input events, checked bit-exact."""
+    spikes = np.zeros((model.timesteps, 1, model.n_inputs), dtype=bool)
+    result, _ = check_core(model, spikes, gaps=False, lanes=lanes)
+    return result.counters[0]["cycles"]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "lanes", "cuba"),
+    [
+        ([3, 1, 2], 1, False),
+        ([3, 3, 2], 1, False),
+        ([3, 4, 2], 1, False),
+        ([3, 8, 2], 1, False),
+        ([5, 20, 3], 4, False),
+        ([5, 7, 3, 4], 2, False),
+        ([3, 2, 2], 1, True),
+        ([3, 9, 2], 1, True),
+    ],
+)
+def test_a_step_without_events_costs_its_sweep_and_two_cycles(sizes, lanes, cuba) -> None:
+    """Without input events every step costs the sweep of the widest layer's ``G`` groups plus
+    two cycles (the lanes' done flag and the sweep's start, both registered; ``cubalif`` one more:
+    its bank is given back a stage later), at least ``S + 1`` (``S`` sweep stages: a group is
+    read again only after the sweep before wrote it back). The end-of-step markers travel in
+    band and the sweeps of consecutive steps follow each other, so no pipeline fill or drain
+    enters a step: with the fill and drain of the first core a step took ``G + 8`` cycles."""
+    rng = np.random.default_rng(len(sizes) + sizes[1])
+    model = random_model(rng, sizes, density=0.7, timesteps=2, v_bits=8, threshold=20, leak_shift=2)
+    if cuba:
+        layers = [dataclasses.replace(layer, kind="cubalif", syn_shift=1) for layer in model.hidden_layers]
+        model = dataclasses.replace(model, layers=(*layers, model.layers[-1]))
+    stages = 6 if cuba else 5
+    per_step = max(max(-(-layer.n_out // lanes) + stages - 3, stages + 1) for layer in model.hidden_layers)
+    short = zero_input_cycles(model, lanes)
+    long = zero_input_cycles(dataclasses.replace(model, timesteps=6), lanes)
+    assert long - short == 4 * per_step

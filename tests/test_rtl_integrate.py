@@ -123,6 +123,63 @@ def test_empty_rows_cost_at_most_one_cycle_each() -> None:
     assert hits[-1][3] - first <= 8 + 10 + 7
 
 
+def run_in_band(front: CsrIntegrator, stream: list[tuple[int, int]]) -> tuple[list[tuple], list[int]]:
+    """Feed ``stream`` with ``step_ready`` held high: markers are taken in band. Returns the hits
+    ``(col, weight, bank, cycle)`` and the cycles the markers were taken."""
+    hits: list[tuple] = []
+    taken: list[int] = []
+
+    async def testbench(ctx) -> None:
+        position, cycle = 0, 0
+        ctx.set(front.step_ready, 1)
+        while len(taken) < sum(eos for _, eos in stream) or cycle < taken[-1] + 8:
+            send = position < len(stream)
+            ctx.set(front.events.valid, send)
+            if send:
+                index, eos = stream[position]
+                ctx.set(front.events.payload, {"index": index, "eos": eos})
+            if ctx.get(front.hit_valid):
+                hit = (ctx.get(front.hit_col), ctx.get(front.hit_weight), ctx.get(front.hit_bank), cycle)
+                hits.append(hit)
+            if ctx.get(front.step_taken):
+                taken.append(cycle)
+            if send and ctx.get(front.events.ready):
+                position += 1
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 10000, "integrator hangs"
+
+    sim = Simulator(front)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return hits, taken
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_markers_are_taken_in_band_and_switch_the_bank(seed) -> None:
+    """With ``step_ready`` high a marker is taken right behind its step's last row, the hits of
+    step ``k`` carry bank ``k mod 2``, in CSR order, and a row after a marker follows the row
+    before it with one idle cycle (the marker's slot) at most."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((12, 7)) < 0.5
+    mask[:, 0] = True  # no empty row
+    layer = layer_from_dense(rng.integers(-8, 8, (12, 7)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
+    steps = [sorted(rng.choice(12, rng.integers(1, 6), replace=False).tolist()) for _ in range(5)]
+    stream = [item for step in steps for item in [*((index, 0) for index in step), (0, 1)]]
+    hits, taken = run_in_band(integrator_for(layer), stream)
+    want = [
+        (col, weight, number % 2)
+        for number, step in enumerate(steps)
+        for col, weight in expected_hits(layer, step)
+    ]
+    assert [hit[:3] for hit in hits] == want
+    cycles = [hit[3] for hit in hits]
+    gaps = [after - before for before, after in zip(cycles, cycles[1:], strict=False)]
+    assert max(gaps) <= 2 and sum(gap - 1 for gap in gaps) == len(steps) - 1
+    assert len(taken) == len(steps) and taken == sorted(taken)
+
+
 def test_event_layout_rejects_zero_width() -> None:
     with pytest.raises(ValueError, match="got 0"):
         event_layout(0)

@@ -204,57 +204,79 @@ class SweepModel:
     timesteps: int
     depth: int
     local_bits: int
+    stages: int = len(SWEEP_STAGES)
     sweeping: int = 0
-    marking: int = 0
     addr: int = 0
-    more: int = 0
     room: int = 1
     step: int = 0
-    int_bank: int = 0
-    swept: list = field(default_factory=lambda: [0, 0])
+    read_bank: int = 0
+    next_bank: int = 0
     release: int = 0
-    stages: int = len(SWEEP_STAGES)
+    own: list = field(default_factory=lambda: [0, 0])
     valid: list = field(default_factory=list)
     idx: list = field(default_factory=list)
+    bank: list = field(default_factory=list)
+    last: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.valid, self.idx = [0] * self.stages, [0] * self.stages
+        self.valid, self.idx, self.bank, self.last = ([0] * self.stages for _ in range(4))
+
+    def hazard(self) -> bool:
+        """A group in flight that a sweep starting now would read before it is written back."""
+        return any(self.valid[s - 1] and self.idx[s - 1] < self.stages - s for s in range(1, self.stages))
 
     def outputs(self, spikes: int) -> dict[str, int]:
-        marking, e_valid = self.marking, self.valid[-1]
+        issue = int(bool(self.sweeping and self.room))
+        a_last = int(self.addr == self.groups - 1)
+        tail = self.stages - 5
+        bank_free = issue & a_last if tail == 0 else self.valid[tail - 1] & self.last[tail - 1]
+        e_valid, e_last = self.valid[-1], self.last[-1]
         return {
             "release": self.release,
-            "int_bank": self.int_bank,
-            "swept": self.swept[0] | self.swept[1] << 1,
-            "issue": int(self.sweeping and self.more and self.room),
+            "bank_free": bank_free,
+            "own": self.own[0] | self.own[1] << 1,
+            "read_bank": self.read_bank,
+            "write_bank": self.bank[-1],
+            "odd": self.bank[1],
+            "issue": issue,
             "addr": self.addr,
             "d_idx": self.idx[-2],
             "e_valid": e_valid,
             "e_idx": self.idx[-1],
             "step": self.step,
             "last_step": int(self.step == self.timesteps - 1),
-            "mask_push": int((e_valid and spikes != 0) or marking),
+            "mask_push": int(bool(e_valid and (spikes != 0 or e_last))),
         }
 
-    def tick(self, lanes_done: int, spikes: int, level: int, ready: int) -> None:
-        issue, last_step = self.outputs(spikes)["issue"], self.step == self.timesteps - 1
-        sweeping, marking, release = self.sweeping, self.marking, self.release
-        addr, more = self.addr, self.more
-        in_flight = list(self.valid)
-        self.room = int(level + sum(in_flight) + issue < self.depth - 1)
-        self.valid = [issue, *in_flight[:-1]]
-        self.idx = [addr & ((1 << self.local_bits) - 1), *self.idx[:-1]]
+    def tick(self, lanes_done: int, spikes: int, level: int) -> None:
+        issue = self.outputs(spikes)["issue"]
+        a_last = int(self.addr == self.groups - 1)
+        e_last = self.valid[-1] and self.last[-1]
+        e_bank = self.bank[-1]
+        start = lanes_done and not self.sweeping and not self.release and not self.hazard()
+        self.room = int(level + sum(self.valid) + issue < self.depth - 1)
+        self.valid = [issue, *self.valid[:-1]]
+        self.idx = [self.addr & ((1 << self.local_bits) - 1), *self.idx[:-1]]
+        self.bank = [self.read_bank, *self.bank[:-1]]
+        self.last = [a_last, *self.last[:-1]]
         if issue:
-            self.addr, self.more = addr + 1, int(addr != self.groups - 1)
-        if sweeping and not more and not any(in_flight):
-            self.sweeping, self.marking, self.swept = 0, 1, [0, 0]
-        start = int(lanes_done and not sweeping and not marking and not release)
-        self.release = start
+            self.addr += 1
+            self.sweeping = int(not a_last)
+        if e_last:
+            self.step = 0 if self.step == self.timesteps - 1 else self.step + 1
+        self.release = int(bool(start))
+        for bank in range(2):
+            if start and self.next_bank == bank:
+                self.own[bank] = 1
+            elif e_last and e_bank == bank:
+                self.own[bank] = 0
         if start:
-            self.sweeping, self.addr, self.more = 1, 0, 1
-            self.swept, self.int_bank = [1 - self.int_bank, self.int_bank], 1 - self.int_bank
-        if marking and ready:
-            self.marking, self.step = 0, 0 if last_step else self.step + 1
+            self.sweeping, self.addr, self.read_bank, self.next_bank = (
+                1,
+                0,
+                self.next_bank,
+                1 - self.next_bank,
+            )
 
 
 def sweep_with_fifo(plan, depth: int):
@@ -267,57 +289,89 @@ def sweep_with_fifo(plan, depth: int):
         masks.w_data.eq(sweep.mask_word.as_value()),
         masks.w_en.eq(sweep.mask_push),
         sweep.mask_level.eq(masks.level),
-        sweep.mask_ready.eq(masks.w_rdy),
     ]
     return m, sweep, masks
 
 
+@dataclass
+class LanesModel:
+    """The lanes as the sweep sees them: a lane takes its next marker once the bank of that
+    step is free (``ahead`` cleared by ``bank_free``), is done a random number of cycles later
+    (``delay``, 0 for back-to-back steps), and its done flag falls with ``release``."""
+
+    rng: np.random.Generator
+    busy: int = 12
+    ahead: int = 0
+    done: int = 0
+    countdown: int = -1
+
+    def tick(self, release: int, bank_free: int) -> None:
+        if self.countdown == 0:
+            self.done, self.countdown = 1, -1
+        elif self.countdown > 0:
+            self.countdown -= 1
+        if not self.ahead:
+            self.ahead, self.countdown = 1, int(self.rng.integers(0, self.busy)) if self.busy else 0
+        if release:
+            self.done = 0
+        if bank_free:
+            self.ahead = 0
+
+
 @pytest.mark.parametrize(
-    ("lanes", "n_out", "timesteps", "depth", "pop", "kind"),
+    ("lanes", "n_out", "timesteps", "depth", "pop", "kind", "busy"),
     [
-        (1, 5, 3, None, 0.9, "lif"),
-        (1, 9, 2, 2, 0.3, "lif"),
-        (2, 7, 4, 3, 0.5, "lif"),
-        (4, 13, 1, None, 0.2, "lif"),
-        (8, 8, 3, 4, 0.7, "lif"),
-        (1, 6, 3, 2, 0.4, "cubalif"),
-        (4, 11, 2, None, 0.6, "cubalif"),
+        (1, 5, 3, None, 0.9, "lif", 12),
+        (1, 9, 2, 2, 0.3, "lif", 12),
+        (2, 7, 4, 3, 0.5, "lif", 12),
+        (4, 13, 1, None, 0.2, "lif", 12),
+        (8, 8, 3, 4, 0.7, "lif", 12),
+        (1, 6, 3, 2, 0.4, "cubalif", 12),
+        (4, 11, 2, None, 0.6, "cubalif", 12),
+        (1, 1, 2, None, 1.0, "lif", 0),
+        (1, 3, 3, None, 1.0, "lif", 0),
+        (2, 9, 2, None, 1.0, "lif", 0),
+        (1, 2, 3, None, 1.0, "cubalif", 0),
+        (4, 40, 2, None, 1.0, "cubalif", 0),
     ],
 )
 def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
-    lanes, n_out, timesteps, depth, pop, kind
+    lanes, n_out, timesteps, depth, pop, kind, busy
 ):
-    """The lanes finish their steps after random delays, the FIFO is popped at random: every
-    output equals the cycle model's, every sweep reads each group once in order, each step
-    pushes exactly its spiking groups' masks then one end-of-step word, and no mask word is
-    offered to a full FIFO."""
+    """The lanes finish their steps after random delays (or back to back), the FIFO is popped at
+    random: every output equals the cycle model's, every sweep reads each group once in order and
+    never while the sweep before still has it in flight, each step pushes exactly its spiking
+    groups' masks with the end of the step on its last group, no mask word is offered to a full
+    FIFO, and the sweeps take the banks in turn."""
     rng = np.random.default_rng(lanes * 10 + n_out)
     plan = lif_plan(rng, n_out, lanes, timesteps, kind, v_bits=8, threshold=5)
     depth = plan.mask_fifo_depth(depth)
     dut, sweep, masks = sweep_with_fifo(plan, depth)
     model = SweepModel(plan.groups, timesteps, depth, plan.local_bits, stages=len(sweep_stages(plan)))
     assert model.stages == (6 if kind == "cubalif" else 5)
+    lanes_model = LanesModel(rng, busy)
     # Per sweep, the lanes' spikes of each group (about 40 % of the groups silent); the first
     # ``sweeps`` are checked word by word, later ones (the sweeps run ahead of the pops) are not.
     sweeps = 40
     tables = [
         rng.integers(0, 1 << lanes, plan.groups) * (rng.random(plan.groups) < 0.6) for _ in range(sweeps)
     ]
-    expected = [
-        word for table in tables for word in [*((g, int(m), 0) for g, m in enumerate(table) if m), "eos"]
-    ]
+    expected = []
+    for table in tables:
+        expected += [(g, int(m), 0) for g, m in enumerate(table[:-1]) if m] + [
+            (plan.groups - 1, int(table[-1]), 1)
+        ]
     popped, reads, steps, banks = [], [], [], []
 
     async def bench(ctx) -> None:
-        started, lanes_busy = 0, 3
+        started, in_flight = 0, []
         while len(popped) < len(expected):
-            lanes_done = int(lanes_busy == 0)
             e_valid, e_idx = ctx.get(sweep.e_valid), ctx.get(sweep.e_idx)
             while len(tables) < started:
                 tables.append(rng.integers(0, 1 << lanes, plan.groups))
             # Outside stage E the lanes' spike outputs are garbage.
-            spikes = int(tables[started - 1][e_idx]) if e_valid else int(rng.integers(0, 1 << lanes))
-            ctx.set(sweep.lanes_done, lanes_done)
+            spikes = int(tables[in_flight[-1] - 1][e_idx]) if e_valid else int(rng.integers(0, 1 << lanes))
+            ctx.set(sweep.lanes_done, lanes_model.done)
             ctx.set(sweep.spikes, spikes)
             r_en = int(rng.random() < pop)
             ctx.set(masks.r_en, r_en)
@@ -326,30 +380,34 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
             assert got == model.outputs(spikes)
             word = sweep.mask_word
             assert ctx.get(word.group) == e_idx and ctx.get(word.mask) == spikes
-            assert ctx.get(word.eos) == model.marking
-            if e_valid and spikes:
+            assert ctx.get(word.eos) == model.last[-1]
+            if got["mask_push"]:
                 assert ready, "a spike mask offered to a full FIFO"
             if got["release"]:  # the sweep started the cycle before
                 started += 1
-                banks.append((got["int_bank"], got["swept"]))
-                lanes_busy = 1 + int(rng.integers(0, 12))
-            elif lanes_busy and not lanes_done:
-                lanes_busy -= 1
+                banks.append((got["read_bank"], got["own"] >> got["read_bank"] & 1))
             if got["issue"]:
+                held = [i for v, i in zip(model.valid, model.idx, strict=True) if v]  # E included
+                assert got["addr"] not in held, "a group read while the sweep before has it in flight"
                 reads.append((started, got["addr"]))
-            if got["mask_push"] and ready and model.marking:
+            if got["mask_push"] and e_valid and model.last[-1]:
                 steps.append(got["step"])
+            # Which sweep each stage's group belongs to (for the spike tables).
+            in_flight = ([started] if got["issue"] else []) + in_flight[
+                : len(in_flight) - (1 if e_valid else 0)
+            ]
             if r_en and ctx.get(masks.r_rdy):
                 value = ctx.get(masks.r_data)
                 group = value & ((1 << plan.local_bits) - 1)
                 mask = value >> plan.local_bits & ((1 << lanes) - 1)
-                popped.append("eos" if value >> (plan.local_bits + lanes) else (group, mask, 0))
-            model.tick(lanes_done, spikes, level, ready)
+                popped.append((group, mask, value >> (plan.local_bits + lanes)))
+            model.tick(lanes_model.done, spikes, level)
+            lanes_model.tick(got["release"], got["bank_free"])
             await ctx.tick()
 
     simulate(dut, bench)
     assert popped == expected
     assert reads[: sweeps * plan.groups] == [(s, g) for s in range(1, sweeps + 1) for g in range(plan.groups)]
     assert steps == [s % timesteps for s in range(len(steps))] and len(steps) >= sweeps
-    # Each sweep takes the bank just integrated; the lanes move on to the other one.
-    assert banks == [(s % 2, 1 << (1 - s % 2)) for s in range(1, len(banks) + 1)]
+    # Each sweep takes the bank just integrated, in turn.
+    assert banks == [(s % 2, 1) for s in range(len(banks))]

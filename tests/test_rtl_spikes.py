@@ -46,8 +46,9 @@ def run_serializer(lanes: int, words: list[tuple[int, int, int]], gaps: bool, se
 def random_words(rng: np.random.Generator, lanes: int, count: int) -> list[tuple[int, int, int]]:
     words = []
     for _ in range(count):
-        if rng.random() < 0.2:
-            words.append((0, 0, 1))
+        if rng.random() < 0.2:  # the end of a step, half of them with the last group's spikes
+            mask = int(rng.integers(1, 1 << lanes)) if rng.random() < 0.5 else 0
+            words.append((int(rng.integers(16)) if mask else 0, mask, 1))
         else:
             words.append((int(rng.integers(16)), int(rng.integers(1, 1 << lanes)), 0))
     return words
@@ -63,9 +64,14 @@ def test_serializer_matches_model(lanes, gaps) -> None:
 
 
 def test_serializer_emits_one_event_per_cycle() -> None:
-    words = [(3, 0b1011, 0), (0, 0, 1), (1, 0b1000, 0), (2, 0b1111, 0)]
+    words = [(3, 0b1011, 0), (0, 0, 1), (1, 0b1000, 0), (2, 0b1111, 0), (3, 0b0101, 1), (0, 0, 1)]
     events, cycles = run_serializer(4, words, gaps=False)
-    assert events == [(12, 0), (13, 0), (15, 0), (0, 1), (7, 0), (8, 0), (9, 0), (10, 0), (11, 0)]
+    assert events == [(12, 0), (13, 0), (15, 0), (0, 1), (7, 0), (8, 0), (9, 0), (10, 0), (11, 0)] + [
+        (12, 0),
+        (14, 0),
+        (0, 1),
+        (0, 1),
+    ]
     assert cycles <= len(events) + 2
 
 
