@@ -1,0 +1,73 @@
+"""bench/latency.py: the target rule, the table and the rows kept between runs (synthesis is the bench)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+_PATH = Path(__file__).resolve().parent.parent / "bench" / "latency.py"
+_SPEC = importlib.util.spec_from_file_location("bench_latency", _PATH)
+bench = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench)
+
+
+def make_row(**changes) -> dict:
+    row = {
+        "name": "r",
+        "model": "bench/models/m",
+        "dataset": "idx:mnist",
+        "accuracy": 0.9813,
+        "accuracy_images": 10000,
+        "timesteps": 4,
+        "synapses": 10,
+        "target": "LFE5U-85F",
+        "lanes": 32,
+        "constraint_mhz": 70.0,
+        "fmax_mhz": 74.0,
+        "fmax_margin": round(74.0 / 70.0, 3),
+        "cycles_per_inference": 1000.0,
+        "cycles_source": "verilator co-simulation",
+        "latency_us": round(1000.0 / 70.0, 3),
+        "latency_at_fmax_us": round(1000.0 / 74.0, 3),
+        "inferences_per_s": round(70e6 / 1000.0, 1),
+        "energy_uj": 1.0,
+        "lut": 30000,
+        "ff": 20000,
+        "ebr": 200,
+        "rewiring": True,
+        "command": "esl-hw synth ...",
+        "date": "2026-12-05",
+    }
+    return {**row, **changes}
+
+
+def test_within_target_needs_accuracy_latency_and_margin() -> None:
+    assert bench.within_target(make_row())
+    assert not bench.within_target(make_row(accuracy=0.9799))
+    assert not bench.within_target(make_row(latency_us=15.01))
+    assert not bench.within_target(make_row(fmax_margin=1.049))
+    assert not bench.within_target(make_row(fmax_margin=None, fmax_mhz=None))
+
+
+def test_markdown_has_every_row_and_the_published_designs() -> None:
+    results = {
+        "samples": 100,
+        "first_date": "2026-12-05",
+        "last_date": "2026-12-05",
+        "load_start": "1.00, 1.00, 1.00",
+        "rows": [make_row(), make_row(name="s", accuracy=0.97, fmax_mhz=None, latency_at_fmax_us=None)],
+        "prior_art": list(bench.PRIOR_ART),
+    }
+    text = bench.markdown(results)
+    table = [line for line in text.splitlines() if line.startswith("| `bench/models/m`")]
+    assert len(table) == 2
+    assert "| 98.13% | 32 | 70 | 74.00 | 1,000 | 14.29 (13.51) | 70,000 |" in table[0]
+    assert table[0].endswith("| met |") and table[1].endswith("| not met |")
+    assert "Skydiver" in text and "Spiker+" in text
+
+
+def test_rows_not_remeasured_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "latency.json").write_text(json.dumps({"rows": [make_row(name="kept")]}))
+    assert list(bench.load_previous(tmp_path / "latency.json")) == ["kept"]
+    assert bench.load_previous(tmp_path / "absent.json") == {}
