@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ PRIOR_ART = (
 )
 
 
+def code_version() -> str:
+    """The commit the row was measured on (``+changes`` when the tree differs from it)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
+
+
 def accuracy(model_dir: Path, data: Path) -> tuple[float, int]:
     """Integer-reference accuracy of the artifact on every test image of ``data`` and their count."""
     test = load_dataset(data).test
@@ -133,6 +144,7 @@ def measure(name: str, model_dir: str, lanes: int, freq: float, data: Path, samp
         "ff": used["ffs"],
         "ebr": used["bram"],
         "rewiring": report.get("rewiring"),
+        "code": code_version(),
         "command": f"esl-hw synth {model_dir} --target {TARGET} --lanes {lanes} --freq {freq:g} "
         f"--data MNIST --samples {samples} --out OUT --allow-timing-failure",
     }
@@ -192,7 +204,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Rows: sources and commands", ""]
     for row in results["rows"]:
         lines.append(
-            f"- {row['name']} ({row['date']}): accuracy on {row['accuracy_images']:,} test images of "
+            f"- {row['name']} ({row['date']}, code {row.get('code', 'not recorded')}): accuracy on "
+            f"{row['accuracy_images']:,} test images of "
             f"{row['dataset']}; cycles: {row['cycles_source']}; `{row['command']}`"
         )
     return "\n".join(lines) + "\n"
@@ -212,7 +225,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="rows to (re)measure; the others are kept")
     parser.add_argument("--work", type=Path, default=Path("/tmp/esl-bench-latency"))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render", action="store_true", help="measure nothing: rewrite the Markdown")
     args = parser.parse_args()
+    if args.render:
+        results = json.loads((args.out / "latency.json").read_text())
+        (args.out / "latency.md").write_text(markdown(results))
+        return
     load_start = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     previous = load_previous(args.out / "latency.json")
     names = {name for name, *_ in ROWS}
