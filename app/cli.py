@@ -363,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
         "from --core-report or from a synthesis of the core run first)",
     )
     bitstream.add_argument(
-        "--core-report", type=Path, help="the core's 'esl-hw synth' folder (or report.json): its Fmax"
+        "--core-report",
+        type=Path,
+        help="the core's 'esl-hw synth' folder (or report.json): its Fmax is the clock (default: none; "
+        "the core is synthesised first unless --freq is given)",
     )
     bitstream.add_argument(
         "--allow-timing-failure", action="store_true", help="exit 0 although the top misses its clock"
