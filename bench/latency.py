@@ -96,11 +96,12 @@ def code_version() -> str:
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
 
 
-def accuracy(model_dir: Path, data: Path) -> tuple[float, int]:
-    """Integer-reference accuracy of the artifact on every test image of ``data`` and their count."""
-    test = load_dataset(data).test
-    predictions = predict(load_model(model_dir), test.images)
-    return float(np.mean(predictions == test.labels)), len(test)
+def accuracy(model_dir: Path, data: Path) -> tuple[float, int, str]:
+    """Integer-reference accuracy of the artifact on every test image of ``data``, their count and
+    the dataset's source."""
+    dataset = load_dataset(data)
+    predictions = predict(load_model(model_dir), dataset.test.images)
+    return float(np.mean(predictions == dataset.test.labels)), len(dataset.test), dataset.source
 
 
 def measure(name: str, model_dir: str, lanes: int, freq: float, data: Path, samples: int, work: Path) -> dict:
@@ -116,7 +117,7 @@ def measure(name: str, model_dir: str, lanes: int, freq: float, data: Path, samp
         model, TARGET, work / name, freq_mhz=freq, lanes=lanes, allow_timing_failure=True,
         cycles_per_inference=measured["cycles"], cycles_source=measured["source"],
     ).to_dict()  # fmt: skip
-    model_accuracy, images = accuracy(ROOT / model_dir, data)
+    model_accuracy, images, source = accuracy(ROOT / model_dir, data)
     used = {kind: report["utilisation"][kind]["used"] for kind in ("luts", "ffs", "bram")}
     cycles = float(measured["cycles"])
     fmax = report["fmax_mhz"]
@@ -124,7 +125,7 @@ def measure(name: str, model_dir: str, lanes: int, freq: float, data: Path, samp
     return {
         "name": name,
         "model": model_dir,
-        "dataset": load_dataset(data).source,
+        "dataset": source,
         "accuracy": model_accuracy,
         "accuracy_images": images,
         "timesteps": model.timesteps,
