@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esl_hw.train.events import Events, event_matmul, spike_changes, spike_train_matmul
+from esl_hw.train.events import Events, event_matmul, int8_product, spike_changes, spike_train_matmul
 
 
 def _trains(seed: int, steps: int = 6, batch: int = 5, width: int = 30) -> torch.Tensor:
@@ -66,3 +66,34 @@ def test_events_of_signed_and_empty_matrices() -> None:
     assert torch.equal(
         spike_train_matmul(torch.zeros(2, 3, 4, dtype=torch.bool), torch.ones(4, 2)), torch.zeros(2, 3, 2)
     )
+
+
+@pytest.mark.parametrize(
+    ("seed", "shape"), [(0, (6, 5, 30)), (1, (3, 1, 1)), (2, (8, 17, 33)), (3, (1, 2, 5))]
+)
+def test_int8_forward_equals_the_event_forward_bit_for_bit(seed: int, shape: tuple[int, int, int]) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    spikes = torch.rand(shape, generator=generator) < 0.3
+    weight = torch.randint(-128, 128, (shape[2], 9), generator=generator).float()
+    results = []
+    for integer in (True, False):
+        leaf = weight.clone().requires_grad_()
+        out = spike_train_matmul(spikes, leaf, integer=integer)
+        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+        (grad,) = torch.autograd.grad((out * grad_out).sum(), leaf)
+        results.append((out, grad))
+    (int_out, int_grad), (event_out, event_grad) = results
+    assert torch.equal(int_out, event_out) and torch.equal(int_out, spikes.float() @ weight)
+    assert torch.equal(int_grad, event_grad)  # the same backward on the changes
+
+
+def test_int8_product_is_exact_at_the_int8_extremes_and_declines_what_it_cannot_do() -> None:
+    levels = torch.ones(4, 300, dtype=torch.int8)
+    weight = torch.full((300, 3), -128.0)
+    weight[:, 1] = 127.0
+    product = int8_product(levels, weight)
+    if product is None:
+        pytest.skip("this torch has no int8 matrix product on CPU (events are used instead)")
+    assert product.dtype == torch.int32
+    assert product[0].tolist() == [-128 * 300, 127 * 300, -128 * 300]
+    assert int8_product(torch.ones(0, 300, dtype=torch.int8), weight) is None

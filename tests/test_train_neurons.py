@@ -36,8 +36,37 @@ def test_sequence_forward_and_gradients_equal_the_reference(name: str) -> None:
     (fused * weights).sum().backward()
     (reference * weights).sum().backward()
     assert torch.allclose(fused_in.grad, reference_in.grad, atol=1e-6)
+    assert torch.equal(fused_in.grad, _step_by_step_gradient(base, weights, params))
     if name == "qat":
         assert (base > 127).any()  # the clamp's zero gradient is exercised
+
+
+def _step_by_step_gradient(currents: torch.Tensor, weights: torch.Tensor, params: LIFParams) -> torch.Tensor:
+    """The BPTT recursion of the module docstring one step at a time, in the order it is written
+    there: the fused backward (vectorised over the steps) must give these numbers bit for bit."""
+    spikes = lif_sequence(currents, params)
+    totals = torch.empty_like(currents)  # a + I of every step, as the forward computes them
+    potential = torch.zeros_like(currents[0])
+    for step in range(currents.shape[0]):
+        if step and params.leak_shift is not None and params.floor_leak:
+            potential = potential - torch.floor(potential * 2.0**-params.leak_shift)
+        elif step and params.leak_shift is not None:
+            potential = potential * params.beta
+        totals[step] = potential + currents[step]
+        updated = totals[step] if params.low is None else totals[step].clamp(params.low, params.high)
+        potential = updated * (1 - spikes[step])
+    grad = torch.empty_like(currents)
+    grad_potential = torch.zeros_like(currents[0])
+    for step in range(currents.shape[0] - 1, -1, -1):
+        updated = totals[step] if params.low is None else totals[step].clamp(params.low, params.high)
+        shifted = (updated - params.threshold) * params.scale
+        value = weights[step] * surrogate_derivative(shifted, params.slope, params.surrogate) * params.scale
+        value = value + grad_potential * (1.0 - spikes[step])
+        if params.low is not None:
+            value = value * (totals[step] == updated).float()
+        grad[step] = value
+        grad_potential = value * params.beta
+    return grad
 
 
 def test_step_resets_to_zero_and_leaks_by_shift() -> None:

@@ -423,10 +423,11 @@ class LIFNet(nn.Module):
                     thresholds.append(self.layer_thresholds[index])
         steps = spikes.shape[0]
         # A layer's input does not depend on its own state: run each layer over all T steps at once.
-        # The first layer's product is event-driven (cost per change of an input spike train) when the
-        # input is bool.
+        # For bool input the first layer's product is one exact int8 product (QAT, w_bits <= 8) or
+        # event-driven (cost per change of an input spike train); its gradient always the latter.
         if spikes.dtype == torch.bool:
-            x = spike_train_matmul(spikes, weights[0])
+            low, high = self.weight_range(0)
+            x = spike_train_matmul(spikes, weights[0], integer=quantise and low >= -128 and high <= 127)
         else:
             x = spikes.to(dtype) @ weights[0]
         for index in range(self.n_layers - 1):

@@ -83,6 +83,14 @@ def surrogate_derivative(shifted: torch.Tensor, slope: float, kind: str) -> torc
     return 1.0 / (1.0 + slope * shifted.abs()) ** 2
 
 
+def surrogate_derivative_(shifted: torch.Tensor, slope: float, kind: str) -> torch.Tensor:
+    """:func:`surrogate_derivative` in place in ``shifted`` (the same operations, the same roundings)."""
+    if kind == "atan":
+        shifted.mul_(math.pi / 2.0 * slope)
+        return shifted.mul_(shifted).add_(1.0).reciprocal_().mul_(slope / 2.0)
+    return shifted.abs_().mul_(slope).add_(1.0).pow_(2).reciprocal_()
+
+
 class _SpikeFunction(torch.autograd.Function):
     """Heaviside forward (given as ``fire``); surrogate derivative of ``shifted`` backward."""
 
@@ -262,22 +270,28 @@ class _LIFSequence(torch.autograd.Function):
         if ctx.totals is None:
             raise RuntimeError("lif_sequence: backward through the same graph twice is not supported")
         totals, ctx.totals = ctx.totals, None
-        grad_currents = totals  # step t of the gradient replaces step t of a + I once it is read
-        grad_potential = torch.zeros_like(grad_spikes[0])
-        inrange = torch.empty_like(grad_spikes[0])
-        for step in range(grad_spikes.shape[0] - 1, -1, -1):
-            updated = totals[step]
-            if params.low is not None:
-                updated = updated.clamp(params.low, params.high)
-            shifted = (updated - params.threshold) * params.scale
-            surrogate = surrogate_derivative(shifted, params.slope, params.surrogate)
-            grad_updated = grad_spikes[step] * surrogate * params.scale
-            grad_updated += grad_potential * (1.0 - spikes[step])
-            if params.low is not None:
-                grad_updated *= torch.eq(totals[step], updated, out=inrange)
-            grad_currents[step] = grad_updated
-            grad_potential = grad_updated * params.beta
-        return grad_currents, None
+        # Everything but the recursion runs over all steps at once, in place:
+        #   A_t = g_z[t] σ'_t s inrange_t,  C_t = β (1 − z_t) inrange_t,  g_I[t] = A_t + C_t g_I[t+1]
+        # (the same roundings as step by step: the factors 0/1 and β (1 − z) ∈ {0, β} are exact).
+        inrange = None
+        if params.low is not None:
+            updated = totals.clamp(params.low, params.high)
+            inrange = torch.empty_like(totals)
+            for step in range(totals.shape[0]):  # step by step: a float-valued eq is slow on big tensors
+                torch.eq(totals[step], updated[step], out=inrange[step])
+        else:
+            updated = totals.clone()
+        grad = torch.sub(updated, params.threshold, out=totals).mul_(params.scale)  # s (u − θ)
+        surrogate_derivative_(grad, params.slope, params.surrogate)
+        grad.mul_(grad_spikes).mul_(params.scale)
+        carry = torch.mul(spikes, -params.beta, out=updated).add_(params.beta)
+        if inrange is not None:
+            grad.mul_(inrange)
+            carry.mul_(inrange)
+        product = torch.empty_like(grad[0])  # C_t g_I[t+1] rounded on its own (addcmul may fuse)
+        for step in range(grad.shape[0] - 2, -1, -1):
+            grad[step].add_(torch.mul(carry[step], grad[step + 1], out=product))
+        return grad, None
 
 
 def lif_sequence(currents: torch.Tensor, params: LIFParams) -> torch.Tensor:
