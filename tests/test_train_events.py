@@ -97,3 +97,28 @@ def test_int8_product_is_exact_at_the_int8_extremes_and_declines_what_it_cannot_
     assert product.dtype == torch.int32
     assert product[0].tolist() == [-128 * 300, 127 * 300, -128 * 300]
     assert int8_product(torch.ones(0, 300, dtype=torch.int8), weight) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_events_are_the_events_of_the_changes(seed: int) -> None:
+    spikes = _trains(seed, steps=5, batch=4, width=37)
+    ours = Events.of_changes(spikes)
+    reference = Events.of(spike_changes(spikes).reshape(20, 37))
+    assert (ours.count, ours.width) == (reference.count, reference.width)
+    for got, expected in zip(
+        (ours.rows, ours.columns, ours.signs),
+        (reference.rows, reference.columns, reference.signs),
+        strict=True,
+    ):
+        assert torch.equal(got, expected.to(got.dtype))
+
+
+def test_transposed_product_sums_each_column_in_row_order() -> None:
+    # the same numbers, bit for bit, as the events of the transposed matrix (float sums keep their order)
+    generator = torch.Generator().manual_seed(3)
+    matrix = (torch.rand(50, 40, generator=generator) < 0.3).to(torch.int8) - (
+        torch.rand(50, 40, generator=generator) < 0.2
+    ).to(torch.int8)
+    table = torch.randn(50, 9, generator=generator)
+    expected = Events.of(matrix.t().contiguous()).product(table)
+    assert torch.equal(Events.of(matrix).transposed_product(table), expected)
