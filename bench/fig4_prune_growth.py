@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy_density as ad  # noqa: E402  (bench/ is not a package)
 
+from esl_hw.app.cli import _non_negative_int, _positive_int  # the CLI's argument checks: one line, exit 2
 from esl_hw.train.config import Config, load_config  # noqa: E402
 
 PRUNES = ("set", "magnitude")
@@ -371,8 +372,8 @@ def _command(args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="MNIST IDX folder (default: the embedded subset)")
-    parser.add_argument("--epochs", type=int, help="epochs of every run (default: the configs')")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--epochs", type=_positive_int, help="epochs of every run (default: the configs')")
+    parser.add_argument("--seeds", type=_non_negative_int, nargs="+", default=list(SEEDS))
     parser.add_argument("--densities", type=float, nargs="+", default=list(DENSITIES))
     parser.add_argument("--runs", type=Path, default=Path("runs/fig4"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))

@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_density import CONFIGS, E_AC, E_MAC, _load, _machine, _run, _score_single  # noqa: E402
 from single_spike_report import TABLE_EPSILON, write_report  # noqa: E402
 
+from esl_hw.app.cli import _non_negative_int, _positive_int  # the CLI's argument checks: one line, exit 2
 from esl_hw.datasets import Split, load_dataset  # noqa: E402
 from esl_hw.train.checkpoint import work_folder  # noqa: E402
 from esl_hw.train.config import Config, load_config  # noqa: E402
@@ -278,12 +279,12 @@ def main() -> None:
     parser.add_argument("--data", help="MNIST IDX folder (default: the embedded subset)")
     parser.add_argument("--runs", type=Path, default=Path("runs/single_spike_paper"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (in its name)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epsilons", type=int, nargs="+", default=list(EPSILONS))
+    parser.add_argument("--epochs", type=_positive_int, required=True, help="epochs per run (in its name)")
+    parser.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0])
+    parser.add_argument("--epsilons", type=_positive_int, nargs="+", default=list(EPSILONS))
     parser.add_argument("--skip-dense", action="store_true", help="leave the two dense baselines out")
-    parser.add_argument("--train-samples", type=int, help="use only the first N training images")
-    parser.add_argument("--test-samples", type=int, help="score on the first N test images only")
+    parser.add_argument("--train-samples", type=_positive_int, help="use only the first N training images")
+    parser.add_argument("--test-samples", type=_positive_int, help="score on the first N test images only")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--stop-after", type=float, help="start no run after this many minutes")
     parser.add_argument("--report-only", action="store_true", help="train nothing, report finished runs")
