@@ -314,11 +314,14 @@ def _previous(path: Path) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in json.loads(path.read_text())["runs"]}
 
 
-def in_fresh_process(run: Run, runs: Path) -> dict[str, Any]:
-    """:func:`score_run` in a new process, so that a file of the package edited meanwhile is read anew."""
+def in_fresh_process(
+    run: Any, runs: Path, score: Callable[[Any, Path], dict[str, Any]] = score_run
+) -> dict[str, Any]:
+    """``score(run, runs)`` (:func:`score_run` unless given) in a new process, so that a file of the
+    package edited meanwhile is read anew."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(score_run, run, runs).result()
+        return pool.submit(score, run, runs).result()
 
 
 def sweep(
@@ -326,9 +329,12 @@ def sweep(
     args: argparse.Namespace,
     results: dict[str, Any],
     execute: Callable[[Run, Path], dict[str, Any]] = in_fresh_process,
+    write: Callable[[dict[str, Any], Path], None] | None = None,
 ) -> None:
     """Train and score the runs not yet in ``results`` one at a time by ``execute`` (a run that fails is
-    retried once, after ``args.retry_seconds``), rewriting the results after each."""
+    retried once, after ``args.retry_seconds``), rewriting the results after each (by ``write``, this
+    sweep's :func:`write_results` unless given). ``runs`` need a ``name`` and a ``config``."""
+    write = write or write_results
     started = time.monotonic()
     budget = None if args.budget_minutes is None else 60 * args.budget_minutes
     done = {row["name"]: row for row in results["runs"]}
@@ -353,7 +359,7 @@ def sweep(
         results["runs"] = [other for other in results["runs"] if other["name"] != run.name] + [row]
         results["missing"].remove(run.name)
         log.info("%s: test %.4f (%.0f s)", run.name, row["test_accuracy_integer"], row["wall_seconds"])
-        write_results(results, args.out)
+        write(results, args.out)
 
 
 def _command(args: argparse.Namespace) -> str:
