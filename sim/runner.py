@@ -129,7 +129,8 @@ def _build(
         harness.write_text(harness_verilog(plan, capacity))
         return [core, harness]
 
-    return cached_build(simulator, HARNESS_TOP, write_sources, cache, resolve_mode(simulator, mode))
+    mode = resolve_mode(simulator, mode)
+    return cached_build(simulator, HARNESS_TOP, write_sources, cache, mode, inputs=(plan, capacity))
 
 
 def run_cosim(

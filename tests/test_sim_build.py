@@ -8,12 +8,14 @@ tests/test_sim_runner.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cache_support import fake_key, held_by_another_process, make_entry
 
@@ -32,6 +34,7 @@ from esl_hw.sim.build import (
     cache_root,
     cached_build,
     clear_cache,
+    inputs_key,
     locked,
     release_build,
     remove_entry,
@@ -190,6 +193,71 @@ def test_build_once_then_reuse(tmp_path: Path, fake_builds, capsys) -> None:
     assert f"build: reused cached build {folder.name}" in err
     assert not list(tmp_path.glob(f"{build.SCRATCH_PREFIX}*")), "scratch folders are removed"
     assert (tmp_path / f"{folder.name}.lock").is_file()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A stand-in for a core's plan: a dataclass with arrays, mappings and scalars."""
+
+    weights: np.ndarray
+    options: dict
+    lanes: int = 4
+
+
+def _plan(**changes) -> _Plan:
+    base = _Plan(np.arange(12, dtype=np.int16).reshape(3, 4), {"fifo": 16, "memory": "block"})
+    return dataclasses.replace(base, **changes)
+
+
+def test_the_inputs_key_follows_every_value_of_the_inputs_and_the_build() -> None:
+    key = inputs_key((_plan(), 7), "icarus", "top")
+    assert key == inputs_key((_plan(), 7), "icarus", "top")  # same values, new objects
+    weights = _plan().weights.copy()
+    weights[2, 3] += 1
+    others = [
+        inputs_key((_plan(weights=weights), 7), "icarus", "top"),
+        inputs_key((_plan(weights=_plan().weights.astype(np.int32)), 7), "icarus", "top"),
+        inputs_key((_plan(weights=_plan().weights.reshape(4, 3)), 7), "icarus", "top"),
+        inputs_key((_plan(options={"fifo": 32, "memory": "block"}), 7), "icarus", "top"),
+        inputs_key((_plan(lanes=8), 7), "icarus", "top"),
+        inputs_key((_plan(), 8), "icarus", "top"),
+        inputs_key((_plan(), 7), "icarus", "other"),
+        inputs_key((_plan(), 7), "icarus", "top", "binary"),
+    ]
+    assert len({key, *others}) == 1 + len(others)
+    assert inputs_key((_plan(), object()), "icarus", "top") is None  # a type it cannot hash
+    assert len(build.source_digest()) == 64
+
+
+def test_the_same_inputs_reuse_an_entry_without_writing_the_sources(
+    tmp_path: Path, fake_builds, capsys
+) -> None:
+    write_sources, calls = sources_writer()
+    folder, built = cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(), 1))
+    assert built and len(calls) == 1
+    again, built = cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(), 1))
+    assert (again, built) == (folder, False) and len(calls) == 1  # the Verilog was not generated
+    assert "Verilog not generated again" in capsys.readouterr().err
+    # other inputs that happen to generate the same sources: written, then found by the sources' key
+    assert cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(lanes=2), 1)) == (
+        folder,
+        False,
+    )
+    assert len(calls) == 2 and len(fake_builds) == 1
+    assert cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(lanes=2), 1)) == (
+        folder,
+        False,
+    )
+    assert len(calls) == 2  # and recorded for the next time
+    assert cached_build("verilator", "top", write_sources, tmp_path, inputs=(_plan(), 1))[1]
+    assert len(calls) == 3  # another simulator is another build
+    (folder / STAMP).unlink()  # an entry no longer finished is never reused by its inputs
+    assert cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(), 1)) == (folder, True)
+    assert len(calls) == 4 and (folder / STAMP).is_file()
+    release_build(folder)
+    assert remove_entry(next(entry for entry in cache_entries(tmp_path) if entry.folder == folder))
+    assert cached_build("icarus", "top", write_sources, tmp_path, inputs=(_plan(), 1)) == (folder, True)
+    assert len(calls) == 5  # its record went with the entry
 
 
 def test_an_unfinished_entry_of_esl_hw_is_rebuilt(tmp_path: Path, fake_builds) -> None:
