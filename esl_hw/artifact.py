@@ -468,7 +468,15 @@ _LAYER_KEYS = {
     2: {
         "lif": ("kind", "n_in", "n_out", "w_bits", "bias", "v_bits", "threshold", "leak_shift", "reset"),
         "cubalif": (
-            "kind", "n_in", "n_out", "w_bits", "bias", "v_bits", "threshold", "leak_shift", "reset",
+            "kind",
+            "n_in",
+            "n_out",
+            "w_bits",
+            "bias",
+            "v_bits",
+            "threshold",
+            "leak_shift",
+            "reset",
             "syn_shift",
         ),
         "output": ("kind", "n_in", "n_out", "w_bits", "bias"),
