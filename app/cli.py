@@ -289,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", type=Path, help="IDX or NPZ dataset folder (default: embedded MNIST)")
     sim.add_argument("--out", type=Path, help="folder for sim.json and the run (default: temporary)")
     sim.add_argument("--lanes", type=_positive_int, help=LANES_HELP)
+    sim.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream the images back to back (inferences overlap; report the cycles between results)",
+    )
     sim.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_energy_options(sim)
 

@@ -80,6 +80,12 @@ SIM: Keys = {
     "reference_accuracy_rtl_samples": ("fraction", "accuracy of the integer reference on the same images"),
     "cycles_per_inference": ("cycles", "clock cycles per image, mean (core counter `cycles`)"),
     "cycles_p99": ("cycles", "clock cycles per image, 99th percentile"),
+    "streamed": ("-", "the images were streamed back to back (`esl-hw sim --stream`): inferences overlap"),
+    "cycles_between_results": (
+        "cycles",
+        "mean cycles from one image's `done` to the next (streamed: the steady-state cost per image; "
+        "null for one image)",
+    ),
     "cycle_floor": ("cycles", "`max_l (SOPs_l + T·N_l) / L` per image, mean (docs/metrics.md)"),
     "cycles_over_floor": ("ratio", "`cycles_per_inference / cycle_floor`"),
     "cycle_floor_serial": ("cycles", "`(SOPs + T·ΣN) / L` per image, mean: one core running every layer"),

@@ -246,6 +246,7 @@ def cosimulate(
         build_dir=build_dir,
         trace_potentials=trace_potentials,
         lanes=core_lanes(model, args.lanes),
+        stream=bool(getattr(args, "stream", False)),
     )
     report = sim_report(
         model, result, data.test.images, data.test.labels, energy_constants=energy_constants(args)

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from rtl_support import random_model, simulate_core
+from rtl_support import random_model, simulate_core, simulate_stream
 
 from esl_hw.encoding import spike_events
 from esl_hw.errors import EslError
@@ -226,3 +226,56 @@ def test_a_step_without_events_costs_its_sweep_and_two_cycles(sizes, lanes, cuba
     short = zero_input_cycles(model, lanes)
     long = zero_input_cycles(dataclasses.replace(model, timesteps=6), lanes)
     assert long - short == 4 * per_step
+
+
+@pytest.mark.parametrize(
+    ("sizes", "timesteps", "lanes", "gaps", "seed"),
+    [
+        ([12, 9, 5], 4, 1, False, 11),
+        ([12, 9, 5], 3, 4, True, 12),
+        ([10, 8, 7, 4], 2, 2, True, 13),
+        ([8, 6, 3], 1, 2, False, 14),
+    ],
+)
+def test_streamed_inferences_overlap_and_stay_exact_and_in_order(sizes, timesteps, lanes, gaps, seed) -> None:
+    """Samples streamed back to back (the next sample's events right after the last marker, no
+    wait for ``done``): every sample's taps, outputs, prediction and counters equal the
+    reference's, in order; the next sample's first event is accepted before the sample before
+    completes (overlap), never while two are in flight, and results come faster than one
+    sample's latency."""
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, sizes, density=0.7, timesteps=timesteps, v_bits=8, threshold=25, leak_shift=2)
+    samples = 6
+    spikes = rng.random((timesteps, samples, sizes[0])) < 0.5
+    spikes[:, 2] = False  # a silent sample between busy ones
+    events = [spike_events(spikes[:, sample]) for sample in range(samples)]
+    result = simulate_stream(SNNCore(model, lanes=lanes, fifo_depth=4), events, gaps=gaps, seed=seed)
+    reference = run(model, spikes)
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    neurons = timesteps * sum(layer.n_out for layer in model.hidden_layers)
+    for sample in range(samples):
+        got = [
+            np.zeros_like(reference.potentials[layer][:, sample]) for layer in range(len(model.hidden_layers))
+        ]
+        fired = [
+            np.zeros_like(reference.spikes[layer][:, sample]) for layer in range(len(model.hidden_layers))
+        ]
+        for layer, step, index, potential, spike in result.taps[sample]:
+            got[layer][step, index], fired[layer][step, index] = potential, spike
+        assert len(result.taps[sample]) == neurons
+        for layer in range(len(model.hidden_layers)):
+            np.testing.assert_array_equal(got[layer], reference.potentials[layer][:, sample])
+            np.testing.assert_array_equal(fired[layer], reference.spikes[layer][:, sample])
+        assert result.outputs[sample] == reference.outputs[sample].tolist()
+        assert result.predictions[sample] == reference.predictions[sample]
+        expected = expected_counters(model, spikes, reference, sample, lanes)
+        assert {name: result.counters[sample][name] for name in expected} == expected
+        # the latency: first accepted word to the final output word (done is two cycles later)
+        assert result.counters[sample]["cycles"] == result.dones[sample] - 2 - result.starts[sample] + 1
+    overlapped = [result.starts[sample + 1] < result.dones[sample] for sample in range(samples - 1)]
+    assert all(overlapped), f"the next sample waited for done: {result.starts} {result.dones}"
+    assert all(result.starts[sample + 2] > result.dones[sample] for sample in range(samples - 2))
+    intervals = np.diff(result.dones)
+    single = check_core(model, spikes[:, :1], gaps=False, fifo_depth=4, lanes=lanes)[0].counters[0]["cycles"]
+    if not gaps:
+        assert intervals.max() < single, f"results every {intervals.tolist()} cycles, one inference {single}"
