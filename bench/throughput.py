@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 
+from esl_hw.app.cli import _non_negative_int, _positive_int  # the CLI's argument checks: one line, exit 2
 from esl_hw.datasets import load_mnist
 from esl_hw.train.loop import adam
 from esl_hw.train.model import LIFNet, encode_batch
@@ -291,10 +292,10 @@ def _version(module: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iterations", type=_positive_int, default=20)
+    parser.add_argument("--rounds", type=_positive_int, default=5)
     parser.add_argument(
-        "--load-processes", type=int, default=os.cpu_count() or 1,
+        "--load-processes", type=_non_negative_int, default=os.cpu_count() or 1,
         help="busy processes beside the 'load' condition (default: one per CPU; 0 skips it)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))

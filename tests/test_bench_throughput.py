@@ -114,3 +114,12 @@ def test_markdown_says_when_the_idle_condition_was_not_idle() -> None:
 def test_markdown_says_when_spikingjelly_is_missing() -> None:
     text = bench.markdown(_result(0.1, "not installed"))
     assert "SpikingJelly was not installed" in text and "vs spikingjelly" not in text
+
+
+@pytest.mark.parametrize("argv", [["--iterations", "0"], ["--rounds", "x"], ["--load-processes", "-1"]])
+def test_bad_arguments_are_refused_in_one_line(argv: list[str], monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["throughput.py", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("throughput.py: error: argument")
