@@ -7,18 +7,25 @@
 The host sends, per time step, the indices of the spiking inputs and then one end-of-step marker;
 after ``T`` markers the output core reads out the accumulators, the prediction and ``done``.
 
-Inferences stream: the next inference's events are accepted as soon as the last end-of-step
-marker of the one before has been, while the later layers finish it; at most
+With the hardware option ``streaming`` (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig`, on by
+default) inferences stream: the next inference's events are accepted as soon as the last
+end-of-step marker of the one before has been, while the later layers finish it; at most
 :data:`MAX_IN_FLIGHT` (2) are in flight (the first word of a third waits for the oldest's
 ``done``). Results (outputs, ``done``, prediction, counters) come out one inference at a time, in
-order. A host that waits for ``done`` before the next events sees one inference at a time, as
-before.
-
-Performance counters count each inference's own work: every layer core tags its strobes with
-the parity of the inference they belong to, and two running totals per counter keep the two
+order. A host that waits for ``done`` before the next events sees one inference at a time.
+Performance counters then count each inference's own work: every layer core tags its strobes
+with the parity of the inference they belong to, and two running totals per counter keep the two
 inferences in flight apart; ``cycles`` runs from the inference's first accepted input word to
-its final output word (inclusive). They are latched into the ``perf_*`` ports when ``done``
-pulses (two cycles after the final output word, see :data:`COUNTER_STAGES`).
+its final output word (inclusive).
+
+Without ``streaming`` the core takes one inference at a time: the host waits for ``done`` before
+it sends the next inference's events, and one running total per counter counts from the first
+input event an idle core accepts to the final output word (inclusive). Results, counters and
+cycles of an inference are the same either way; the core without streaming is about 840 iCE40
+logic cells smaller on a 784-800-10 model (no parity tags, no second totals).
+
+Either way the counters are latched into the ``perf_*`` ports when ``done`` pulses (two cycles
+after the final output word, see :data:`COUNTER_STAGES`).
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ class SNNCore(wiring.Component):
     model : CorePlan or Model
         The plan, or a validated artifact (any number of LIF layers, any sizes and widths within
         :data:`esl_hw.rtl_gen.plan.LIMITS`).
-    lanes, fifo_depth, lane_fifo_depth, spike_fifo_depth, rewiring, synapse_memory
+    lanes, fifo_depth, lane_fifo_depth, spike_fifo_depth, rewiring, synapse_memory, streaming
         The options of :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`: lanes per layer core
         ``L`` (a power of two; ``L`` synaptic operations and ``L`` neurons of the sweep per
         cycle, memories banked by post-synaptic index mod ``L``), the depths of the spike FIFOs
@@ -84,15 +91,17 @@ class SNNCore(wiring.Component):
         ports; ``None``: whenever every layer is within its limits, ``w_bits <= 8``; ``True``
         raises :class:`EslError` naming the limit otherwise) and where the synapse memories live
         (``block``: block RAM initialised by the bitstream; ``spram``: iCE40 SPRAM, written by
-        the host before the first inference; the simulation starts with it loaded). Given with a
-        plan, each must be the plan's own.
+        the host before the first inference; the simulation starts with it loaded), and whether
+        inferences stream (module docstring; ``None``: the default, on). Given with a plan, each
+        must be the plan's own.
 
     Attributes
     ----------
     events : In(stream.Signature(event_layout(bits(n_in - 1))))
         Input events: payload ``index`` (input neuron) and ``eos`` (end-of-step marker); ``T``
-        markers per inference, the next inference's events may follow the last marker at once
-        (not ready for a third inference's first word while two are in flight).
+        markers per inference. With ``streaming`` the next inference's events may follow the
+        last marker at once (not ready for a third inference's first word while two are in
+        flight); without, the host waits for ``done`` before the next inference's events.
     outputs : Out(stream.Signature(output_layout(bits(n_out - 1), model.acc_bits())))
         Output accumulators ``{index, value, last}`` after each inference.
     done : Out(1)
@@ -106,16 +115,17 @@ class SNNCore(wiring.Component):
         potential after the step's reset (``L`` packed ``v_bits`` signed words, lane 0 lowest) and
         its spike bit.
     perf_<name> : Out(32)
-        Counters of the last completed inference (its own work, also when the next one
-        overlapped it), ``name`` in :func:`counter_names`: ``cycles`` (latency, first accepted
+        Counters of the last completed inference (its own work, also when with ``streaming`` the
+        next one overlapped it), ``name`` in :func:`counter_names`: ``cycles`` (latency, first accepted
         input word to final output word, inclusive),
         ``sops`` (synaptic operations), reads and writes of the pointer (``ptr``), synapse
         (``syn``), current (``cur``), potential (``pot``) and accumulator (``acc``) memories, and
         ``spikes<l>`` per LIF layer.
     idle : Out(1)
         No inference in flight and no rewiring in progress: host accesses and rewire requests
-        are accepted. A waiting request holds off the next inference's first word (not the rest
-        of an inference already started), so a stream drains and the request is served.
+        are accepted. A waiting request holds off the next inference's first word (with
+        ``streaming``: not the rest of an inference already started, so a stream drains and the
+        request is served).
     host_valid, host_write : In(1)
         A host memory access (a write when ``host_write``); it is accepted in a cycle with
         ``idle`` (``host_ready``) and reaches its memory ``BUS_STAGES`` (2) cycles later, in
@@ -151,9 +161,11 @@ class SNNCore(wiring.Component):
         spike_fifo_depth: int | None = None,
         rewiring: bool | None = None,
         synapse_memory: str | None = None,
+        streaming: bool | None = None,
     ) -> None:
         options = {"fifo_depth": fifo_depth, "lane_fifo_depth": lane_fifo_depth}
         options.update(spike_fifo_depth=spike_fifo_depth, rewiring=rewiring, synapse_memory=synapse_memory)
+        options.update(streaming=streaming)
         try:
             plan = as_plan(model, lanes, **options)
         except (TypeError, EslError):
@@ -169,6 +181,7 @@ class SNNCore(wiring.Component):
         self.spike_fifo_depth = config.spike_fifo_depth
         self.synapse_memory = config.synapse_memory
         self.rewiring = plan.rewiring
+        self.streaming = config.streaming
         self.regions = plan.regions
         self.bus_shape = shape = plan.bus_shape
         model = plan.model
@@ -216,12 +229,12 @@ class SNNCore(wiring.Component):
         m = Module()
         cores = []
         for plan in self.plans:
-            core = build_layer_core(plan, self.lane_fifo_depth, self.spike_fifo_depth)
+            core = build_layer_core(plan, self.lane_fifo_depth, self.spike_fifo_depth, self.streaming)
             m.submodules[f"layer{plan.index}"] = core
             cores.append(core)
         busy = Signal()  # an inference is in flight
         hold = Signal()  # input events are held off (rewiring, a host access waiting, two in flight)
-        control = self._add_input_control(m)
+        control = self._add_input_control(m) if self.streaming else None
         m.d.comb += [
             cores[0].events.payload.eq(self.events.payload),
             cores[0].events.valid.eq(self.events.valid & ~hold),
@@ -246,19 +259,23 @@ class SNNCore(wiring.Component):
         output = cores[-1]
         wiring.connect(m, output.outputs, wiring.flipped(self.outputs))
         m.d.comb += self.prediction.eq(output.prediction)
-        self._add_counters(m, cores, busy, output.done, control)
+        if control is None:
+            self._add_counters(m, cores, busy, output.done)
+        else:
+            self._add_stream_counters(m, cores, busy, output.done, control)
         return m
 
     def _add_host_port(
-        self, m: Module, cores: list, busy: Signal, hold: Signal, control: _InputControl
+        self, m: Module, cores: list, busy: Signal, hold: Signal, control: _InputControl | None
     ) -> None:
         """The memory bus from the host (or the rewiring unit while it runs) to every memory.
 
         Input events are held (``hold``) while rewiring, while a request waits for an idle core
-        (from the end of an inference's input on: the inferences in flight finish, none
-        starts) and while an accepted access is still in the bus decoder's registers, so the
-        datapath never shares a memory port with an access; and while two inferences are in
-        flight, at the first word of the next (``control.full``)."""
+        (without streaming, ``control`` ``None``: while the core is idle; with streaming: from
+        the end of an inference's input on, so the inferences in flight finish and none starts)
+        and while an accepted access is still in the bus decoder's registers, so the datapath
+        never shares a memory port with an access; with streaming also while two inferences are
+        in flight, at the first word of the next (``control.full``)."""
         bus = bus_signature(self.bus_shape).create(path=("bus",))
         accesses = []
         for plan, core in zip(self.plans, cores, strict=True):
@@ -285,7 +302,7 @@ class SNNCore(wiring.Component):
         m.d.comb += [
             self.idle.eq(~busy & ~rewiring),
             self.host_ready.eq(self.host_valid & self.idle),
-            hold.eq(rewiring | (request & ~control.inside) | pending | control.full),
+            hold.eq(rewiring | pending | self._held(request, busy, control)),
             self.host_rdata.eq(bus.r_data),
         ]
         read = self.host_ready & ~self.host_write
@@ -305,9 +322,58 @@ class SNNCore(wiring.Component):
         else:
             m.d.comb += [getattr(bus, name).eq(value) for name, value in zip(fields, host, strict=True)]
 
-    def _add_counters(self, m: Module, cores: list, busy: Signal, finish, control: _InputControl) -> None:
+    @staticmethod
+    def _held(request: Signal, busy: Signal, control: _InputControl | None):
+        """Whether a waiting ``request`` (or, with streaming, two inferences in flight) holds the
+        input events off (:meth:`_add_host_port`)."""
+        if control is None:
+            return request & ~busy
+        return (request & ~control.inside) | control.full
+
+    def _add_counters(self, m: Module, cores: list, busy: Signal, finish) -> None:
+        """Counters over the strobes of every layer core, two register stages behind them (the
+        core without streaming: one inference at a time).
+
+        Stage 1 registers each core's per-cycle strobes, stage 2 their sum over the cores, so no
+        adder follows a memory read or another adder in the same cycle. ``start``, ``finish`` (the
+        output core's ``done``) and the counting window travel through the same two stages, so
+        the totals are exactly those of the window; ``done`` is ``finish`` two cycles later, when
+        the totals are latched. ``busy`` (created by :meth:`elaborate`, shared with the host port)
+        is set by the first accepted event and cleared with ``done``, so the core is idle (host
+        accesses, rewiring) exactly from ``done`` to the next inference's first event; the
+        counting window is ``first`` .. ``latch`` either way.
+        """
+        start = Signal()
+        m.d.comb += start.eq(self.events.valid & self.events.ready & ~busy)
+        counting = _delayed(m, busy | start, COUNTER_STAGES, "count")
+        first = _delayed(m, start, COUNTER_STAGES, "start")
+        latch = _delayed(m, finish, COUNTER_STAGES, "finish")
+        with m.If(start):
+            m.d.sync += busy.eq(1)
+        with m.If(latch):
+            m.d.sync += busy.eq(0)
+        m.d.comb += self.done.eq(latch)
+        strobes: dict[str, object] = {"cycles": 1}
+        for name in SUMMED_COUNTERS:
+            terms = [getattr(core, f"stat_{name}") for core in cores if hasattr(core, f"stat_{name}")]
+            strobes[name] = _registered_sum(m, terms, name) if terms else 0
+        for index, core in enumerate(cores[:-1]):
+            strobes[f"spikes{index}"] = _registered_sum(m, [core.stat_spike], f"spikes{index}")
+        for name, strobe in strobes.items():
+            running = Signal(COUNTER_BITS, name=f"run_{name}")
+            total = running + strobe
+            with m.If(latch):
+                m.d.sync += [getattr(self, f"perf_{name}").eq(total), running.eq(0)]
+            with m.Elif(first):
+                m.d.sync += running.eq(strobe)
+            with m.Elif(counting):
+                m.d.sync += running.eq(total)
+
+    def _add_stream_counters(
+        self, m: Module, cores: list, busy: Signal, finish, control: _InputControl
+    ) -> None:
         """Counters over the strobes of every layer core, two register stages behind them, kept
-        per inference while two are in flight.
+        per inference while two are in flight (the core with streaming).
 
         Stage 1 registers each core's per-cycle strobes, stage 2 their sum over the cores, so no
         adder follows a memory read or another adder in the same cycle; ``finish`` (the output
@@ -367,7 +433,7 @@ class SNNCore(wiring.Component):
         ``T``-th end-of-step marker; a word accepted outside one starts an inference
         (``start``, stamped with the input's inference parity). The first word of an inference
         is held off (``full``) while two are in flight (``in_flight``, kept by
-        :meth:`_add_counters`: +1 at ``start``, −1 at ``done``), so at most two inferences are
+        :meth:`_add_stream_counters`: +1 at ``start``, −1 at ``done``), so at most two inferences are
         in flight and two sets of running counters are enough; the next inference's words are
         otherwise accepted as soon as the last marker of the one before has been."""
         timesteps = self.model.timesteps
@@ -425,6 +491,19 @@ def _delayed(m: Module, value, stages: int, name: str) -> Signal:
     return value
 
 
+def _registered_sum(m: Module, terms: list, name: str) -> Signal:
+    """``sum(terms)`` two cycles late: each term registered, then the sum registered."""
+    staged = []
+    for index, term in enumerate(terms):
+        held = Signal.like(term, name=f"strobe_{name}_{index}")
+        m.d.sync += held.eq(term)
+        staged.append(held)
+    total = sum(staged[1:], staged[0])
+    summed = Signal(len(total), name=f"strobe_{name}")
+    m.d.sync += summed.eq(total)
+    return summed
+
+
 def _registered_pair(m: Module, pairs: list, name: str) -> tuple[Signal, Signal]:
     """Per parity ``p``, ``Σ pair[p]`` over ``pairs`` (the layer cores' ``stat_*`` ports) two
     cycles late: each term registered, then the sum registered."""
@@ -451,6 +530,7 @@ def emit_verilog(
     lanes: int | None = None,
     synapse_memory: str | None = None,
     lane_fifo_depth: int | None = None,
+    streaming: bool | None = None,
 ) -> Path:
     """Write the Verilog of :class:`SNNCore` for ``model`` (a plan, or a model with the options
     given) to ``out_dir/<name>.v`` and return its path.
@@ -467,6 +547,7 @@ def emit_verilog(
         fifo_depth=fifo_depth,
         synapse_memory=synapse_memory,
         lane_fifo_depth=lane_fifo_depth,
+        streaming=streaming,
     )
     text = verilog.convert(core, name=name, emit_src=False)
     folder = Path(out_dir)

@@ -579,6 +579,32 @@ def input_pointer_reads(m: Module, plan: LayerPlan, events: stream.Interface) ->
     return [(Mux(taken & ~events.payload.eos, 2 * plan.lanes, 0), parity)]
 
 
+def stat_shape(most: int, streaming: bool) -> object:
+    """Shape of a layer core's ``stat_*`` port: one count of up to ``most`` (this cycle's
+    accesses), or with ``streaming`` a :func:`strobe_pair` (the counts of the inferences of
+    parity 0 and 1)."""
+    return strobe_pair(most) if streaming else unsigned(unsigned_bits(most))
+
+
+def drive_stat(port, strobes: list[tuple[object, object]], streaming: bool) -> list:
+    """Statements driving a :func:`stat_shape` ``port`` from strobes ``(count, parity)``: the sum
+    of the counts, or with ``streaming`` the sums per parity (:func:`drive_pair`)."""
+    if streaming:
+        return drive_pair(port, strobes)
+    return [port.eq(add_strobes([count for count, _ in strobes]))]
+
+
+def pointer_reads(
+    m: Module, plan: LayerPlan, events: stream.Interface, fronts: list, streaming: bool
+) -> list[tuple[object, object]]:
+    """The pointer-read strobes ``(count, parity)`` of a layer: with ``streaming`` counted where
+    an event enters the layer, tagged with its inference's parity (:func:`input_pointer_reads`),
+    else each lane's own reads (``ptr_reads`` of every integrator in ``fronts``, parity 0)."""
+    if streaming:
+        return input_pointer_reads(m, plan, events)
+    return [(front.ptr_reads, 0) for front in fronts]
+
+
 def strobes_by_parity(strobes: list[tuple[object, object]]) -> tuple[object, object]:
     """Sums of strobes ``(count, parity)`` split by their inference's parity: ``(Σ count where
     parity = 0, Σ count where parity = 1)`` (Amaranth expressions)."""

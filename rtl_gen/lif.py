@@ -60,14 +60,14 @@ from esl_hw.rtl_gen.integrate import (
     RmwPorts,
     all_of,
     connect_lane_access,
-    drive_pair,
+    drive_stat,
     event_layout,
     inference_parity,
-    input_pointer_reads,
     lane_access_members,
     lane_front_ends,
+    pointer_reads,
     read_modify_write,
-    strobe_pair,
+    stat_shape,
 )
 from esl_hw.rtl_gen.lif_sweep import LeakFireLane, SweepControl, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
@@ -95,6 +95,9 @@ class LifLayerCore(wiring.Component):
     spike_fifo_depth : int or None
         Depth of the spike-mask FIFO between the sweep and the serializer; ``None``: one whole step
         (:meth:`~esl_hw.rtl_gen.plan.LayerPlan.mask_fifo_depth`).
+    streaming : bool
+        The core streams inferences (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig`): every
+        ``stat_*`` port is then a pair per inference parity; else one count.
 
     Attributes
     ----------
@@ -113,19 +116,20 @@ class LifLayerCore(wiring.Component):
         ``u``).
     tap_spike : Out(L)
         Per lane, whether the swept neuron spiked.
-    stat_ptr_reads, stat_syn_reads : Out(ArrayLayout(unsigned, 2))
-        Pointer and synapse memory words read this cycle (all lanes). Every ``stat_*`` port is
-        a pair: element ``p`` counts the accesses of inferences of parity ``p`` (inference
-        ``n`` has parity ``n mod 2``), so two inferences in flight are counted apart. The
-        pointer reads are counted where an event enters the layer (every lane reads two
-        pointers for it).
-    stat_cur_reads, stat_cur_writes : Out(ArrayLayout(unsigned, 2))
+    stat_ptr_reads, stat_syn_reads : Out(stat_shape(...))
+        Pointer and synapse memory words read this cycle (all lanes). With ``streaming`` every
+        ``stat_*`` port is a pair (``ArrayLayout(unsigned, 2)``): element ``p`` counts the
+        accesses of inferences of parity ``p`` (inference ``n`` has parity ``n mod 2``), so two
+        inferences in flight are counted apart, and the pointer reads are counted where an
+        event enters the layer (every lane reads two pointers for it); without, one count
+        (the pointer reads where each lane makes them).
+    stat_cur_reads, stat_cur_writes : Out(stat_shape(...))
         Current memory words read and written this cycle (both banks: up to 2L).
-    stat_pot_reads, stat_pot_writes : Out(ArrayLayout(unsigned, 2))
+    stat_pot_reads, stat_pot_writes : Out(stat_shape(...))
         Potential memory words read and written this cycle.
-    stat_sops : Out(ArrayLayout(unsigned, 2))
+    stat_sops : Out(stat_shape(...))
         Synaptic operations (hits) this cycle.
-    stat_spike : Out(ArrayLayout(unsigned(1), 2))
+    stat_spike : Out(stat_shape(1, streaming))
         A spike event is emitted this cycle.
     ptr_access, syn_access, pot_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and potential memories while the layer is
@@ -140,6 +144,7 @@ class LifLayerCore(wiring.Component):
         plan: LayerPlan,
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
         spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
+        streaming: bool = True,
     ) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
@@ -147,6 +152,7 @@ class LifLayerCore(wiring.Component):
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
         self.spike_fifo_depth = plan.mask_fifo_depth(spike_fifo_depth)
+        self.streaming = bool(streaming)
         lanes = plan.lanes
         v_bits = plan.layer.v_bits
         members = {
@@ -157,14 +163,14 @@ class LifLayerCore(wiring.Component):
             "tap_step": Out(unsigned_bits(plan.timesteps - 1)),
             "tap_potential": Out(data.ArrayLayout(signed(v_bits), lanes)),
             "tap_spike": Out(lanes),
-            "stat_ptr_reads": Out(strobe_pair(2 * lanes)),
-            "stat_syn_reads": Out(strobe_pair(lanes)),
-            "stat_cur_reads": Out(strobe_pair(2 * lanes)),
-            "stat_cur_writes": Out(strobe_pair(2 * lanes)),
-            "stat_pot_reads": Out(strobe_pair(lanes)),
-            "stat_pot_writes": Out(strobe_pair(lanes)),
-            "stat_sops": Out(strobe_pair(lanes)),
-            "stat_spike": Out(strobe_pair(1)),
+            "stat_ptr_reads": Out(stat_shape(2 * lanes, streaming)),
+            "stat_syn_reads": Out(stat_shape(lanes, streaming)),
+            "stat_cur_reads": Out(stat_shape(2 * lanes, streaming)),
+            "stat_cur_writes": Out(stat_shape(2 * lanes, streaming)),
+            "stat_pot_reads": Out(stat_shape(lanes, streaming)),
+            "stat_pot_writes": Out(stat_shape(lanes, streaming)),
+            "stat_sops": Out(stat_shape(lanes, streaming)),
+            "stat_spike": Out(stat_shape(1, streaming)),
             **lane_access_members(plan),
             "pot_access": In(access_signature(plan.local_bits, v_bits)).array(lanes),
         }
@@ -195,22 +201,31 @@ class LifLayerCore(wiring.Component):
         cur_tags = [tags for lane in lanes for tags in lane.cur_tags]
         pot_ports = [lane.pot_ports for lane in lanes]
         spike_taken = self.spikes.valid & self.spikes.ready
-        spike_inference = inference_parity(m, spike_taken & self.spikes.payload.eos, plan.timesteps, "spikes")
+        streaming = self.streaming
+        spike_inference = 0
+        if streaming:
+            spike_inference = inference_parity(
+                m, spike_taken & self.spikes.payload.eos, plan.timesteps, "spikes"
+            )
         m.d.comb += [
             self.tap_valid.eq(Cat(*(sweep.e_valid & lane.fire.here for lane in lanes))),
             self.tap_group.eq(sweep.e_idx),
             self.tap_step.eq(sweep.step),
             self.tap_spike.eq(sweep.spikes),
             *(self.tap_potential[index].eq(lane.fire.after) for index, lane in enumerate(lanes)),
-            *drive_pair(self.stat_ptr_reads, input_pointer_reads(m, plan, self.events)),
-            *drive_pair(self.stat_syn_reads, [(front.syn_reads, front.syn_inference) for front in fronts]),
-            *drive_pair(self.stat_cur_reads, [read for read, _ in cur_tags]),
-            *drive_pair(self.stat_cur_writes, [write for _, write in cur_tags]),
-            *drive_pair(self.stat_pot_reads, [(rd.en, sweep.read_inference) for rd, _ in pot_ports]),
-            *drive_pair(self.stat_pot_writes, [(wr.en, sweep.write_inference) for _, wr in pot_ports]),
-            *drive_pair(self.stat_sops, [(front.hit_valid, front.hit_inference) for front in fronts]),
-            *drive_pair(self.stat_spike, [(spike_taken & ~self.spikes.payload.eos, spike_inference)]),
         ]
+        strobes = {  # per stat_* port, its strobes (count, inference parity)
+            "ptr_reads": pointer_reads(m, plan, self.events, fronts, streaming),
+            "syn_reads": [(front.syn_reads, front.syn_inference) for front in fronts],
+            "cur_reads": [read for read, _ in cur_tags],
+            "cur_writes": [write for _, write in cur_tags],
+            "pot_reads": [(rd.en, sweep.read_inference) for rd, _ in pot_ports],
+            "pot_writes": [(wr.en, sweep.write_inference) for _, wr in pot_ports],
+            "sops": [(front.hit_valid, front.hit_inference) for front in fronts],
+            "spike": [(spike_taken & ~self.spikes.payload.eos, spike_inference)],
+        }
+        for name, tagged in strobes.items():
+            m.d.comb += drive_stat(getattr(self, f"stat_{name}"), tagged, streaming)
         return m
 
     def _spike_output(self, m: Module):

@@ -30,13 +30,13 @@ from esl_hw.rtl_gen.integrate import (
     all_of,
     any_of,
     connect_lane_access,
-    drive_pair,
+    drive_stat,
     event_layout,
-    input_pointer_reads,
     lane_access_members,
     lane_front_ends,
+    pointer_reads,
     read_modify_write,
-    strobe_pair,
+    stat_shape,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
@@ -58,6 +58,9 @@ class OutputLayerCore(wiring.Component):
         The output layer's plan (``plan.kind == "output"``), which fixes the lane count ``L``.
     lane_fifo_depth : int
         Depth of each lane's event FIFO.
+    streaming : bool
+        The core streams inferences: every ``stat_*`` port is then a pair per inference parity
+        (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`); else one count.
 
     Attributes
     ----------
@@ -70,14 +73,14 @@ class OutputLayerCore(wiring.Component):
     prediction : Out(plan.out_index_bits)
         Argmax of the outputs (ties to the lowest index); valid from ``done`` on, held until the
         next inference completes.
-    stat_ptr_reads, stat_syn_reads : Out(ArrayLayout(unsigned, 2))
-        Pointer and synapse memory words read this cycle (all lanes); as every ``stat_*`` port,
-        a pair: element ``p`` counts the accesses of inferences of parity ``p``
-        (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`).
-    stat_acc_reads, stat_acc_writes : Out(ArrayLayout(unsigned, 2))
+    stat_ptr_reads, stat_syn_reads : Out(stat_shape(...))
+        Pointer and synapse memory words read this cycle (all lanes); with ``streaming``, as
+        every ``stat_*`` port, a pair: element ``p`` counts the accesses of inferences of parity
+        ``p`` (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`).
+    stat_acc_reads, stat_acc_writes : Out(stat_shape(...))
         Accumulator memory words read and written this cycle (the readout's belong to the
         inference read out).
-    stat_sops : Out(ArrayLayout(unsigned, 2))
+    stat_sops : Out(stat_shape(...))
         Synaptic operations (hits) this cycle.
     ptr_access, syn_access, acc_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and accumulator memories while the layer is
@@ -85,12 +88,15 @@ class OutputLayerCore(wiring.Component):
         ``ACCESS_LATENCY`` cycles later).
     """
 
-    def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:
+    def __init__(
+        self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH, streaming: bool = True
+    ) -> None:
         if not isinstance(plan, LayerPlan) or plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"OutputLayerCore needs the plan of the output layer, got {plan!r}")
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
+        self.streaming = bool(streaming)
         lanes = plan.lanes
         super().__init__(
             {
@@ -98,11 +104,11 @@ class OutputLayerCore(wiring.Component):
                 "outputs": Out(stream.Signature(output_layout(plan.out_index_bits, plan.acc_bits))),
                 "done": Out(1),
                 "prediction": Out(plan.out_index_bits),
-                "stat_ptr_reads": Out(strobe_pair(2 * lanes)),
-                "stat_syn_reads": Out(strobe_pair(lanes)),
-                "stat_acc_reads": Out(strobe_pair(lanes)),
-                "stat_acc_writes": Out(strobe_pair(lanes)),
-                "stat_sops": Out(strobe_pair(lanes)),
+                "stat_ptr_reads": Out(stat_shape(2 * lanes, streaming)),
+                "stat_syn_reads": Out(stat_shape(lanes, streaming)),
+                "stat_acc_reads": Out(stat_shape(lanes, streaming)),
+                "stat_acc_writes": Out(stat_shape(lanes, streaming)),
+                "stat_sops": Out(stat_shape(lanes, streaming)),
                 **lane_access_members(plan),
                 "acc_access": In(access_signature(plan.local_bits, plan.acc_bits)).array(lanes),
             }
@@ -229,17 +235,22 @@ class OutputLayerCore(wiring.Component):
             (wr.en, Mux(reading, readout_inference, rmw.write_inference))
             for (_, wr), rmw in zip(ports, rmws, strict=True)
         ]
+        streaming = self.streaming
         m.d.comb += [
             self.outputs.valid.eq(c_valid),
             self.outputs.payload.index.eq(c_idx),
             self.outputs.payload.value.eq(c_value),
             self.outputs.payload.last.eq(c_last),
-            *drive_pair(self.stat_ptr_reads, input_pointer_reads(m, plan, self.events)),
-            *drive_pair(self.stat_syn_reads, [(front.syn_reads, front.syn_inference) for front in fronts]),
-            *drive_pair(self.stat_acc_reads, acc_reads),
-            *drive_pair(self.stat_acc_writes, acc_writes),
-            *drive_pair(self.stat_sops, [(front.hit_valid, front.hit_inference) for front in fronts]),
         ]
+        strobes = {  # per stat_* port, its strobes (count, inference parity)
+            "ptr_reads": pointer_reads(m, plan, self.events, fronts, streaming),
+            "syn_reads": [(front.syn_reads, front.syn_inference) for front in fronts],
+            "acc_reads": acc_reads,
+            "acc_writes": acc_writes,
+            "sops": [(front.hit_valid, front.hit_inference) for front in fronts],
+        }
+        for name, tagged in strobes.items():
+            m.d.comb += drive_stat(getattr(self, f"stat_{name}"), tagged, streaming)
         return m
 
     def _count_steps(self, m: Module, lane: int, front, release: Signal) -> Signal:

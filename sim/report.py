@@ -46,11 +46,12 @@ def sim_report(
     ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``,
     ``lane_busy_cycles_per_step`` (``[layer][step][lane]``, mean over the images: the cycles each
     lane is busy in each step, from the reference's events, :func:`esl_hw.metrics.lane_busy_cycles`;
-    the core counts only totals per inference), ``streamed`` (the images were streamed back to
-    back, consecutive inferences overlapping) and ``cycles_between_results`` (mean cycles from
-    one image's ``done`` to the next: the steady-state cost per inference of the stream; in a
-    run that waits for each ``done`` the latency plus the harness's turnaround; ``None`` for one
-    image).
+    the core counts only totals per inference), ``streaming`` (the core is built with streamed
+    inferences, :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`), ``streamed`` (the images were
+    streamed back to back, consecutive inferences overlapping) and ``cycles_between_results``
+    (mean cycles from one image's ``done`` to the next: the steady-state cost per inference of the
+    stream; in a run that waits for each ``done`` the latency plus the harness's turnaround;
+    ``None`` for one image).
     """
     plan = _plan_of(model, result)
     model, lanes = plan.model, plan.lanes
@@ -96,6 +97,7 @@ def sim_report(
         "sim_build_seconds": result.build_seconds,
         "sim_run_seconds": result.run_seconds,
         "lane_busy_cycles_per_step": lane_busy.tolist(),
+        "streaming": plan.config.streaming,
         "streamed": bool(getattr(result, "stream", False)),
         "cycles_between_results": getattr(result, "cycles_between_results", None),
     }
@@ -120,6 +122,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
     """Rows ``(name, value)`` of the table ``esl-hw sim`` prints for a :func:`sim_report` dict."""
     return [
         ("lanes", report["lanes"]),
+        ("core streams inferences", report.get("streaming", False)),
         ("samples", report["rtl_samples"]),
         ("mismatching samples", report["rtl_mismatches"]),
         (

@@ -177,6 +177,7 @@ def run_cosim(
     mode: str | None = None,
     capacity: int | None = None,
     stream: bool = False,
+    streaming: bool | None = None,
 ) -> CosimResult:
     """Co-simulate the core of ``model`` on ``images`` and check it bit for bit against the reference.
 
@@ -228,7 +229,12 @@ def run_cosim(
         parts of one image set that give the same depth share one build.
     stream : bool
         Stream the images back to back (``+STREAM=1``, module docstring) instead of waiting for
-        each inference's ``done`` before the next image's events; the same build.
+        each inference's ``done`` before the next image's events; the same build. Only a core
+        built with streaming (``streaming``, the default) takes it: for one built without,
+        :class:`EslError` before any build.
+    streaming : bool or None
+        Build the core with streamed inferences (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig`;
+        ``None``: the default, on).
 
     Returns
     -------
@@ -246,7 +252,8 @@ def run_cosim(
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 90:
             raise EslError(f"{name} must be an integer in 0..90, got {value!r}")
     options = {"fifo_depth": fifo_depth, "synapse_memory": synapse_memory, "lane_fifo_depth": lane_fifo_depth}
-    plan = as_plan(model, lanes, **options)
+    plan = as_plan(model, lanes, streaming=streaming, **options)
+    check_stream(plan, stream)
     model = plan.model
     words = event_words(model, images)
     if len(images) == 0:
@@ -288,6 +295,20 @@ def run_cosim(
         result.lanes, result.config, result.build = plan.lanes, plan.config, folder
         result.mode, result.stream = mode, bool(stream)
         return result
+
+
+#: Why images cannot be streamed into a core built without streaming (one line).
+STREAM_REFUSAL = (
+    "cannot stream the images (--stream): the core is built without streaming (--no-streaming), "
+    "it takes one inference at a time"
+)
+
+
+def check_stream(plan: CorePlan, stream: bool) -> None:
+    """Raise :class:`EslError` (:data:`STREAM_REFUSAL`) when ``stream`` asks to stream the images
+    into a core of ``plan`` built without streaming: it takes one inference at a time."""
+    if stream and not plan.config.streaming:
+        raise EslError(STREAM_REFUSAL)
 
 
 def _capacity(n_events: int, capacity: int | None) -> int:

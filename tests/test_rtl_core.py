@@ -13,12 +13,23 @@ from esl_hw.encoding import spike_events
 from esl_hw.errors import EslError
 from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore, counter_names, emit_verilog
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import as_plan
 
 
-def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed: int = 0, lanes: int = 1):
-    """Run the core on spikes ``[T, B, n_in]`` and compare everything with the reference."""
+def check_core(
+    model,
+    spikes: np.ndarray,
+    gaps: bool,
+    fifo_depth: int = 16,
+    seed: int = 0,
+    lanes: int = 1,
+    streaming: bool = True,
+):
+    """Run the core (built with or without ``streaming``) on spikes ``[T, B, n_in]``, one sample at
+    a time, and compare everything with the reference."""
     events = [spike_events(spikes[:, sample]) for sample in range(spikes.shape[1])]
-    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth)
+    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth, streaming=streaming)
     result = simulate_core(core, events, gaps=gaps, seed=seed)
     reference = run(model, spikes)
     for sample in range(spikes.shape[1]):
@@ -126,6 +137,61 @@ def test_core_with_bias_reset_and_cubalif_matches_reference(kinds, lanes, gaps, 
     for sample in range(3):
         expected = expected_counters(model, spikes, reference, sample, lanes)
         assert {name: result.counters[sample][name] for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("sizes", "timesteps", "fifo_depth", "gaps", "seed", "lanes"),
+    [
+        ([12, 9, 5], 4, 16, False, 5, 1),
+        ([10, 8, 7, 4], 3, 2, True, 6, 4),
+        ([8, 6, 3], 1, 4, True, 3, 2),
+        ([20, 17, 6], 4, 4, True, 2, 16),
+    ],
+)
+def test_core_without_streaming_gives_the_same_results_counters_and_cycles(
+    sizes, timesteps, fifo_depth, gaps, seed, lanes
+) -> None:
+    """The core built without streaming (one inference at a time, one running total per counter)
+    and the streaming core, driven one sample at a time: both equal the reference on every
+    spike, potential, output and prediction (:func:`check_core`), both report the expected
+    counters, and their counters, ``cycles`` included, are equal sample by sample."""
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, sizes, density=0.7, timesteps=timesteps, v_bits=8, threshold=25, leak_shift=2)
+    spikes = rng.random((timesteps, 3, sizes[0])) < 0.5
+    spikes[:, 1] = False  # a silent sample
+    runs = {}
+    for streaming in (False, True):
+        runs[streaming], reference = check_core(
+            model, spikes, gaps=gaps, fifo_depth=fifo_depth, seed=seed, lanes=lanes, streaming=streaming
+        )
+        for sample in range(3):
+            counters = runs[streaming].counters[sample]
+            assert set(counters) == set(counter_names(model))
+            expected = expected_counters(model, spikes, reference, sample, lanes)
+            assert {name: counters[name] for name in expected} == expected
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    assert runs[False].counters == runs[True].counters
+    assert runs[False].predictions == runs[True].predictions
+
+
+def test_streaming_is_a_build_option_with_one_or_two_counter_banks(tmp_path) -> None:
+    """``streaming`` is on by default; without it every layer core's ``stat_*`` port is one count
+    and the Verilog has one running total per counter (``run_sops``), with it a pair per
+    inference parity and two totals (``run_sops_0``, ``run_sops_1``)."""
+    model = random_model(np.random.default_rng(4), [5, 4, 3])
+    assert HardwareConfig().streaming is True
+    assert as_plan(model, streaming=False).config.streaming is False
+    texts = {}
+    for streaming in (False, True):
+        path = emit_verilog(model, tmp_path / str(streaming), streaming=streaming)
+        texts[streaming] = path.read_text()
+    assert re.search(r"\brun_sops\b", texts[False])
+    assert not re.search(r"\brun_sops_[01]\b", texts[False])
+    assert not re.search(r"\bin_flight\b", texts[False])
+    assert re.search(r"\brun_sops_0\b", texts[True]) and re.search(r"\brun_sops_1\b", texts[True])
+    assert re.search(r"\bin_flight\b", texts[True])
+    with pytest.raises(EslError, match="streaming must be True or False, got 'yes'"):
+        SNNCore(model, streaming="yes")
 
 
 def test_emit_verilog_writes_the_top_module(tmp_path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
 from esl_hw.sim.build import CACHE_ENV, SIMULATORS, STAMP, simulator_environment
+from esl_hw.sim.runner import STREAM_REFUSAL
 from esl_hw.sim.testbench import check
 
 
@@ -375,3 +377,24 @@ def test_streamed_inferences_overlap_exact_and_in_order(build_dir, simulator, la
     assert streamed.finish_cycles[-1] < 0.8 * waited.finish_cycles[-1]
     bumpy = run_cosim(model, images, simulator, build_dir, lanes=lanes, stream=True, random_gaps=60, seed=5)
     assert_exact(bumpy, model, images)
+
+
+@needs_verilator
+def test_a_core_without_streaming_gives_the_same_results_and_refuses_a_stream(build_dir) -> None:
+    """``streaming=False`` builds the core that takes one inference at a time (another build):
+    every image exact, and its counters, ``cycles`` included, equal those of the streaming core
+    run the same way (waiting for each ``done``). Streaming images into it is refused, one line,
+    before any build."""
+    model = two_hidden_model()
+    images = images_for(model, 4, seed=22)
+    with pytest.raises(EslError, match=re.escape(STREAM_REFUSAL)):
+        run_cosim(model, images, "verilator", build_dir, lanes=2, streaming=False, stream=True)
+    plain = run_cosim(model, images, "verilator", build_dir, lanes=2, streaming=False)
+    assert_exact(plain, model, images)
+    assert plain.config.streaming is False and plain.counters_checked and not plain.stream
+    streaming = run_cosim(model, images, "verilator", build_dir, lanes=2)
+    assert_exact(streaming, model, images)
+    assert streaming.config.streaming is True and streaming.build != plain.build
+    assert plain.cycles == streaming.cycles and plain.sops == streaming.sops
+    assert plain.memory_reads == streaming.memory_reads and plain.memory_writes == streaming.memory_writes
+    assert plain.spikes == streaming.spikes and plain.outputs == streaming.outputs
