@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from esl_hw.app.reports import add_provenance, write_report
-from esl_hw.app.stages import core_lanes, optional_target
+from esl_hw.app.stages import core_lanes, core_streaming, optional_target
 from esl_hw.app.tables import print_table
 from esl_hw.artifact import Model, load_model
 from esl_hw.errors import EslError
@@ -107,6 +107,7 @@ def run_synth(args: argparse.Namespace) -> int:
     depths = ("lane_fifo_depth", "fifo_depth", "spike_fifo_depth")
     options = {name: getattr(args, name, None) for name in depths}
     options.update(lanes=args.lanes, rewiring=False if args.no_rewiring else None)
+    options["streaming"] = core_streaming(args)
     # Every option checked, and a model the block-memory estimate rules out refused, before any work.
     fitting, dropped = fitting_candidates(model, target, args.synapses, **options)
     if not fitting:
@@ -134,6 +135,7 @@ def run_synth(args: argparse.Namespace) -> int:
     rows += [
         ("settings", report.settings["chosen"]),
         ("rewiring unit", report.rewiring),
+        ("streamed inferences", report.streaming),
         ("synapse memory", report.synapse_memory),
         ("Fmax (MHz)", report.fmax_mhz),
         ("timing met", report.timing_met),
@@ -151,6 +153,8 @@ def _print_settings(settings: dict) -> None:
     for entry in settings.get("dropped", []) + settings.get("tried", []):
         print(f"esl-hw synth: passed over {entry['settings']}: {entry['reason']}")
     print(f"esl-hw synth: settings ({how}): {settings['chosen']}")
+    if settings.get("streaming_dropped"):
+        print("esl-hw synth: streaming dropped to fit (before the rewiring unit): one inference at a time")
 
 
 def run_bitstream(args: argparse.Namespace) -> int:

@@ -80,6 +80,17 @@ SIM: Keys = {
     "reference_accuracy_rtl_samples": ("fraction", "accuracy of the integer reference on the same images"),
     "cycles_per_inference": ("cycles", "clock cycles per image, mean (core counter `cycles`)"),
     "cycles_p99": ("cycles", "clock cycles per image, 99th percentile"),
+    "streaming": (
+        "-",
+        "whether the core is built with streamed inferences (`--streaming`, the default; "
+        "`--no-streaming`: one at a time, `--stream` refused)",
+    ),
+    "streamed": ("-", "the images were streamed back to back (`esl-hw sim --stream`): inferences overlap"),
+    "cycles_between_results": (
+        "cycles",
+        "mean cycles from one image's `done` to the next (streamed: the steady-state cost per image; "
+        "null for one image)",
+    ),
     "cycle_floor": ("cycles", "`max_l (SOPs_l + T·N_l) / L` per image, mean (docs/metrics.md)"),
     "cycles_over_floor": ("ratio", "`cycles_per_inference / cycle_floor`"),
     "cycle_floor_serial": ("cycles", "`(SOPs + T·ΣN) / L` per image, mean: one core running every layer"),
@@ -177,6 +188,7 @@ REPORTS: dict[str, ReportSchema] = {
         {
             "verilog": ("file", "the Verilog file of the core"),
             "lanes": ("lanes", "lanes per layer core"),
+            "streaming": SIM["streaming"],
             "memory_bits": SIM["memory_bits"],
             "memory_bits_dense": SIM["memory_bits_dense"],
             **PROVENANCE,
@@ -215,6 +227,11 @@ REPORTS: dict[str, ReportSchema] = {
             ),
             "lanes": ("lanes", "lanes per layer core"),
             "rewiring": ("-", "whether the rewiring unit is built"),
+            "streaming": (
+                "-",
+                "whether the core streams inferences (`--streaming`; the iCE40 autofit may drop it, "
+                "see `settings`)",
+            ),
             "synapse_memory": ("-", "`block` (block RAM) or `spram` (loaded by the host)"),
             "lane_fifo_depth": ("words", "depth of each lane's event FIFO"),
             "fifo_depth": ("words", "depth of the spike FIFOs between layers"),
@@ -223,7 +240,8 @@ REPORTS: dict[str, ReportSchema] = {
                 "-",
                 "how the configuration was chosen: `auto` (chosen for the target, options left out), "
                 "`chosen` (in words), `dropped` and `tried` (candidates passed over by the block-memory "
-                "estimate and by synthesis: `settings`, `reason`)",
+                "estimate and by synthesis: `settings`, `reason`), `streaming_dropped` (auto only: "
+                "streaming was turned off to fit)",
             ),
             "freq_mhz": ("MHz", "requested clock"),
             "fmax_mhz": ("MHz", "post-route maximum clock (null: not measured)"),

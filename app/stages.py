@@ -172,6 +172,12 @@ def run_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def core_streaming(args: argparse.Namespace) -> bool | None:
+    """``--streaming`` (True) or ``--no-streaming`` (False) of a command, ``None`` when neither
+    was given (the default: :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`'s, on)."""
+    return getattr(args, "streaming", None)
+
+
 def core_lanes(model: Model, requested: int | None) -> int:
     """``requested`` lanes, or the lanes ``model`` was trained for (else 1), validated once."""
     from esl_hw.rtl_gen.hardware import HardwareConfig
@@ -196,10 +202,11 @@ def write_rtl(model: Model, folder: Path, lanes: int, args: argparse.Namespace) 
     from esl_hw.rtl_gen.plan import dense_memory_bits
 
     with progress.step(f"rtl: Verilog of the {lanes}-lane core"):
-        verilog = emit_verilog(model, folder, lanes=lanes)
+        verilog = emit_verilog(model, folder, lanes=lanes, streaming=core_streaming(args))
     bits = memory_bits(model, lanes=lanes)
     write_json(folder / "memory_bits.json", bits)
-    results = {"verilog": verilog.name, "lanes": lanes, "memory_bits": bits}
+    streaming = core_streaming(args) is not False
+    results = {"verilog": verilog.name, "lanes": lanes, "streaming": streaming, "memory_bits": bits}
     results["memory_bits_dense"] = dense_memory_bits(model)
     write_report(folder, "rtl", f"Verilog of the {lanes}-lane core", results, args)
     return verilog
@@ -246,6 +253,8 @@ def cosimulate(
         build_dir=build_dir,
         trace_potentials=trace_potentials,
         lanes=core_lanes(model, args.lanes),
+        stream=bool(getattr(args, "stream", False)),
+        streaming=core_streaming(args),
     )
     report = sim_report(
         model, result, data.test.images, data.test.labels, energy_constants=energy_constants(args)
@@ -267,6 +276,10 @@ def _print_cosim(report: dict[str, Any]) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
+    from esl_hw.sim.runner import STREAM_REFUSAL
+
+    if args.stream and core_streaming(args) is False:
+        raise EslError(STREAM_REFUSAL)
     state = optional_target(args, args.model, args.data)
     model = load_model(args.model)
     data = load_dataset(args.data)

@@ -16,7 +16,19 @@ Searched on a family without LUT RAM, in order of preference (:func:`candidate_c
 1. the model's own lanes (:func:`~esl_hw.rtl_gen.hardware.model_lanes`) before 1 lane;
 2. the rewiring unit in (when the model's weights allow it) before out;
 3. the spike-mask FIFO one whole step deep (block RAM: the sweep never waits for the next layer)
-   before :data:`SMALL_SPIKE_FIFO_DEPTH` words (flip-flops, freeing its block RAMs).
+   before :data:`SMALL_SPIKE_FIFO_DEPTH` words (flip-flops, freeing its block RAMs);
+4. streamed inferences on before off (``HardwareConfig.streaming``: off, the core takes one
+   inference at a time, with the same results and cycles per inference, in about 840 logic cells
+   fewer on a 784-800-10 core, :func:`esl_hw.fpga.fit.streaming_logic_cells`). Streaming is
+   thus dropped before the spike-mask FIFO is shrunk and before the rewiring unit is left out.
+
+Streaming adds no memory, so a candidate and its twin without streaming have the same
+block-memory estimate; which of them fits is a question of logic cells, answered by synthesis.
+A candidate with streaming passed over for its logic is followed by its twin without streaming
+only when the estimate of streaming's cells (:func:`without_streaming_may_fit`) says the twin
+may fit; else the twin is passed over without synthesis (:func:`hopeless_twin`).
+
+A family with LUT RAM (the ECP5) gets streaming on, as every other default.
 
 The synapse memories of each candidate go to block RAM when it fits the estimate, else to SPRAM
 where the device has it and that fits (``synapse_memory="auto"``).
@@ -52,7 +64,9 @@ __all__ = [
     "choose_synapse_memory",
     "describe",
     "fitting_candidates",
+    "hopeless_twin",
     "refusal",
+    "without_streaming_may_fit",
 ]
 
 #: Depth of the lane event FIFOs and the spike FIFOs on a family without LUT RAM.
@@ -93,9 +107,37 @@ def describe(config: HardwareConfig, rewiring: bool) -> str:
     return (
         f"{config.lanes} lane{'s' if config.lanes > 1 else ''}, synapses in "
         f"{'SPRAM' if config.synapse_memory == 'spram' else 'block RAM'}, rewiring unit "
-        f"{'in' if rewiring else 'out'}, lane FIFO {config.lane_fifo_depth}, spike FIFO "
-        f"{config.fifo_depth}, spike-mask FIFO {spike}"
+        f"{'in' if rewiring else 'out'}, streaming {'on' if config.streaming else 'off'}, lane FIFO "
+        f"{config.lane_fifo_depth}, spike FIFO {config.fifo_depth}, spike-mask FIFO {spike}"
     )
+
+
+def without_streaming_may_fit(used: int, limit: int, streaming_cells: int) -> bool:
+    """Whether the twin without streaming of a candidate with streaming that took ``used`` logic
+    cells may take at most ``limit`` (the device's cells times :data:`PLACE_MARGIN`): ``used``
+    less the estimate of streaming's cells (:func:`esl_hw.fpga.fit.streaming_logic_cells`)."""
+    return used - streaming_cells <= limit
+
+
+def hopeless_twin(
+    config: HardwareConfig, overflow: list[dict], device_cells: int, streaming_cells: int
+) -> tuple[HardwareConfig | None, str]:
+    """The twin without streaming of a candidate ``config`` with streaming that synthesis passed
+    over for its logic alone (``overflow``: its rows, all of them ``luts``; ``device_cells``: the
+    device's logic cells), when it cannot fit either (:func:`without_streaming_may_fit` with
+    ``streaming_cells``), and why; else ``(None, "")``."""
+    luts = [row for row in overflow if row["resource"] == "luts" and row.get("used") is not None]
+    if not config.streaming or not luts or len(luts) != len(overflow):
+        return None, ""
+    used, limit = luts[0]["used"], int(device_cells * PLACE_MARGIN)
+    if without_streaming_may_fit(used, limit, streaming_cells):
+        return None, ""
+    reason = (
+        f"not synthesised: with streaming luts needed {used}, without about {used - streaming_cells} "
+        f"(streaming about {streaming_cells} logic cells), above the {PLACE_MARGIN:.0%} placement "
+        f"margin ({limit})"
+    )
+    return replace(config, streaming=False), reason
 
 
 def _choices(given, searched: bool, options: list) -> list:
@@ -118,6 +160,7 @@ def candidate_configs(
     lane_fifo_depth: int | None = None,
     fifo_depth: int | None = None,
     spike_fifo_depth: int | None = None,
+    streaming: bool | None = None,
 ) -> list[HardwareConfig]:
     """The configurations to try for ``model`` on ``target``, most preferred first (module
     docstring), every option given fixed; synapse memories in block RAM (chosen per candidate
@@ -132,8 +175,11 @@ def candidate_configs(
     for lane_count in _choices(lanes, searched, list(dict.fromkeys([own, 1]))):
         for rewire in _choices(rewiring, searched, [None, False]):
             for spike in _choices(spike_fifo_depth, searched, [None, SMALL_SPIKE_FIFO_DEPTH]):
-                config = replace(base, lanes=lane_count, rewiring=rewire, spike_fifo_depth=spike)
-                configs.append(config)
+                for stream in _choices(streaming, searched, [True, False]):
+                    config = replace(
+                        base, lanes=lane_count, rewiring=rewire, spike_fifo_depth=spike, streaming=stream
+                    )
+                    configs.append(config)
     return configs
 
 
@@ -189,6 +235,7 @@ def fitting_candidates(
         tried = [_candidate(replace(config, synapse_memory=m), target, shapes) for m in choices]
         best = next((c for c in tried if c.fits(target)), tried[-1])
         key = (best.config.lanes, best.rewiring, best.config.spike_fifo_depth, best.config.synapse_memory)
+        key += (best.config.streaming,)
         if key in seen:
             continue
         seen.add(key)
@@ -222,5 +269,5 @@ def refusal(model: Model, target: Target, leanest: Candidate) -> str:
 
 
 def _options(config: HardwareConfig) -> dict:
-    names = ("fifo_depth", "lane_fifo_depth", "spike_fifo_depth", "synapse_memory", "rewiring")
+    names = ("fifo_depth", "lane_fifo_depth", "spike_fifo_depth", "synapse_memory", "rewiring", "streaming")
     return {name: getattr(config, name) for name in names}

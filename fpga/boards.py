@@ -28,7 +28,7 @@ from amaranth.lib import io
 from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
-from esl_hw.fpga.hostlink import DEFAULT_EVENT_DEPTH, HostLink
+from esl_hw.fpga.hostlink import DEFAULT_EVENT_DEPTH, HostLink, link_plan
 from esl_hw.fpga.pll import PllSetting, add_pll_domain, as_mhz, pll_for
 from esl_hw.fpga.synth import (
     DoesNotFit,
@@ -45,7 +45,7 @@ from esl_hw.fpga.synth import (
 from esl_hw.fpga.targets import Target, get_target
 from esl_hw.fpga.tools import run_tool, run_yosys
 from esl_hw.fpga.uart import uart_divisor
-from esl_hw.rtl_gen.plan import CorePlan, as_plan
+from esl_hw.rtl_gen.plan import CorePlan
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class BoardTop(Elaboratable):
         rewiring: bool | None = None,
         pll: PllSetting | None = None,
     ):
-        self.plan = as_plan(model, lanes, rewiring=rewiring)
+        self.plan = link_plan(model, lanes, rewiring)
         self.model = self.plan.model
         self.baud = baud
         self.lanes = self.plan.lanes
@@ -239,7 +239,7 @@ def build_bitstream(
     """
     spec = get_board(board)
     target = get_target(spec.target)
-    core_plan = as_plan(model, lanes, rewiring=rewiring)
+    core_plan = link_plan(model, lanes, rewiring)
     platform = make_platform(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Block-memory estimate of a core, and what to change when a model does not fit a device.
+"""Block-memory estimate of a core, the logic cost of streaming, and what to change when a model
+does not fit a device.
 
 The estimate maps every memory of the core's plan (the memory list of
 :mod:`esl_hw.rtl_gen.memories`: per layer and lane the row pointers, synapses, potentials,
@@ -19,6 +20,11 @@ the iCE40, which has no LUT RAM, the synthesis flow asks Yosys for flip-flops); 
 FIFOs at their default depths (32 and 16 words); the spike-mask FIFO of a LIF layer
 (``groups + 2`` words) is counted. The estimate is checked against real synthesis in the tests
 and in the benchmark table.
+
+Logic is not estimated, synthesis counts it; only the part streamed inferences add (the second
+running total of every counter, the parity tags, the input's in-flight control:
+:func:`streaming_logic_cells`) is, so the iCE40 autofit (:mod:`esl_hw.fpga.autofit`) can tell
+whether a core passed over for its logic could fit without streaming.
 
 The advice (:func:`fit_advice`) lists the memories of hypothetical layers too (another density,
 another weight width: :func:`scaled_density`, :func:`with_weight_bits`) from the same
@@ -50,12 +56,26 @@ __all__ = [
     "plan_estimate",
     "scaled_density",
     "spram_blocks",
+    "streaming_logic_cells",
     "totals",
     "with_weight_bits",
 ]
 
 #: Memories this shallow are left to LUT RAM / flip-flops by Yosys.
 SMALL_DEPTH = 32
+
+#: iCE40 logic cells that streamed inferences add per performance counter: its second running
+#: total (32 flip-flops and an adder), the choice of the total to latch, the strobes split by
+#: inference parity, and a share of the fixed part (the input's in-flight control, the two
+#: latency stamps). Measured on mnist_d0.05_w6 (784-800-10, 11 counters, 1 lane, rewiring unit
+#: in, synapses in SPRAM, FIFOs of 4 words, ``esl-hw synth --target ice40-up5k``): 5,481 LUT4 with
+#: streaming (Yosys; above the device, so not packed), 4,635 logic cells packed without: 846, 77
+#: per counter (rounded down, so a twin near the margin is rather synthesised than skipped).
+STREAMING_CELLS_PER_COUNTER = 76
+
+#: Counters of every core (``cycles`` and the summed ones of
+#: :data:`esl_hw.rtl_gen.core.SUMMED_COUNTERS`); one more per LIF layer (its spikes).
+_FIXED_COUNTERS = 10
 
 
 class DoesNotFit(EslError):
@@ -84,6 +104,18 @@ def layer_shapes(model: Model | CorePlan, lanes: int | None = None) -> list[Laye
     """The :class:`~esl_hw.rtl_gen.memories.LayerShape` of every layer of ``model`` (a plan, or a
     model on ``lanes`` lanes, by default its own)."""
     return as_plan(model, lanes).shapes
+
+
+def streaming_logic_cells(model: Model | CorePlan | int) -> int:
+    """About how many iCE40 logic cells streamed inferences
+    (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig` ``streaming``) add to the core of ``model``
+    (a model, its plan, or its number of LIF layers): :data:`STREAMING_CELLS_PER_COUNTER` per
+    performance counter (:func:`esl_hw.rtl_gen.core.counter_names`: 10, plus one per LIF layer);
+    lanes change only the strobes' widths."""
+    if isinstance(model, CorePlan):
+        model = model.model
+    hidden = model if isinstance(model, int) else len(model.hidden_layers)
+    return STREAMING_CELLS_PER_COUNTER * (_FIXED_COUNTERS + hidden)
 
 
 def blocks(depth: int, width: int, read_ports: int, family: Family | str) -> int:

@@ -94,6 +94,13 @@ def memory_word_bytes(model: CorePlan | Model, lanes: int | None = None) -> int:
     return word_bytes(as_plan(model, lanes))
 
 
+def link_plan(model: CorePlan | Model, lanes: int | None = None, rewiring: bool | None = None) -> CorePlan:
+    """The plan of the core behind the host link: ``model`` itself when it is a plan, else the
+    model on ``lanes`` lanes with ``rewiring`` and without streaming (the link sends one
+    inference at a time and waits for its result, so streamed inferences would only cost logic)."""
+    return as_plan(model, lanes, rewiring=rewiring, streaming=None if isinstance(model, CorePlan) else False)
+
+
 class HostLink(wiring.Component):
     """The core of ``model`` behind a UART speaking protocol version :data:`protocol.VERSION`.
 
@@ -101,7 +108,8 @@ class HostLink(wiring.Component):
     ----------
     model : CorePlan or Model
         The core's plan (:func:`esl_hw.rtl_gen.plan.plan_model`), or the artifact on ``lanes``
-        lanes with ``rewiring`` (at most :data:`protocol.MAX_INPUTS` inputs).
+        lanes with ``rewiring`` (at most :data:`protocol.MAX_INPUTS` inputs), planned without
+        streaming (:func:`link_plan`).
     divisor : int
         Clock cycles per UART bit (:func:`esl_hw.fpga.uart.uart_divisor`).
     lanes : int or None
@@ -141,7 +149,7 @@ class HostLink(wiring.Component):
             self._check(model.model if isinstance(model, CorePlan) else model, divisor, event_depth, timeout)
             if isinstance(clock_hz, bool) or not isinstance(clock_hz, int) or not 0 <= clock_hz < 1 << 32:
                 raise EslError(f"clock_hz must be an integer number of Hz in 0..2**32-1, got {clock_hz!r}")
-            plan = as_plan(model, lanes, rewiring=rewiring)
+            plan = link_plan(model, lanes, rewiring)
         except (TypeError, EslError):
             self._MustUse__silence = True  # never elaborated
             raise

@@ -34,6 +34,8 @@ def _settings(settings: dict | None) -> list[str]:
         return []
     how = "chosen for the target" if settings.get("auto") else "as planned"
     lines = ["", f"Settings ({how}): {settings['chosen']}."]
+    if settings.get("streaming_dropped"):
+        lines.append("Streaming dropped to fit (one inference at a time; the same results and cycles).")
     for entry in settings.get("dropped", []) + settings.get("tried", []):
         lines.append(f"- passed over: {entry['settings']} ({entry['reason']})")
     return lines
@@ -48,7 +50,8 @@ def markdown(report: dict) -> str:
         "",
         f"Model {sizes}, {model['synapses']} synapses (density {model['density']}), weights "
         f"{'/'.join(str(bits) for bits in model['w_bits'])} bits, T = {model['timesteps']}; "
-        f"{report['lanes']} lane(s), rewiring unit {'included' if report.get('rewiring') else 'left out'}.",
+        f"{report['lanes']} lane(s), rewiring unit {'included' if report.get('rewiring') else 'left out'}, "
+        f"streamed inferences {'on' if report.get('streaming') else 'off'}.",
         *_settings(report.get("settings")),
         *(
             [

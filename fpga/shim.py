@@ -53,6 +53,8 @@ class SynthShim(wiring.Component):
         ``block`` or ``spram`` (``SNNCore``'s option).
     lane_fifo_depth : int
         Depth of each lane's event FIFO (``SNNCore``'s option).
+    streaming : bool or None
+        Streamed inferences (``SNNCore``'s option; None: the default, on).
 
     Attributes
     ----------
@@ -71,6 +73,7 @@ class SynthShim(wiring.Component):
         rewiring: bool | None = None,
         synapse_memory: str = "block",
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
+        streaming: bool | None = None,
     ) -> None:
         self.core = SNNCore(
             model,
@@ -78,6 +81,7 @@ class SynthShim(wiring.Component):
             rewiring=rewiring,
             synapse_memory=synapse_memory,
             lane_fifo_depth=lane_fifo_depth,
+            streaming=streaming,
         )
         super().__init__({"din": In(1), "dout": Out(1)})
 

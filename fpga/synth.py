@@ -84,6 +84,7 @@ class SynthReport:
     fifo_depth: int = 16
     spike_fifo_depth: int | None = None
     settings: dict = field(default_factory=dict)
+    streaming: bool = True
 
     @property
     def fits(self) -> bool:
@@ -123,7 +124,9 @@ def write_top(plan: CorePlan, folder: Path) -> tuple[Path, dict]:
     from amaranth.back import verilog
 
     config = plan.config
-    shim = SynthShim(plan, plan.lanes, config.rewiring, config.synapse_memory, config.lane_fifo_depth)
+    shim = SynthShim(
+        plan, plan.lanes, config.rewiring, config.synapse_memory, config.lane_fifo_depth, config.streaming
+    )
     inputs, outputs = core_port_bits(shim.core)
     path = folder / "top.v"
     text, _ = drop_host_loaded_init(verilog.convert(shim, name=SHIM_TOP, emit_src=False))
@@ -351,6 +354,7 @@ def synthesize(
     report_dir: str | Path | None = None,
     fifo_depth: int | None = None,
     spike_fifo_depth: int | None = None,
+    streaming: bool | None = None,
 ) -> SynthReport:
     """Synthesise and place-and-route the core of ``model`` for ``target``; see the module docstring.
 
@@ -358,8 +362,11 @@ def synthesize(
     configurations in order of preference, those the block-memory estimate rules out dropped
     before any tool runs, then each synthesised until one fits and places (on the iCE40: FIFOs
     of 4 words, the rewiring unit in before out, the spike-mask FIFO in block RAM before
-    flip-flops, synapses in SPRAM where block RAM is too small). ``report.settings`` says what was
-    chosen and why the others were passed over.
+    flip-flops, streaming on before off, synapses in SPRAM where block RAM is too small; a
+    candidate without streaming whose twin with streaming took too many logic cells for it to fit
+    is passed over without synthesis, :func:`esl_hw.fpga.autofit.without_streaming_may_fit`).
+    ``report.settings`` says what was chosen and why the others were passed over, and
+    ``streaming_dropped`` when streaming was turned off to fit.
 
     Parameters
     ----------
@@ -391,6 +398,9 @@ def synthesize(
     lane_fifo_depth, fifo_depth, spike_fifo_depth : int or None
         Depths of each lane's event FIFO, of the spike FIFOs between layers and of each LIF
         layer's spike-mask FIFO (``HardwareConfig``'s options; None: chosen).
+    streaming : bool or None
+        Streamed inferences (``HardwareConfig``'s option; None: on, unless on the iCE40 the core
+        fits only without).
     report_dir : path or None
         The folder the reports name as theirs (default ``out_dir``; a command that builds in a
         staging folder names its ``--out``).
@@ -405,15 +415,20 @@ def synthesize(
     spec = get_target(target)
     _check_freq(freq_mhz)
     options = dict(lanes=lanes, rewiring=rewiring, lane_fifo_depth=lane_fifo_depth)
-    options.update(fifo_depth=fifo_depth, spike_fifo_depth=spike_fifo_depth)
+    options.update(fifo_depth=fifo_depth, spike_fifo_depth=spike_fifo_depth, streaming=streaming)
     plans, settings = _candidate_plans(model, spec, synapse_memory, options)
     freq = float(freq_mhz if freq_mhz is not None else spec.default_freq_mhz)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tried = []
+    tried: list[dict] = []
+    skip, skip_reason = None, ""  # a configuration without streaming that cannot fit (its twin's logic)
     for index, make_plan in enumerate(plans):
         plan = make_plan()
         last = index == len(plans) - 1
+        if plan.config == skip and not last:
+            tried.append({"settings": autofit.describe(plan.config, plan.rewiring), "reason": skip_reason})
+            progress.note(f"synth: passed over {tried[-1]['settings']} ({skip_reason})")
+            continue
         if len(plans) > 1:
             progress.note(f"synth: trying {autofit.describe(plan.config, plan.rewiring)}")
         report = _build(plan, spec, folder, freq, may_pass=not last)
@@ -422,7 +437,14 @@ def synthesize(
         reason = _overflow_text(report.overflow)
         tried.append({"settings": autofit.describe(plan.config, plan.rewiring), "reason": reason})
         progress.note(f"synth: passed over ({reason})")
+        if spec.family.logic_cells:  # a twin without streaming that cannot fit is not synthesised
+            cells = report.utilisation["luts"]["available"]
+            skip, skip_reason = autofit.hopeless_twin(
+                plan.config, report.overflow, cells, fit.streaming_logic_cells(plan)
+            )
     settings.update(chosen=autofit.describe(plan.config, plan.rewiring), tried=tried)
+    if settings.get("auto") and streaming is None:
+        settings["streaming_dropped"] = not plan.config.streaming
     report = replace(report, settings=settings, out_dir=str(folder if report_dir is None else report_dir))
     return with_latency(report, folder, cycles_per_inference, cycles_source, allow_timing_failure)
 
@@ -454,7 +476,8 @@ def hardware_config(report: SynthReport | dict) -> HardwareConfig:
     to co-simulate the same core."""
     values = report if isinstance(report, dict) else report.to_dict()
     names = ("lanes", "fifo_depth", "lane_fifo_depth", "spike_fifo_depth", "synapse_memory", "rewiring")
-    return HardwareConfig(**{name: values[name] for name in names})
+    # a report from before the option: its core took one inference at a time
+    return HardwareConfig(**{name: values[name] for name in names}, streaming=values.get("streaming", False))
 
 
 def _build(plan: CorePlan, spec: Target, folder: Path, freq: float, may_pass: bool = False) -> SynthReport:
@@ -510,6 +533,7 @@ def _build(plan: CorePlan, spec: Target, folder: Path, freq: float, may_pass: bo
         capacity_source=spec.source,
         fifo_depth=config.fifo_depth,
         spike_fifo_depth=config.spike_fifo_depth,
+        streaming=config.streaming,
     )
 
 
@@ -577,6 +601,9 @@ def logic_advice(report: SynthReport) -> str:
         hints.append(f"--lane-fifo-depth {small} (small memories are flip-flops on the {family.label})")
     if report.fifo_depth > small:
         hints.append(f"--fifo-depth {small}")
+    if report.streaming:
+        cells = fit.streaming_logic_cells(len(report.model["sizes"]) - 2)
+        hints.append(f"--no-streaming (streaming takes about {cells:,} logic cells)")
     if report.rewiring:
         hints.append("--no-rewiring (the rewiring unit takes about 1,100 logic cells)")
     return f" Fewer logic cells: {' and '.join(hints)}." if hints else ""

@@ -24,6 +24,12 @@ into the other bank while the hits of the last one drain (``busy_old``) and its 
 ``step_valid`` says that the marker waits in P and every earlier hit has left stage Q (the
 output layer's last step waits for it).
 
+Consecutive inferences follow each other in the same stream (``T`` markers each), so a lane
+also counts its markers modulo ``T`` and keeps the parity of the inference it reads
+(``inference``, toggled by every ``T``-th marker taken); the parity travels with every synapse
+read and hit (``syn_inference``, ``hit_inference``) beside the bank, so the core's counters
+give each access to the inference it belongs to while two inferences overlap.
+
 With ``L`` lanes every lane has its own integrator over its own CSR (the synapses whose post
 index falls in its bank, see :mod:`esl_hw.rtl_gen.plan`) and its own event FIFO;
 :func:`lane_front_ends` broadcasts each input event into all lane FIFOs, so the lanes run
@@ -111,6 +117,8 @@ class CsrIntegrator(wiring.Component):
         Weight of the hit.
     hit_bank : Out(1)
         Bank of the hit's step: toggles with every marker taken (0 after reset).
+    hit_inference : Out(1)
+        Parity of the hit's inference: toggles with every ``T``-th marker taken (0 after reset).
     bank : Out(1)
         Bank of the step whose events are read now (the hits of a marker taken later).
     step_valid : Out(1)
@@ -127,6 +135,11 @@ class CsrIntegrator(wiring.Component):
         Pointer memory words read this cycle (0 or 2).
     syn_reads : Out(1)
         Synapse memory words read this cycle.
+    syn_inference : Out(1)
+        Parity of the inference of this cycle's synapse read (stage R).
+    inference : Out(1)
+        Parity of the inference whose events are read now (the next marker taken is its
+        ``steps + 1``-th).
     ptr_access, syn_access : In(access_signature(...))
         Host access to the pointer (words with the empty-row flag, ``ptr_bits + 1`` wide) and
         synapse memories (:mod:`esl_hw.rtl_gen.memory_map`), only while the integrator is idle:
@@ -158,6 +171,7 @@ class CsrIntegrator(wiring.Component):
                 "hit_col": Out(plan.local_bits),
                 "hit_weight": Out(signed(plan.w_bits)),
                 "hit_bank": Out(1),
+                "hit_inference": Out(1),
                 "bank": Out(1),
                 "step_valid": Out(1),
                 "step_ready": In(1),
@@ -166,6 +180,8 @@ class CsrIntegrator(wiring.Component):
                 "busy_old": Out(1),
                 "ptr_reads": Out(2),
                 "syn_reads": Out(1),
+                "syn_inference": Out(1),
+                "inference": Out(1),
                 "ptr_access": In(access_signature(unsigned_bits(plan.n_in), plan.ptr_bits + 1)),
                 "syn_access": In(access_signature(plan.ptr_bits, plan.syn_bits)),
             }
@@ -274,11 +290,14 @@ class CsrIntegrator(wiring.Component):
         bank = Signal()  # the bank of the step being read from the FIFO (toggles at each marker)
         with m.If(self.step_taken):
             m.d.sync += bank.eq(~bank)
+        inference = inference_parity(m, self.step_taken, plan.timesteps, f"lane{self.lane}")
         r_bank = Signal()
+        r_inf = Signal()
         with m.If(p_load):
             m.d.sync += [
                 r_active.eq(1),
                 r_bank.eq(bank),
+                r_inf.eq(inference),
                 r_addr.eq(p_start),
                 r_final.eq(p_end - 1),
                 r_at_final.eq(p_start + 1 == p_end),
@@ -294,11 +313,13 @@ class CsrIntegrator(wiring.Component):
         m.d.comb += self.syn_reads.eq(r_active)
         # Each stage's bank, beside its valid bit (R's is r_bank).
         h_bank, g_bank, q_bank = Signal(), Signal(), Signal()
+        h_inf, g_inf, q_inf = Signal(), Signal(), Signal()
         tree_bank = [Signal(name=f"syn_tree_bank{level}") for level in range(extra)]
-        before_q, before_bank = g_valid, g_bank
-        for stage, stage_bank in zip(tree_valid, tree_bank, strict=True):
-            m.d.sync += [stage.eq(before_q), stage_bank.eq(before_bank)]
-            before_q, before_bank = stage, stage_bank
+        tree_inf = [Signal(name=f"syn_tree_inf{level}") for level in range(extra)]
+        before_q, before_bank, before_inf = g_valid, g_bank, g_inf
+        for stage, stage_bank, stage_inf in zip(tree_valid, tree_bank, tree_inf, strict=True):
+            m.d.sync += [stage.eq(before_q), stage_bank.eq(before_bank), stage_inf.eq(before_inf)]
+            before_q, before_bank, before_inf = stage, stage_bank, stage_inf
         valids = [r_active, h_valid, g_valid, *tree_valid, q_valid]
         banks = [r_bank, h_bank, g_bank, *tree_bank, q_bank]
         m.d.comb += [
@@ -307,15 +328,20 @@ class CsrIntegrator(wiring.Component):
                 any_of([valid & (side != bank) for valid, side in zip(valids, banks, strict=True)])
             ),
             self.bank.eq(bank),
+            self.inference.eq(inference),
+            self.syn_inference.eq(r_inf),
             self.step_valid.eq(p_valid & p_eos & ~self.busy),
         ]
         m.d.sync += [
             h_valid.eq(r_active),
             h_bank.eq(r_bank),
+            h_inf.eq(r_inf),
             g_valid.eq(h_valid),
             g_bank.eq(h_bank),
+            g_inf.eq(h_inf),
             q_valid.eq(before_q),
             q_bank.eq(before_bank),
+            q_inf.eq(before_inf),
             q_col.eq(word[: plan.local_bits]),
             q_weight.eq(word[plan.local_bits :].as_signed()),
         ]
@@ -324,6 +350,7 @@ class CsrIntegrator(wiring.Component):
             self.hit_col.eq(q_col),
             self.hit_weight.eq(q_weight),
             self.hit_bank.eq(q_bank),
+            self.hit_inference.eq(q_inf),
         ]
         return m
 
@@ -405,6 +432,7 @@ class RmwPorts:
     busy_old: object = 0
     read_bank: object = 0
     write_bank: object = 0
+    write_inference: object = 0
 
 
 def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
@@ -425,7 +453,8 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
     (``front.hit_bank``, carried through the stages), each word is registered on its own and
     the choice is made behind the registers, next to the adder; a sum is forwarded only to a hit
     of the same bank. The caller routes the returned ports to the memory of ``read_bank`` and
-    ``write_bank``.
+    ``write_bank``. ``write_inference`` is the parity of the written hit's inference
+    (``front.hit_inference`` carried to stage 2), for the counters.
     """
     acc = signed(plan.acc_bits)
     s1_valid = Signal(name=f"rmw1_valid{lane}")
@@ -468,13 +497,25 @@ def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_dat
     m.d.comb += total.eq(Mux(s2_from3, s3_sum, Mux(s2_from4, s4_sum, s2_data)) + s2_weight)
     busy = Signal(name=f"rmw_busy{lane}")
     m.d.comb += busy.eq(s1_valid | s2_valid)
+    s1_inf = Signal(name=f"rmw1_inf{lane}")
+    s2_inf = Signal(name=f"rmw2_inf{lane}")
+    m.d.sync += [s1_inf.eq(front.hit_inference), s2_inf.eq(s1_inf)]
     if not banked:
-        return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy)
+        return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy, write_inference=s2_inf)
     m.d.sync += [s1_bank.eq(front.hit_bank), s2_bank.eq(s1_bank), s3_bank.eq(s2_bank)]
     busy_old = Signal(name=f"rmw_busy_old{lane}")
     m.d.comb += busy_old.eq((s1_valid & (s1_bank != front.bank)) | (s2_valid & (s2_bank != front.bank)))
     return RmwPorts(
-        front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy, busy_old, front.hit_bank, s2_bank
+        front.hit_col,
+        front.hit_valid,
+        s2_col,
+        total,
+        s2_valid,
+        busy,
+        busy_old,
+        front.hit_bank,
+        s2_bank,
+        s2_inf,
     )
 
 
@@ -497,6 +538,79 @@ def all_of(bits: list) -> object:
 def add_strobes(strobes: list) -> object:
     """Sum of per-lane strobes (an Amaranth expression wide enough for the total)."""
     return sum(strobes[1:], strobes[0])
+
+
+def inference_parity(m: Module, taken, timesteps: int, name: str) -> Signal:
+    """A register with the parity of the inference of a stream of events and markers: it
+    toggles when the ``T``-th marker (``T = timesteps``) of an inference is ``taken`` (markers
+    counted modulo ``T`` from reset). Returned as the signal ``<name>_inference``."""
+    parity = Signal(name=f"{name}_inference")
+    if timesteps == 1:
+        with m.If(taken):
+            m.d.sync += parity.eq(~parity)
+        return parity
+    markers = Signal(range(timesteps), name=f"{name}_markers")
+    with m.If(taken):
+        with m.If(markers == timesteps - 1):
+            m.d.sync += [markers.eq(0), parity.eq(~parity)]
+        with m.Else():
+            m.d.sync += markers.eq(markers + 1)
+    return parity
+
+
+def strobe_pair(most: int) -> data.ArrayLayout:
+    """Shape of a layer core's ``stat_*`` port: two counts of up to ``most`` each (this cycle's
+    accesses of the inferences of parity 0 and 1)."""
+    return data.ArrayLayout(unsigned(unsigned_bits(most)), 2)
+
+
+def drive_pair(port, strobes: list[tuple[object, object]]) -> list:
+    """Statements driving a :func:`strobe_pair` ``port`` from strobes ``(count, parity)``."""
+    even, odd = strobes_by_parity(strobes)
+    return [port[0].eq(even), port[1].eq(odd)]
+
+
+def input_pointer_reads(m: Module, plan: LayerPlan, events: stream.Interface) -> list[tuple[object, object]]:
+    """The pointer reads of a layer, counted where an event enters it: every lane reads two
+    pointers for each event (``2·L``), none for a marker. Returns one strobe ``(count, parity)``,
+    the parity of the entering event's inference (:func:`inference_parity` of the layer's input)."""
+    taken = events.valid & events.ready
+    parity = inference_parity(m, taken & events.payload.eos, plan.timesteps, f"input{plan.index}")
+    return [(Mux(taken & ~events.payload.eos, 2 * plan.lanes, 0), parity)]
+
+
+def stat_shape(most: int, streaming: bool) -> object:
+    """Shape of a layer core's ``stat_*`` port: one count of up to ``most`` (this cycle's
+    accesses), or with ``streaming`` a :func:`strobe_pair` (the counts of the inferences of
+    parity 0 and 1)."""
+    return strobe_pair(most) if streaming else unsigned(unsigned_bits(most))
+
+
+def drive_stat(port, strobes: list[tuple[object, object]], streaming: bool) -> list:
+    """Statements driving a :func:`stat_shape` ``port`` from strobes ``(count, parity)``: the sum
+    of the counts, or with ``streaming`` the sums per parity (:func:`drive_pair`)."""
+    if streaming:
+        return drive_pair(port, strobes)
+    return [port.eq(add_strobes([count for count, _ in strobes]))]
+
+
+def pointer_reads(
+    m: Module, plan: LayerPlan, events: stream.Interface, fronts: list, streaming: bool
+) -> list[tuple[object, object]]:
+    """The pointer-read strobes ``(count, parity)`` of a layer: with ``streaming`` counted where
+    an event enters the layer, tagged with its inference's parity (:func:`input_pointer_reads`),
+    else each lane's own reads (``ptr_reads`` of every integrator in ``fronts``, parity 0)."""
+    if streaming:
+        return input_pointer_reads(m, plan, events)
+    return [(front.ptr_reads, 0) for front in fronts]
+
+
+def strobes_by_parity(strobes: list[tuple[object, object]]) -> tuple[object, object]:
+    """Sums of strobes ``(count, parity)`` split by their inference's parity: ``(Σ count where
+    parity = 0, Σ count where parity = 1)`` (Amaranth expressions)."""
+    even = add_strobes([Mux(parity, 0, count) for count, parity in strobes])
+    odd = add_strobes([Mux(parity, count, 0) for count, parity in strobes])
+    return even, odd
 
 
 def lane_access_members(plan: LayerPlan) -> dict:

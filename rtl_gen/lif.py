@@ -58,13 +58,16 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.rtl_gen.integrate import (
     BLOCK_RAM,
     RmwPorts,
-    add_strobes,
     all_of,
     connect_lane_access,
+    drive_stat,
     event_layout,
+    inference_parity,
     lane_access_members,
     lane_front_ends,
+    pointer_reads,
     read_modify_write,
+    stat_shape,
 )
 from esl_hw.rtl_gen.lif_sweep import LeakFireLane, SweepControl, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
@@ -92,6 +95,9 @@ class LifLayerCore(wiring.Component):
     spike_fifo_depth : int or None
         Depth of the spike-mask FIFO between the sweep and the serializer; ``None``: one whole step
         (:meth:`~esl_hw.rtl_gen.plan.LayerPlan.mask_fifo_depth`).
+    streaming : bool
+        The core streams inferences (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig`): every
+        ``stat_*`` port is then a pair per inference parity; else one count.
 
     Attributes
     ----------
@@ -110,15 +116,20 @@ class LifLayerCore(wiring.Component):
         ``u``).
     tap_spike : Out(L)
         Per lane, whether the swept neuron spiked.
-    stat_ptr_reads, stat_syn_reads : Out
-        Pointer and synapse memory words read this cycle (all lanes).
-    stat_cur_reads, stat_cur_writes : Out
+    stat_ptr_reads, stat_syn_reads : Out(stat_shape(...))
+        Pointer and synapse memory words read this cycle (all lanes). With ``streaming`` every
+        ``stat_*`` port is a pair (``ArrayLayout(unsigned, 2)``): element ``p`` counts the
+        accesses of inferences of parity ``p`` (inference ``n`` has parity ``n mod 2``), so two
+        inferences in flight are counted apart, and the pointer reads are counted where an
+        event enters the layer (every lane reads two pointers for it); without, one count
+        (the pointer reads where each lane makes them).
+    stat_cur_reads, stat_cur_writes : Out(stat_shape(...))
         Current memory words read and written this cycle (both banks: up to 2L).
-    stat_pot_reads, stat_pot_writes : Out
+    stat_pot_reads, stat_pot_writes : Out(stat_shape(...))
         Potential memory words read and written this cycle.
-    stat_sops : Out
+    stat_sops : Out(stat_shape(...))
         Synaptic operations (hits) this cycle.
-    stat_spike : Out(1)
+    stat_spike : Out(stat_shape(1, streaming))
         A spike event is emitted this cycle.
     ptr_access, syn_access, pot_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and potential memories while the layer is
@@ -133,6 +144,7 @@ class LifLayerCore(wiring.Component):
         plan: LayerPlan,
         lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
         spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
+        streaming: bool = True,
     ) -> None:
         if not isinstance(plan, LayerPlan) or not plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
@@ -140,6 +152,7 @@ class LifLayerCore(wiring.Component):
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
         self.spike_fifo_depth = plan.mask_fifo_depth(spike_fifo_depth)
+        self.streaming = bool(streaming)
         lanes = plan.lanes
         v_bits = plan.layer.v_bits
         members = {
@@ -150,14 +163,14 @@ class LifLayerCore(wiring.Component):
             "tap_step": Out(unsigned_bits(plan.timesteps - 1)),
             "tap_potential": Out(data.ArrayLayout(signed(v_bits), lanes)),
             "tap_spike": Out(lanes),
-            "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
-            "stat_syn_reads": Out(unsigned_bits(lanes)),
-            "stat_cur_reads": Out(unsigned_bits(2 * lanes)),
-            "stat_cur_writes": Out(unsigned_bits(2 * lanes)),
-            "stat_pot_reads": Out(unsigned_bits(lanes)),
-            "stat_pot_writes": Out(unsigned_bits(lanes)),
-            "stat_sops": Out(unsigned_bits(lanes)),
-            "stat_spike": Out(1),
+            "stat_ptr_reads": Out(stat_shape(2 * lanes, streaming)),
+            "stat_syn_reads": Out(stat_shape(lanes, streaming)),
+            "stat_cur_reads": Out(stat_shape(2 * lanes, streaming)),
+            "stat_cur_writes": Out(stat_shape(2 * lanes, streaming)),
+            "stat_pot_reads": Out(stat_shape(lanes, streaming)),
+            "stat_pot_writes": Out(stat_shape(lanes, streaming)),
+            "stat_sops": Out(stat_shape(lanes, streaming)),
+            "stat_spike": Out(stat_shape(1, streaming)),
             **lane_access_members(plan),
             "pot_access": In(access_signature(plan.local_bits, v_bits)).array(lanes),
         }
@@ -185,23 +198,34 @@ class LifLayerCore(wiring.Component):
             mask_fifo.w_data.eq(sweep.mask_word.as_value()),
             mask_fifo.w_en.eq(sweep.mask_push),
         ]
-        cur_ports = [port for lane in lanes for port in lane.cur_ports]
+        cur_tags = [tags for lane in lanes for tags in lane.cur_tags]
         pot_ports = [lane.pot_ports for lane in lanes]
+        spike_taken = self.spikes.valid & self.spikes.ready
+        streaming = self.streaming
+        spike_inference = 0
+        if streaming:
+            spike_inference = inference_parity(
+                m, spike_taken & self.spikes.payload.eos, plan.timesteps, "spikes"
+            )
         m.d.comb += [
             self.tap_valid.eq(Cat(*(sweep.e_valid & lane.fire.here for lane in lanes))),
             self.tap_group.eq(sweep.e_idx),
             self.tap_step.eq(sweep.step),
             self.tap_spike.eq(sweep.spikes),
             *(self.tap_potential[index].eq(lane.fire.after) for index, lane in enumerate(lanes)),
-            self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
-            self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
-            self.stat_cur_reads.eq(add_strobes([rd.en for rd, _ in cur_ports])),
-            self.stat_cur_writes.eq(add_strobes([wr.en for _, wr in cur_ports])),
-            self.stat_pot_reads.eq(add_strobes([rd.en for rd, _ in pot_ports])),
-            self.stat_pot_writes.eq(add_strobes([wr.en for _, wr in pot_ports])),
-            self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
-            self.stat_spike.eq(self.spikes.valid & self.spikes.ready & ~self.spikes.payload.eos),
         ]
+        strobes = {  # per stat_* port, its strobes (count, inference parity)
+            "ptr_reads": pointer_reads(m, plan, self.events, fronts, streaming),
+            "syn_reads": [(front.syn_reads, front.syn_inference) for front in fronts],
+            "cur_reads": [read for read, _ in cur_tags],
+            "cur_writes": [write for _, write in cur_tags],
+            "pot_reads": [(rd.en, sweep.read_inference) for rd, _ in pot_ports],
+            "pot_writes": [(wr.en, sweep.write_inference) for _, wr in pot_ports],
+            "sops": [(front.hit_valid, front.hit_inference) for front in fronts],
+            "spike": [(spike_taken & ~self.spikes.payload.eos, spike_inference)],
+        }
+        for name, tagged in strobes.items():
+            m.d.comb += drive_stat(getattr(self, f"stat_{name}"), tagged, streaming)
         return m
 
     def _spike_output(self, m: Module):
@@ -291,8 +315,15 @@ class LifLayerCore(wiring.Component):
         # sees an unevaluated always @* block (an X until its inputs first change).
         # The bank's owner (``sweep.own``, a register) picks the ports; the sweep and the lanes
         # each name the bank they read and write.
+        cur_tags = []  # per bank: ((read enable, its inference), (write enable, its inference))
         for bank, (cur_rd, cur_wr) in enumerate(banks):
             swept = sweep.own[bank]
+            cur_tags.append(
+                (
+                    (cur_rd.en, Mux(swept, sweep.read_inference, front.hit_inference)),
+                    (cur_wr.en, Mux(swept, sweep.write_inference, rmw.write_inference)),
+                )
+            )
             m.d.comb += [
                 cur_rd.addr.eq(Mux(swept, sweep.addr, rmw.read_addr)),
                 cur_rd.en.eq(
@@ -304,7 +335,7 @@ class LifLayerCore(wiring.Component):
                     Mux(swept, write & (sweep.write_bank == bank), rmw.write_en & (rmw.write_bank == bank))
                 ),
             ]
-        return _Lane(rmw, fire, tuple(banks), (pot_rd, pot_wr))
+        return _Lane(rmw, fire, tuple(banks), (pot_rd, pot_wr), tuple(cur_tags))
 
 
 def _step_done(m: Module, lane: int, front, rmw: RmwPorts, sweep: SweepControl) -> Signal:
@@ -338,9 +369,11 @@ def _step_done(m: Module, lane: int, front, rmw: RmwPorts, sweep: SweepControl) 
 @dataclass
 class _Lane:
     """What the core wires of one lane: its read-modify-write, its leak-and-fire datapath and its
-    memory ports (current banks ``(read, write)`` even and odd, potentials ``(read, write)``)."""
+    memory ports (current banks ``(read, write)`` even and odd, potentials ``(read, write)``) and
+    per current bank its read and write enables with the parity of their inference."""
 
     rmw: RmwPorts
     fire: LeakFireLane
     cur_ports: tuple
     pot_ports: tuple
+    cur_tags: tuple

@@ -110,6 +110,11 @@ class SweepControl(wiring.Component):
         The time step of the group in stage E.
     last_step : Out(1)
         ``step`` is the inference's last (the potentials are then cleared).
+    read_inference : Out(1)
+        Parity of the inference of the step read in stage A (toggles after each inference's
+        ``T``-th sweep has started; for the counters).
+    write_inference : Out(1)
+        Parity of the inference of the group in stage E.
     spikes : In(L)
         Per lane, whether its neuron of stage E's group spiked.
     mask_level : In(range(mask_depth + 1))
@@ -147,6 +152,8 @@ class SweepControl(wiring.Component):
                 "e_idx": Out(plan.local_bits),
                 "step": Out(unsigned_bits(plan.timesteps - 1)),
                 "last_step": Out(1),
+                "read_inference": Out(1),
+                "write_inference": Out(1),
                 "spikes": In(plan.lanes),
                 "mask_level": In(range(mask_depth + 1)),
                 "mask_word": Out(mask_layout(plan.local_bits, plan.lanes)),
@@ -161,6 +168,7 @@ class SweepControl(wiring.Component):
         valid = {stage: Signal(name=f"{stage}_valid") for stage in stages}
         idx = {stage: Signal(plan.local_bits, name=f"{stage}_idx") for stage in stages}
         bank = {stage: Signal(name=f"{stage}_bank") for stage in stages}
+        inference = {stage: Signal(name=f"{stage}_inference") for stage in stages}
         last = {stage: Signal(name=f"{stage}_last") for stage in stages}  # the sweep's last group
         sweeping = Signal()  # groups are left to issue
         room = Signal(init=1)
@@ -174,6 +182,7 @@ class SweepControl(wiring.Component):
             valid[first].eq(issue),
             idx[first].eq(self.addr),
             bank[first].eq(self.read_bank),
+            inference[first].eq(self.read_inference),
             last[first].eq(a_last),
         ]
         for before, after in zip(stages, stages[1:], strict=False):
@@ -181,6 +190,7 @@ class SweepControl(wiring.Component):
                 valid[after].eq(valid[before]),
                 idx[after].eq(idx[before]),
                 bank[after].eq(bank[before]),
+                inference[after].eq(inference[before]),
                 last[after].eq(last[before]),
             ]
         with m.If(issue):
@@ -193,6 +203,7 @@ class SweepControl(wiring.Component):
             self.e_valid.eq(valid["e"]),
             self.e_idx.eq(idx["e"]),
             self.write_bank.eq(bank["e"]),
+            self.write_inference.eq(inference["e"]),
             self.odd.eq(bank["r"]),
             self.last_step.eq(self.step == plan.timesteps - 1),
             self.mask_word.group.eq(idx["e"]),
@@ -210,6 +221,8 @@ class SweepControl(wiring.Component):
 
         start = Signal()
         next_bank = Signal()
+        next_inference = Signal()  # the inference of the next sweep to start
+        steps_started = Signal(range(plan.timesteps), name="steps_started")
         m.d.comb += start.eq(self.lanes_done & ~sweeping & ~self.release & ~self._hazard(stages, valid, idx))
         m.d.sync += self.release.eq(start)
         with m.If(start):
@@ -218,7 +231,15 @@ class SweepControl(wiring.Component):
                 self.addr.eq(0),
                 self.read_bank.eq(next_bank),
                 next_bank.eq(~next_bank),
+                self.read_inference.eq(next_inference),
             ]
+            if plan.timesteps == 1:
+                m.d.sync += next_inference.eq(~next_inference)
+            else:
+                with m.If(steps_started == plan.timesteps - 1):
+                    m.d.sync += [steps_started.eq(0), next_inference.eq(~next_inference)]
+                with m.Else():
+                    m.d.sync += steps_started.eq(steps_started + 1)
         for index in range(2):
             with m.If(start & (next_bank == index)):
                 m.d.sync += self.own[index].eq(1)

@@ -5,8 +5,9 @@ Amaranth component that implements it. Every layer core takes its
 :class:`~esl_hw.rtl_gen.plan.LayerPlan` first and has the ports :class:`~esl_hw.rtl_gen.core.SNNCore`
 chains (``events`` in; ``spikes`` out for a hidden layer, ``outputs``/``done``/``prediction`` for the
 output layer; ``ptr_access``, ``syn_access`` and the state memories' host access ports per lane;
-``stat_*`` strobes). The registry records what differs between them: the class, the names of its
-state memories' access ports and which depth options its constructor takes.
+``stat_*`` strobes, one count or, with streaming, a pair per inference parity). The registry
+records what differs between them: the class, the names of its state memories' access ports and
+which depth options its constructor takes.
 
 Registered (:data:`LAYER_CORES`): ``lif`` and ``cubalif`` (both
 :class:`~esl_hw.rtl_gen.lif.LifLayerCore`: the plan selects the sweep's datapath; ``cubalif`` adds
@@ -71,9 +72,12 @@ class LayerCoreKind:
         if unknown:
             raise ValueError(f"layer core {self.name!r}: unknown options {sorted(unknown)}")
 
-    def build(self, plan: LayerPlan, **depths: Any) -> wiring.Component:
-        """The layer core for ``plan`` with those of ``depths`` (:data:`DEPTH_OPTIONS`) it takes."""
-        return self.core(plan, **{name: value for name, value in depths.items() if name in self.options})
+    def build(self, plan: LayerPlan, streaming: bool = True, **depths: Any) -> wiring.Component:
+        """The layer core for ``plan`` with those of ``depths`` (:data:`DEPTH_OPTIONS`) it takes;
+        ``streaming``: its ``stat_*`` strobes come in pairs, one per inference parity (every
+        layer core takes it)."""
+        chosen = {name: value for name, value in depths.items() if name in self.options}
+        return self.core(plan, streaming=streaming, **chosen)
 
 
 #: The registered layer cores, by artifact layer kind.
@@ -102,8 +106,10 @@ def build_layer_core(
     plan: LayerPlan,
     lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH,
     spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH,
+    streaming: bool = True,
 ) -> wiring.Component:
-    """The layer core of ``plan``'s layer kind (what :class:`~esl_hw.rtl_gen.core.SNNCore` chains)."""
+    """The layer core of ``plan``'s layer kind (what :class:`~esl_hw.rtl_gen.core.SNNCore` chains),
+    its counter strobes per inference parity with ``streaming``."""
     return layer_core_kind(plan.kind).build(
-        plan, lane_fifo_depth=lane_fifo_depth, spike_fifo_depth=spike_fifo_depth
+        plan, streaming, lane_fifo_depth=lane_fifo_depth, spike_fifo_depth=spike_fifo_depth
     )

@@ -27,14 +27,16 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.integrate import (
     NO_RW_CHECK,
-    add_strobes,
     all_of,
     any_of,
     connect_lane_access,
+    drive_stat,
     event_layout,
     lane_access_members,
     lane_front_ends,
+    pointer_reads,
     read_modify_write,
+    stat_shape,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
@@ -56,6 +58,9 @@ class OutputLayerCore(wiring.Component):
         The output layer's plan (``plan.kind == "output"``), which fixes the lane count ``L``.
     lane_fifo_depth : int
         Depth of each lane's event FIFO.
+    streaming : bool
+        The core streams inferences: every ``stat_*`` port is then a pair per inference parity
+        (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`); else one count.
 
     Attributes
     ----------
@@ -68,11 +73,14 @@ class OutputLayerCore(wiring.Component):
     prediction : Out(plan.out_index_bits)
         Argmax of the outputs (ties to the lowest index); valid from ``done`` on, held until the
         next inference completes.
-    stat_ptr_reads, stat_syn_reads : Out
-        Pointer and synapse memory words read this cycle (all lanes).
-    stat_acc_reads, stat_acc_writes : Out
-        Accumulator memory words read and written this cycle.
-    stat_sops : Out
+    stat_ptr_reads, stat_syn_reads : Out(stat_shape(...))
+        Pointer and synapse memory words read this cycle (all lanes); with ``streaming``, as
+        every ``stat_*`` port, a pair: element ``p`` counts the accesses of inferences of parity
+        ``p`` (:class:`~esl_hw.rtl_gen.lif.LifLayerCore`).
+    stat_acc_reads, stat_acc_writes : Out(stat_shape(...))
+        Accumulator memory words read and written this cycle (the readout's belong to the
+        inference read out).
+    stat_sops : Out(stat_shape(...))
         Synaptic operations (hits) this cycle.
     ptr_access, syn_access, acc_access : In(access_signature(...)).array(L)
         Per lane, host access to the pointer, synapse and accumulator memories while the layer is
@@ -80,12 +88,15 @@ class OutputLayerCore(wiring.Component):
         ``ACCESS_LATENCY`` cycles later).
     """
 
-    def __init__(self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH) -> None:
+    def __init__(
+        self, plan: LayerPlan, lane_fifo_depth: int = DEFAULT_LANE_FIFO_DEPTH, streaming: bool = True
+    ) -> None:
         if not isinstance(plan, LayerPlan) or plan.is_lif:
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise ValueError(f"OutputLayerCore needs the plan of the output layer, got {plan!r}")
         self.plan = plan
         self.lane_fifo_depth = check_fifo_depth(lane_fifo_depth)
+        self.streaming = bool(streaming)
         lanes = plan.lanes
         super().__init__(
             {
@@ -93,11 +104,11 @@ class OutputLayerCore(wiring.Component):
                 "outputs": Out(stream.Signature(output_layout(plan.out_index_bits, plan.acc_bits))),
                 "done": Out(1),
                 "prediction": Out(plan.out_index_bits),
-                "stat_ptr_reads": Out(unsigned_bits(2 * lanes)),
-                "stat_syn_reads": Out(unsigned_bits(lanes)),
-                "stat_acc_reads": Out(unsigned_bits(lanes)),
-                "stat_acc_writes": Out(unsigned_bits(lanes)),
-                "stat_sops": Out(unsigned_bits(lanes)),
+                "stat_ptr_reads": Out(stat_shape(2 * lanes, streaming)),
+                "stat_syn_reads": Out(stat_shape(lanes, streaming)),
+                "stat_acc_reads": Out(stat_shape(lanes, streaming)),
+                "stat_acc_writes": Out(stat_shape(lanes, streaming)),
+                "stat_sops": Out(stat_shape(lanes, streaming)),
                 **lane_access_members(plan),
                 "acc_access": In(access_signature(plan.local_bits, plan.acc_bits)).array(lanes),
             }
@@ -204,25 +215,42 @@ class OutputLayerCore(wiring.Component):
         m.d.comb += new_best.eq((c_idx == 0) | (c_value > best_value))
         with m.If(retire & new_best):
             m.d.sync += [best_value.eq(c_value), best_index.eq(c_idx)]
+        readout_inference = Signal()  # parity of the inference read out (toggles at each done)
+        # A plain expression, not an assignment under m.If: Icarus would see an always @* block
+        # that stays X until its inputs first change (the core's in-flight count reads done).
+        m.d.comb += self.done.eq(retire & c_last)
         with m.If(retire & c_last):
-            m.d.comb += self.done.eq(1)
             m.d.sync += [
                 self.prediction.eq(Mux(new_best, c_idx, best_index)),
                 reading.eq(0),
                 release.eq(1),
+                readout_inference.eq(~readout_inference),
             ]
 
+        acc_reads = [
+            (rd.en, Mux(reading, readout_inference, front.hit_inference))
+            for (rd, _), front in zip(ports, fronts, strict=True)
+        ]
+        acc_writes = [
+            (wr.en, Mux(reading, readout_inference, rmw.write_inference))
+            for (_, wr), rmw in zip(ports, rmws, strict=True)
+        ]
+        streaming = self.streaming
         m.d.comb += [
             self.outputs.valid.eq(c_valid),
             self.outputs.payload.index.eq(c_idx),
             self.outputs.payload.value.eq(c_value),
             self.outputs.payload.last.eq(c_last),
-            self.stat_ptr_reads.eq(add_strobes([front.ptr_reads for front in fronts])),
-            self.stat_syn_reads.eq(add_strobes([front.syn_reads for front in fronts])),
-            self.stat_acc_reads.eq(add_strobes([rd.en for rd, _ in ports])),
-            self.stat_acc_writes.eq(add_strobes([wr.en for _, wr in ports])),
-            self.stat_sops.eq(add_strobes([front.hit_valid for front in fronts])),
         ]
+        strobes = {  # per stat_* port, its strobes (count, inference parity)
+            "ptr_reads": pointer_reads(m, plan, self.events, fronts, streaming),
+            "syn_reads": [(front.syn_reads, front.syn_inference) for front in fronts],
+            "acc_reads": acc_reads,
+            "acc_writes": acc_writes,
+            "sops": [(front.hit_valid, front.hit_inference) for front in fronts],
+        }
+        for name, tagged in strobes.items():
+            m.d.comb += drive_stat(getattr(self, f"stat_{name}"), tagged, streaming)
         return m
 
     def _count_steps(self, m: Module, lane: int, front, release: Signal) -> Signal:

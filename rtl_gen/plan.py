@@ -456,8 +456,8 @@ def as_plan(model: Model | CorePlan, lanes: int | None = None, **options) -> Cor
     :meth:`HardwareConfig.for_model` ``(model, lanes, **options)``.
 
     The options (``fifo_depth``, ``lane_fifo_depth``, ``spike_fifo_depth``, ``synapse_memory``,
-    ``rewiring``) and ``lanes`` are the older keyword arguments of the functions that now take a
-    plan; ``None`` leaves one unset. Given with a plan, each must equal the plan's own.
+    ``rewiring``, ``streaming``) and ``lanes`` are the older keyword arguments of the functions
+    that now take a plan; ``None`` leaves one unset. Given with a plan, each must equal the plan's own.
     """
     if isinstance(model, CorePlan):
         given = {"lanes": lanes, **options}

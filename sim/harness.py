@@ -2,7 +2,9 @@
 
 The harness (Verilog, generated here for one model) makes its own clock, loads all input events
 of a batch with ``$readmemh``, drives the core's event stream, waits for each inference's
-``done`` before sending the next image's events, writes a text trace with ``$fwrite`` and raises
+``done`` before sending the next image's events (or, with ``+STREAM=1``, streams the images
+back to back: the next image's events follow the last marker at once, and the core's input
+decides when it takes them), writes a text trace with ``$fwrite`` and raises
 its ``done`` register when every image has been processed (or a watchdog expires). The testbench
 only awaits that one signal, so no Python runs per cycle. With the macro
 :data:`~esl_hw.sim.build.CLOCK_INPUT` defined (the ``binary`` build) the clock is an input instead,
@@ -22,7 +24,8 @@ Plusargs: ``+EVENTS=<file>``, ``+NEVENTS=<n>``, ``+NIMAGES=<n>``, ``+TRACE=<file
 ``+POTENTIALS=<0|1>``, ``+GAP=<percent>`` (idle cycles on the input stream),
 ``+BACKPRESSURE=<percent>`` (cycles the output stream is not ready), ``+RANDOMGAPS=<percent>``
 (when non-zero: draw a new gap and backpressure share in ``0 .. percent`` for every image),
-``+SEED=<n>``, ``+MAXCYCLES=<n>`` (watchdog), ``+FINISH=<0|1>`` (``$finish`` the cycle after
+``+SEED=<n>``, ``+MAXCYCLES=<n>`` (watchdog), ``+STREAM=<0|1>`` (stream the images back to
+back instead of waiting for each ``done``), ``+FINISH=<0|1>`` (``$finish`` the cycle after
 ``done``: the ``binary`` run mode of :mod:`esl_hw.sim.runner`, without cocotb); with a rewiring
 unit in the core (see :func:`harness_verilog`) ``+SPLIT=<n>``, ``+RWK<l>=<k>`` per layer and
 ``+RWSEED=<hex>``.
@@ -31,6 +34,13 @@ Rewire phase (only when ``SPLIT`` is given and the core has the rewiring unit): 
 ``SPLIT - 1`` has completed, the harness holds the input stream, asks the core to rewire every
 layer ``l`` in turn with ``k = RWK<l>`` and seed ``RWSEED`` (waiting for ``rewire_done`` each time),
 then reads every word of every memory through the host port, and resumes with image ``SPLIT``.
+In a streamed run the input stops after image ``SPLIT - 1``'s last marker and the phase starts
+at its ``done``.
+
+Every trace line names its image by what the harness counted at that port, so streamed images
+that overlap in the core are told apart: a tap sample belongs to its layer's ``T·groups``-th
+swept group in turn, an output word to the images whose ``last`` word came before, a ``D`` line
+to the images reported before.
 
 Trace lines (decimal, space separated):
 
@@ -38,6 +48,8 @@ Trace lines (decimal, space separated):
 - ``P layer image step neuron potential``: a tap sample (only with ``+POTENTIALS=1``);
 - ``O image index value``: an output accumulator;
 - ``D image prediction <counters in counter_names(model) order>``: an inference completed;
+- ``F image cycle``: the harness cycle of that inference's ``done`` (cycles between consecutive
+  results: the differences);
 - ``X cycles``: the watchdog expired;
 - ``R layer error state``: a rewire request finished (its error flag and final LFSR state);
 - ``M mem addr value``: a word read through the host port (raw, unsigned).
@@ -195,8 +207,9 @@ module {HARNESS_TOP};
   reg [31:0] events [0:CAPACITY-1];
   reg [8*1024-1:0] events_file, trace_file;
   integer fd, n_events, n_images, gap_pct, backpressure_pct, trace_potentials, seed, max_cycles;
-  integer random_gaps, finish_at_end;
+  integer random_gaps, finish_at_end, streaming;
   reg [31:0] ev_pos = 0, image = 0, markers = 0, cycle = 0, rnd = 32'h1234567;
+  reg [31:0] in_image = 0, out_image = 0;
   reg running = 1'b0, waiting = 1'b0, report_pending = 1'b0, idle = 1'b0, out_ready = 1'b1;"""
 
 
@@ -213,7 +226,8 @@ def _stream_nets(ports: dict[str, Port], capacity: int) -> str:
   wire {_range(ports["events__payload"])}ev_payload = {{{packed}}};
   // explicit signed wires: Verilator mis-sizes $signed(part-select) inside $fwrite
   wire [{outputs["index"].width - 1}:0] out_index = out_payload{_field_range(outputs, "index")};
-  wire signed [{value.width - 1}:0] out_value = out_payload{_field_range(outputs, "value")};"""
+  wire signed [{value.width - 1}:0] out_value = out_payload{_field_range(outputs, "value")};
+  wire out_last = out_payload[{outputs["last"].offset}];"""
 
 
 def _host_regs(ports: dict[str, Port], plan: CorePlan) -> list[str]:
@@ -258,6 +272,7 @@ def _initial_block() -> str:
     if (!$value$plusargs("SEED=%d", seed)) seed = 1;
     if (!$value$plusargs("MAXCYCLES=%d", max_cycles)) max_cycles = 100000000;
     if (!$value$plusargs("FINISH=%d", finish_at_end)) finish_at_end = 0;
+    if (!$value$plusargs("STREAM=%d", streaming)) streaming = 0;
     rnd = seed | 1;
     if (n_events > 0) $readmemh(events_file, events, 0, n_events - 1);
     fd = $fopen(trace_file, "w");
@@ -291,10 +306,12 @@ def _xorshift() -> str:
   endfunction"""
 
 
-def _stream_statements() -> str:
+def _stream_statements(rewiring: bool) -> str:
     """Main block: idle gaps and backpressure, the input stream driver (``T`` markers per image,
-    then wait for ``done``) and the output monitor (``O`` lines)."""
-    return """    cycle <= cycle + 1;
+    then wait for ``done``; streamed: go on, but after image ``SPLIT - 1`` with the rewiring unit)
+    and the output monitor (``O`` lines, the image counted by the ``last`` words)."""
+    stop = "streaming == 0 || in_image + 1 == split" if rewiring else "streaming == 0"
+    return f"""    cycle <= cycle + 1;
     rnd <= xorshift32(rnd);
     if (!ev_valid || ev_ready) idle <= (rnd[15:0] % 100) < gap_pct;
     out_ready <= (rnd[31:16] % 100) >= backpressure_pct;
@@ -303,12 +320,15 @@ def _stream_statements() -> str:
       if (ev_word[31]) begin
         if (markers == STEPS - 1) begin
           markers <= 0;
-          waiting <= 1'b1;
+          in_image <= in_image + 1;
+          if ({stop}) waiting <= 1'b1;
         end else markers <= markers + 1;
       end
     end
-    if (out_valid && out_ready)
-      $fwrite(fd, "O %0d %0d %0d\\n", image, out_index, out_value);"""
+    if (out_valid && out_ready) begin
+      $fwrite(fd, "O %0d %0d %0d\\n", out_image, out_index, out_value);
+      if (out_last) out_image <= out_image + 1;
+    end"""
 
 
 def _report_statements(counters: list[str], rewiring: bool) -> str:
@@ -316,13 +336,14 @@ def _report_statements(counters: list[str], rewiring: bool) -> str:
     ``SPLIT - 1`` with the rewiring unit, the rewire phase) and the end of the run."""
     counter_format = " ".join("%0d" for _ in counters)
     counter_args = ", ".join(f"perf_{name}" for name in counters)
-    resume = "waiting <= 1'b0;"
+    resume = "if (streaming == 0) waiting <= 1'b0;"
     if rewiring:  # after image SPLIT-1 the rewire phase runs; it resumes the stream when done
-        resume = "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;"
+        resume = "if (image + 1 == split) phase <= 1; else if (streaming == 0) waiting <= 1'b0;"
     return f"""    // prediction and counters are registered: report them the cycle after done
     report_pending <= core_done;
     if (report_pending) begin
       $fwrite(fd, "D %0d %0d {counter_format}\\n", image, prediction, {counter_args});
+      $fwrite(fd, "F %0d %0d\\n", image, cycle - 1);
       image <= image + 1;
       {resume}
       if (random_gaps > 0) begin
@@ -350,10 +371,18 @@ def _watchdog_statements() -> str:
     end"""
 
 
-def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
-    """Trace of one LIF layer's tap: an ``S`` line per spike, a ``P`` line per potential."""
+def _tap_block(layer: int, v_bits: int, lanes: int, groups: int, steps: int) -> str:
+    """Trace of one LIF layer's tap: an ``S`` line per spike, a ``P`` line per potential, named
+    by the layer's own image count (``tap<l>_image``: one more after the last group of step
+    ``T - 1``, so a layer working on the next image while a later one finishes the last is
+    traced right)."""
     tap = f"tap{layer}"
-    blocks = []
+    blocks = [
+        f"""
+  reg [31:0] {tap}_image = 0;
+  wire {tap}_ends = {tap}_valid != 0 && {tap}_step == {steps - 1} && {tap}_group == {groups - 1};
+  always @(posedge clk) if (!rst && {tap}_ends) {tap}_image <= {tap}_image + 1;"""
+    ]
     for lane in range(lanes):
         low = lane * v_bits
         blocks.append(f"""
@@ -361,22 +390,23 @@ def _tap_block(layer: int, v_bits: int, lanes: int) -> str:
   wire [31:0] {tap}_neuron{lane} = {tap}_group * {lanes} + {lane};
   always @(posedge clk) if (!rst && {tap}_valid[{lane}]) begin
     if ({tap}_spike[{lane}])
-      $fwrite(fd, "S {layer} %0d %0d %0d\\n", image, {tap}_step, {tap}_neuron{lane});
+      $fwrite(fd, "S {layer} %0d %0d %0d\\n", {tap}_image, {tap}_step, {tap}_neuron{lane});
     if (trace_potentials != 0)
       $fwrite(fd, "P {layer} %0d %0d %0d %0d\\n",
-              image, {tap}_step, {tap}_neuron{lane}, {tap}_potential{lane});
+              {tap}_image, {tap}_step, {tap}_neuron{lane}, {tap}_potential{lane});
   end""")
     return "".join(blocks)
 
 
-def _tap_blocks(ports: dict[str, Port]) -> str:
+def _tap_blocks(ports: dict[str, Port], plan: CorePlan) -> str:
     """A trace block per debug tap of the core (``tap<l>_potential``: ``L`` signed potentials)."""
     blocks = []
     for name, port in ports.items():
         if name.startswith("tap") and name.endswith("_potential"):
             layer = int(name[len("tap") : -len("_potential")])
             lanes = port.shape.length  # an ArrayLayout of lanes signed potentials
-            blocks.append(_tap_block(layer, port.width // lanes, lanes))
+            steps = plan.model.timesteps
+            blocks.append(_tap_block(layer, port.width // lanes, lanes, plan[layer].groups, steps))
     return "".join(blocks)
 
 
@@ -485,7 +515,7 @@ def harness_verilog(
     ports, counters = core_ports(plan), counter_names(plan.model)
     _check_ports(ports, counters)
     rewiring = "rewire_start" in ports
-    statements = [_stream_statements(), _report_statements(counters, rewiring)]
+    statements = [_stream_statements(rewiring), _report_statements(counters, rewiring)]
     if rewiring:
         statements.append(_rewire_sequencer(plan))
     statements.append(_watchdog_statements())
@@ -505,7 +535,7 @@ def harness_verilog(
         *statements,
         "  end",
         _finish_block(),
-        (_rewire_functions(plan) if rewiring else "") + _tap_blocks(ports),
+        (_rewire_functions(plan) if rewiring else "") + _tap_blocks(ports, plan),
         "endmodule",
         "",
     ]

@@ -13,7 +13,10 @@ A *case* is one inference of a network: an input drawn by :func:`random_images` 
 silent to every input on every step, i.e. bursts) under its own share of idle cycles on the input
 stream and of backpressure on the output stream (the harness draws them per image). Every case is
 checked bit for bit (spikes, potentials, outputs, prediction, no event lost or repeated) and its
-counters against the reference (synaptic operations per inference and spikes per layer).
+counters against the reference (every counter but ``cycles``). The networks of odd seed stream
+their cases back to back, so consecutive inferences overlap in the core; the others wait for
+each ``done``, and of those every other one (seed ``2 mod 4``) is built without streaming
+(``HardwareConfig.streaming``: one inference at a time, one running total per counter).
 
 All cases of one network share one build, so ``networks x cases_per_network`` cases cost
 ``networks`` builds. Nightly use::
@@ -157,9 +160,15 @@ def check_counters(model: Model, images: np.ndarray, result) -> list[str]:
 def run_network(
     network: Network, cases: int, simulator: str, build_dir: str | os.PathLike[str], seed: int = 0
 ) -> dict:
-    """Run ``cases`` random inferences of ``network`` in one build; return a JSON-able summary."""
+    """Run ``cases`` random inferences of ``network`` in one build; return a JSON-able summary.
+
+    The networks of odd seed stream their inferences back to back (``stream=True``: consecutive
+    inferences overlap in the core), the others wait for each ``done``; those of seed ``2 mod 4``
+    on a core built without streaming."""
     from esl_hw.sim.runner import run_cosim
 
+    stream = network.seed % 2 == 1
+    streaming = network.seed % 4 != 2
     rng = np.random.default_rng([network.seed, seed])
     images = random_images(rng, network.model, cases)
     result = run_cosim(
@@ -172,10 +181,13 @@ def run_network(
         backpressure_percent=int(rng.integers(0, 60)),
         random_gaps=int(rng.integers(1, 80)),
         seed=int(rng.integers(1, 1 << 30)),
+        stream=stream,
+        streaming=streaming,
     )
     problems = list(result.problems) + check_counters(network.model, images, result)
+    mode = ", streamed" if stream else ("" if streaming else ", core without streaming")
     return {
-        "network": network.describe(),
+        "network": network.describe() + mode,
         "cases": cases,
         "mismatches": result.mismatches,
         "problems": problems,

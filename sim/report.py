@@ -46,7 +46,12 @@ def sim_report(
     ``energy_breakdown``, ``sim_build_seconds``, ``sim_run_seconds``,
     ``lane_busy_cycles_per_step`` (``[layer][step][lane]``, mean over the images: the cycles each
     lane is busy in each step, from the reference's events, :func:`esl_hw.metrics.lane_busy_cycles`;
-    the core counts only totals per inference).
+    the core counts only totals per inference), ``streaming`` (the core is built with streamed
+    inferences, :class:`~esl_hw.rtl_gen.hardware.HardwareConfig`), ``streamed`` (the images were
+    streamed back to back, consecutive inferences overlapping) and ``cycles_between_results``
+    (mean cycles from one image's ``done`` to the next: the steady-state cost per inference of the
+    stream; in a run that waits for each ``done`` the latency plus the harness's turnaround;
+    ``None`` for one image).
     """
     plan = _plan_of(model, result)
     model, lanes = plan.model, plan.lanes
@@ -92,6 +97,9 @@ def sim_report(
         "sim_build_seconds": result.build_seconds,
         "sim_run_seconds": result.run_seconds,
         "lane_busy_cycles_per_step": lane_busy.tolist(),
+        "streaming": plan.config.streaming,
+        "streamed": bool(getattr(result, "stream", False)),
+        "cycles_between_results": getattr(result, "cycles_between_results", None),
     }
 
 
@@ -104,10 +112,17 @@ def _plan_of(model: CorePlan | Model, result: Any) -> CorePlan:
     return as_plan(model, getattr(result, "lanes", None))
 
 
+def _between(report: dict[str, Any]) -> str:
+    """``cycles_between_results`` for the table (``-`` when there is none)."""
+    value = report.get("cycles_between_results")
+    return "-" if value is None else f"{value:.1f}"
+
+
 def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
     """Rows ``(name, value)`` of the table ``esl-hw sim`` prints for a :func:`sim_report` dict."""
     return [
         ("lanes", report["lanes"]),
+        ("core streams inferences", report.get("streaming", False)),
         ("samples", report["rtl_samples"]),
         ("mismatching samples", report["rtl_mismatches"]),
         (
@@ -115,6 +130,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
             f"{report['rtl_accuracy']:.4f} / {report['reference_accuracy_rtl_samples']:.4f}",
         ),
         ("cycles per inference (p99)", f"{report['cycles_per_inference']:.1f} ({report['cycles_p99']:.0f})"),
+        ("cycles between results" + (" (streamed)" if report.get("streamed") else ""), _between(report)),
         ("cycle floor (ratio)", f"{report['cycle_floor']:.1f} ({report['cycles_over_floor']:.3f})"),
         ("synaptic ops per inference", report["sops_per_inference"]),
         ("spikes per inference", ", ".join(f"{count:.1f}" for count in report["spikes_per_inference"])),

@@ -15,6 +15,14 @@ simulator (Verilator or Icarus); ``binary`` (Verilator only, its default) runs t
 plain Verilator executable, clocked from C++, without VPI or ``--timing`` (about four times as many
 simulated cycles per second), and runs the same checker on its trace afterwards. Both write the
 same trace and the same report.
+
+Streaming (``stream=True``): the harness sends the images back to back (the next image's events
+right after the last marker of the one before, never waiting for ``done``), so consecutive
+inferences overlap in the core; the checker compares every image's spikes, potentials,
+outputs, prediction and counters with the reference as in the default mode, and the result
+carries the harness cycle of every ``done`` (``finish_cycles``): its differences are the cycles
+between consecutive results (:attr:`CosimResult.cycles_between_results`), the throughput, while
+the ``cycles`` counter stays each inference's latency.
 """
 
 from __future__ import annotations
@@ -73,7 +81,10 @@ class CosimResult:
     ``config`` its whole hardware configuration; ``build`` the build's folder in the cache and
     ``built`` whether this call built it (else it reused a finished build); ``mode`` the run mode
     (``cocotb`` or ``binary``, see the module docstring); ``simulation_seconds`` the simulator's
-    own wall time (from start to ``done``, without the build and the check).
+    own wall time (from start to ``done``, without the build and the check); ``stream`` whether
+    the images were streamed back to back; ``finish_cycles`` the harness cycle of each image's
+    ``done``; ``counters_checked`` whether every counter but ``cycles`` was compared with the
+    reference (a mismatch counts in ``mismatches``).
     """
 
     simulator: str
@@ -98,6 +109,22 @@ class CosimResult:
     build: Path | None = None
     mode: str = "cocotb"
     simulation_seconds: float = 0.0
+    stream: bool = False
+    finish_cycles: list[int] = field(default_factory=list)
+    counters_checked: bool = False
+
+    @property
+    def result_intervals(self) -> list[int]:
+        """Cycles between consecutive results (``done`` to ``done``), one per image after the first."""
+        return np.diff(np.asarray(self.finish_cycles, dtype=np.int64)).tolist()
+
+    @property
+    def cycles_between_results(self) -> float | None:
+        """Mean cycles between consecutive results, ``(last done − first done) / (N − 1)``: the
+        steady-state cost per inference of a stream (``None`` with fewer than two results)."""
+        if len(self.finish_cycles) < 2:
+            return None
+        return (self.finish_cycles[-1] - self.finish_cycles[0]) / (len(self.finish_cycles) - 1)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +177,8 @@ def run_cosim(
     lane_fifo_depth: int | None = None,
     mode: str | None = None,
     capacity: int | None = None,
+    stream: bool = False,
+    streaming: bool | None = None,
 ) -> CosimResult:
     """Co-simulate the core of ``model`` on ``images`` and check it bit for bit against the reference.
 
@@ -199,6 +228,14 @@ def run_cosim(
         Depth of the harness's event memory: a power of two holding the images' events (``None``:
         the smallest, :func:`~esl_hw.sim.harness.capacity_for`). It is part of the build: calls on
         parts of one image set that give the same depth share one build.
+    stream : bool
+        Stream the images back to back (``+STREAM=1``, module docstring) instead of waiting for
+        each inference's ``done`` before the next image's events; the same build. Only a core
+        built with streaming (``streaming``, the default) takes it: for one built without,
+        :class:`EslError` before any build.
+    streaming : bool or None
+        Build the core with streamed inferences (:class:`~esl_hw.rtl_gen.hardware.HardwareConfig`;
+        ``None``: the default, on).
 
     Returns
     -------
@@ -216,7 +253,8 @@ def run_cosim(
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 90:
             raise EslError(f"{name} must be an integer in 0..90, got {value!r}")
     options = {"fifo_depth": fifo_depth, "synapse_memory": synapse_memory, "lane_fifo_depth": lane_fifo_depth}
-    plan = as_plan(model, lanes, **options)
+    plan = as_plan(model, lanes, streaming=streaming, **options)
+    check_stream(plan, stream)
     model = plan.model
     words = event_words(model, images)
     if len(images) == 0:
@@ -247,15 +285,31 @@ def run_cosim(
                     f"+BACKPRESSURE={backpressure_percent}",
                     f"+RANDOMGAPS={random_gaps}",
                     f"+SEED={seed}",
+                    f"+STREAM={int(bool(stream))}",
                 ],
+                extra_config={"lanes": plan.lanes},
                 mode=mode,
             )
             run_seconds = time.perf_counter() - started
         report_path = report_path if keep_report else None
         result = _result(model, simulator, report, report_path, build_seconds, run_seconds, built)
         result.lanes, result.config, result.build = plan.lanes, plan.config, folder
-        result.mode = mode
+        result.mode, result.stream = mode, bool(stream)
         return result
+
+
+#: Why images cannot be streamed into a core built without streaming (one line).
+STREAM_REFUSAL = (
+    "cannot stream the images (--stream): the core is built without streaming (--no-streaming), "
+    "it takes one inference at a time"
+)
+
+
+def check_stream(plan: CorePlan, stream: bool) -> None:
+    """Raise :class:`EslError` (:data:`STREAM_REFUSAL`) when ``stream`` asks to stream the images
+    into a core of ``plan`` built without streaming: it takes one inference at a time."""
+    if stream and not plan.config.streaming:
+        raise EslError(STREAM_REFUSAL)
 
 
 def _capacity(n_events: int, capacity: int | None) -> int:
@@ -440,4 +494,6 @@ def _result(
         problems=report["problems"] + (["watchdog expired"] if report["timed_out"] else []),
         report_path=report_path,
         simulation_seconds=float(report.get("simulation_seconds", 0.0)),
+        finish_cycles=[int(cycle) for cycle in report.get("finish_cycles", [])],
+        counters_checked=bool(report.get("counters_checked", False)),
     )

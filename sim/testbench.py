@@ -6,7 +6,8 @@ the trace and writes the JSON report that :func:`esl_hw.sim.runner.run_cosim` re
 
 The environment variable ``ESL_COSIM_CONFIG`` names a JSON file with ``model`` (artifact folder),
 ``reference_model`` (artifact the checker compares against), ``images`` (``.npy``), ``trace``,
-``report`` and ``trace_potentials``; with ``rewire`` (a rewire run,
+``report``, ``trace_potentials`` and ``lanes`` (the core's ``L``: the counters are checked too; left
+out, they are not); with ``rewire`` (a rewire run,
 :mod:`esl_hw.sim.rewire_cosim`) the reference model is the original one and the check covers
 both halves, the rewire results and the memory read back.
 """
@@ -36,7 +37,8 @@ def check(config: dict) -> dict:
     if "rewire" in config:
         report = check_rewire(config, model, images, record)
     else:
-        report = compare(model, images, record, trace_potentials=config["trace_potentials"])
+        potentials = config["trace_potentials"]
+        report = compare(model, images, record, trace_potentials=potentials, lanes=config.get("lanes"))
     Path(config["report"]).write_text(json.dumps(report))
     return report
 

@@ -1,8 +1,8 @@
 """Parse the harness trace and check it bit for bit against ``esl_hw.reference.run``.
 
 A *sample* (one image) mismatches when any of its hidden spikes, tap potentials (when traced),
-output accumulators or its prediction differs from the reference, or when the trace misses or
-repeats any of them.
+output accumulators, its prediction or (given the lane count) its performance counters other
+than ``cycles`` differ from the reference, or when the trace misses or repeats any of them.
 
 :func:`parse_trace` reads the many ``S``, ``P`` and ``O`` lines in bulk with numpy (a 10,000-image
 MNIST trace has millions of spike lines) and every other line, and any line the bulk reader does
@@ -33,6 +33,7 @@ class TraceRecord:
     ``tap_count[l]`` how many tap samples each ``(step, image, neuron)`` got (one expected);
     ``outputs`` is ``[N, n_outputs]`` with ``output_count`` alike; ``predictions`` ``[N]``
     (-1 where the inference never completed); ``counters`` one dict per completed image;
+    ``finish_cycles`` ``[N]`` the harness cycle of each image's ``done`` (-1: none);
     ``rewires`` the ``(layer, error, state)`` of each rewire request and ``memory`` the
     ``(mem, addr, value)`` of each host-port read, in trace order.
     """
@@ -44,6 +45,7 @@ class TraceRecord:
     output_count: np.ndarray
     predictions: np.ndarray
     counters: list[dict[str, int] | None]
+    finish_cycles: np.ndarray | None = None
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
     rewires: list[tuple[int, int, int]] = field(default_factory=list)
@@ -60,6 +62,7 @@ def _empty_record(model: Model, n_images: int) -> TraceRecord:
         output_count=np.zeros((n_images, model.n_outputs), dtype=np.int64),
         predictions=np.full(n_images, -1, dtype=np.int64),
         counters=[None] * n_images,
+        finish_cycles=np.full(n_images, -1, dtype=np.int64),
     )
 
 
@@ -99,6 +102,9 @@ def _parse_line(record: TraceRecord, names: list[str], name: str, number: int, l
             image, prediction, *counts = values
             record.predictions[image] = prediction
             record.counters[image] = dict(zip(names, counts, strict=True))
+        elif kind == "F":
+            image, cycle = values
+            record.finish_cycles[image] = cycle
         elif kind == "R":
             layer, error, state = values
             record.rewires.append((layer, error, state))
@@ -274,6 +280,7 @@ def select_images(record: TraceRecord, start: int, stop: int) -> TraceRecord:
         output_count=record.output_count[start:stop],
         predictions=record.predictions[start:stop],
         counters=record.counters[start:stop],
+        finish_cycles=None if record.finish_cycles is None else record.finish_cycles[start:stop],
         timed_out=record.timed_out,
         problems=list(record.problems) if whole else [],
         rewires=list(record.rewires) if whole else [],
@@ -286,16 +293,70 @@ def _first_difference(got: np.ndarray, want: np.ndarray) -> str:
     return f"at {where}: got {got[where]}, expected {want[where]}"
 
 
-def compare(model: Model, images: np.ndarray, record: TraceRecord, trace_potentials: bool = True) -> dict:
+def expected_counters(model: Model, spikes: np.ndarray, reference, lanes: int) -> dict[str, np.ndarray]:
+    """Per image the counters the core must report (all but ``cycles``) on ``spikes`` ``[T, N,
+    n_in]``, from the ``reference`` run: ``E_l`` events into layer ``l`` (its input spikes),
+    ``SOPs_l = Σ E · fan-out``, ``N_l`` neurons of a hidden layer::
+
+        sops = syn_reads = Σ_l SOPs_l            ptr_reads = 2·L·Σ_l E_l
+        cur_reads = cur_writes = Σ_hidden SOPs_l + T·N_l          pot_reads = pot_writes = Σ T·N_l
+        acc_reads = acc_writes = SOPs_out + n_out                 spikes<l> = Σ spikes of layer l
+    """
+    inputs = [np.asarray(spikes, dtype=np.int64)]
+    inputs += [np.asarray(layer, dtype=np.int64) for layer in reference.spikes]
+    sops = [
+        (layer_in * np.diff(layer.row_ptr)).sum(axis=(0, 2))
+        for layer, layer_in in zip(model.layers, inputs, strict=True)
+    ]
+    events = sum(layer_in.sum(axis=(0, 2)) for layer_in in inputs)
+    hidden_sops = sum(sops[:-1], np.zeros_like(sops[-1]))
+    neurons = model.timesteps * sum(layer.n_out for layer in model.hidden_layers)
+    counts = {
+        "sops": sum(sops),
+        "ptr_reads": 2 * lanes * events,
+        "syn_reads": sum(sops),
+        "cur_reads": hidden_sops + neurons,
+        "cur_writes": hidden_sops + neurons,
+        "pot_reads": np.full_like(events, neurons),
+        "pot_writes": np.full_like(events, neurons),
+        "acc_reads": sops[-1] + model.n_outputs,
+        "acc_writes": sops[-1] + model.n_outputs,
+    }
+    for layer, fired in enumerate(inputs[1:]):
+        counts[f"spikes{layer}"] = fired.sum(axis=(0, 2))
+    return counts
+
+
+def _counter_table(record: TraceRecord, names: list[str]) -> np.ndarray:
+    """``[N, len(names)]`` counters of ``record`` (-1 where an image has none)."""
+    table = np.full((len(record.counters), len(names)), -1, dtype=np.int64)
+    for image, counters in enumerate(record.counters):
+        if counters is not None:
+            table[image] = [counters[name] for name in names]
+    return table
+
+
+def compare(
+    model: Model,
+    images: np.ndarray,
+    record: TraceRecord,
+    trace_potentials: bool = True,
+    lanes: int | None = None,
+) -> dict:
     """Check ``record`` against the reference model on ``images``; return a JSON-able report.
+
+    With ``lanes`` (the simulated core's ``L``) every image's counters but ``cycles`` are
+    compared with :func:`expected_counters` as well.
 
     Report keys: ``ok`` (no mismatch and no trace problem), ``samples``, ``mismatches`` (samples
     with any differing bit), ``mismatched`` (their indices), ``details`` (first few differences),
     ``predictions``, ``expected_predictions``,
-    ``outputs``, ``counters``, ``problems``, ``timed_out``.
+    ``outputs``, ``counters``, ``counters_checked``, ``finish_cycles`` (the harness cycle of each
+    image's ``done``), ``problems``, ``timed_out``.
     """
     n_images = len(images)
-    reference = run(model, encode(images, model.timesteps, model.encoder), record_potentials=trace_potentials)
+    spikes = encode(images, model.timesteps, model.encoder)
+    reference = run(model, spikes, record_potentials=trace_potentials)
     bad = np.zeros(n_images, dtype=bool)
     details: list[str] = []
 
@@ -319,6 +380,13 @@ def compare(model: Model, images: np.ndarray, record: TraceRecord, trace_potenti
     note((count != 1).any(axis=1), "output count", count, np.ones_like(count))
     note((record.outputs != reference.outputs).any(axis=1), "output", record.outputs, reference.outputs)
     note(record.predictions != reference.predictions, "prediction", record.predictions, reference.predictions)
+    if lanes is not None:
+        expected = expected_counters(model, spikes, reference, lanes)
+        names = list(expected)
+        got, want = _counter_table(record, names), np.stack([expected[name] for name in names], axis=1)
+        for column, name in enumerate(names):
+            note(got[:, column] != want[:, column], f"counter {name}", got[:, column], want[:, column])
+    finish = record.finish_cycles if record.finish_cycles is not None else np.full(n_images, -1)
     return {
         "ok": not bad.any() and not record.problems,
         "samples": n_images,
@@ -329,6 +397,8 @@ def compare(model: Model, images: np.ndarray, record: TraceRecord, trace_potenti
         "expected_predictions": reference.predictions.tolist(),
         "outputs": record.outputs.tolist(),
         "counters": record.counters,
+        "counters_checked": lanes is not None,
+        "finish_cycles": finish.tolist(),
         "problems": record.problems,
         "timed_out": record.timed_out,
     }

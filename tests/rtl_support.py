@@ -118,6 +118,76 @@ def simulate_core(core, events: list[list[list[int]]], gaps: bool = False, seed:
     return run
 
 
+@dataclass
+class StreamRun(CoreRun):
+    """What :func:`simulate_stream` produced: as :class:`CoreRun`, plus per inference the cycle
+    its first input word was accepted (``starts``) and the cycle of its ``done`` (``dones``)."""
+
+    starts: list[int] = field(default_factory=list)
+    dones: list[int] = field(default_factory=list)
+
+
+def simulate_stream(core, events: list[list[list[int]]], gaps: bool = False, seed: int = 0) -> StreamRun:
+    """Drive ``core`` (an :class:`SNNCore`) with every sample's events back to back, never waiting
+    for ``done``: the next sample's first event is offered right after the last marker before.
+
+    Tap samples are given to a sample per layer (each layer's ``T·groups`` swept groups in turn),
+    output words to a sample by the ``last`` flags before them, predictions and counters by
+    ``done`` (read the cycle after), so results out of order or merged show up as wrong values.
+    """
+    from esl_hw.rtl_gen import counter_names
+
+    rng = np.random.default_rng(seed)
+    run = StreamRun(taps=[[] for _ in events], outputs=[[] for _ in events])
+    n_hidden = len(core.model.hidden_layers)
+    names = counter_names(core.model)
+    sweeps = [core.model.timesteps * -(-layer.n_out // core.lanes) for layer in core.model.hidden_layers]
+    stream: list[tuple[int, int]] = []
+    firsts = set()
+    for sample in events:
+        firsts.add(len(stream))
+        stream.extend((0, 1) if index is None else (index, 0) for step in sample for index in [*step, None])
+
+    async def testbench(ctx) -> None:
+        position = cycle = finished = 0
+        swept = [0] * n_hidden
+        report = False
+        while len(run.predictions) < len(events):
+            send = position < len(stream) and not (gaps and rng.random() < 0.3)
+            ctx.set(core.events.valid, send)
+            if send:
+                index, eos = stream[position]
+                ctx.set(core.events.payload, {"index": index, "eos": eos})
+            ctx.set(core.outputs.ready, not (gaps and rng.random() < 0.4))
+            if send and ctx.get(core.events.ready):
+                if position in firsts:
+                    run.starts.append(cycle)
+                position += 1
+            for layer in range(n_hidden):
+                taps = read_taps(ctx, core, f"tap{layer}_", core.lanes)
+                if taps:
+                    run.taps[swept[layer] // sweeps[layer]].extend((layer, *tap) for tap in taps)
+                    swept[layer] += 1
+            if ctx.get(core.outputs.valid) and ctx.get(core.outputs.ready):
+                run.outputs[finished].append(ctx.get(core.outputs.payload.value))
+                finished += ctx.get(core.outputs.payload.last)
+            if report:
+                run.predictions.append(ctx.get(core.prediction))
+                run.counters.append({name: ctx.get(getattr(core, f"perf_{name}")) for name in names})
+            report = bool(ctx.get(core.done))
+            if report:
+                run.dones.append(cycle)
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 200_000, "the stream did not finish"
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return run
+
+
 def read_taps(ctx, core, prefix: str, lanes: int) -> list[tuple[int, int, int, int]]:
     """This cycle's tap samples ``(step, neuron, potential, spike)`` of an L-wide tap."""
     valid = ctx.get(getattr(core, prefix + "valid"))

@@ -58,6 +58,24 @@ def test_usage_errors_are_one_line(capsys, model_dir: Path) -> None:
     fails_cleanly(capsys, ["demo", "--out", "x", "--e-mem", "lots"], "expected an energy in pJ")
 
 
+def test_sim_refuses_to_stream_into_a_core_without_streaming(capsys, tmp_path: Path, model_dir: Path) -> None:
+    out = tmp_path / "sim"
+    argv = ["sim", str(model_dir), "--stream", "--no-streaming", "--out", str(out)]
+    message = "cannot stream the images (--stream): the core is built without streaming (--no-streaming)"
+    fails_cleanly(capsys, argv, message)
+    assert not out.exists()
+
+
+def test_streaming_is_an_option_of_every_command_that_builds_a_core(model_dir: Path) -> None:
+    parser = build_parser()
+    for command in (["rtl", str(model_dir), "--out", "x"], ["sim", str(model_dir)],
+                    ["compare", str(model_dir), "--out", "x"],
+                    ["synth", str(model_dir), "--target", "ice40-up5k", "--out", "x"]):  # fmt: skip
+        assert parser.parse_args(command).streaming is None  # the default (synth: chosen)
+        assert parser.parse_args([*command, "--no-streaming"]).streaming is False
+        assert parser.parse_args([*command, "--streaming"]).streaming is True
+
+
 def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)

@@ -75,13 +75,14 @@ def test_synth_with_cycles_from_cosimulation(model_dir: Path, tmp_path: Path, ca
     assert app_fpga.run_synth(args) == 0
     out, err = capsys.readouterr()
     assert "Fmax (MHz)" in out and "latency (µs)" in out
-    chosen = "1 lane, synapses in block RAM, rewiring unit out, lane FIFO 32, spike FIFO 16, spike-mask FIFO "
-    chosen += "one step"
+    chosen = "1 lane, synapses in block RAM, rewiring unit out, streaming on, lane FIFO 32, spike FIFO 16, "
+    chosen += "spike-mask FIFO one step"
     assert f"esl-hw synth: settings (chosen for the target): {chosen}" in out
     text = (tmp_path / "out" / "report.md").read_text()
     assert "icarus co-simulation, mean of 2 random images" in text and "rewiring unit left out" in text
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["rewiring"] is False and undocumented("synth", report) == []
+    assert report["streaming"] is True and "streamed inferences on" in text
     assert report["settings"]["chosen"] == chosen and report["cycles_per_inference"] > 0
     assert report["provenance"]["command_line"] == ["esl-hw"]  # a Namespace without argv: no arguments
     assert "## Provenance" in text and "| `fmax_mhz` |" in text

@@ -123,6 +123,13 @@ def test_lanes_default_to_the_lanes_the_model_was_trained_for(tmp_path: Path) ->
     own = json.loads((tmp_path / "own" / "memory_bits.json").read_text())
     one = json.loads((tmp_path / "one" / "memory_bits.json").read_text())
     assert own == json.loads(json.dumps(memory_bits(model, lanes=2))) != one
+    # streaming is on by default; --no-streaming builds one set of counters (same memories)
+    assert main(["rtl", str(model_dir), "--out", str(tmp_path / "plain"), "--no-streaming"]) == 0
+    assert json.loads((tmp_path / "plain" / "memory_bits.json").read_text()) == own
+    reports = {name: json.loads((tmp_path / name / "rtl.json").read_text()) for name in ("own", "plain")}
+    assert reports["own"]["streaming"] is True and reports["plain"]["streaming"] is False
+    verilog = {name: (tmp_path / name / reports[name]["verilog"]).read_text() for name in ("own", "plain")}
+    assert "run_sops_1" in verilog["own"] and "run_sops_1" not in verilog["plain"]
 
 
 def test_training_writes_its_curves_and_report_also_when_resumed(tmp_path: Path, tiny_config: Path) -> None:

@@ -118,7 +118,9 @@ def test_logic_advice_on_the_ice40_names_what_frees_logic_cells(ecp5_report: syn
     )
     assert "--lane-fifo-depth 4" in synth.logic_advice(up5k) and "--no-rewiring" in synth.logic_advice(up5k)
     assert "--fifo-depth 4" in synth.logic_advice(up5k)
-    lean = dataclasses.replace(up5k, rewiring=False, lane_fifo_depth=4, fifo_depth=4)
+    cells = fit.streaming_logic_cells(len(up5k.model["sizes"]) - 2)
+    assert f"--no-streaming (streaming takes about {cells:,} logic cells)" in synth.logic_advice(up5k)
+    lean = dataclasses.replace(up5k, rewiring=False, lane_fifo_depth=4, fifo_depth=4, streaming=False)
     assert synth.logic_advice(lean) == ""
     assert synth.logic_advice(dataclasses.replace(up5k, target="ecp5-85k")) == ""
     bram = [{"resource": "bram", "used": 40, "available": 30, "excess": 10}]

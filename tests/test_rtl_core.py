@@ -7,18 +7,29 @@ import re
 
 import numpy as np
 import pytest
-from rtl_support import random_model, simulate_core
+from rtl_support import random_model, simulate_core, simulate_stream
 
 from esl_hw.encoding import spike_events
 from esl_hw.errors import EslError
 from esl_hw.reference import run
 from esl_hw.rtl_gen import SNNCore, counter_names, emit_verilog
+from esl_hw.rtl_gen.hardware import HardwareConfig
+from esl_hw.rtl_gen.plan import as_plan
 
 
-def check_core(model, spikes: np.ndarray, gaps: bool, fifo_depth: int = 16, seed: int = 0, lanes: int = 1):
-    """Run the core on spikes ``[T, B, n_in]`` and compare everything with the reference."""
+def check_core(
+    model,
+    spikes: np.ndarray,
+    gaps: bool,
+    fifo_depth: int = 16,
+    seed: int = 0,
+    lanes: int = 1,
+    streaming: bool = True,
+):
+    """Run the core (built with or without ``streaming``) on spikes ``[T, B, n_in]``, one sample at
+    a time, and compare everything with the reference."""
     events = [spike_events(spikes[:, sample]) for sample in range(spikes.shape[1])]
-    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth)
+    core = SNNCore(model, lanes=lanes, fifo_depth=fifo_depth, streaming=streaming)
     result = simulate_core(core, events, gaps=gaps, seed=seed)
     reference = run(model, spikes)
     for sample in range(spikes.shape[1]):
@@ -128,6 +139,61 @@ def test_core_with_bias_reset_and_cubalif_matches_reference(kinds, lanes, gaps, 
         assert {name: result.counters[sample][name] for name in expected} == expected
 
 
+@pytest.mark.parametrize(
+    ("sizes", "timesteps", "fifo_depth", "gaps", "seed", "lanes"),
+    [
+        ([12, 9, 5], 4, 16, False, 5, 1),
+        ([10, 8, 7, 4], 3, 2, True, 6, 4),
+        ([8, 6, 3], 1, 4, True, 3, 2),
+        ([20, 17, 6], 4, 4, True, 2, 16),
+    ],
+)
+def test_core_without_streaming_gives_the_same_results_counters_and_cycles(
+    sizes, timesteps, fifo_depth, gaps, seed, lanes
+) -> None:
+    """The core built without streaming (one inference at a time, one running total per counter)
+    and the streaming core, driven one sample at a time: both equal the reference on every
+    spike, potential, output and prediction (:func:`check_core`), both report the expected
+    counters, and their counters, ``cycles`` included, are equal sample by sample."""
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, sizes, density=0.7, timesteps=timesteps, v_bits=8, threshold=25, leak_shift=2)
+    spikes = rng.random((timesteps, 3, sizes[0])) < 0.5
+    spikes[:, 1] = False  # a silent sample
+    runs = {}
+    for streaming in (False, True):
+        runs[streaming], reference = check_core(
+            model, spikes, gaps=gaps, fifo_depth=fifo_depth, seed=seed, lanes=lanes, streaming=streaming
+        )
+        for sample in range(3):
+            counters = runs[streaming].counters[sample]
+            assert set(counters) == set(counter_names(model))
+            expected = expected_counters(model, spikes, reference, sample, lanes)
+            assert {name: counters[name] for name in expected} == expected
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    assert runs[False].counters == runs[True].counters
+    assert runs[False].predictions == runs[True].predictions
+
+
+def test_streaming_is_a_build_option_with_one_or_two_counter_banks(tmp_path) -> None:
+    """``streaming`` is on by default; without it every layer core's ``stat_*`` port is one count
+    and the Verilog has one running total per counter (``run_sops``), with it a pair per
+    inference parity and two totals (``run_sops_0``, ``run_sops_1``)."""
+    model = random_model(np.random.default_rng(4), [5, 4, 3])
+    assert HardwareConfig().streaming is True
+    assert as_plan(model, streaming=False).config.streaming is False
+    texts = {}
+    for streaming in (False, True):
+        path = emit_verilog(model, tmp_path / str(streaming), streaming=streaming)
+        texts[streaming] = path.read_text()
+    assert re.search(r"\brun_sops\b", texts[False])
+    assert not re.search(r"\brun_sops_[01]\b", texts[False])
+    assert not re.search(r"\bin_flight\b", texts[False])
+    assert re.search(r"\brun_sops_0\b", texts[True]) and re.search(r"\brun_sops_1\b", texts[True])
+    assert re.search(r"\bin_flight\b", texts[True])
+    with pytest.raises(EslError, match="streaming must be True or False, got 'yes'"):
+        SNNCore(model, streaming="yes")
+
+
 def test_emit_verilog_writes_the_top_module(tmp_path) -> None:
     model = random_model(np.random.default_rng(4), [5, 4, 3])
     path = emit_verilog(model, tmp_path / "out", name="my_core")
@@ -226,3 +292,56 @@ def test_a_step_without_events_costs_its_sweep_and_two_cycles(sizes, lanes, cuba
     short = zero_input_cycles(model, lanes)
     long = zero_input_cycles(dataclasses.replace(model, timesteps=6), lanes)
     assert long - short == 4 * per_step
+
+
+@pytest.mark.parametrize(
+    ("sizes", "timesteps", "lanes", "gaps", "seed"),
+    [
+        ([12, 9, 5], 4, 1, False, 11),
+        ([12, 9, 5], 3, 4, True, 12),
+        ([10, 8, 7, 4], 2, 2, True, 13),
+        ([8, 6, 3], 1, 2, False, 14),
+    ],
+)
+def test_streamed_inferences_overlap_and_stay_exact_and_in_order(sizes, timesteps, lanes, gaps, seed) -> None:
+    """Samples streamed back to back (the next sample's events right after the last marker, no
+    wait for ``done``): every sample's taps, outputs, prediction and counters equal the
+    reference's, in order; the next sample's first event is accepted before the sample before
+    completes (overlap), never while two are in flight, and results come faster than one
+    sample's latency."""
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, sizes, density=0.7, timesteps=timesteps, v_bits=8, threshold=25, leak_shift=2)
+    samples = 6
+    spikes = rng.random((timesteps, samples, sizes[0])) < 0.5
+    spikes[:, 2] = False  # a silent sample between busy ones
+    events = [spike_events(spikes[:, sample]) for sample in range(samples)]
+    result = simulate_stream(SNNCore(model, lanes=lanes, fifo_depth=4), events, gaps=gaps, seed=seed)
+    reference = run(model, spikes)
+    assert any(reference.spikes[-1].ravel()), "test model should spike in its last hidden layer"
+    neurons = timesteps * sum(layer.n_out for layer in model.hidden_layers)
+    for sample in range(samples):
+        got = [
+            np.zeros_like(reference.potentials[layer][:, sample]) for layer in range(len(model.hidden_layers))
+        ]
+        fired = [
+            np.zeros_like(reference.spikes[layer][:, sample]) for layer in range(len(model.hidden_layers))
+        ]
+        for layer, step, index, potential, spike in result.taps[sample]:
+            got[layer][step, index], fired[layer][step, index] = potential, spike
+        assert len(result.taps[sample]) == neurons
+        for layer in range(len(model.hidden_layers)):
+            np.testing.assert_array_equal(got[layer], reference.potentials[layer][:, sample])
+            np.testing.assert_array_equal(fired[layer], reference.spikes[layer][:, sample])
+        assert result.outputs[sample] == reference.outputs[sample].tolist()
+        assert result.predictions[sample] == reference.predictions[sample]
+        expected = expected_counters(model, spikes, reference, sample, lanes)
+        assert {name: result.counters[sample][name] for name in expected} == expected
+        # the latency: first accepted word to the final output word (done is two cycles later)
+        assert result.counters[sample]["cycles"] == result.dones[sample] - 2 - result.starts[sample] + 1
+    overlapped = [result.starts[sample + 1] < result.dones[sample] for sample in range(samples - 1)]
+    assert all(overlapped), f"the next sample waited for done: {result.starts} {result.dones}"
+    assert all(result.starts[sample + 2] > result.dones[sample] for sample in range(samples - 2))
+    intervals = np.diff(result.dones)
+    single = check_core(model, spikes[:, :1], gaps=False, fifo_depth=4, lanes=lanes)[0].counters[0]["cycles"]
+    if not gaps:
+        assert intervals.max() < single, f"results every {intervals.tolist()} cycles, one inference {single}"

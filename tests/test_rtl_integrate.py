@@ -356,7 +356,9 @@ def test_read_modify_write_never_uses_a_read_that_collides_with_a_write(seed) ->
 
     words, acc_bits = 3, 16
     plan = SimpleNamespace(acc_bits=acc_bits, local_bits=2, w_bits=6)
-    front = SimpleNamespace(hit_valid=Signal(), hit_col=Signal(2), hit_weight=Signal(signed(6)))
+    front = SimpleNamespace(
+        hit_valid=Signal(), hit_col=Signal(2), hit_weight=Signal(signed(6)), hit_inference=Signal()
+    )
     m = Module()
     m.submodules.mem = mem = Memory(shape=signed(acc_bits), depth=words, init=[], attrs=NO_RW_CHECK)
     read, write = mem.read_port(), mem.write_port()

@@ -164,6 +164,8 @@ def test_one_lane_rule_for_training_artifact_and_hardware() -> None:
         ({"spike_fifo_depth": 1 << 20}, "spike_fifo_depth = 1048576 exceeds the hardware limit 65536 by"),
         ({"synapse_memory": "flash"}, "synapse_memory must be one of block, spram, got 'flash'"),
         ({"rewiring": 1}, "rewiring must be True, False or None, got 1"),
+        ({"streaming": None}, "streaming must be True or False, got None"),
+        ({"streaming": 1}, "streaming must be True or False, got 1"),
     ],
 )
 def test_hardware_config_is_validated_once(options, message) -> None:
@@ -177,6 +179,10 @@ def test_config_takes_the_lanes_the_model_was_trained_for() -> None:
     trained = dataclasses.replace(model, metadata={"rewiring": {"lanes": 4, "lfsr_states": [5, 6]}})
     assert HardwareConfig.for_model(trained).lanes == 4
     assert HardwareConfig.for_model(trained, lanes=2, lane_fifo_depth=None).lanes == 2
+    assert HardwareConfig().streaming and not HardwareConfig.for_model(model, streaming=False).streaming
+    assert HardwareConfig.for_model(model, streaming=None).streaming  # unset: the default, on
+    with pytest.raises(EslError, match=r"streaming=False differs from the plan's"):
+        as_plan(plan_model(model), streaming=False)
     assert plan_model(trained).lanes == 4 and plan_model(trained, 1).lanes == 1
     assert memory_bits(trained) == memory_bits(model, lanes=4)
 

@@ -129,7 +129,8 @@ def test_harness_has_the_rewire_phase_only_with_the_rewiring_unit(model) -> None
     for layer in range(len(model.layers)):
         assert f'$value$plusargs("RWK{layer}=%d", rw_k{layer})' in text
     assert all(f"{region.id}: depth_of = {region.depth};" in text for region in regions)
-    assert "if (image + 1 == split) phase <= 1; else waiting <= 1'b0;" in text
+    assert "if (image + 1 == split) phase <= 1; else if (streaming == 0) waiting <= 1'b0;" in text
+    assert "if (streaming == 0 || in_image + 1 == split) waiting <= 1'b1;" in text
     wide = dataclasses.replace(model.layers[-1], w_bits=9)
     text = harness_verilog(dataclasses.replace(model, layers=(*model.layers[:-1], wide)))
     assert ".host_rdata(host_rdata)" in text and "rewire_start" not in text and "phase" not in text
@@ -223,3 +224,23 @@ def test_core_ports_are_snncore_s_in_signature_order(model) -> None:
     assert ports["events__payload"].width == plan[0].in_index_bits + 1
     assert ports["tap0_potential"].width == 2 * plan[0].layer.v_bits
     assert ports["host_rdata"].direction == "output" and ports["host_rdata"].width == plan.bus_shape.data_bits
+
+
+def test_streamed_trace_lines_name_the_image_each_port_counted(model) -> None:
+    """With ``+STREAM=1`` the driver goes on after an image's last marker; every layer's tap
+    counts its own images (one more after its last group of step ``T - 1``), the output monitor
+    counts ``last`` words, and a ``F`` line gives each ``done``'s cycle."""
+    plan = plan_model(model, 2)
+    text = harness_verilog(plan)
+    assert 'if (!$value$plusargs("STREAM=%d", streaming)) streaming = 0;' in text
+    assert re.search(r"if \(streaming == 0( \|\| in_image \+ 1 == split)?\) waiting <= 1'b1;", text)
+    assert "else if (streaming == 0) waiting <= 1'b0;" in text
+    for layer, layer_plan in enumerate(plan[:-1]):
+        tap = f"tap{layer}"
+        ends = f"{tap}_ends = {tap}_valid != 0 && {tap}_step == {model.timesteps - 1}"
+        assert f"{ends} && {tap}_group == {layer_plan.groups - 1};" in text
+        assert f"if (!rst && {tap}_ends) {tap}_image <= {tap}_image + 1;" in text
+        assert f'"S {layer} %0d %0d %0d\\n", {tap}_image, {tap}_step' in text
+    assert '"O %0d %0d %0d\\n", out_image, out_index, out_value' in text
+    assert "if (out_last) out_image <= out_image + 1;" in text
+    assert '$fwrite(fd, "F %0d %0d\\n", image, cycle - 1);' in text

@@ -61,6 +61,12 @@ def test_report_keys_and_values() -> None:
     busy = lane_busy_cycles(model, spikes, run(model, spikes, record_potentials=False), lanes=4)
     assert np.array_equal(report["lane_busy_cycles_per_step"], busy.mean(axis=0))
     assert np.shape(report["lane_busy_cycles_per_step"]) == (2, 3, 4)  # layers, steps, lanes
+    assert report["streaming"] is True and report["streamed"] is False
+    assert ("core streams inferences", True) in report_rows(report)
+    result.config = HardwareConfig(lanes=4, streaming=False)  # a core built without streaming
+    plain = sim_report(model, result, images, labels)
+    assert plain["streaming"] is False and ("core streams inferences", False) in report_rows(plain)
+    assert plain["memory_bits"] == report["memory_bits"]
 
 
 def test_memory_bits_are_those_of_the_simulated_plan() -> None:

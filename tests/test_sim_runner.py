@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
 from esl_hw.sim.build import CACHE_ENV, SIMULATORS, STAMP, simulator_environment
+from esl_hw.sim.runner import STREAM_REFUSAL
 from esl_hw.sim.testbench import check
 
 
@@ -337,3 +339,62 @@ def test_mnist_shaped_model_on_verilator(build_dir) -> None:
     assert_exact(result, model, images)
     assert result.build_seconds + result.run_seconds < 90
     assert min(spikes[0] for spikes in result.spikes) > 0
+
+
+@pytest.mark.parametrize(
+    ("simulator", "lanes"),
+    [pytest.param("icarus", 2, marks=needs_icarus), pytest.param("verilator", 4, marks=needs_verilator)],
+)
+def test_streamed_inferences_overlap_exact_and_in_order(build_dir, simulator, lanes) -> None:
+    """Eight images streamed back to back (``stream=True``: the next image's events right after
+    the last marker before, no wait for ``done``) on two hidden layers: every image's spikes,
+    potentials, outputs, prediction and counters equal the reference's (the checker compares the
+    counters, ``counters_checked``), and every result follows the one before sooner than its own
+    latency, so each inference overlapped the one before; the same build waiting for every
+    ``done`` gives the same results and counters but ``cycles``, and no overlap. With idle gaps
+    and backpressure the stream stays exact."""
+    model = two_hidden_model()
+    images = images_for(model, 8, seed=21)
+    images[3] = 0  # a silent image between busy ones
+    streamed = run_cosim(model, images, simulator, build_dir, lanes=lanes, stream=True)
+    assert_exact(streamed, model, images)
+    assert streamed.stream and streamed.counters_checked
+    assert len(streamed.finish_cycles) == len(images)
+    intervals = streamed.result_intervals
+    assert all(interval > 0 for interval in intervals), "results out of order"
+    latencies = streamed.cycles[1:]
+    assert all(gap < latency for gap, latency in zip(intervals, latencies, strict=True)), (
+        intervals,
+        latencies,
+    )
+    waited = run_cosim(model, images, simulator, build_dir, lanes=lanes)
+    assert not waited.built and waited.counters_checked
+    assert_exact(waited, model, images)
+    assert waited.outputs == streamed.outputs and waited.sops == streamed.sops
+    assert waited.memory_reads == streamed.memory_reads and waited.spikes == streamed.spikes
+    assert all(gap > latency for gap, latency in zip(waited.result_intervals, waited.cycles[1:], strict=True))
+    assert streamed.cycles_between_results < np.mean(waited.cycles), "no throughput gained from the overlap"
+    assert streamed.finish_cycles[-1] < 0.8 * waited.finish_cycles[-1]
+    bumpy = run_cosim(model, images, simulator, build_dir, lanes=lanes, stream=True, random_gaps=60, seed=5)
+    assert_exact(bumpy, model, images)
+
+
+@needs_verilator
+def test_a_core_without_streaming_gives_the_same_results_and_refuses_a_stream(build_dir) -> None:
+    """``streaming=False`` builds the core that takes one inference at a time (another build):
+    every image exact, and its counters, ``cycles`` included, equal those of the streaming core
+    run the same way (waiting for each ``done``). Streaming images into it is refused, one line,
+    before any build."""
+    model = two_hidden_model()
+    images = images_for(model, 4, seed=22)
+    with pytest.raises(EslError, match=re.escape(STREAM_REFUSAL)):
+        run_cosim(model, images, "verilator", build_dir, lanes=2, streaming=False, stream=True)
+    plain = run_cosim(model, images, "verilator", build_dir, lanes=2, streaming=False)
+    assert_exact(plain, model, images)
+    assert plain.config.streaming is False and plain.counters_checked and not plain.stream
+    streaming = run_cosim(model, images, "verilator", build_dir, lanes=2)
+    assert_exact(streaming, model, images)
+    assert streaming.config.streaming is True and streaming.build != plain.build
+    assert plain.cycles == streaming.cycles and plain.sops == streaming.sops
+    assert plain.memory_reads == streaming.memory_reads and plain.memory_writes == streaming.memory_writes
+    assert plain.spikes == streaming.spikes and plain.outputs == streaming.outputs

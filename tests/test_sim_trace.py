@@ -11,7 +11,7 @@ from rtl_support import random_model
 from esl_hw.encoding import encode
 from esl_hw.reference import run
 from esl_hw.rtl_gen import counter_names
-from esl_hw.sim.trace import compare, parse_trace
+from esl_hw.sim.trace import compare, expected_counters, parse_trace
 
 
 def reference_trace(model, images: np.ndarray, potentials: bool = True) -> list[str]:
@@ -151,3 +151,36 @@ def test_other_line_breaks_are_read_as_before(setup) -> None:
     lines = reference_trace(model, images)
     path.write_bytes(("\n".join(lines[:10]) + "\r\n" + "\r".join(lines[10:])).encode())
     assert_same_record(parse_trace(path, model, len(images)), line_by_line(path, model, len(images)))
+
+
+def test_counters_are_checked_against_the_reference_given_the_lanes(setup) -> None:
+    """With ``lanes`` every counter but ``cycles`` is compared: the reference's counts pass, one
+    SOP more in one image is that image's mismatch; ``F`` lines give the finish cycles."""
+    model, images, path = setup
+    spikes = encode(images, model.timesteps, model.encoder)
+    expected = expected_counters(model, spikes, run(model, spikes), lanes=2)
+    names = counter_names(model)
+    lines = [line for line in reference_trace(model, images) if not line.startswith("D ")]
+    predictions = run(model, spikes).predictions
+    for image in range(len(images)):
+        counts = [123 if name == "cycles" else int(expected[name][image]) for name in names]
+        lines.append(f"D {image} {predictions[image]} {' '.join(map(str, counts))}")
+        lines.append(f"F {image} {100 * image + 50}")
+    report = check(model, images, path, lines)
+    assert report["ok"] and report["counters_checked"] is False
+    assert report["finish_cycles"] == [50, 150, 250, 350, 450]
+    path.write_text("\n".join(lines) + "\n")
+    record = parse_trace(path, model, len(images))
+    assert compare(model, images, record, lanes=2)["ok"]
+    assert not compare(model, images, record, lanes=4)["ok"], "ptr_reads depend on the lanes"
+    sops = names.index("sops")
+    bad = [
+        " ".join(fields[: 3 + sops] + [str(int(fields[3 + sops]) + 1)] + fields[4 + sops :])
+        if line.startswith("D 3 ")
+        else line
+        for line in lines
+        for fields in [line.split()]
+    ]
+    path.write_text("\n".join(bad) + "\n")
+    report = compare(model, images, parse_trace(path, model, len(images)), lanes=2)
+    assert report["mismatched"] == [3] and "counter sops" in report["details"][0]
