@@ -26,6 +26,7 @@ Usage (seed 0 first, then seed 1)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -320,8 +321,18 @@ def in_fresh_process(
     """``score(run, runs)`` (:func:`score_run` unless given) in a new process, so that a file of the
     package edited meanwhile is read anew."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent) as pool:
         return pool.submit(score, run, runs).result()
+
+
+def die_with_parent() -> None:
+    """In a worker (Linux): get SIGTERM when the process that started it ends, so that a sweep stopped
+    with ``kill`` leaves no training running on (the run resumes from its last epoch next time)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
 
 
 def sweep(
@@ -358,7 +369,8 @@ def sweep(
         times.append(row["wall_seconds"])
         results["runs"] = [other for other in results["runs"] if other["name"] != run.name] + [row]
         results["missing"].remove(run.name)
-        log.info("%s: test %.4f (%.0f s)", run.name, row["test_accuracy_integer"], row["wall_seconds"])
+        accuracy = row.get("test_accuracy_integer", row.get("test_accuracy"))  # float-only nets: float
+        log.info("%s: test %.4f (%.0f s)", run.name, accuracy, row["wall_seconds"])
         write(results, args.out)
 
 

@@ -229,3 +229,42 @@ def test_table_and_figure_from_partial_runs(tmp_path: Path) -> None:
     bench.write_results(_results(runs, []), tmp_path / "empty")  # nothing complete: table, no figure
     assert "0 of 34 runs complete" in (tmp_path / "empty" / "fig4_prune_growth.md").read_text()
     assert not (tmp_path / "empty" / "fig4_prune_growth.png").exists()
+
+
+def test_a_worker_ends_when_the_sweep_that_started_it_is_killed(tmp_path: Path) -> None:
+    """The training worker of :func:`in_fresh_process` gets SIGTERM when its parent dies (SIGKILL)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = f"""
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+sys.path.insert(0, {str(_PATH.parent)!r})
+import fig4_prune_growth as fig4
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=fig4.die_with_parent)
+    print(pool.submit(__import__("os").getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+    (tmp_path / "sweep.py").write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "sweep.py")], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker outlived the killed sweep")
+    finally:
+        parent.kill()
