@@ -78,7 +78,9 @@ allocated.
 
 Datasets (``esl_hw.datasets``): at most ``DATA_MAX_BYTES`` (4 GiB) of data in one IDX file or NPZ
 array, checked from the headers before it is read; at most ``MAX_INPUTS_PER_LAYER`` pixels per image
-and ``MAX_NEURONS_PER_LAYER`` classes (what one layer of a model may have).
+and ``MAX_NEURONS_PER_LAYER`` classes (what one layer of a model may have). The conv kinds read
+the same folders (``data.dataset: images``, ``esl_hw.train.vision_data.load_images``) under the same
+limits, counting every channel's value as a pixel; VGGSNN also needs ``2^pools`` (16) pixels a side.
 
 YAML files (``esl_hw.safe_yaml``): at most ``MAX_YAML_BYTES`` (16 MiB) and ``MAX_YAML_DEPTH`` (64)
 levels of nesting.

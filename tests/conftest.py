@@ -81,6 +81,18 @@ def random_model(
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small convolutions on a busy 2-core machine: more threads
+    are an order of magnitude slower), the previous count restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

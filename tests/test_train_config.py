@@ -355,3 +355,18 @@ def test_the_fashion_mnist_config_is_the_mnist_one_on_other_data() -> None:
     assert fashion.data.path == "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
     assert fashion == dataclasses.replace(mnist, data=fashion.data)
     assert fashion.data == dataclasses.replace(mnist.data, path=fashion.data.path)
+
+
+def test_the_images_dataset_is_for_the_conv_kinds_and_needs_a_path() -> None:
+    config = config_from_dict({"data": {"dataset": "images", "path": "x"}, "model": {"kind": "vggsnn"}})
+    assert (config.data.dataset, config.model.kind) == ("images", "vggsnn")
+    assert config_from_dict({"data": {"dataset": "images", "path": "x"}, "model": {"kind": "resnet19"}})
+    with pytest.raises(
+        EslError, match="model.kind 'lif' needs data.dataset mnist, not data.dataset 'images'"
+    ):
+        config_from_dict({"data": {"dataset": "images", "path": "x"}})
+    with pytest.raises(EslError, match="data.dataset 'images' needs data.path"):
+        config_from_dict({"data": {"dataset": "images"}, "model": {"kind": "vggsnn"}})
+    fashion = load_config(REPO / "configs" / "fashion_mnist_vggsnn_d0.1.yaml")
+    assert (fashion.data.dataset, fashion.model.kind, fashion.sparsity.density) == ("images", "vggsnn", 0.1)
+    assert fashion.data.path == "/usr/share/datasets/fashion-mnist" and fashion.train.threads == 1

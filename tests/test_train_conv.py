@@ -8,14 +8,7 @@ import torch
 from esl_hw.train.conv import LIF, VGGSNN, ResNet19, predict, tet_loss, time_first
 from esl_hw.train.sparse import SparseEngine
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions on a busy 2-core machine: more threads are an order of magnitude slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_full_size_architectures_follow_the_papers() -> None:
@@ -98,3 +91,22 @@ def test_a_few_sparse_steps_reduce_the_loss(kind: str, threads: int) -> None:
         assert bool((values[kept] != start[kept]).any()), f"{name}: no active weight moved"
     first_losses, last_losses = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last_losses < LOSS_RATIO * first_losses, f"loss {first_losses:.3f} -> {last_losses:.3f}"
+
+
+def test_vggsnn_takes_non_square_images_and_refuses_too_small_ones() -> None:
+    from esl_hw.errors import EslError
+    from esl_hw.train.conv import pooled_size
+
+    assert pooled_size(28) == (1, 1)  # 28 -> 14 -> 7 -> 3 -> 1 (Fashion-MNIST)
+    assert pooled_size((48, 20)) == (3, 1)
+    assert pooled_size(16) == (1, 1)
+    net = VGGSNN(in_channels=3, classes=5, image_size=(32, 16), timesteps=2, width=1 / 16)
+    assert net.classifier.module.in_features == 32 * 2 * 1
+    assert net(torch.rand(4, 3, 32, 16)).shape == (2, 4, 5)
+    for size, shown in ((15, "15x15"), ((16, 12), "16x12"), ((8, 64), "8x64")):
+        with pytest.raises(
+            EslError,
+            match=rf"vggsnn: images of {shown} pixels are too small for its 4 2x2 "
+            r"average pools \(at least 16x16\)",
+        ):
+            VGGSNN(in_channels=1, image_size=size, width=1 / 16)

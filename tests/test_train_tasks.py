@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import struct
@@ -19,13 +20,7 @@ from esl_hw.train.loop import train
 from esl_hw.train.tasks import load_vision
 from esl_hw.train.vision_data import ArraySplit
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cifar10(folder: Path) -> Path:
@@ -200,3 +195,59 @@ def test_the_loop_sees_a_model_only_through_its_task(tmp_path: Path, monkeypatch
     assert calls == ["prepare_data", *per_epoch, *per_epoch]
     assert load_checkpoint(tmp_path / "run")["sizes"] == [784, 8, 10]
     assert result.val_accuracy is not None
+
+
+# ---------------------------------------------------------------- images (data.dataset: images)
+
+
+def _images(folder: Path, size: tuple[int, int] = (20, 24), count: int = 40) -> Path:
+    """A learnable NPZ image set: class 0 dark, class 1 bright; labels 0..2 (class 2 only in test)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name, labels in (("train", np.arange(count) % 2), ("test", np.array([0, 1, 2, 1]))):
+        images = rng.integers(0, 40, (len(labels), *size)) + 180 * (labels == 1)[:, None, None]
+        np.savez(folder / f"{name}.npz", x=images.astype(np.uint8), y=labels)
+    return folder
+
+
+def _images_config(path: Path, **data: object) -> object:
+    return config_from_dict(
+        {
+            "seed": 1,
+            "data": {"dataset": "images", "path": str(path), "val_fraction": 0.25, **data},
+            "model": {"kind": "vggsnn", "width": 0.0625, "timesteps": 2},
+            "sparsity": {"density": 0.5, "delta_t": 2, "redistribute": "momentum"},
+            "train": {"epochs": 3, "batch_size": 10, "lr": 0.01},
+        }
+    )
+
+
+def test_images_train_vggsnn_on_non_square_pictures(tmp_path: Path) -> None:
+    config = _images_config(_images(tmp_path / "data"))
+    vision = load_vision(config)
+    assert vision.train_inputs.shape == (30, 1, 20, 24) and vision.val_inputs.shape == (10, 1, 20, 24)
+    assert (vision.in_channels, vision.classes, vision.image_size) == (1, 3, (20, 24))  # 3: the test's 2
+    assert float(vision.train_inputs.min()) >= 0.0 and float(vision.train_inputs.max()) <= 1.0
+    assert vision.train_inputs.dtype == torch.float32
+    inputs, labels = tasks.load_vision_test(config)
+    assert inputs.shape == (4, 1, 20, 24) and labels.tolist() == [0, 1, 2, 1]
+    assert float(inputs[1].min()) >= 180 / 255  # the bright class, scaled like the training inputs
+    result = train(config, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert records[-1]["train_accuracy"] == 1.0  # dark vs bright (validation: batch norm's running
+    assert result.val_accuracy is not None  # statistics have seen too few batches to score it fairly)
+    sizes = load_checkpoint(tmp_path / "run")["sizes"]
+    assert sizes[0] == [4, 1, 3, 3] and sizes[-1] == [32 * 1 * 1, 3][::-1]  # 20x24 -> 1x1 after 4 pools
+    assert records[-1]["overall_density"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_images_too_small_for_vggsnn_are_refused_before_the_run_folder(tmp_path: Path) -> None:
+    config = _images_config(_images(tmp_path / "data", size=(12, 28)))
+    with pytest.raises(EslError, match=r"vggsnn: images of 12x28 pixels are too small .* \(at least 16x16\)"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    resnet = dataclasses.replace(config, model=dataclasses.replace(config.model, kind="resnet19"))
+    data = tasks.task_for(resnet).prepare_data(resnet)  # ResNet19 pools adaptively: any size
+    net = tasks.task_for(resnet).build_net(resnet, data)
+    assert net(data.train_inputs[:2]).shape == (2, 2, 3)

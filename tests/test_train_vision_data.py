@@ -19,6 +19,7 @@ from esl_hw.train.vision_data import (
     events_to_frames,
     load_cifar,
     load_cifar10_dvs,
+    load_images,
     load_nmnist,
 )
 
@@ -322,3 +323,62 @@ def test_event_data_without_tonic_names_the_extra(tmp_path: Path, monkeypatch: p
     for load in (load_nmnist, load_cifar10_dvs):
         with pytest.raises(EslError, match=r"pip install 'esl-hw\[events\]'"):
             load(tmp_path, 4)
+
+
+def _npz_images(folder: Path, train: np.ndarray, test: np.ndarray) -> Path:
+    folder.mkdir(parents=True)
+    for name, images in (("train", train), ("test", test)):
+        labels = np.arange(len(images)) % 3
+        np.savez(folder / f"{name}.npz", x=images, y=labels)
+    return folder
+
+
+def test_images_become_channels_first_with_classes_from_the_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (6, 20, 24), dtype=np.uint8)
+    train, test, classes = load_images(_npz_images(tmp_path / "grey", grey, grey[:4]))
+    assert train.inputs.shape == (6, 1, 20, 24) and test.inputs.shape == (4, 1, 20, 24)
+    assert np.array_equal(train.inputs[:, 0], grey) and train.inputs.dtype == np.uint8
+    assert classes == 3 and train.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    rgb = rng.integers(0, 256, (5, 16, 18, 3), dtype=np.uint8)
+    train, _, _ = load_images(_npz_images(tmp_path / "rgb", rgb, rgb))
+    assert train.inputs.shape == (5, 3, 16, 18)
+    assert np.array_equal(train.inputs[2, 1], rgb[2, :, :, 1])  # channel 1 of image 2, every pixel
+
+
+def test_idx_images_load_like_the_mlps(tmp_path: Path) -> None:
+    import gzip
+
+    tmp_path.joinpath("idx").mkdir()
+    for prefix, count in (("train", 3), ("t10k", 2)):
+        pixels = np.arange(count * 16 * 17, dtype=np.uint32).astype(np.uint8).tobytes()
+        images = struct.pack(">BBBBIII", 0, 0, 8, 3, count, 16, 17) + pixels
+        labels = struct.pack(">BBBBI", 0, 0, 8, 1, count) + bytes([1, 0, 4][:count])
+        (tmp_path / "idx" / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+        (tmp_path / "idx" / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    train, test, classes = load_images(tmp_path / "idx")
+    assert train.inputs.shape == (3, 1, 16, 17) and test.inputs.shape == (2, 1, 16, 17)
+    assert train.inputs[1, 0, 0, :3].tolist() == [16 * 17 % 256, (16 * 17 + 1) % 256, (16 * 17 + 2) % 256]
+    assert classes == 5
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((4, 30), r"images of shape 30 are neither \[H, W\] nor channels-last \[H, W, C\] with C <= 4"),
+        ((4, 16, 16, 5), "images of shape 16x16x5 are neither"),
+        ((4, 2, 16, 16, 1), "images of shape 2x16x16x1 are neither"),
+        ((1, 1025, 1024), "images of 1049600 pixels, more than a model's 1048576 inputs"),
+    ],
+)
+def test_image_shapes_a_conv_net_cannot_take_are_refused_by_name(
+    tmp_path: Path, shape: tuple[int, ...], message: str
+) -> None:
+    images = np.zeros(shape, np.uint8)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("train", "test"):
+        np.savez(folder / f"{name}.npz", x=images, y=np.arange(len(images)) % 2 + (len(images) == 1))
+    with pytest.raises(EslError, match=message) as error:
+        load_images(folder)
+    assert "\n" not in str(error.value) and str(folder) in str(error.value)

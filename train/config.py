@@ -36,7 +36,7 @@ from esl_hw.train.sparse_rules import GROW_RULES, HARDWARE_RANDOM, INIT_NAMES, P
 OPTIMIZER_NAMES = ("adam", "sgd")
 MODEL_KINDS = ("lif", "single_spike", "vggsnn", "resnet19")
 CONV_KINDS = ("vggsnn", "resnet19")
-DATASETS = ("mnist", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
+DATASETS = ("mnist", "images", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
@@ -50,6 +50,8 @@ class DataConfig:
 
     ``dataset``: ``mnist`` (images in IDX files or ``train.npz``/``test.npz``, MNIST or any other
     set: the MLP's input size and class count come from the data, :func:`esl_hw.datasets.load_dataset`),
+    ``images`` (the same IDX or NPZ folders for the conv kinds: images ``[H, W]`` or channels-last
+    ``[H, W, C]`` with ``C <= 4``, :func:`esl_hw.train.vision_data.load_images`),
     ``cifar10``/``cifar100`` (python batches), ``nmnist`` or
     ``dvs_cifar10`` (event recordings binned into ``model.timesteps`` frames, resized to
     ``frame_size`` when given); see :mod:`esl_hw.train.vision_data`.

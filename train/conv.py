@@ -19,7 +19,9 @@ TET loss (Deng et al. 2022), on the per-step outputs ``O_t``::
 
     L = (1 − λ) · 1/T Σ_t CE(O_t, y) + λ · 1/T Σ_t MSE(O_t, φ)
 
-``width`` scales every channel count (1.0 is the paper's network; tests use small widths).
+``width`` scales every channel count (1.0 is the paper's network; tests use small widths). VGGSNN
+takes any ``H × W`` image of at least ``2^pools`` pixels a side (16 for its four pools): smaller is
+refused with :class:`EslError` before anything is built (:func:`pooled_size`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from esl_hw.errors import EslError
 from esl_hw.train.neurons import LIFParams, lif_sequence
 
 VGG_PLAN: tuple[int | str, ...] = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
@@ -80,32 +83,48 @@ def time_first(inputs: torch.Tensor, timesteps: int) -> torch.Tensor:
     return inputs.transpose(0, 1)
 
 
+def pooled_size(image_size: int | tuple[int, int], plan: Sequence[int | str] = VGG_PLAN) -> tuple[int, int]:
+    """``(H, W)`` of the feature map after the plan's 2×2 average pools (each halves a side, rounding
+    down) for an ``image_size`` image (a side, or ``(H, W)``); :class:`EslError` when a side would
+    reach 0, i.e. is below ``2^pools``."""
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    pools = sum(1 for item in plan if item == "A")
+    need = 2**pools
+    if height < need or width < need:
+        raise EslError(
+            f"vggsnn: images of {height}x{width} pixels are too small for its {pools} 2x2 average pools "
+            f"(at least {need}x{need})"
+        )
+    return height >> pools, width >> pools
+
+
 class VGGSNN(nn.Module):
-    """VGGSNN for inputs ``[B, C, H, W]`` or ``[B, T, C, H, W]``; outputs per step ``[T, B, classes]``."""
+    """VGGSNN for inputs ``[B, C, H, W]`` or ``[B, T, C, H, W]``; outputs per step ``[T, B, classes]``.
+    ``image_size`` is a side of a square image or ``(H, W)``."""
 
     def __init__(
         self,
         in_channels: int = 2,
         classes: int = 10,
-        image_size: int = 48,
+        image_size: int | tuple[int, int] = 48,
         timesteps: int = 10,
         width: float = 1.0,
         plan: Sequence[int | str] = VGG_PLAN,
     ) -> None:
         super().__init__()
         self.timesteps = timesteps
+        height, side = pooled_size(image_size, plan)
         layers: list[nn.Module] = []
-        channels, size = in_channels, image_size
+        channels = in_channels
         for item in plan:
             if item == "A":
                 layers.append(TimeBatched(nn.AvgPool2d(2)))
-                size //= 2
             else:
                 out = _channels(int(item), width)
                 layers += [_conv_bn(channels, out), LIF()]
                 channels = out
         self.features = nn.Sequential(*layers)
-        self.classifier = TimeBatched(nn.Linear(channels * size * size, classes))
+        self.classifier = TimeBatched(nn.Linear(channels * height * side, classes))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         spikes = self.features(time_first(inputs, self.timesteps))

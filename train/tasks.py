@@ -20,6 +20,10 @@ against the trainer's limit (:func:`esl_hw.train.config.check_mlp_shape`) before
 
 Image and event data:
 
+- ``images``: any IDX or NPZ image folder (Fashion-MNIST, …; :func:`esl_hw.train.vision_data.load_images`),
+  ``[N, C, H, W]`` float32 scaled to ``[0, 1]`` (no mean/std: the first convolution is bias-free and
+  followed by batch norm, which takes out the inputs' scale and shift away from the zero padding);
+  channels and class count from the data; no augmentation.
 - ``cifar10`` / ``cifar100``: images scaled to ``[0, 1]`` and normalised per channel with the usual
   CIFAR means and deviations, ``[N, 3, 32, 32]`` float32; no augmentation.
 - ``nmnist`` / ``dvs_cifar10``: frames ``[N, T, 2, H, W]`` (event counts), bilinearly resized to
@@ -46,7 +50,7 @@ from esl_hw.train.config import Config, check_mlp_shape
 from esl_hw.train.conv import VGGSNN, ResNet19, tet_loss
 from esl_hw.train.model import LIFNet, encode_batch
 from esl_hw.train.single_spike import SingleSpikeNet, normalise_gradients, temporal_loss, weight_sum_cost
-from esl_hw.train.vision_data import ArraySplit, load_cifar, load_cifar10_dvs, load_nmnist
+from esl_hw.train.vision_data import ArraySplit, load_cifar, load_cifar10_dvs, load_images, load_nmnist
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -55,7 +59,8 @@ CONV_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True)
 class VisionData:
-    """Train and validation tensors (batch first) with what the network needs to know about them."""
+    """Train and validation tensors (batch first) with what the network needs to know about them;
+    ``image_size`` is the side of square inputs or ``(H, W)`` (``images``: always ``(H, W)``)."""
 
     train_inputs: torch.Tensor
     train_labels: torch.Tensor
@@ -63,7 +68,19 @@ class VisionData:
     val_labels: torch.Tensor
     in_channels: int
     classes: int
-    image_size: int
+    image_size: int | tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A dataset's train and test splits as read, how its inputs become tensors, and its sizes."""
+
+    train: ArraySplit
+    test: ArraySplit
+    convert: Callable[[np.ndarray], torch.Tensor]
+    in_channels: int
+    classes: int
+    image_size: int | tuple[int, int]
 
 
 def _split(split: ArraySplit, config: Config) -> tuple[ArraySplit, ArraySplit]:
@@ -82,6 +99,11 @@ def _normalise_cifar(images: np.ndarray) -> torch.Tensor:
     return (values - mean) / torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
 
 
+def _unit_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 images as float32 in ``[0, 1]`` (a new array: the loaded one may be read-only)."""
+    return torch.from_numpy(images.astype(np.float32)) / 255.0
+
+
 def _resize_frames(frames: np.ndarray, size: int | None) -> torch.Tensor:
     tensor = torch.from_numpy(frames)
     if size is None or tensor.shape[-1] == size or len(tensor) == 0:
@@ -97,35 +119,50 @@ def _checked(split: ArraySplit, classes: int, config: Config) -> ArraySplit:
     return split
 
 
-def load_vision(config: Config) -> VisionData:
-    """Train/validation tensors of ``config.data.dataset`` (not ``mnist``)."""
+def _vision_source(config: Config) -> _Source:
+    """Read ``config.data.dataset`` (not ``mnist``): both splits, labels checked."""
     data, steps = config.data, config.model.timesteps
+    if data.dataset == "images":
+        train, test, classes = load_images(data.path)
+        channels, height, width = train.inputs.shape[1:]
+        return _Source(train, test, _unit_pixels, channels, classes, (height, width))
     if data.dataset in ("cifar10", "cifar100"):
         classes = 10 if data.dataset == "cifar10" else 100
-        train, val = _split(_checked(load_cifar(data.path, classes)[0], classes, config), config)
-        convert = _normalise_cifar
-        in_channels, size = 3, 32
-    else:
-        classes = 10
-        loader = load_nmnist if data.dataset == "nmnist" else load_cifar10_dvs
-        train, val = _split(_checked(loader(data.path, steps)[0], classes, config), config)
-        size = data.frame_size or train.inputs.shape[-1]
+        train, test = load_cifar(data.path, classes)
+        train, test = _checked(train, classes, config), _checked(test, classes, config)
+        return _Source(train, test, _normalise_cifar, 3, classes, 32)
+    loader = load_nmnist if data.dataset == "nmnist" else load_cifar10_dvs
+    train, test = loader(data.path, steps)
+    train, test = _checked(train, 10, config), _checked(test, 10, config)
 
-        def convert(frames: np.ndarray) -> torch.Tensor:
-            return _resize_frames(frames, data.frame_size)
+    def convert(frames: np.ndarray) -> torch.Tensor:
+        return _resize_frames(frames, data.frame_size)
 
-        in_channels = 2
+    return _Source(train, test, convert, 2, 10, data.frame_size or train.inputs.shape[-1])
+
+
+def load_vision(config: Config) -> VisionData:
+    """Train/validation tensors of ``config.data.dataset`` (not ``mnist``)."""
+    source = _vision_source(config)
+    train, val = _split(source.train, config)
     if len(train) == 0:
         raise EslError("config: no training samples left after the validation split")
     return VisionData(
-        convert(train.inputs),
+        source.convert(train.inputs),
         torch.from_numpy(train.labels),
-        convert(val.inputs),
+        source.convert(val.inputs),
         torch.from_numpy(val.labels),
-        in_channels,
-        classes,
-        size,
+        source.in_channels,
+        source.classes,
+        source.image_size,
     )
+
+
+def load_vision_test(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole test split of ``config.data.dataset`` (not ``mnist``) as ``(inputs, labels)``, prepared
+    as :func:`load_vision` prepares the training inputs."""
+    source = _vision_source(config)
+    return source.convert(source.test.inputs), torch.from_numpy(source.test.labels)
 
 
 def build_conv(config: Config, vision: VisionData) -> nn.Module:

@@ -1,8 +1,14 @@
-"""CIFAR-10/100 (the python or binary batches) and event-camera data (N-MNIST, DVS-CIFAR10) from disk.
+"""Images (any IDX or NPZ folder), CIFAR-10/100 (the python or binary batches) and event-camera data
+(N-MNIST, DVS-CIFAR10) from disk.
 
 Nothing is downloaded: every loader takes a local path and raises :class:`EslError` naming the first
 missing file or folder, or the first damaged one.
 
+- Images (``data.dataset: images``, :func:`load_images`): the IDX or ``train.npz``/``test.npz`` folders
+  :func:`esl_hw.datasets.load_dataset` reads (Fashion-MNIST, MNIST, KMNIST, …), checked there (at most
+  ``MAX_INPUTS_PER_LAYER`` values per image, 2 or more classes); each image ``[H, W]`` (one channel) or
+  channels-last ``[H, W, C]`` with ``C <= 4``, any other shape refused. Returned ``[N, C, H, W]`` uint8;
+  the class count is the largest label plus one, as for the MLP.
 - CIFAR-10: ``<path>/data_batch_1 … data_batch_5`` and ``test_batch`` (the ``cifar-10-batches-py``
   folder, or its parent), pickled dicts with ``b"data"`` ``[N, 3072]`` uint8 (channel-major 32×32) and
   ``b"labels"``; or ``data_batch_<i>.bin`` and ``test_batch.bin`` (``cifar-10-batches-bin``), records
@@ -37,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_hw.datasets import as_pixels, check_labels
+from esl_hw.datasets import as_pixels, check_labels, load_dataset
 from esl_hw.errors import EslError
 
 try:
@@ -60,6 +66,8 @@ CIFAR10_DVS_CLASSES = (
 NMNIST_SENSOR = (34, 34, 2)
 CIFAR10_DVS_SENSOR = (128, 128, 2)
 CIFAR_PIXELS = 3 * 32 * 32
+#: The most channels of a channels-last image ``[H, W, C]`` (grey, grey+alpha, RGB, RGBA).
+MAX_IMAGE_CHANNELS = 4
 CIFAR_MAX_BYTES = 1 << 30  # one batch file; CIFAR-100's train file, the largest, is 155 MB
 # the python batches' globals: numpy rebuilds its arrays, dtypes (and scalars) from these
 CIFAR_GLOBALS = {
@@ -78,6 +86,33 @@ class ArraySplit:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def image_layout(shape: tuple[int, ...], source: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one image of ``shape``: ``[H, W]`` is one channel, ``[H, W, C]`` with ``C <=``
+    :data:`MAX_IMAGE_CHANNELS` channels last; any other shape is an :class:`EslError` naming it."""
+    if len(shape) == 2:
+        return 1, shape[0], shape[1]
+    if len(shape) == 3 and shape[2] <= MAX_IMAGE_CHANNELS:
+        return shape[2], shape[0], shape[1]
+    raise EslError(
+        f"dataset {source}: images of shape {'x'.join(map(str, shape))} are neither [H, W] nor "
+        f"channels-last [H, W, C] with C <= {MAX_IMAGE_CHANNELS}"
+    )
+
+
+def load_images(path: str | os.PathLike[str]) -> tuple[ArraySplit, ArraySplit, int]:
+    """``(train, test, classes)`` of the IDX or NPZ image folder ``path``: images ``[N, C, H, W]`` uint8
+    (:func:`image_layout`), labels ``[N]`` int64, classes the largest label plus one."""
+    dataset = load_dataset(path)
+    channels, height, width = image_layout(dataset.image_shape, dataset.source)
+
+    def split(images: np.ndarray, labels: np.ndarray) -> ArraySplit:
+        layered = images.reshape(len(images), height, width, channels).transpose(0, 3, 1, 2)
+        return ArraySplit(np.ascontiguousarray(layered), labels)
+
+    train, test = dataset.train, dataset.test
+    return split(train.images, train.labels), split(test.images, test.labels), dataset.classes
 
 
 def _folder(path: str | os.PathLike[str], *candidates: str) -> Path:
