@@ -89,6 +89,13 @@ VARIANTS = (
         (("grow", "momentum"), ("alpha", 0.5)),
     ),
     Variant("T16", "momentum growth, 16 time steps (was 8)", (("grow", "momentum"),), (("timesteps", 16),)),
+    Variant("T32", "momentum growth, 32 time steps (was 8)", (("grow", "momentum"),), (("timesteps", 32),)),
+    Variant(
+        "T16-redistribute-magnitude",
+        "momentum growth, 16 time steps, density moving between layers by DSR's global magnitude prune",
+        (("grow", "momentum"), ("redistribute", "magnitude")),
+        (("timesteps", 16),),
+    ),
 )
 
 
