@@ -173,15 +173,32 @@ def _header(results: dict[str, Any]) -> str:
     return f"{len(results['runs'])} of {results['planned']} runs complete"
 
 
+def commands(rows: list[dict[str, Any]]) -> list[str]:
+    """One command per (epochs, seed) that trains and scores those rows' variants (``MNIST``: the
+    folder of the MNIST IDX files)."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for row in rows:
+        groups.setdefault((row["config"]["epochs"], row.get("seed", 0)), []).append(row["variant"])
+    return [
+        f"python bench/low_density.py --data MNIST --epochs {epochs}"
+        + ("" if seed == 0 else f" --seeds {seed}")
+        + f" --variants {' '.join(variants)}"
+        for (epochs, seed), variants in sorted(groups.items())
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The table (variant, lever, epochs, seed, per-layer synapses, accuracy) and how it was measured."""
     machine, load = results["machine"], results["load_average"]
     rows = sorted(results["runs"], key=lambda row: -row["test_accuracy_integer"])
     best = rows[0] if rows else None
+    reproduce = (
+        "; ".join(f"`{command}`" for command in commands(results["runs"])) or f"`{results['command']}`"
+    )
     lines = [
         "# MNIST at density 0.01 (784-800-10, 6,352 synapses)",
         "",
-        f"Reproduce: `{results['command']}`.",
+        f"Reproduce (MNIST: the folder of the MNIST IDX files): {reproduce}.",
         "",
         f"{_header(results)}. Base: `configs/{BASE}` (multi-spike LIF 784-800-10, T = 8, ER init, "
         "SET pruning), each variant changing the levers named; data: "

@@ -90,6 +90,7 @@ def test_layer_budget_variant_trains_with_the_counts_it_names(tmp_path: Path, mo
 def _row(run: Any, accuracy: float) -> dict[str, Any]:
     return {
         "name": run.name,
+        "seed": run.seed,
         "variant": run.variant.name,
         "lever": run.variant.lever,
         "test_accuracy_integer": accuracy,
@@ -127,10 +128,19 @@ def test_table_and_figure_from_partial_runs(tmp_path: Path) -> None:
     assert lines[0].startswith("| redistribute-momentum_e2_s0 |")  # best first
     assert "| 4,203 + 2,149 = 6,352 | 97.01% | 97.11% | 3 | 12.5 |" in lines[0]
     assert "Not complete (left out above): " in text
+    assert (
+        "`python bench/low_density.py --data MNIST --epochs 2 --variants momentum redistribute-momentum`"
+        in text
+    )
     assert (tmp_path / "low_density.png").stat().st_size > 5_000
     results["runs"].append(_row(runs[0], 0.976))
     bench.write_results(results, tmp_path)
     assert "Best: **97.60%** (random_e2_s0), target met." in (tmp_path / "low_density.md").read_text()
+    long = bench.plan(epochs=6, data=None, seeds=(1,), names=("T16",))[0]
+    assert bench.commands([_row(runs[1], 0.9), _row(long, 0.9), _row(runs[0], 0.9)]) == [
+        "python bench/low_density.py --data MNIST --epochs 2 --variants momentum random",
+        "python bench/low_density.py --data MNIST --epochs 6 --seeds 1 --variants T16",
+    ]
     assert json.loads((tmp_path / "low_density.json").read_text())["runs"][-1]["name"] == "random_e2_s0"
 
 
