@@ -303,10 +303,13 @@ def fig3a_markdown(results: dict[str, Any]) -> str:
             f"| {_percent(row['val_accuracy'])} | {row['best_epoch']} | {row['train_seconds']:.0f} |"
         )
     lines += ["", PAPER_3A, ""]
-    missing = [name for name in results["missing"] if "3a" in figures_of(name)]
-    if missing:
-        lines += [f"Not complete (left out above): {', '.join(missing)}.", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_missing_lines(results, "3a")])
+
+
+def _missing_lines(results: dict[str, Any], figure: str) -> list[str]:
+    """The line naming the runs of ``figure`` ("3a" or "3b") not complete yet (none when all are)."""
+    missing = [name for name in results["missing"] if figure in figures_of(name)]
+    return [f"Not complete (left out above): {', '.join(missing)}.", ""] if missing else []
 
 
 #: What the paper's Fig. 3 shows, for the reader's comparison (numbers quoted in configs/ and docs/).
@@ -385,10 +388,7 @@ def fig3b_markdown(results: dict[str, Any]) -> str:
             accuracy.append(f"`{rule}` {text} ({len(row['updates'])} updates)")
         lines += ["", "Test accuracy: " + "; ".join(accuracy) + ".", ""]
     lines += [PAPER_3B, ""]
-    missing = [name for name in results["missing"] if "3b" in figures_of(name)]
-    if missing:
-        lines += [f"Not complete (left out above): {', '.join(missing)}.", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_missing_lines(results, "3b")])
 
 
 PAPER_3B = (
