@@ -17,7 +17,14 @@ machine slows all of them alike:
   input spike trains (:mod:`esl_hw.train.events`), the LIF recurrence as one autograd function with
   a hand-written reverse-time backward (:mod:`esl_hw.train.neurons`), the output layer on the spike
   counts;
-- ``esl-float``: the same in float mode (first layer forward on the changes too).
+- ``esl-qat-bf16``: ``esl-qat`` with ``train.weight_grad: bfloat16`` (mixed precision): the first
+  layer's weight gradient as one dense bfloat16 product with float32 accumulation on the CPU's AMX
+  units; the forward, and so the integer contract, unchanged (its accuracy against the exact
+  gradient: ``bench/mixed_precision.py``);
+- ``esl-float``: the same in float mode (first layer forward on the changes too);
+- ``snntorch-bf16``, ``spikingjelly-bf16``: the peers under ``torch.autocast("cpu", bfloat16)``
+  (their ``Linear`` layers in bfloat16 on the same AMX units), the mixed precision a peer's user can
+  turn on, so that ``esl-qat-bf16`` is also compared with its like.
 
 Two conditions, each its own set of rounds: ``idle`` (whatever else runs on the machine: the 1-minute
 load average before and after is recorded, and the Markdown says when it was not idle), and ``load``
@@ -62,6 +69,8 @@ from esl_hw.train.sparse import SparseEngine
 from esl_hw.train.sparse_rules import scaled_densities
 
 BATCH, STEPS, HIDDEN, DELTA_T = 128, 8, 800, 100
+#: The peers every variant is compared with (those measured).
+PEERS = ("snntorch", "spikingjelly", "snntorch-bf16", "spikingjelly-bf16")
 
 
 def snntorch_step_fn(spikes: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
@@ -142,8 +151,11 @@ def esl_setup(
     return net, optimizer, engine
 
 
-def esl_step_fn(spikes: torch.Tensor, labels: torch.Tensor, mode: str) -> Callable[[], None]:
+def esl_step_fn(
+    spikes: torch.Tensor, labels: torch.Tensor, mode: str, weight_grad: torch.dtype | None = None
+) -> Callable[[], None]:
     net, optimizer, engine = esl_setup(mode)
+    net.weight_grad_dtype = weight_grad  # what train.weight_grad sets (None: float32, exact)
 
     def step() -> None:
         loss = torch.nn.functional.cross_entropy(net(spikes, mode=mode), labels)
@@ -153,6 +165,16 @@ def esl_step_fn(spikes: torch.Tensor, labels: torch.Tensor, mode: str) -> Callab
         engine.step()
 
     return step
+
+
+def bfloat16_autocast(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (a peer in mixed precision)."""
+
+    def mixed() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step()
+
+    return mixed
 
 
 def update_seconds(
@@ -226,8 +248,9 @@ def condition(
 
 
 def speedups(images: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Each variant's images/s over each peer's (``snntorch``, ``spikingjelly`` where measured)."""
-    peers = [name for name in ("snntorch", "spikingjelly") if name in images]
+    """Each variant's images/s over each peer's (``snntorch``, ``spikingjelly`` and their ``-bf16``
+    forms, where measured)."""
+    peers = [name for name in PEERS if name in images]
     return {peer: {name: images[name] / images[peer] for name in images} for peer in peers}
 
 
@@ -240,6 +263,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"SpikingJelly {result['versions']['spikingjelly']}; median of {result['rounds']} interleaved "
         f"rounds of {result['iterations_per_round']} iterations per condition, on a {result['cpus']}-CPU "
         f"machine ({result['machine']}). Reproduce: `python bench/throughput.py`.",
+        "",
+        "Variants: `esl-qat` is what `esl-hw train` runs (exact weight gradient); `esl-qat-bf16` the "
+        "same with `train.weight_grad: bfloat16` (the first layer's weight gradient as one bfloat16 "
+        "product, forward unchanged; accuracy: docs/benchmarks/mixed_precision.md); `-bf16` peers run "
+        'under `torch.autocast("cpu", dtype=torch.bfloat16)`, the mixed precision their users can '
+        "turn on. Compare like with like: float32 with float32, bf16 with bf16.",
         "",
     ]
     if result["versions"]["spikingjelly"] == "not installed":
@@ -273,7 +302,8 @@ def markdown(result: dict[str, Any]) -> str:
     hardware = result["esl_update_seconds_hardware_random"]
     lines += [
         f"ESL update (prune + regrow, density 0.1): {update * 1e3:.1f} ms, once every {DELTA_T} "
-        f"iterations: overhead {100 * overhead:.2f}% of training time against a fixed mask (idle). With "
+        f"iterations: overhead {100 * overhead:.2f}% of training time against a fixed mask (idle; "
+        f"{100 * result['esl_update_overhead_bf16']:.2f}% of esl-qat-bf16's shorter iterations). With "
         f"`grow: hardware-random` (the chip's rewiring, numpy reference, one LFSR draw at a time): "
         f"{hardware * 1e3:.1f} ms, overhead {100 * result['esl_update_overhead_hardware_random']:.2f}%.",
         "",
@@ -305,10 +335,15 @@ def main() -> None:
     train = load_mnist(None).train
     spikes = encode_batch(train.images[:BATCH], STEPS)
     labels = torch.from_numpy(train.labels[:BATCH]).long()
+    jelly = spikingjelly_available()
     steps = {"snntorch": snntorch_step_fn(spikes, labels)}
-    if spikingjelly_available():
+    if jelly:
         steps["spikingjelly"] = spikingjelly_step_fn(spikes, labels)
+    steps["snntorch-bf16"] = bfloat16_autocast(snntorch_step_fn(spikes, labels))
+    if jelly:
+        steps["spikingjelly-bf16"] = bfloat16_autocast(spikingjelly_step_fn(spikes, labels))
     steps["esl-qat"] = esl_step_fn(spikes, labels, "qat")
+    steps["esl-qat-bf16"] = esl_step_fn(spikes, labels, "qat", torch.bfloat16)
     steps["esl-float"] = esl_step_fn(spikes, labels, "float")
     conditions = {"idle": condition(steps, args.iterations, args.rounds, 0)}
     update = update_seconds(spikes, labels)
@@ -319,6 +354,7 @@ def main() -> None:
     for measured in conditions.values():
         measured["speedup"] = speedups(measured["images_per_second"])
     idle_iteration = BATCH / conditions["idle"]["images_per_second"]["esl-qat"]
+    idle_mixed = BATCH / conditions["idle"]["images_per_second"]["esl-qat-bf16"]
     result = {
         "network": f"784-{HIDDEN}-10 LIF, beta 0.5, hard reset, T={STEPS}, batch {BATCH}, Adam",
         "input_spike_rate": float(spikes.float().mean()),
@@ -332,6 +368,7 @@ def main() -> None:
         "conditions": conditions,
         "esl_update_seconds": update,
         "esl_update_overhead": update / (DELTA_T * idle_iteration),
+        "esl_update_overhead_bf16": update / (DELTA_T * idle_mixed),
         "esl_update_seconds_hardware_random": hardware_update,
         "esl_update_overhead_hardware_random": hardware_update / (DELTA_T * idle_iteration),
         "delta_t": DELTA_T,

@@ -33,23 +33,55 @@ def _first_weight(step: object) -> torch.Tensor:
     raise AssertionError("no optimizer in the step")
 
 
-@pytest.mark.parametrize("variant", ["snntorch", "spikingjelly", "esl-qat", "esl-float"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "snntorch",
+        "spikingjelly",
+        "snntorch-bf16",
+        "spikingjelly-bf16",
+        "esl-qat",
+        "esl-qat-bf16",
+        "esl-float",
+    ],
+)
 def test_every_variant_trains_the_first_layer(variant: str) -> None:
     spikes, labels = _batch()
-    if variant == "snntorch":
+    if variant.startswith("snntorch"):
         pytest.importorskip("snntorch")
         step = bench.snntorch_step_fn(spikes, labels)
-    elif variant == "spikingjelly":
+    elif variant.startswith("spikingjelly"):
         if not bench.spikingjelly_available():
             pytest.skip("spikingjelly is not installed (pip install --no-deps spikingjelly==2.0.0 loguru)")
         step = bench.spikingjelly_step_fn(spikes, labels)
     else:
-        step = bench.esl_step_fn(spikes, labels, variant.removeprefix("esl-"))
+        mode = variant.removeprefix("esl-").removesuffix("-bf16")
+        step = bench.esl_step_fn(spikes, labels, mode, torch.bfloat16 if variant.endswith("-bf16") else None)
     weight = _first_weight(step)
+    if variant.endswith("-bf16") and not variant.startswith("esl"):
+        step = bench.bfloat16_autocast(step)
     assert weight.shape in {(784, bench.HIDDEN), (bench.HIDDEN, 784)}
     before = weight.detach().clone()
     step()
     assert not torch.equal(before, weight.detach())
+
+
+def test_the_mixed_precision_variants_differ_from_their_float32_forms_only_in_the_gradient() -> None:
+    spikes, labels = _batch()
+    seen = []
+    bench.bfloat16_autocast(
+        lambda: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+    )()
+    assert seen == [torch.bfloat16] and not torch.is_autocast_enabled("cpu")
+    grads = []
+    for precision in (None, torch.bfloat16):
+        torch.manual_seed(0)
+        step = bench.esl_step_fn(spikes, labels, "qat", precision)
+        step()
+        grads.append(_first_weight(step).grad.clone())  # the step's gradient (kept after the update)
+    exact, mixed = grads
+    assert exact.abs().sum() > 0 and not torch.equal(exact, mixed)  # another computation ...
+    torch.testing.assert_close(mixed, exact, rtol=0.02, atol=0.02 * float(exact.abs().max()))  # ... of it
 
 
 def test_background_load_runs_busy_processes_and_stops_them() -> None:
@@ -98,6 +130,7 @@ def _result(idle_load: float, spikingjelly: str) -> dict:
         "conditions": conditions,
         "esl_update_seconds": 0.02,
         "esl_update_overhead": 0.01,
+        "esl_update_overhead_bf16": 0.015,
         "esl_update_seconds_hardware_random": 0.04,
         "esl_update_overhead_hardware_random": 0.02,
     }

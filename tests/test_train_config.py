@@ -195,6 +195,16 @@ def test_every_shipped_config_loads() -> None:
         load_config(path)
 
 
+def test_weight_grad_defaults_to_float32_and_bfloat16_is_for_the_lif_kind_only() -> None:
+    assert config_from_dict({}).train.weight_grad == "float32"
+    assert config_from_dict({"train": {"weight_grad": "bfloat16"}}).train.weight_grad == "bfloat16"
+    with pytest.raises(EslError, match="train.weight_grad") as error:
+        config_from_dict({"train": {"weight_grad": "float16"}})
+    assert "\n" not in str(error.value)
+    with pytest.raises(EslError, match="train.weight_grad.*model.kind 'lif'"):
+        config_from_dict({"model": {"kind": "single_spike"}, "train": {"weight_grad": "bfloat16"}})
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
 def test_devices_are_accepted(device: str) -> None:
     assert config_from_dict({"train": {"device": device}}).train.device == device

@@ -122,3 +122,29 @@ def test_transposed_product_sums_each_column_in_row_order() -> None:
     table = torch.randn(50, 9, generator=generator)
     expected = Events.of(matrix.t().contiguous()).product(table)
     assert torch.equal(Events.of(matrix).transposed_product(table), expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bfloat16_weight_gradient_is_the_dense_gradient_to_bfloat16_rounding(seed: int) -> None:
+    spikes = _trains(seed, steps=8, batch=16, width=40)
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randint(-127, 128, (40, 13), generator=generator).float().requires_grad_()
+    grad_out = torch.randn(8, 16, 13, generator=generator)
+    exact = torch.einsum("tbi,tbo->io", spikes.double(), grad_out.double())
+    out = spike_train_matmul(spikes, weight, integer=True, grad_dtype=torch.bfloat16)
+    assert torch.equal(out, spikes.float() @ weight)  # the forward stays exact
+    (grad,) = torch.autograd.grad((out * grad_out).sum(), weight)
+    assert grad.dtype == torch.float32 and grad.shape == weight.shape
+    assert torch.equal(grad[4:8], torch.zeros_like(grad[4:8]))  # silent inputs: no gradient at all
+    # bf16 operands (2^-9 relative each) and a bf16 result: a few 2^-8 of the largest term at most
+    scale = torch.einsum("tbi,tbo->io", spikes.double(), grad_out.double().abs())
+    assert ((grad.double() - exact).abs() <= 3 * 2.0**-8 * scale + 1e-6).all()
+    (grad32,) = torch.autograd.grad(
+        (spike_train_matmul(spikes, weight, integer=True) * grad_out).sum(), weight
+    )
+    assert not torch.equal(grad, grad32)  # it is another computation, not the exact path
+
+
+def test_an_unknown_gradient_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="grad_dtype"):
+        spike_train_matmul(_trains(0), torch.zeros(30, 4), grad_dtype=torch.float16)

@@ -251,3 +251,22 @@ def test_images_too_small_for_vggsnn_are_refused_before_the_run_folder(tmp_path:
     data = tasks.task_for(resnet).prepare_data(resnet)  # ResNet19 pools adaptively: any size
     net = tasks.task_for(resnet).build_net(resnet, data)
     assert net(data.train_inputs[:2]).shape == (2, 2, 3)
+
+
+def test_the_lif_task_builds_its_net_with_the_configured_weight_gradient() -> None:
+    torch.manual_seed(0)
+    spikes = torch.rand(4, 8, 784) < 0.2
+    labels = torch.arange(8) % 10
+    grads = {}
+    for precision in ("float32", "bfloat16"):
+        config = config_from_dict(
+            {"model": {"hidden": [32], "timesteps": 4}, "train": {"weight_grad": precision}}
+        )
+        torch.manual_seed(1)
+        net = tasks.TASKS["lif"].build_net(config, None)
+        assert net.weight_grad_dtype == (None if precision == "float32" else torch.bfloat16)
+        torch.nn.functional.cross_entropy(net(spikes, mode="qat"), labels).backward()
+        grads[precision] = net.weights[0].grad
+    exact, mixed = grads["float32"], grads["bfloat16"]
+    assert exact.abs().sum() > 0 and not torch.equal(exact, mixed)
+    torch.testing.assert_close(mixed, exact, rtol=0.02, atol=0.02 * float(exact.abs().max()))

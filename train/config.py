@@ -40,6 +40,8 @@ DATASETS = ("mnist", "images", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
+#: ``train.weight_grad``: the input layer's weight gradient exact (float32) or mixed precision.
+WEIGHT_GRAD_NAMES = ("float32", "bfloat16")
 #: The MLP kinds; their input size and class count come from the data (:func:`check_mlp_shape`).
 MLP_KINDS = ("lif", "single_spike")
 
@@ -127,6 +129,11 @@ class TrainConfig:
     ``lr_schedule: cosine`` anneals the learning rate per iteration as ``lr · (1 + cos(π i / N))/2``.
     ``device``: ``cpu`` (default), ``cuda`` (error when torch sees no GPU) or ``auto`` (cuda when
     available). Masks and the integer contract do not depend on it; float rounding may.
+    ``weight_grad`` (``model.kind: lif``): ``float32`` (default) computes the input layer's weight
+    gradient from the spike trains' changes, exact to float rounding; ``bfloat16`` as one dense
+    product in bfloat16 with float32 accumulation (mixed precision: about 2^−8 relative error per
+    entry, on the CPU's AMX units several times faster; :mod:`esl_hw.train.events`). The forward,
+    the integer weights and the contract are the same either way.
     """
 
     epochs: int = 15
@@ -136,6 +143,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     threads: int | None = None
     device: str = "cpu"
+    weight_grad: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -386,6 +394,7 @@ def _check_train(raw: dict[str, Any]) -> TrainConfig:
         lr_schedule=_choice(raw["lr_schedule"], "train.lr_schedule", LR_SCHEDULE_NAMES),
         threads=_optional(raw["threads"], "train.threads", _int, 1, limits.TRAIN_MAX_THREADS),
         device=_choice(raw["device"], "train.device", DEVICE_NAMES),
+        weight_grad=_choice(raw["weight_grad"], "train.weight_grad", WEIGHT_GRAD_NAMES),
     )
 
 
@@ -430,12 +439,15 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     sparsity = _check_sparsity(sections["sparsity"], n_layers)
     if sparsity.grow == HARDWARE_RANDOM and model.kind != "lif":
         raise _fail("sparsity.grow", f"={HARDWARE_RANDOM!r} needs model.kind 'lif', not {model.kind!r}")
+    train = _check_train(sections["train"])
+    if train.weight_grad != "float32" and model.kind != "lif":
+        raise _fail("train.weight_grad", f"={train.weight_grad!r} needs model.kind 'lif', not {model.kind!r}")
     return Config(
         seed=_int(raw.get("seed", defaults.seed), "seed", *limits.SEED),
         data=data,
         model=model,
         sparsity=sparsity,
-        train=_check_train(sections["train"]),
+        train=train,
     )
 
 

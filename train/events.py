@@ -17,6 +17,12 @@ rounding. The gradients are the dense ``∂L/∂W`` at every position. When ``W`
 int8 (QAT at ``w_bits ≤ 8``), the trains' forward is instead one int8 product ``s @ W`` accumulated
 in int32 (``torch._int_mm``, on the CPU's VNNI / AMX units: several times faster than a float
 product, and exact).
+
+Mixed precision (``grad_dtype=torch.bfloat16``, the trainer's ``train.weight_grad: bfloat16``): the
+trains' weight gradient is instead one dense product ``∂L/∂W = Σ_t s_tᵀ ∂L/∂out_t`` with both
+operands in bfloat16 (the 0/1 spikes exactly, ``∂L/∂out`` rounded to 8 bits of mantissa) and float32
+accumulation, on the CPU's bf16 matrix units (AMX) where it has them; the result is rounded to
+bfloat16, so each entry carries a relative error of about 2^−8. The forward is unchanged (exact).
 """
 
 from __future__ import annotations
@@ -139,9 +145,15 @@ def int8_product(levels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | N
         return None
 
 
+#: The gradient precisions :func:`spike_train_matmul` takes (``None``: the weight's own, exact events).
+GRAD_DTYPES = (None, torch.bfloat16)
+
+
 class _SpikeTrainMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spikes: torch.Tensor, weight: torch.Tensor, integer: bool) -> torch.Tensor:
+    def forward(
+        ctx, spikes: torch.Tensor, weight: torch.Tensor, integer: bool, grad_dtype: torch.dtype | None
+    ) -> torch.Tensor:
         steps, batch, width = spikes.shape
         levels = spikes.contiguous().view(torch.int8).reshape(steps * batch, width)
         product = int8_product(levels, weight) if integer else None
@@ -151,27 +163,37 @@ class _SpikeTrainMatmul(torch.autograd.Function):
             out = Events.of_changes(spikes).product(weight).reshape(steps, batch, -1)
             for step in range(1, steps):
                 out[step] += out[step - 1]
+        ctx.grad_dtype = grad_dtype
         ctx.save_for_backward(spikes)
         return out
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None, None]:
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[None, torch.Tensor | None, None, None]:
         if not ctx.needs_input_grad[1]:
-            return None, None, None
+            return None, None, None, None
         (spikes,) = ctx.saved_tensors
         steps, batch, width = spikes.shape
+        if ctx.grad_dtype is not None:  # one dense low-precision product Σ_t s_tᵀ g_t (mixed precision)
+            levels = spikes.contiguous().view(torch.uint8).reshape(steps * batch, width).to(ctx.grad_dtype)
+            flat = grad_output.reshape(steps * batch, -1).to(ctx.grad_dtype)
+            return None, torch.mm(levels.t(), flat).to(grad_output.dtype), None, None
         suffix = torch.empty(grad_output.shape, dtype=grad_output.dtype)
         suffix[-1] = grad_output[-1]
         for step in range(steps - 2, -1, -1):
             torch.add(grad_output[step], suffix[step + 1], out=suffix[step])
         changes = Events.of_changes(spikes)
-        return None, changes.transposed_product(suffix.reshape(steps * batch, -1)), None
+        return None, changes.transposed_product(suffix.reshape(steps * batch, -1)), None, None
 
 
-def spike_train_matmul(spikes: torch.Tensor, weight: torch.Tensor, integer: bool = False) -> torch.Tensor:
+def spike_train_matmul(
+    spikes: torch.Tensor, weight: torch.Tensor, integer: bool = False, grad_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """``out_t = s_t @ weight`` for bool spike trains ``spikes [T, B, n_in]``, ``[T, B, n_out]``.
 
     ``integer``: ``weight`` holds integers within int8 (QAT at ``w_bits ≤ 8``), and the forward is
     one exact int8 product where torch has one (:func:`int8_product`); otherwise the trains are coded
-    by their changes (module docstring). The backward always runs on the changes."""
-    return _SpikeTrainMatmul.apply(spikes, weight, integer)
+    by their changes (module docstring). The backward runs on the changes, or with ``grad_dtype``
+    (one of :data:`GRAD_DTYPES`) as one dense product in that precision (mixed precision)."""
+    if grad_dtype not in GRAD_DTYPES:
+        raise ValueError(f"spike_train_matmul: grad_dtype must be one of {GRAD_DTYPES}, got {grad_dtype!r}")
+    return _SpikeTrainMatmul.apply(spikes, weight, integer, grad_dtype)

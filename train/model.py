@@ -154,6 +154,8 @@ class LIFNet(nn.Module):
         # what a scalar argument said, for the uniform properties of a net without hidden layers
         self._given = {"w_bits": w_bits, "v_bits": v_bits, "leak_shift": leak_shift, "threshold": threshold}
         self.surrogate, self.surrogate_slope = surrogate, surrogate_slope
+        #: the input layer's weight-gradient precision (None: exact events; ``torch.bfloat16``: mixed)
+        self.weight_grad_dtype: torch.dtype | None = None
         self.encoder = Encoder()
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(fan_in, fan_out))
@@ -424,10 +426,12 @@ class LIFNet(nn.Module):
         steps = spikes.shape[0]
         # A layer's input does not depend on its own state: run each layer over all T steps at once.
         # For bool input the first layer's product is one exact int8 product (QAT, w_bits <= 8) or
-        # event-driven (cost per change of an input spike train); its gradient always the latter.
+        # event-driven (cost per change of an input spike train); its gradient the latter, or one
+        # dense bf16 product with ``weight_grad_dtype`` (mixed precision).
         if spikes.dtype == torch.bool:
             low, high = self.weight_range(0)
-            x = spike_train_matmul(spikes, weights[0], integer=quantise and low >= -128 and high <= 127)
+            integer = quantise and low >= -128 and high <= 127
+            x = spike_train_matmul(spikes, weights[0], integer=integer, grad_dtype=self.weight_grad_dtype)
         else:
             x = spikes.to(dtype) @ weights[0]
         for index in range(self.n_layers - 1):

@@ -314,7 +314,9 @@ class MnistLifTask(_MLPTask):
 
     def build_net(self, config: Config, data: TaskData | None) -> nn.Module:
         n_inputs, classes = mlp_sizes(data)
-        return LIFNet.from_config(config.model, n_in=n_inputs, n_out=classes)
+        net = LIFNet.from_config(config.model, n_in=n_inputs, n_out=classes)
+        net.weight_grad_dtype = None if config.train.weight_grad == "float32" else torch.bfloat16
+        return net
 
     def integer_weights(self, net: nn.Module) -> Callable[[], list[torch.Tensor]] | None:
         return net.integer_weights
