@@ -41,18 +41,24 @@ from esl_hw.train.config import Config, load_config  # noqa: E402
 
 BASE = "mnist_multispike_d0.01.yaml"
 TARGET = 0.975
+#: A variant's ``train.teacher`` placeholder: the sweep's dense teacher run (:func:`teacher_job`).
+TEACHER = "<teacher>"
+#: The teacher: the dense multi-spike 784-800-10 (T = 8), trained by the sweep itself.
+TEACHER_CONFIG = "mnist_multispike_d1.0.yaml"
+TEACHER_EPOCHS = 10
 RESULTS = "low_density"
 log = logging.getLogger("low_density")
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A change to the base config: ``sparsity``/``model`` fields replaced, and what it tries."""
+    """A change to the base config: ``sparsity``/``model``/``train`` fields replaced, and what it tries."""
 
     name: str
     lever: str
     sparsity: tuple[tuple[str, Any], ...] = ()
     model: tuple[tuple[str, Any], ...] = ()
+    train: tuple[tuple[str, Any], ...] = ()
 
 
 VARIANTS = (
@@ -96,6 +102,20 @@ VARIANTS = (
         (("grow", "momentum"), ("redistribute", "magnitude")),
         (("timesteps", 16),),
     ),
+    Variant(
+        "distill",
+        "momentum growth; knowledge distillation from the dense 784-800-10 (τ 4, weight 0.5)",
+        (("grow", "momentum"),),
+        (),
+        (("teacher", TEACHER),),
+    ),
+    Variant(
+        "T16-distill",
+        "momentum growth, 16 time steps; knowledge distillation from the dense 784-800-10 (τ 4, weight 0.5)",
+        (("grow", "momentum"),),
+        (("timesteps", 16),),
+        (("teacher", TEACHER),),
+    ),
 )
 
 
@@ -109,10 +129,35 @@ class Run:
     config: Config
 
 
-def variant_config(base: Config, variant: Variant, data: str | None, seed: int, epochs: int | None) -> Config:
-    """``base`` with ``variant``'s fields, the data folder, seed and epochs."""
+def variant_config(
+    base: Config,
+    variant: Variant,
+    data: str | None,
+    seed: int,
+    epochs: int | None,
+    teacher: Path | None = None,
+) -> Config:
+    """``base`` with ``variant``'s fields, the data folder, seed and epochs (``teacher``: the run folder
+    that replaces :data:`TEACHER`)."""
     config = ad._override(base, fig4._overrides(data), seed, epochs, **dict(variant.sparsity))
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **dict(variant.model)))
+    if teacher is None and any(value == TEACHER for _, value in variant.train):
+        raise ValueError(f"variant {variant.name} learns from a teacher: give its run folder")
+    train = {key: str(teacher) if value == TEACHER else value for key, value in variant.train}
+    return dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, **dict(variant.model)),
+        train=dataclasses.replace(config.train, **train),
+    )
+
+
+def teacher_job(data: str | None, epochs: int = TEACHER_EPOCHS, configs: Path = ad.CONFIGS) -> ad.Job:
+    """The dense teacher of the ``distill`` variants: :data:`TEACHER_CONFIG` at seed 0, ``epochs``."""
+    config = ad._override(load_config(configs / TEACHER_CONFIG), fig4._overrides(data), 0, epochs)
+    return ad.Job(f"teacher-dense_e{epochs}_s0", "grow", 0, config, 1.0, config.sparsity.grow)
+
+
+def uses_teacher(run: Run) -> bool:
+    return any(value == TEACHER for _, value in run.variant.train)
 
 
 def plan(
@@ -121,15 +166,17 @@ def plan(
     seeds: tuple[int, ...] = (0,),
     names: tuple[str, ...] | None = None,
     configs: Path = ad.CONFIGS,
+    teacher: Path | None = None,
 ) -> list[Run]:
-    """Every run, seed by seed, variants in :data:`VARIANTS` order (or only ``names``)."""
+    """Every run, seed by seed, variants in :data:`VARIANTS` order (or only ``names``); ``teacher``:
+    the run folder of :func:`teacher_job` for the variants that learn from it."""
     known = {variant.name: variant for variant in VARIANTS}
     chosen = [known[name] for name in names] if names else list(VARIANTS)
     base = load_config(configs / BASE)
     runs = []
     for seed in seeds:
         for variant in chosen:
-            config = variant_config(base, variant, data, seed, epochs)
+            config = variant_config(base, variant, data, seed, epochs, teacher)
             runs.append(Run(f"{variant.name}_e{config.train.epochs}_s{seed}", variant, seed, config))
     return runs
 
@@ -141,6 +188,7 @@ def _as_planned(config: Config) -> dict[str, Any]:
         "timesteps": config.model.timesteps,
         "epochs": config.train.epochs,
         "seed": config.seed,
+        "teacher": config.train.teacher,
     }
 
 
@@ -232,6 +280,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_percent(row['test_accuracy_integer'])} | {_percent(row['test_accuracy_float'])} | "
             f"{row['best_epoch']} | {row['wall_seconds']} |"
         )
+    if teacher := results.get("teacher"):
+        lines += [
+            "",
+            f"Teacher of the distill variants: `configs/{teacher['config']}` (dense 784-800-10, T = 8, "
+            f"{teacher['connections']:,} synapses), {teacher['epochs']} epochs, seed 0, trained by the same "
+            f"command: test accuracy {_percent(teacher['test_accuracy_integer'])} (integer).",
+        ]
     if results.get("missing"):
         lines += ["", f"Not complete (left out above): {', '.join(results['missing'])}."]
     if results.get("failed"):
@@ -293,7 +348,14 @@ def main() -> None:
         return
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"MNIST folder {args.data} is missing")
-    runs = plan(args.epochs, args.data, tuple(args.seeds), tuple(args.variants or ()))
+    teacher = teacher_job(args.data)
+    runs = plan(
+        args.epochs,
+        args.data,
+        tuple(args.seeds),
+        tuple(args.variants or ()),
+        teacher=args.runs / teacher.name,
+    )
     path = args.out / f"{RESULTS}.json"
     previous = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     names = {run.name for run in runs}
@@ -309,6 +371,14 @@ def main() -> None:
         "missing": sorted(names - done),
         "failed": [],
     }
+    if previous.get("teacher"):
+        results["teacher"] = previous["teacher"]
+    if any(uses_teacher(run) and run.name not in done for run in runs):
+        log.info("teacher %s", teacher.name)  # trained (or reused) and scored before its students
+        row = fig4.in_fresh_process(teacher, args.runs, ad.run_job)
+        row.pop("density_history", None)
+        row.pop("ever_active_history", None)
+        results["teacher"] = row | {"epochs": teacher.config.train.epochs, "config": TEACHER_CONFIG}
     fig4.sweep(runs, args, results, execute=in_fresh_process, write=write_results)
     results["load_average"]["end"] = ad._load()
     write_results(results, args.out)

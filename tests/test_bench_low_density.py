@@ -24,7 +24,7 @@ _SPEC.loader.exec_module(bench)
 
 
 def test_plan_changes_only_each_variants_levers() -> None:
-    runs = bench.plan(epochs=4, data="/data/mnist", seeds=(0, 2))
+    runs = bench.plan(epochs=4, data="/data/mnist", seeds=(0, 2), teacher=Path("/runs/teacher"))
     assert len(runs) == 2 * len(bench.VARIANTS)
     assert [run.seed for run in runs] == [0] * len(bench.VARIANTS) + [2] * len(bench.VARIANTS)
     assert runs[1].name == "momentum_e4_s0"
@@ -46,8 +46,27 @@ def test_plan_changes_only_each_variants_levers() -> None:
         assert (config.train.epochs, config.seed, config.data.path) == (4, run.seed, "/data/mnist")
     (t16,) = [run for run in runs if run.name == "T16_e4_s2"]
     assert t16.config.model.timesteps == 16
+    for run in runs:  # only the distill variants learn from the teacher
+        teacher = "/runs/teacher" if bench.uses_teacher(run) else None
+        assert run.config.train == dataclasses.replace(base.train, epochs=4, device="cpu", teacher=teacher)
+    with pytest.raises(ValueError, match="variant distill learns from a teacher"):
+        bench.plan(epochs=4, data=None, names=("distill",))
     only = bench.plan(epochs=None, data=None, names=("output-0.5",))
     assert [run.name for run in only] == [f"output-0.5_e{base.train.epochs}_s0"]
+
+
+def test_the_distill_variants_learn_from_the_sweeps_own_dense_teacher(tmp_path: Path) -> None:
+    teacher = bench.teacher_job("/data/mnist")
+    assert teacher.name == f"teacher-dense_e{bench.TEACHER_EPOCHS}_s0"
+    assert teacher.config.sparsity.density == 1.0 and teacher.config.model.hidden == (800,)
+    assert (teacher.config.model.timesteps, teacher.config.data.path) == (8, "/data/mnist")
+    runs = bench.plan(epochs=3, data="/data/mnist", teacher=tmp_path / teacher.name)
+    taught = {run.name: run for run in runs if bench.uses_teacher(run)}
+    assert set(taught) == {"distill_e3_s0", "T16-distill_e3_s0"}
+    for run in runs:
+        expected = str(tmp_path / teacher.name) if run.name in taught else None
+        assert run.config.train.teacher == expected
+    assert taught["T16-distill_e3_s0"].config.model.timesteps == 16
 
 
 def _tiny_configs(folder: Path) -> Path:
@@ -105,7 +124,7 @@ def _row(run: Any, accuracy: float) -> dict[str, Any]:
 
 
 def test_table_and_figure_from_partial_runs(tmp_path: Path) -> None:
-    runs = bench.plan(epochs=2, data=None)
+    runs = bench.plan(epochs=2, data=None, teacher=tmp_path / "teacher")
     results = {
         "command": "python bench/low_density.py --epochs 2",
         "data": "MNIST",
@@ -133,6 +152,14 @@ def test_table_and_figure_from_partial_runs(tmp_path: Path) -> None:
         in text
     )
     assert (tmp_path / "low_density.png").stat().st_size > 5_000
+    assert "Teacher of the distill variants" not in text
+    results["teacher"] = {"config": bench.TEACHER_CONFIG, "connections": 635_200, "epochs": 10}
+    results["teacher"]["test_accuracy_integer"] = 0.9833
+    bench.write_results(results, tmp_path)
+    assert (
+        "Teacher of the distill variants: `configs/mnist_multispike_d1.0.yaml` (dense 784-800-10, T = 8, "
+        "635,200 synapses), 10 epochs, seed 0, trained by the same command: test accuracy 98.33% (integer)."
+    ) in (tmp_path / "low_density.md").read_text()
     results["runs"].append(_row(runs[0], 0.976))
     bench.write_results(results, tmp_path)
     assert "Best: **97.60%** (random_e2_s0), target met." in (tmp_path / "low_density.md").read_text()

@@ -134,6 +134,9 @@ class TrainConfig:
     product in bfloat16 with float32 accumulation (mixed precision: about 2^−8 relative error per
     entry, on the CPU's AMX units several times faster; :mod:`esl_hw.train.events`). The forward,
     the integer weights and the contract are the same either way.
+    ``teacher`` (``model.kind: lif``): a completed run folder of a LIF MLP on the same data; its soft
+    targets at temperature ``teacher_temperature`` weigh ``teacher_weight`` in the loss
+    (knowledge distillation, :mod:`esl_hw.train.distill`); ``null`` (default) trains on the labels.
     """
 
     epochs: int = 15
@@ -144,6 +147,9 @@ class TrainConfig:
     threads: int | None = None
     device: str = "cpu"
     weight_grad: str = "float32"
+    teacher: str | None = None
+    teacher_temperature: float = 4.0
+    teacher_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -205,19 +211,24 @@ def _optional(value: Any, key: str, convert: Any, *args: Any) -> Any:
     return None if value is None else convert(value, key, *args)
 
 
+def _path(value: Any, key: str) -> str:
+    """A non-empty path without NUL characters, as a string."""
+    if not isinstance(value, str | os.PathLike):
+        raise _fail(key, f"must be a path or null, got {shown(value)}")
+    if not str(value) or "\0" in str(value):
+        raise _fail(key, f"must be a non-empty path without NUL characters, got {shown(str(value))}")
+    return str(value)
+
+
 def _check_data(raw: dict[str, Any]) -> DataConfig:
-    path = raw["path"]
-    if path is not None and not isinstance(path, str | os.PathLike):
-        raise _fail("data.path", f"must be a path or null, got {shown(path)}")
-    if path is not None and (not str(path) or "\0" in str(path)):
-        raise _fail("data.path", f"must be a non-empty path without NUL characters, got {shown(str(path))}")
+    path = _optional(raw["path"], "data.path", _path)
     fraction = _float(raw["val_fraction"], "data.val_fraction")
     if not 0.0 <= fraction < 1.0:
         raise _fail("data.val_fraction", f"={fraction} outside [0, 1)")
     return DataConfig(
         dataset=_choice(raw["dataset"], "data.dataset", DATASETS),
         frame_size=_optional(raw["frame_size"], "data.frame_size", _int, 4, 1024),
-        path=None if path is None else str(path),
+        path=path,
         train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2, 2**31),
         val_fraction=fraction,
     )
@@ -395,6 +406,9 @@ def _check_train(raw: dict[str, Any]) -> TrainConfig:
         threads=_optional(raw["threads"], "train.threads", _int, 1, limits.TRAIN_MAX_THREADS),
         device=_choice(raw["device"], "train.device", DEVICE_NAMES),
         weight_grad=_choice(raw["weight_grad"], "train.weight_grad", WEIGHT_GRAD_NAMES),
+        teacher=_optional(raw["teacher"], "train.teacher", _path),
+        teacher_temperature=_positive(raw["teacher_temperature"], "train.teacher_temperature", 100.0),
+        teacher_weight=_fraction(raw["teacher_weight"], "train.teacher_weight"),
     )
 
 
@@ -442,6 +456,8 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     train = _check_train(sections["train"])
     if train.weight_grad != "float32" and model.kind != "lif":
         raise _fail("train.weight_grad", f"={train.weight_grad!r} needs model.kind 'lif', not {model.kind!r}")
+    if train.teacher is not None and model.kind != "lif":
+        raise _fail("train.teacher", f"needs model.kind 'lif', not {model.kind!r}")
     return Config(
         seed=_int(raw.get("seed", defaults.seed), "seed", *limits.SEED),
         data=data,

@@ -204,8 +204,10 @@ def _train_epoch(session: _Session, data: TaskData, epoch: int) -> dict[str, Any
         index = distributed.shard(order[first : first + batch_size])
         labels = data.train_labels[index].to(device)
         inputs = data.select(data.train_inputs, index).to(device)
+        targets = None if data.train_targets is None else data.train_targets[index].to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss, logits = session.task.backward(model, net, inputs, labels, session.config)
+        extra = () if targets is None else (targets,)  # a task without a teacher may take 5 arguments
+        loss, logits = session.task.backward(model, net, inputs, labels, session.config, *extra)
         optimizer.step()
         stats = engine.step()
         if session.scheduler is not None:

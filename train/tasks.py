@@ -48,6 +48,7 @@ from esl_hw.datasets import MNIST_CLASSES, MNIST_INPUTS, Split, check_labels, lo
 from esl_hw.errors import EslError
 from esl_hw.train.config import Config, check_mlp_shape
 from esl_hw.train.conv import VGGSNN, ResNet19, tet_loss
+from esl_hw.train.distill import distillation_loss, teacher_targets
 from esl_hw.train.model import LIFNet, encode_batch
 from esl_hw.train.single_spike import SingleSpikeNet, normalise_gradients, temporal_loss, weight_sum_cost
 from esl_hw.train.vision_data import ArraySplit, load_cifar, load_cifar10_dvs, load_images, load_nmnist
@@ -201,6 +202,7 @@ class TaskData:
     vision: VisionData | None = None
     n_inputs: int | None = None
     classes: int | None = None
+    train_targets: torch.Tensor | None = None  # a teacher's soft targets [N, classes] (train.teacher)
 
     def select(self, inputs: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
         """The samples ``index`` of ``inputs`` (along :attr:`batch_dim`)."""
@@ -241,10 +243,17 @@ class Task(ABC):
 
     @abstractmethod
     def backward(
-        self, model: nn.Module, net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, config: Config
+        self,
+        model: nn.Module,
+        net: nn.Module,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        config: Config,
+        targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward ``inputs`` through ``model`` (``net`` or its DDP wrapper), back-propagate the loss
-        into the weights' gradients; return ``(loss, logits)`` (logits for the training accuracy)."""
+        into the weights' gradients; return ``(loss, logits)`` (logits for the training accuracy).
+        ``targets``: the batch's soft targets from :attr:`TaskData.train_targets` (or ``None``)."""
 
     @abstractmethod
     def logits(self, net: nn.Module, inputs: torch.Tensor, mode: str) -> torch.Tensor:
@@ -302,12 +311,18 @@ class MnistLifTask(_MLPTask):
 
     def prepare_data(self, config: Config) -> TaskData:
         train_split, val_split, n_inputs, classes = image_splits(config)
-        steps = config.model.timesteps
+        steps, train = config.model.timesteps, config.train
+        targets = None
+        if train.teacher is not None:
+            targets = teacher_targets(
+                train.teacher, train_split.images, n_inputs, classes, train.teacher_temperature
+            )
         return TaskData(
             encode_batch(train_split.images, steps),
             torch.from_numpy(train_split.labels),
             encode_batch(val_split.images, steps),
             torch.from_numpy(val_split.labels),
+            train_targets=targets,
             n_inputs=n_inputs,
             classes=classes,
         )
@@ -321,9 +336,13 @@ class MnistLifTask(_MLPTask):
     def integer_weights(self, net: nn.Module) -> Callable[[], list[torch.Tensor]] | None:
         return net.integer_weights
 
-    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(self, model, net, inputs, labels, config, targets=None) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(inputs, mode="qat")
-        loss = nn.functional.cross_entropy(logits, labels)
+        if targets is None:
+            loss = nn.functional.cross_entropy(logits, labels)
+        else:
+            train = config.train
+            loss = distillation_loss(logits, labels, targets, train.teacher_temperature, train.teacher_weight)
         loss.backward()
         return loss, logits
 
@@ -353,7 +372,7 @@ class SingleSpikeTask(_MLPTask):
             model.hidden, n_in=n_inputs, n_out=classes, levels=model.levels, t_max=model.t_max
         )
 
-    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(self, model, net, inputs, labels, config, targets=None) -> tuple[torch.Tensor, torch.Tensor]:
         times = model(inputs)
         loss = temporal_loss(times, labels)
         loss.backward()
@@ -387,7 +406,7 @@ class VisionConvTask(Task):
     def signature(self, net: nn.Module) -> list[Any]:
         return [list(weight.shape) for _, weight in sparse_layers(net)]
 
-    def backward(self, model, net, inputs, labels, config) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(self, model, net, inputs, labels, config, targets=None) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = model(inputs)
         logits = outputs.detach().mean(dim=0)
         loss = tet_loss(outputs, labels, config.model.tet_lambda)
