@@ -103,6 +103,12 @@ VARIANTS = (
         (("timesteps", 16),),
     ),
     Variant(
+        "T16-leak2",
+        "momentum growth, 16 time steps, weaker leak (leak_shift 2: β = 0.75, was 0.5)",
+        (("grow", "momentum"),),
+        (("timesteps", 16), ("leak_shift", 2)),
+    ),
+    Variant(
         "distill",
         "momentum growth; knowledge distillation from the dense 784-800-10 (τ 4, weight 0.5)",
         (("grow", "momentum"),),
