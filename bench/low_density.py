@@ -52,13 +52,15 @@ log = logging.getLogger("low_density")
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A change to the base config: ``sparsity``/``model``/``train`` fields replaced, and what it tries."""
+    """A change to the base config: ``sparsity``/``model``/``train``/``data`` fields replaced, and what
+    it tries."""
 
     name: str
     lever: str
     sparsity: tuple[tuple[str, Any], ...] = ()
     model: tuple[tuple[str, Any], ...] = ()
     train: tuple[tuple[str, Any], ...] = ()
+    data: tuple[tuple[str, Any], ...] = ()
 
 
 VARIANTS = (
@@ -109,6 +111,20 @@ VARIANTS = (
         (("timesteps", 16), ("leak_shift", 2)),
     ),
     Variant(
+        "T16-shift1",
+        "momentum growth, 16 time steps; training images moved by up to 1 pixel per axis (augment_shift 1)",
+        (("grow", "momentum"),),
+        (("timesteps", 16),),
+        data=(("augment_shift", 1),),
+    ),
+    Variant(
+        "T16-shift2",
+        "momentum growth, 16 time steps; training images moved by up to 2 pixels per axis (augment_shift 2)",
+        (("grow", "momentum"),),
+        (("timesteps", 16),),
+        data=(("augment_shift", 2),),
+    ),
+    Variant(
         "distill",
         "momentum growth; knowledge distillation from the dense 784-800-10 (τ 4, weight 0.5)",
         (("grow", "momentum"),),
@@ -153,6 +169,7 @@ def variant_config(
         config,
         model=dataclasses.replace(config.model, **dict(variant.model)),
         train=dataclasses.replace(config.train, **train),
+        data=dataclasses.replace(config.data, **dict(variant.data)),
     )
 
 
@@ -195,6 +212,7 @@ def _as_planned(config: Config) -> dict[str, Any]:
         "epochs": config.train.epochs,
         "seed": config.seed,
         "teacher": config.train.teacher,
+        "augment_shift": config.data.augment_shift,
     }
 
 

@@ -49,6 +49,12 @@ def test_plan_changes_only_each_variants_levers() -> None:
     for run in runs:  # only the distill variants learn from the teacher
         teacher = "/runs/teacher" if bench.uses_teacher(run) else None
         assert run.config.train == dataclasses.replace(base.train, epochs=4, device="cpu", teacher=teacher)
+        shift = dict(run.variant.data).get("augment_shift", 0)
+        assert run.config.data == dataclasses.replace(base.data, path="/data/mnist", augment_shift=shift)
+    assert {run.config.data.augment_shift for run in runs if run.variant.name.startswith("T16-shift")} == {
+        1,
+        2,
+    }
     with pytest.raises(ValueError, match="variant distill learns from a teacher"):
         bench.plan(epochs=4, data=None, names=("distill",))
     only = bench.plan(epochs=None, data=None, names=("output-0.5",))

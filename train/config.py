@@ -40,6 +40,8 @@ DATASETS = ("mnist", "images", "cifar10", "cifar100", "nmnist", "dvs_cifar10")
 SURROGATE_NAMES = ("fast_sigmoid", "atan")
 LR_SCHEDULE_NAMES = ("constant", "cosine")
 DEVICE_NAMES = ("cpu", "cuda", "auto")
+#: The largest ``data.augment_shift`` (pixels per axis).
+MAX_AUGMENT_SHIFT = 8
 #: ``train.weight_grad``: the input layer's weight gradient exact (float32) or mixed precision.
 WEIGHT_GRAD_NAMES = ("float32", "bfloat16")
 #: The MLP kinds; their input size and class count come from the data (:func:`check_mlp_shape`).
@@ -57,6 +59,8 @@ class DataConfig:
     ``cifar10``/``cifar100`` (python batches), ``nmnist`` or
     ``dvs_cifar10`` (event recordings binned into ``model.timesteps`` frames, resized to
     ``frame_size`` when given); see :mod:`esl_hw.train.vision_data`.
+    ``augment_shift`` (``model.kind: lif``, image data): each training image moved by a random
+    ``−s..s`` pixels per axis every time it is drawn (:mod:`esl_hw.train.augment`); 0 (default): as is.
     """
 
     dataset: str = "mnist"
@@ -64,6 +68,7 @@ class DataConfig:
     train_samples: int | None = None
     val_fraction: float = 0.1
     frame_size: int | None = None
+    augment_shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,7 @@ def _check_data(raw: dict[str, Any]) -> DataConfig:
         path=path,
         train_samples=_optional(raw["train_samples"], "data.train_samples", _int, 2, 2**31),
         val_fraction=fraction,
+        augment_shift=_int(raw["augment_shift"], "data.augment_shift", 0, MAX_AUGMENT_SHIFT),
     )
 
 
@@ -458,6 +464,10 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
         raise _fail("train.weight_grad", f"={train.weight_grad!r} needs model.kind 'lif', not {model.kind!r}")
     if train.teacher is not None and model.kind != "lif":
         raise _fail("train.teacher", f"needs model.kind 'lif', not {model.kind!r}")
+    if data.augment_shift and model.kind != "lif":
+        raise _fail("data.augment_shift", f"needs model.kind 'lif', not {model.kind!r}")
+    if data.augment_shift and train.teacher is not None:
+        raise _fail("data.augment_shift", "and train.teacher together: the teacher scores the images unmoved")
     return Config(
         seed=_int(raw.get("seed", defaults.seed), "seed", *limits.SEED),
         data=data,

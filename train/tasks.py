@@ -44,8 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from esl_hw.datasets import MNIST_CLASSES, MNIST_INPUTS, Split, check_labels, load_dataset
+from esl_hw.datasets import MNIST_CLASSES, MNIST_INPUTS, Dataset, Split, check_labels, load_dataset
 from esl_hw.errors import EslError
+from esl_hw.train.augment import check_shift, shifted_batches
 from esl_hw.train.config import Config, check_mlp_shape
 from esl_hw.train.conv import VGGSNN, ResNet19, tet_loss
 from esl_hw.train.distill import distillation_loss, teacher_targets
@@ -203,6 +204,9 @@ class TaskData:
     n_inputs: int | None = None
     classes: int | None = None
     train_targets: torch.Tensor | None = None  # a teacher's soft targets [N, classes] (train.teacher)
+    # a training batch's inputs from its sample indices and a key (seed, epoch, first sample), in place
+    # of selecting them from train_inputs (data.augment_shift)
+    train_batch: Callable[[torch.Tensor, tuple[int, ...]], torch.Tensor] | None = None
 
     def select(self, inputs: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
         """The samples ``index`` of ``inputs`` (along :attr:`batch_dim`)."""
@@ -296,6 +300,12 @@ def image_splits(config: Config) -> tuple[Split, Split, int, int]:
     """The training and validation images of ``config`` (``data.path``, ``train_samples``,
     ``val_fraction``) and the data's input size and class count, once the MLP of ``model.hidden``
     between them is within the trainer's limit."""
+    train_split, val_split, dataset = _image_data(config)
+    return train_split, val_split, dataset.n_inputs, dataset.classes
+
+
+def _image_data(config: Config) -> tuple[Split, Split, Dataset]:
+    """:func:`image_splits`' splits and the data set they come from."""
     dataset = load_dataset(config.data.path)
     check_mlp_shape(dataset.n_inputs, config.model.hidden, dataset.classes)
     train_split, val_split = split_train_val(
@@ -303,26 +313,34 @@ def image_splits(config: Config) -> tuple[Split, Split, int, int]:
     )
     if len(train_split) == 0:
         raise EslError("config: no training samples left after the validation split")
-    return train_split, val_split, dataset.n_inputs, dataset.classes
+    return train_split, val_split, dataset
 
 
 class MnistLifTask(_MLPTask):
     """``lif``: :class:`LIFNet` with QAT on rate-encoded MNIST, cross-entropy of the QAT logits."""
 
     def prepare_data(self, config: Config) -> TaskData:
-        train_split, val_split, n_inputs, classes = image_splits(config)
-        steps, train = config.model.timesteps, config.train
-        targets = None
+        train_split, val_split, dataset = _image_data(config)
+        n_inputs, classes = dataset.n_inputs, dataset.classes
+        steps, train, shift = config.model.timesteps, config.train, config.data.augment_shift
+        targets = batches = None
         if train.teacher is not None:
             targets = teacher_targets(
                 train.teacher, train_split.images, n_inputs, classes, train.teacher_temperature
             )
+        if shift:  # the training spikes are encoded batch by batch from the moved images
+            check_shift(shift, dataset.image_shape)
+            batches = shifted_batches(train_split.images, dataset.image_shape, shift, steps)
+            train_inputs = torch.empty((steps, 0, n_inputs), dtype=torch.bool)
+        else:
+            train_inputs = encode_batch(train_split.images, steps)
         return TaskData(
-            encode_batch(train_split.images, steps),
+            train_inputs,
             torch.from_numpy(train_split.labels),
             encode_batch(val_split.images, steps),
             torch.from_numpy(val_split.labels),
             train_targets=targets,
+            train_batch=batches,
             n_inputs=n_inputs,
             classes=classes,
         )
