@@ -283,13 +283,13 @@ def markdown(results: dict[str, Any]) -> str:
             else "No run complete yet."
         ),
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; one run at a time, "
-        f"one torch thread; load average {', '.join(map(str, load['start']))} at the start, "
-        f"{', '.join(map(str, load.get('end') or ['(still running)']))} at the end (other jobs shared the "
-        "machine: wall times are not speed figures).",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}; one torch thread "
+        f"per run; load average {', '.join(map(str, load['start']))} at the start, "
+        f"{', '.join(map(str, load.get('end') or ['(still running)']))} at the end of the last command "
+        "(other jobs, and at times other runs, shared the machine: training times are not speed figures).",
         "",
         "| run | lever | epochs | synapses (input, output layer) | test accuracy (integer) | float | "
-        "best epoch | wall (s) |",
+        "best epoch | training (s) |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
@@ -302,7 +302,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {row['name']} | {row['lever']} | {row['config']['epochs']} | "
             f"{' + '.join(f'{count:,}' for count in counts)} = {row['connections']:,} | "
             f"{_percent(row['test_accuracy_integer'])} | {_percent(row['test_accuracy_float'])} | "
-            f"{row['best_epoch']} | {row['wall_seconds']} |"
+            f"{row['best_epoch']} | {row['train_seconds']:.0f} |"
         )
     if teacher := results.get("teacher"):
         lines += [

@@ -126,6 +126,7 @@ def _row(run: Any, accuracy: float) -> dict[str, Any]:
         "best_epoch": 3,
         "config": {"epochs": run.config.train.epochs},
         "wall_seconds": 12.5,
+        "train_seconds": 812.4,
     }
 
 
@@ -151,7 +152,7 @@ def test_table_and_figure_from_partial_runs(tmp_path: Path) -> None:
         if line.startswith("| redistribute") or line.startswith("| momentum")
     ]
     assert lines[0].startswith("| redistribute-momentum_e2_s0 |")  # best first
-    assert "| 4,203 + 2,149 = 6,352 | 97.01% | 97.11% | 3 | 12.5 |" in lines[0]
+    assert "| 4,203 + 2,149 = 6,352 | 97.01% | 97.11% | 3 | 812 |" in lines[0]
     assert "Not complete (left out above): " in text
     assert (
         "`python bench/low_density.py --data MNIST --epochs 2 --variants momentum redistribute-momentum`"
