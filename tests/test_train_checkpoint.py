@@ -140,6 +140,20 @@ def test_resume_after_sigkill_with_hardware_random_growth(tmp_path: Path) -> Non
         assert torch.equal(mine, other)
 
 
+def test_resume_after_sigkill_with_moved_training_images(tmp_path: Path) -> None:
+    """data.augment_shift: a resumed run moves each batch's images as the uninterrupted run did."""
+    config = {**CONFIG, "data": {**CONFIG.get("data", {}), "augment_shift": 1}}
+    reference = tmp_path / "reference"
+    train(config_from_dict(config), reference, progress=False)
+    out = tmp_path / "run"
+    _kill_mid_run(out, "epoch 2:", config)
+    train(config_from_dict(config), out, resume=True, progress=False)
+    assert _metrics(out) == _metrics(reference)
+    ours, theirs = load_checkpoint(out)["model"], load_checkpoint(reference)["model"]
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value), key
+
+
 def test_resume_refuses_another_model_or_config(killed: Path, tmp_path: Path) -> None:
     out = _copy_partial(killed, tmp_path)
     other_model = config_from_dict({**CONFIG, "model": {"hidden": [8], "timesteps": 4}})
