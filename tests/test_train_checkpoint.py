@@ -122,15 +122,21 @@ def test_resume_after_sigkill_equals_the_uninterrupted_run(
         assert torch.equal(mine, other)
 
 
+def _killed_resumed_and_reference(config: dict, when: str, tmp_path: Path) -> tuple[Path, Path]:
+    """``config`` trained killed at ``when`` and resumed (``run``), and uninterrupted (``reference``)."""
+    reference = tmp_path / "reference"
+    train(config_from_dict(config), reference, progress=False)
+    out = tmp_path / "run"
+    _kill_mid_run(out, when, config)
+    train(config_from_dict(config), out, resume=True, progress=False)
+    return out, reference
+
+
 def test_resume_after_sigkill_with_hardware_random_growth(tmp_path: Path) -> None:
     """The chip's rewiring (storage order, LFSR states) is part of the resumable state."""
     sparsity = {**CONFIG["sparsity"], "prune": "magnitude", "grow": "hardware-random", "lanes": 2}
     config = {**CONFIG, "sparsity": sparsity}
-    reference = tmp_path / "reference"
-    train(config_from_dict(config), reference, progress=False)
-    out = tmp_path / "run"
-    _kill_mid_run(out, "update 8", config)
-    train(config_from_dict(config), out, resume=True, progress=False)
+    out, reference = _killed_resumed_and_reference(config, "update 8", tmp_path)
     assert _metrics(out) == _metrics(reference)
     ours, theirs = load_checkpoint(out)["sparse"], load_checkpoint(reference)["sparse"]
     for mine, other in zip(ours["masks"], theirs["masks"], strict=True):
@@ -142,12 +148,8 @@ def test_resume_after_sigkill_with_hardware_random_growth(tmp_path: Path) -> Non
 
 def test_resume_after_sigkill_with_moved_training_images(tmp_path: Path) -> None:
     """data.augment_shift: a resumed run moves each batch's images as the uninterrupted run did."""
-    config = {**CONFIG, "data": {**CONFIG.get("data", {}), "augment_shift": 1}}
-    reference = tmp_path / "reference"
-    train(config_from_dict(config), reference, progress=False)
-    out = tmp_path / "run"
-    _kill_mid_run(out, "epoch 2:", config)
-    train(config_from_dict(config), out, resume=True, progress=False)
+    config = {**CONFIG, "data": {**CONFIG["data"], "augment_shift": 1}}
+    out, reference = _killed_resumed_and_reference(config, "epoch 2:", tmp_path)
     assert _metrics(out) == _metrics(reference)
     ours, theirs = load_checkpoint(out)["model"], load_checkpoint(reference)["model"]
     for key, value in theirs.items():

@@ -204,9 +204,10 @@ def _train_epoch(session: _Session, data: TaskData, epoch: int) -> dict[str, Any
         index = distributed.shard(order[first : first + batch_size])
         labels = data.train_labels[index].to(device)
         if data.train_batch is None:
-            inputs = data.select(data.train_inputs, index).to(device)
+            inputs = data.select(data.train_inputs, index)
         else:  # built for this batch (augmentation): the same key gives the same inputs on resume
-            inputs = data.train_batch(index, (session.config.seed, epoch, first)).to(device)
+            inputs = data.train_batch(index, (session.config.seed, epoch, first))
+        inputs = inputs.to(device)
         targets = None if data.train_targets is None else data.train_targets[index].to(device)
         optimizer.zero_grad(set_to_none=True)
         extra = () if targets is None else (targets,)  # a task without a teacher may take 5 arguments
