@@ -52,6 +52,8 @@ ROWS = (
     ("d0.1-L32-70", "bench/models/mnist_d0.1", 32, 70.0),
     ("T4-d0.1-L16-80", "bench/models/mnist_T4_d0.1", 16, 80.0),
     ("T4-d0.1-L32-70", "bench/models/mnist_T4_d0.1", 32, 70.0),
+    ("T2-d0.05-L8-90", "bench/models/mnist_T2_d0.05", 8, 90.0),
+    ("T2-d0.05-L16-70", "bench/models/mnist_T2_d0.05", 16, 70.0),
 )
 
 #: Published FPGA SNN designs for MNIST, figures as their authors report them.
@@ -223,10 +225,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="MNIST IDX folder")
     parser.add_argument("--samples", type=int, default=100, help="test images co-simulated per row")
-    parser.add_argument("--only", nargs="+", help="rows to (re)measure; the others are kept")
+    parser.add_argument(
+        "--only", nargs="*", help="rows to (re)measure (none: only merge --adopt); the others are kept"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/esl-bench-latency"))
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--render", action="store_true", help="measure nothing: rewrite the Markdown")
+    parser.add_argument(
+        "--adopt",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="latency.json files written by other runs of this script (e.g. side by side, each with its own "
+        "--out): rows not measured now are taken from them before the last run's",
+    )
     args = parser.parse_args()
     if args.render:
         results = json.loads((args.out / "latency.json").read_text())
@@ -234,13 +246,17 @@ def main() -> None:
         return
     load_start = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     previous = load_previous(args.out / "latency.json")
+    for path in args.adopt:
+        if not path.is_file():
+            parser.error(f"--adopt {path}: no such file")
+        previous.update(load_previous(path))
     names = {name for name, *_ in ROWS}
     unknown = sorted(set(args.only or ()) - names)
     if unknown:
         parser.error(f"unknown rows {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     rows = []
     for name, model_dir, lanes, freq in ROWS:
-        if args.only and name not in args.only:
+        if args.only is not None and name not in args.only:
             if name in previous:
                 rows.append(previous[name])
             continue

@@ -71,3 +71,53 @@ def test_rows_not_remeasured_are_kept(tmp_path: Path) -> None:
     (tmp_path / "latency.json").write_text(json.dumps({"rows": [make_row(name="kept")]}))
     assert list(bench.load_previous(tmp_path / "latency.json")) == ["kept"]
     assert bench.load_previous(tmp_path / "absent.json") == {}
+
+
+def test_adopt_merges_rows_of_a_side_by_side_run_without_measuring(tmp_path: Path, monkeypatch) -> None:
+    first, second = (name for name, *_ in bench.ROWS[:2])
+    out, other = tmp_path / "out", tmp_path / "other"
+    out.mkdir()
+    other.mkdir()
+    (out / "latency.json").write_text(json.dumps({"rows": [make_row(name=first, lut=1)]}))
+    (other / "latency.json").write_text(json.dumps({"rows": [make_row(name=second, lut=2)]}))
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured a row")
+
+    monkeypatch.setattr(bench, "measure", no_measuring)
+    argv = [
+        "latency.py",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--only",
+        "--adopt",
+        str(other / "latency.json"),
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    rows = json.loads((out / "latency.json").read_text())["rows"]
+    assert [(row["name"], row["lut"]) for row in rows] == [(first, 1), (second, 2)]
+    assert second in (out / "latency.md").read_text()
+
+
+def test_adopting_a_missing_file_is_refused(tmp_path: Path, monkeypatch) -> None:
+    argv = [
+        "latency.py",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+        "--only",
+        "--adopt",
+        str(tmp_path / "none.json"),
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    try:
+        bench.main()
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    else:
+        raise AssertionError("a missing --adopt file was accepted")
+    assert not (tmp_path / "latency.json").exists()
