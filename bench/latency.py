@@ -52,7 +52,7 @@ ROWS = (
     ("d0.1-L32-70", "bench/models/mnist_d0.1", 32, 70.0),
     ("T4-d0.1-L16-80", "bench/models/mnist_T4_d0.1", 16, 80.0),
     ("T4-d0.1-L32-70", "bench/models/mnist_T4_d0.1", 32, 70.0),
-    ("T2-d0.05-L8-90", "bench/models/mnist_T2_d0.05", 8, 90.0),
+    ("T2-d0.05-L8-85", "bench/models/mnist_T2_d0.05", 8, 85.0),
     ("T2-d0.05-L16-70", "bench/models/mnist_T2_d0.05", 16, 70.0),
 )
 
