@@ -251,7 +251,10 @@ def main() -> None:
     for path in args.adopt:
         if not path.is_file():
             parser.error(f"--adopt {path}: no such file")
-        previous.update(load_previous(path))
+        try:
+            previous.update(load_previous(path))
+        except (ValueError, KeyError, TypeError):
+            parser.error(f"--adopt {path}: not a latency.json written by this script")
     names = {name for name, *_ in ROWS}
     unknown = sorted(set(args.only or ()) - names)
     if unknown:

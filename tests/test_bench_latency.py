@@ -121,3 +121,27 @@ def test_adopting_a_missing_file_is_refused(tmp_path: Path, monkeypatch) -> None
     else:
         raise AssertionError("a missing --adopt file was accepted")
     assert not (tmp_path / "latency.json").exists()
+
+
+def test_adopting_a_file_of_something_else_is_refused(tmp_path: Path, monkeypatch) -> None:
+    for text in ("not json", json.dumps({"no rows": []}), json.dumps({"rows": [{"no name": 1}]})):
+        other = tmp_path / "other.json"
+        other.write_text(text)
+        argv = [
+            "latency.py",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+            "--only",
+            "--adopt",
+            str(other),
+        ]
+        monkeypatch.setattr("sys.argv", argv)
+        try:
+            bench.main()
+        except SystemExit as exit_:
+            assert exit_.code == 2
+        else:
+            raise AssertionError(f"adopted {text!r}")
+        assert not (tmp_path / "latency.json").exists()
