@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 _PATH = Path(__file__).resolve().parent.parent / "bench" / "latency.py"
 _SPEC = importlib.util.spec_from_file_location("bench_latency", _PATH)
 bench = importlib.util.module_from_spec(_SPEC)
@@ -102,46 +104,24 @@ def test_adopt_merges_rows_of_a_side_by_side_run_without_measuring(tmp_path: Pat
     assert second in (out / "latency.md").read_text()
 
 
-def test_adopting_a_missing_file_is_refused(tmp_path: Path, monkeypatch) -> None:
-    argv = [
-        "latency.py",
-        "--data",
-        str(tmp_path),
-        "--out",
-        str(tmp_path),
-        "--only",
-        "--adopt",
-        str(tmp_path / "none.json"),
-    ]
+def _adopt_refused(folder: Path, adopted: Path, monkeypatch) -> None:
+    argv = ["latency.py", "--data", str(folder), "--out", str(folder), "--only", "--adopt", str(adopted)]
     monkeypatch.setattr("sys.argv", argv)
-    try:
+    with pytest.raises(SystemExit) as exit_:
         bench.main()
-    except SystemExit as exit_:
-        assert exit_.code == 2
-    else:
-        raise AssertionError("a missing --adopt file was accepted")
-    assert not (tmp_path / "latency.json").exists()
+    assert exit_.value.code == 2
+    assert not (folder / "latency.json").exists()
 
 
-def test_adopting_a_file_of_something_else_is_refused(tmp_path: Path, monkeypatch) -> None:
-    for text in ("not json", json.dumps({"no rows": []}), json.dumps({"rows": [{"no name": 1}]})):
-        other = tmp_path / "other.json"
-        other.write_text(text)
-        argv = [
-            "latency.py",
-            "--data",
-            str(tmp_path),
-            "--out",
-            str(tmp_path),
-            "--only",
-            "--adopt",
-            str(other),
-        ]
-        monkeypatch.setattr("sys.argv", argv)
-        try:
-            bench.main()
-        except SystemExit as exit_:
-            assert exit_.code == 2
-        else:
-            raise AssertionError(f"adopted {text!r}")
-        assert not (tmp_path / "latency.json").exists()
+def test_adopting_a_missing_file_is_refused(tmp_path: Path, monkeypatch) -> None:
+    _adopt_refused(tmp_path, tmp_path / "none.json", monkeypatch)
+
+
+NOT_LATENCY_JSON = ["not json", "[1]", json.dumps({"no rows": []}), json.dumps({"rows": [{"x": 1}]})]
+
+
+@pytest.mark.parametrize("text", NOT_LATENCY_JSON)
+def test_adopting_a_file_of_something_else_is_refused(tmp_path: Path, monkeypatch, text: str) -> None:
+    other = tmp_path / "other.json"
+    other.write_text(text)
+    _adopt_refused(tmp_path, other, monkeypatch)
