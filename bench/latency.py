@@ -17,6 +17,9 @@ inference in flight at a time). Any row is reproduced by
     python bench/latency.py --data ../shared/data/mnist [--only NAME ...] [--samples 100]
 
 writes docs/benchmarks/latency.json and .md; rows not named by ``--only`` are kept from the last run.
+Rows measured side by side (each process with its own ``--out`` and ``--work``) are merged with
+
+    python bench/latency.py --data ../shared/data/mnist --only --adopt OUT1/latency.json OUT2/latency.json
 """
 
 from __future__ import annotations
