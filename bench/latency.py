@@ -219,11 +219,49 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What the page prints of a row, and the types it must have (``None``: may be missing, null).
+ROW_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "model": (str,),
+    "dataset": (str,),
+    "date": (str,),
+    "command": (str,),
+    "cycles_source": (str,),
+    "timesteps": (int,),
+    "lanes": (int,),
+    "accuracy_images": (int,),
+    "lut": (int,),
+    "ff": (int,),
+    "ebr": (int,),
+    "accuracy": (int, float),
+    "constraint_mhz": (int, float),
+    "cycles_per_inference": (int, float),
+    "latency_us": (int, float),
+    "inferences_per_s": (int, float),
+    "fmax_mhz": (int, float, type(None)),
+    "fmax_margin": (int, float, type(None)),
+    "latency_at_fmax_us": (int, float, type(None)),
+}
+
+
+def check_row(row: object) -> dict:
+    """``row`` if it has every field of :data:`ROW_FIELDS` with its type; ValueError names the
+    first that does not."""
+    if not isinstance(row, dict):
+        raise ValueError("a row is not an object")
+    for field, types in ROW_FIELDS.items():
+        value = row.get(field)
+        if field not in row or isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(f"row {row.get('name', '?')!r}: field {field!r} missing or of the wrong type")
+    return row
+
+
 def load_previous(path: Path) -> dict[str, dict]:
-    """Rows of the last run, by name (none if there is no file)."""
+    """Rows of the last run, by name (none if there is no file); ValueError, KeyError or
+    TypeError when the file is not such a list of rows (:func:`check_row`)."""
     if not path.is_file():
         return {}
-    return {row["name"]: row for row in json.loads(path.read_text())["rows"]}
+    return {row["name"]: row for row in map(check_row, json.loads(path.read_text())["rows"])}
 
 
 def main() -> None:
@@ -256,8 +294,8 @@ def main() -> None:
             parser.error(f"--adopt {path}: no such file")
         try:
             previous.update(load_previous(path))
-        except (ValueError, KeyError, TypeError):
-            parser.error(f"--adopt {path}: not a latency.json written by this script")
+        except (ValueError, KeyError, TypeError) as error:
+            parser.error(f"--adopt {path}: not a latency.json written by this script ({error})")
     names = {name for name, *_ in ROWS}
     unknown = sorted(set(args.only or ()) - names)
     if unknown:

@@ -104,6 +104,11 @@ def test_adopt_merges_rows_of_a_side_by_side_run_without_measuring(tmp_path: Pat
     assert second in (out / "latency.md").read_text()
 
 
+def test_rows_of_the_page_pass_the_row_check() -> None:
+    assert bench.check_row(make_row()) == make_row()
+    assert bench.check_row(make_row(fmax_mhz=None, fmax_margin=None, latency_at_fmax_us=None))
+
+
 def _adopt_refused(folder: Path, adopted: Path, monkeypatch) -> None:
     argv = ["latency.py", "--data", str(folder), "--out", str(folder), "--only", "--adopt", str(adopted)]
     monkeypatch.setattr("sys.argv", argv)
@@ -117,7 +122,17 @@ def test_adopting_a_missing_file_is_refused(tmp_path: Path, monkeypatch) -> None
     _adopt_refused(tmp_path, tmp_path / "none.json", monkeypatch)
 
 
-NOT_LATENCY_JSON = ["not json", "[1]", json.dumps({"no rows": []}), json.dumps({"rows": [{"x": 1}]})]
+NOT_LATENCY_JSON = [
+    "not json",
+    "[1]",
+    json.dumps({"no rows": []}),
+    json.dumps({"rows": [{"x": 1}]}),
+    json.dumps({"rows": [1]}),
+    json.dumps({"rows": [{"name": "r"}]}),
+    json.dumps({"rows": [make_row(lut="many")]}),
+    json.dumps({"rows": [make_row(fmax_mhz=True)]}),
+    json.dumps({"rows": [{key: value for key, value in make_row().items() if key != "latency_us"}]}),
+]
 
 
 @pytest.mark.parametrize("text", NOT_LATENCY_JSON)
