@@ -235,7 +235,10 @@ REPORTS: dict[str, ReportSchema] = {
             "synapse_memory": ("-", "`block` (block RAM) or `spram` (loaded by the host)"),
             "lane_fifo_depth": ("words", "depth of each lane's event FIFO"),
             "fifo_depth": ("words", "depth of the spike FIFOs between layers"),
-            "spike_fifo_depth": ("words", "depth of each spike-mask FIFO (null: one step, `groups + 2`)"),
+            "spike_fifo_depth": (
+                "words",
+                "depth of each spike-mask FIFO (null: one step, `max(groups, 6) + 2`)",
+            ),
             "settings": (
                 "-",
                 "how the configuration was chosen: `auto` (chosen for the target, options left out), "

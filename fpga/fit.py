@@ -18,7 +18,7 @@ Yosys' memory mapper does (:meth:`esl_hw.rtl_gen.hardware.RamPrimitive.blocks`):
 Memories of at most :data:`SMALL_DEPTH` words go to LUT RAM or flip-flops and are not counted (on
 the iCE40, which has no LUT RAM, the synthesis flow asks Yosys for flip-flops); so do the event
 FIFOs at their default depths (32 and 16 words); the spike-mask FIFO of a LIF layer
-(``groups + 2`` words) is counted. The estimate is checked against real synthesis in the tests
+(``max(groups, 6) + 2`` words) is counted. The estimate is checked against real synthesis in the tests
 and in the benchmark table.
 
 Logic is not estimated, synthesis counts it; only the part streamed inferences add (the second

@@ -86,7 +86,7 @@ class SNNCore(wiring.Component):
         ``L`` (a power of two; ``L`` synaptic operations and ``L`` neurons of the sweep per
         cycle, memories banked by post-synaptic index mod ``L``), the depths of the spike FIFOs
         between layers, of each lane's event FIFO and of each LIF layer's spike-mask FIFO
-        (``None``: one whole step, ``groups + 2`` words, so a sweep never waits for the next
+        (``None``: one whole step, ``max(groups, 6) + 2`` words, so a sweep never waits for the next
         layer), the rewiring unit (:class:`esl_hw.rtl_gen.rewire.RewireUnit` and its request
         ports; ``None``: whenever every layer is within its limits, ``w_bits <= 8``; ``True``
         raises :class:`EslError` naming the limit otherwise) and where the synapse memories live

@@ -69,7 +69,7 @@ from esl_hw.rtl_gen.integrate import (
     read_modify_write,
     stat_shape,
 )
-from esl_hw.rtl_gen.lif_sweep import LeakFireLane, SweepControl, last_group_lanes
+from esl_hw.rtl_gen.lif_sweep import FORWARD_SLOTS, LeakFireLane, SweepControl, forwards, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import (
     DEFAULT_LANE_FIFO_DEPTH,
@@ -292,19 +292,24 @@ class LifLayerCore(wiring.Component):
             read=(sweep.addr, read),
             write=(sweep.e_idx, new_potential, write),
         )
+        if forwards(plan):
+            m.d.comb += fire.forward.eq(sweep.forward.any())
+        _forward(m, plan, sweep, fire, "forward_potential", new_potential, f"pot{lane}")
         if plan.is_cuba:  # the synaptic current c, swept like the potential
             isyn_mem = Memory(shape=signed(plan.layer.v_bits), depth=plan.groups, init=[], attrs=BLOCK_RAM)
             m.submodules[f"isyn_mem{lane}"] = isyn_mem
             isyn_wr, isyn_rd = isyn_mem.write_port(), isyn_mem.read_port()
             m.d.comb += fire.synaptic.eq(isyn_rd.data)
+            new_synaptic = Mux(sweep.last_step, 0, fire.synaptic_updated)
             attach_access(
                 m,
                 self.isyn_access[lane],
                 isyn_rd,
                 isyn_wr,
                 read=(sweep.addr, read),
-                write=(sweep.e_idx, Mux(sweep.last_step, 0, fire.synaptic_updated), write),
+                write=(sweep.e_idx, new_synaptic, write),
             )
+            _forward(m, plan, sweep, fire, "forward_synaptic", new_synaptic, f"isyn{lane}")
         if plan.has_bias:  # read-only: the bias of each neuron of the lane, by group
             init = plan.bias_init(lane)
             bias_mem = Memory(shape=signed(plan.bias_bits), depth=plan.groups, init=init, attrs=BLOCK_RAM)
@@ -336,6 +341,23 @@ class LifLayerCore(wiring.Component):
                 ),
             ]
         return _Lane(rmw, fire, tuple(banks), (pot_rd, pot_wr), tuple(cur_tags))
+
+
+def _forward(m: Module, plan: LayerPlan, sweep: SweepControl, fire, port: str, written, name: str) -> None:
+    """With :func:`~esl_hw.rtl_gen.lif_sweep.forwards`: drive ``fire``'s forwarded ``port`` with
+    the write the sweep's ``forward`` picks: ``written`` (stage E now) or one of the two writes
+    before it, kept in registers ``<name>_w1``, ``<name>_w2``."""
+    if not forwards(plan):
+        return
+    slots = [written]
+    for age in range(1, FORWARD_SLOTS):
+        older = Signal(signed(plan.layer.v_bits), name=f"{name}_w{age}", reset_less=True)
+        m.d.sync += older.eq(slots[-1])
+        slots.append(older)
+    chosen = slots[-1]
+    for age in reversed(range(FORWARD_SLOTS - 1)):
+        chosen = Mux(sweep.forward[age], slots[age], chosen)
+    m.d.comb += getattr(fire, port).eq(chosen)
 
 
 def _step_done(m: Module, lane: int, front, rmw: RmwPorts, sweep: SweepControl) -> Signal:

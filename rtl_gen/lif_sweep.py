@@ -15,11 +15,17 @@ the memories' read ports; R: registered next to the block RAMs; C: registered ag
 datapath (the bias added to the current here); D: the total registered; for ``cubalif`` S: the
 clamped ``c`` and the membrane total registered; E: spikes and updates registered, written back
 and pushed into the spike-mask FIFO.
+
+With fewer groups than stages (:func:`forwards`) a sweep may read a group that the sweep before
+still has in flight, if that group's write-back (stage E) comes at most two cycles after the new
+read (stage A): the new read's stage C then takes the written potential (and ``c``) from stage E
+or from one of two registers that keep the last two writes (``forward``), not the stale word.
+So a step of a one-group layer takes ``G + S − 3`` cycles, not ``S + 1``.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,6 +41,17 @@ SWEEP_STAGES = "brcde"
 #: The same for a ``cubalif`` layer: S (the synaptic current clamped and added to the membrane)
 #: between D and E.
 CUBA_SWEEP_STAGES = "brcdse"
+
+
+#: Writes a sweep's stage C can take a potential from instead of the word read: the one in stage E
+#: in the cycle the new read is in stage R, and the two before it (registered).
+FORWARD_SLOTS = 3
+
+
+def forwards(plan: LayerPlan) -> bool:
+    """Whether ``plan``'s sweep forwards written-back potentials to a read of the next sweep:
+    only with fewer groups than stages can a sweep read a group still in flight."""
+    return plan.groups < len(sweep_stages(plan))
 
 
 def sweep_stages(plan: LayerPlan) -> str:
@@ -57,8 +74,10 @@ class SweepControl(wiring.Component):
     every end-of-step marker it takes, :class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`). A
     sweep starts once every lane has written its last update of the step (``lanes_done``), the
     sweep before has issued its last group, and no group of that sweep still in flight would be
-    read again before it is written back (group ``g`` in stage ``s`` of ``S``: a hazard when ``g +
-    s < S``, only possible with fewer than ``S`` groups). So sweeps follow each other back to
+    read again more than :data:`FORWARD_SLOTS` − 1 cycles before it is written back (group ``g`` in
+    stage ``s`` of ``S``: a hazard when ``g + s < S − 3``; when ``g + s < S`` for a group of the
+    sweep two before, whose current bank is read again and whose cleared currents are not
+    forwarded; only possible with fewer than ``S`` groups). So sweeps follow each other back to
     back, each taking the bank just integrated (``own``), and the lanes' done flags are cleared
     by ``release``, a registered pulse one cycle after the start. Groups ``0 .. groups - 1`` are
     issued one per cycle while the spike-mask FIFO has room for every group in flight (``room``,
@@ -123,6 +142,10 @@ class SweepControl(wiring.Component):
         The word to push: ``{group, mask, eos}``.
     mask_push : Out(1)
         Push ``mask_word`` this cycle.
+    forward : Out(FORWARD_SLOTS)
+        One-hot, in the cycle a group is in stage R: stage C takes that group's potential from
+        the write in stage E now (bit 0), one cycle ago (bit 1) or two cycles ago (bit 2), the
+        latest of them, instead of the word read (0 without :func:`forwards`).
     """
 
     def __init__(self, plan: LayerPlan, mask_depth: int) -> None:
@@ -158,6 +181,7 @@ class SweepControl(wiring.Component):
                 "mask_level": In(range(mask_depth + 1)),
                 "mask_word": Out(mask_layout(plan.local_bits, plan.lanes)),
                 "mask_push": Out(1),
+                "forward": Out(FORWARD_SLOTS),
             }
         )
 
@@ -223,7 +247,10 @@ class SweepControl(wiring.Component):
         next_bank = Signal()
         next_inference = Signal()  # the inference of the next sweep to start
         steps_started = Signal(range(plan.timesteps), name="steps_started")
-        m.d.comb += start.eq(self.lanes_done & ~sweeping & ~self.release & ~self._hazard(stages, valid, idx))
+        hazard = self._hazard(stages, valid, idx, bank, next_bank)
+        m.d.comb += start.eq(self.lanes_done & ~sweeping & ~self.release & ~hazard)
+        if forwards(plan):
+            self._forward(m, valid, idx)
         m.d.sync += self.release.eq(start)
         with m.If(start):
             m.d.sync += [
@@ -247,15 +274,35 @@ class SweepControl(wiring.Component):
                 m.d.sync += self.own[index].eq(0)
         return m
 
-    def _hazard(self, stages: str, valid: dict, idx: dict):
-        """A group of the sweep before, in flight, that a sweep starting now would read before
-        it is written back: group ``g`` in stage ``s`` (1 = B .. S = E) is written ``S − s``
-        cycles later and read again ``g + 1`` cycles later. Never with ``S`` groups or more."""
+    def _hazard(self, stages: str, valid: dict, idx: dict, bank: dict, next_bank: Signal):
+        """A group of a sweep before, in flight, that a sweep starting now would read too early:
+        group ``g`` in stage ``s`` (1 = B .. S = E) is written ``S − s`` cycles later and read
+        again ``g + 1`` cycles later (or later, if the issue stalls), and stage C of that read
+        takes writes up to two cycles after it (:meth:`_forward`). The currents the sweep two
+        before cleared (its bank is ``next_bank``) are not forwarded. Never with ``S`` groups or
+        more."""
         depth = len(stages)
         if self.plan.groups >= depth:
             return 0
-        terms = [valid[stage] & (idx[stage] < depth - s) for s, stage in enumerate(stages[:-1], 1)]
+        terms = []
+        for s, stage in enumerate(stages[:-1], 1):
+            forwarded = depth - (FORWARD_SLOTS - 1) - 1 - s  # g below it: written too late
+            if forwarded > 0:
+                terms.append(valid[stage] & (idx[stage] < forwarded))
+            terms.append(valid[stage] & (bank[stage] == next_bank) & (idx[stage] < depth - s))
         return any_of(terms)
+
+    def _forward(self, m: Module, valid: dict, idx: dict) -> None:
+        """``forward``: the group in stage R was written in stage E now, one or two cycles ago
+        (the latest such write), so stage C takes that write, not the word read."""
+        written = [(valid["e"], idx["e"])]
+        for age in range(1, FORWARD_SLOTS):
+            older = (Signal(name=f"w{age}_valid"), Signal(self.plan.local_bits, name=f"w{age}_idx"))
+            m.d.sync += [older[0].eq(written[-1][0]), older[1].eq(written[-1][1])]
+            written.append(older)
+        hits = [valid["r"] & was_valid & (was_idx == idx["r"]) for was_valid, was_idx in written]
+        latest = [hits[0]] + [hit & ~any_of(hits[:age]) for age, hit in enumerate(hits) if age]
+        m.d.comb += self.forward.eq(Cat(*latest))
 
 
 class LeakFireLane(wiring.Component):
@@ -263,7 +310,8 @@ class LeakFireLane(wiring.Component):
     (stage B) to stage E::
 
         R: v, cur_even, cur_odd (and bias, c) registered (next to the block RAMs)
-        C: v (c) and I = the swept bank's cur (+ bias) registered (bank 1 when ``odd``)
+        C: v (c) and I = the swept bank's cur (+ bias) registered (bank 1 when ``odd``); with
+           :func:`forwards`, v (c) the forwarded write instead when ``forward``
         D: lif:     total = v − (v >>> k) + I registered                    (no leak: v + I)
            cubalif: c_total = c − (c >>> ks) + I, v − (v >>> k) registered
         S: cubalif: c' = clamp_vbits(c_total), total = v − (v >>> k) + c' registered
@@ -273,7 +321,8 @@ class LeakFireLane(wiring.Component):
 
     ``total ≥ θ`` equals ``u ≥ θ`` because ``1 ≤ θ ≤ max``. In a lane without a neuron in the
     last group (:func:`last_group_lanes`) ``spike`` and ``here`` are 0 for that group. The bias
-    and ``c`` ports exist only when the layer has them (a ``lif`` layer without a bias has the
+    and ``c`` ports exist only when the layer has them, the ``forward`` ports only with
+    :func:`forwards` (a ``lif`` layer without a bias has the
     datapath of version 1, register for register).
 
     Parameters
@@ -309,6 +358,11 @@ class LeakFireLane(wiring.Component):
         ``cubalif``, stage E: ``c'``, the synaptic current after this step.
     here : Out(1)
         Stage E: the lane holds a neuron of the group (always, but in the last group).
+    forward : In(1)
+        With :func:`forwards`: stage C takes ``forward_potential`` (and ``forward_synaptic``), the
+        group's latest write, instead of the words in stage R.
+    forward_potential, forward_synaptic : In(signed(v_bits))
+        The forwarded potential and, ``cubalif``, synaptic current.
     """
 
     def __init__(self, plan: LayerPlan, lane: int) -> None:
@@ -337,6 +391,11 @@ class LeakFireLane(wiring.Component):
         if plan.is_cuba:
             members["synaptic"] = In(signed(v_bits))
             members["synaptic_updated"] = Out(signed(v_bits))
+        if forwards(plan):
+            members["forward"] = In(1)
+            members["forward_potential"] = In(signed(v_bits))
+            if plan.is_cuba:
+                members["forward_synaptic"] = In(signed(v_bits))
         super().__init__(members)
 
     @property
@@ -361,7 +420,7 @@ class LeakFireLane(wiring.Component):
         m.d.sync += [
             r_pot.eq(self.potential),
             *(r_cur.eq(current) for r_cur, current in zip(r_curs, currents, strict=True)),
-            c_pot.eq(r_pot),
+            c_pot.eq(self._forwarded("forward_potential", r_pot)),
         ]
         if plan.has_bias:
             r_bias = Signal(signed(plan.bias_bits), name="r_bias", reset_less=True)
@@ -376,6 +435,12 @@ class LeakFireLane(wiring.Component):
         self._fire(m, total)
         return m
 
+    def _forwarded(self, port: str, word: Signal):
+        """``word`` (stage R), or the forwarded write ``port`` where ``forward`` says so."""
+        if not forwards(self.plan):
+            return word
+        return Mux(self.forward, getattr(self, port), word)
+
     def _synaptic_stages(self, m: Module, c_pot: Signal, c_cur: Signal) -> Signal:
         """``cubalif``: ``c`` through R and C, stage D (``c_total`` and the leaked ``v``) and
         stage S (``c'`` and the membrane total); returns the total."""
@@ -389,7 +454,7 @@ class LeakFireLane(wiring.Component):
         clamped = _clamp(d_syn_total, v_bits)
         m.d.sync += [
             r_syn.eq(self.synaptic),
-            c_syn.eq(r_syn),
+            c_syn.eq(self._forwarded("forward_synaptic", r_syn)),
             d_syn_total.eq(_leak(c_syn, layer.syn_shift) + c_cur),
             d_leaked.eq(_leak(c_pot, layer.leak_shift)),
             s_syn.eq(clamped),

@@ -151,9 +151,21 @@ class LayerShape(BankGeometry):
         return SYNAPSE_BLOCK_RAM.deepest_words(self.syn_bits)
 
     def mask_fifo_depth(self, spike_fifo_depth: int | None = None) -> int:
-        """Depth of the spike-mask FIFO: ``spike_fifo_depth``, or ``groups + 2`` for ``None`` (a
-        whole step of mask words and the end-of-step word fit behind the sweep's room check)."""
-        return self.groups + 2 if spike_fifo_depth is None else spike_fifo_depth
+        """Depth of the spike-mask FIFO: ``spike_fifo_depth``, or :func:`whole_step_mask_depth`
+        for ``None``."""
+        return whole_step_mask_depth(self.groups) if spike_fifo_depth is None else spike_fifo_depth
+
+
+#: Stages after the reads of the longest sweep (``cubalif``'s, :mod:`esl_hw.rtl_gen.lif_sweep`): a
+#: layer with fewer groups runs the sweeps of consecutive steps with groups of two of them in flight.
+MAX_SWEEP_STAGES = 6
+
+
+def whole_step_mask_depth(groups: int) -> int:
+    """The default depth of a layer's spike-mask FIFO: ``max(groups, MAX_SWEEP_STAGES) + 2``, so
+    that a whole step of mask words and the end-of-step word fit behind the sweep's room check
+    ``level + in flight < depth - 1``, and a layer of few groups never stalls its sweeps on it."""
+    return max(groups, MAX_SWEEP_STAGES) + 2
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from esl_hw.rtl_gen.memories import (
     rewire_histogram_shape,
     rewire_limit_problem,
     unsigned_bits,
+    whole_step_mask_depth,
 )
 from esl_hw.rtl_gen.memories import memory_bits as memory_list_bits
 
@@ -244,10 +245,11 @@ class LayerPlan(BankGeometry):
         return [int(value) for value in words]
 
     def mask_fifo_depth(self, spike_fifo_depth: int | None = DEFAULT_SPIKE_FIFO_DEPTH) -> int:
-        """Depth of this layer's spike-mask FIFO: ``spike_fifo_depth``, or ``groups + 2`` for
-        ``None`` (a whole step of mask words and the end-of-step word fit behind the sweep's
-        room check ``level + in flight < depth - 1``)."""
-        return self.groups + 2 if spike_fifo_depth is None else check_fifo_depth(spike_fifo_depth)
+        """Depth of this layer's spike-mask FIFO: ``spike_fifo_depth``, or
+        :func:`~esl_hw.rtl_gen.memories.whole_step_mask_depth` for ``None``."""
+        if spike_fifo_depth is None:
+            return whole_step_mask_depth(self.groups)
+        return check_fifo_depth(spike_fifo_depth)
 
     @property
     def nnz(self) -> int:

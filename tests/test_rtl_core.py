@@ -266,11 +266,14 @@ def zero_input_cycles(model, lanes: int) -> int:
     ("sizes", "lanes", "cuba"),
     [
         ([3, 1, 2], 1, False),
+        ([3, 2, 2], 1, False),
         ([3, 3, 2], 1, False),
         ([3, 4, 2], 1, False),
         ([3, 8, 2], 1, False),
         ([5, 20, 3], 4, False),
         ([5, 7, 3, 4], 2, False),
+        ([4, 1, 1, 2], 1, False),
+        ([3, 1, 2], 1, True),
         ([3, 2, 2], 1, True),
         ([3, 9, 2], 1, True),
     ],
@@ -278,20 +281,63 @@ def zero_input_cycles(model, lanes: int) -> int:
 def test_a_step_without_events_costs_its_sweep_and_two_cycles(sizes, lanes, cuba) -> None:
     """Without input events every step costs the sweep of the widest layer's ``G`` groups plus
     two cycles (the lanes' done flag and the sweep's start, both registered; ``cubalif`` one more:
-    its bank is given back a stage later), at least ``S + 1`` (``S`` sweep stages: a group is
-    read again only after the sweep before wrote it back). The end-of-step markers travel in
-    band and the sweeps of consecutive steps follow each other, so no pipeline fill or drain
-    enters a step: with the fill and drain of the first core a step took ``G + 8`` cycles."""
+    its bank is given back a stage later), for one group too: a sweep reads a group that the
+    sweep before writes back up to two cycles later and takes that write (forwarding), so a
+    one-group step takes 3 cycles, not the ``S + 1`` = 6 of a read after the write-back. The
+    end-of-step markers travel in band and the sweeps of consecutive steps follow each other, so
+    no pipeline fill or drain enters a step: with the fill and drain of the first core a step
+    took ``G + 8`` cycles."""
     rng = np.random.default_rng(len(sizes) + sizes[1])
     model = random_model(rng, sizes, density=0.7, timesteps=2, v_bits=8, threshold=20, leak_shift=2)
     if cuba:
         layers = [dataclasses.replace(layer, kind="cubalif", syn_shift=1) for layer in model.hidden_layers]
         model = dataclasses.replace(model, layers=(*layers, model.layers[-1]))
     stages = 6 if cuba else 5
-    per_step = max(max(-(-layer.n_out // lanes) + stages - 3, stages + 1) for layer in model.hidden_layers)
+    per_step = max(-(-layer.n_out // lanes) for layer in model.hidden_layers) + stages - 3
     short = zero_input_cycles(model, lanes)
     long = zero_input_cycles(dataclasses.replace(model, timesteps=6), lanes)
     assert long - short == 4 * per_step
+
+
+@pytest.mark.parametrize(
+    ("sizes", "lanes", "options", "seed"),
+    [
+        ([4, 1, 2], 1, "lif+bias", 21),
+        ([5, 2, 3], 1, "lif+bias+subtract", 22),
+        ([6, 3, 1, 2], 1, "lif+bias", 23),
+        ([7, 10, 3], 4, "lif+bias+subtract", 24),
+        ([4, 1, 2], 1, "cubalif+bias", 25),
+        ([5, 6, 2], 2, "cubalif+bias+subtract", 26),
+    ],
+)
+def test_layers_of_few_groups_take_the_forwarded_potentials(sizes, lanes, options, seed) -> None:
+    """Layers of one to three groups run their steps closer together than a potential's
+    write-back (a step of ``G + 2`` cycles, the write-back ``S + 1`` after the read): the sweep
+    takes the potential (and ``cubalif``'s ``c``) of the step before from stage E or the two
+    registers behind it. With a bias, the potentials change in every step, silent ones
+    included, so a stale word would show in the taps; every potential, spike, output and counter
+    equals the reference's."""
+    rng = np.random.default_rng(seed)
+    timesteps = 8
+    model = random_model(rng, sizes, density=0.8, timesteps=timesteps, v_bits=9, threshold=30, leak_shift=2)
+    layers = [
+        dataclasses.replace(
+            layer,
+            bias=rng.integers(8, 16, layer.n_out),
+            reset="subtract" if "subtract" in options else "zero",
+            **({"kind": "cubalif", "syn_shift": 1} if "cubalif" in options else {}),
+        )
+        for layer in model.hidden_layers
+    ]
+    model = dataclasses.replace(model, layers=(*layers, model.layers[-1]))
+    spikes = rng.random((timesteps, 3, sizes[0])) < 0.4
+    spikes[2:5, 1] = False  # silent steps back to back
+    spikes[:, 2] = False  # a silent sample: only the bias moves the potentials
+    result, reference = check_core(model, spikes, gaps=False, seed=seed, lanes=lanes)
+    assert any(reference.spikes[0][:, 2].ravel()), "the bias alone should make the first layer spike"
+    for sample in range(3):
+        expected = expected_counters(model, spikes, reference, sample, lanes)
+        assert {name: result.counters[sample][name] for name in expected} == expected
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,14 @@ from rtl_support import random_layer
 from esl_hw.artifact import Model, layer_from_dense, signed_range
 from esl_hw.errors import EslError
 from esl_hw.neuron_kinds import neuron_kind
-from esl_hw.rtl_gen.lif_sweep import SWEEP_STAGES, LeakFireLane, SweepControl, last_group_lanes, sweep_stages
+from esl_hw.rtl_gen.lif_sweep import (
+    FORWARD_SLOTS,
+    SWEEP_STAGES,
+    LeakFireLane,
+    SweepControl,
+    last_group_lanes,
+    sweep_stages,
+)
 from esl_hw.rtl_gen.plan import plan_model
 from esl_hw.rtl_gen.spikes import mask_layout
 
@@ -217,13 +224,34 @@ class SweepModel:
     idx: list = field(default_factory=list)
     bank: list = field(default_factory=list)
     last: list = field(default_factory=list)
+    written: list = field(default_factory=list)  # (valid, group) of stage E one and two cycles ago
 
     def __post_init__(self) -> None:
         self.valid, self.idx, self.bank, self.last = ([0] * self.stages for _ in range(4))
+        self.written = [(0, 0)] * (FORWARD_SLOTS - 1)
 
     def hazard(self) -> bool:
-        """A group in flight that a sweep starting now would read before it is written back."""
-        return any(self.valid[s - 1] and self.idx[s - 1] < self.stages - s for s in range(1, self.stages))
+        """A group in flight that a sweep starting now would read more than two cycles before it
+        is written back (group ``g`` in stage ``s``: written ``S − s`` cycles later, read ``g + 1``
+        cycles later), or at all before it is written if it is of the sweep two before (its
+        current bank is the one to be read, and cleared currents are not forwarded)."""
+        for s in range(1, self.stages):
+            if self.valid[s - 1]:
+                same_bank = self.bank[s - 1] == self.next_bank
+                if self.idx[s - 1] + s < self.stages - (0 if same_bank else FORWARD_SLOTS):
+                    return True
+        return False
+
+    def forward(self) -> int:
+        """One-hot: stage R's group was written in stage E now, one or two cycles ago (the latest);
+        only layers with fewer groups than stages forward."""
+        if self.groups >= self.stages or not self.valid[1]:
+            return 0
+        writes = [(self.valid[-1], self.idx[-1]), *self.written]
+        for age, (valid, group) in enumerate(writes):
+            if valid and group == self.idx[1]:
+                return 1 << age
+        return 0
 
     def outputs(self, spikes: int) -> dict[str, int]:
         issue = int(bool(self.sweeping and self.room))
@@ -246,6 +274,7 @@ class SweepModel:
             "step": self.step,
             "last_step": int(self.step == self.timesteps - 1),
             "mask_push": int(bool(e_valid and (spikes != 0 or e_last))),
+            "forward": self.forward(),
         }
 
     def tick(self, lanes_done: int, spikes: int, level: int) -> None:
@@ -255,6 +284,7 @@ class SweepModel:
         e_bank = self.bank[-1]
         start = lanes_done and not self.sweeping and not self.release and not self.hazard()
         self.room = int(level + sum(self.valid) + issue < self.depth - 1)
+        self.written = [(self.valid[-1], self.idx[-1]), *self.written[:-1]]
         self.valid = [issue, *self.valid[:-1]]
         self.idx = [self.addr & ((1 << self.local_bits) - 1), *self.idx[:-1]]
         self.bank = [self.read_bank, *self.bank[:-1]]
@@ -329,6 +359,10 @@ class LanesModel:
         (1, 6, 3, 2, 0.4, "cubalif", 12),
         (4, 11, 2, None, 0.6, "cubalif", 12),
         (1, 1, 2, None, 1.0, "lif", 0),
+        (1, 2, 3, None, 1.0, "lif", 0),
+        (2, 7, 2, None, 1.0, "lif", 0),
+        (1, 1, 3, None, 1.0, "cubalif", 0),
+        (1, 1, 2, 2, 0.5, "lif", 0),
         (1, 3, 3, None, 1.0, "lif", 0),
         (2, 9, 2, None, 1.0, "lif", 0),
         (1, 2, 3, None, 1.0, "cubalif", 0),
@@ -339,12 +373,14 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
     lanes, n_out, timesteps, depth, pop, kind, busy
 ):
     """The lanes finish their steps after random delays (or back to back), the FIFO is popped at
-    random: every output equals the cycle model's, every sweep reads each group once in order and
-    never while the sweep before still has it in flight, each step pushes exactly its spiking
+    random: every output equals the cycle model's, every sweep reads each group once in order,
+    a group of the sweep before still in flight only if it is written back at most two cycles
+    later (and then takes that write, ``forward``), each step pushes exactly its spiking
     groups' masks with the end of the step on its last group, no mask word is offered to a full
     FIFO, and the sweeps take the banks in turn."""
     rng = np.random.default_rng(lanes * 10 + n_out)
     plan = lif_plan(rng, n_out, lanes, timesteps, kind, v_bits=8, threshold=5)
+    whole_step = depth is None
     depth = plan.mask_fifo_depth(depth)
     dut, sweep, masks = sweep_with_fifo(plan, depth)
     model = SweepModel(plan.groups, timesteps, depth, plan.local_bits, stages=len(sweep_stages(plan)))
@@ -362,6 +398,8 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
             (plan.groups - 1, int(table[-1]), 1)
         ]
     popped, reads, steps, banks = [], [], [], []
+    forwarded, forwards = [], []  # cycles in which a read of a group in flight is in stage R; forward set
+    cycles = [0]
 
     async def bench(ctx) -> None:
         started, in_flight = 0, []
@@ -387,9 +425,15 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
                 started += 1
                 banks.append((got["read_bank"], got["own"] >> got["read_bank"] & 1))
             if got["issue"]:
-                held = [i for v, i in zip(model.valid, model.idx, strict=True) if v]  # E included
-                assert got["addr"] not in held, "a group read while the sweep before has it in flight"
+                flight = zip(model.valid, model.idx, model.bank, strict=True)
+                for s, (valid, group, bank) in enumerate(flight, 1):
+                    if valid and group == got["addr"]:  # in flight in stage s (E included)
+                        assert model.stages - s < FORWARD_SLOTS, "a group read too long before its write-back"
+                        assert bank != got["read_bank"], "a current bank read before its clear"
+                        forwarded.append(cycles[0] + 2)  # the cycle the read is in stage R
                 reads.append((started, got["addr"]))
+            if got["forward"]:
+                forwards.append(cycles[0])
             if got["mask_push"] and e_valid and model.last[-1]:
                 steps.append(got["step"])
             # Which sweep each stage's group belongs to (for the spike tables).
@@ -404,8 +448,16 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
             model.tick(lanes_model.done, spikes, level)
             lanes_model.tick(got["release"], got["bank_free"])
             await ctx.tick()
+            cycles[0] += 1
 
     simulate(dut, bench)
+    # Every read of a group still in flight takes the write forwarded, and only those; with back
+    # to back steps a layer of fewer groups than stages relies on it.
+    assert forwards == [at for at in forwarded if at < cycles[0]]
+    if plan.groups >= model.stages:
+        assert not forwarded
+    elif busy == 0 and whole_step and plan.groups <= 2:
+        assert forwarded  # steps back to back: a sweep of one or two groups reads before the write-back
     assert popped == expected
     assert reads[: sweeps * plan.groups] == [(s, g) for s in range(1, sweeps + 1) for g in range(plan.groups)]
     assert steps == [s % timesteps for s in range(len(steps))] and len(steps) >= sweeps

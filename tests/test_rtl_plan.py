@@ -109,16 +109,18 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_default_mask_fifo_holds_a_whole_step(lanes) -> None:
     """By default the spike-mask FIFO of a LIF layer holds every group of a step plus the
-    end-of-step word behind the sweep's room check (``groups + 2`` words), and is elaborated so."""
+    end-of-step word behind the sweep's room check (``groups + 2`` words), at least the groups
+    of the longest sweep (6 stages) plus 2, and is elaborated so."""
     model = random_model(np.random.default_rng(2), [10, 7, 6, 3], density=0.4)
     plans = plan_model(model, lanes)
     for plan in plans[:-1]:
-        assert plan.mask_fifo_depth() == plan.groups + 2
+        expected = max(plan.groups, 6) + 2
+        assert plan.mask_fifo_depth() == expected
         assert plan.mask_fifo_depth(5) == 5
-        assert elaborate(LifLayerCore(plan)).submodules.mask_fifo.depth == plan.groups + 2
+        assert elaborate(LifLayerCore(plan)).submodules.mask_fifo.depth == expected
     default = memory_bits(model, lanes=lanes)["fifos"]
     two = memory_bits(model, lanes=lanes, spike_fifo_depth=2)["fifos"]
-    extra = sum(plan.groups * (plan.local_bits + lanes + 1) for plan in plans[:-1])
+    extra = sum(max(plan.groups, 6) * (plan.local_bits + lanes + 1) for plan in plans[:-1])
     assert default - two == extra
 
 
