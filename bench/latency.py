@@ -212,7 +212,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Rows: sources and commands", ""]
     for row in results["rows"]:
         lines.append(
-            f"- {row['name']} ({row['date']}, code {row.get('code', 'not recorded')}): accuracy on "
+            f"- {row['name']} ({row['date']}, code {row.get('code', 'not recorded')}, load average at its "
+            f"start {row.get('load_average', 'not recorded')}): accuracy on "
             f"{row['accuracy_images']:,} test images of "
             f"{row['dataset']}; cycles: {row['cycles_source']}; `{row['command']}`"
         )
@@ -310,8 +311,10 @@ def main() -> None:
             print(f"{name}: {model_dir} is not there; skipped", flush=True)
             continue
         began = time.perf_counter()
+        row_load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         row = measure(name, model_dir, lanes, freq, args.data, args.samples, args.work)
         row["date"] = time.strftime("%Y-%m-%d")
+        row["load_average"] = row_load
         row["seconds"] = round(time.perf_counter() - began, 1)
         rows.append(row)
         print(

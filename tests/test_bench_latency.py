@@ -58,7 +58,10 @@ def test_markdown_has_every_row_and_the_published_designs() -> None:
         "first_date": "2026-12-05",
         "last_date": "2026-12-05",
         "load_start": "1.00, 1.00, 1.00",
-        "rows": [make_row(), make_row(name="s", accuracy=0.97, fmax_mhz=None, latency_at_fmax_us=None)],
+        "rows": [
+            make_row(load_average="0.50, 0.40, 0.30"),
+            make_row(name="s", accuracy=0.97, fmax_mhz=None, latency_at_fmax_us=None),
+        ],
         "prior_art": list(bench.PRIOR_ART),
     }
     text = bench.markdown(results)
@@ -67,6 +70,9 @@ def test_markdown_has_every_row_and_the_published_designs() -> None:
     assert "| 98.13% | 32 | 70 | 74.00 | 1,000 | 14.29 (13.51) | 70,000 |" in table[0]
     assert table[0].endswith("| met |") and table[1].endswith("| not met |")
     assert "Skydiver" in text and "Spiker+" in text
+    sources = [line for line in text.splitlines() if line.startswith("- ")]
+    assert "load average at its start 0.50, 0.40, 0.30)" in sources[0]
+    assert "load average at its start not recorded)" in sources[1]
 
 
 def test_rows_not_remeasured_are_kept(tmp_path: Path) -> None:
