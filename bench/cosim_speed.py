@@ -3,7 +3,8 @@
 Usage::
 
     python bench/cosim_speed.py [--model MODEL] [--data DIR] [--samples N] [--lanes 1 16]
-                                [--jobs J] [--mode binary|cocotb] [--note TEXT] [--out docs/benchmarks]
+                                [--jobs J] [--mode binary|cocotb] [--flags current|previous]
+                                [--note TEXT] [--out docs/benchmarks]
 
 Runs ``N`` MNIST test images through the RTL on Verilator (spikes, outputs, predictions and
 counters checked bit for bit; potentials not traced) and reports simulated cycles per second (of
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.datasets import load_mnist
 from esl_hw.reference import predict
 
@@ -40,10 +41,24 @@ from cycles import paper_shaped_model  # noqa: E402
 TEST_SET = 10_000
 
 
+def use_previous_flags() -> None:
+    """Make this process build ``binary`` co-simulations as before 2026-12-06: without
+    ``--output-split-cfuncs`` and with the model's C++ at Verilator's default ``-Os``."""
+    from esl_hw.sim import build
+
+    arguments = list(build.VERILATOR_BINARY_ARGS)
+    split = arguments.index("--output-split-cfuncs")
+    del arguments[split : split + 2]
+    build.VERILATOR_BINARY_ARGS = tuple(arguments)
+    build.VERILATOR_BINARY_MAKE_ARGS = ()
+
+
 def _cosim(arguments: tuple) -> object:
     from esl_hw.sim import run_cosim
 
-    model, images, build_dir, lanes, mode, capacity = arguments
+    model, images, build_dir, lanes, mode, capacity, flags = arguments
+    if flags == "previous":
+        use_previous_flags()
     return run_cosim(
         model,
         images,
@@ -57,9 +72,16 @@ def _cosim(arguments: tuple) -> object:
 
 
 def cosim_jobs(
-    model, images: np.ndarray, build_dir: Path, lanes: int, jobs: int, mode: str | None = None
+    model,
+    images: np.ndarray,
+    build_dir: Path,
+    lanes: int,
+    jobs: int,
+    mode: str | None = None,
+    flags: str = "current",
 ) -> dict:
-    """Run ``images`` split over ``jobs`` processes at once; return merged figures.
+    """Run ``images`` split over ``jobs`` processes at once (built with ``flags``, see
+    :func:`use_previous_flags`); return merged figures.
 
     ``run_seconds`` is the longest process's run (simulation and check, after its build);
     ``process_cycles_per_second`` each process's simulated cycles per second of its simulator's
@@ -73,7 +95,7 @@ def cosim_jobs(
     chunks = [chunk for chunk in np.array_split(images, jobs) if len(chunk)]
     # the event memory's depth is part of the build: one depth for all chunks, one shared build
     capacity = max(capacity_for(len(event_words(model, chunk))) for chunk in chunks)
-    arguments = [(model, chunk, build_dir, lanes, mode, capacity) for chunk in chunks]
+    arguments = [(model, chunk, build_dir, lanes, mode, capacity, flags) for chunk in chunks]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(_cosim, arguments))
     wall = time.perf_counter() - started
@@ -109,6 +131,15 @@ def markdown(report: dict) -> str:
         "on a 2-core machine.",
         "",
         *([report["note"], ""] if report.get("note") else []),
+        *(
+            [
+                "Built with the Verilator flags of before 2026-12-06 (`--flags previous`: no "
+                "`--output-split-cfuncs`, the model's C++ at `-Os`).",
+                "",
+            ]
+            if report.get("flags") == "previous"
+            else []
+        ),
         *(
             [
                 f"Load average (1, 5, 15 min) before the run {_loads(report['load_before'])}, "
@@ -158,6 +189,12 @@ def main() -> None:
     parser.add_argument("--build-dir", type=Path)
     parser.add_argument("--jobs", type=int, default=1, help="simulator processes at once")
     parser.add_argument("--mode", choices=["binary", "cocotb"], help="run mode (default: run_cosim's)")
+    parser.add_argument(
+        "--flags",
+        choices=["current", "previous"],
+        default="current",
+        help="Verilator build flags of the binary mode: today's, or those before 2026-12-06 (for comparison)",
+    )
     parser.add_argument("--note", default="", help="a line added to the Markdown (e.g. machine load)")
     args = parser.parse_args()
 
@@ -172,7 +209,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="esl-speed-") as temporary:
         build_dir = args.build_dir or Path(temporary)
         for lanes in args.lanes:
-            result = cosim_jobs(model, images, build_dir, lanes, args.jobs, args.mode)
+            result = cosim_jobs(model, images, build_dir, lanes, args.jobs, args.mode, args.flags)
             cycles = float(np.sum(result["cycles"]))
             per_image = result["run_seconds"] / result["samples"]
             rows.append(
@@ -213,6 +250,7 @@ def main() -> None:
                 *(["--data", str(args.data)] if args.data else []),
                 f"--samples {args.samples} --lanes {' '.join(map(str, args.lanes))} --jobs {args.jobs}",
                 *(["--mode", args.mode] if args.mode else []),
+                *(["--flags", args.flags] if args.flags != "current" else []),
             ]
         ),
         "date": time.strftime("%Y-%m-%d"),
@@ -223,6 +261,7 @@ def main() -> None:
     }
     report["note"] = args.note
     report["jobs"] = args.jobs
+    report["flags"] = args.flags
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cosim_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "cosim_speed.md").write_text(markdown(report))

@@ -73,9 +73,14 @@ MODES = ("cocotb", "binary")
 #: (:data:`BINARY_MAIN`) instead of clocking itself with delays, so no ``--timing`` is needed
 CLOCK_INPUT = "ESL_CLOCK_INPUT"
 #: Verilator's arguments for a ``binary`` build: no VPI, no ``--public-flat-rw``, no ``--timing``;
-#: full optimisation and X values made 0 (the core resets every register it reads)
+#: full optimisation and X values made 0 (the core resets every register it reads); the per-cycle
+#: code split into functions of about 3,000 statements, which GCC optimises better than a few huge
+#: ones (docs/hardware.md, "Co-simulation speed"). Not ``-fno-dfg``: with it Verilator 5.048 wrote
+#: a wrong value into a signed field of the trace in a trial.
 VERILATOR_BINARY_ARGS = (
     "-O3",
+    "--output-split-cfuncs",
+    "3000",
     "--x-assign",
     "fast",
     "--x-initial",
@@ -85,6 +90,9 @@ VERILATOR_BINARY_ARGS = (
     "-Wno-style",
     f"-D{CLOCK_INPUT}",
 )
+#: make variables of a ``binary`` build: the model's per-cycle code (``OPT_FAST``) compiled with
+#: ``-O2`` instead of Verilator's default ``-Os``
+VERILATOR_BINARY_MAKE_ARGS = ("OPT_FAST=-O2",)
 #: C++ main of a ``binary`` build: 10 ns clock periods from a low clock until ``$finish``
 BINARY_MAIN = """#include <memory>
 #include "verilated.h"
@@ -270,7 +278,8 @@ def build_binary(sources: Sequence[Path], top: str, folder: Path) -> None:
         *(str(source) for source in sources),
     ]  # fmt: skip
     _run_logged(verilate, log)
-    _run_logged(["make", "-j", str(_build_jobs()), "-C", str(work), "-f", "Vtop.mk"], log)
+    make = ["make", "-j", str(_build_jobs()), "-C", str(work), "-f", "Vtop.mk", *VERILATOR_BINARY_MAKE_ARGS]
+    _run_logged(make, log)
 
 
 def build_simulation(
@@ -385,6 +394,7 @@ def _build_options(simulator: str, top: str, mode: str) -> dict[str, Any]:
         "main": BINARY_MAIN if mode == "binary" else "",
         "build_args": _build_args(simulator, mode),
         "makeflags": VERILATOR_MAKEFLAGS if simulator == "verilator" else "",
+        "make_args": list(VERILATOR_BINARY_MAKE_ARGS) if mode == "binary" else [],
         "timescale": list(TIMESCALE),
         "cocotb": cocotb,
         "python": [sys.executable, sys.version],

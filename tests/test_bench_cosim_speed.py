@@ -59,6 +59,19 @@ def test_markdown_shows_the_mode_per_process_speed_build_and_load() -> None:
     assert "before the run 0.50, 1.25, 2.00, after it 2.10, 1.90, 2.00 (2 CPUs)" in page
 
 
+def test_previous_flags_drop_the_split_and_the_make_variable(monkeypatch) -> None:
+    from esl_hw.sim import build
+
+    current = (build.VERILATOR_BINARY_ARGS, build.VERILATOR_BINARY_MAKE_ARGS)
+    monkeypatch.setattr(build, "VERILATOR_BINARY_ARGS", current[0])
+    monkeypatch.setattr(build, "VERILATOR_BINARY_MAKE_ARGS", current[1])
+    bench.use_previous_flags()
+    assert "--output-split-cfuncs" not in build.VERILATOR_BINARY_ARGS and not build.VERILATOR_BINARY_MAKE_ARGS
+    assert len(build.VERILATOR_BINARY_ARGS) == len(current[0]) - 2 and "-O3" in build.VERILATOR_BINARY_ARGS
+    page = bench.markdown({**_report(), "flags": "previous"})
+    assert "flags of before 2026-12-06" in page and "flags of before" not in bench.markdown(_report())
+
+
 def test_load_average_is_three_figures() -> None:
     assert len(bench.load_average()) == 3
 
