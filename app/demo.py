@@ -25,7 +25,8 @@ from esl_hw.app.stages import (
     write_sim,
 )
 from esl_hw.app.tables import print_table
-from esl_hw.artifact import Model, save_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import save_model
 from esl_hw.datasets import load_dataset
 from esl_hw.encoding import encode
 from esl_hw.outputs import check_writable_target, staged_folder

@@ -22,7 +22,8 @@ import numpy as np
 
 from esl_hw.app.explore_cache import StageCache, canonical_digest, stage_key
 from esl_hw.app.explore_space import METRICS, Point
-from esl_hw.artifact import Model, load_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import load_model
 from esl_hw.errors import EslError
 
 

@@ -65,7 +65,7 @@ def _dataset(path: str | None):
 def produce_train(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) the run of ``request["config"]``, export it and score the integer
     reference on the whole test set."""
-    from esl_hw.artifact import save_model
+    from esl_hw.artifact_io import save_model
     from esl_hw.datasets import check_fits
     from esl_hw.reference import predict
     from esl_hw.train.checkpoint import STATE_FILE, work_folder
@@ -118,7 +118,7 @@ def produce_train(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
 def produce_cosim(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
     """Co-simulate the model on the first ``samples`` test images, bit for bit against the
     reference; keep ``sim.json`` in the entry."""
-    from esl_hw.artifact import load_model
+    from esl_hw.artifact_io import load_model
     from esl_hw.sim import run_cosim, sim_report
 
     inputs = request["inputs"]
@@ -148,7 +148,7 @@ def produce_cosim(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
 def produce_synth(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
     """Synthesise and place-and-route the core for its target; keep ``report.json`` and
     ``report.md`` in the entry (a design that does not fit included)."""
-    from esl_hw.artifact import load_model
+    from esl_hw.artifact_io import load_model
     from esl_hw.fpga.synth import DoesNotFit, synthesize
 
     inputs = request["inputs"]

@@ -18,7 +18,8 @@ import numpy as np
 from esl_hw.app.reports import add_provenance, write_report
 from esl_hw.app.stages import core_lanes, core_streaming, optional_target
 from esl_hw.app.tables import print_table
-from esl_hw.artifact import Model, load_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import load_model
 from esl_hw.errors import EslError
 from esl_hw.outputs import check_writable_target, staged_folder
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, CorePlan, plan_model

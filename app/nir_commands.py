@@ -22,7 +22,8 @@ import numpy as np
 from esl_hw import limits, progress
 from esl_hw.app.reports import write_report
 from esl_hw.app.tables import print_table
-from esl_hw.artifact import Encoder, load_model, save_model
+from esl_hw.artifact import Encoder
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.datasets import Dataset, check_fits, load_dataset
 from esl_hw.errors import EslError
 from esl_hw.interchange.nir_float import SNNTORCH_DT, discretise, run_float

@@ -20,7 +20,8 @@ import numpy as np
 from esl_hw import progress
 from esl_hw.app.reports import write_report
 from esl_hw.app.tables import compare_markdown, neurobench_markdown, print_table
-from esl_hw.artifact import Model, load_model, save_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.datasets import Dataset, check_fits, load_dataset
 from esl_hw.errors import EslError
 from esl_hw.metrics import EnergyConstants, confusion_matrix

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from esl_hw.artifact import Model, load_model, save_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.datasets import load_dataset
 from esl_hw.encoding import encode
 from esl_hw.metrics import cycle_floor, synaptic_ops

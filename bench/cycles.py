@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.artifact import Model, layer_from_dense, load_model
+from esl_hw.artifact import Model, layer_from_dense
+from esl_hw.artifact_io import load_model
 from esl_hw.datasets import load_mnist
 from esl_hw.encoding import encode
 from esl_hw.metrics import cycle_floor, overlapped_cycle_floor, synaptic_ops

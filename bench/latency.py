@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.datasets import load_dataset
 from esl_hw.errors import EslError
 from esl_hw.reference import predict

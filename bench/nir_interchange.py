@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.datasets import Dataset, load_dataset
 from esl_hw.encoding import encode
 from esl_hw.interchange.nir_float import discretise, run_float

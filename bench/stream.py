@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.artifact import Model, load_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import load_model
 from esl_hw.datasets import load_mnist
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.artifact import Model, layer_from_dense, load_model
+from esl_hw.artifact import Model, layer_from_dense
+from esl_hw.artifact_io import load_model
 from esl_hw.errors import EslError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,8 @@ model loads fast inside a simulator's Python. The stages live in subpackages:
 the command line and each stage's command code in ``esl_hw.app`` (the README's "Import rules").
 """
 
-from esl_hw.artifact import FORMAT_VERSION, Encoder, Layer, Model, load_model, save_model
+from esl_hw.artifact import FORMAT_VERSION, Encoder, Layer, Model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.errors import EslError
 
 __all__ = [

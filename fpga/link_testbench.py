@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.task import bridge, resume
 from cocotb.triggers import FallingEdge, Timer
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.fpga import protocol as P
 from esl_hw.fpga.driver import HostDriver, run_images
 from esl_hw.fpga.hostlink import memory_word_bytes, model_id

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_hw.artifact import Model, save_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import save_model
 from esl_hw.errors import EslError
 
 #: Environment variable naming the link test's configuration (JSON).

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from esl_hw import progress
-from esl_hw.artifact import Model, save_model
+from esl_hw.artifact import Model
+from esl_hw.artifact_io import save_model
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import emit_verilog
 from esl_hw.rtl_gen.core import SUMMED_COUNTERS

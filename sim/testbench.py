@@ -23,7 +23,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.sim.harness import CONFIG_ENV
 from esl_hw.sim.rewire_cosim import check_rewire
 from esl_hw.sim.trace import compare, parse_trace

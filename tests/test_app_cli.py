@@ -14,7 +14,7 @@ import yaml
 from conftest import random_model
 
 from esl_hw.app.cli import HANDLERS, build_parser, handler_name, main
-from esl_hw.artifact import save_model
+from esl_hw.artifact_io import save_model
 
 PROGRESS_LINE = re.compile(r"\[\d\d:\d\d:\d\d\] ")
 

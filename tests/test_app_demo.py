@@ -13,7 +13,7 @@ import pytest
 
 from esl_hw.app.plots import CONFUSION_FILE, CYCLES_FILE, TRAINING_FILES
 from esl_hw.app.report_schema import undocumented
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 
 TINY_CONFIG = """\
 seed: 3

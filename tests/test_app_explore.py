@@ -205,7 +205,7 @@ def fake_stage(name: str, request: dict) -> FakeRef:
     import numpy as np
     from conftest import random_model
 
-    from esl_hw.artifact import save_model
+    from esl_hw.artifact_io import save_model
 
     cache, inputs = StageCache(request["cache"]), request["inputs"]
     if name == "synth":

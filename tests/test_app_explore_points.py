@@ -19,7 +19,7 @@ from esl_hw.app.explore_points import (
     training_device,
 )
 from esl_hw.app.explore_space import grid_points, load_space
-from esl_hw.artifact import load_model, save_model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.errors import EslError
 
 CONTEXT = {

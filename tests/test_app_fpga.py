@@ -13,7 +13,7 @@ from conftest import random_model
 
 from esl_hw.app import fpga as app_fpga
 from esl_hw.app.report_schema import undocumented
-from esl_hw.artifact import save_model
+from esl_hw.artifact_io import save_model
 from esl_hw.errors import EslError
 from esl_hw.fpga.tools import available
 
@@ -158,7 +158,7 @@ def test_synth_cosimulates_the_test_images_of_data(tmp_path: Path, monkeypatch) 
 def test_run_writes_its_report_with_provenance(model_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from test_fpga_driver import FakeDevice
 
-    from esl_hw.artifact import load_model
+    from esl_hw.artifact_io import load_model
     from esl_hw.fpga import driver
 
     monkeypatch.setattr(driver, "open_serial", lambda port, baud: FakeDevice(load_model(model_dir), depth=8))

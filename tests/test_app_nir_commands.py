@@ -26,7 +26,7 @@ from sim_support import needs_icarus  # noqa: E402
 
 from esl_hw.app.cli import main  # noqa: E402
 from esl_hw.app.report_schema import undocumented  # noqa: E402
-from esl_hw.artifact import load_model  # noqa: E402
+from esl_hw.artifact_io import load_model  # noqa: E402
 from esl_hw.datasets import load_dataset  # noqa: E402
 from esl_hw.interchange import extra  # noqa: E402
 from esl_hw.reference import predict  # noqa: E402
@@ -160,7 +160,7 @@ def test_a_missing_extra_is_one_line(tmp_path: Path, monkeypatch, capsys) -> Non
     model = tmp_path / "model"
     from conftest import random_model
 
-    from esl_hw.artifact import save_model
+    from esl_hw.artifact_io import save_model
 
     save_model(random_model(np.random.default_rng(0), (6, 4, 2), timesteps=2), model)
     assert main(["export-nir", str(model), "--out", str(tmp_path / "m.nir")]) == 2
@@ -170,7 +170,7 @@ def test_a_missing_extra_is_one_line(tmp_path: Path, monkeypatch, capsys) -> Non
 def test_export_warns_that_snntorch_resets_to_zero(tmp_path: Path, capsys) -> None:
     from conftest import random_model
 
-    from esl_hw.artifact import save_model
+    from esl_hw.artifact_io import save_model
 
     model = tmp_path / "model"
     save_model(random_model(np.random.default_rng(1), (6, 4, 2), timesteps=2, reset="subtract"), model)

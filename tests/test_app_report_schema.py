@@ -19,7 +19,7 @@ from test_sim_report import fake_result
 
 from esl_hw.app.cli import main
 from esl_hw.app.report_schema import END, REPORTS, START, schema_markdown, undocumented, unit
-from esl_hw.artifact import save_model
+from esl_hw.artifact_io import save_model
 from esl_hw.fpga.synth import SynthReport
 from esl_hw.sim.report import sim_report
 

@@ -17,7 +17,7 @@ from conftest import random_model
 from esl_hw.app.cli import main
 from esl_hw.app.plots import CONFUSION_FILE, CYCLES_FILE, TRAINING_FILES
 from esl_hw.app.report_schema import undocumented
-from esl_hw.artifact import load_model, save_model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.datasets import load_mnist
 from esl_hw.reference import predict
 
@@ -111,7 +111,8 @@ def test_lanes_default_to_the_lanes_the_model_was_trained_for(tmp_path: Path) ->
     import numpy as np
     from conftest import random_model
 
-    from esl_hw.artifact import Model, save_model
+    from esl_hw.artifact import Model
+    from esl_hw.artifact_io import save_model
     from esl_hw.rtl_gen import memory_bits
 
     base = random_model(np.random.default_rng(4), (30, 16, 5), timesteps=2)

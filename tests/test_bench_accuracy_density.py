@@ -116,7 +116,7 @@ def test_target_verdict_uses_the_worst_seed() -> None:
     ("name", "density"), [("mnist_d0.1", 0.1), ("mnist_d0.05", 0.05), ("mnist_d0.1_hwrandom", 0.1)]
 )
 def test_kept_trained_models_are_valid_and_accurate(name: str, density: float) -> None:
-    from esl_hw.artifact import load_model
+    from esl_hw.artifact_io import load_model
     from esl_hw.datasets import load_mnist
     from esl_hw.reference import accuracy
 

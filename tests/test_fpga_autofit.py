@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from esl_hw.artifact import load_model
+from esl_hw.artifact_io import load_model
 from esl_hw.errors import EslError
 from esl_hw.fpga import autofit, fit, synth, targets
 from esl_hw.fpga.tools import available

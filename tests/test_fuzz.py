@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esl_hw.app.cli import main
-from esl_hw.artifact import load_model, save_model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
 

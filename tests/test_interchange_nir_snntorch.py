@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("snntorch", reason="the nir extra is not installed (pip install 'esl-hw[nir]')")
 
-from esl_hw.artifact import load_model  # noqa: E402
+from esl_hw.artifact_io import load_model  # noqa: E402
 from esl_hw.datasets import load_embedded  # noqa: E402
 from esl_hw.errors import EslError  # noqa: E402
 from esl_hw.interchange.nir_snntorch import load_snntorch, snntorch_outputs, snntorch_predictions  # noqa: E402

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from esl_hw.artifact import load_model, save_model
+from esl_hw.artifact_io import load_model, save_model
 from esl_hw.datasets import load_mnist
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
