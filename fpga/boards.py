@@ -29,19 +29,16 @@ from esl_hw import progress
 from esl_hw.artifact import Model
 from esl_hw.errors import EslError
 from esl_hw.fpga.hostlink import DEFAULT_EVENT_DEPTH, HostLink, link_plan
-from esl_hw.fpga.pll import PllSetting, add_pll_domain, as_mhz, pll_for
-from esl_hw.fpga.synth import (
-    DoesNotFit,
-    TimingFailure,
+from esl_hw.fpga.netlist import (
     count_cells,
     fmax_of,
     netlist_cells,
     overflows,
-    place_and_route,
     routed_utilisation,
-    synthesize,
     utilisation,
 )
+from esl_hw.fpga.pll import PllSetting, add_pll_domain, as_mhz, pll_for
+from esl_hw.fpga.synth import DoesNotFit, TimingFailure, place_and_route, synthesize
 from esl_hw.fpga.targets import Target, get_target
 from esl_hw.fpga.tools import run_tool, run_yosys
 from esl_hw.fpga.uart import uart_divisor

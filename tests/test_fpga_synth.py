@@ -11,7 +11,7 @@ import pytest
 from conftest import random_model
 
 from esl_hw.errors import EslError
-from esl_hw.fpga import fit, synth, targets
+from esl_hw.fpga import fit, netlist, synth, targets
 from esl_hw.fpga.tools import available
 from esl_hw.rtl_gen.hardware import HardwareConfig
 from esl_hw.rtl_gen.plan import plan_model
@@ -147,54 +147,6 @@ def test_bad_arguments_fail_before_any_tool(tiny_model, tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_classify_memories(tiny_model) -> None:
-    # Role and whether a memory must be block RAM come from the plan's memory list, by name.
-    plan = plan_model(tiny_model, HardwareConfig(lanes=1))
-    memories = [
-        {"name": "core.layer0.front0.syn_mem", "depth": 900, "width": 12},
-        {"name": "core.layer0.pot_mem0", "depth": 64, "width": 10},
-        {"name": "core.fifo0.storage", "depth": 15, "width": 8},
-        {"name": "core.layer1.acc_mem0", "depth": 4, "width": 12},
-        {"name": "$flatten\\core.\\rewire.$auto$proc_rom.cc:155:do_switch$7640", "depth": 32, "width": 1},
-    ]
-    cells = {
-        "core.layer0.front0.syn_mem.0.0": "DP16KD",
-        "core.fifo0.storage.0.0": "TRELLIS_DPR16X4",
-        "core.layer0.pot_mem0[3]": "TRELLIS_FF",
-    }
-    result = {
-        m["name"]: (m["role"], m["mapped"], m["required"], m["ok"])
-        for m in synth.classify_memories(memories, cells, "ecp5", plan)
-    }
-    assert list(result.values()) == [
-        ("synapses", "bram", True, True),
-        ("potentials", "logic", True, False),
-        ("fifos", "lutram", False, True),
-        ("accumulators", "logic", False, True),
-        ("other", "logic", False, True),
-    ]
-
-
-def test_netlist_names_are_the_plans_memories(tiny_model) -> None:
-    plan = plan_model(tiny_model, HardwareConfig(lanes=2, synapse_memory="spram"))
-    names = synth.netlist_memories(plan)
-    assert "core.layer0.front1.ptr_mem" in names and "core.layer0.cur_mem1_odd" in names
-    assert "core.layer0.queue0.storage" in names and "core.rewire.hist" in names
-    required = sorted({memory.role for memory in names.values() if memory.placement == "block"})
-    assert required == ["currents", "potentials", "row_pointers", "synapses"]
-
-
-def test_overflows_and_utilisation() -> None:
-    from esl_hw.fpga.targets import get_target
-
-    table = synth.utilisation(
-        {"luts": 6000, "ffs": 10, "bram": 31, "spram": 0, "dsp": 0}, get_target("ice40-up5k")
-    )
-    assert table["luts"] == {"used": 6000, "available": 5280, "percent": 113.6}
-    assert [row["resource"] for row in synth.overflows(table)] == ["luts", "bram"]
-    assert synth.overflows(table)[1]["excess"] == 1
-
-
 def test_drop_host_loaded_init_removes_only_spram_contents(tiny_model, tmp_path: Path) -> None:
     from amaranth.back import verilog
 
@@ -230,8 +182,8 @@ def test_spram_synapses_map_to_spram_cells(tmp_path: Path) -> None:
     plan = plan_model(small_model, HardwareConfig(rewiring=False, synapse_memory="spram"))
     top, _ = synth.write_top(plan, tmp_path)
     memories, _ = synth._yosys(tmp_path, targets.get_target("ice40-up5k"), top, plan)
-    cells = synth.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
-    classified = synth.classify_memories(memories, cells, "ice40", plan)
+    cells = netlist.netlist_cells(tmp_path / "netlist.json", synth.SHIM_TOP)
+    classified = netlist.classify_memories(memories, cells, "ice40", plan)
     mapped = {m["name"]: m["mapped"] for m in classified}
     synapses = {name: kind for name, kind in mapped.items() if name.endswith("syn_mem")}
     assert len(synapses) == 2 and set(synapses.values()) == {"spram"}
