@@ -380,7 +380,7 @@ class SNNCore(wiring.Component):
         core's ``done``) and the counting window travel through the same two stages, so the
         totals are exactly those of the window; ``done`` is ``finish`` two cycles later, when
         the totals are latched. Every layer core's strobes come in pairs, one per inference
-        parity (``stat_*[p]``, :func:`~esl_hw.rtl_gen.integrate.strobe_pair`): the counters
+        parity (``stat_*[p]``, :func:`~esl_hw.rtl_gen.strobes.strobe_pair`): the counters
         keep two running totals per name, and ``done`` latches (and clears) the one of the
         inference that completed (``done_parity``, toggled at every ``done``); the input admits
         an inference only while at most one other is in flight (:meth:`_add_input_control`),

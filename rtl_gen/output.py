@@ -27,19 +27,15 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.integrate import (
     NO_RW_CHECK,
-    all_of,
-    any_of,
     connect_lane_access,
-    drive_stat,
     event_layout,
     lane_access_members,
     lane_front_ends,
-    pointer_reads,
     read_modify_write,
-    stat_shape,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
+from esl_hw.rtl_gen.strobes import all_of, any_of, drive_stat, pointer_reads, stat_shape
 
 
 def output_layout(index_bits: int, value_bits: int) -> data.StructLayout:
