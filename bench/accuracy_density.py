@@ -6,7 +6,8 @@ Trains the paper's MNIST experiments from the configs in ``configs/`` and scores
   test accuracy in float mode and in the exact integer mode (what the hardware computes);
 - growth rules gradient, momentum, random and random-unfired at densities 0.1 and 0.01 (Fig. 4);
 - single-spike (Mostafa) 784-800-10 at ε = 60 (``mnist_singlespike_eps60.yaml``);
-- Table 1 for the multi-spike models: parameters, density, FLOPs and energies (constants below).
+- Table 1 for the multi-spike models: parameters, density, FLOPs and energies (constants below, kept
+  in ``train_runs.py`` with the training and scoring of one run that the other benches share).
 
 ``--dataset fashion-mnist`` runs the density sweep alone (1.0, 0.3, 0.1, 0.05) on Fashion-MNIST from
 ``fashion_mnist_multispike_d*.yaml`` (the MNIST configs with the Debian folder as ``data.path``), into
@@ -45,25 +46,19 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import os
-import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from esl_hw.datasets import load_dataset
-from esl_hw.train.checkpoint import work_folder
-from esl_hw.train.config import Config, load_config
-from esl_hw.train.export import load_checkpoint, net_from_checkpoint
-from esl_hw.train.loop import train
-from esl_hw.train.model import encode_batch
-from esl_hw.train.single_spike import SingleSpikeNet
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_runs import CONFIGS, E_AC, E_MAC, Job, _load, _machine, _override, run_job  # noqa: E402
 
-E_MAC, E_AC = 4.6e-12, 0.9e-12
+from esl_hw.train.config import load_config  # noqa: E402
+
 #: Targets of the issue: the ESL-SNN paper's 97.69% at density 0.3, 97.5% at 0.1, and the paper's
 #: single-spike 96.58% at ε = 60 (ESL-SNN, Shen et al., AAAI 2023).
 TARGETS = {0.3: 0.9769, 0.1: 0.975}
@@ -73,7 +68,6 @@ GROW_RULES = ("gradient", "momentum", "random", "random-unfired", "hardware-rand
 #: Prune rule a growth rule needs (the chip's rewiring prunes the smallest integer |w| itself).
 PRUNE_FOR = {"hardware-random": "magnitude"}
 GROW_DENSITIES = (0.1, 0.01)
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 log = logging.getLogger("accuracy_density")
 
 
@@ -115,37 +109,6 @@ def sweep_config(benchmark: Benchmark, density: float) -> Path:
     return CONFIGS / f"{benchmark.prefix}_multispike_d{density}.yaml"
 
 
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One training run of the benchmark: its folder name, what it measures and its config."""
-
-    name: str
-    kind: str  # "multi" (density sweep), "grow" (growth-rule comparison) or "single"
-    seed: int
-    config: Config
-    density: float | None = None
-    grow: str | None = None
-
-
-def _override(
-    config: Config, args: argparse.Namespace, seed: int, epochs: int | None, **sparsity: Any
-) -> Config:
-    if args.delta_t is not None:
-        sparsity["delta_t"] = args.delta_t
-    path = args.data if args.data is not None else config.data.path  # MNIST's configs: None, embedded
-    data = dataclasses.replace(config.data, path=path, train_samples=args.train_samples)
-    train_config = dataclasses.replace(config.train, device=args.device)
-    if epochs is not None:
-        train_config = dataclasses.replace(train_config, epochs=epochs)
-    return dataclasses.replace(
-        config,
-        seed=seed,
-        data=data,
-        train=train_config,
-        sparsity=dataclasses.replace(config.sparsity, **sparsity),
-    )
-
-
 def _suffix(seed: int) -> str:
     return "" if seed == 0 else f"_s{seed}"
 
@@ -179,100 +142,6 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
             config = _override(load_config(CONFIGS / "mnist_singlespike_eps60.yaml"), args, seed, epochs)
             jobs.append(Job(f"single_eps60{_suffix(seed)}", "single", seed, config))
     return sorted(jobs, key=lambda job: (job.seed != args.seeds[0], job.kind == "single"))
-
-
-def _run(config: Config, out: Path) -> Path:
-    """Train ``config`` into ``out`` unless done; resume an interrupted run."""
-    if (out / "checkpoint.pt").is_file():
-        return out
-    train(config, out, progress=False, resume=work_folder(out).joinpath("state.pt").is_file(), force=True)
-    return out
-
-
-def run_job(job: Job, runs: Path, test_samples: int | None = None) -> dict[str, Any]:
-    """Train (or reuse) ``job``'s run and score it on its data's test split, or on the split's first
-    ``test_samples`` images (in a worker process)."""
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    test = load_dataset(job.config.data.path).test.head(test_samples)
-    run = _run(job.config, runs / job.name)
-    score = _score_single if job.kind == "single" else _score_lif
-    return {
-        "name": job.name,
-        "kind": job.kind,
-        "seed": job.seed,
-        "target": job.density,
-        "grow": job.grow,
-        **score(run, test.images, test.labels),
-    }
-
-
-@torch.no_grad()
-def _score_lif(run: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    checkpoint = load_checkpoint(run)
-    net, config = net_from_checkpoint(checkpoint)
-    correct_float = correct_int = 0
-    sops = 0.0
-    fanouts = [mask.sum(dim=1).to(torch.float64) for mask in net.masks()]
-    for start in range(0, len(labels), 1000):
-        spikes = encode_batch(images[start : start + 1000], net.timesteps)
-        target = torch.from_numpy(labels[start : start + 1000])
-        correct_float += int((net(spikes, mode="float").argmax(dim=1) == target).sum())
-        trace = net.forward_integer(spikes)
-        correct_int += int((trace.predictions == target).sum())
-        for layer_input, fanout in zip([spikes, *trace.spikes], fanouts, strict=True):
-            sops += float(layer_input.to(torch.float64).sum(dim=(0, 1)) @ fanout)
-    connections = sum(int(mask.sum()) for mask in net.masks())
-    dense = sum(mask.numel() for mask in net.masks())
-    macs = net.timesteps * connections
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {
-        "run": str(run),
-        "best_epoch": checkpoint["epoch"],
-        "val_accuracy": checkpoint["val_accuracy"],
-        "test_accuracy_float": correct_float / len(labels),
-        "test_accuracy_integer": correct_int / len(labels),
-        "test_images": len(labels),
-        "layer_sizes": list(net.sizes),
-        "connections": connections,
-        "density": connections / dense,
-        "layer_density": [float(mask.float().mean()) for mask in net.masks()],
-        "flops": 2 * macs,
-        "gpu_energy_uj": macs * E_MAC * 1e6,
-        "sops_per_image": sops / len(labels),
-        "neuromorphic_energy_uj": sops / len(labels) * E_AC * 1e6,
-        "train_seconds": sum(record["seconds"] for record in records),
-        "density_history": [record["density"] for record in records],
-        "ever_active_history": [
-            [layer["ever_active"] for layer in update["layers"]]
-            for record in records
-            for update in record["esl_updates"]
-        ],
-        "config": config.sparsity.__dict__ | {"epochs": config.train.epochs},
-    }
-
-
-@torch.no_grad()
-def _score_single(run: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    checkpoint = load_checkpoint(run)
-    model = checkpoint["config"]["model"]
-    net = SingleSpikeNet(model["hidden"], levels=model["levels"], t_max=model["t_max"])
-    net.load_state_dict(checkpoint["model"])
-    predictions = torch.cat(
-        [net.predict(torch.from_numpy(images[s : s + 500])) for s in range(0, len(labels), 500)]
-    )
-    connections = sum(int(mask.sum()) for mask in net.masks())
-    return {
-        "run": str(run),
-        "best_epoch": checkpoint["epoch"],
-        "val_accuracy": checkpoint["val_accuracy"],
-        "test_accuracy": float((predictions.numpy() == labels).mean()),
-        "connections": connections,
-        "density": connections / sum(mask.numel() for mask in net.masks()),
-        "train_seconds": sum(
-            json.loads(line)["seconds"] for line in (run / "metrics.jsonl").read_text().splitlines()
-        ),
-    }
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -408,27 +277,6 @@ def _accuracy(stats: dict[str, float]) -> str:
         return f"{100 * stats['mean']:.2f}%"
     spread = f"{100 * stats['std']:.2f}% (n={stats['n']}, min {100 * stats['min']:.2f}%)"
     return f"{100 * stats['mean']:.2f} ± {spread}"
-
-
-def _machine() -> dict[str, Any]:
-    """What the results were measured on: CPU model, cores, Python and torch versions."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
-        cpu = models[0] if models else cpu
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
-def _load() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
 
 
 def _run_lines(results: dict[str, Any], summary: dict[str, Any]) -> list[str]:

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import accuracy_density as ad  # noqa: E402  (bench/ is not a package)
 import fig4_prune_growth as fig4  # noqa: E402
+import train_runs  # noqa: E402  (bench/ is not a package)
 
 from esl_hw.app.cli import _non_negative_int, _positive_int  # noqa: E402  (one line, exit 2)
 from esl_hw.train.config import Config, config_from_dict, load_config  # noqa: E402
@@ -74,24 +74,26 @@ class Run:
 
 
 def _overrides(data: str, train_samples: int | None, delta_t: int) -> argparse.Namespace:
-    """What :func:`accuracy_density._override` reads besides the seed and epochs."""
+    """What :func:`train_runs._override` reads besides the seed and epochs."""
     return argparse.Namespace(data=data, train_samples=train_samples, device="cpu", delta_t=delta_t)
 
 
 def vgg_config(args: argparse.Namespace, density: float, redistribute: str) -> Config:
     """The reduced VGGSNN run: the config's, with ``args``' data, width, time steps, samples, epochs."""
-    base = load_config(ad.CONFIGS / "fashion_mnist_vggsnn_d0.1.yaml")
+    base = load_config(train_runs.CONFIGS / "fashion_mnist_vggsnn_d0.1.yaml")
     overrides = _overrides(args.data, args.train_samples, args.delta_t)
-    config = ad._override(base, overrides, args.seed, args.epochs, density=density, redistribute=redistribute)
+    config = train_runs._override(
+        base, overrides, args.seed, args.epochs, density=density, redistribute=redistribute
+    )
     model = dataclasses.replace(config.model, width=args.width, timesteps=args.timesteps)
     return dataclasses.replace(config, model=model)
 
 
 def mlp_config(args: argparse.Namespace, redistribute: str) -> Config:
     """The MLP run: ``mnist_multispike_d0.1.yaml`` with both layers sparse from the same density."""
-    base = load_config(ad.CONFIGS / "mnist_multispike_d0.1.yaml")
+    base = load_config(train_runs.CONFIGS / "mnist_multispike_d0.1.yaml")
     overrides = _overrides(args.mnist, None, args.mlp_delta_t)
-    return ad._override(
+    return train_runs._override(
         base,
         overrides,
         args.seed,
@@ -197,8 +199,10 @@ def score_run(run: Run, runs: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if run.model == "mlp":
-        job = ad.Job(run.name, "multi", run.config.seed, run.config, run.density, run.config.sparsity.grow)
-        row = ad.run_job(job, runs)
+        job = train_runs.Job(
+            run.name, "multi", run.config.seed, run.config, run.density, run.config.sparsity.grow
+        )
+        row = train_runs.run_job(job, runs)
         row["test_accuracy"] = row["test_accuracy_float"]
         row["layer_params"] = [
             a * b for a, b in zip(row["layer_sizes"], row["layer_sizes"][1:], strict=False)
@@ -206,7 +210,7 @@ def score_run(run: Run, runs: Path) -> dict[str, Any]:
         for key in ("density_history", "ever_active_history"):
             row.pop(key)
     else:
-        ad._run(run.config, runs / run.name)
+        train_runs._run(run.config, runs / run.name)
         row = score_vgg(runs / run.name)
     trained = load_checkpoint(runs / run.name)["config"]
     if trained["train"]["epochs"] != run.config.train.epochs or (
@@ -584,8 +588,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "mlp": {"epochs": args.mlp_epochs, "delta_t": args.mlp_delta_t},
         "planned": {figure: sum(figure in run.figures for run in runs) for figure in ("3a", "3b")},
-        "machine": ad._machine(),
-        "load_average": {"start": ad._load(), "end": None},
+        "machine": train_runs._machine(),
+        "load_average": {"start": train_runs._load(), "end": None},
         "wall_seconds": None,
         "runs": [previous[run.name] for run in runs if run.name not in missing],
         "missing": missing,
@@ -593,7 +597,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     started = time.monotonic()
     fig4.sweep(runs, args, results, execute, write_results)
-    results["load_average"]["end"] = ad._load()
+    results["load_average"]["end"] = train_runs._load()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     write_results(results, args.out)
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import accuracy_density as ad  # noqa: E402  (bench/ is not a package)
+import train_runs  # noqa: E402  (bench/ is not a package)
 
 from esl_hw.app.cli import _non_negative_int, _positive_int  # the CLI's argument checks: one line, exit 2
 from esl_hw.train.config import Config, load_config  # noqa: E402
@@ -84,7 +84,7 @@ def rewires(config: Config) -> bool:
 
 
 def _overrides(data: str | None, delta_t: int | None = None) -> argparse.Namespace:
-    """What :func:`accuracy_density._override` reads besides the seed and epochs."""
+    """What :func:`train_runs._override` reads besides the seed and epochs."""
     return argparse.Namespace(data=data, train_samples=None, device="cpu", delta_t=delta_t)
 
 
@@ -93,7 +93,7 @@ def plan(
     data: str | None,
     seeds: tuple[int, ...] = SEEDS,
     densities: tuple[float, ...] = DENSITIES,
-    configs: Path = ad.CONFIGS,
+    configs: Path = train_runs.CONFIGS,
 ) -> list[Run]:
     """Every distinct run, seed by seed (all of the first seed before the next): per density, one
     dense run where ESL cannot rewire (:func:`rewires`), else one per prune × growth pair."""
@@ -103,12 +103,12 @@ def plan(
         for density in densities:
             base = load_config(configs / f"mnist_multispike_d{density}.yaml")
             if not rewires(base):
-                config = ad._override(base, overrides, seed, epochs)
+                config = train_runs._override(base, overrides, seed, epochs)
                 runs.append(Run(f"dense_d{density}_s{seed}", seed, density, None, None, config))
                 continue
             for prune in PRUNES:
                 for grow in GROWS:
-                    config = ad._override(base, overrides, seed, epochs, prune=prune, grow=grow)
+                    config = train_runs._override(base, overrides, seed, epochs, prune=prune, grow=grow)
                     name = f"{prune}_{grow}_d{density}_s{seed}"
                     runs.append(Run(name, seed, density, prune, grow, config))
     return runs
@@ -127,8 +127,10 @@ def score_run(run: Run, runs: Path) -> dict[str, Any]:
     """Train (skip when finished, resume when interrupted) and score ``run`` on the whole test split;
     refuse a finished run trained with other epochs or rules than planned."""
     started = time.monotonic()
-    job = ad.Job(run.name, "dense" if run.dense else "grow", run.seed, run.config, run.density, run.grow)
-    row = ad.run_job(job, runs)
+    job = train_runs.Job(
+        run.name, "dense" if run.dense else "grow", run.seed, run.config, run.density, run.grow
+    )
+    row = train_runs.run_job(job, runs)
     trained = row["config"]
     wanted = run.config.sparsity
     if trained["epochs"] != run.config.train.epochs or (trained["prune"], trained["grow"]) != (
@@ -412,16 +414,16 @@ def main() -> None:
     previous = _previous(args.out / f"{RESULTS}.json")
     missing = [run.name for run in pending(runs, previous)]
     kept = [previous[run.name] for run in runs if run.name not in missing]
-    started, load_start = time.monotonic(), ad._load()
+    started, load_start = time.monotonic(), train_runs._load()
     results: dict[str, Any] = {
         "command": _command(args),
         "data": args.data or "the embedded MNIST subset",
         "epochs": runs[0].config.train.epochs,
-        "config_epochs": load_config(ad.CONFIGS / "mnist_multispike_d0.1.yaml").train.epochs,
+        "config_epochs": load_config(train_runs.CONFIGS / "mnist_multispike_d0.1.yaml").train.epochs,
         "seeds": list(args.seeds),
         "densities": list(args.densities),
         "planned": len(runs),
-        "machine": ad._machine(),
+        "machine": train_runs._machine(),
         "load_average": {"start": load_start, "end": None},
         "wall_seconds": None,
         "runs": kept,
@@ -429,7 +431,7 @@ def main() -> None:
         "failed": [],
     }
     sweep(runs, args, results)
-    results["load_average"]["end"] = ad._load()
+    results["load_average"]["end"] = train_runs._load()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     write_results(results, args.out)
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import accuracy_density as ad  # noqa: E402  (bench/ is not a package)
 import fig4_prune_growth as fig4  # noqa: E402
+import train_runs  # noqa: E402  (bench/ is not a package)
 
 from esl_hw.app.cli import _non_negative_int, _positive_int  # noqa: E402  (one line, exit 2)
 from esl_hw.train.config import Config, load_config  # noqa: E402
@@ -161,7 +161,7 @@ def variant_config(
 ) -> Config:
     """``base`` with ``variant``'s fields, the data folder, seed and epochs (``teacher``: the run folder
     that replaces :data:`TEACHER`)."""
-    config = ad._override(base, fig4._overrides(data), seed, epochs, **dict(variant.sparsity))
+    config = train_runs._override(base, fig4._overrides(data), seed, epochs, **dict(variant.sparsity))
     if teacher is None and any(value == TEACHER for _, value in variant.train):
         raise ValueError(f"variant {variant.name} learns from a teacher: give its run folder")
     train = {key: str(teacher) if value == TEACHER else value for key, value in variant.train}
@@ -173,10 +173,12 @@ def variant_config(
     )
 
 
-def teacher_job(data: str | None, epochs: int = TEACHER_EPOCHS, configs: Path = ad.CONFIGS) -> ad.Job:
+def teacher_job(
+    data: str | None, epochs: int = TEACHER_EPOCHS, configs: Path = train_runs.CONFIGS
+) -> train_runs.Job:
     """The dense teacher of the ``distill`` variants: :data:`TEACHER_CONFIG` at seed 0, ``epochs``."""
-    config = ad._override(load_config(configs / TEACHER_CONFIG), fig4._overrides(data), 0, epochs)
-    return ad.Job(f"teacher-dense_e{epochs}_s0", "grow", 0, config, 1.0, config.sparsity.grow)
+    config = train_runs._override(load_config(configs / TEACHER_CONFIG), fig4._overrides(data), 0, epochs)
+    return train_runs.Job(f"teacher-dense_e{epochs}_s0", "grow", 0, config, 1.0, config.sparsity.grow)
 
 
 def uses_teacher(run: Run) -> bool:
@@ -188,7 +190,7 @@ def plan(
     data: str | None,
     seeds: tuple[int, ...] = (0,),
     names: tuple[str, ...] | None = None,
-    configs: Path = ad.CONFIGS,
+    configs: Path = train_runs.CONFIGS,
     teacher: Path | None = None,
 ) -> list[Run]:
     """Every run, seed by seed, variants in :data:`VARIANTS` order (or only ``names``); ``teacher``:
@@ -222,8 +224,8 @@ def score_run(run: Run, runs: Path) -> dict[str, Any]:
     from esl_hw.train.export import load_checkpoint, net_from_checkpoint
 
     started = time.monotonic()
-    job = ad.Job(run.name, "grow", run.seed, run.config, 0.01, run.config.sparsity.grow)
-    row = ad.run_job(job, runs)
+    job = train_runs.Job(run.name, "grow", run.seed, run.config, 0.01, run.config.sparsity.grow)
+    row = train_runs.run_job(job, runs)
     _, trained = net_from_checkpoint(load_checkpoint(Path(row["run"])))
     if _as_planned(trained) != _as_planned(run.config):
         raise RuntimeError(f"{row['run']} was trained otherwise than planned: remove it")
@@ -389,8 +391,8 @@ def main() -> None:
         "command": command,
         "data": args.data or "the embedded MNIST subset",
         "planned": len(names | done),
-        "machine": ad._machine(),
-        "load_average": {"start": ad._load(), "end": None},
+        "machine": train_runs._machine(),
+        "load_average": {"start": train_runs._load(), "end": None},
         "runs": previous["runs"],  # earlier invocations' runs (other variants or epochs) are kept
         "missing": sorted(names - done),
         "failed": [],
@@ -399,12 +401,12 @@ def main() -> None:
         results["teacher"] = previous["teacher"]
     if any(uses_teacher(run) and run.name not in done for run in runs):
         log.info("teacher %s", teacher.name)  # trained (or reused) and scored before its students
-        row = fig4.in_fresh_process(teacher, args.runs, ad.run_job)
+        row = fig4.in_fresh_process(teacher, args.runs, train_runs.run_job)
         row.pop("density_history", None)
         row.pop("ever_active_history", None)
         results["teacher"] = row | {"epochs": teacher.config.train.epochs, "config": TEACHER_CONFIG}
     fig4.sweep(runs, args, results, execute=in_fresh_process, write=write_results)
-    results["load_average"]["end"] = ad._load()
+    results["load_average"]["end"] = train_runs._load()
     write_results(results, args.out)
 
 

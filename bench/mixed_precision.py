@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import accuracy_density as ad  # noqa: E402  (bench/ is not a package)
 import fig4_prune_growth as fig4  # noqa: E402
+import train_runs  # noqa: E402  (bench/ is not a package)
 
 from esl_hw.app.cli import _non_negative_int, _positive_int  # noqa: E402  (one line, exit 2)
 from esl_hw.train.config import WEIGHT_GRAD_NAMES, load_config  # noqa: E402
@@ -39,16 +39,18 @@ RESULTS = "mixed_precision"
 log = logging.getLogger(RESULTS)
 
 
-def plan(config_name: str, data: str | None, epochs: int | None, seeds: tuple[int, ...]) -> list[ad.Job]:
+def plan(
+    config_name: str, data: str | None, epochs: int | None, seeds: tuple[int, ...]
+) -> list[train_runs.Job]:
     """One job per seed and weight-gradient precision (``float32`` first), from ``configs/config_name``."""
-    base = load_config(ad.CONFIGS / config_name)
+    base = load_config(train_runs.CONFIGS / config_name)
     jobs = []
     for seed in seeds:
-        config = ad._override(base, fig4._overrides(data), seed, epochs)
+        config = train_runs._override(base, fig4._overrides(data), seed, epochs)
         for precision in WEIGHT_GRAD_NAMES:
             train = dataclasses.replace(config.train, weight_grad=precision)
             name = f"{precision}_e{config.train.epochs}_s{seed}"
-            jobs.append(ad.Job(name, "grow", seed, dataclasses.replace(config, train=train)))
+            jobs.append(train_runs.Job(name, "grow", seed, dataclasses.replace(config, train=train)))
     return jobs
 
 
@@ -61,9 +63,9 @@ def epoch_seconds(run: Path) -> float | None:
     return round(sum(seconds) / len(seconds), 1) if seconds else None
 
 
-def score(job: ad.Job, runs: Path) -> dict[str, Any]:
+def score(job: train_runs.Job, runs: Path) -> dict[str, Any]:
     """Train (or reuse) and score ``job``: the accuracy row with its precision and epoch time."""
-    row = ad.run_job(job, runs)
+    row = train_runs.run_job(job, runs)
     row.pop("density_history", None)
     row.pop("ever_active_history", None)
     return row | {
@@ -123,8 +125,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"MNIST folder {args.data} is missing")
-    if not (ad.CONFIGS / args.config).is_file():
-        parser.error(f"config {args.config} is not under {ad.CONFIGS}")
+    if not (train_runs.CONFIGS / args.config).is_file():
+        parser.error(f"config {args.config} is not under {train_runs.CONFIGS}")
     jobs = plan(args.config, args.data, args.epochs, tuple(args.seeds))
     results = {
         "command": "python bench/mixed_precision.py " + " ".join(sys.argv[1:]),

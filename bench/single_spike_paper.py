@@ -13,7 +13,7 @@ Mostafa's single-spike 784-800-10 network (``configs/mnist_singlespike_eps60.yam
 Every run goes to ``--runs/<name>`` (the name carries the epoch count); a finished run is skipped and an
 interrupted one resumed, so the sweep can be carried out in pieces (``--stop-after`` starts no run after
 that many minutes; ``--report-only`` trains nothing). Each finished run is scored once on the test set
-(``score.json`` in its folder): accuracy by ``accuracy_density._score_single`` (the exported network's
+(``score.json`` in its folder): accuracy by ``train_runs._score_single`` (the exported network's
 first output spike), spikes counted layer by layer. After every run, and at the end, the figure and
 tables are rewritten from all the finished runs, saying how many of the planned ones they are:
 ``<out>/fig2_epsilon.png``, ``fig2_epsilon.md``/``.json``, ``table1.md``/``.json``.
@@ -52,8 +52,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_density import CONFIGS, E_AC, E_MAC, _load, _machine, _run, _score_single  # noqa: E402
 from single_spike_report import TABLE_EPSILON, write_report  # noqa: E402
+from train_runs import CONFIGS, E_AC, E_MAC, _load, _machine, _run, _score_single  # noqa: E402
 
 from esl_hw.app.cli import _non_negative_int, _positive_int  # the CLI's argument checks: one line, exit 2
 from esl_hw.datasets import Split, load_dataset  # noqa: E402

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_density import E_AC, E_MAC  # noqa: E402
+from train_runs import E_AC, E_MAC  # noqa: E402
 
 TABLE_EPSILON = 60
 #: The paper's Table 1 (single-spike MNIST): connections and test accuracy (DESIGN.md's summary of the

@@ -47,7 +47,7 @@ def test_plan_runs_both_figures_with_the_reduced_settings() -> None:
     assert sum("3a" in run.figures for run in runs) == 5 and sum("3b" in run.figures for run in runs) == 6
     assert all(bench.figures_of(run.name) == run.figures for run in runs)  # what the tables' notes use
     vgg = by_name["vggsnn_d0.05_none"].config
-    base = load_config(bench.ad.CONFIGS / "fashion_mnist_vggsnn_d0.1.yaml")
+    base = load_config(bench.train_runs.CONFIGS / "fashion_mnist_vggsnn_d0.1.yaml")
     assert (vgg.model.kind, vgg.model.width, vgg.model.timesteps) == ("vggsnn", 0.125, 4)
     assert (vgg.data.dataset, vgg.data.path, vgg.data.train_samples) == ("images", bench.FASHION, 10000)
     assert (vgg.sparsity.density, vgg.sparsity.delta_t, vgg.sparsity.redistribute) == (0.05, 25, "none")
@@ -59,7 +59,7 @@ def test_plan_runs_both_figures_with_the_reduced_settings() -> None:
     )
     assert by_name["vggsnn_d0.1_magnitude"].config.sparsity.redistribute == "magnitude"
     mlp = by_name["mlp_d0.1_momentum"].config
-    original = load_config(bench.ad.CONFIGS / "mnist_multispike_d0.1.yaml")
+    original = load_config(bench.train_runs.CONFIGS / "mnist_multispike_d0.1.yaml")
     assert mlp.model == original.model and mlp.data.path == bench.MNIST and mlp.data.train_samples is None
     assert (mlp.sparsity.dense_layers, mlp.sparsity.init, mlp.sparsity.redistribute) == (
         (),

@@ -40,7 +40,7 @@ def test_plan_is_every_pair_at_sparse_densities_and_one_dense_run_per_seed() -> 
     config = run.config
     assert (config.sparsity.prune, config.sparsity.grow, config.seed) == ("magnitude", "momentum", 1)
     assert config.sparsity.density == 0.01 and config.data.path == "/data/mnist"
-    original = load_config(bench.ad.CONFIGS / "mnist_multispike_d0.01.yaml")
+    original = load_config(bench.train_runs.CONFIGS / "mnist_multispike_d0.01.yaml")
     assert config.train.epochs == 3
     # only the epochs (and seed, rules, data) change: network, time steps and the ESL schedule stay
     assert config.model == original.model
@@ -50,8 +50,8 @@ def test_plan_is_every_pair_at_sparse_densities_and_one_dense_run_per_seed() -> 
 
 
 def test_rewires_only_below_density_one() -> None:
-    assert not bench.rewires(load_config(bench.ad.CONFIGS / "mnist_multispike_d1.0.yaml"))
-    assert bench.rewires(load_config(bench.ad.CONFIGS / "mnist_multispike_d0.1.yaml"))
+    assert not bench.rewires(load_config(bench.train_runs.CONFIGS / "mnist_multispike_d1.0.yaml"))
+    assert bench.rewires(load_config(bench.train_runs.CONFIGS / "mnist_multispike_d0.1.yaml"))
 
 
 @pytest.mark.parametrize(("prune", "grow"), PAIRS)
@@ -75,7 +75,7 @@ def _tiny_configs(folder: Path) -> Path:
     folder.mkdir()
     for density in bench.DENSITIES:
         name = f"mnist_multispike_d{density}.yaml"
-        text = (bench.ad.CONFIGS / name).read_text()
+        text = (bench.train_runs.CONFIGS / name).read_text()
         tiny = text.replace("hidden: [800]", "hidden: [16]").replace("delta_t: 100", "delta_t: 2")
         assert tiny != text
         (folder / name).write_text(tiny)
@@ -105,14 +105,14 @@ def test_finished_run_is_reused_and_interrupted_one_resumed(tmp_path: Path, monk
     assert (row["prune"], row["grow"], row["config"]["epochs"]) == ("set", "gradient", 1)
     assert row["wall_seconds"] > 0
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(bench.ad, "train", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(bench.train_runs, "train", lambda *args, **kwargs: calls.append(kwargs))
     assert bench.score_run(run, tmp_path / "runs")["test_accuracy_integer"] == row["test_accuracy_integer"]
     assert calls == []  # finished: not trained again
     interrupted = tmp_path / "runs" / "other"
     (interrupted / ".work").mkdir(parents=True)
     (interrupted / ".work" / "state.pt").write_bytes(b"")
-    monkeypatch.setattr(bench.ad, "work_folder", lambda out: out / ".work")
-    bench.ad._run(run.config, interrupted)
+    monkeypatch.setattr(bench.train_runs, "work_folder", lambda out: out / ".work")
+    bench.train_runs._run(run.config, interrupted)
     assert calls[-1]["resume"] is True
     other = bench.plan(epochs=2, data=None, seeds=(0,), densities=(0.01,), configs=configs)[0]
     monkeypatch.undo()

@@ -28,7 +28,7 @@ def test_plan_changes_only_each_variants_levers() -> None:
     assert len(runs) == 2 * len(bench.VARIANTS)
     assert [run.seed for run in runs] == [0] * len(bench.VARIANTS) + [2] * len(bench.VARIANTS)
     assert runs[1].name == "momentum_e4_s0"
-    base = load_config(bench.ad.CONFIGS / bench.BASE)
+    base = load_config(bench.train_runs.CONFIGS / bench.BASE)
     assert base.sparsity.density == 0.01 and base.model.hidden == (800,)
     for run in runs:
         config, variant = run.config, run.variant
@@ -78,7 +78,7 @@ def test_the_distill_variants_learn_from_the_sweeps_own_dense_teacher(tmp_path: 
 def _tiny_configs(folder: Path) -> Path:
     """The base config with 16 hidden neurons and an ESL update every other iteration."""
     folder.mkdir()
-    text = (bench.ad.CONFIGS / bench.BASE).read_text()
+    text = (bench.train_runs.CONFIGS / bench.BASE).read_text()
     tiny = text.replace("hidden: [800]", "hidden: [16]").replace("delta_t: 100", "delta_t: 2")
     assert tiny != text
     (folder / bench.BASE).write_text(tiny.replace("density: 0.01", "density: 0.1"))
@@ -100,7 +100,7 @@ def test_layer_budget_variant_trains_with_the_counts_it_names(tmp_path: Path, mo
     assert row["connections"] == total  # the rest went to the input layer
     assert (row["variant"], row["config"]["epochs"]) == ("output-0.5", 1)
     calls: list[Any] = []
-    monkeypatch.setattr(bench.ad, "train", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(bench.train_runs, "train", lambda *args, **kwargs: calls.append(kwargs))
     again = bench.score_run(_small(run), tmp_path / "runs")
     assert calls == [] and again["test_accuracy_integer"] == row["test_accuracy_integer"]
     other = dataclasses.replace(

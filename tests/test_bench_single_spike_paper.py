@@ -103,7 +103,7 @@ def test_run_state_tells_finished_interrupted_and_new(tmp_path: Path) -> None:
 
 def test_interrupted_run_is_resumed_and_finished_one_skipped(tmp_path: Path, monkeypatch) -> None:
     calls = []
-    trainer = sys.modules["accuracy_density"]
+    trainer = sys.modules["train_runs"]
     monkeypatch.setattr(trainer, "train", lambda config, out, **options: calls.append((out, options)))
     work = tmp_path / ".run.partial"
     work.mkdir()
@@ -179,7 +179,7 @@ def test_tiny_sweep_trains_skips_and_reports(tmp_path: Path, monkeypatch) -> Non
     assert (tmp_path / "out" / "fig2_epsilon.png").stat().st_size > 0
     assert "Runs complete: **4 of 4 planned**" in (tmp_path / "out" / "table1.md").read_text()
     stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "runs").glob("*/checkpoint.pt")}
-    monkeypatch.setattr(sys.modules["accuracy_density"], "train", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(sys.modules["train_runs"], "train", lambda *a, **k: pytest.fail("retrained"))
     bench.main()
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
 
