@@ -1,5 +1,6 @@
 """bench/fig3_fashion.py: the run plan and its reduced configs, the density trace, skipping and resuming
-runs, the budget, bad arguments, the tables and figures from fake runs, and one tiny real VGGSNN run."""
+runs, the budget, bad arguments, replotting, and one tiny real VGGSNN run (the tables and figures from
+fake runs: test_bench_fig3_fashion_report.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _SPEC = importlib.util.spec_from_file_location("bench_fig3_fashion", _PATH)
 bench = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = bench  # dataclasses look their module up
 _SPEC.loader.exec_module(bench)
+report = sys.modules["fig3_fashion_report"]  # the tables and figures, as the script imported them
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,7 +47,7 @@ def test_plan_runs_both_figures_with_the_reduced_settings() -> None:
     by_name = {run.name: run for run in runs}
     assert by_name["vggsnn_d0.1_none"].figures == ("3a", "3b")  # one run, drawn in both figures
     assert sum("3a" in run.figures for run in runs) == 5 and sum("3b" in run.figures for run in runs) == 6
-    assert all(bench.figures_of(run.name) == run.figures for run in runs)  # what the tables' notes use
+    assert all(report.figures_of(run.name) == run.figures for run in runs)  # what the tables' notes use
     vgg = by_name["vggsnn_d0.05_none"].config
     base = load_config(bench.train_runs.CONFIGS / "fashion_mnist_vggsnn_d0.1.yaml")
     assert (vgg.model.kind, vgg.model.width, vgg.model.timesteps) == ("vggsnn", 0.125, 4)
@@ -166,41 +168,6 @@ def _results(runs: list[Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_tables_and_figures_from_partial_runs_say_what_they_are(tmp_path: Path) -> None:
-    runs = bench.plan(_defaults())
-    by_name = {run.name: run for run in runs}
-    names = (
-        "vggsnn_d0.1_none",
-        "vggsnn_d1.0_none",
-        "vggsnn_d0.1_momentum",
-        "mlp_d0.1_none",
-        "mlp_d0.1_magnitude",
-    )
-    rows = [_row(by_name[name], 0.80 + index / 100) for index, name in enumerate(names)]
-    bench.write_results(_results(runs, rows), tmp_path)
-    fig3a = (tmp_path / "fig3a_fashion_vggsnn.md").read_text()
-    assert "Fashion-MNIST stand-in, not the paper's CIFAR-10/100 / DVS-CIFAR10" in fig3a
-    assert "VGGSNN width 0.125 (channels 8-16-32-32-64-64-64-64), T = 4, 10,000 Fashion-MNIST" in fig3a
-    assert "2 of 5 runs complete" in fig3a and "Float accuracy (conv nets have no integer export)" in fig3a
-    assert "| 1.0 | 5,832 | 81.00% | 82.00% | 2 | 123 |" in fig3a  # densest first
-    assert fig3a.index("| 1.0 |") < fig3a.index("| 0.1 | 583 | 80.00% |")
-    assert "Not complete (left out above): vggsnn_d0.01_none, vggsnn_d0.3_none, vggsnn_d0.05_none." in fig3a
-    fig3b = (tmp_path / "fig3b_redistribution.md").read_text()
-    assert "4 of 6 runs complete" in fig3b
-    assert "| layer0.weight | 627,200 | 0.1000 | 0.1000 | 0.0900 |" in fig3b  # MLP: none, magnitude
-    assert "| layer1.weight | 1,152 | 0.3000 | 0.3000 | 0.4500 |" in fig3b.split("## VGGSNN")[1]
-    assert "`magnitude` 83.90% integer, 84.00% float (2 updates)" in fig3b
-    assert "Not complete (left out above): mlp_d0.1_momentum, vggsnn_d0.1_magnitude." in fig3b
-    assert "vggsnn_d0.01" not in fig3b
-    for stem in ("fig3a_fashion_vggsnn", "fig3b_redistribution"):
-        assert (tmp_path / f"{stem}.png").stat().st_size > 10_000
-    written = json.loads((tmp_path / "fig3a_fashion_vggsnn.json").read_text())
-    assert sorted(row["name"] for row in written["runs"]) == ["vggsnn_d0.1_none", "vggsnn_d1.0_none"]
-    bench.write_results(_results(runs, []), tmp_path / "empty")  # nothing complete: tables, no figures
-    assert "0 of 5 runs complete" in (tmp_path / "empty" / "fig3a_fashion_vggsnn.md").read_text()
-    assert not list((tmp_path / "empty").glob("*.png"))
-
-
 def _folders(tmp_path: Path) -> list[str]:
     (tmp_path / "fashion").mkdir()
     (tmp_path / "mnist").mkdir()
@@ -217,8 +184,8 @@ def _folders(tmp_path: Path) -> list[str]:
 def test_main_skips_scored_runs_reruns_changed_ones_and_keeps_the_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bench, "plot_fig3a", lambda *args: None)
-    monkeypatch.setattr(bench, "plot_fig3b", lambda *args: None)
+    monkeypatch.setattr(report, "plot_fig3a", lambda *args: None)
+    monkeypatch.setattr(report, "plot_fig3b", lambda *args: None)
     executed: list[str] = []
 
     def execute(run: Any, runs: Path) -> dict[str, Any]:
@@ -315,7 +282,7 @@ def test_replot_reads_the_traces_anew_from_the_run_folders(tmp_path: Path) -> No
     record = {"esl_updates": [{"iteration": 7, "layers": layers}], "density": [0.5], "seconds": 2.0}
     (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
     row["run"] = str(run)
-    bench.write_results(_results(runs, [row]), tmp_path / "out")
+    report.write_results(_results(runs, [row]), tmp_path / "out")
     bench.main(["--replot", "--out", str(tmp_path / "out")])
     written = json.loads((tmp_path / "out" / "fig3b_redistribution.json").read_text())["runs"][0]
     assert written["start"] == pytest.approx([0.4]) and written["updates"] == [
