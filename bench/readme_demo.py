@@ -7,7 +7,8 @@ Usage::
 Runs ``esl-hw demo --out demo-out`` (the built-in config on the embedded MNIST subset) in a
 temporary folder, with an empty build cache so the time includes the Verilator build, and writes
 what it printed between the markers :data:`START` and :data:`END` of the README, together with the
-torch version, the load average before the run and the wall time. ``--check`` writes nothing and
+torch version, the CPU (its model and the kernels torch picks for it: float training gives other
+figures on other kernels), the load average before the run and the wall time. ``--check`` writes nothing and
 exits 1 when the README's table differs from the fresh one in any row but the seconds.
 ``tests/test_readme.py`` runs the same comparison in the test suite.
 """
@@ -72,13 +73,30 @@ def rows_of(table: str) -> dict[str, str]:
     return rows
 
 
+def cpu_signature() -> str:
+    """This machine's CPU as the README names it: its model (``/proc/cpuinfo``; the machine type
+    elsewhere) and the kernels torch picks for it (``AVX512``, ``AVX2``, ...)."""
+    import torch
+
+    model = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}; torch's {torch.backends.cpu.get_cpu_capability()} kernels"
+
+
 def block(table: str, seconds: float, load: float) -> str:
     """The README text between the markers."""
     import torch
 
     return (
         f"What the demo printed in a fresh run (torch {torch.__version__}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPU cores, load average {load:.2f} before the "
+        f"{platform.python_version()}, {os.cpu_count()} CPU cores [{cpu_signature()}], load average "
+        f"{load:.2f} before the "
         f"run; {seconds:.0f} s in all, Verilator build included; the RTL and the reference are scored "
         "on the same co-simulated images):\n\n```\n" + table + "\n```"
     )
@@ -100,6 +118,12 @@ def readme_table(text: str) -> str:
 def readme_torch(text: str) -> str:
     """The torch version the README's table was made with."""
     return readme_block(text).split("(torch ", 1)[1].split(",", 1)[0]
+
+
+def readme_cpu(text: str) -> str:
+    """The CPU the README's table was made on (:func:`cpu_signature`; empty if not recorded)."""
+    inner = readme_block(text)
+    return inner.split("CPU cores [", 1)[1].split("]", 1)[0] if "CPU cores [" in inner else ""
 
 
 def replace_block(text: str, new_block: str) -> str:
