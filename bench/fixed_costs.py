@@ -262,7 +262,7 @@ def main() -> None:
             networks.append({"name": case.name, "sizes": list(case.sizes), "lanes": case.lanes,
                              "runs": runs, "fit": fit(runs)})  # fmt: skip
     report = {
-        "command": "python bench/fixed_costs.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/fixed_costs.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
