@@ -2,7 +2,7 @@
 lives in :mod:`esl_hw.app.cli`.
 
 The cache itself (where it lives, what an entry is, when one is in use) is
-:mod:`esl_hw.sim.build`'s. ``esl-hw cache`` (or ``cache list``) prints the folder, one line per
+:mod:`esl_hw.sim.build_cache`'s. ``esl-hw cache`` (or ``cache list``) prints the folder, one line per
 build (key, simulator, size, last use) least recently used first, and the total against the cap;
 ``esl-hw cache clear`` deletes every build not in use and prints what it freed. Both exit 0, also
 for a cache folder that does not exist yet; files in the cache that esl-hw did not write are
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from esl_hw.sim.build import (
+from esl_hw.sim.build_cache import (
     CACHE_MAX_ENV,
     CacheEntry,
     cache_entries,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from esl_hw import progress
 from esl_hw.errors import EslError
-from esl_hw.sim.build import DEFAULT_CACHE_MAX_MB, SIMULATORS
+from esl_hw.sim.build import SIMULATORS
+from esl_hw.sim.build_cache import DEFAULT_CACHE_MAX_MB
 
 EXIT_USAGE = 2
 LANES_HELP = "lanes per layer core, a power of two (default: the lanes the model was trained for, else 1)"

@@ -8,7 +8,7 @@ wherever they come from, so a training run serves every hardware variant of it, 
 every later exploration; any change of an input gives a new key.
 
 Layout of the cache folder (``--cache``; default ``explore/`` in the build cache,
-:func:`esl_hw.sim.build.cache_root`)::
+:func:`esl_hw.sim.build_cache.cache_root`)::
 
     <root>/<stage>/<key>/          a finished entry: result.json and the stage's files
     <root>/<stage>/.<key>.work/    the entry being made (a killed training resumes from it)
@@ -69,7 +69,7 @@ APP_MODULES = ("explore_stages.py",)
 def default_root() -> Path:
     """``explore/`` in the build cache folder (``$ESL_HW_CACHE``, else ``$XDG_CACHE_HOME/esl-hw``,
     else ``~/.cache/esl-hw``)."""
-    from esl_hw.sim.build import cache_root
+    from esl_hw.sim.build_cache import cache_root
 
     return cache_root() / "explore"
 

@@ -75,7 +75,7 @@ def run_link_cosim(
         ``"icarus"`` or ``"verilator"``.
     build_dir : path or None
         Folder for the run and its report (a temporary folder when None); the build goes to the
-        build cache (:func:`esl_hw.sim.build.cached_build`) and is reused by later calls.
+        build cache (:func:`esl_hw.sim.build_cache.cached_build`) and is reused by later calls.
     divisor : int
         UART clock cycles per bit.
     event_depth : int
@@ -94,7 +94,8 @@ def run_link_cosim(
 
     from esl_hw.fpga.hostlink import HostLink
     from esl_hw.rtl_gen import counter_names
-    from esl_hw.sim.build import TIMESCALE, cached_build, simulator_environment, writable_cache
+    from esl_hw.sim.build import TIMESCALE, simulator_environment
+    from esl_hw.sim.build_cache import cached_build, writable_cache
 
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != model.n_inputs or images.dtype != np.uint8:

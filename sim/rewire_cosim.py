@@ -28,7 +28,8 @@ from esl_hw.errors import EslError
 from esl_hw.rewiring import DEFAULT_SEED, rewire_layer, rewire_model
 from esl_hw.rtl_gen.memory_map import memory_images
 from esl_hw.rtl_gen.plan import CorePlan, as_plan, rewire_limit_problem
-from esl_hw.sim.build import simulator_environment, writable_cache
+from esl_hw.sim.build import simulator_environment
+from esl_hw.sim.build_cache import writable_cache
 from esl_hw.sim.trace import MAX_DETAILS, TraceRecord, compare, select_images
 
 

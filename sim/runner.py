@@ -1,7 +1,7 @@
 """Co-simulate the generated core against the reference model (Verilator or Icarus).
 
 :func:`run_cosim` emits the core's Verilog and the harness, builds them once per Verilog text,
-simulator and run mode in the build cache outside any output folder (:mod:`esl_hw.sim.build`:
+simulator and run mode in the build cache outside any output folder (:mod:`esl_hw.sim.build_cache`:
 ``$ESL_HW_CACHE``, else ``~/.cache/esl-hw``; a later call with the same Verilog reuses the build,
 ``rm -rf`` of that folder clears it), runs the simulation on the images' events in a run folder of
 its own (``build_dir/runs/run-*``: events, trace, report, simulator log), and returns a
@@ -50,12 +50,11 @@ from esl_hw.rtl_gen.plan import CorePlan, HardwareConfig, as_plan
 from esl_hw.sim.build import (
     TIMESCALE,
     binary_path,
-    cached_build,
     check_mode,
     check_simulator,
     simulator_environment,
-    writable_cache,
 )
+from esl_hw.sim.build_cache import cached_build, writable_cache
 from esl_hw.sim.harness import (
     CONFIG_ENV,
     CORE_NAME,
@@ -148,7 +147,7 @@ def _build(
 ) -> tuple[Path, bool]:
     """Build the core of ``plan`` and its harness in the build cache ``cache`` for run ``mode``
     (:func:`resolve_mode`) unless a finished build of the same Verilog is there
-    (:func:`esl_hw.sim.build.cached_build`); return the folder and whether it built. Run it inside
+    (:func:`esl_hw.sim.build_cache.cached_build`); return the folder and whether it built. Run it inside
     :func:`~esl_hw.sim.build.simulator_environment`."""
 
     def write_sources(folder: Path) -> list[Path]:
@@ -196,7 +195,7 @@ def run_cosim(
     build_dir : path or None
         Holds one ``runs/run-*`` folder per call (events, trace, report, simulator log); a
         temporary folder when ``None``. The build itself goes to the build cache
-        (:func:`esl_hw.sim.build.cache_root`, with a compile cache for Verilator's runtime) and is
+        (:func:`esl_hw.sim.build_cache.cache_root`, with a compile cache for Verilator's runtime) and is
         reused by any later call with the same Verilog and simulator.
     trace_potentials : bool
         Also trace and check every potential (not only spikes, outputs and predictions).

@@ -1,4 +1,5 @@
-"""Build cache entries made by hand (no simulator), and locks held by another process."""
+"""Build cache entries made by hand (no simulator), build keys of one-file sources, and locks held by
+another process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from esl_hw.sim.build import ENTRY_MARKER, MB, STAMP, mark_entry, stamp_entry
+from esl_hw.sim.build import build_key
+from esl_hw.sim.build_cache import ENTRY_MARKER, MB, STAMP, mark_entry, stamp_entry
 
 #: a process that locks ``argv[1]`` (shared with ``argv[2] == "shared"``), says so and waits for stdin
 HOLDER = """
@@ -27,6 +29,17 @@ def fake_key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def key_of(
+    tmp_path: Path, text: str = "module top; endmodule\n", simulator: str = "icarus", mode: str = "cocotb"
+) -> str:
+    """The :func:`esl_hw.sim.build.build_key` of one source ``top.v`` holding ``text``, written into
+    a new folder ``tmp_path/key-<n>``."""
+    folder = tmp_path / f"key-{len(list(tmp_path.glob('key-*')))}"
+    folder.mkdir()
+    (folder / "top.v").write_text(text)
+    return build_key(simulator, [folder / "top.v"], "top", mode)
+
+
 def make_entry(
     root: Path,
     name: str,
@@ -36,7 +49,7 @@ def make_entry(
     finished: bool = True,
 ) -> Path:
     """A cache entry ``root/<simulator>-<fake_key(name)>`` holding ``megabytes`` MB of build output,
-    marked and (when ``finished``) stamped as :func:`esl_hw.sim.build.cached_build` does, last used at
+    marked and (when ``finished``) stamped as :func:`esl_hw.sim.build_cache.cached_build` does, last used at
     ``last_used`` (seconds since the epoch)."""
     folder = root / f"{simulator}-{fake_key(name)}"
     (folder / "sim").mkdir(parents=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from esl_hw.artifact import Layer, Model, layer_from_dense
-from esl_hw.sim.build import CACHE_ENV
+from esl_hw.sim.build_cache import CACHE_ENV
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,7 @@ from cache_support import fake_key, held_by_another_process, make_entry
 
 from esl_hw.app.cache import when
 from esl_hw.app.cli import main
-from esl_hw.sim.build import CACHE_ENV, CACHE_MAX_ENV, STAMP
+from esl_hw.sim.build_cache import CACHE_ENV, CACHE_MAX_ENV, STAMP
 
 USED = time.mktime((2024, 5, 1, 12, 3, 0, 0, 0, -1))
 

@@ -20,7 +20,8 @@ from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.reference import predict
 from esl_hw.sim import run_cosim
-from esl_hw.sim.build import CACHE_ENV, SIMULATORS, STAMP, simulator_environment
+from esl_hw.sim.build import SIMULATORS, simulator_environment
+from esl_hw.sim.build_cache import CACHE_ENV, STAMP
 from esl_hw.sim.runner import STREAM_REFUSAL
 from esl_hw.sim.testbench import check
 
