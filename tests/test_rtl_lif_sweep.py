@@ -463,3 +463,19 @@ def test_sweep_control_sequences_the_steps_without_losing_a_spike_mask(
     assert steps == [s % timesteps for s in range(len(steps))] and len(steps) >= sweeps
     # Each sweep takes the bank just integrated, in turn.
     assert banks == [(s % 2, 1) for s in range(len(banks))]
+
+
+def test_the_default_mask_fifo_covers_the_longest_sweep() -> None:
+    """The default spike-mask FIFO depth (``rtl_gen/memories.py``) assumes the longest sweep has
+    :data:`~esl_hw.rtl_gen.memories.MAX_SWEEP_STAGES` stages, and only layers of fewer groups than
+    their sweep's stages forward."""
+    from esl_hw.rtl_gen.lif_sweep import CUBA_SWEEP_STAGES, forwards
+    from esl_hw.rtl_gen.memories import MAX_SWEEP_STAGES, whole_step_mask_depth
+
+    assert max(len(SWEEP_STAGES), len(CUBA_SWEEP_STAGES)) == MAX_SWEEP_STAGES
+    assert [whole_step_mask_depth(groups) for groups in (1, 6, 7, 40)] == [8, 8, 9, 42]
+    rng = np.random.default_rng(5)
+    for kind, stages in (("lif", 5), ("cubalif", 6)):
+        for n_out in (1, stages - 1, stages, stages + 3):
+            plan = lif_plan(rng, n_out, 1, kind=kind, v_bits=8, threshold=5)
+            assert forwards(plan) == (n_out < stages)
