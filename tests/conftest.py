@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,12 @@ def pytest_addoption(parser) -> None:
         default=200,
         help="constrained-random co-simulation cases across both simulators (tests/test_sim_random_cases.py)",
     )
+
+
+@pytest.fixture
+def saved(tmp_path: Path, rng: np.random.Generator) -> tuple[Model, Path]:
+    """A random 12-8-3 model saved as an artifact folder: ``(model, folder)``."""
+    from esl_hw.artifact_io import save_model
+
+    model = random_model(rng, (12, 8, 3), timesteps=4)
+    return model, save_model(model, tmp_path / "model")
