@@ -35,10 +35,7 @@ index falls in its bank, see :mod:`esl_hw.rtl_gen.plan`) and its own event FIFO;
 :func:`lane_front_ends` broadcasts each input event into all lane FIFOs, so the lanes run
 independently within a step and meet again at its end-of-step marker.
 
-The access-count strobes of the ``stat_*`` ports live in :mod:`esl_hw.rtl_gen.strobes`;
-``any_of``, ``all_of``, ``inference_parity``, ``drive_stat``, ``pointer_reads`` and ``stat_shape``
-are importable from here too (:mod:`esl_hw.rtl_gen.lif` and :mod:`~esl_hw.rtl_gen.lif_sweep` import
-them from here).
+The access-count strobes of the ``stat_*`` ports live in :mod:`esl_hw.rtl_gen.strobes`.
 """
 
 from __future__ import annotations
@@ -54,9 +51,6 @@ from esl_hw.rtl_gen.hardware import ICE40_SPRAM, SYNAPSE_BLOCK_RAM
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import LayerPlan, unsigned_bits
 from esl_hw.rtl_gen.strobes import all_of, any_of, inference_parity
-from esl_hw.rtl_gen.strobes import drive_stat as drive_stat
-from esl_hw.rtl_gen.strobes import pointer_reads as pointer_reads
-from esl_hw.rtl_gen.strobes import stat_shape as stat_shape
 
 #: Memory attribute that tells Yosys a read and a write of the same address in the same cycle
 #: never matter: no memory of the core relies on what such a read returns (the read-modify-writes

@@ -58,16 +58,11 @@ from amaranth.lib.wiring import In, Out
 from esl_hw.rtl_gen.integrate import (
     BLOCK_RAM,
     RmwPorts,
-    all_of,
     connect_lane_access,
-    drive_stat,
     event_layout,
-    inference_parity,
     lane_access_members,
     lane_front_ends,
-    pointer_reads,
     read_modify_write,
-    stat_shape,
 )
 from esl_hw.rtl_gen.lif_sweep import FORWARD_SLOTS, LeakFireLane, SweepControl, forwards, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
@@ -80,6 +75,7 @@ from esl_hw.rtl_gen.plan import (
     unsigned_bits,
 )
 from esl_hw.rtl_gen.spikes import SpikeSerializer, mask_layout
+from esl_hw.rtl_gen.strobes import all_of, drive_stat, inference_parity, pointer_reads, stat_shape
 
 
 class LifLayerCore(wiring.Component):

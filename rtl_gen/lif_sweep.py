@@ -31,9 +31,9 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.artifact import signed_range
 from esl_hw.errors import EslError
-from esl_hw.rtl_gen.integrate import any_of
 from esl_hw.rtl_gen.plan import LayerPlan, check_fifo_depth, unsigned_bits
 from esl_hw.rtl_gen.spikes import mask_layout
+from esl_hw.rtl_gen.strobes import any_of
 
 #: Register stages of the sweep after stage A (the reads) of a ``lif`` layer: B, R, C, D, E.
 SWEEP_STAGES = "brcde"
@@ -286,7 +286,7 @@ class SweepControl(wiring.Component):
             return 0
         terms = []
         for s, stage in enumerate(stages[:-1], 1):
-            forwarded = depth - (FORWARD_SLOTS - 1) - 1 - s  # g below it: written too late
+            forwarded = depth - FORWARD_SLOTS - s  # g below it: written too late
             if forwarded > 0:
                 terms.append(valid[stage] & (idx[stage] < forwarded))
             terms.append(valid[stage] & (bank[stage] == next_bank) & (idx[stage] < depth - s))
@@ -301,7 +301,7 @@ class SweepControl(wiring.Component):
             m.d.sync += [older[0].eq(written[-1][0]), older[1].eq(written[-1][1])]
             written.append(older)
         hits = [valid["r"] & was_valid & (was_idx == idx["r"]) for was_valid, was_idx in written]
-        latest = [hits[0]] + [hit & ~any_of(hits[:age]) for age, hit in enumerate(hits) if age]
+        latest = [hit & ~any_of(hits[:age]) if age else hit for age, hit in enumerate(hits)]
         m.d.comb += self.forward.eq(Cat(*latest))
 
 
