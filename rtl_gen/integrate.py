@@ -8,20 +8,31 @@ row costs one cycle of the event stage and none of the synapse stage.
 
 Pipeline (one register stage each)::
 
-    accept event j (A) ──► pointer data (E) ──► pointers (P) ──► row range (R)
+    accept event j (A) ──► pointer data (E) ──► pointers (P) ──[row queue]──► row range (R)
                        ──► synapse data (H) ──► synapse words (G) ──► hit (Q)
+
+Row queue (``row_queue_depth`` entries, :data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` when the
+layer has more than one lane, else none): without it stage P holds a row of ``n`` synapses until
+stage R takes it, so the events behind it wait even when their rows are empty in this lane, and
+a lane pays ``max(1, n)`` cycles per event. With it, stage P goes on at one event per cycle: it
+drops rows empty in the lane and puts the others, and the markers, in order into a FIFO (LUT
+RAM on the ECP5) whose head stage R takes (stage S: the head, or stage P itself while the queue
+is empty, so the queue adds no latency). A lane then pays ``max(E, Σ n)`` cycles for ``E``
+events whose rows hold ``Σ n`` of its synapses, as long as the queue has room. With many lanes
+most rows are empty in a lane (the demo's 784-128 layer at 16 lanes: about 0.8 synapses per row
+and lane), so the lanes keep up with the input's one event per cycle.
 
 Every block-RAM read port (E, H) feeds only a register (P, G): on ECP5 an EBR without output
 register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle. A
 synapse memory longer than one block is split into blocks (``syn_block_words``), each read into
 its own register in G; Q picks the addressed block's word.
 
-An end-of-step marker travels in band: it is taken in stage P, behind the last word of the row
+An end-of-step marker travels in band: it is taken in stage S, behind the last word of the row
 being streamed, as soon as the consumer raises ``step_ready`` (``step_taken``), without waiting
 for the hits before it to drain. Every hit carries the bank of its step (``hit_bank``, which
 toggles with every marker taken), so a consumer with two banks keeps integrating the next step
 into the other bank while the hits of the last one drain (``busy_old``) and its sweep runs.
-``step_valid`` says that the marker waits in P and every earlier hit has left stage Q (the
+``step_valid`` says that the marker waits in S and every earlier hit has left stage Q (the
 output layer's last step waits for it).
 
 Consecutive inferences follow each other in the same stream (``T`` markers each), so a lane
@@ -39,8 +50,6 @@ The access-count strobes of the ``stat_*`` ports live in :mod:`esl_hw.rtl_gen.st
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
@@ -86,6 +95,12 @@ def block_words(width: int) -> int:
     return SYNAPSE_BLOCK_RAM.deepest_words(width)
 
 
+def row_layout(ptr_bits: int) -> data.StructLayout:
+    """An entry of a lane's row queue: a row's synapse range ``start .. end - 1`` or, with
+    ``eos``, an end-of-step marker (range unused)."""
+    return data.StructLayout({"start": unsigned(ptr_bits), "end": unsigned(ptr_bits), "eos": 1})
+
+
 def event_layout(index_bits: int) -> data.StructLayout:
     """Payload of a spike event stream: ``index`` (low bits) then the end-of-step flag ``eos``."""
     if index_bits < 1:
@@ -107,6 +122,8 @@ class CsrIntegrator(wiring.Component):
         width). A longer synapse memory is split into blocks of this many words, each read into
         its own register before one multiplexer picks the word: Yosys would otherwise put a
         multiplexer between the block RAMs and the first register.
+    row_queue_depth : int or None
+        Entries of the row queue (module doc), 0 for none; default ``plan.row_queue_depth``.
 
     Attributes
     ----------
@@ -125,11 +142,11 @@ class CsrIntegrator(wiring.Component):
     bank : Out(1)
         Bank of the step whose events are read now (the hits of a marker taken later).
     step_valid : Out(1)
-        An end-of-step marker waits in stage P and every earlier hit has been presented.
+        An end-of-step marker waits in stage S and every earlier hit has been presented.
     step_ready : In(1)
-        The marker in stage P may be taken (it is, once the row before it has streamed).
+        The marker in stage S may be taken (it is, once the row before it has streamed).
     step_taken : Out(1)
-        The marker in stage P is taken this cycle; the next events' hits go to the other bank.
+        The marker in stage S is taken this cycle; the next rows' hits go to the other bank.
     busy : Out(1)
         A hit is in flight (stages R to Q).
     busy_old : Out(1)
@@ -151,7 +168,13 @@ class CsrIntegrator(wiring.Component):
         change nothing.
     """
 
-    def __init__(self, plan: LayerPlan, lane: int = 0, syn_block_words: int | None = None) -> None:
+    def __init__(
+        self,
+        plan: LayerPlan,
+        lane: int = 0,
+        syn_block_words: int | None = None,
+        row_queue_depth: int | None = None,
+    ) -> None:
         if not isinstance(plan, LayerPlan):
             self._MustUse__silence = True  # never elaborated: no unused-elaboratable warning
             raise TypeError(f"plan must be a LayerPlan, got {plan!r}")
@@ -164,9 +187,16 @@ class CsrIntegrator(wiring.Component):
         if isinstance(words, bool) or not isinstance(words, int) or words < 2 or words & (words - 1):
             self._MustUse__silence = True
             raise ValueError(f"syn_block_words must be a power of two >= 2, got {syn_block_words!r}")
+        if row_queue_depth is None:
+            row_queue_depth = plan.row_queue_depth
+        depth = row_queue_depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            self._MustUse__silence = True
+            raise ValueError(f"row_queue_depth must be an integer >= 0, got {row_queue_depth!r}")
         self.plan = plan
         self.lane = lane
         self.syn_block_words = syn_block_words
+        self.row_queue_depth = row_queue_depth
         super().__init__(
             {
                 "events": In(stream.Signature(event_layout(plan.in_index_bits))),
@@ -244,13 +274,20 @@ class CsrIntegrator(wiring.Component):
         a_eos = Signal()
         a_index = Signal(plan.in_index_bits)
         a_next = Signal(plan.in_index_bits + 1)
+        # Stage S: the next row range or marker for stage R, from the row queue's head or, when
+        # the queue is empty, straight from stage P.
+        s_taken = Signal()
+        s_valid, s_eos, s_start, s_end, from_p = self._row_source(
+            m, s_taken, p_valid, p_eos, p_empty_row, p_start, p_end
+        )
         m.d.comb += [
+            s_taken.eq(p_load | self.step_taken),
             r_last.eq(r_active & r_at_final),
             r_free.eq(~r_active | r_last),
             p_empty.eq(p_valid & ~p_eos & p_empty_row),
-            p_load.eq(p_valid & ~p_eos & ~p_empty_row & r_free),
-            self.step_taken.eq(p_valid & p_eos & r_free & self.step_ready),
-            p_consume.eq(p_empty | p_load | self.step_taken),
+            p_load.eq(s_valid & ~s_eos & r_free),
+            self.step_taken.eq(s_valid & s_eos & r_free & self.step_ready),
+            p_consume.eq(p_empty | (from_p & s_taken) | self._queued),
             e_move.eq(e_valid & (~p_valid | p_consume)),
             a_move.eq(a_valid & (~e_valid | e_move)),
             self.events.ready.eq(~a_valid | a_move),
@@ -301,9 +338,9 @@ class CsrIntegrator(wiring.Component):
                 r_active.eq(1),
                 r_bank.eq(bank),
                 r_inf.eq(inference),
-                r_addr.eq(p_start),
-                r_final.eq(p_end - 1),
-                r_at_final.eq(p_start + 1 == p_end),
+                r_addr.eq(s_start),
+                r_final.eq(s_end - 1),
+                r_at_final.eq(s_start + 1 == s_end),
             ]
         with m.Elif(r_last):
             m.d.sync += r_active.eq(0)
@@ -333,7 +370,7 @@ class CsrIntegrator(wiring.Component):
             self.bank.eq(bank),
             self.inference.eq(inference),
             self.syn_inference.eq(r_inf),
-            self.step_valid.eq(p_valid & p_eos & ~self.busy),
+            self.step_valid.eq(s_valid & s_eos & ~self.busy),
         ]
         m.d.sync += [
             h_valid.eq(r_active),
@@ -356,6 +393,40 @@ class CsrIntegrator(wiring.Component):
             self.hit_inference.eq(q_inf),
         ]
         return m
+
+    def _row_source(self, m: Module, s_taken, p_valid, p_eos, p_empty_row, p_start, p_end) -> tuple:
+        """Stage S: what stage R takes next, ``(valid, eos, start, end, from_p)``.
+
+        Without a row queue (``row_queue_depth`` 0) it is stage P itself. With one (module doc),
+        it is the queue's head, or stage P when the queue is empty (``from_p``: no cycle lost to
+        the queue then); a row or marker in P that stage R does not take this cycle
+        (``s_taken``) goes into the queue (``self._queued``), so P moves on to the next event.
+        Rows empty in this lane never enter it."""
+        if not self.row_queue_depth:
+            self._queued = 0
+            return p_valid & (p_eos | ~p_empty_row), p_eos, p_start, p_end, 1
+        layout = row_layout(self.plan.ptr_bits)
+        m.submodules.row_queue = queue = fifo.SyncFIFO(width=layout.size, depth=self.row_queue_depth)
+        head = data.View(layout, queue.r_data)
+        written = data.View(layout, queue.w_data)
+        from_p = ~queue.r_rdy
+        p_item = p_valid & (p_eos | ~p_empty_row)
+        self._queued = Signal(name="p_queued")
+        m.d.comb += [
+            queue.r_en.eq(s_taken),
+            written.start.eq(p_start),
+            written.end.eq(p_end),
+            written.eos.eq(p_eos),
+            queue.w_en.eq(p_item & ~(from_p & s_taken)),
+            self._queued.eq(queue.w_en & queue.w_rdy),
+        ]
+        return (
+            queue.r_rdy | p_item,
+            Mux(from_p, p_eos, head.eos),
+            Mux(from_p, p_start, head.start),
+            Mux(from_p, p_end, head.end),
+            from_p,
+        )
 
     def _synapse_words(self, m: Module, addr: Signal, enable: Signal) -> tuple[object, int]:
         """Synapse memory blocks ``syn_mem``, ``syn_mem1``, …: read at ``addr`` (stage R), each
@@ -417,109 +488,6 @@ class CsrIntegrator(wiring.Component):
         t_group = Signal(range(len(grouped)), name="syn_t_group")
         m.d.sync += t_group.eq(g_block[low:])
         return Array(grouped)[t_group], 1
-
-
-@dataclass
-class RmwPorts:
-    """What :func:`read_modify_write` drives into a memory during the integrate phase, and whether
-    an update is still in flight (``busy``: the memory must not be handed to another phase;
-    ``busy_old``: an update of a step whose marker the integrator has taken). With two banks
-    ``read_bank`` and ``write_bank`` name the bank of the read and of the write (else 0)."""
-
-    read_addr: Signal
-    read_en: Signal
-    write_addr: Signal
-    write_data: Signal
-    write_en: Signal
-    busy: Signal
-    busy_old: object = 0
-    read_bank: object = 0
-    write_bank: object = 0
-    write_inference: object = 0
-
-
-def read_modify_write(m: Module, plan: LayerPlan, front: CsrIntegrator, read_data, lane: int) -> RmwPorts:
-    """Pipelined ``mem[col] <- mem[col] + w`` for ``front``'s hits, one per cycle, no stall.
-
-    ::
-
-        cycle h   : read mem[col]                     (hit presented by ``front``)
-        cycle h+1 : the word at the read port         (stage 1)
-        cycle h+2 : mem[col] <- x + w                 (stage 2; x registered from stage 1)
-
-    The read of cycle ``h`` misses the writes of cycles ``h`` and ``h+1`` (the read port is not
-    transparent), so stage 2 takes ``x`` from the sum written one cycle earlier (``s3``) or two
-    cycles earlier (``s4``) when it went to the same ``col``, else from the memory: every
-    block-RAM output goes straight into a register and the adder starts from flip-flops.
-    ``read_data`` is the memory's read-port data (signed, ``plan.acc_bits`` wide), or a pair of
-    read-port data ``(bank 0, bank 1)`` of two memories: each hit updates the bank of its step
-    (``front.hit_bank``, carried through the stages), each word is registered on its own and
-    the choice is made behind the registers, next to the adder; a sum is forwarded only to a hit
-    of the same bank. The caller routes the returned ports to the memory of ``read_bank`` and
-    ``write_bank``. ``write_inference`` is the parity of the written hit's inference
-    (``front.hit_inference`` carried to stage 2), for the counters.
-    """
-    acc = signed(plan.acc_bits)
-    s1_valid = Signal(name=f"rmw1_valid{lane}")
-    s1_col = Signal(plan.local_bits, name=f"rmw1_col{lane}")
-    s1_weight = Signal(signed(plan.w_bits), name=f"rmw1_weight{lane}")
-    s2_valid = Signal(name=f"rmw2_valid{lane}")
-    s2_col = Signal(plan.local_bits, name=f"rmw2_col{lane}")
-    s2_weight = Signal(signed(plan.w_bits), name=f"rmw2_weight{lane}")
-    banks = tuple(read_data) if isinstance(read_data, tuple | list) else (read_data,)
-    if len(banks) not in (1, 2):
-        raise ValueError(f"read_modify_write takes one or two read ports, got {len(banks)}")
-    banked = len(banks) == 2
-    s1_bank = Signal(name=f"rmw1_bank{lane}")
-    s2_bank = Signal(name=f"rmw2_bank{lane}")
-    s3_bank = Signal(name=f"rmw3_bank{lane}")
-    s2_words = [Signal(acc, name=f"rmw2_data{lane}_{bank}", reset_less=True) for bank in range(len(banks))]
-    s2_data = Mux(s2_bank, s2_words[1], s2_words[0]) if banked else s2_words[0]
-    s2_from3 = Signal(name=f"rmw2_from3_{lane}")
-    s2_from4 = Signal(name=f"rmw2_from4_{lane}")
-    s3_valid = Signal(name=f"rmw3_valid{lane}")
-    s3_col = Signal(plan.local_bits, name=f"rmw3_col{lane}")
-    s3_sum = Signal(acc, name=f"rmw3_sum{lane}")
-    s4_sum = Signal(acc, name=f"rmw4_sum{lane}")
-    total = Signal(acc, name=f"rmw_sum{lane}")
-    m.d.sync += [
-        s1_valid.eq(front.hit_valid),
-        s1_col.eq(front.hit_col),
-        s1_weight.eq(front.hit_weight),
-        s2_valid.eq(s1_valid),
-        s2_col.eq(s1_col),
-        s2_weight.eq(s1_weight),
-        *(word.eq(data) for word, data in zip(s2_words, banks, strict=True)),
-        s2_from3.eq(s2_valid & (s2_col == s1_col) & (s2_bank == s1_bank if banked else 1)),
-        s2_from4.eq(s3_valid & (s3_col == s1_col) & (s3_bank == s1_bank if banked else 1)),
-        s3_valid.eq(s2_valid),
-        s3_col.eq(s2_col),
-        s3_sum.eq(total),
-        s4_sum.eq(s3_sum),
-    ]
-    m.d.comb += total.eq(Mux(s2_from3, s3_sum, Mux(s2_from4, s4_sum, s2_data)) + s2_weight)
-    busy = Signal(name=f"rmw_busy{lane}")
-    m.d.comb += busy.eq(s1_valid | s2_valid)
-    s1_inf = Signal(name=f"rmw1_inf{lane}")
-    s2_inf = Signal(name=f"rmw2_inf{lane}")
-    m.d.sync += [s1_inf.eq(front.hit_inference), s2_inf.eq(s1_inf)]
-    if not banked:
-        return RmwPorts(front.hit_col, front.hit_valid, s2_col, total, s2_valid, busy, write_inference=s2_inf)
-    m.d.sync += [s1_bank.eq(front.hit_bank), s2_bank.eq(s1_bank), s3_bank.eq(s2_bank)]
-    busy_old = Signal(name=f"rmw_busy_old{lane}")
-    m.d.comb += busy_old.eq((s1_valid & (s1_bank != front.bank)) | (s2_valid & (s2_bank != front.bank)))
-    return RmwPorts(
-        front.hit_col,
-        front.hit_valid,
-        s2_col,
-        total,
-        s2_valid,
-        busy,
-        busy_old,
-        front.hit_bank,
-        s2_bank,
-        s2_inf,
-    )
 
 
 def lane_access_members(plan: LayerPlan) -> dict:

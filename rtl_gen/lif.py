@@ -6,7 +6,7 @@ own event FIFO, CSR integrator (:mod:`esl_hw.rtl_gen.integrate`) and bank of cur
 potentials, so all ``L`` lanes perform one synaptic operation per cycle without conflicts.
 
 Integrate phase, per lane and hit ``(g, w)``, a pipelined read-modify-write
-(:func:`esl_hw.rtl_gen.integrate.read_modify_write`)::
+(:func:`esl_hw.rtl_gen.rmw.read_modify_write`)::
 
     cycle h   : read cur[g]
     cycle h+2 : cur[g] <- cur[g] + w            (the word registered at h+1)
@@ -57,12 +57,10 @@ from amaranth.lib.wiring import In, Out
 
 from esl_hw.rtl_gen.integrate import (
     BLOCK_RAM,
-    RmwPorts,
     connect_lane_access,
     event_layout,
     lane_access_members,
     lane_front_ends,
-    read_modify_write,
 )
 from esl_hw.rtl_gen.lif_sweep import FORWARD_SLOTS, LeakFireLane, SweepControl, forwards, last_group_lanes
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
@@ -74,6 +72,7 @@ from esl_hw.rtl_gen.plan import (
     check_fifo_depth,
     unsigned_bits,
 )
+from esl_hw.rtl_gen.rmw import RmwPorts, read_modify_write
 from esl_hw.rtl_gen.spikes import SpikeSerializer, mask_layout
 from esl_hw.rtl_gen.strobes import all_of, drive_stat, inference_parity, pointer_reads, stat_shape
 

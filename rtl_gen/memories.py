@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from esl_hw import limits
-from esl_hw.rtl_gen.hardware import ICE40_SPRAM, SYNAPSE_BLOCK_RAM, HardwareConfig
+from esl_hw.rtl_gen.hardware import ICE40_SPRAM, SYNAPSE_BLOCK_RAM, HardwareConfig, row_queue_depth
 
 #: Words of flip-flops between each spike-mask FIFO and its serializer (the FIFO is popped when they
 #: have room, so the serializer's logic never reaches the FIFO's block RAM in one cycle).
@@ -182,7 +182,7 @@ class CoreMemory:
         What it holds, a key of :func:`memory_bits` (:data:`ROLES`).
     kind : str
         ``ptr``, ``syn``, ``pot``, ``isyn``, ``cur``, ``bias``, ``acc``, ``lane_fifo``,
-        ``mask_fifo``, ``mask_skid``, ``spike_fifo`` or ``hist``.
+        ``row_queue``, ``mask_fifo``, ``mask_skid``, ``spike_fifo`` or ``hist``.
     layer, lane : int or None
         Where it lives (``None``: not per layer, or not per lane).
     depth, width : int
@@ -225,7 +225,7 @@ class CoreMemory:
     def parts(self) -> tuple[tuple[str, int], ...]:
         """``(path, depth)`` of each memory the gateware instantiates for it (a buffered FIFO's
         storage holds ``depth - 1`` words, the last one is its output register)."""
-        if self.kind == "mask_skid":
+        if self.kind in ("mask_skid", "row_queue"):  # unbuffered: every word in its storage
             return ((f"{self.name}.storage", self.depth),)
         if self.is_fifo:
             return ((f"{self.name}.storage", self.depth - 1),)
@@ -317,6 +317,11 @@ def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory
     for lane in range(lanes):
         width = shape.in_index_bits + 1  # {index, end of step}
         memories.append(memory(f"queue{lane}", "fifos", "lane_fifo", lane, config.lane_fifo_depth, width))
+    queue_depth, queue_width = row_queue_depth(lanes), 2 * shape.ptr_bits + 1  # {start, end, eos}
+    if queue_depth:
+        for lane in range(lanes):
+            queue = memory(f"front{lane}.row_queue", "fifos", "row_queue", lane, queue_depth, queue_width)
+            memories.append(queue)
     return memories
 
 

@@ -2,7 +2,7 @@
 
 Integrate phase: as in the LIF core, ``L`` lanes, each with its own event FIFO, CSR and bank of
 accumulators (output ``i`` in bank ``i mod L``), ``acc[col] <- acc[col] + w`` per hit by a
-pipelined read-modify-write (:func:`~esl_hw.rtl_gen.integrate.read_modify_write`: forwarding, no
+pipelined read-modify-write (:func:`~esl_hw.rtl_gen.rmw.read_modify_write`: forwarding, no
 bubble on back-to-back hits to one output).
 The accumulators keep their value across steps, so a lane takes the end-of-step markers of
 steps ``0 .. T-2`` in band, without waiting for the other lanes or for its hits to drain (each
@@ -31,10 +31,10 @@ from esl_hw.rtl_gen.integrate import (
     event_layout,
     lane_access_members,
     lane_front_ends,
-    read_modify_write,
 )
 from esl_hw.rtl_gen.memory_map import access_signature, attach_access
 from esl_hw.rtl_gen.plan import DEFAULT_LANE_FIFO_DEPTH, LayerPlan, check_fifo_depth, unsigned_bits
+from esl_hw.rtl_gen.rmw import read_modify_write
 from esl_hw.rtl_gen.strobes import all_of, any_of, drive_stat, pointer_reads, stat_shape
 
 

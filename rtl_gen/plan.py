@@ -29,7 +29,9 @@ and no padding: each lane streams only real synapses. Per lane:
   whichever is wider), ``groups`` words per bank, and with a bias one table of ``T·bias[i]``
   added at readout;
 - an event FIFO (``lane_fifo_depth`` words of ``{index, end-of-step}``) that lets the lanes drift
-  apart within a time step.
+  apart within a time step;
+- with ``L > 1``, a row queue (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` words of
+  ``{start, end, end-of-step}``, ``2·ptr_bits + 1`` bits) between its pointer and synapse stages.
 
 Between layers: a spike-mask FIFO in every LIF layer (``spike_fifo_depth`` words of ``{group,
 mask of L spikes, end-of-step}``) and a spike event FIFO (``fifo_depth`` words of ``{index,
@@ -53,6 +55,7 @@ from esl_hw.rtl_gen.hardware import (
     SYNAPSE_MEMORIES,
     HardwareConfig,
     check_fifo_depth,
+    row_queue_depth,
 )
 from esl_hw.rtl_gen.memories import (
     MASK_SKID_WORDS,
@@ -270,6 +273,12 @@ class LayerPlan(BankGeometry):
             acc_bits=self.acc_bits,
             bias_bits=self.bias_bits,
         )
+
+    @property
+    def row_queue_depth(self) -> int:
+        """Entries of each lane's row queue (:class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`,
+        :func:`~esl_hw.rtl_gen.hardware.row_queue_depth`)."""
+        return row_queue_depth(self.lanes)
 
     def syn_block_words(self) -> int:
         """Words per synapse-memory block of the gateware (:meth:`LayerShape.syn_block_words`)."""

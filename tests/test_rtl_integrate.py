@@ -20,8 +20,10 @@ def plan_for(layer) -> LayerPlan:
     return plan_model(Model((layer, output), timesteps=2))[0]
 
 
-def integrator_for(layer, syn_block_words: int | None = None) -> CsrIntegrator:
-    return CsrIntegrator(plan_for(layer), syn_block_words=syn_block_words)
+def integrator_for(
+    layer, syn_block_words: int | None = None, row_queue_depth: int | None = None
+) -> CsrIntegrator:
+    return CsrIntegrator(plan_for(layer), syn_block_words=syn_block_words, row_queue_depth=row_queue_depth)
 
 
 def run_integrator(front: CsrIntegrator, stream: list[tuple[int, int]], step_delay: int = 3, before=None):
@@ -79,14 +81,15 @@ def expected_hits(layer, indices) -> list[tuple[int, int]]:
     return hits
 
 
+@pytest.mark.parametrize("queue", [0, 1, 3, 8])
 @pytest.mark.parametrize("seed", range(6))
-def test_hits_follow_csr_rows_and_markers(seed) -> None:
+def test_hits_follow_csr_rows_and_markers(seed, queue) -> None:
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, 16, 11, [0.0, 0.2, 0.5, 1.0][seed % 4] or 0.05, w_bits=5, v_bits=8, threshold=9)
     steps = [sorted(rng.choice(16, rng.integers(0, 10), replace=False).tolist()) for _ in range(4)]
     stream = [(index, 0) for step in steps for index in [*step, -1]]
     stream = [(0, 1) if index < 0 else (index, 0) for index, _ in stream]
-    trace, _ = run_integrator(integrator_for(layer), stream)
+    trace, _ = run_integrator(integrator_for(layer, row_queue_depth=queue), stream)
     got, hits = [], []
     for item in trace:
         if item[0] == "eos":
@@ -97,18 +100,26 @@ def test_hits_follow_csr_rows_and_markers(seed) -> None:
     assert got == [expected_hits(layer, step) for step in steps]
 
 
-def test_back_to_back_rows_stream_without_bubbles() -> None:
+@pytest.mark.parametrize("queue", [0, 8])
+def test_back_to_back_rows_stream_without_bubbles(queue) -> None:
     rng = np.random.default_rng(1)
     mask = rng.random((20, 9)) < 0.5
     mask[:, 0] = True  # no empty row
     layer = layer_from_dense(rng.integers(-8, 8, (20, 9)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
     stream = [(index, 0) for index in range(20)] + [(0, 1)]
-    trace, first = run_integrator(integrator_for(layer), stream)
+    trace, first = run_integrator(integrator_for(layer, row_queue_depth=queue), stream)
     cycles = [item[3] for item in trace if item[0] == "hit"]
     assert len(cycles) == layer.nnz
     # Seven cycles from the first accepted event to the first hit (A, E, P, R, H, G, Q), then one
-    # hit every cycle.
+    # hit every cycle: the row queue adds no latency.
     assert cycles == list(range(first + 7, first + 7 + layer.nnz))
+
+
+@pytest.mark.parametrize("depth", [-1, 1.5, True, "8"])
+def test_integrator_rejects_a_bad_row_queue_depth(depth) -> None:
+    layer = layer_from_dense(np.ones((3, 2), dtype=np.int64), "lif", 4, v_bits=8, threshold=9)
+    with pytest.raises(ValueError, match="row_queue_depth must be an integer >= 0"):
+        integrator_for(layer, row_queue_depth=depth)
 
 
 def test_empty_rows_cost_at_most_one_cycle_each() -> None:
@@ -156,8 +167,24 @@ def run_in_band(front: CsrIntegrator, stream: list[tuple[int, int]]) -> tuple[li
     return hits, taken
 
 
+def steps_in_band(layer, steps: list[list[int]], queue: int) -> tuple[list[int], list[int]]:
+    """Run ``steps`` (each its events, then a marker) through ``layer``'s integrator with a row
+    queue of ``queue`` entries and markers taken in band; assert that the hits are each step's CSR
+    expansion in bank ``k mod 2``. Returns the hits' cycles and the cycles the markers were taken."""
+    stream = [item for step in steps for item in [*((index, 0) for index in step), (0, 1)]]
+    hits, taken = run_in_band(integrator_for(layer, row_queue_depth=queue), stream)
+    want = [
+        (col, weight, number % 2)
+        for number, step in enumerate(steps)
+        for col, weight in expected_hits(layer, step)
+    ]
+    assert [hit[:3] for hit in hits] == want
+    return [hit[3] for hit in hits], taken
+
+
+@pytest.mark.parametrize("queue", [0, 8])
 @pytest.mark.parametrize("seed", range(4))
-def test_markers_are_taken_in_band_and_switch_the_bank(seed) -> None:
+def test_markers_are_taken_in_band_and_switch_the_bank(seed, queue) -> None:
     """With ``step_ready`` high a marker is taken right behind its step's last row, the hits of
     step ``k`` carry bank ``k mod 2``, in CSR order, and a row after a marker follows the row
     before it with one idle cycle (the marker's slot) at most."""
@@ -166,18 +193,27 @@ def test_markers_are_taken_in_band_and_switch_the_bank(seed) -> None:
     mask[:, 0] = True  # no empty row
     layer = layer_from_dense(rng.integers(-8, 8, (12, 7)) * mask, "lif", 5, v_bits=8, threshold=9, mask=mask)
     steps = [sorted(rng.choice(12, rng.integers(1, 6), replace=False).tolist()) for _ in range(5)]
-    stream = [item for step in steps for item in [*((index, 0) for index in step), (0, 1)]]
-    hits, taken = run_in_band(integrator_for(layer), stream)
-    want = [
-        (col, weight, number % 2)
-        for number, step in enumerate(steps)
-        for col, weight in expected_hits(layer, step)
-    ]
-    assert [hit[:3] for hit in hits] == want
-    cycles = [hit[3] for hit in hits]
+    cycles, taken = steps_in_band(layer, steps, queue)
     gaps = [after - before for before, after in zip(cycles, cycles[1:], strict=False)]
     assert max(gaps) <= 2 and sum(gap - 1 for gap in gaps) == len(steps) - 1
     assert len(taken) == len(steps) and taken == sorted(taken)
+
+
+@pytest.mark.parametrize("queue", [0, 1, 2, 8])
+def test_the_row_queue_lets_empty_rows_pass_a_streaming_row(queue) -> None:
+    """Rows of 3, 1, 0 and 0 synapses, repeated: without a queue the row of 1 waits in stage P
+    while the row of 3 streams, the two empty rows behind it only pass after, and the next row of
+    3 starts two cycles late; with a queue the row of 1 waits in the queue, P drops the empty
+    rows meanwhile, and the hits follow each other without a gap. The hits are the CSR expansion
+    either way, and a marker after them still switches the bank."""
+    dense = np.zeros((24, 5), dtype=np.int64)
+    dense[::4, 1:4] = np.arange(1, 19).reshape(6, 3)
+    dense[1::4, 0] = -np.arange(1, 7)
+    layer = layer_from_dense(dense, "lif", 6, v_bits=8, threshold=9)
+    cycles, taken = steps_in_band(layer, [list(range(24)), [3, 4, 5, 6]], queue)
+    gaps = [after - before - 1 for before, after in zip(cycles[:24], cycles[1:24], strict=False)]
+    assert gaps == ([0] * 23 if queue else [0, 0, 0, 2] * 5 + [0, 0, 0])
+    assert len(taken) == 2 and taken[0] < cycles[24]
 
 
 def test_event_layout_rejects_zero_width() -> None:
@@ -341,55 +377,3 @@ def test_rows_written_through_the_host_access_stream_as_written(words) -> None:
     trace, _ = run_integrator(front, stream, before=load)
     hits = [(item[1], item[2]) for item in trace if item[0] == "hit"]
     assert hits == expected_hits(written, [*range(12), 5, 11, 0, 3])
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_read_modify_write_never_uses_a_read_that_collides_with_a_write(seed) -> None:
-    """The memories carry ``no_rw_check`` (a read of the address written in the same cycle is
-    undefined on the FPGA): here such a read returns garbage, and the sums must still be exact."""
-    from types import SimpleNamespace
-
-    from amaranth import Module, Mux, Signal, signed
-    from amaranth.lib.memory import Memory
-
-    from esl_hw.rtl_gen.integrate import NO_RW_CHECK, read_modify_write
-
-    words, acc_bits = 3, 16
-    plan = SimpleNamespace(acc_bits=acc_bits, local_bits=2, w_bits=6)
-    front = SimpleNamespace(
-        hit_valid=Signal(), hit_col=Signal(2), hit_weight=Signal(signed(6)), hit_inference=Signal()
-    )
-    m = Module()
-    m.submodules.mem = mem = Memory(shape=signed(acc_bits), depth=words, init=[], attrs=NO_RW_CHECK)
-    read, write = mem.read_port(), mem.write_port()
-    collided = Signal()
-    m.d.sync += collided.eq(read.en & write.en & (read.addr == write.addr))
-    rmw = read_modify_write(m, plan, front, Mux(collided, 0x5A5A, read.data), 0)
-    m.d.comb += [
-        read.addr.eq(rmw.read_addr),
-        read.en.eq(rmw.read_en),
-        write.addr.eq(rmw.write_addr),
-        write.data.eq(rmw.write_data),
-        write.en.eq(rmw.write_en),
-    ]
-    rng = np.random.default_rng(seed)
-    hits = [
-        (bool(rng.random() < 0.8), int(rng.integers(words)), int(rng.integers(-32, 32))) for _ in range(300)
-    ]
-    collisions = []
-
-    async def testbench(ctx) -> None:
-        for valid, col, weight in [*hits, *[(False, 0, 0)] * 4]:
-            ctx.set(front.hit_valid, valid)
-            ctx.set(front.hit_col, col)
-            ctx.set(front.hit_weight, weight)
-            await ctx.tick()
-            collisions.append(ctx.get(collided))
-        sums = [sum(w for v, c, w in hits if v and c == col) for col in range(words)]
-        assert [ctx.get(mem.data[col]) for col in range(words)] == sums
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    assert sum(collisions) > 10  # the garbage was offered, and discarded

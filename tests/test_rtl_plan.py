@@ -15,6 +15,7 @@ from esl_hw import limits
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import LIMITS, SNNCore, memory_bits
+from esl_hw.rtl_gen.hardware import ROW_QUEUE_DEPTH, row_queue_depth
 from esl_hw.rtl_gen.lif import LifLayerCore
 from esl_hw.rtl_gen.output import OutputLayerCore
 from esl_hw.rtl_gen.plan import (
@@ -78,6 +79,7 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
     rng = np.random.default_rng(1)
     model = random_model(rng, [10, 7, 6, 3], density=0.4)
     sizes = dict.fromkeys(("row_pointers", "synapses", "potentials", "currents", "accumulators"), 0)
+    row_queues = 0  # each lane's row queue (with more than one lane): ROW_QUEUE_DEPTH x (2·ptr_bits + 1)
     for plan in plan_model(model, lanes):
         core = (LifLayerCore if plan.is_lif else OutputLayerCore)(plan)
         module = elaborate(core)
@@ -85,6 +87,13 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
             front = elaborate(module.submodules[f"front{lane}"])
             sizes["row_pointers"] += memory_size(front.submodules.ptr_mem)
             sizes["synapses"] += memory_size(front.submodules.syn_mem)
+            if lanes > 1:
+                queue = front.submodules.row_queue
+                assert queue.depth == ROW_QUEUE_DEPTH and queue.width == 2 * plan.ptr_bits + 1
+                row_queues += queue.depth * queue.width
+                queue._MustUse__silence = True
+            else:
+                assert "row_queue" not in front._named_submodules
             if plan.is_lif:
                 sizes["potentials"] += memory_size(module.submodules[f"pot_mem{lane}"])
                 sizes["currents"] += memory_size(module.submodules[f"cur_mem{lane}_even"])
@@ -100,7 +109,8 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
     mask_fifos += (2 + MASK_SKID_WORDS) * (plan_model(model, lanes)[1].local_bits + lanes + 1)
     skid = elaborate(LifLayerCore(plan_model(model, lanes)[0])).submodules.mask_skid
     assert skid.depth == MASK_SKID_WORDS
-    assert bits["fifos"] == 8 * (3 + 1) + 8 * (3 + 1) + lane_fifos + mask_fifos
+    assert bits["fifos"] == 8 * (3 + 1) + 8 * (3 + 1) + lane_fifos + mask_fifos + row_queues
+    assert (row_queues > 0) == (lanes > 1)
     unit = elaborate(RewireUnit(plan_model(model, lanes)))
     assert bits["rewiring"] == memory_size(unit.submodules.hist) > 0
     assert bits["total"] == sum(sizes.values()) + bits["fifos"] + bits["rewiring"]
@@ -371,3 +381,20 @@ def test_memory_bits_without_the_rewiring_unit() -> None:
     bits = memory_bits(model)
     assert bits["rewiring"] == 0
     assert bits["total"] == sum(value for key, value in bits.items() if key != "total")
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 16])
+def test_each_lane_has_a_row_queue_only_when_a_layer_has_more_than_one(lanes) -> None:
+    model = random_model(np.random.default_rng(4), [40, 20, 5], density=0.3)
+    plan = plan_model(model, lanes)
+    depth = ROW_QUEUE_DEPTH if lanes > 1 else 0
+    assert row_queue_depth(lanes) == depth and [layer.row_queue_depth for layer in plan] == [depth] * 2
+    queues = [memory for memory in plan.memories if memory.kind == "row_queue"]
+    assert len(queues) == (2 * lanes if depth else 0)
+    for memory in queues:
+        layer = plan[memory.layer]
+        assert (memory.name, memory.depth, memory.width) == (
+            f"layer{layer.index}.front{memory.lane}.row_queue",
+            depth,
+            2 * layer.ptr_bits + 1,
+        )
