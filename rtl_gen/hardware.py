@@ -35,20 +35,37 @@ DEFAULT_FIFO_DEPTH = 16
 #: Default depth of each lane's event FIFO (how far the lanes may drift apart, in events).
 DEFAULT_LANE_FIFO_DEPTH = 32
 
-#: Entries of each lane's row queue when a layer core has more than one lane: the row ranges and
-#: end-of-step markers its pointer stage has read and its synapse stage has not yet taken, so the
-#: pointer stage drops rows empty in the lane at one event per cycle while a longer row streams
-#: (:class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`). On the demo's shape at 16 lanes eight
-#: entries took nearly all of the gain (sixteen added under 0.1 %, four lost 1 %); on the ECP5
-#: the queue is LUT RAM (16 words per cell), so eight cost hardly more logic than four.
+#: Entries of each lane's row queue, where a layer core has one (:func:`row_queue_depth`): the row
+#: ranges and end-of-step markers its pointer stage has read and its synapse stage has not yet
+#: taken, so the pointer stage drops rows empty in the lane at one event per cycle while a longer
+#: row streams (:class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`). On the demo's shape at 16 lanes
+#: eight entries took nearly all of the gain sixteen did (four noticeably less); on the ECP5 the
+#: queue is LUT RAM (16 words per cell), so eight cost hardly more logic than four. Only hidden
+#: layers get them: the output layer's lanes take a few spikes per step and do not set the pace
+#: (queues there too left the cycles of the demo's shape at 16 lanes and of the trained
+#: 784-800-10 at density 0.05 on 8 lanes exactly as they were).
 ROW_QUEUE_DEPTH = 8
 
+#: The least expected saving, as a ratio of cycles per event, for which a layer gets row queues.
+ROW_QUEUE_MIN_GAIN = 1.05
 
-def row_queue_depth(lanes: int) -> int:
-    """Entries of each lane's row queue in a layer core of ``lanes`` lanes: :data:`ROW_QUEUE_DEPTH`
-    with more than one lane, none with one (a row is then empty in the lane only if it is empty
-    in the layer, and the queue would cost logic for nothing)."""
-    return ROW_QUEUE_DEPTH if lanes > 1 else 0
+
+def row_queue_depth(lanes: int, synapses: int, inputs: int) -> int:
+    """Entries of each lane's row queue in a layer of ``inputs`` rows and ``synapses`` synapses on
+    ``lanes`` lanes: :data:`ROW_QUEUE_DEPTH` where the queues are expected to save at least
+    :data:`ROW_QUEUE_MIN_GAIN`, else none.
+
+    With ``λ = synapses / (inputs · lanes)`` synapses per row and lane, taken as Poisson, a lane
+    without a queue pays ``E[max(1, n)] = λ + e^(−λ)`` cycles per event and with one
+    ``max(1, λ)``: the queues are built when ``λ + e^(−λ) >= 1.05 · max(1, λ)``, that is for
+    about ``0.33 <= λ <= 2.2`` and more than one lane. Outside that window rows are nearly all
+    empty in a lane (every event costs its one cycle either way) or nearly never (every row costs
+    its synapses either way), and the queue would be logic for nothing; with one lane a row is
+    empty in the lane only when it is empty in the layer."""
+    if lanes <= 1 or inputs <= 0:
+        return 0
+    rate = synapses / (inputs * lanes)
+    return ROW_QUEUE_DEPTH if rate + math.exp(-rate) >= ROW_QUEUE_MIN_GAIN * max(1.0, rate) else 0
 
 
 #: Default depth of the spike-mask FIFO behind each LIF layer's sweep: ``None`` sizes it to one whole

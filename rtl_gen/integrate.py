@@ -11,16 +11,16 @@ Pipeline (one register stage each)::
     accept event j (A) ──► pointer data (E) ──► pointers (P) ──[row queue]──► row range (R)
                        ──► synapse data (H) ──► synapse words (G) ──► hit (Q)
 
-Row queue (``row_queue_depth`` entries, :data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` when the
-layer has more than one lane, else none): without it stage P holds a row of ``n`` synapses until
-stage R takes it, so the events behind it wait even when their rows are empty in this lane, and
-a lane pays ``max(1, n)`` cycles per event. With it, stage P goes on at one event per cycle: it
-drops rows empty in the lane and puts the others, and the markers, in order into a FIFO (LUT
-RAM on the ECP5) whose head stage R takes (stage S: the head, or stage P itself while the queue
-is empty, so the queue adds no latency). A lane then pays ``max(E, Σ n)`` cycles for ``E``
-events whose rows hold ``Σ n`` of its synapses, as long as the queue has room. With many lanes
-most rows are empty in a lane (the demo's 784-128 layer at 16 lanes: about 0.8 synapses per row
-and lane), so the lanes keep up with the input's one event per cycle.
+Row queue (``row_queue_depth`` entries: :data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` where
+:func:`~esl_hw.rtl_gen.hardware.row_queue_depth` expects it to pay, else none): without it stage
+P holds a row of ``n`` synapses until stage R takes it, so the events behind it wait even when
+their rows are empty in this lane, and a lane pays ``max(1, n)`` cycles per event. With it,
+stage P goes on at one event per cycle: it drops rows empty in the lane and puts the others, and
+the markers, in order into a FIFO (LUT RAM on the ECP5) whose head stage R takes (stage S: the
+head, or stage P itself while the queue is empty, so the queue adds no latency). A lane then
+pays ``max(E, Σ n)`` cycles for ``E`` events whose rows hold ``Σ n`` of its synapses, as long as
+the queue has room. That matters where a row has about one synapse per lane (the demo's 784-128
+layer at 16 lanes: about 0.7), so that rows empty in a lane and rows of two or three alternate.
 
 Every block-RAM read port (E, H) feeds only a register (P, G): on ECP5 an EBR without output
 register has a 5.8 ns clock-to-output delay, so no logic may follow it in the same cycle. A

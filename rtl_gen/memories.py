@@ -127,6 +127,12 @@ class LayerShape(BankGeometry):
         return sum(self.lane_nnz)
 
     @property
+    def row_queue_depth(self) -> int:
+        """Entries of each lane's row queue: :func:`~esl_hw.rtl_gen.hardware.row_queue_depth` in
+        a hidden layer, none in the output layer (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH`)."""
+        return row_queue_depth(self.lanes, self.nnz, self.n_in) if self.is_lif else 0
+
+    @property
     def in_index_bits(self) -> int:
         return unsigned_bits(self.n_in - 1)
 
@@ -317,7 +323,7 @@ def layer_memories(shape: LayerShape, config: HardwareConfig) -> list[CoreMemory
     for lane in range(lanes):
         width = shape.in_index_bits + 1  # {index, end of step}
         memories.append(memory(f"queue{lane}", "fifos", "lane_fifo", lane, config.lane_fifo_depth, width))
-    queue_depth, queue_width = row_queue_depth(lanes), 2 * shape.ptr_bits + 1  # {start, end, eos}
+    queue_depth, queue_width = shape.row_queue_depth, 2 * shape.ptr_bits + 1  # {start, end, eos}
     if queue_depth:
         for lane in range(lanes):
             queue = memory(f"front{lane}.row_queue", "fifos", "row_queue", lane, queue_depth, queue_width)

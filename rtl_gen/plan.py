@@ -30,8 +30,10 @@ and no padding: each lane streams only real synapses. Per lane:
   added at readout;
 - an event FIFO (``lane_fifo_depth`` words of ``{index, end-of-step}``) that lets the lanes drift
   apart within a time step;
-- with ``L > 1``, a row queue (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` words of
-  ``{start, end, end-of-step}``, ``2·ptr_bits + 1`` bits) between its pointer and synapse stages.
+- in a hidden layer where it pays (:func:`~esl_hw.rtl_gen.hardware.row_queue_depth`: more than
+  one lane and about 0.33 to 2.2 synapses per row and lane), a row queue
+  (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` words of ``{start, end, end-of-step}``,
+  ``2·ptr_bits + 1`` bits) between its pointer and synapse stages.
 
 Between layers: a spike-mask FIFO in every LIF layer (``spike_fifo_depth`` words of ``{group,
 mask of L spikes, end-of-step}``) and a spike event FIFO (``fifo_depth`` words of ``{index,
@@ -276,9 +278,10 @@ class LayerPlan(BankGeometry):
 
     @property
     def row_queue_depth(self) -> int:
-        """Entries of each lane's row queue (:class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`,
-        :func:`~esl_hw.rtl_gen.hardware.row_queue_depth`)."""
-        return row_queue_depth(self.lanes)
+        """Entries of each lane's row queue (:class:`~esl_hw.rtl_gen.integrate.CsrIntegrator`):
+        :func:`~esl_hw.rtl_gen.hardware.row_queue_depth` in a hidden layer, none in the output
+        layer (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH`)."""
+        return row_queue_depth(self.lanes, self.nnz, self.n_in) if self.is_lif else 0
 
     def syn_block_words(self) -> int:
         """Words per synapse-memory block of the gateware (:meth:`LayerShape.syn_block_words`)."""

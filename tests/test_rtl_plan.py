@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from esl_hw import limits
 from esl_hw.artifact import Model, layer_from_dense
 from esl_hw.errors import EslError
 from esl_hw.rtl_gen import LIMITS, SNNCore, memory_bits
-from esl_hw.rtl_gen.hardware import ROW_QUEUE_DEPTH, row_queue_depth
+from esl_hw.rtl_gen.hardware import ROW_QUEUE_DEPTH, ROW_QUEUE_MIN_GAIN, row_queue_depth
 from esl_hw.rtl_gen.lif import LifLayerCore
 from esl_hw.rtl_gen.output import OutputLayerCore
 from esl_hw.rtl_gen.plan import (
@@ -87,7 +88,7 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
             front = elaborate(module.submodules[f"front{lane}"])
             sizes["row_pointers"] += memory_size(front.submodules.ptr_mem)
             sizes["synapses"] += memory_size(front.submodules.syn_mem)
-            if lanes > 1:
+            if plan.row_queue_depth:
                 queue = front.submodules.row_queue
                 assert queue.depth == ROW_QUEUE_DEPTH and queue.width == 2 * plan.ptr_bits + 1
                 row_queues += queue.depth * queue.width
@@ -110,6 +111,10 @@ def test_memory_bits_match_the_generated_memories(lanes) -> None:
     skid = elaborate(LifLayerCore(plan_model(model, lanes)[0])).submodules.mask_skid
     assert skid.depth == MASK_SKID_WORDS
     assert bits["fifos"] == 8 * (3 + 1) + 8 * (3 + 1) + lane_fifos + mask_fifos + row_queues
+    # 0.58 and 0.68 synapses per row and lane in the hidden layers at 4 lanes (0.38 in the output
+    # layer, which never has queues)
+    built = ROW_QUEUE_DEPTH if lanes > 1 else 0
+    assert [plan.row_queue_depth for plan in plan_model(model, lanes)] == [built, built, 0]
     assert (row_queues > 0) == (lanes > 1)
     unit = elaborate(RewireUnit(plan_model(model, lanes)))
     assert bits["rewiring"] == memory_size(unit.submodules.hist) > 0
@@ -383,18 +388,41 @@ def test_memory_bits_without_the_rewiring_unit() -> None:
     assert bits["total"] == sum(value for key, value in bits.items() if key != "total")
 
 
+@pytest.mark.parametrize(
+    ("lanes", "synapses", "inputs", "built"),
+    [
+        (1, 100, 100, False),  # one lane: never
+        (2, 0, 10, False),
+        (4, 12, 10, False),  # 0.3 synapses per row and lane: nearly every row empty in a lane
+        (4, 14, 10, True),  # 0.35
+        (16, 784 * 13, 784, True),  # the demo's shape: 0.8
+        (16, 784 * 35, 784, True),  # 2.2
+        (8, 784 * 18, 784, False),  # 2.3: rows nearly never empty in a lane
+        (2, 10**6, 10, False),
+    ],
+)
+def test_row_queues_are_built_where_they_are_expected_to_pay(lanes, synapses, inputs, built) -> None:
+    rate = synapses / (inputs * lanes)
+    assert row_queue_depth(lanes, synapses, inputs) == (ROW_QUEUE_DEPTH if built else 0)
+    if lanes > 1:  # the rule: λ + e^(−λ) >= 1.05 · max(1, λ)
+        assert built == (rate + math.exp(-rate) >= ROW_QUEUE_MIN_GAIN * max(1.0, rate))
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 16])
-def test_each_lane_has_a_row_queue_only_when_a_layer_has_more_than_one(lanes) -> None:
+def test_the_plan_lists_the_row_queues_it_builds(lanes) -> None:
     model = random_model(np.random.default_rng(4), [40, 20, 5], density=0.3)
     plan = plan_model(model, lanes)
-    depth = ROW_QUEUE_DEPTH if lanes > 1 else 0
-    assert row_queue_depth(lanes) == depth and [layer.row_queue_depth for layer in plan] == [depth] * 2
+    depths = [row_queue_depth(lanes, layer.nnz, layer.n_in) if layer.is_lif else 0 for layer in plan]
+    assert [layer.row_queue_depth for layer in plan] == depths
+    assert [shape.row_queue_depth for shape in plan.shapes] == depths
+    # about 20·0.3/2 = 3 and 5·0.3/2 = 0.75 synapses per row and lane at 2 lanes, 0.375 and 0.09 at 16
+    assert depths == ([ROW_QUEUE_DEPTH, 0] if lanes == 16 else [0, 0])
     queues = [memory for memory in plan.memories if memory.kind == "row_queue"]
-    assert len(queues) == (2 * lanes if depth else 0)
+    assert len(queues) == sum(lanes for depth in depths if depth)
     for memory in queues:
         layer = plan[memory.layer]
         assert (memory.name, memory.depth, memory.width) == (
             f"layer{layer.index}.front{memory.lane}.row_queue",
-            depth,
+            ROW_QUEUE_DEPTH,
             2 * layer.ptr_bits + 1,
         )
