@@ -276,18 +276,17 @@ class CsrIntegrator(wiring.Component):
         a_next = Signal(plan.in_index_bits + 1)
         # Stage S: the next row range or marker for stage R, from the row queue's head or, when
         # the queue is empty, straight from stage P.
-        s_taken = Signal()
-        s_valid, s_eos, s_start, s_end, from_p = self._row_source(
-            m, s_taken, p_valid, p_eos, p_empty_row, p_start, p_end
+        s_row, s_marker, s_start, s_end, p_taken = self._row_source(
+            m, p_load | self.step_taken, p_valid, p_eos, p_empty_row, p_start, p_end
         )
         m.d.comb += [
-            s_taken.eq(p_load | self.step_taken),
             r_last.eq(r_active & r_at_final),
             r_free.eq(~r_active | r_last),
             p_empty.eq(p_valid & ~p_eos & p_empty_row),
-            p_load.eq(s_valid & ~s_eos & r_free),
-            self.step_taken.eq(s_valid & s_eos & r_free & self.step_ready),
-            p_consume.eq(p_empty | (from_p & s_taken) | self._queued),
+            p_load.eq(s_row & r_free),
+            self.step_taken.eq(s_marker & r_free & self.step_ready),
+            # (without a queue the same expression as before the queue existed: the same netlist)
+            p_consume.eq(p_empty | p_load | self.step_taken if p_taken is None else p_empty | p_taken),
             e_move.eq(e_valid & (~p_valid | p_consume)),
             a_move.eq(a_valid & (~e_valid | e_move)),
             self.events.ready.eq(~a_valid | a_move),
@@ -370,7 +369,7 @@ class CsrIntegrator(wiring.Component):
             self.bank.eq(bank),
             self.inference.eq(inference),
             self.syn_inference.eq(r_inf),
-            self.step_valid.eq(s_valid & s_eos & ~self.busy),
+            self.step_valid.eq(s_marker & ~self.busy),
         ]
         m.d.sync += [
             h_valid.eq(r_active),
@@ -395,37 +394,39 @@ class CsrIntegrator(wiring.Component):
         return m
 
     def _row_source(self, m: Module, s_taken, p_valid, p_eos, p_empty_row, p_start, p_end) -> tuple:
-        """Stage S: what stage R takes next, ``(valid, eos, start, end, from_p)``.
+        """Stage S: what stage R takes next, ``(row, marker, start, end, p_taken)``: a row
+        ``start .. end - 1`` waits, a marker waits, and (``p_taken``) whether stage P's row or
+        marker leaves P this cycle.
 
-        Without a row queue (``row_queue_depth`` 0) it is stage P itself. With one (module doc),
-        it is the queue's head, or stage P when the queue is empty (``from_p``: no cycle lost to
-        the queue then); a row or marker in P that stage R does not take this cycle
-        (``s_taken``) goes into the queue (``self._queued``), so P moves on to the next event.
-        Rows empty in this lane never enter it."""
+        Without a row queue (``row_queue_depth`` 0) stage S is stage P itself, and P's row or
+        marker leaves when stage R takes it (``p_taken`` ``None``: ``s_taken``). With one (module
+        doc), stage S is the queue's head, or stage P when the queue is empty (no cycle lost to
+        the queue then); a row or marker in P that stage R does not take this cycle goes into the
+        queue, so P moves on to the next event. Rows empty in this lane never enter it."""
+        p_row = p_valid & ~p_eos & ~p_empty_row
+        p_marker = p_valid & p_eos
         if not self.row_queue_depth:
-            self._queued = 0
-            return p_valid & (p_eos | ~p_empty_row), p_eos, p_start, p_end, 1
+            return p_row, p_marker, p_start, p_end, None
         layout = row_layout(self.plan.ptr_bits)
         m.submodules.row_queue = queue = fifo.SyncFIFO(width=layout.size, depth=self.row_queue_depth)
         head = data.View(layout, queue.r_data)
         written = data.View(layout, queue.w_data)
         from_p = ~queue.r_rdy
-        p_item = p_valid & (p_eos | ~p_empty_row)
-        self._queued = Signal(name="p_queued")
+        p_taken = Signal(name="p_taken")
         m.d.comb += [
             queue.r_en.eq(s_taken),
             written.start.eq(p_start),
             written.end.eq(p_end),
             written.eos.eq(p_eos),
-            queue.w_en.eq(p_item & ~(from_p & s_taken)),
-            self._queued.eq(queue.w_en & queue.w_rdy),
+            queue.w_en.eq((p_row | p_marker) & ~(from_p & s_taken)),
+            p_taken.eq((from_p & s_taken) | (queue.w_en & queue.w_rdy)),
         ]
         return (
-            queue.r_rdy | p_item,
-            Mux(from_p, p_eos, head.eos),
+            Mux(from_p, p_row, ~head.eos),
+            Mux(from_p, p_marker, head.eos),
             Mux(from_p, p_start, head.start),
             Mux(from_p, p_end, head.end),
-            from_p,
+            p_taken,
         )
 
     def _synapse_words(self, m: Module, addr: Signal, enable: Signal) -> tuple[object, int]:
