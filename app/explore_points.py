@@ -170,6 +170,8 @@ def point_record(
     if synth is not None:
         for name in ("device", "freq_mhz", "timing_met", "rewiring", "spram", "utilisation"):
             details[name] = synth[name]
+        if synth.get("refusal"):  # refused before any tool ran: why
+            details["refusal"] = synth["refusal"]
     entry = cache.entry("train", train["key"])
     return {
         "number": number,

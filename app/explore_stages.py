@@ -155,7 +155,7 @@ def produce_synth(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
     model = load_model(request["model_dir"])
     build = claim.work / "build"
     shutil.rmtree(build, ignore_errors=True)
-    fits = True
+    fits, refusal = True, None
     try:
         synthesize(
             model,
@@ -168,8 +168,11 @@ def produce_synth(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
             synapse_memory=inputs["synapse_memory"],
             lane_fifo_depth=inputs["lane_fifo_depth"],
         )
-    except DoesNotFit:
-        fits = False
+    except DoesNotFit as error:
+        fits, refusal = False, str(error)
+    if not (build / "report.json").is_file():  # refused before any tool ran (block-memory estimate)
+        shutil.rmtree(build, ignore_errors=True)
+        return refused_synth(inputs, refusal)
     report = json.loads((build / "report.json").read_text())
     for name in ("report.json", "report.md"):
         if (build / name).is_file():
@@ -190,6 +193,32 @@ def produce_synth(claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
         "rewiring": report["rewiring"],
         "synapse_memory": report["synapse_memory"],
         "tool_seconds": report["seconds"],
+    }
+
+
+def refused_synth(inputs: dict[str, Any], refusal: str | None) -> dict[str, Any]:
+    """The synth result of a design that :func:`~esl_hw.fpga.synth.synthesize` refused before any
+    tool ran (its block memories alone exceed the device, so no report was written): a design
+    that does not fit, with the refusal's text and no figures."""
+    from esl_hw.fpga.targets import get_target
+
+    if refusal is None:
+        raise RuntimeError("synthesize wrote no report.json and raised nothing")
+    return {
+        "fits": False,
+        "refusal": refusal,
+        "device": get_target(inputs["target"]).device,
+        "fmax_mhz": None,
+        "freq_mhz": inputs["freq_mhz"],
+        "timing_met": None,
+        "utilisation": {},
+        "luts": None,
+        "ffs": None,
+        "bram": None,
+        "spram": None,
+        "rewiring": inputs["rewiring"],
+        "synapse_memory": inputs["synapse_memory"],
+        "tool_seconds": {},
     }
 
 

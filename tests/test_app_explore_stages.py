@@ -121,3 +121,27 @@ def test_a_stage_leaves_the_callers_progress_and_environment_as_they_were(
     before = progress.is_quiet()
     assert run_stage("cosim", request)["computed"] is False
     assert progress.is_quiet() == before and "ESL_HW_CACHE_MAX_MB" not in os.environ
+
+
+def test_a_design_refused_before_any_tool_is_a_point_that_does_not_fit(tmp_path: Path) -> None:
+    """``synthesize`` refuses a core whose block memories alone exceed the device before Yosys runs,
+    and writes no report: the synth stage records it as a design that does not fit, with the
+    refusal's text, instead of failing the point (a 784-512-10 at density 0.5 needs several times
+    the UP5K's SPRAM)."""
+    import numpy as np
+    from rtl_support import random_model
+
+    from esl_hw.artifact_io import save_model
+
+    model = random_model(np.random.default_rng(0), [784, 512, 10], density=0.5, w_bits=6)
+    model_dir = save_model(model, tmp_path / "model")
+    inputs = {"model": "m", "lanes": 4, "synapse_memory": "auto", "lane_fifo_depth": 4,
+              "target": "ice40-up5k", "freq_mhz": 24.0, "rewiring": False}  # fmt: skip
+    request = {"cache": str(tmp_path / "cache"), "key": stage_key("synth", inputs), "inputs": inputs,
+               "model_dir": str(model_dir), "deadline_s": 120.0, "environment": {}}  # fmt: skip
+    result = run_stage("synth", request)["result"]
+    assert result["fits"] is False and "does not fit iCE40UP5K" in result["refusal"]
+    assert "block-memory estimate" in result["refusal"] and result["device"] == "iCE40UP5K"
+    assert result["luts"] is None and result["fmax_mhz"] is None and result["utilisation"] == {}
+    entry = StageCache(tmp_path / "cache").entry("synth", request["key"])
+    assert json.loads((entry / RESULT).read_text())["fits"] is False, "kept in the cache like any result"
