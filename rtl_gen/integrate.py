@@ -140,7 +140,7 @@ class CsrIntegrator(wiring.Component):
     hit_inference : Out(1)
         Parity of the hit's inference: toggles with every ``T``-th marker taken (0 after reset).
     bank : Out(1)
-        Bank of the step whose events are read now (the hits of a marker taken later).
+        Bank of the step whose rows stage R takes now (the hits of a marker taken later).
     step_valid : Out(1)
         An end-of-step marker waits in stage S and every earlier hit has been presented.
     step_ready : In(1)
