@@ -31,7 +31,7 @@ and no padding: each lane streams only real synapses. Per lane:
 - an event FIFO (``lane_fifo_depth`` words of ``{index, end-of-step}``) that lets the lanes drift
   apart within a time step;
 - in a hidden layer where it pays (:func:`~esl_hw.rtl_gen.hardware.row_queue_depth`: more than
-  one lane and about 0.33 to 2.2 synapses per row and lane), a row queue
+  one lane and about 0.49 to 1.74 synapses per row and lane), a row queue
   (:data:`~esl_hw.rtl_gen.hardware.ROW_QUEUE_DEPTH` words of ``{start, end, end-of-step}``,
   ``2·ptr_bits + 1`` bits) between its pointer and synapse stages.
 
