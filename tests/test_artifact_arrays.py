@@ -67,28 +67,28 @@ def _write_bytes(change):
     return edit
 
 
-def _flip_data_byte(path: Path) -> None:
-    """Store the members uncompressed, then flip the last data byte of the first one (a CRC error)."""
+def _rewritten(path: Path, compression: int) -> tuple[bytearray, zipfile.ZipInfo]:
+    """Write the members of ``arrays.npz`` again with ``compression``; return the archive's bytes
+    and its first member's entry."""
     members = _members(path)
-    with zipfile.ZipFile(path / "arrays.npz", "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path / "arrays.npz", "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-    data = bytearray((path / "arrays.npz").read_bytes())
     with zipfile.ZipFile(path / "arrays.npz") as archive:
         info = archive.infolist()[0]
+    return bytearray((path / "arrays.npz").read_bytes()), info
+
+
+def _flip_data_byte(path: Path) -> None:
+    """Store the members uncompressed, then flip the last data byte of the first one (a CRC error)."""
+    data, info = _rewritten(path, zipfile.ZIP_STORED)
     name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     data[info.header_offset + 30 + name_length + extra_length + info.file_size - 1] ^= 0x01
     (path / "arrays.npz").write_bytes(bytes(data))
 
 
 def _corrupt_deflate(path: Path) -> None:
-    members = _members(path)
-    with zipfile.ZipFile(path / "arrays.npz", "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    data = bytearray((path / "arrays.npz").read_bytes())
-    with zipfile.ZipFile(path / "arrays.npz") as archive:
-        info = archive.infolist()[0]
+    data, info = _rewritten(path, zipfile.ZIP_DEFLATED)
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
     data[start : start + 8] = b"\xff" * 8
     (path / "arrays.npz").write_bytes(bytes(data))
